@@ -1,0 +1,44 @@
+//! Datasets: what the engine is fed and what the metric is scored against.
+//!
+//! A [`Dataset`] is indexable and streams: `get(i)` builds one sample on demand, so memory never grows with the
+//! size of the set. Every sample's tensors keep a leading batch axis of length 1; the evaluator batches samples
+//! by concatenating along that axis. Loaders are described by a small JSON data spec (see [`DataSpec`]).
+
+use std::collections::BTreeMap;
+
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// What a sample is scored against.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Annotation {
+    /// No label (calibration data, or metrics that compare with the FP32 model).
+    None,
+    /// A class index.
+    Label(i64),
+}
+
+/// One item of a dataset.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Model inputs by ONNX input name, each with a leading batch axis of length 1.
+    pub inputs: Vec<(String, Tensor)>,
+    /// The ground truth.
+    pub annotation: Annotation,
+    /// Free-form facts about the sample (file name, view…), carried into reports.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// An indexable, streaming collection of samples.
+pub trait Dataset: Send + Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+
+    /// Builds sample `index` (`index < len()`).
+    fn get(&self, index: usize) -> Result<Sample>;
+
+    /// True when the dataset holds no sample.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

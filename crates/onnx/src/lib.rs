@@ -1,0 +1,32 @@
+//! ONNX model I/O for aquant.
+//!
+//! The protobuf types are generated once from the vendored `proto/onnx.proto` (proto2) by
+//! `tools/gen-onnx-proto` and checked in, so building needs only `prost`, never `protoc`. proto2 makes every
+//! scalar an `Option`; [`tensor`] and [`attr`] hide that for the few fields aquant reads and writes.
+//!
+//! Loading is lossless: a decode → encode round trip keeps the graph and initializers byte-identical, because
+//! prost keeps every known field and aquant only ever edits what it means to. External data is inlined on
+//! load (the in-memory model is self-contained) and written inline on save.
+#![deny(missing_docs)]
+
+mod error;
+mod fs;
+mod io;
+
+pub mod attr;
+pub mod tensor;
+
+/// The generated ONNX protobuf types (package `onnx`).
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    include!("generated/onnx.rs");
+}
+
+pub use error::OnnxError;
+pub use fs::write_atomic;
+pub use io::{
+    decode_model, default_opset, encode_model, load_model, save_model, SUPPORTED_OPSETS,
+};
+pub use proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
+};

@@ -1,0 +1,1 @@
+pub use tract_onnx;

@@ -1,10 +1,30 @@
 //! aquant: accuracy-aware post-training INT8 quantization of ONNX models.
+//!
+//! The library is what the `aquant` binary drives: load a model into a [`Graph`], open a [`Dataset`],
+//! pick a [`Metric`], run models through a [`Backend`] with an [`Evaluator`]. No module names an inference
+//! engine; engines live in their own crates (`aquant-tract`).
 #![deny(missing_docs)]
 
+mod backend;
 mod error;
+mod eval;
+mod progress;
+mod runner;
 mod tensor;
 
+pub mod builder;
 pub mod data;
+pub mod graph;
+pub mod metric;
+pub mod ops;
+// pub mod quantize;
 
+pub use backend::{Backend, Session};
+pub use data::{Annotation, Dataset, Sample};
 pub use error::{Error, Result};
+pub use eval::{Evaluation, Evaluator};
+pub use graph::{Graph, Patch};
+pub use metric::{Direction, Metric};
+pub use progress::{NoProgress, Progress};
+pub use runner::{run_batches, InputBinding};
 pub use tensor::Tensor;

@@ -49,9 +49,14 @@ impl Tensor {
 
     /// Row `index` along axis 0, keeping the axis (length 1).
     pub fn row(&self, index: usize) -> Tensor {
+        self.rows(index..index + 1)
+    }
+
+    /// Rows `range` along axis 0.
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Tensor {
         match self {
-            Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), (index..index + 1).into()).to_owned()),
-            Tensor::I64(a) => Tensor::I64(a.slice_axis(Axis(0), (index..index + 1).into()).to_owned()),
+            Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), range.into()).to_owned()),
+            Tensor::I64(a) => Tensor::I64(a.slice_axis(Axis(0), range.into()).to_owned()),
         }
     }
 

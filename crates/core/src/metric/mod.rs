@@ -1,0 +1,95 @@
+//! Metrics: how good a model's outputs are, sample by sample.
+//!
+//! POT's Metric interface is stateful (`update`, `avg_value`, `reset`); aquant asks instead for the value of
+//! *one* sample ([`Metric::sample_value`]) and an aggregate over per-sample values ([`Metric::aggregate`]).
+//! That is the same information, but it lets the evaluator cache per-sample values, evaluate any subset, run
+//! samples in parallel, pick the ranking subset by per-sample change, and stop early when the remaining
+//! samples cannot change a decision — none of which a stateful accumulator allows.
+//!
+//! A metric may compare with the FP32 model's outputs for the same sample (`needs_reference`): agreement, MSE
+//! and NMSE do; the evaluator then supplies them.
+
+mod builtin;
+
+use crate::data::Annotation;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+pub use builtin::{Agreement, FnMetric, MeanSquaredError, NormalizedMse, TopK};
+
+/// Whether larger values are better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Accuracy-like: a drop is `baseline - value`.
+    HigherBetter,
+    /// Error-like: a drop is `value - baseline`.
+    HigherWorse,
+}
+
+impl Direction {
+    /// How much `value` is worse than `baseline` (positive = worse).
+    pub fn drop(self, baseline: f64, value: f64) -> f64 {
+        match self {
+            Direction::HigherBetter => baseline - value,
+            Direction::HigherWorse => value - baseline,
+        }
+    }
+}
+
+/// A per-sample metric.
+pub trait Metric: Send + Sync {
+    /// Name shown in reports ("top1").
+    fn name(&self) -> &str;
+
+    /// Whether higher is better.
+    fn direction(&self) -> Direction {
+        Direction::HigherBetter
+    }
+
+    /// POT's metric `type` attribute ("accuracy", "error"…).
+    fn kind(&self) -> &str {
+        "accuracy"
+    }
+
+    /// True when [`Metric::sample_value`] needs the FP32 model's outputs for the same sample.
+    fn needs_reference(&self) -> bool {
+        false
+    }
+
+    /// Bounds of one sample's value, when known (e.g. `(0, 1)` for accuracy). The evaluator uses them to stop
+    /// early once the remaining samples cannot change a decision.
+    fn sample_bounds(&self) -> Option<(f64, f64)> {
+        None
+    }
+
+    /// The value of one sample. `outputs` are the model's outputs for that sample (leading axis of length 1);
+    /// `reference` the FP32 model's, when [`Metric::needs_reference`].
+    fn sample_value(&self, outputs: &[Tensor], annotation: &Annotation, reference: Option<&[Tensor]>) -> Result<f64>;
+
+    /// The metric over a set of samples; the mean by default.
+    fn aggregate(&self, values: &[f64]) -> f64 {
+        if values.is_empty() {
+            return f64::NAN;
+        }
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
+/// The built-in metric called `name`: `top1`, `top5` (any `topK`), `agreement`, `mse`, `nmse`.
+pub fn builtin(name: &str) -> Result<Box<dyn Metric>> {
+    let metric: Box<dyn Metric> = match name {
+        "agreement" => Box::new(Agreement),
+        "mse" => Box::new(MeanSquaredError),
+        "nmse" => Box::new(NormalizedMse),
+        _ => match name.strip_prefix("top").and_then(|k| k.parse::<usize>().ok()) {
+            Some(k) if k > 0 => Box::new(TopK::new(k)),
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown metric '{name}' (built-ins: top1, top5, topK, agreement, mse, nmse)"
+                )))
+            }
+        },
+    };
+    Ok(metric)
+}

@@ -3,7 +3,9 @@
 use aquant_onnx::proto::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
 use aquant_onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
 use aquant_onnx::proto::{OperatorSetIdProto, TensorShapeProto};
-use aquant_onnx::{tensor, AttributeProto, GraphProto, ModelProto, NodeProto, TypeProto, ValueInfoProto};
+use aquant_onnx::{
+    tensor, AttributeProto, GraphProto, ModelProto, NodeProto, TypeProto, ValueInfoProto,
+};
 
 /// A float32 value declaration; `None` dimensions are the symbolic batch `N`.
 pub fn float_value(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
@@ -63,13 +65,17 @@ impl ModelBuilder {
 
     /// Adds a float32 initializer.
     pub fn initializer(mut self, name: &str, dims: &[usize], values: &[f32]) -> Self {
-        self.graph.initializer.push(tensor::from_f32(name, dims, values));
+        self.graph
+            .initializer
+            .push(tensor::from_f32(name, dims, values));
         self
     }
 
     /// Adds an int64 initializer (shapes, axes).
     pub fn initializer_i64(mut self, name: &str, dims: &[usize], values: &[i64]) -> Self {
-        self.graph.initializer.push(tensor::from_i64(name, dims, values));
+        self.graph
+            .initializer
+            .push(tensor::from_i64(name, dims, values));
         self
     }
 

@@ -14,32 +14,45 @@ use aquant_onnx::ModelProto;
 use crate::backend::Backend;
 use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
-use crate::graph::Graph;
 use crate::metric::Metric;
 use crate::progress::Progress;
 use crate::runner::{run_batches, InputBinding};
 use crate::tensor::Tensor;
 
+/// One metric's result in an evaluation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MetricValue {
+    /// Metric name.
+    pub name: String,
+    /// Aggregate value over the evaluated samples.
+    pub value: f64,
+    /// Per-sample values, aligned with [`Evaluation::indices`].
+    pub per_sample: Vec<f64>,
+}
+
 /// The result of one evaluation.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Evaluation {
-    /// Metric name.
-    pub metric: String,
-    /// Aggregate value over the evaluated samples.
-    pub value: f64,
     /// Dataset indices evaluated, in order.
     pub indices: Vec<usize>,
-    /// Per-sample values, aligned with `indices`.
-    pub per_sample: Vec<f64>,
+    /// One entry per metric, in the evaluator's metric order.
+    pub metrics: Vec<MetricValue>,
     /// Wall time in seconds.
     pub seconds: f64,
 }
 
-/// Runs models over one dataset with one metric.
+impl Evaluation {
+    /// The first metric's aggregate value.
+    pub fn value(&self) -> f64 {
+        self.metrics[0].value
+    }
+}
+
+/// Runs models over one dataset with one or more metrics.
 pub struct Evaluator<'a> {
     backend: &'a dyn Backend,
     dataset: &'a dyn Dataset,
-    metric: &'a dyn Metric,
+    metrics: Vec<&'a dyn Metric>,
     batch_size: usize,
     progress: &'a dyn Progress,
     reference_model: Option<&'a ModelProto>,
@@ -51,7 +64,7 @@ impl<'a> Evaluator<'a> {
     pub fn new(
         backend: &'a dyn Backend,
         dataset: &'a dyn Dataset,
-        metric: &'a dyn Metric,
+        metrics: Vec<&'a dyn Metric>,
         reference_model: Option<&'a ModelProto>,
         batch_size: usize,
         progress: &'a dyn Progress,
@@ -59,16 +72,22 @@ impl<'a> Evaluator<'a> {
         if dataset.is_empty() {
             return Err(Error::data("the dataset is empty"));
         }
-        if metric.needs_reference() && reference_model.is_none() {
-            return Err(Error::Metric {
-                name: metric.name().into(),
-                message: "compares with the FP32 model, but no reference model was given".into(),
-            });
+        if metrics.is_empty() {
+            return Err(Error::Config("no metric given".into()));
+        }
+        if let Some(metric) = metrics.iter().find(|m| m.needs_reference()) {
+            if reference_model.is_none() {
+                return Err(Error::Metric {
+                    name: metric.name().into(),
+                    message: "compares with the FP32 model, but no reference model was given"
+                        .into(),
+                });
+            }
         }
         Ok(Evaluator {
             backend,
             dataset,
-            metric,
+            metrics,
             batch_size: batch_size.max(1),
             progress,
             reference_model,
@@ -81,9 +100,18 @@ impl<'a> Evaluator<'a> {
         self.dataset
     }
 
-    /// The metric.
-    pub fn metric(&self) -> &dyn Metric {
-        self.metric
+    /// The metrics.
+    pub fn metrics(&self) -> &[&'a dyn Metric] {
+        &self.metrics
+    }
+
+    /// The FP32 outputs cached for sample `index`, if any.
+    pub fn reference_outputs(&self, index: usize) -> Option<Vec<Tensor>> {
+        self.reference_outputs
+            .lock()
+            .expect("no panics while holding the lock")
+            .get(&index)
+            .cloned()
     }
 
     /// Every sample index of the dataset.
@@ -92,8 +120,13 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Per-sample outputs and annotations of `model` on `indices`.
-    pub fn outputs(&self, model: &ModelProto, indices: &[usize], label: &str) -> Result<Vec<(Vec<Tensor>, Annotation)>> {
-        let binding = InputBinding::new(&Graph::new(model.clone())?)?;
+    pub fn outputs(
+        &self,
+        model: &ModelProto,
+        indices: &[usize],
+        label: &str,
+    ) -> Result<Vec<(Vec<Tensor>, Annotation)>> {
+        let binding = InputBinding::from_model(model)?;
         let session = self.backend.prepare(model, &[])?;
         let mut outputs = Vec::with_capacity(indices.len());
         self.progress.start(label, indices.len() as u64);
@@ -117,58 +150,106 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates `model` on `indices`.
-    pub fn evaluate(&self, model: &ModelProto, indices: &[usize], label: &str) -> Result<Evaluation> {
+    pub fn evaluate(
+        &self,
+        model: &ModelProto,
+        indices: &[usize],
+        label: &str,
+    ) -> Result<Evaluation> {
         let start = Instant::now();
-        if self.metric.needs_reference() {
+        if self.metrics.iter().any(|m| m.needs_reference()) {
             self.ensure_reference(indices)?;
         }
         let outputs = self.outputs(model, indices, label)?;
-        let reference = self.reference_outputs.lock().expect("no panics while holding the lock");
-        let per_sample = indices
-            .iter()
-            .zip(&outputs)
-            .map(|(&i, (out, annotation))| {
-                self.sample_value(i, out, annotation, reference.get(&i).map(Vec::as_slice))
-            })
-            .collect::<Result<Vec<f64>>>()?;
-        Ok(Evaluation {
-            metric: self.metric.name().into(),
-            value: self.metric.aggregate(&per_sample),
-            indices: indices.to_vec(),
-            per_sample,
-            seconds: start.elapsed().as_secs_f64(),
-        })
+        let mut evaluation = self.score(indices, &outputs)?;
+        evaluation.seconds = start.elapsed().as_secs_f64();
+        Ok(evaluation)
     }
 
-    fn sample_value(
+    /// Scores per-sample outputs (as returned by [`Evaluator::outputs`] for `indices`) with every metric.
+    pub fn score(
         &self,
-        index: usize,
-        outputs: &[Tensor],
-        annotation: &Annotation,
-        reference: Option<&[Tensor]>,
-    ) -> Result<f64> {
-        let value = self.metric.sample_value(outputs, annotation, reference)?;
-        if !value.is_finite() {
-            return Err(Error::Metric {
-                name: self.metric.name().into(),
-                message: format!("returned {value} for sample {index}"),
-            });
+        indices: &[usize],
+        outputs: &[(Vec<Tensor>, Annotation)],
+    ) -> Result<Evaluation> {
+        if self.metrics.iter().any(|m| m.needs_reference()) {
+            self.ensure_reference(indices)?;
         }
-        Ok(value)
+        let reference = self
+            .reference_outputs
+            .lock()
+            .expect("no panics while holding the lock");
+        let metrics = self
+            .metrics
+            .iter()
+            .map(|metric| {
+                let per_sample = indices
+                    .iter()
+                    .zip(outputs)
+                    .map(|(&i, (out, annotation))| {
+                        sample_value(
+                            *metric,
+                            i,
+                            out,
+                            annotation,
+                            reference.get(&i).map(Vec::as_slice),
+                        )
+                    })
+                    .collect::<Result<Vec<f64>>>()?;
+                Ok(MetricValue {
+                    name: metric.name().into(),
+                    value: metric.aggregate(&per_sample),
+                    per_sample,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Evaluation {
+            indices: indices.to_vec(),
+            metrics,
+            seconds: 0.0,
+        })
     }
 
     fn ensure_reference(&self, indices: &[usize]) -> Result<()> {
         let missing: Vec<usize> = {
-            let cache = self.reference_outputs.lock().expect("no panics while holding the lock");
-            indices.iter().copied().filter(|i| !cache.contains_key(i)).collect()
+            let cache = self
+                .reference_outputs
+                .lock()
+                .expect("no panics while holding the lock");
+            indices
+                .iter()
+                .copied()
+                .filter(|i| !cache.contains_key(i))
+                .collect()
         };
         if missing.is_empty() {
             return Ok(());
         }
         let model = self.reference_model.expect("checked in Evaluator::new");
         let outputs = self.outputs(model, &missing, "FP32 reference")?;
-        let mut cache = self.reference_outputs.lock().expect("no panics while holding the lock");
+        let mut cache = self
+            .reference_outputs
+            .lock()
+            .expect("no panics while holding the lock");
         cache.extend(missing.into_iter().zip(outputs.into_iter().map(|(o, _)| o)));
         Ok(())
     }
+}
+
+/// One sample's value, rejecting non-finite results (a NaN would silently poison every comparison).
+fn sample_value(
+    metric: &dyn Metric,
+    index: usize,
+    outputs: &[Tensor],
+    annotation: &Annotation,
+    reference: Option<&[Tensor]>,
+) -> Result<f64> {
+    let value = metric.sample_value(outputs, annotation, reference)?;
+    if !value.is_finite() {
+        return Err(Error::Metric {
+            name: metric.name().into(),
+            message: format!("returned {value} for sample {index}"),
+        });
+    }
+    Ok(value)
 }

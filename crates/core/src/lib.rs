@@ -17,12 +17,14 @@ pub mod data;
 pub mod graph;
 pub mod metric;
 pub mod ops;
-// pub mod quantize;
+pub mod quant;
+pub mod quantize;
+pub mod search;
 
 pub use backend::{Backend, Session};
-pub use data::{Annotation, Dataset, Sample};
+pub use data::{open_dataset, Annotation, DataSpec, Dataset, Sample};
 pub use error::{Error, Result};
-pub use eval::{Evaluation, Evaluator};
+pub use eval::{Evaluation, Evaluator, MetricValue};
 pub use graph::{Graph, Patch};
 pub use metric::{Direction, Metric};
 pub use progress::{NoProgress, Progress};

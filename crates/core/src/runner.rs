@@ -10,10 +10,11 @@ use std::collections::BTreeSet;
 use rayon::prelude::*;
 
 use crate::backend::Session;
-use crate::data::{Annotation, Dataset, Sample};
-const SOLE_INPUT: &str = "";
+use crate::data::{Annotation, Dataset, Sample, SOLE_INPUT};
 use crate::error::{Error, Result};
-use crate::graph::{Dim, Graph, Port};
+use aquant_onnx::ModelProto;
+
+use crate::graph::{runtime_inputs, Dim, Graph, Port};
 use crate::progress::Progress;
 use crate::tensor::Tensor;
 
@@ -28,7 +29,19 @@ pub struct InputBinding {
 impl InputBinding {
     /// Reads the model's runtime inputs.
     pub fn new(graph: &Graph) -> Result<InputBinding> {
-        let ports = graph.inputs();
+        Self::from_ports(graph.inputs())
+    }
+
+    /// Reads the runtime inputs of a model that need not be indexed as a [`Graph`].
+    pub fn from_model(model: &ModelProto) -> Result<InputBinding> {
+        let graph = model
+            .graph
+            .as_ref()
+            .ok_or_else(|| Error::InvalidModel("model has no graph".into()))?;
+        Self::from_ports(runtime_inputs(graph))
+    }
+
+    fn from_ports(ports: Vec<Port>) -> Result<InputBinding> {
         if ports.is_empty() {
             return Err(Error::InvalidModel("the model has no runtime input".into()));
         }
@@ -60,11 +73,14 @@ impl InputBinding {
         self.ports
             .iter()
             .map(|port| {
-                let pos = inputs.iter().position(|(n, _)| *n == port.name).ok_or_else(|| {
-                    Error::data(format!(
+                let pos = inputs
+                    .iter()
+                    .position(|(n, _)| *n == port.name)
+                    .ok_or_else(|| {
+                        Error::data(format!(
                         "the data gives inputs {given:?} but the model's inputs are {expected:?}"
                     ))
-                })?;
+                    })?;
                 let tensor = inputs.swap_remove(pos).1;
                 check_port(port, &tensor, index)?;
                 Ok(tensor)
@@ -74,7 +90,10 @@ impl InputBinding {
 }
 
 fn check_port(port: &Port, tensor: &Tensor, index: usize) -> Result<()> {
-    let type_ok = matches!((port.elem_type, tensor), (1, Tensor::F32(_)) | (7, Tensor::I64(_)) | (0, _));
+    let type_ok = matches!(
+        (port.elem_type, tensor),
+        (1, Tensor::F32(_)) | (7, Tensor::I64(_)) | (0, _)
+    );
     if !type_ok {
         return Err(Error::data(format!(
             "sample {index}, input '{}': the model expects ONNX element type {}, the data is {}",
@@ -83,7 +102,9 @@ fn check_port(port: &Port, tensor: &Tensor, index: usize) -> Result<()> {
             tensor.dtype_name()
         )));
     }
-    let Some(dims) = &port.shape else { return Ok(()) };
+    let Some(dims) = &port.shape else {
+        return Ok(());
+    };
     let shape = tensor.shape();
     let mismatch = dims.len() != shape.len()
         || dims
@@ -158,7 +179,11 @@ fn run_one_batch(
     }
     // A model with a fixed batch larger than what is left gets the last sample repeated; the padding rows of
     // the outputs are dropped below.
-    let padding = if binding.fixed_batch.is_some() { batch_size - batch.len() } else { 0 };
+    let padding = if binding.fixed_batch.is_some() {
+        batch_size - batch.len()
+    } else {
+        0
+    };
     for _ in 0..padding {
         per_sample.push(per_sample.last().expect("batches are never empty").clone());
     }

@@ -38,7 +38,10 @@ impl Tensor {
     pub fn as_f32(&self, what: &str) -> Result<&ArrayD<f32>> {
         match self {
             Tensor::F32(a) => Ok(a),
-            other => Err(Error::data(format!("{what}: expected float32, got {}", other.dtype_name()))),
+            other => Err(Error::data(format!(
+                "{what}: expected float32, got {}",
+                other.dtype_name()
+            ))),
         }
     }
 
@@ -62,7 +65,9 @@ impl Tensor {
 
     /// Concatenates tensors of one type along axis 0 (the batch axis).
     pub fn concat_rows(parts: &[&Tensor]) -> Result<Tensor> {
-        let first = parts.first().ok_or_else(|| Error::data("cannot batch zero tensors"))?;
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::data("cannot batch zero tensors"))?;
         let mismatch = |e: ndarray::ShapeError| Error::data(format!("cannot batch samples: {e}"));
         match first {
             Tensor::F32(_) => {
@@ -70,20 +75,30 @@ impl Tensor {
                     .iter()
                     .map(|t| match t {
                         Tensor::F32(a) => Ok(a.view()),
-                        other => Err(Error::data(format!("cannot batch float32 with {}", other.dtype_name()))),
+                        other => Err(Error::data(format!(
+                            "cannot batch float32 with {}",
+                            other.dtype_name()
+                        ))),
                     })
                     .collect::<Result<Vec<_>>>()?;
-                Ok(Tensor::F32(ndarray::concatenate(Axis(0), &views).map_err(mismatch)?))
+                Ok(Tensor::F32(
+                    ndarray::concatenate(Axis(0), &views).map_err(mismatch)?,
+                ))
             }
             Tensor::I64(_) => {
                 let views = parts
                     .iter()
                     .map(|t| match t {
                         Tensor::I64(a) => Ok(a.view()),
-                        other => Err(Error::data(format!("cannot batch int64 with {}", other.dtype_name()))),
+                        other => Err(Error::data(format!(
+                            "cannot batch int64 with {}",
+                            other.dtype_name()
+                        ))),
                     })
                     .collect::<Result<Vec<_>>>()?;
-                Ok(Tensor::I64(ndarray::concatenate(Axis(0), &views).map_err(mismatch)?))
+                Ok(Tensor::I64(
+                    ndarray::concatenate(Axis(0), &views).map_err(mismatch)?,
+                ))
             }
         }
     }
@@ -116,7 +131,9 @@ mod tests {
 
     #[test]
     fn rows_and_concat_round_trip() {
-        let t = Tensor::F32(ArrayD::from_shape_fn(IxDyn(&[3, 2]), |i| (i[0] * 2 + i[1]) as f32));
+        let t = Tensor::F32(ArrayD::from_shape_fn(IxDyn(&[3, 2]), |i| {
+            (i[0] * 2 + i[1]) as f32
+        }));
         let rows: Vec<Tensor> = (0..3).map(|i| t.row(i)).collect();
         assert_eq!(rows[1].shape(), &[1, 2]);
         let refs: Vec<&Tensor> = rows.iter().collect();

@@ -4,7 +4,9 @@ use crate::proto::attribute_proto::AttributeType;
 use crate::proto::{AttributeProto, NodeProto};
 
 fn find<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
-    node.attribute.iter().find(|a| a.name.as_deref() == Some(name))
+    node.attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some(name))
 }
 
 /// An integer attribute.
@@ -24,7 +26,9 @@ pub fn ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
 
 /// A string attribute (lossy UTF-8).
 pub fn string(node: &NodeProto, name: &str) -> Option<String> {
-    find(node, name).and_then(|a| a.s.as_ref()).map(|s| String::from_utf8_lossy(s).into_owned())
+    find(node, name)
+        .and_then(|a| a.s.as_ref())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
 }
 
 /// Builds an integer attribute.

@@ -118,17 +118,24 @@ fn inline_tensor(tensor: &mut TensorProto, base_dir: &Path) -> Result<(), OnnxEr
     };
     let parse = |key: &str| -> Result<Option<usize>, OnnxError> {
         entry(key)
-            .map(|v| v.parse::<usize>().map_err(|_| fail(format!("bad '{key}' value '{v}'"))))
+            .map(|v| {
+                v.parse::<usize>()
+                    .map_err(|_| fail(format!("bad '{key}' value '{v}'")))
+            })
             .transpose()
     };
     let offset = parse("offset")?.unwrap_or(0);
     let length = parse("length")?;
     if Path::new(&location).is_absolute() || location.contains("..") {
-        return Err(fail("location must be a relative path inside the model's directory".into()));
+        return Err(fail(
+            "location must be a relative path inside the model's directory".into(),
+        ));
     }
     let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
     let end = match length {
-        Some(len) => offset.checked_add(len).ok_or_else(|| fail("offset + length overflows".into()))?,
+        Some(len) => offset
+            .checked_add(len)
+            .ok_or_else(|| fail("offset + length overflows".into()))?,
         None => bytes.len(),
     };
     if offset > end || end > bytes.len() {
@@ -192,7 +199,11 @@ mod tests {
     fn external_data_is_inlined_and_missing_file_reported() {
         let dir = tempfile::tempdir().unwrap();
         let payload: Vec<u8> = [0.5f32, 1.5].iter().flat_map(|v| v.to_le_bytes()).collect();
-        std::fs::write(dir.path().join("w.bin"), [vec![9u8; 4], payload.clone()].concat()).unwrap();
+        std::fs::write(
+            dir.path().join("w.bin"),
+            [vec![9u8; 4], payload.clone()].concat(),
+        )
+        .unwrap();
         let mut t = tensor::from_f32("w", &[2], &[0.0, 0.0]);
         t.raw_data = None;
         t.data_location = Some(DataLocation::External as i32);
@@ -200,7 +211,11 @@ mod tests {
             key: Some(k.into()),
             value: Some(v.into()),
         };
-        t.external_data = vec![kv("location", "w.bin"), kv("offset", "4"), kv("length", "8")];
+        t.external_data = vec![
+            kv("location", "w.bin"),
+            kv("offset", "4"),
+            kv("length", "8"),
+        ];
         let path = dir.path().join("m.onnx");
         std::fs::write(&path, encode_model(&model_with(t.clone(), 13))).unwrap();
         let loaded = load_model(&path).unwrap();

@@ -24,9 +24,7 @@ pub mod proto {
 
 pub use error::OnnxError;
 pub use fs::write_atomic;
-pub use io::{
-    decode_model, default_opset, encode_model, load_model, save_model, SUPPORTED_OPSETS,
-};
+pub use io::{decode_model, default_opset, encode_model, load_model, save_model, SUPPORTED_OPSETS};
 pub use proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
 };

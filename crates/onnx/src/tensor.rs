@@ -12,7 +12,9 @@ pub fn dims(tensor: &TensorProto) -> Result<Vec<usize>, OnnxError> {
     tensor
         .dims
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| invalid(tensor, format!("negative dimension {d}"))))
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| invalid(tensor, format!("negative dimension {d}")))
+        })
         .collect()
 }
 
@@ -45,7 +47,11 @@ fn from_raw<const N: usize, T>(
     if raw.len() != count * N {
         return Err(invalid(
             tensor,
-            format!("raw_data has {} bytes, shape needs {}", raw.len(), count * N),
+            format!(
+                "raw_data has {} bytes, shape needs {}",
+                raw.len(),
+                count * N
+            ),
         ));
     }
     Ok(raw
@@ -72,7 +78,10 @@ pub fn to_f32(tensor: &TensorProto) -> Result<Vec<f32>, OnnxError> {
             Some(raw) => from_raw(tensor, raw, f32::from_le_bytes),
             None => checked_len(tensor, tensor.float_data.clone()),
         },
-        other => Err(invalid(tensor, format!("expected FLOAT, found {}", other.as_str_name()))),
+        other => Err(invalid(
+            tensor,
+            format!("expected FLOAT, found {}", other.as_str_name()),
+        )),
     }
 }
 
@@ -83,17 +92,30 @@ pub fn to_i64(tensor: &TensorProto) -> Result<Vec<i64>, OnnxError> {
     let values = match (ty, raw) {
         (DataType::Int64, Some(r)) => from_raw(tensor, r, i64::from_le_bytes)?,
         (DataType::Int64, None) => checked_len(tensor, tensor.int64_data.clone())?,
-        (DataType::Int32, Some(r)) => from_raw(tensor, r, |b: [u8; 4]| i32::from_le_bytes(b) as i64)?,
-        (DataType::Int16, Some(r)) => from_raw(tensor, r, |b: [u8; 2]| i16::from_le_bytes(b) as i64)?,
-        (DataType::Uint16, Some(r)) => from_raw(tensor, r, |b: [u8; 2]| u16::from_le_bytes(b) as i64)?,
+        (DataType::Int32, Some(r)) => {
+            from_raw(tensor, r, |b: [u8; 4]| i32::from_le_bytes(b) as i64)?
+        }
+        (DataType::Int16, Some(r)) => {
+            from_raw(tensor, r, |b: [u8; 2]| i16::from_le_bytes(b) as i64)?
+        }
+        (DataType::Uint16, Some(r)) => {
+            from_raw(tensor, r, |b: [u8; 2]| u16::from_le_bytes(b) as i64)?
+        }
         (DataType::Int8, Some(r)) => from_raw(tensor, r, |b: [u8; 1]| b[0] as i8 as i64)?,
         (DataType::Uint8, Some(r)) => from_raw(tensor, r, |b: [u8; 1]| b[0] as i64)?,
         // int32_data carries every integer type of 32 bits or less when raw_data is absent.
-        (DataType::Int32 | DataType::Int16 | DataType::Uint16 | DataType::Int8 | DataType::Uint8, None) => {
-            checked_len(tensor, tensor.int32_data.iter().map(|&v| v as i64).collect())?
-        }
+        (
+            DataType::Int32 | DataType::Int16 | DataType::Uint16 | DataType::Int8 | DataType::Uint8,
+            None,
+        ) => checked_len(
+            tensor,
+            tensor.int32_data.iter().map(|&v| v as i64).collect(),
+        )?,
         (other, _) => {
-            return Err(invalid(tensor, format!("expected an integer type, found {}", other.as_str_name())))
+            return Err(invalid(
+                tensor,
+                format!("expected an integer type, found {}", other.as_str_name()),
+            ))
         }
     };
     Ok(values)
@@ -111,27 +133,56 @@ fn build(name: &str, dims: &[usize], data_type: DataType, raw: Vec<u8>) -> Tenso
 
 /// A float32 tensor.
 pub fn from_f32(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
-    build(name, dims, DataType::Float, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    build(
+        name,
+        dims,
+        DataType::Float,
+        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
 }
 
 /// An int64 tensor.
 pub fn from_i64(name: &str, dims: &[usize], values: &[i64]) -> TensorProto {
-    build(name, dims, DataType::Int64, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    build(
+        name,
+        dims,
+        DataType::Int64,
+        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
 }
 
 /// An int32 tensor.
 pub fn from_i32(name: &str, dims: &[usize], values: &[i32]) -> TensorProto {
-    build(name, dims, DataType::Int32, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    build(
+        name,
+        dims,
+        DataType::Int32,
+        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
 }
 
 /// An integer tensor of a quantized type (INT8, UINT8, INT16 or UINT16); values must already be in range.
-pub fn from_quantized(name: &str, dims: &[usize], data_type: DataType, values: &[i32]) -> TensorProto {
+pub fn from_quantized(
+    name: &str,
+    dims: &[usize],
+    data_type: DataType,
+    values: &[i32],
+) -> TensorProto {
     let raw: Vec<u8> = match data_type {
         DataType::Int8 => values.iter().map(|&v| v as i8 as u8).collect(),
         DataType::Uint8 => values.iter().map(|&v| v as u8).collect(),
-        DataType::Int16 => values.iter().flat_map(|&v| (v as i16).to_le_bytes()).collect(),
-        DataType::Uint16 => values.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect(),
-        other => panic!("from_quantized called with non-quantized type {}", other.as_str_name()),
+        DataType::Int16 => values
+            .iter()
+            .flat_map(|&v| (v as i16).to_le_bytes())
+            .collect(),
+        DataType::Uint16 => values
+            .iter()
+            .flat_map(|&v| (v as u16).to_le_bytes())
+            .collect(),
+        other => panic!(
+            "from_quantized called with non-quantized type {}",
+            other.as_str_name()
+        ),
     };
     build(name, dims, data_type, raw)
 }
@@ -172,6 +223,9 @@ mod tests {
     fn size_mismatch_is_an_error() {
         let mut t = from_f32("a", &[3], &[1.0, 2.0, 3.0]);
         t.dims = vec![4];
-        assert!(to_f32(&t).unwrap_err().to_string().contains("raw_data has 12 bytes"));
+        assert!(to_f32(&t)
+            .unwrap_err()
+            .to_string()
+            .contains("raw_data has 12 bytes"));
     }
 }

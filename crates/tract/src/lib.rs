@@ -7,13 +7,14 @@
 //! `value_info` carries the symbol. Each run is single-threaded; callers parallelise across runs.
 #![deny(missing_docs)]
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use aquant::{Backend, Error, Result, Session, Tensor};
 use aquant_onnx::ModelProto;
 use tract_onnx::prelude::{
-    Datum, Framework, InferenceModelExt, IntoRunnable, IntoTValue, IntoTensor, TValue,
-    TypedRunnableModel,
+    Datum, Framework, InferenceModelExt, IntoRunnable, IntoTValue, IntoTensor, Symbol, TDim,
+    TValue, TractResult, TypedModel, TypedRunnableModel,
 };
 
 /// The tract engine.
@@ -47,7 +48,10 @@ impl Backend for TractBackend {
             .model_for_read(&mut bytes.as_slice())
             .map_err(|e| backend_error("loading model", e))?;
         if !extra_outputs.is_empty() {
-            let graph = model.graph.as_ref().ok_or_else(|| backend_error("loading model", "no graph"))?;
+            let graph = model
+                .graph
+                .as_ref()
+                .ok_or_else(|| backend_error("loading model", "no graph"))?;
             let names: Vec<&str> = graph
                 .output
                 .iter()
@@ -58,21 +62,88 @@ impl Backend for TractBackend {
                 .select_outputs_by_name(names)
                 .map_err(|e| backend_error("selecting outputs", e))?;
         }
-        let plan = inference
-            .into_optimized()
-            .map_err(|e| backend_error("optimising model", e))?
-            .into_runnable()
-            .map_err(|e| backend_error("planning model", e))?;
-        Ok(Arc::new(TractSession { plan }))
+        let typed = inference
+            .into_typed()
+            .and_then(|t| t.into_decluttered())
+            .map_err(|e| backend_error("typing model", e))?;
+        let symbols = input_symbols(&typed).map_err(|e| backend_error("reading input facts", e))?;
+        Ok(Arc::new(TractSession {
+            typed,
+            symbols,
+            plans: Mutex::new(HashMap::new()),
+        }))
     }
 }
 
+/// Where symbolic dimensions sit in the inputs: (input, axis, symbol).
+type SymbolSlots = Vec<(usize, usize, Symbol)>;
+
+fn input_symbols(model: &TypedModel) -> TractResult<SymbolSlots> {
+    let mut slots = Vec::new();
+    for input in 0..model.inputs.len() {
+        for (axis, dim) in model.input_fact(input)?.shape.iter().enumerate() {
+            if let TDim::Sym(symbol) = dim {
+                slots.push((input, axis, symbol.clone()));
+            }
+        }
+    }
+    Ok(slots)
+}
+
+/// A decluttered model and its optimised plans, one per binding of its symbolic input dimensions.
+///
+/// tract optimises a model with a symbolic batch dimension several times worse than one with a concrete
+/// batch (measured: MobileNetV2 36 ms/sample concrete vs 120 ms symbolic), so each batch size gets a plan of its
+/// own, built on first use. Binding the symbol everywhere at once also avoids the failure of overriding input
+/// facts in models whose `value_info` repeats the symbol.
 struct TractSession {
-    plan: Arc<TypedRunnableModel>,
+    typed: TypedModel,
+    symbols: SymbolSlots,
+    plans: Mutex<HashMap<Vec<i64>, Arc<TypedRunnableModel>>>,
+}
+
+impl TractSession {
+    fn plan(&self, inputs: &[Tensor]) -> Result<Arc<TypedRunnableModel>> {
+        let values: Vec<i64> = self
+            .symbols
+            .iter()
+            .map(|(input, axis, _)| {
+                inputs
+                    .get(*input)
+                    .and_then(|t| t.shape().get(*axis))
+                    .map(|&d| d as i64)
+                    .ok_or_else(|| {
+                        backend_error("running model", format!("input {input} has no axis {axis}"))
+                    })
+            })
+            .collect::<Result<_>>()?;
+        let mut plans = self
+            .plans
+            .lock()
+            .map_err(|_| backend_error("running model", "plan cache poisoned"))?;
+        if let Some(plan) = plans.get(&values) {
+            return Ok(plan.clone());
+        }
+        let bindings: HashMap<Symbol, TDim> = self
+            .symbols
+            .iter()
+            .zip(&values)
+            .map(|((_, _, symbol), &v)| (symbol.clone(), TDim::Val(v)))
+            .collect();
+        let plan = self
+            .typed
+            .set_symbols(&bindings)
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| backend_error("optimising model", e))?;
+        plans.insert(values, plan.clone());
+        Ok(plan)
+    }
 }
 
 impl Session for TractSession {
     fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        let plan = self.plan(&inputs)?;
         let inputs = inputs
             .into_iter()
             .map(|t| match t {
@@ -80,19 +151,26 @@ impl Session for TractSession {
                 Tensor::I64(a) => a.into_tensor().into_tvalue(),
             })
             .collect();
-        let outputs = self.plan.run(inputs).map_err(|e| backend_error("running model", e))?;
+        let outputs = plan
+            .run(inputs)
+            .map_err(|e| backend_error("running model", e))?;
         outputs.into_iter().map(to_tensor).collect()
     }
 }
-
 fn to_tensor(value: TValue) -> Result<Tensor> {
     let tensor = value.into_tensor();
     let dt = tensor.datum_type();
     if dt == f32::datum_type() {
-        return tensor.into_plain_array::<f32>().map(Tensor::F32).map_err(|e| backend_error("reading output", e));
+        return tensor
+            .into_plain_array::<f32>()
+            .map(Tensor::F32)
+            .map_err(|e| backend_error("reading output", e));
     }
     if dt == i64::datum_type() {
-        return tensor.into_plain_array::<i64>().map(Tensor::I64).map_err(|e| backend_error("reading output", e));
+        return tensor
+            .into_plain_array::<i64>()
+            .map(Tensor::I64)
+            .map_err(|e| backend_error("reading output", e));
     }
     // Other outputs (int32 indices, bools…) are widened or cast to f32 so metrics can read them.
     tensor

@@ -16,12 +16,16 @@ fn matmul_relu(batch: Option<usize>) -> aquant_onnx::ModelProto {
 }
 
 fn input(rows: usize) -> Tensor {
-    Tensor::F32(ArrayD::from_shape_fn(IxDyn(&[rows, 2]), |i| (i[0] as f32) - (i[1] as f32) * 2.0))
+    Tensor::F32(ArrayD::from_shape_fn(IxDyn(&[rows, 2]), |i| {
+        (i[0] as f32) - (i[1] as f32) * 2.0
+    }))
 }
 
 #[test]
 fn symbolic_batch_runs_any_batch_size_and_returns_extra_outputs() {
-    let session = TractBackend::new().prepare(&matmul_relu(None), &["h".to_string()]).unwrap();
+    let session = TractBackend::new()
+        .prepare(&matmul_relu(None), &["h".to_string()])
+        .unwrap();
     for rows in [1, 3] {
         let out = session.run(vec![input(rows)]).unwrap();
         assert_eq!(out.len(), 2, "model output then the extra one");
@@ -37,14 +41,18 @@ fn symbolic_batch_runs_any_batch_size_and_returns_extra_outputs() {
 
 #[test]
 fn fixed_batch_one_model_runs_with_batch_one() {
-    let session = TractBackend::new().prepare(&matmul_relu(Some(1)), &[]).unwrap();
+    let session = TractBackend::new()
+        .prepare(&matmul_relu(Some(1)), &[])
+        .unwrap();
     let out = session.run(vec![input(1)]).unwrap();
     assert_eq!(out[0].shape(), &[1, 2]);
 }
 
 #[test]
 fn engine_errors_are_one_line_backend_errors() {
-    let session = TractBackend::new().prepare(&matmul_relu(None), &[]).unwrap();
+    let session = TractBackend::new()
+        .prepare(&matmul_relu(None), &[])
+        .unwrap();
     let bad = Tensor::F32(ArrayD::zeros(IxDyn(&[2, 3])));
     let err = session.run(vec![bad]).unwrap_err().to_string();
     assert!(err.starts_with("tract backend: "), "{err}");

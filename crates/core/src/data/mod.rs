@@ -42,3 +42,15 @@ pub trait Dataset: Send + Sync {
         self.len() == 0
     }
 }
+
+/// The input name a data spec gives when it does not name the model input: the evaluator binds it to the
+/// model's only input (and reports an error for models with several).
+pub const SOLE_INPUT: &str = "";
+
+mod images;
+mod npy;
+mod spec;
+
+pub use images::ImageFolderDataset;
+pub use npy::npy_bytes;
+pub use spec::{open_dataset, DataSpec, NpyDataset, PerChannel, Preprocess};

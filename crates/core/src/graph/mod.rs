@@ -121,22 +121,22 @@ impl Graph {
 
     /// The initializer called `name`.
     pub fn initializer(&self, name: &str) -> Option<&TensorProto> {
-        self.initializer.get(name).map(|&i| &self.proto().initializer[i])
+        self.initializer
+            .get(name)
+            .map(|&i| &self.proto().initializer[i])
     }
 
     /// True when `value` is a graph output.
     pub fn is_output(&self, value: &str) -> bool {
-        self.proto().output.iter().any(|o| o.name.as_deref() == Some(value))
+        self.proto()
+            .output
+            .iter()
+            .any(|o| o.name.as_deref() == Some(value))
     }
 
     /// Graph inputs that are fed at run time (initializers excluded).
     pub fn inputs(&self) -> Vec<Port> {
-        self.proto()
-            .input
-            .iter()
-            .filter(|i| !self.initializer.contains_key(i.name.as_deref().unwrap_or("")))
-            .map(port)
-            .collect()
+        runtime_inputs(self.proto())
     }
 
     /// Graph outputs.
@@ -159,9 +159,14 @@ impl Graph {
     pub fn op_counts(&self) -> Vec<(String, usize)> {
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for n in self.nodes() {
-            *counts.entry(n.op_type.as_deref().unwrap_or("")).or_default() += 1;
+            *counts
+                .entry(n.op_type.as_deref().unwrap_or(""))
+                .or_default() += 1;
         }
-        let mut v: Vec<(String, usize)> = counts.into_iter().map(|(k, c)| (k.to_string(), c)).collect();
+        let mut v: Vec<(String, usize)> = counts
+            .into_iter()
+            .map(|(k, c)| (k.to_string(), c))
+            .collect();
         v.sort();
         v
     }
@@ -217,6 +222,21 @@ impl Graph {
         self.node_by_name = node_by_name;
         Ok(())
     }
+}
+
+/// The inputs of `graph` fed at run time (those that are not initializers), without indexing the graph.
+pub fn runtime_inputs(graph: &GraphProto) -> Vec<Port> {
+    let initializers: HashSet<&str> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref())
+        .collect();
+    graph
+        .input
+        .iter()
+        .filter(|i| !initializers.contains(i.name.as_deref().unwrap_or("")))
+        .map(port)
+        .collect()
 }
 
 fn port(v: &ValueInfoProto) -> Port {
@@ -302,7 +322,8 @@ fn sort_topologically(graph: &mut GraphProto) -> Result<()> {
             }
         }
     }
-    let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| pending[i] == 0).collect();
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..n).filter(|&i| pending[i] == 0).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(i) = ready.pop_first() {
         order.push(i);
@@ -323,8 +344,14 @@ fn sort_topologically(graph: &mut GraphProto) -> Result<()> {
         )));
     }
     if order.iter().enumerate().any(|(pos, &i)| pos != i) {
-        let mut nodes: Vec<Option<NodeProto>> = std::mem::take(&mut graph.node).into_iter().map(Some).collect();
-        graph.node = order.into_iter().map(|i| nodes[i].take().expect("each index once")).collect();
+        let mut nodes: Vec<Option<NodeProto>> = std::mem::take(&mut graph.node)
+            .into_iter()
+            .map(Some)
+            .collect();
+        graph.node = order
+            .into_iter()
+            .map(|i| nodes[i].take().expect("each index once"))
+            .collect();
     }
     Ok(())
 }

@@ -96,7 +96,10 @@ impl Patch {
                 }
                 Edit::AddInitializer(t) => {
                     if graph.initializer.iter().any(|i| i.name == t.name) {
-                        return Err(fail(format!("initializer '{}' exists", t.name.as_deref().unwrap_or(""))));
+                        return Err(fail(format!(
+                            "initializer '{}' exists",
+                            t.name.as_deref().unwrap_or("")
+                        )));
                     }
                     graph.initializer.push(t.clone());
                 }
@@ -105,11 +108,18 @@ impl Patch {
                         .initializer
                         .iter_mut()
                         .find(|i| i.name == t.name)
-                        .ok_or_else(|| fail(format!("no initializer '{}'", t.name.as_deref().unwrap_or(""))))?;
+                        .ok_or_else(|| {
+                            fail(format!(
+                                "no initializer '{}'",
+                                t.name.as_deref().unwrap_or("")
+                            ))
+                        })?;
                     *slot = t.clone();
                 }
                 Edit::RemoveInitializer(name) => {
-                    graph.initializer.retain(|i| i.name.as_deref() != Some(name));
+                    graph
+                        .initializer
+                        .retain(|i| i.name.as_deref() != Some(name));
                     graph.input.retain(|i| i.name.as_deref() != Some(name));
                 }
                 Edit::AddOutput(v) => graph.output.push(v.clone()),

@@ -18,7 +18,10 @@ fn indexes_producers_consumers_and_names_unnamed_nodes() {
     assert_eq!(g.consumers("y")[0].name.as_deref(), Some("Relu_1"));
     assert!(g.initializer("w").is_some());
     assert_eq!(g.inputs().len(), 1);
-    assert_eq!(g.inputs()[0].shape.as_ref().unwrap()[0], Dim::Symbolic("N".into()));
+    assert_eq!(
+        g.inputs()[0].shape.as_ref().unwrap()[0],
+        Dim::Symbolic("N".into())
+    );
 }
 
 #[test]
@@ -75,6 +78,9 @@ fn patch_inserts_node_and_failed_patch_leaves_graph_unchanged() {
     let before = g.nodes().len();
     let mut bad = Patch::new("bad");
     bad.push(Edit::RemoveNode("id".into()));
-    assert!(g.apply(&bad).is_err(), "removing 'id' leaves Relu reading an undefined value");
+    assert!(
+        g.apply(&bad).is_err(),
+        "removing 'id' leaves Relu reading an undefined value"
+    );
     assert_eq!(g.nodes().len(), before);
 }

@@ -64,7 +64,12 @@ impl Metric for TopK {
         Some((0.0, 1.0))
     }
 
-    fn sample_value(&self, outputs: &[Tensor], annotation: &Annotation, _: Option<&[Tensor]>) -> Result<f64> {
+    fn sample_value(
+        &self,
+        outputs: &[Tensor],
+        annotation: &Annotation,
+        _: Option<&[Tensor]>,
+    ) -> Result<f64> {
         let Annotation::Label(label) = annotation else {
             return Err(Error::Metric {
                 name: self.name.clone(),
@@ -77,7 +82,10 @@ impl Metric for TopK {
             .filter(|&l| l < scores.len())
             .ok_or_else(|| Error::Metric {
                 name: self.name.clone(),
-                message: format!("label {label} is outside the model's {} classes", scores.len()),
+                message: format!(
+                    "label {label} is outside the model's {} classes",
+                    scores.len()
+                ),
             })?;
         if scores.iter().any(|v| v.is_nan()) {
             return Err(Error::Metric {
@@ -113,21 +121,38 @@ impl Metric for Agreement {
         Some((0.0, 1.0))
     }
 
-    fn sample_value(&self, outputs: &[Tensor], _: &Annotation, reference_outputs: Option<&[Tensor]>) -> Result<f64> {
+    fn sample_value(
+        &self,
+        outputs: &[Tensor],
+        _: &Annotation,
+        reference_outputs: Option<&[Tensor]>,
+    ) -> Result<f64> {
         let ours = first_output(self.name(), outputs)?;
         let theirs = first_output(self.name(), reference(self.name(), reference_outputs)?)?;
-        Ok(if argmax(ours) == argmax(theirs) { 1.0 } else { 0.0 })
+        Ok(if argmax(ours) == argmax(theirs) {
+            1.0
+        } else {
+            0.0
+        })
     }
 }
 
-fn squared_error(metric: &str, outputs: &[Tensor], reference_outputs: &[Tensor]) -> Result<(f64, f64, usize)> {
+fn squared_error(
+    metric: &str,
+    outputs: &[Tensor],
+    reference_outputs: &[Tensor],
+) -> Result<(f64, f64, usize)> {
     let (mut err, mut energy, mut count) = (0.0f64, 0.0f64, 0usize);
     for (o, r) in outputs.iter().zip(reference_outputs) {
         let (o, r) = (o.as_f32("output")?, r.as_f32("reference output")?);
         if o.shape() != r.shape() {
             return Err(Error::Metric {
                 name: metric.into(),
-                message: format!("output shape {:?} differs from the reference's {:?}", o.shape(), r.shape()),
+                message: format!(
+                    "output shape {:?} differs from the reference's {:?}",
+                    o.shape(),
+                    r.shape()
+                ),
             });
         }
         for (a, b) in o.iter().zip(r.iter()) {
@@ -161,8 +186,17 @@ impl Metric for MeanSquaredError {
         true
     }
 
-    fn sample_value(&self, outputs: &[Tensor], _: &Annotation, reference_outputs: Option<&[Tensor]>) -> Result<f64> {
-        let (err, _, count) = squared_error(self.name(), outputs, reference(self.name(), reference_outputs)?)?;
+    fn sample_value(
+        &self,
+        outputs: &[Tensor],
+        _: &Annotation,
+        reference_outputs: Option<&[Tensor]>,
+    ) -> Result<f64> {
+        let (err, _, count) = squared_error(
+            self.name(),
+            outputs,
+            reference(self.name(), reference_outputs)?,
+        )?;
         Ok(err / count.max(1) as f64)
     }
 }
@@ -188,8 +222,17 @@ impl Metric for NormalizedMse {
         true
     }
 
-    fn sample_value(&self, outputs: &[Tensor], _: &Annotation, reference_outputs: Option<&[Tensor]>) -> Result<f64> {
-        let (err, energy, _) = squared_error(self.name(), outputs, reference(self.name(), reference_outputs)?)?;
+    fn sample_value(
+        &self,
+        outputs: &[Tensor],
+        _: &Annotation,
+        reference_outputs: Option<&[Tensor]>,
+    ) -> Result<f64> {
+        let (err, energy, _) = squared_error(
+            self.name(),
+            outputs,
+            reference(self.name(), reference_outputs)?,
+        )?;
         Ok(if energy > 0.0 { err / energy } else { err })
     }
 }
@@ -228,7 +271,12 @@ impl Metric for FnMetric {
         self.direction
     }
 
-    fn sample_value(&self, outputs: &[Tensor], annotation: &Annotation, _: Option<&[Tensor]>) -> Result<f64> {
+    fn sample_value(
+        &self,
+        outputs: &[Tensor],
+        annotation: &Annotation,
+        _: Option<&[Tensor]>,
+    ) -> Result<f64> {
         (self.function)(outputs, annotation)
     }
 }
@@ -239,42 +287,91 @@ mod tests {
     use ndarray::{ArrayD, IxDyn};
 
     fn logits(v: &[f32]) -> Vec<Tensor> {
-        vec![Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[1, v.len()]), v.to_vec()).unwrap())]
+        vec![Tensor::F32(
+            ArrayD::from_shape_vec(IxDyn(&[1, v.len()]), v.to_vec()).unwrap(),
+        )]
     }
 
     #[test]
     fn top_k_counts_rank_with_argmax_tie_break() {
         let out = logits(&[0.1, 0.9, 0.5, 0.9]);
         let top1 = TopK::new(1);
-        assert_eq!(top1.sample_value(&out, &Annotation::Label(1), None).unwrap(), 1.0);
-        assert_eq!(top1.sample_value(&out, &Annotation::Label(3), None).unwrap(), 0.0);
-        assert_eq!(TopK::new(2).sample_value(&out, &Annotation::Label(3), None).unwrap(), 1.0);
-        assert_eq!(TopK::new(3).sample_value(&out, &Annotation::Label(0), None).unwrap(), 0.0);
+        assert_eq!(
+            top1.sample_value(&out, &Annotation::Label(1), None)
+                .unwrap(),
+            1.0
+        );
+        assert_eq!(
+            top1.sample_value(&out, &Annotation::Label(3), None)
+                .unwrap(),
+            0.0
+        );
+        assert_eq!(
+            TopK::new(2)
+                .sample_value(&out, &Annotation::Label(3), None)
+                .unwrap(),
+            1.0
+        );
+        assert_eq!(
+            TopK::new(3)
+                .sample_value(&out, &Annotation::Label(0), None)
+                .unwrap(),
+            0.0
+        );
     }
 
     #[test]
     fn top_k_rejects_bad_label_and_nan() {
         let top1 = TopK::new(1);
-        assert!(top1.sample_value(&logits(&[1.0, 2.0]), &Annotation::Label(2), None).is_err());
-        assert!(top1.sample_value(&logits(&[f32::NAN, 2.0]), &Annotation::Label(1), None).is_err());
-        assert!(top1.sample_value(&logits(&[1.0, 2.0]), &Annotation::None, None).is_err());
+        assert!(top1
+            .sample_value(&logits(&[1.0, 2.0]), &Annotation::Label(2), None)
+            .is_err());
+        assert!(top1
+            .sample_value(&logits(&[f32::NAN, 2.0]), &Annotation::Label(1), None)
+            .is_err());
+        assert!(top1
+            .sample_value(&logits(&[1.0, 2.0]), &Annotation::None, None)
+            .is_err());
     }
 
     #[test]
     fn reference_metrics() {
         let a = logits(&[1.0, 3.0]);
         let b = logits(&[1.0, 1.0]);
-        assert_eq!(Agreement.sample_value(&a, &Annotation::None, Some(&b)).unwrap(), 0.0);
-        assert_eq!(Agreement.sample_value(&a, &Annotation::None, Some(&a)).unwrap(), 1.0);
-        assert_eq!(MeanSquaredError.sample_value(&a, &Annotation::None, Some(&b)).unwrap(), 2.0);
-        assert_eq!(NormalizedMse.sample_value(&a, &Annotation::None, Some(&b)).unwrap(), 2.0);
+        assert_eq!(
+            Agreement
+                .sample_value(&a, &Annotation::None, Some(&b))
+                .unwrap(),
+            0.0
+        );
+        assert_eq!(
+            Agreement
+                .sample_value(&a, &Annotation::None, Some(&a))
+                .unwrap(),
+            1.0
+        );
+        assert_eq!(
+            MeanSquaredError
+                .sample_value(&a, &Annotation::None, Some(&b))
+                .unwrap(),
+            2.0
+        );
+        assert_eq!(
+            NormalizedMse
+                .sample_value(&a, &Annotation::None, Some(&b))
+                .unwrap(),
+            2.0
+        );
         assert!(Agreement.sample_value(&a, &Annotation::None, None).is_err());
     }
 
     #[test]
     fn builtin_names() {
         assert_eq!(crate::metric::builtin("top5").unwrap().name(), "top5");
-        assert_eq!(crate::metric::builtin("nmse").unwrap().direction(), Direction::HigherWorse);
+        assert_eq!(
+            crate::metric::builtin("nmse").unwrap().direction(),
+            Direction::HigherWorse
+        );
         assert!(crate::metric::builtin("top0").is_err());
         assert!(crate::metric::builtin("f1").is_err());
     }

@@ -65,7 +65,12 @@ pub trait Metric: Send + Sync {
 
     /// The value of one sample. `outputs` are the model's outputs for that sample (leading axis of length 1);
     /// `reference` the FP32 model's, when [`Metric::needs_reference`].
-    fn sample_value(&self, outputs: &[Tensor], annotation: &Annotation, reference: Option<&[Tensor]>) -> Result<f64>;
+    fn sample_value(
+        &self,
+        outputs: &[Tensor],
+        annotation: &Annotation,
+        reference: Option<&[Tensor]>,
+    ) -> Result<f64>;
 
     /// The metric over a set of samples; the mean by default.
     fn aggregate(&self, values: &[f64]) -> f64 {
@@ -82,7 +87,10 @@ pub fn builtin(name: &str) -> Result<Box<dyn Metric>> {
         "agreement" => Box::new(Agreement),
         "mse" => Box::new(MeanSquaredError),
         "nmse" => Box::new(NormalizedMse),
-        _ => match name.strip_prefix("top").and_then(|k| k.parse::<usize>().ok()) {
+        _ => match name
+            .strip_prefix("top")
+            .and_then(|k| k.parse::<usize>().ok())
+        {
             Some(k) if k > 0 => Box::new(TopK::new(k)),
             _ => {
                 return Err(Error::Config(format!(

@@ -1,0 +1,329 @@
+//! `aquant quantize`: the base algorithm (and, with `--val`, accuracy control).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use aquant::quant::Granularity;
+use aquant::quantize::{
+    self, IgnoredScope, ModelForm, ModelType, Preset, QuantizationParams, RestoreMode, TargetDevice,
+};
+use aquant::search::{self, AccuracyControlParams, DropType, MetricTarget, RunOptions};
+use aquant::Graph;
+use clap::{Args, ValueEnum};
+
+use crate::progress::Bars;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Algorithm {
+    /// DefaultQuantization: quantize everything that can be.
+    Default,
+    /// AccuracyAwareQuantization: then revert groups until the metric drop is within --max-drop.
+    AccuracyAware,
+}
+
+/// Arguments of `aquant quantize`.
+#[derive(Args)]
+pub struct QuantizeArgs {
+    /// The FP32 ONNX model (never modified).
+    #[arg(long)]
+    model: PathBuf,
+    /// Data spec (JSON) of the calibration set.
+    #[arg(long)]
+    calib: PathBuf,
+    /// Output directory: model.onnx and report.json are written there.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Algorithm (default: accuracy-aware when --val is given, default otherwise).
+    #[arg(long, value_enum)]
+    algorithm: Option<Algorithm>,
+    /// Data spec (JSON) of the validation set: enables accuracy control.
+    #[arg(long)]
+    val: Option<PathBuf>,
+    /// Metrics to control (comma-separated or repeated): top1, top5, topK, agreement, mse, nmse.
+    #[arg(long, value_delimiter = ',', default_value = "top1")]
+    metric: Vec<String>,
+    /// Allowed drop (POT maximal_drop).
+    #[arg(long, default_value_t = 0.01)]
+    max_drop: f64,
+    /// absolute or relative.
+    #[arg(long, default_value = "absolute")]
+    drop_type: String,
+    /// Samples used to rank groups (default min(N, 300)).
+    #[arg(long)]
+    ranking_subset_size: Option<usize>,
+    /// Most groups reverted (POT max_iter_num).
+    #[arg(long)]
+    max_iter: Option<usize>,
+    /// Keep a revert even when it increases the drop.
+    #[arg(long)]
+    no_use_prev_if_drop_increase: bool,
+    /// If the performance preset fails, retry with mixed before reverting.
+    #[arg(long)]
+    convert_to_mixed_preset: bool,
+    /// Known FP32 value of a metric, NAME=VALUE (skips the FP32 full evaluation when every metric has one).
+    #[arg(long, value_delimiter = ',')]
+    baseline: Vec<String>,
+    /// With baselines: fraction of the validation set compared sample by sample.
+    #[arg(long, default_value_t = 0.5)]
+    metric_subset_ratio: f64,
+    /// What a revert returns to FP32: activations_and_weights or only_activations.
+    #[arg(long, default_value = "activations_and_weights")]
+    restore_mode: String,
+    /// Activation preset: performance (symmetric) or mixed (asymmetric activations).
+    #[arg(long, default_value = "performance")]
+    preset: String,
+    /// Target device: ANY, CPU, GPU, NPU.
+    #[arg(long, default_value = "ANY")]
+    target_device: String,
+    /// `transformer` enables transformer patterns.
+    #[arg(long)]
+    model_type: Option<String>,
+    /// Calibration samples.
+    #[arg(long, default_value_t = 300)]
+    stat_subset_size: usize,
+    /// Draw calibration samples at random (with --seed).
+    #[arg(long)]
+    shuffle_data: bool,
+    /// Seed for --shuffle-data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Node names never quantized (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    ignored_scope: Vec<String>,
+    /// Regular expressions of node names never quantized.
+    #[arg(long, value_delimiter = ',')]
+    ignored_pattern: Vec<String>,
+    /// Op types never quantized.
+    #[arg(long, value_delimiter = ',')]
+    ignored_type: Vec<String>,
+    /// Weight granularity: perchannel or pertensor.
+    #[arg(long, default_value = "perchannel")]
+    weights_granularity: String,
+    /// Disable fast bias correction.
+    #[arg(long)]
+    no_fast_bias_correction: bool,
+    /// Keep FP32 weights behind QuantizeLinear/DequantizeLinear instead of storing int8 weights.
+    #[arg(long)]
+    no_compress_weights: bool,
+    /// Samples per inference batch.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Hide progress bars.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, value: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .with_context(|| format!("invalid {what} '{value}'"))
+}
+
+impl QuantizeArgs {
+    fn params(&self) -> Result<QuantizationParams> {
+        let mut params = QuantizationParams {
+            preset: parse::<Preset>("--preset", &self.preset)?,
+            target_device: parse::<TargetDevice>(
+                "--target-device",
+                &self.target_device.to_uppercase(),
+            )?,
+            model_type: self
+                .model_type
+                .as_deref()
+                .map(|m| parse::<ModelType>("--model-type", m))
+                .transpose()?,
+            stat_subset_size: self.stat_subset_size,
+            shuffle_data: self.shuffle_data,
+            seed: self.seed,
+            fast_bias_correction: !self.no_fast_bias_correction,
+            ignored_scope: IgnoredScope {
+                names: self.ignored_scope.clone(),
+                patterns: self.ignored_pattern.clone(),
+                types: self.ignored_type.clone(),
+            },
+            ..Default::default()
+        };
+        params.weights.granularity =
+            parse::<Granularity>("--weights-granularity", &self.weights_granularity)?;
+        params.validate()?;
+        Ok(params)
+    }
+}
+
+/// Refuses an output that would overwrite the input model.
+fn check_output(model: &Path, output_dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(output_dir)
+        .with_context(|| format!("creating output directory '{}'", output_dir.display()))?;
+    let target = output_dir.join("model.onnx");
+    if let (Ok(a), Ok(b)) = (model.canonicalize(), target.canonicalize()) {
+        if a == b {
+            bail!(
+                "the output '{}' is the input model; choose another output directory",
+                target.display()
+            );
+        }
+    }
+    Ok(target)
+}
+
+impl QuantizeArgs {
+    fn algorithm(&self) -> Result<Algorithm> {
+        let algorithm = self.algorithm.unwrap_or(if self.val.is_some() {
+            Algorithm::AccuracyAware
+        } else {
+            Algorithm::Default
+        });
+        if algorithm == Algorithm::AccuracyAware && self.val.is_none() {
+            bail!("--algorithm accuracy-aware needs a validation set (--val SPEC.json)");
+        }
+        Ok(algorithm)
+    }
+
+    fn control(&self) -> Result<AccuracyControlParams> {
+        let targets = self
+            .baseline
+            .iter()
+            .map(|b| {
+                let (name, value) = b
+                    .split_once('=')
+                    .with_context(|| format!("--baseline '{b}' is not NAME=VALUE"))?;
+                let value: f64 = value
+                    .parse()
+                    .with_context(|| format!("--baseline '{b}': '{value}' is not a number"))?;
+                Ok(MetricTarget {
+                    name: name.to_string(),
+                    baseline_value: Some(value),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let control = AccuracyControlParams {
+            maximal_drop: self.max_drop,
+            drop_type: parse::<DropType>("--drop-type", &self.drop_type)?,
+            ranking_subset_size: self.ranking_subset_size,
+            max_iter_num: self.max_iter,
+            use_prev_if_drop_increase: !self.no_use_prev_if_drop_increase,
+            convert_to_mixed_preset: self.convert_to_mixed_preset,
+            metrics: targets,
+            metric_subset_ratio: self.metric_subset_ratio,
+            restore_mode: parse::<RestoreMode>("--restore-mode", &self.restore_mode)?,
+            ..Default::default()
+        };
+        control.validate()?;
+        Ok(control)
+    }
+}
+
+/// Runs `aquant quantize`.
+pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
+    let start = Instant::now();
+    let params = args.params()?;
+    let algorithm = args.algorithm()?;
+    let control = args.control()?;
+    let model = Graph::load(&args.model)?.into_model();
+    let target = check_output(&args.model, &args.output)?;
+    let calibration = aquant::open_dataset(&args.calib).context("calibration data")?;
+    let backend = aquant_tract::TractBackend::new();
+    let progress = Bars::new(args.quiet);
+    match algorithm {
+        Algorithm::Default => run_default(
+            &args,
+            &backend,
+            model,
+            calibration.as_ref(),
+            &params,
+            &target,
+            &progress,
+            start,
+        ),
+        Algorithm::AccuracyAware => {
+            let val = args.val.as_ref().expect("checked in algorithm()");
+            let validation = aquant::open_dataset(val).context("validation data")?;
+            let metrics = args
+                .metric
+                .iter()
+                .map(|m| aquant::metric::builtin(m))
+                .collect::<aquant::Result<Vec<_>>>()?;
+            let metric_refs: Vec<&dyn aquant::Metric> =
+                metrics.iter().map(|m| m.as_ref()).collect();
+            let options = RunOptions {
+                batch_size: args.batch,
+                intermediate_dir: Some(args.output.join("intermediate")),
+                progress: &progress,
+            };
+            let mut outcome = search::quantize_with_accuracy_control(
+                &backend,
+                model,
+                calibration.as_ref(),
+                validation.as_ref(),
+                &metric_refs,
+                &params,
+                &control,
+                &options,
+            )?;
+            aquant_onnx::save_model(&outcome.model, &target)?;
+            outcome.report.output = Some(target.display().to_string());
+            outcome.report.model = args.model.display().to_string();
+            write_report(&args.output, &outcome.report)?;
+            println!("{}", outcome.report.summary());
+            println!("model: {}", target.display());
+            Ok(if outcome.target_met() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+fn write_report(dir: &Path, report: &impl serde::Serialize) -> Result<()> {
+    let path = dir.join("report.json");
+    aquant_onnx::write_atomic(&path, serde_json::to_string_pretty(report)?.as_bytes())
+        .with_context(|| format!("writing '{}'", path.display()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_default(
+    args: &QuantizeArgs,
+    backend: &aquant_tract::TractBackend,
+    model: aquant_onnx::ModelProto,
+    calibration: &dyn aquant::Dataset,
+    params: &QuantizationParams,
+    target: &Path,
+    progress: &Bars,
+    start: Instant,
+) -> Result<ExitCode> {
+    let (quantized, summary) =
+        quantize::quantize(backend, model, calibration, params, args.batch, progress)?;
+    let form = ModelForm::Export {
+        compress_weights: !args.no_compress_weights,
+    };
+    let output_model = quantized.build(&Default::default(), Default::default(), form)?;
+    aquant_onnx::save_model(&output_model, target)?;
+    let report = serde_json::json!({
+        "algorithm": "DefaultQuantization",
+        "model": args.model,
+        "quantized_ops": summary.quantized_ops,
+        "reverted_ops": 0,
+        "activation_quantizers": summary.activation_quantizers,
+        "corrected_biases": summary.corrected_biases,
+        "calibration_samples": summary.calibration_samples,
+        "parameters": params,
+        "timings_s": {
+            "calibration": summary.calibration_seconds,
+            "bias_correction": summary.bias_correction_seconds,
+            "total": start.elapsed().as_secs_f64(),
+        },
+        "output": target,
+    });
+    write_report(&args.output, &report)?;
+    println!(
+        "{} ops quantized ({} activation quantizers, {} biases corrected) in {:.1} s → {}",
+        summary.quantized_ops,
+        summary.activation_quantizers,
+        summary.corrected_biases,
+        start.elapsed().as_secs_f64(),
+        target.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

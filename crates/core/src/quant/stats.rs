@@ -1,0 +1,377 @@
+//! Calibration statistics: POT/NNCF range estimators.
+//!
+//! A range estimator reduces each calibration sample's activation to one number per side (the *statistic*:
+//! min, max, abs_max, quantile, abs_quantile) and then combines those numbers over the samples (the
+//! *aggregator*: mean, max, min, median, and the no-outliers variants). Only the per-sample numbers are kept —
+//! two floats per sample per tensor — never the activations, so memory does not grow with tensor size.
+//!
+//! The default for activations is NNCF's `MEAN_MINMAX` (mean over samples of each sample's min and max),
+//! which is also POT's DefaultQuantization default; weights use their plain per-channel min and max.
+
+use ndarray::{ArrayViewD, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::quant::Mode;
+
+/// The per-sample statistic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Statistic {
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+    /// Largest magnitude.
+    AbsMax,
+    /// The `outlier_prob` (min side) or `1 − outlier_prob` (max side) quantile.
+    Quantile,
+    /// The `1 − outlier_prob` quantile of magnitudes.
+    AbsQuantile,
+}
+
+/// How per-sample statistics combine over the calibration set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregator {
+    /// Arithmetic mean.
+    Mean,
+    /// Largest.
+    Max,
+    /// Smallest.
+    Min,
+    /// Median.
+    Median,
+    /// Mean of the values inside the `[p, 1 − p]` quantiles (p = outlier_prob).
+    MeanNoOutliers,
+    /// Median of the values inside the `[p, 1 − p]` quantiles.
+    MedianNoOutliers,
+}
+
+fn default_outlier_prob() -> f64 {
+    1e-4
+}
+
+/// One side of a range estimator (POT's `{"type": ..., "aggregator": ..., "outlier_prob": ...}` block).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Estimator {
+    /// Per-sample statistic.
+    #[serde(rename = "type")]
+    pub statistic: Statistic,
+    /// Aggregator over samples.
+    pub aggregator: Aggregator,
+    /// Outlier probability for quantiles and no-outlier aggregators.
+    #[serde(default = "default_outlier_prob")]
+    pub outlier_prob: f64,
+}
+
+impl Estimator {
+    /// An estimator with the default outlier probability.
+    pub fn new(statistic: Statistic, aggregator: Aggregator) -> Self {
+        Estimator {
+            statistic,
+            aggregator,
+            outlier_prob: default_outlier_prob(),
+        }
+    }
+}
+
+/// How an activation's range is estimated (POT's `range_estimator` block).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeEstimator {
+    /// Low end.
+    pub min: Estimator,
+    /// High end.
+    pub max: Estimator,
+}
+
+impl RangeEstimator {
+    /// Default for activations (NNCF `MEAN_MINMAX`, POT default): the mean of per-sample minimums and maximums.
+    /// Symmetric quantization then uses the larger magnitude of the two.
+    pub fn default_activations(_mode: Mode) -> Self {
+        RangeEstimator {
+            min: Estimator::new(Statistic::Min, Aggregator::Mean),
+            max: Estimator::new(Statistic::Max, Aggregator::Mean),
+        }
+    }
+
+    /// NNCF's `MINMAX`: the extreme values over the whole calibration set.
+    pub fn min_max() -> Self {
+        RangeEstimator {
+            min: Estimator::new(Statistic::Min, Aggregator::Min),
+            max: Estimator::new(Statistic::Max, Aggregator::Max),
+        }
+    }
+
+    /// NNCF's `MEAN_QUANTILE`: the mean of per-sample 1e-4 / 1−1e-4 quantiles, robust to outliers.
+    pub fn mean_quantile() -> Self {
+        RangeEstimator {
+            min: Estimator::new(Statistic::Quantile, Aggregator::Mean),
+            max: Estimator::new(Statistic::Quantile, Aggregator::Mean),
+        }
+    }
+}
+
+/// Collects one tensor's per-sample statistics.
+#[derive(Debug, Clone)]
+pub struct TensorStats {
+    range: RangeEstimator,
+    mins: Vec<f64>,
+    maxs: Vec<f64>,
+}
+
+impl TensorStats {
+    /// An empty collector.
+    pub fn new(range: RangeEstimator) -> Self {
+        TensorStats {
+            range,
+            mins: Vec::new(),
+            maxs: Vec::new(),
+        }
+    }
+
+    /// Observes a batch (axis 0 = samples), reducing each sample separately.
+    pub fn observe(&mut self, batch: ArrayViewD<f32>) -> Result<()> {
+        for sample in batch.axis_iter(Axis(0)) {
+            let mut values: Vec<f32> = sample.iter().copied().collect();
+            if values.is_empty() {
+                continue;
+            }
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(Error::data(
+                    "non-finite activation (NaN or Inf) during calibration",
+                ));
+            }
+            self.mins
+                .push(reduce(&mut values, self.range.min, Side::Low));
+            self.maxs
+                .push(reduce(&mut values, self.range.max, Side::High));
+        }
+        Ok(())
+    }
+
+    /// The estimated `(min, max)`.
+    pub fn finish(&self) -> Result<(f32, f32)> {
+        if self.mins.is_empty() {
+            return Err(Error::data("no calibration sample was observed"));
+        }
+        let min = aggregate(&self.mins, self.range.min);
+        let max = aggregate(&self.maxs, self.range.max);
+        Ok((min as f32, max.max(min) as f32))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Low,
+    High,
+}
+
+fn reduce(values: &mut [f32], estimator: Estimator, side: Side) -> f64 {
+    let p = estimator.outlier_prob;
+    let signed = |v: f64| if side == Side::Low { -v } else { v };
+    match estimator.statistic {
+        Statistic::Min => values.iter().copied().fold(f32::INFINITY, f32::min) as f64,
+        Statistic::Max => values.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64,
+        Statistic::AbsMax => signed(values.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64),
+        Statistic::Quantile => quantile(values, if side == Side::Low { p } else { 1.0 - p }),
+        Statistic::AbsQuantile => {
+            let mut abs: Vec<f32> = values.iter().map(|v| v.abs()).collect();
+            signed(quantile(&mut abs, 1.0 - p))
+        }
+    }
+}
+
+/// numpy's default (linear) quantile, by selection rather than a full sort.
+fn quantile(values: &mut [f32], q: f64) -> f64 {
+    let n = values.len();
+    let position = q.clamp(0.0, 1.0) * (n - 1) as f64;
+    let lo = position.floor() as usize;
+    let hi = position.ceil() as usize;
+    let (_, &mut lo_value, upper) = values.select_nth_unstable_by(lo, f32::total_cmp);
+    let hi_value = if hi == lo {
+        lo_value
+    } else {
+        upper.iter().copied().fold(f32::INFINITY, f32::min)
+    };
+    lo_value as f64 + (hi_value as f64 - lo_value as f64) * (position - lo as f64)
+}
+
+fn aggregate(values: &[f64], estimator: Estimator) -> f64 {
+    let mut v = values.to_vec();
+    match estimator.aggregator {
+        Aggregator::Mean => mean(&v),
+        Aggregator::Max => v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        Aggregator::Min => v.iter().copied().fold(f64::INFINITY, f64::min),
+        Aggregator::Median => median(&mut v),
+        Aggregator::MeanNoOutliers => mean(&without_outliers(&mut v, estimator.outlier_prob)),
+        Aggregator::MedianNoOutliers => {
+            median(&mut without_outliers(&mut v, estimator.outlier_prob))
+        }
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The values inside the `[p, 1 − p]` quantiles (NNCF's no-outliers aggregators); never empty.
+fn without_outliers(v: &mut [f64], p: f64) -> Vec<f64> {
+    let mut as_f32: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+    let lo = quantile(&mut as_f32, p);
+    let hi = quantile(&mut as_f32, 1.0 - p);
+    let kept: Vec<f64> = v
+        .iter()
+        .copied()
+        .filter(|&x| x >= lo - 1e-12 * lo.abs() && x <= hi + 1e-12 * hi.abs())
+        .collect();
+    if kept.is_empty() {
+        v.to_vec()
+    } else {
+        kept
+    }
+}
+
+/// Per-channel (along `axis`) or per-tensor minimum and maximum of a weight tensor.
+pub fn weight_range(
+    data: &[f32],
+    shape: &[usize],
+    axis: Option<usize>,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    if shape.iter().product::<usize>() != data.len() {
+        return Err(Error::data(format!(
+            "{} values do not fill shape {shape:?}",
+            data.len()
+        )));
+    }
+    if data.iter().any(|v| !v.is_finite()) {
+        return Err(Error::data("weight contains NaN or Inf"));
+    }
+    let (channels, inner) = match axis {
+        None => (1, 1),
+        Some(a) if a < shape.len() => (shape[a], shape[a + 1..].iter().product::<usize>()),
+        Some(a) => return Err(Error::data(format!("axis {a} is outside shape {shape:?}"))),
+    };
+    let mut min = vec![f32::INFINITY; channels];
+    let mut max = vec![f32::NEG_INFINITY; channels];
+    for (i, &v) in data.iter().enumerate() {
+        let c = if channels == 1 {
+            0
+        } else {
+            (i / inner) % channels
+        };
+        min[c] = min[c].min(v);
+        max[c] = max[c].max(v);
+    }
+    Ok((min, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{ArrayD, IxDyn};
+
+    fn batch(rows: &[&[f32]]) -> ArrayD<f32> {
+        let n = rows[0].len();
+        ArrayD::from_shape_vec(IxDyn(&[rows.len(), n]), rows.concat()).unwrap()
+    }
+
+    #[test]
+    fn mean_minmax_averages_per_sample_extremes() {
+        let mut s = TensorStats::new(RangeEstimator::default_activations(Mode::Symmetric));
+        s.observe(batch(&[&[-1.0, 2.0, 0.5], &[-3.0, 4.0, 0.0]]).view())
+            .unwrap();
+        assert_eq!(s.finish().unwrap(), (-2.0, 3.0));
+        let mut m = TensorStats::new(RangeEstimator::min_max());
+        m.observe(batch(&[&[-1.0, 2.0, 0.5], &[-3.0, 4.0, 0.0]]).view())
+            .unwrap();
+        assert_eq!(m.finish().unwrap(), (-3.0, 4.0));
+    }
+
+    #[test]
+    fn quantile_matches_numpy_linear() {
+        // np.quantile([3, 1, 4, 1, 5, 9, 2, 6], [0.1, 0.5, 0.9]) = [1.0, 3.5, 6.9]
+        let data = [3.0f32, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0];
+        for (q, want) in [(0.1, 1.0), (0.5, 3.5), (0.9, 6.9)] {
+            let got = quantile(&mut data.to_vec(), q);
+            assert!((got - want).abs() < 1e-6, "q={q}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn abs_statistics_and_aggregators() {
+        let e = |statistic, aggregator| RangeEstimator {
+            min: Estimator::new(statistic, aggregator),
+            max: Estimator::new(statistic, aggregator),
+        };
+        let rows: [&[f32]; 3] = [&[-5.0, 1.0], &[2.0, -1.0], &[0.5, 3.0]];
+        let mut s = TensorStats::new(e(Statistic::AbsMax, Aggregator::Median));
+        s.observe(batch(&rows).view()).unwrap();
+        // per-sample abs max: 5, 2, 3 → median 3 → range [-3, 3]
+        assert_eq!(s.finish().unwrap(), (-3.0, 3.0));
+        let mut s = TensorStats::new(e(Statistic::Max, Aggregator::Max));
+        s.observe(batch(&rows).view()).unwrap();
+        assert_eq!(s.finish().unwrap().1, 3.0);
+        let mut s = TensorStats::new(e(Statistic::Min, Aggregator::Min));
+        s.observe(batch(&rows).view()).unwrap();
+        assert_eq!(s.finish().unwrap().0, -5.0);
+    }
+
+    #[test]
+    fn no_outlier_aggregators_drop_extremes() {
+        let v: Vec<f64> = (0..100).map(|i| i as f64).chain([1e6]).collect();
+        let e = Estimator {
+            statistic: Statistic::Max,
+            aggregator: Aggregator::MeanNoOutliers,
+            outlier_prob: 0.01,
+        };
+        let with = aggregate(&v, Estimator::new(Statistic::Max, Aggregator::Mean));
+        let without = aggregate(&v, e);
+        assert!(with > 9000.0 && without < 100.0, "{with} {without}");
+        let e = Estimator {
+            aggregator: Aggregator::MedianNoOutliers,
+            ..e
+        };
+        assert_eq!(aggregate(&v, e), 50.0);
+    }
+
+    #[test]
+    fn non_finite_and_empty_are_errors() {
+        let mut s = TensorStats::new(RangeEstimator::min_max());
+        assert!(s.finish().is_err());
+        assert!(s.observe(batch(&[&[1.0, f32::NAN]]).view()).is_err());
+    }
+
+    #[test]
+    fn weight_range_per_channel() {
+        let (min, max) = weight_range(&[1.0, -2.0, 3.0, 4.0, -5.0, 6.0], &[2, 3], Some(0)).unwrap();
+        assert_eq!((min, max), (vec![-2.0, -5.0], vec![3.0, 6.0]));
+        let (min, max) = weight_range(&[1.0, -2.0, 3.0, 4.0, -5.0, 6.0], &[2, 3], Some(1)).unwrap();
+        assert_eq!((min, max), (vec![1.0, -5.0, 3.0], vec![4.0, -2.0, 6.0]));
+        let (min, max) = weight_range(&[1.0, -2.0], &[2], None).unwrap();
+        assert_eq!((min, max), (vec![-2.0], vec![1.0]));
+    }
+
+    #[test]
+    fn pot_config_block_parses() {
+        let r: RangeEstimator = serde_json::from_str(
+            r#"{"min": {"type": "min", "aggregator": "mean"}, "max": {"type": "quantile", "outlier_prob": 0.001, "aggregator": "mean"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.max.statistic, Statistic::Quantile);
+        assert_eq!(r.max.outlier_prob, 0.001);
+        assert!(serde_json::from_str::<RangeEstimator>(r#"{"min": {"type": "min", "aggregator": "mean", "x": 1}, "max": {"type": "max", "aggregator": "max"}}"#).is_err());
+    }
+}

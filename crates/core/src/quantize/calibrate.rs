@@ -1,0 +1,205 @@
+//! Calibration: one FP32 pass over the calibration samples, observing every tensor a quantizer needs.
+//!
+//! The statistics are collected from a *tapped copy* of the FP32 model (quantized tensors added as outputs),
+//! never from a model that is judged. Memory is bounded by design: per tensor only the per-sample reduced
+//! values of the range estimator are kept, plus, for fast bias correction, a running sum of the inputs of
+//! the layers with a bias (one sample's worth of memory per such layer).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use ndarray::{ArrayD, Axis};
+use rayon::prelude::*;
+
+use crate::backend::Backend;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::progress::Progress;
+use crate::quant::{RangeEstimator, TensorStats};
+use crate::quantize::params::QuantizationParams;
+use crate::quantize::placement::Placement;
+use crate::runner::{run_batches, InputBinding};
+
+/// What calibration learned about the FP32 model.
+#[derive(Debug, Clone)]
+pub struct CalibrationStats {
+    /// Per quantized tensor: the estimated (min, max) range, one entry (per tensor).
+    pub ranges: BTreeMap<String, (f32, f32)>,
+    /// Per tensor read by a layer with a bias: the mean over calibration samples, shape `[1, ...]`.
+    pub mean_inputs: HashMap<String, ArrayD<f32>>,
+    /// Samples observed.
+    pub samples: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// The dataset indices used for calibration: the first `stat_subset_size`, or a seeded random draw.
+pub fn calibration_indices(len: usize, params: &QuantizationParams) -> Vec<usize> {
+    let count = params.stat_subset_size.min(len);
+    let mut indices: Vec<usize> = (0..len).collect();
+    if params.shuffle_data {
+        // Fisher–Yates with SplitMix64: reproducible across platforms for a given seed.
+        let mut state = params.seed;
+        for i in (1..len).rev() {
+            let j = (split_mix64(&mut state) % (i as u64 + 1)) as usize;
+            indices.swap(i, j);
+        }
+    }
+    indices.truncate(count);
+    indices
+}
+
+fn split_mix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+struct RunningMean {
+    sum: Option<ArrayD<f32>>,
+    count: usize,
+    consistent: bool,
+}
+
+impl RunningMean {
+    fn add(&mut self, batch: &ArrayD<f32>) {
+        let batch_sum = batch.sum_axis(Axis(0)).insert_axis(Axis(0));
+        match &mut self.sum {
+            None => self.sum = Some(batch_sum),
+            Some(sum) if sum.shape() == batch_sum.shape() => *sum += &batch_sum,
+            // Inputs whose shape varies between samples have no meaningful mean tensor.
+            Some(_) => self.consistent = false,
+        }
+        self.count += batch.shape()[0];
+    }
+
+    fn finish(self) -> Option<ArrayD<f32>> {
+        let count = self.count as f32;
+        self.sum.filter(|_| self.consistent).map(|s| s / count)
+    }
+}
+
+/// Runs the calibration pass.
+pub fn calibrate(
+    backend: &dyn Backend,
+    graph: &Graph,
+    placement: &Placement,
+    dataset: &dyn Dataset,
+    params: &QuantizationParams,
+    batch_size: usize,
+    progress: &dyn Progress,
+) -> Result<CalibrationStats> {
+    let start = Instant::now();
+    let indices = calibration_indices(dataset.len(), params);
+    if indices.is_empty() {
+        return Err(Error::data("the calibration dataset is empty"));
+    }
+    let tensors: Vec<String> = placement
+        .activations
+        .iter()
+        .map(|a| a.tensor.clone())
+        .collect();
+    let mean_tensors: Vec<String> = placement
+        .nodes
+        .iter()
+        .filter(|n| n.bias.is_some() && params.fast_bias_correction)
+        .filter_map(|n| n.activations.first().map(|(_, t)| t.clone()))
+        .collect();
+    let estimator = params
+        .activations
+        .range_estimator
+        .unwrap_or_else(|| RangeEstimator::default_activations(params.activation_mode()));
+    let mut stats: Vec<TensorStats> = tensors
+        .iter()
+        .map(|_| TensorStats::new(estimator))
+        .collect();
+    let mut means: Vec<Option<RunningMean>> = tensors
+        .iter()
+        .map(|t| {
+            mean_tensors.contains(t).then_some(RunningMean {
+                sum: None,
+                count: 0,
+                consistent: true,
+            })
+        })
+        .collect();
+
+    let output_count = graph.outputs().len();
+    let session = backend.prepare(graph.model(), &tensors)?;
+    let binding = InputBinding::new(graph)?;
+    progress.start("calibrating", indices.len() as u64);
+    let result = run_batches(
+        session.as_ref(),
+        &binding,
+        dataset,
+        &indices,
+        batch_size,
+        progress,
+        |_, outputs, _| {
+            // Reducing a batch is independent per tensor: spread it over the cores.
+            stats
+                .par_iter_mut()
+                .zip(means.par_iter_mut())
+                .zip(outputs.par_iter().skip(output_count))
+                .zip(tensors.par_iter())
+                .try_for_each(|(((stat, mean), output), name)| {
+                    let data = output.as_f32(name)?;
+                    stat.observe(data.view())
+                        .map_err(|e| Error::data(format!("calibration of tensor '{name}': {e}")))?;
+                    if let Some(mean) = mean {
+                        mean.add(data);
+                    }
+                    Ok(())
+                })
+        },
+    );
+    progress.finish();
+    result?;
+
+    let mut ranges = BTreeMap::new();
+    for (tensor, stat) in tensors.iter().zip(&stats) {
+        let (min, max) = stat
+            .finish()
+            .map_err(|e| Error::data(format!("calibration of tensor '{tensor}': {e}")))?;
+        ranges.insert(tensor.clone(), (min, max));
+    }
+    let mean_inputs = tensors
+        .iter()
+        .zip(means)
+        .filter_map(|(t, m)| m.and_then(RunningMean::finish).map(|a| (t.clone(), a)))
+        .collect();
+    Ok(CalibrationStats {
+        ranges,
+        mean_inputs,
+        samples: indices.len(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_take_the_first_or_a_seeded_permutation() {
+        let mut params = QuantizationParams {
+            stat_subset_size: 4,
+            ..Default::default()
+        };
+        assert_eq!(calibration_indices(10, &params), vec![0, 1, 2, 3]);
+        assert_eq!(calibration_indices(2, &params), vec![0, 1]);
+        params.shuffle_data = true;
+        let a = calibration_indices(100, &params);
+        assert_eq!(a, calibration_indices(100, &params), "same seed, same draw");
+        assert_ne!(a, vec![0, 1, 2, 3]);
+        params.seed = 1;
+        assert_ne!(
+            a,
+            calibration_indices(100, &params),
+            "another seed, another draw"
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! The base algorithm: POT DefaultQuantization / NNCF `quantize`.
+//!
+//! Statistics collection is separate from applying the change, as in NNCF: [`placement`] decides which tensors
+//! must be observed, [`calibrate`](calibrate::calibrate) observes them in one FP32 pass, and the parameters are
+//! then computed and stored in a [`QuantizedModel`], from which the QDQ ONNX model is built.
+
+mod bias;
+mod calibrate;
+mod model;
+mod params;
+mod placement;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use aquant_onnx::{tensor, ModelProto};
+
+pub use calibrate::{calibration_indices, CalibrationStats};
+pub use model::{ModelForm, QuantizedModel, RestoreMode};
+pub use params::{
+    ActivationsParams, IgnoredScope, ModelType, Preset, QuantizationParams, TargetDevice,
+    WeightsParams,
+};
+pub use placement::{place, ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
+
+use crate::backend::Backend;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::progress::Progress;
+use crate::quant::{weight_range, Mode, QuantParams, QuantSpec};
+
+/// Timings and counts of one run of the base algorithm.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct QuantizationSummary {
+    /// Nodes that compute in INT8.
+    pub quantized_ops: usize,
+    /// Activation quantizers.
+    pub activation_quantizers: usize,
+    /// Layers whose bias fast bias correction changed.
+    pub corrected_biases: usize,
+    /// Calibration samples used.
+    pub calibration_samples: usize,
+    /// Seconds spent calibrating.
+    pub calibration_seconds: f64,
+    /// Seconds spent on bias correction.
+    pub bias_correction_seconds: f64,
+}
+
+/// Quantizes `model` with statistics from `calibration`.
+pub fn quantize(
+    backend: &dyn Backend,
+    model: ModelProto,
+    calibration: &dyn Dataset,
+    params: &QuantizationParams,
+    batch_size: usize,
+    progress: &dyn Progress,
+) -> Result<(QuantizedModel, QuantizationSummary)> {
+    params.validate()?;
+    let graph = Graph::new(model)?;
+    let placement = place(&graph, params)?;
+    if placement.nodes.is_empty() {
+        return Err(Error::InvalidModel(
+            "nothing to quantize: no Conv, ConvTranspose, Gemm or MatMul with constant weights outside the ignored scope"
+                .into(),
+        ));
+    }
+    let stats = calibrate::calibrate(
+        backend,
+        &graph,
+        &placement,
+        calibration,
+        params,
+        batch_size,
+        progress,
+    )?;
+    let activations = activation_params(&placement, &stats, params)?;
+    let weights = weight_params(&graph, &placement, params)?;
+    let start = Instant::now();
+    let biases = if params.fast_bias_correction {
+        bias::fast_bias_correction(
+            backend,
+            &graph,
+            &placement,
+            &activations,
+            &weights,
+            &stats.mean_inputs,
+        )?
+    } else {
+        BTreeMap::new()
+    };
+    let summary = QuantizationSummary {
+        quantized_ops: placement.nodes.len(),
+        activation_quantizers: placement.activations.len(),
+        corrected_biases: biases.len(),
+        calibration_samples: stats.samples,
+        calibration_seconds: stats.seconds,
+        bias_correction_seconds: start.elapsed().as_secs_f64(),
+    };
+    let model = QuantizedModel::new(graph, placement, activations, weights, biases)?;
+    Ok((model, summary))
+}
+
+/// Activation quantizer parameters from the calibrated ranges. In symmetric mode a tensor that is never
+/// negative (after ReLU, ReLU6…) is quantized unsigned, doubling its resolution, as POT's performance preset does.
+fn activation_params(
+    placement: &Placement,
+    stats: &CalibrationStats,
+    params: &QuantizationParams,
+) -> Result<BTreeMap<String, QuantParams>> {
+    let mode = params.activation_mode();
+    placement
+        .activations
+        .iter()
+        .map(|q| {
+            let (min, max) = stats.ranges[&q.tensor];
+            let signed = mode == Mode::Symmetric && min < 0.0;
+            let spec = QuantSpec::new(params.activations.bits, mode, signed, false)?;
+            let p = QuantParams::from_range(&spec, &[min], &[max], None)
+                .map_err(|e| Error::data(format!("activation '{}': {e}", q.tensor)))?;
+            Ok((q.tensor.clone(), p))
+        })
+        .collect()
+}
+
+fn weight_params(
+    graph: &Graph,
+    placement: &Placement,
+    params: &QuantizationParams,
+) -> Result<BTreeMap<String, QuantParams>> {
+    let w = &params.weights;
+    let spec =
+        QuantSpec::new(w.bits, w.mode, true, true)?.with_levels(w.level_low, w.level_high)?;
+    placement
+        .nodes
+        .iter()
+        .filter_map(|n| n.weight.as_ref().map(|slot| (n, slot)))
+        .map(|(node, slot)| {
+            let initializer = graph
+                .initializer(&slot.initializer)
+                .expect("placement checked it");
+            let dims = tensor::dims(initializer)?;
+            let values = tensor::to_f32(initializer)?;
+            let (min, max) = weight_range(&values, &dims, node.weight_axis)?;
+            let p = QuantParams::from_range(&spec, &min, &max, node.weight_axis).map_err(|e| {
+                Error::data(format!(
+                    "weight '{}' of node '{}': {e}",
+                    slot.initializer, node.name
+                ))
+            })?;
+            Ok((node.name.clone(), p))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,420 @@
+//! A quantized model as data: the FP32 graph plus every quantizer's parameters.
+//!
+//! The INT8 ONNX model is never edited in place. It is *built* from the FP32 graph, the placement and the
+//! parameters, for a given set of nodes left in FP32. That makes reverting a group during accuracy control a
+//! set operation, restores a reverted layer's original weights and bias exactly (bias correction lives here,
+//! not in the graph), and lets the same state produce two numerically identical forms: the deployable QDQ
+//! model (int8 weights behind `DequantizeLinear`) and a cheaper evaluation model (weights fake-quantized into
+//! FP32 initializers, which spares the engine per-axis constant folding on every candidate).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use aquant_onnx::proto::tensor_proto::DataType;
+use aquant_onnx::{attr, tensor, ModelProto, NodeProto};
+
+use crate::error::{Error, Result};
+use crate::graph::{Edit, Graph, Patch};
+use crate::quant::QuantParams;
+use crate::quantize::placement::{ConstantSlot, Placement, QuantizedNode};
+
+/// Which form of the quantized model to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelForm {
+    /// The deployable QDQ model. `compress_weights`: int8 weight initializers behind `DequantizeLinear`
+    /// (POT's `compress_model_weights`); otherwise FP32 weights behind `QuantizeLinear`/`DequantizeLinear`.
+    Export {
+        /// Store weights as int8.
+        compress_weights: bool,
+    },
+    /// For evaluation: the same numbers, with weights and biases fake-quantized into FP32 initializers.
+    Evaluation,
+}
+
+/// What reverting an op returns to FP32 (NNCF `restore_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreMode {
+    /// Activations and weights: reverted ops run fully in FP32 with their original weights and biases.
+    #[default]
+    ActivationsAndWeights,
+    /// Only activations: reverted ops keep int8 weights (weight-only quantization) and their original bias.
+    OnlyActivations,
+}
+
+/// The FP32 model with everything needed to build its quantized forms.
+#[derive(Debug, Clone)]
+pub struct QuantizedModel {
+    fp32: Graph,
+    placement: Placement,
+    activations: BTreeMap<String, QuantParams>,
+    weights: BTreeMap<String, QuantParams>,
+    biases: BTreeMap<String, Vec<f32>>,
+}
+
+impl QuantizedModel {
+    /// Assembles a quantized model. `activations` is keyed by tensor, `weights` and `biases` (corrected FP32
+    /// biases; absent = the original bias) by node.
+    pub fn new(
+        fp32: Graph,
+        placement: Placement,
+        activations: BTreeMap<String, QuantParams>,
+        weights: BTreeMap<String, QuantParams>,
+        biases: BTreeMap<String, Vec<f32>>,
+    ) -> Result<Self> {
+        for q in &placement.activations {
+            if !activations.contains_key(&q.tensor) {
+                return Err(Error::InvalidModel(format!(
+                    "no parameters for quantized tensor '{}'",
+                    q.tensor
+                )));
+            }
+        }
+        for n in placement.nodes.iter().filter(|n| n.weight.is_some()) {
+            if !weights.contains_key(&n.name) {
+                return Err(Error::InvalidModel(format!(
+                    "no weight parameters for node '{}'",
+                    n.name
+                )));
+            }
+        }
+        Ok(QuantizedModel {
+            fp32,
+            placement,
+            activations,
+            weights,
+            biases,
+        })
+    }
+
+    /// The FP32 model.
+    pub fn fp32(&self) -> &Graph {
+        &self.fp32
+    }
+
+    /// Where the quantizers are.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// Parameters of the activation quantizer on `tensor`.
+    pub fn activation_params(&self, tensor: &str) -> Option<&QuantParams> {
+        self.activations.get(tensor)
+    }
+
+    /// Parameters of the weight quantizer of node `node`.
+    pub fn weight_params(&self, node: &str) -> Option<&QuantParams> {
+        self.weights.get(node)
+    }
+
+    /// Builds the model with every placed node quantized except those in `reverted`, which `mode` returns
+    /// wholly or partly to FP32.
+    pub fn build(
+        &self,
+        reverted: &BTreeSet<String>,
+        mode: RestoreMode,
+        form: ModelForm,
+    ) -> Result<ModelProto> {
+        let fp32_nodes = reverted;
+        let mut graph = self.fp32.clone();
+        let mut patch = Patch::new("quantize");
+        let mut replaced: HashSet<String> = HashSet::new();
+        for quantizer in &self.placement.activations {
+            let consumers: Vec<&String> = quantizer
+                .consumers
+                .iter()
+                .filter(|c| !fp32_nodes.contains(*c))
+                .collect();
+            if consumers.is_empty() {
+                continue;
+            }
+            let params = &self.activations[&quantizer.tensor];
+            let dequantized = self.activation_qdq(&mut patch, &quantizer.tensor, params);
+            for consumer in consumers {
+                let node = self
+                    .placement
+                    .node(consumer)
+                    .expect("consumers are placed nodes");
+                for (input, tensor) in &node.activations {
+                    if *tensor == quantizer.tensor {
+                        patch.push(Edit::SetInput {
+                            node: node.name.clone(),
+                            index: *input,
+                            value: dequantized.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for node in &self.placement.nodes {
+            let weights_only = match (fp32_nodes.contains(&node.name), mode) {
+                (false, _) => false,
+                (true, RestoreMode::OnlyActivations) => true,
+                (true, RestoreMode::ActivationsAndWeights) => continue,
+            };
+            self.quantize_constants(&mut patch, node, form, weights_only, &mut replaced)?;
+        }
+        graph.apply(&patch)?;
+        remove_unused(&mut graph, &replaced)?;
+        Ok(graph.into_model())
+    }
+
+    /// Adds `tensor → QuantizeLinear → DequantizeLinear` and returns the dequantized tensor's name.
+    fn activation_qdq(&self, patch: &mut Patch, tensor: &str, params: &QuantParams) -> String {
+        let quantized = format!("{tensor}_quantized");
+        let dequantized = format!("{tensor}_dequantized");
+        let (scale, zero_point) = scale_and_zero_point(patch, tensor, params);
+        patch.push(Edit::AddNode(qdq_node(
+            "QuantizeLinear",
+            &format!("{tensor}_QuantizeLinear"),
+            &[tensor, &scale, &zero_point],
+            &quantized,
+            None,
+        )));
+        patch.push(Edit::AddNode(qdq_node(
+            "DequantizeLinear",
+            &format!("{tensor}_DequantizeLinear"),
+            &[&quantized, &scale, &zero_point],
+            &dequantized,
+            None,
+        )));
+        dequantized
+    }
+
+    fn quantize_constants(
+        &self,
+        patch: &mut Patch,
+        node: &QuantizedNode,
+        form: ModelForm,
+        weights_only: bool,
+        replaced: &mut HashSet<String>,
+    ) -> Result<()> {
+        let Some(weight) = &node.weight else {
+            return Ok(());
+        };
+        let initializer = self
+            .fp32
+            .initializer(&weight.initializer)
+            .expect("placement checked it");
+        let dims = tensor::dims(initializer)?;
+        let values = tensor::to_f32(initializer)?;
+        let params = &self.weights[&node.name];
+        let prefix = format!("{}.weight", node.name);
+        let weight_value = match form {
+            ModelForm::Evaluation => {
+                let mut fake = values.clone();
+                params.fake_quantize_tensor(&mut fake, &dims)?;
+                let name = format!("{prefix}_fake_quantized");
+                patch.push(Edit::AddInitializer(tensor::from_f32(&name, &dims, &fake)));
+                name
+            }
+            ModelForm::Export { compress_weights } => {
+                let (scale, zero_point) = scale_and_zero_point(patch, &prefix, params);
+                let source = if compress_weights {
+                    let q = params.quantize_tensor(&values, &dims)?;
+                    let name = format!("{prefix}_quantized");
+                    patch.push(Edit::AddInitializer(tensor::from_quantized(
+                        &name,
+                        &dims,
+                        storage_type(params),
+                        &q,
+                    )));
+                    name
+                } else {
+                    let name = format!("{prefix}_quantized");
+                    patch.push(Edit::AddNode(qdq_node(
+                        "QuantizeLinear",
+                        &format!("{prefix}_QuantizeLinear"),
+                        &[&weight.initializer, &scale, &zero_point],
+                        &name,
+                        params.axis,
+                    )));
+                    name
+                };
+                let name = format!("{prefix}_dequantized");
+                patch.push(Edit::AddNode(qdq_node(
+                    "DequantizeLinear",
+                    &format!("{prefix}_DequantizeLinear"),
+                    &[&source, &scale, &zero_point],
+                    &name,
+                    params.axis,
+                )));
+                name
+            }
+        };
+        patch.push(Edit::SetInput {
+            node: node.name.clone(),
+            index: weight.input,
+            value: weight_value,
+        });
+        replaced.insert(weight.initializer.clone());
+        // Without a quantized input there is no accumulator scale: a weights-only op keeps its FP32 bias.
+        if let Some(bias) = node.bias.as_ref().filter(|_| !weights_only) {
+            self.quantize_bias(patch, node, bias, form)?;
+            replaced.insert(bias.initializer.clone());
+        }
+        Ok(())
+    }
+
+    /// Re-expresses the (corrected) bias in the accumulator's scale `s_x · s_w[c]` as int32, which is what
+    /// runtimes expect to fuse `Conv`/`Gemm` into an integer kernel.
+    fn quantize_bias(
+        &self,
+        patch: &mut Patch,
+        node: &QuantizedNode,
+        bias: &ConstantSlot,
+        form: ModelForm,
+    ) -> Result<()> {
+        let initializer = self
+            .fp32
+            .initializer(&bias.initializer)
+            .expect("placement checked it");
+        let dims = tensor::dims(initializer)?;
+        let values = match self.biases.get(&node.name) {
+            Some(corrected) => corrected.clone(),
+            None => tensor::to_f32(initializer)?,
+        };
+        let input_tensor = &node.activations[0].1;
+        let input_scale = self.activations[input_tensor].scale[0];
+        let weight_scale = &self.weights[&node.name].scale;
+        let channels = values.len();
+        let per_channel_ok =
+            dims.len() == 1 && (weight_scale.len() == channels || weight_scale.len() == 1);
+        let prefix = format!("{}.bias", node.name);
+        if !per_channel_ok {
+            // An unusual bias layout (broadcast shapes): keep it in FP32, corrected.
+            let name = format!("{prefix}_corrected");
+            patch.push(Edit::AddInitializer(tensor::from_f32(
+                &name, &dims, &values,
+            )));
+            patch.push(Edit::SetInput {
+                node: node.name.clone(),
+                index: bias.input,
+                value: name,
+            });
+            return Ok(());
+        }
+        let scales: Vec<f32> = (0..channels)
+            .map(|c| input_scale * weight_scale[if weight_scale.len() == 1 { 0 } else { c }])
+            .collect();
+        let quantized: Vec<i32> = values
+            .iter()
+            .zip(&scales)
+            .map(|(v, s)| {
+                (v / s)
+                    .round_ties_even()
+                    .clamp(i32::MIN as f32, i32::MAX as f32) as i32
+            })
+            .collect();
+        let value = match form {
+            ModelForm::Evaluation => {
+                let fake: Vec<f32> = quantized
+                    .iter()
+                    .zip(&scales)
+                    .map(|(q, s)| *q as f32 * s)
+                    .collect();
+                let name = format!("{prefix}_fake_quantized");
+                patch.push(Edit::AddInitializer(tensor::from_f32(&name, &dims, &fake)));
+                name
+            }
+            ModelForm::Export { .. } => {
+                let q_name = format!("{prefix}_quantized");
+                let scale = format!("{prefix}_scale");
+                let zero_point = format!("{prefix}_zero_point");
+                patch.push(Edit::AddInitializer(tensor::from_i32(
+                    &q_name, &dims, &quantized,
+                )));
+                patch.push(Edit::AddInitializer(tensor::from_f32(
+                    &scale,
+                    &[channels],
+                    &scales,
+                )));
+                patch.push(Edit::AddInitializer(tensor::from_i32(
+                    &zero_point,
+                    &[channels],
+                    &vec![0; channels],
+                )));
+                let name = format!("{prefix}_dequantized");
+                patch.push(Edit::AddNode(qdq_node(
+                    "DequantizeLinear",
+                    &format!("{prefix}_DequantizeLinear"),
+                    &[&q_name, &scale, &zero_point],
+                    &name,
+                    Some(0),
+                )));
+                name
+            }
+        };
+        patch.push(Edit::SetInput {
+            node: node.name.clone(),
+            index: bias.input,
+            value,
+        });
+        Ok(())
+    }
+}
+
+fn storage_type(params: &QuantParams) -> DataType {
+    match (params.bits, params.signed) {
+        (16, true) => DataType::Int16,
+        (16, false) => DataType::Uint16,
+        (_, true) => DataType::Int8,
+        (_, false) => DataType::Uint8,
+    }
+}
+
+/// Adds the scale and zero-point initializers of `params` (scalars per tensor, vectors per channel).
+fn scale_and_zero_point(patch: &mut Patch, prefix: &str, params: &QuantParams) -> (String, String) {
+    let scale = format!("{prefix}_scale");
+    let zero_point = format!("{prefix}_zero_point");
+    let shape: Vec<usize> = if params.axis.is_some() {
+        vec![params.scale.len()]
+    } else {
+        vec![]
+    };
+    patch.push(Edit::AddInitializer(tensor::from_f32(
+        &scale,
+        &shape,
+        &params.scale,
+    )));
+    patch.push(Edit::AddInitializer(tensor::from_quantized(
+        &zero_point,
+        &shape,
+        storage_type(params),
+        &params.zero_point,
+    )));
+    (scale, zero_point)
+}
+
+fn qdq_node(
+    op_type: &str,
+    name: &str,
+    inputs: &[&str],
+    output: &str,
+    axis: Option<usize>,
+) -> NodeProto {
+    NodeProto {
+        op_type: Some(op_type.into()),
+        name: Some(name.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute: axis
+            .map(|a| attr::make_int("axis", a as i64))
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Drops the original initializers that no node reads any more, so the saved model holds int8 weights only.
+fn remove_unused(graph: &mut Graph, candidates: &HashSet<String>) -> Result<()> {
+    let mut patch = Patch::new("drop replaced FP32 initializers");
+    for name in candidates {
+        if graph.consumers(name).is_empty() && !graph.is_output(name) {
+            patch.push(Edit::RemoveInitializer(name.clone()));
+        }
+    }
+    if !patch.is_empty() {
+        graph.apply(&patch)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! Parameters of the base algorithm (POT DefaultQuantization / NNCF `quantize`), with their defaults.
+//!
+//! Names follow POT's config keys so that a POT config maps onto this struct field by field; every field here
+//! changes what the algorithm does (a parameter aquant would accept but ignore must not exist).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::quant::{Granularity, Mode, RangeEstimator};
+
+/// How activations are quantized (weights are symmetric in every preset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Symmetric weights and activations (unsigned where the activation is non-negative).
+    #[default]
+    Performance,
+    /// Symmetric weights, asymmetric activations.
+    Mixed,
+}
+
+impl Preset {
+    /// The activation mode this preset implies.
+    pub fn activation_mode(self) -> Mode {
+        match self {
+            Preset::Performance => Mode::Symmetric,
+            Preset::Mixed => Mode::Asymmetric,
+        }
+    }
+}
+
+/// The device the model will run on: selects which ops are quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TargetDevice {
+    /// Any device: the patterns every runtime fuses.
+    #[default]
+    Any,
+    /// CPU (also quantizes residual Add and average pooling, which CPU plugins run in INT8).
+    Cpu,
+    /// GPU.
+    Gpu,
+    /// NPU / VPU: weighted ops only.
+    Npu,
+}
+
+/// Model family: `transformer` enables transformer patterns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelType {
+    /// MatMul between activations and residual Add are quantized as transformer runtimes do.
+    Transformer,
+}
+
+/// Nodes never quantized.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgnoredScope {
+    /// Exact node names.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Regular expressions matched against whole node names.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// ONNX op types.
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
+/// How weights are quantized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WeightsParams {
+    /// 8 (or 16).
+    pub bits: u8,
+    /// Symmetric by default.
+    pub mode: Mode,
+    /// Per output channel by default.
+    pub granularity: Granularity,
+    /// Lowest level (default: −127, the narrow range runtimes expect for symmetric int8 weights).
+    pub level_low: Option<i32>,
+    /// Highest level (default: 127).
+    pub level_high: Option<i32>,
+}
+
+impl Default for WeightsParams {
+    fn default() -> Self {
+        WeightsParams {
+            bits: 8,
+            mode: Mode::Symmetric,
+            granularity: Granularity::PerChannel,
+            level_low: None,
+            level_high: None,
+        }
+    }
+}
+
+/// How activations are quantized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActivationsParams {
+    /// 8 (or 16).
+    pub bits: u8,
+    /// Overrides the preset's mode.
+    pub mode: Option<Mode>,
+    /// Range estimator (default: the preset's, see [`RangeEstimator::default_activations`]).
+    pub range_estimator: Option<RangeEstimator>,
+}
+
+impl Default for ActivationsParams {
+    fn default() -> Self {
+        ActivationsParams {
+            bits: 8,
+            mode: None,
+            range_estimator: None,
+        }
+    }
+}
+
+/// Everything the base algorithm takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuantizationParams {
+    /// Activation preset.
+    pub preset: Preset,
+    /// Target device.
+    pub target_device: TargetDevice,
+    /// Model family.
+    pub model_type: Option<ModelType>,
+    /// Calibration samples (POT `stat_subset_size`, NNCF `subset_size`).
+    pub stat_subset_size: usize,
+    /// Draw the calibration samples at random (with `seed`) instead of taking the first ones.
+    pub shuffle_data: bool,
+    /// Seed of the calibration sampling.
+    pub seed: u64,
+    /// Weight quantization.
+    pub weights: WeightsParams,
+    /// Activation quantization.
+    pub activations: ActivationsParams,
+    /// Shift biases so each quantized layer's mean output matches FP32 (POT `use_fast_bias`).
+    pub fast_bias_correction: bool,
+    /// Nodes never quantized.
+    pub ignored_scope: IgnoredScope,
+}
+
+impl Default for QuantizationParams {
+    fn default() -> Self {
+        QuantizationParams {
+            preset: Preset::default(),
+            target_device: TargetDevice::default(),
+            model_type: None,
+            stat_subset_size: 300,
+            shuffle_data: false,
+            seed: 0,
+            weights: WeightsParams::default(),
+            activations: ActivationsParams::default(),
+            fast_bias_correction: true,
+            ignored_scope: IgnoredScope::default(),
+        }
+    }
+}
+
+impl QuantizationParams {
+    /// Checks values no type can rule out.
+    pub fn validate(&self) -> Result<()> {
+        if self.stat_subset_size == 0 {
+            return Err(Error::Config("stat_subset_size must be at least 1".into()));
+        }
+        for (what, bits) in [
+            ("weights", self.weights.bits),
+            ("activations", self.activations.bits),
+        ] {
+            if bits != 8 && bits != 16 {
+                return Err(Error::Config(format!(
+                    "{what}.bits must be 8 or 16, not {bits}"
+                )));
+            }
+        }
+        for pattern in &self.ignored_scope.patterns {
+            regex::Regex::new(pattern)
+                .map_err(|e| Error::Config(format!("ignored_scope pattern '{pattern}': {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The activation mode after the preset and any override.
+    pub fn activation_mode(&self) -> Mode {
+        self.activations
+            .mode
+            .unwrap_or(self.preset.activation_mode())
+    }
+}

@@ -1,0 +1,275 @@
+//! Placement and model-building tests on small graphs built in code.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::builder::ModelBuilder;
+
+fn conv(
+    b: ModelBuilder,
+    name: &str,
+    input: &str,
+    output: &str,
+    channels: usize,
+    in_channels: usize,
+) -> ModelBuilder {
+    let w: Vec<f32> = (0..channels * in_channels * 9)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 10.0)
+        .collect();
+    let bias: Vec<f32> = (0..channels).map(|i| i as f32 * 0.1).collect();
+    b.initializer(&format!("{name}.w"), &[channels, in_channels, 3, 3], &w)
+        .initializer(&format!("{name}.b"), &[channels], &bias)
+        .node(
+            "Conv",
+            name,
+            &[input, &format!("{name}.w"), &format!("{name}.b")],
+            &[output],
+        )
+        .attr(aquant_onnx::AttributeProto {
+            name: Some("pads".into()),
+            r#type: Some(7),
+            ints: vec![1, 1, 1, 1],
+            ..Default::default()
+        })
+}
+
+/// x → conv1 → relu → conv2 → y
+fn conv_relu_conv() -> Graph {
+    let b = ModelBuilder::new(13).input("x", &[None, Some(2), Some(6), Some(6)]);
+    let b = conv(b, "conv1", "x", "c1", 4, 2).node("Relu", "relu", &["c1"], &["r1"]);
+    let b = conv(b, "conv2", "r1", "y", 3, 4).output("y", &[None, Some(3), Some(6), Some(6)]);
+    Graph::new(b.build()).unwrap()
+}
+
+#[test]
+fn conv_relu_is_quantized_after_the_activation() {
+    let g = conv_relu_conv();
+    let p = place(&g, &QuantizationParams::default()).unwrap();
+    let tensors: Vec<&str> = p.activations.iter().map(|a| a.tensor.as_str()).collect();
+    assert_eq!(
+        tensors,
+        vec!["x", "r1"],
+        "no quantizer between conv1 and relu"
+    );
+    assert_eq!(p.nodes.len(), 2);
+    let conv1 = p.node("conv1").unwrap();
+    assert_eq!(conv1.weight.as_ref().unwrap().initializer, "conv1.w");
+    assert_eq!(conv1.weight_axis, Some(0));
+    assert_eq!(conv1.bias.as_ref().unwrap().initializer, "conv1.b");
+}
+
+/// x → conv_a ─┐
+///   → conv_b ─┴ concat → conv_c → y, and conv_a + conv_b → add (residual)
+fn branches() -> Graph {
+    let b = ModelBuilder::new(13).input("x", &[None, Some(2), Some(4), Some(4)]);
+    let b = conv(b, "conv_a", "x", "a", 2, 2);
+    let b = conv(b, "conv_b", "x", "b", 2, 2)
+        .initializer_i64("axis_dummy", &[1], &[0])
+        .node("Concat", "concat", &["a", "b"], &["cat"])
+        .attr(aquant_onnx::attr::make_int("axis", 1))
+        .node("Add", "add", &["a", "b"], &["sum"]);
+    let b = conv(b, "conv_c", "cat", "y", 2, 4)
+        .output("y", &[None, Some(2), Some(4), Some(4)])
+        .output("sum", &[None, Some(2), Some(4), Some(4)]);
+    Graph::new(b.build()).unwrap()
+}
+
+#[test]
+fn concat_propagates_and_shared_input_has_one_quantizer() {
+    let g = branches();
+    let p = place(&g, &QuantizationParams::default()).unwrap();
+    let x = p.activations.iter().find(|a| a.tensor == "x").unwrap();
+    assert_eq!(
+        x.consumers,
+        vec!["conv_a", "conv_b"],
+        "one quantizer shared by both readers of x"
+    );
+    assert!(
+        p.activations.iter().any(|a| a.tensor == "cat"),
+        "quantized after the concat"
+    );
+    assert!(
+        !p.activations
+            .iter()
+            .any(|a| a.tensor == "a" || a.tensor == "b"),
+        "no quantizer on concat inputs in the default pattern set"
+    );
+    assert!(
+        p.node("add").is_none(),
+        "Add is not quantized for target ANY"
+    );
+}
+
+#[test]
+fn residual_add_is_quantized_for_cpu() {
+    let g = branches();
+    let params = QuantizationParams {
+        target_device: TargetDevice::Cpu,
+        ..Default::default()
+    };
+    let p = place(&g, &params).unwrap();
+    let add = p.node("add").expect("Add quantized on CPU");
+    assert_eq!(
+        add.activations,
+        vec![(0, "a".to_string()), (1, "b".to_string())]
+    );
+}
+
+#[test]
+fn ignored_scope_by_name_pattern_and_type() {
+    let g = branches();
+    let mut params = QuantizationParams::default();
+    params.ignored_scope.names = vec!["conv_a".into()];
+    let p = place(&g, &params).unwrap();
+    assert!(p.node("conv_a").is_none() && p.node("conv_b").is_some());
+    assert_eq!(
+        p.activations
+            .iter()
+            .find(|a| a.tensor == "x")
+            .unwrap()
+            .consumers,
+        vec!["conv_b"]
+    );
+
+    params.ignored_scope = IgnoredScope {
+        patterns: vec!["conv_[ab]".into()],
+        ..Default::default()
+    };
+    let p = place(&g, &params).unwrap();
+    assert_eq!(
+        p.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        vec!["conv_c"]
+    );
+
+    params.ignored_scope = IgnoredScope {
+        types: vec!["Conv".into()],
+        ..Default::default()
+    };
+    assert!(place(&g, &params).unwrap().nodes.is_empty());
+
+    params.ignored_scope = IgnoredScope {
+        names: vec!["no_such_node".into()],
+        ..Default::default()
+    };
+    let err = place(&g, &params).unwrap_err().to_string();
+    assert!(err.contains("no_such_node"), "{err}");
+}
+
+#[test]
+fn already_quantized_model_and_old_opset_are_clear_errors() {
+    let m = ModelBuilder::new(13)
+        .input("x", &[Some(1)])
+        .initializer("s", &[], &[1.0])
+        .node("QuantizeLinear", "q", &["x", "s"], &["y"])
+        .output("y", &[Some(1)])
+        .build();
+    let err = place(&Graph::new(m).unwrap(), &QuantizationParams::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'q' (QuantizeLinear)") && err.contains("already quantized"),
+        "{err}"
+    );
+
+    let mut old = conv_relu_conv().into_model();
+    old.opset_import[0].version = Some(11);
+    let err = place(&Graph::new(old).unwrap(), &QuantizationParams::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("opset 11") && err.contains("per-channel"),
+        "{err}"
+    );
+}
+
+fn quantized_conv_relu_conv() -> QuantizedModel {
+    let g = conv_relu_conv();
+    let placement = place(&g, &QuantizationParams::default()).unwrap();
+    let spec_u8 = QuantSpec::new(8, Mode::Symmetric, false, false).unwrap();
+    let spec_i8 = QuantSpec::new(8, Mode::Symmetric, true, false).unwrap();
+    let activations = [
+        (
+            "x".to_string(),
+            QuantParams::from_range(&spec_i8, &[-1.0], &[1.0], None).unwrap(),
+        ),
+        (
+            "r1".to_string(),
+            QuantParams::from_range(&spec_u8, &[0.0], &[2.0], None).unwrap(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let weights = weight_params(&g, &placement, &QuantizationParams::default()).unwrap();
+    QuantizedModel::new(g, placement, activations, weights, BTreeMap::new()).unwrap()
+}
+
+#[test]
+fn export_has_qdq_int8_weights_and_int32_bias() {
+    let q = quantized_conv_relu_conv();
+    let model = q
+        .build(
+            &BTreeSet::new(),
+            RestoreMode::default(),
+            ModelForm::Export {
+                compress_weights: true,
+            },
+        )
+        .unwrap();
+    let g = Graph::new(model).unwrap();
+    let ops: Vec<&str> = g
+        .nodes()
+        .iter()
+        .map(|n| n.op_type.as_deref().unwrap())
+        .collect();
+    assert_eq!(ops.iter().filter(|o| **o == "QuantizeLinear").count(), 2);
+    // 2 activation DQ + 2 weight DQ + 2 bias DQ.
+    assert_eq!(ops.iter().filter(|o| **o == "DequantizeLinear").count(), 6);
+    assert!(g.initializer("conv1.w").is_none(), "FP32 weight replaced");
+    let w = g.initializer("conv1.weight_quantized").unwrap();
+    assert_eq!(w.data_type, Some(3), "int8 weights");
+    assert_eq!(
+        g.initializer("conv1.bias_quantized").unwrap().data_type,
+        Some(6),
+        "int32 bias"
+    );
+    assert_eq!(
+        g.initializer("r1_zero_point").unwrap().data_type,
+        Some(2),
+        "uint8 after ReLU"
+    );
+    assert_eq!(g.producer("r1").unwrap().name.as_deref(), Some("relu"));
+    assert_eq!(g.node("conv2").unwrap().input[0], "r1_dequantized");
+}
+
+#[test]
+fn reverted_node_gets_its_original_weights_and_no_quantizer() {
+    let q = quantized_conv_relu_conv();
+    let fp32: BTreeSet<String> = ["conv2".to_string()].into();
+    let g = Graph::new(
+        q.build(
+            &fp32,
+            RestoreMode::default(),
+            ModelForm::Export {
+                compress_weights: true,
+            },
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let conv2 = g.node("conv2").unwrap();
+    assert_eq!(conv2.input, vec!["r1", "conv2.w", "conv2.b"]);
+    assert!(
+        g.node("r1_QuantizeLinear").is_none(),
+        "quantizer without quantized readers removed"
+    );
+    assert!(g.node("x_QuantizeLinear").is_some());
+    let all: BTreeSet<String> = ["conv1".to_string(), "conv2".to_string()].into();
+    let fp = q
+        .build(&all, RestoreMode::default(), ModelForm::Evaluation)
+        .unwrap();
+    assert_eq!(
+        fp,
+        *q.fp32().model(),
+        "reverting everything gives the FP32 model back"
+    );
+}

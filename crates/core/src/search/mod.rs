@@ -1,0 +1,83 @@
+//! Accuracy control: POT AccuracyAwareQuantization / NNCF `quantize_with_accuracy_control`.
+//!
+//! Split by job, as in NNCF: [`subset`] picks the ranking subset, [`groups`] the units of revert, [`ranker`]
+//! scores them, [`restorer`] runs the loop (revert the best group, evaluate, keep / roll back / re-rank), and
+//! [`report`] records what happened. The quantized model is a [`QuantizedModel`]: every candidate is that model
+//! built with a set of ops left in FP32, so a revert restores the original weights and biases by construction.
+
+mod context;
+mod groups;
+mod params;
+mod ranker;
+mod report;
+mod restorer;
+mod subset;
+
+use std::path::PathBuf;
+
+use aquant_onnx::ModelProto;
+
+pub use groups::{quantizer_groups, QuantizerGroup};
+pub use params::{AccuracyControlParams, DropType, MetricTarget};
+pub use report::{EvaluationCounts, MetricReport, RankingEntry, Report, StepReport, Timings};
+pub use subset::ranking_subset;
+
+use crate::backend::Backend;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::metric::Metric;
+use crate::progress::Progress;
+use crate::quantize::{QuantizationParams, QuantizedModel};
+
+/// How a run is carried out (not what it computes).
+pub struct RunOptions<'a> {
+    /// Samples per inference batch.
+    pub batch_size: usize,
+    /// Where to save the model after every step (`None`: not saved).
+    pub intermediate_dir: Option<PathBuf>,
+    /// Progress reporting.
+    pub progress: &'a dyn Progress,
+}
+
+/// The result of accuracy-controlled quantization.
+pub struct Outcome {
+    /// The final quantized model (state), to build or inspect.
+    pub quantized: QuantizedModel,
+    /// The final deployable QDQ model.
+    pub model: ModelProto,
+    /// What happened.
+    pub report: Report,
+}
+
+impl Outcome {
+    /// Whether every metric is within its allowed drop.
+    pub fn target_met(&self) -> bool {
+        self.report.target_met
+    }
+}
+
+/// Quantizes `model` and reverts quantizer groups until every metric's drop on `validation` is within
+/// `control.maximal_drop` (or nothing is left to revert). When the target cannot be reached, the best model
+/// found is returned with `report.target_met == false`: the caller decides how loud to be.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_with_accuracy_control(
+    backend: &dyn Backend,
+    model: ModelProto,
+    calibration: &dyn Dataset,
+    validation: &dyn Dataset,
+    metrics: &[&dyn Metric],
+    quantization: &QuantizationParams,
+    control: &AccuracyControlParams,
+    options: &RunOptions,
+) -> Result<Outcome> {
+    restorer::run(
+        backend,
+        model,
+        calibration,
+        validation,
+        metrics,
+        quantization,
+        control,
+        options,
+    )
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Evaluate an ONNX model (FP32 or QDQ INT8) with ONNX Runtime on an npy-format aquant data spec.
+
+Prints one JSON line: {"metric": "top1", "value": v, "samples": n, "predictions": [...]}.
+The tests use it to check that every model aquant writes loads and runs in ONNX Runtime, and to compare
+predictions with aquant's own evaluation. Exit status 2 with a one-line message on any error.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+
+def load_spec(path):
+    with open(path) as f:
+        spec = json.load(f)
+    if spec.get("format") != "npy":
+        raise ValueError(f"only npy data specs are supported here, not {spec.get('format')!r}")
+    base = os.path.dirname(os.path.abspath(path))
+    inputs = {}
+    for name, file in spec["inputs"].items():
+        if ".npz:" in file:
+            raise ValueError("npz members are not supported by this checker")
+        inputs[name] = np.load(os.path.join(base, file), mmap_mode="r")
+    labels = np.load(os.path.join(base, spec["labels"])) if spec.get("labels") else None
+    return inputs, labels, spec.get("preprocess")
+
+
+def preprocess(x, p):
+    x = np.asarray(x, dtype=np.float32)
+    if not p:
+        return x
+    axis = p.get("channel_axis", 1)
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    scale = np.float32(p.get("scale", 1.0))
+    mean = np.asarray(p.get("mean", 0.0), dtype=np.float32)
+    std = np.asarray(p.get("std", 1.0), dtype=np.float32)
+    if mean.ndim:
+        mean = mean.reshape(shape)
+    if std.ndim:
+        std = std.reshape(shape)
+    return (x * scale - mean) / std
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--no-optim", action="store_true", help="ORT_DISABLE_ALL (unfused reference)")
+    args = parser.parse_args()
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    if args.no_optim:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
+    inputs, labels, prep = load_spec(args.data)
+    n = len(next(iter(inputs.values())))
+    if args.limit is not None:
+        n = min(n, args.limit)
+    batch = args.batch
+    first_dim = session.get_inputs()[0].shape[0]
+    if isinstance(first_dim, int):
+        batch = first_dim
+    predictions = []
+    for start in range(0, n, batch):
+        feed = {name: preprocess(arr[start:start + batch], prep) for name, arr in inputs.items()}
+        logits = session.run(None, feed)[0]
+        predictions.extend(int(p) for p in np.argmax(logits.reshape(len(logits), -1), axis=1))
+    predictions = predictions[:n]
+    value = float(np.mean(np.asarray(predictions) == labels[:n])) if labels is not None else None
+    print(json.dumps({"metric": "top1", "value": value, "samples": n, "predictions": predictions}))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # one clear line for the calling test
+        print(f"error: {type(e).__name__}: {e}".replace("\n", " "), file=sys.stderr)
+        sys.exit(2)

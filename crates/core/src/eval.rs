@@ -6,6 +6,7 @@
 //! evaluate any subset.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -16,7 +17,7 @@ use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
 use crate::metric::Metric;
 use crate::progress::Progress;
-use crate::runner::{run_batches, InputBinding};
+use crate::runner::{run_batches, Flow, InputBinding};
 use crate::tensor::Tensor;
 
 /// One metric's result in an evaluation.
@@ -57,6 +58,7 @@ pub struct Evaluator<'a> {
     progress: &'a dyn Progress,
     reference_model: Option<&'a ModelProto>,
     reference_outputs: Mutex<HashMap<usize, Vec<Tensor>>>,
+    samples_inferred: AtomicUsize,
 }
 
 impl<'a> Evaluator<'a> {
@@ -92,6 +94,7 @@ impl<'a> Evaluator<'a> {
             progress,
             reference_model,
             reference_outputs: Mutex::new(HashMap::new()),
+            samples_inferred: AtomicUsize::new(0),
         })
     }
 
@@ -119,16 +122,17 @@ impl<'a> Evaluator<'a> {
         (0..self.dataset.len()).collect()
     }
 
-    /// Per-sample outputs and annotations of `model` on `indices`.
-    pub fn outputs(
+    /// Runs `model` over `indices`, handing each sample's outputs to `on_sample` in order, until it answers
+    /// [`Flow::Stop`]. Returns the number of samples run.
+    fn stream(
         &self,
         model: &ModelProto,
         indices: &[usize],
         label: &str,
-    ) -> Result<Vec<(Vec<Tensor>, Annotation)>> {
+        mut on_sample: impl FnMut(usize, Vec<Tensor>, Annotation) -> Result<Flow>,
+    ) -> Result<usize> {
         let binding = InputBinding::from_model(model)?;
         let session = self.backend.prepare(model, &[])?;
-        let mut outputs = Vec::with_capacity(indices.len());
         self.progress.start(label, indices.len() as u64);
         let result = run_batches(
             session.as_ref(),
@@ -138,15 +142,82 @@ impl<'a> Evaluator<'a> {
             self.batch_size,
             self.progress,
             |batch, tensors, annotations| {
-                for (row, annotation) in (0..batch.len()).zip(annotations) {
-                    outputs.push((tensors.iter().map(|t| t.row(row)).collect(), annotation));
+                let mut flow = Flow::Continue;
+                for ((row, annotation), &index) in (0..batch.len()).zip(annotations).zip(batch) {
+                    if on_sample(
+                        index,
+                        tensors.iter().map(|t| t.row(row)).collect(),
+                        annotation,
+                    )? == Flow::Stop
+                    {
+                        flow = Flow::Stop;
+                    }
                 }
-                Ok(())
+                Ok(flow)
             },
         );
         self.progress.finish();
-        result?;
+        let run = result?;
+        self.samples_inferred.fetch_add(run, Ordering::Relaxed);
+        Ok(run)
+    }
+
+    /// Per-sample outputs and annotations of `model` on `indices`.
+    pub fn outputs(
+        &self,
+        model: &ModelProto,
+        indices: &[usize],
+        label: &str,
+    ) -> Result<Vec<(Vec<Tensor>, Annotation)>> {
+        let mut outputs = Vec::with_capacity(indices.len());
+        self.stream(model, indices, label, |_, tensors, annotation| {
+            outputs.push((tensors, annotation));
+            Ok(Flow::Continue)
+        })?;
         Ok(outputs)
+    }
+
+    /// Per-sample values of metric number `metric` on a prefix of `indices`: after each sample,
+    /// `keep_going(values so far)` decides whether to continue (checked once per wave of parallel batches, so a
+    /// few more samples than needed may be returned).
+    pub fn evaluate_while(
+        &self,
+        model: &ModelProto,
+        indices: &[usize],
+        label: &str,
+        metric: usize,
+        mut keep_going: impl FnMut(&[f64]) -> bool,
+    ) -> Result<Vec<f64>> {
+        let metric = self.metrics[metric];
+        if metric.needs_reference() {
+            self.ensure_reference(indices)?;
+        }
+        let mut values = Vec::with_capacity(indices.len());
+        self.stream(model, indices, label, |index, outputs, annotation| {
+            let reference = if metric.needs_reference() {
+                self.reference_outputs(index)
+            } else {
+                None
+            };
+            values.push(sample_value(
+                metric,
+                index,
+                &outputs,
+                &annotation,
+                reference.as_deref(),
+            )?);
+            Ok(if keep_going(&values) {
+                Flow::Continue
+            } else {
+                Flow::Stop
+            })
+        })?;
+        Ok(values)
+    }
+
+    /// Samples run through the engine by this evaluator so far (FP32 reference runs included).
+    pub fn samples_inferred(&self) -> usize {
+        self.samples_inferred.load(Ordering::Relaxed)
     }
 
     /// Evaluates `model` on `indices`.

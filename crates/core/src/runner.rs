@@ -131,9 +131,18 @@ fn check_port(port: &Port, tensor: &Tensor, index: usize) -> Result<()> {
     Ok(())
 }
 
+/// What a sink wants after a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Run the next batches.
+    Continue,
+    /// Stop: the caller has seen enough (batches already running in the current wave are still delivered).
+    Stop,
+}
+
 /// Runs `session` over `indices` of `dataset` in parallel batches and hands each batch's outputs to `sink`,
 /// in order: `sink(sample_indices, outputs, annotations)` where every output tensor has one row per sample
-/// index.
+/// index. Returns the number of samples delivered (less than `indices.len()` when the sink stopped early).
 pub fn run_batches(
     session: &dyn Session,
     binding: &InputBinding,
@@ -141,11 +150,12 @@ pub fn run_batches(
     indices: &[usize],
     batch_size: usize,
     progress: &dyn Progress,
-    mut sink: impl FnMut(&[usize], Vec<Tensor>, Vec<Annotation>) -> Result<()>,
-) -> Result<()> {
+    mut sink: impl FnMut(&[usize], Vec<Tensor>, Vec<Annotation>) -> Result<Flow>,
+) -> Result<usize> {
     let batch_size = binding.batch_size(batch_size);
     let batches: Vec<&[usize]> = indices.chunks(batch_size).collect();
     let workers = rayon::current_num_threads().max(1);
+    let mut delivered = 0;
     for wave in batches.chunks(workers) {
         let results: Vec<Result<(Vec<Tensor>, Vec<Annotation>)>> = wave
             .par_iter()
@@ -155,12 +165,19 @@ pub fn run_batches(
                 Ok(outputs)
             })
             .collect();
+        let mut flow = Flow::Continue;
         for (batch, result) in wave.iter().zip(results) {
             let (outputs, annotations) = result?;
-            sink(batch, outputs, annotations)?;
+            delivered += batch.len();
+            if sink(batch, outputs, annotations)? == Flow::Stop {
+                flow = Flow::Stop;
+            }
+        }
+        if flow == Flow::Stop {
+            break;
         }
     }
-    Ok(())
+    Ok(delivered)
 }
 
 fn run_one_batch(

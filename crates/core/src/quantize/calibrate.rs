@@ -19,7 +19,7 @@ use crate::progress::Progress;
 use crate::quant::{RangeEstimator, TensorStats};
 use crate::quantize::params::QuantizationParams;
 use crate::quantize::placement::Placement;
-use crate::runner::{run_batches, InputBinding};
+use crate::runner::{run_batches, Flow, InputBinding};
 
 /// What calibration learned about the FP32 model.
 #[derive(Debug, Clone)]
@@ -152,8 +152,9 @@ pub fn calibrate(
                     if let Some(mean) = mean {
                         mean.add(data);
                     }
-                    Ok(())
-                })
+                    Ok::<(), Error>(())
+                })?;
+            Ok(Flow::Continue)
         },
     );
     progress.finish();

@@ -67,13 +67,7 @@ impl<'a> SearchContext<'a> {
         let model = self
             .quantized
             .build(reverted, self.restore_mode, ModelForm::Evaluation)?;
-        let evaluation = self.evaluator.evaluate(&model, indices, label)?;
-        if indices.len() == self.evaluator.dataset().len() {
-            self.counts.full += 1;
-        } else {
-            self.counts.subset += 1;
-        }
-        self.counts.samples_inferred += indices.len();
+        let evaluation = self.evaluate_model(&model, indices, label)?;
         self.cache.insert(key, evaluation.clone());
         Ok(evaluation)
     }
@@ -86,9 +80,11 @@ impl<'a> SearchContext<'a> {
         label: &str,
     ) -> Result<Evaluation> {
         let evaluation = self.evaluator.evaluate(model, indices, label)?;
-        self.counts.full += usize::from(indices.len() == self.evaluator.dataset().len());
-        self.counts.subset += usize::from(indices.len() != self.evaluator.dataset().len());
-        self.counts.samples_inferred += indices.len();
+        if indices.len() == self.evaluator.dataset().len() {
+            self.counts.full += 1;
+        } else {
+            self.counts.subset += 1;
+        }
         Ok(evaluation)
     }
 }

@@ -52,8 +52,11 @@ pub struct RankingEntry {
     pub group: usize,
     /// Ops of the group.
     pub nodes: Vec<String>,
-    /// Score on the ranking subset.
+    /// Score on the ranking subset (the metric's value with this group reverted).
     pub score: f64,
+    /// False when evaluation stopped early: `score` is then the best the group could still have reached,
+    /// already below the groups ranked ahead of it.
+    pub exact: bool,
 }
 
 /// How much was evaluated.

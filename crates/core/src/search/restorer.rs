@@ -8,7 +8,7 @@
 //! With several metrics the loop works on the one furthest beyond its limit; when that changes, the ranking
 //! subset and the ranking are recomputed for the new one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use aquant_onnx::ModelProto;
@@ -17,13 +17,15 @@ use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, Evaluator};
-use crate::metric::Metric;
+use crate::metric::{Direction, Metric};
 use crate::quantize::{self, Preset, QuantizationParams};
 use crate::search::context::SearchContext;
 use crate::search::groups::{quantizer_groups, QuantizerGroup};
 use crate::search::params::AccuracyControlParams;
-use crate::search::ranker::rank;
-use crate::search::report::{MetricReport, RankingEntry, Report, StepReport, Timings};
+use crate::search::ranker::Ranking;
+use crate::search::report::{
+    EvaluationCounts, MetricReport, RankingEntry, Report, StepReport, Timings,
+};
 use crate::search::subset::ranking_subset;
 use crate::search::{Outcome, RunOptions};
 
@@ -211,45 +213,58 @@ pub(super) fn run(
     let mut stepped_back: BTreeSet<usize> = BTreeSet::new();
     let max_iter = control.max_iter_num.unwrap_or(usize::MAX);
     let subset_size = control.ranking_subset_size.unwrap_or(300).min(all.len());
-    let mut ranking: Vec<RankingEntry> = Vec::new();
-    let mut ranked_for: Option<usize> = None;
+    let mut ranking: Option<Ranking> = None;
     let mut stop_reason = String::from("target met");
     let reference_values = fp32_eval;
 
-    while !limits.met(&current.drops) {
+    'restore: while !limits.met(&current.drops) {
         if steps.len() >= max_iter {
             stop_reason = format!("max_iter_num ({max_iter}) reached");
             break;
         }
         let controlled = limits.controlled(&current.drops);
-        if ranked_for != Some(controlled) || ranking.is_empty() {
-            let remaining: Vec<usize> = remaining_groups(&groups, &current.reverted, &stepped_back);
-            if remaining.is_empty() {
-                stop_reason = "every group was tried: nothing left to revert".into();
-                break;
-            }
-            let t = Instant::now();
-            let subset = subset_for(
-                &reference_values,
-                &comparison_indices,
-                &current,
-                controlled,
-                subset_size,
-            );
-            ranking = rank(
-                &mut ctx,
-                &groups,
-                &remaining,
-                &current.reverted,
-                &subset,
-                controlled,
-            )?;
-            timings.ranking += t.elapsed().as_secs_f64();
-            last_ranking = ranking.clone();
-            ranked_for = Some(controlled);
+        if ranking.as_ref().is_some_and(|r| r.metric() != controlled) {
+            ranking = None;
         }
         let t = Instant::now();
-        let entry = ranking.remove(0);
+        let entry = loop {
+            let r = match &mut ranking {
+                Some(r) => r,
+                None => {
+                    let remaining = remaining_groups(&groups, &current.reverted, &stepped_back);
+                    if remaining.is_empty() {
+                        stop_reason = "every group was tried: nothing left to revert".into();
+                        timings.ranking += t.elapsed().as_secs_f64();
+                        break 'restore;
+                    }
+                    let subset = subset_for(
+                        &ctx,
+                        &reference_values,
+                        &comparison_indices,
+                        &current,
+                        controlled,
+                        subset_size,
+                    );
+                    ranking.insert(Ranking::new(
+                        &ctx,
+                        &groups,
+                        &remaining,
+                        &current.reverted,
+                        subset,
+                        controlled,
+                    ))
+                }
+            };
+            match r.next(&mut ctx)? {
+                Some(entry) => {
+                    last_ranking = r.entries();
+                    break entry;
+                }
+                None => ranking = None,
+            }
+        };
+        timings.ranking += t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let group = &groups[entry.group];
         let mut reverted = current.reverted.clone();
         reverted.extend(group.nodes.iter().cloned());
@@ -261,14 +276,14 @@ pub(super) fn run(
         } else if after < before - EPSILON {
             (true, "drop decreased")
         } else if after <= before + EPSILON {
-            ranked_for = None;
+            ranking = None;
             (true, "no improvement: re-ranking")
         } else if control.use_prev_if_drop_increase {
-            ranked_for = None;
+            ranking = None;
             stepped_back.insert(entry.group);
             (false, "drop increased: rolled back, re-ranking")
         } else {
-            ranked_for = None;
+            ranking = None;
             (
                 true,
                 "drop increased: kept (use_prev_if_drop_increase is off), re-ranking",
@@ -340,7 +355,10 @@ pub(super) fn run(
             .unwrap_or_default(),
         steps,
         ranking: last_ranking,
-        evaluations: ctx.counts.clone(),
+        evaluations: EvaluationCounts {
+            samples_inferred: ctx.evaluator.samples_inferred(),
+            ..ctx.counts.clone()
+        },
         timings_s: timings,
         output: None,
     };
@@ -399,32 +417,41 @@ fn remaining_groups(
         .collect()
 }
 
-/// The ranking subset for metric `metric`: FP32 vs the current model, sample by sample.
+/// The ranking subset for metric `metric` (FP32 vs the current model, sample by sample), ordered worst-first
+/// for the current model so that early-stopping evaluations meet the decisive samples first.
 fn subset_for(
+    ctx: &SearchContext,
     reference: &Evaluation,
     comparison: &[usize],
     current: &State,
     metric: usize,
     size: usize,
 ) -> Vec<usize> {
-    let current_values: Vec<f64> = comparison
+    let position: HashMap<usize, usize> = current
+        .evaluation
+        .indices
         .iter()
-        .map(|i| {
-            let pos = current
-                .evaluation
-                .indices
-                .iter()
-                .position(|j| j == i)
-                .expect("full-set evaluation");
-            current.evaluation.metrics[metric].per_sample[pos]
-        })
+        .enumerate()
+        .map(|(k, &i)| (i, k))
         .collect();
-    ranking_subset(
+    let value = |i: usize| current.evaluation.metrics[metric].per_sample[position[&i]];
+    let current_values: Vec<f64> = comparison.iter().map(|&i| value(i)).collect();
+    let mut subset = ranking_subset(
         comparison,
         &reference.metrics[metric].per_sample,
         &current_values,
         size,
-    )
+    );
+    let higher_better = ctx.evaluator.metrics()[metric].direction() == Direction::HigherBetter;
+    subset.sort_by(|&a, &b| {
+        let (va, vb) = (value(a), value(b));
+        if higher_better {
+            va.total_cmp(&vb)
+        } else {
+            vb.total_cmp(&va)
+        }
+    });
+    subset
 }
 
 fn ordered(ctx: &SearchContext, reverted: &BTreeSet<String>) -> Vec<String> {

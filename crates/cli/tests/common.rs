@@ -52,3 +52,30 @@ pub fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> String {
     std::fs::write(&path, contents).unwrap();
     path.to_string_lossy().into_owned()
 }
+
+/// Evaluates `model` with ONNX Runtime through `scripts/ort_eval.py` (npy data specs), returning its JSON.
+pub fn ort_eval(model: &Path, data: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_eval.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg("--model")
+        .arg(model)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("python3 runs (install scripts/requirements.txt)");
+    assert!(
+        output.status.success(),
+        "ONNX Runtime could not evaluate {}: {}",
+        model.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("ort_eval.py prints one JSON object")
+}
+
+/// Fraction of equal entries of two JSON arrays of predictions.
+pub fn agreement(a: &serde_json::Value, b: &serde_json::Value) -> f64 {
+    let (a, b) = (a.as_array().unwrap(), b.as_array().unwrap());
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+}

@@ -1,16 +1,16 @@
 //! A folder of images with the standard ImageNet evaluation transform (torchvision's `Resize(256)`,
 //! `CenterCrop(224)`, `ToTensor`, `Normalize`), decoded on demand.
 //!
-//! Resizing uses a triangle (bilinear) filter whose support widens when downscaling, as PIL's bilinear resize
-//! does, so predictions match a PIL/torchvision pipeline (pixel values agree to within a few units of 1/255).
+//! Resizing reproduces Pillow's bilinear resize exactly (see [`resample`](super::resample)); JPEG decoders
+//! may still differ from libjpeg by a unit here and there.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use image::imageops::FilterType;
 use ndarray::{Array4, ArrayD};
 use regex::Regex;
 
+use crate::data::resample::resize_bilinear;
 use crate::data::spec::DataSpec;
 use crate::data::{Annotation, Dataset, Sample, SOLE_INPUT};
 use crate::error::{Error, Result};
@@ -112,7 +112,7 @@ impl ImageFolderDataset {
                 } else {
                     ((w as u64 * size as u64 / short as u64) as u32, size)
                 };
-                image::imageops::resize(&image, nw, nh, FilterType::Triangle)
+                resize_bilinear(&image, nw, nh)
             }
             None => image,
         };

@@ -49,6 +49,7 @@ pub const SOLE_INPUT: &str = "";
 
 mod images;
 mod npy;
+mod resample;
 mod spec;
 
 pub use images::ImageFolderDataset;

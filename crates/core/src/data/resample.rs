@@ -60,10 +60,10 @@ fn horizontal(src: &RgbImage, width: u32) -> RgbImage {
     for y in 0..src.height() {
         for (xx, ((xmin, count), w)) in c.bounds.iter().zip(&c.weights).enumerate() {
             let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-            for k in 0..*count {
+            for (k, &weight) in w.iter().enumerate().take(*count) {
                 let p = src.get_pixel((xmin + k) as u32, y);
-                for ch in 0..3 {
-                    acc[ch] += p[ch] as i64 * w[k] as i64;
+                for (a, &v) in acc.iter_mut().zip(&p.0) {
+                    *a += v as i64 * weight as i64;
                 }
             }
             out.put_pixel(xx as u32, y, image::Rgb(acc.map(clip8)));
@@ -78,10 +78,10 @@ fn vertical(src: &RgbImage, height: u32) -> RgbImage {
     for (yy, ((ymin, count), w)) in c.bounds.iter().zip(&c.weights).enumerate() {
         for x in 0..src.width() {
             let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-            for k in 0..*count {
+            for (k, &weight) in w.iter().enumerate().take(*count) {
                 let p = src.get_pixel(x, (ymin + k) as u32);
-                for ch in 0..3 {
-                    acc[ch] += p[ch] as i64 * w[k] as i64;
+                for (a, &v) in acc.iter_mut().zip(&p.0) {
+                    *a += v as i64 * weight as i64;
                 }
             }
             out.put_pixel(x, yy as u32, image::Rgb(acc.map(clip8)));

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use aquant::quant::Granularity;
+use aquant::quant::{Granularity, RangeEstimator};
 use aquant::quantize::{
     self, IgnoredScope, ModelForm, ModelType, Preset, QuantizationParams, RestoreMode, TargetDevice,
 };
@@ -68,6 +68,12 @@ pub struct QuantizeArgs {
     /// With baselines: fraction of the validation set compared sample by sample.
     #[arg(long, default_value_t = 0.5)]
     metric_subset_ratio: f64,
+    /// Grid-search range estimator, bias correction and preset on the ranking subset before reverting.
+    #[arg(long)]
+    tune_hyperparams: bool,
+    /// Precision ladder of a reverted group, e.g. "fp32" (default) or "int16,fp32".
+    #[arg(long, value_delimiter = ',', default_value = "fp32")]
+    fallback: Vec<String>,
     /// What a revert returns to FP32: activations_and_weights or only_activations.
     #[arg(long, default_value = "activations_and_weights")]
     restore_mode: String,
@@ -98,6 +104,9 @@ pub struct QuantizeArgs {
     /// Op types never quantized.
     #[arg(long, value_delimiter = ',')]
     ignored_type: Vec<String>,
+    /// Activation range estimator: mean_minmax (default), minmax or mean_quantile.
+    #[arg(long)]
+    range_estimator: Option<String>,
     /// Weight granularity: perchannel or pertensor.
     #[arg(long, default_value = "perchannel")]
     weights_granularity: String,
@@ -146,6 +155,17 @@ impl QuantizeArgs {
         };
         params.weights.granularity =
             parse::<Granularity>("--weights-granularity", &self.weights_granularity)?;
+        params.activations.range_estimator = match self.range_estimator.as_deref() {
+            None => None,
+            Some("mean_minmax") => Some(RangeEstimator::default_activations(
+                params.activation_mode(),
+            )),
+            Some("minmax") => Some(RangeEstimator::min_max()),
+            Some("mean_quantile") => Some(RangeEstimator::mean_quantile()),
+            Some(other) => {
+                bail!("--range-estimator '{other}' (mean_minmax, minmax or mean_quantile)")
+            }
+        };
         params.validate()?;
         Ok(params)
     }
@@ -181,6 +201,14 @@ impl QuantizeArgs {
     }
 
     fn control(&self) -> Result<AccuracyControlParams> {
+        match self.fallback.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            ["fp32"] => {}
+            ladder if ladder.contains(&"int16") => bail!(
+                "--fallback int16 is not available: the tract engine (0.23.9) cannot execute 16-bit \
+                 QuantizeLinear (ONNX Runtime can, at opset 21); use --fallback fp32"
+            ),
+            other => bail!("--fallback {}: the only supported ladder is 'fp32'", other.join(",")),
+        }
         let targets = self
             .baseline
             .iter()
@@ -207,6 +235,7 @@ impl QuantizeArgs {
             metrics: targets,
             metric_subset_ratio: self.metric_subset_ratio,
             restore_mode: parse::<RestoreMode>("--restore-mode", &self.restore_mode)?,
+            tune_hyperparams: self.tune_hyperparams,
             ..Default::default()
         };
         control.validate()?;

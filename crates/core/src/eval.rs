@@ -103,6 +103,11 @@ impl<'a> Evaluator<'a> {
         self.dataset
     }
 
+    /// Where progress is reported.
+    pub fn progress(&self) -> &'a dyn Progress {
+        self.progress
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &[&'a dyn Metric] {
         &self.metrics

@@ -12,6 +12,7 @@ mod ranker;
 mod report;
 mod restorer;
 mod subset;
+mod tuning;
 
 use std::path::PathBuf;
 

@@ -108,6 +108,8 @@ pub struct Report {
     pub reverted: Vec<String>,
     /// Preset of the final model ("performance" or "mixed").
     pub preset: String,
+    /// With `tune_hyperparams`: the base-algorithm parameters that replaced the given ones, if any did.
+    pub tuned_parameters: Option<serde_json::Value>,
     /// Every revert attempt, in order.
     pub steps: Vec<StepReport>,
     /// The last ranking computed.

@@ -27,6 +27,7 @@ use crate::search::report::{
     EvaluationCounts, MetricReport, RankingEntry, Report, StepReport, Timings,
 };
 use crate::search::subset::ranking_subset;
+use crate::search::tuning;
 use crate::search::{Outcome, RunOptions};
 
 /// Tolerance on drop comparisons: metric values are means of per-sample values, so equal models can differ in
@@ -205,7 +206,50 @@ pub(super) fn run(
         }
     }
 
-    // 4. The restore loop.
+    // 4. Optionally other base-algorithm settings before any revert.
+    let mut tuned: Option<QuantizationParams> = None;
+    if !limits.met(&current.drops) && control.tune_hyperparams {
+        let controlled = limits.controlled(&current.drops);
+        let subset_size = control.ranking_subset_size.unwrap_or(300).min(all.len());
+        let subset = subset_for(
+            &ctx,
+            &fp32_eval,
+            &comparison_indices,
+            &current,
+            controlled,
+            subset_size,
+        );
+        let base = QuantizationParams {
+            preset,
+            ..quantization.clone()
+        };
+        let best = tuning::best_variant(
+            &mut ctx,
+            backend,
+            &fp32,
+            calibration,
+            &base,
+            &subset,
+            controlled,
+            options.batch_size,
+        )?;
+        if let Some((variant, model)) = best {
+            let previous = ctx.quantized.clone();
+            ctx.replace_model(model);
+            let candidate =
+                evaluate_state(&mut ctx, &limits, BTreeSet::new(), &all, "INT8 (tuned)")?;
+            if limits.worst(&candidate.drops) < limits.worst(&current.drops) {
+                current = candidate;
+                preset = variant.preset;
+                tuned = Some(variant);
+                save_intermediate(&ctx, options, "00_quantized_tuned", &current.reverted)?;
+            } else {
+                ctx.replace_model(previous);
+            }
+        }
+    }
+
+    // 5. The restore loop.
     let groups = quantizer_groups(ctx.quantized.placement());
     let mut best = current.clone();
     let mut steps: Vec<StepReport> = Vec::new();
@@ -353,6 +397,7 @@ pub(super) fn run(
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default(),
+        tuned_parameters: tuned.map(|t| serde_json::to_value(t).unwrap_or_default()),
         steps,
         ranking: last_ranking,
         evaluations: EvaluationCounts {

@@ -236,7 +236,6 @@ impl QuantizeArgs {
             metric_subset_ratio: self.metric_subset_ratio,
             restore_mode: parse::<RestoreMode>("--restore-mode", &self.restore_mode)?,
             tune_hyperparams: self.tune_hyperparams,
-            ..Default::default()
         };
         control.validate()?;
         Ok(control)

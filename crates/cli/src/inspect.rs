@@ -46,18 +46,11 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
     for (op, count) in graph.op_counts() {
         println!("  {op:<24} {count}");
     }
-    let quantizable: Vec<_> = graph
-        .nodes()
-        .iter()
-        .filter(|n| aquant::ops::is_quantizable(&graph, n))
-        .collect();
-    println!("quantizable nodes: {}", quantizable.len());
-    for node in quantizable {
-        println!(
-            "  {} ({})",
-            node.name.as_deref().unwrap_or(""),
-            node.op_type.as_deref().unwrap_or("")
-        );
+    // Exactly what `aquant quantize` would quantize with default parameters.
+    let placement = aquant::quantize::place(&graph, &Default::default())?;
+    println!("quantizable nodes: {}", placement.nodes.len());
+    for node in &placement.nodes {
+        println!("  {} ({})", node.name, node.op_type);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -277,6 +277,7 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
             let options = RunOptions {
                 batch_size: args.batch,
                 intermediate_dir: Some(args.output.join("intermediate")),
+                compress_weights: !args.no_compress_weights,
                 progress: &progress,
             };
             let mut outcome = search::quantize_with_accuracy_control(

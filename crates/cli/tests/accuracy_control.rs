@@ -76,6 +76,7 @@ fn the_hostile_layer_is_ranked_first_and_exactly_it_is_reverted() {
     let options = RunOptions {
         batch_size: 1,
         intermediate_dir: Some(dir.path().join("intermediate")),
+        compress_weights: true,
         progress: &NoProgress,
     };
     let outcome = search::quantize_with_accuracy_control(

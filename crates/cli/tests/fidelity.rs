@@ -173,3 +173,20 @@ fn image_transform_is_pillow_exact_on_pillow_decoded_pixels() {
     assert!(mean_abs < 0.01, "mean |aquant - PIL| = {mean_abs}");
     assert!(Path::new(&assets().join("imagenet/photos")).is_dir());
 }
+
+#[test]
+fn real_models_round_trip_losslessly() {
+    for model in [
+        "mnist_cnn/mnist_cnn.onnx",
+        "imagenet/mobilenet_v2.onnx",
+        "imagenet/efficientnet_lite0.onnx",
+    ] {
+        let path = assets().join(model);
+        let bytes = std::fs::read(&path).unwrap();
+        let loaded = aquant_onnx::load_model(&path).unwrap();
+        let encoded = aquant_onnx::encode_model(&loaded);
+        assert_eq!(encoded, bytes, "{model}: decode → encode is byte-identical");
+        let again = aquant_onnx::decode_model(&encoded, &path).unwrap();
+        assert_eq!(again.graph, loaded.graph);
+    }
+}

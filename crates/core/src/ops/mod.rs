@@ -1,13 +1,11 @@
 //! The op registry: how each ONNX op type takes part in quantization.
 //!
-//! Three roles, as runtimes see them. *Quantizable* ops (Conv, Gemm, MatMul…) compute in INT8 when their
-//! activation inputs and weights are quantized. *Quantize-agnostic* ops (Relu, MaxPool, Reshape, Concat…)
-//! move or select values without arithmetic that needs a new scale: quantizers propagate through them, and
-//! they join the quantizer groups of the ops around them. Everything else stays in FP32 and ends a group.
+//! *Quantizable* ops (Conv, ConvTranspose, Gemm, MatMul) compute in INT8 when their activation inputs and
+//! weights are quantized; the registry says which input is which and where the weight's channel axis is.
+//! Everything else runs in floating point. Quantize-agnostic ops (ReLU, pooling, reshapes, concat) need no
+//! entry: quantizers sit on the edges into quantized ops (see `quantize::place`), after them.
 
 use aquant_onnx::{attr, NodeProto};
-
-use crate::graph::Graph;
 
 /// How a quantizable op is quantized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,17 +16,6 @@ pub struct QuantizableOp {
     pub weight_input: Option<usize>,
     /// Input holding the bias, corrected by fast bias correction and restored on revert.
     pub bias_input: Option<usize>,
-}
-
-/// The role of an op type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpRole {
-    /// Computes in INT8 when quantized.
-    Quantizable(QuantizableOp),
-    /// Passes quantized values through unchanged in scale.
-    Agnostic,
-    /// Stays in floating point.
-    Float,
 }
 
 const CONV: QuantizableOp = QuantizableOp {
@@ -42,38 +29,16 @@ const MATMUL: QuantizableOp = QuantizableOp {
     bias_input: None,
 };
 
-/// Ops that quantizers propagate through unchanged.
-const AGNOSTIC: &[&str] = &[
-    "Relu",
-    "Clip",
-    "MaxPool",
-    "Reshape",
-    "Flatten",
-    "Transpose",
-    "Squeeze",
-    "Unsqueeze",
-    "Concat",
-    "Identity",
-    "Split",
-    "Slice",
-    "Gather",
-    "Pad",
-    "Resize",
-    "DepthToSpace",
-    "SpaceToDepth",
-];
-
-/// The role of `op_type` in the default (CNN) pattern set.
-pub fn role(op_type: &str) -> OpRole {
+/// How `op_type` is quantized, if it is a quantizable op.
+pub fn quantizable(op_type: &str) -> Option<QuantizableOp> {
     match op_type {
-        "Conv" | "ConvTranspose" => OpRole::Quantizable(CONV),
-        "Gemm" => OpRole::Quantizable(QuantizableOp {
+        "Conv" | "ConvTranspose" => Some(CONV),
+        "Gemm" => Some(QuantizableOp {
             bias_input: Some(2),
             ..MATMUL
         }),
-        "MatMul" => OpRole::Quantizable(MATMUL),
-        op if AGNOSTIC.contains(&op) => OpRole::Agnostic,
-        _ => OpRole::Float,
+        "MatMul" => Some(MATMUL),
+        _ => None,
     }
 }
 
@@ -84,17 +49,5 @@ pub fn weight_channel_axis(node: &NodeProto, weight_rank: usize) -> usize {
         Some("Gemm") if attr::int(node, "transB").unwrap_or(0) == 0 => 1,
         Some("MatMul") => weight_rank.saturating_sub(1),
         _ => 0,
-    }
-}
-
-/// True when `node` would be quantized in the default pattern set: a quantizable op whose weight is an
-/// initializer (MatMul between two activations only counts in transformer mode).
-pub fn is_quantizable(graph: &Graph, node: &NodeProto) -> bool {
-    match role(node.op_type.as_deref().unwrap_or("")) {
-        OpRole::Quantizable(q) => q
-            .weight_input
-            .and_then(|w| node.input.get(w))
-            .is_some_and(|w| graph.initializer(w).is_some()),
-        _ => false,
     }
 }

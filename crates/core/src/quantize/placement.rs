@@ -17,7 +17,7 @@ use regex::Regex;
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::ops::{self, OpRole};
+use crate::ops;
 use crate::quant::Granularity;
 use crate::quantize::params::{IgnoredScope, ModelType, QuantizationParams, TargetDevice};
 
@@ -184,8 +184,8 @@ fn quantized_node(
             .map(|t| (i, t.clone()))
     };
     let transformer = params.model_type == Some(ModelType::Transformer);
-    match ops::role(&op_type) {
-        OpRole::Quantizable(q) => {
+    match ops::quantizable(&op_type) {
+        Some(q) => {
             let weight = q.weight_input.and_then(|w| constant_slot(graph, node, w));
             let activations: Vec<(usize, String)> = q
                 .activation_inputs

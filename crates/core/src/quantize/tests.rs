@@ -273,3 +273,32 @@ fn reverted_node_gets_its_original_weights_and_no_quantizer() {
         "reverting everything gives the FP32 model back"
     );
 }
+
+#[test]
+fn transformer_mode_quantizes_matmul_between_activations_and_residual_add() {
+    let m = ModelBuilder::new(13)
+        .input("q", &[None, Some(4), Some(8)])
+        .input("k", &[None, Some(8), Some(4)])
+        .node("MatMul", "scores", &["q", "k"], &["s"])
+        .node("Add", "residual", &["s", "s2"], &["out"])
+        .node("Relu", "r", &["s"], &["s2"])
+        .output("out", &[None, Some(4), Some(4)])
+        .build();
+    let g = Graph::new(m).unwrap();
+    assert!(place(&g, &QuantizationParams::default())
+        .unwrap()
+        .nodes
+        .is_empty());
+    let params = QuantizationParams {
+        model_type: Some(ModelType::Transformer),
+        ..Default::default()
+    };
+    let p = place(&g, &params).unwrap();
+    let names: Vec<&str> = p.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, vec!["scores", "residual"]);
+    assert_eq!(
+        p.node("scores").unwrap().activations,
+        vec![(0, "q".to_string()), (1, "k".to_string())]
+    );
+    assert!(p.node("scores").unwrap().weight.is_none());
+}

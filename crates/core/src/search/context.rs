@@ -17,6 +17,7 @@ pub(super) struct SearchContext<'a> {
     pub evaluator: Evaluator<'a>,
     pub quantized: QuantizedModel,
     pub restore_mode: RestoreMode,
+    pub compress_weights: bool,
     pub counts: EvaluationCounts,
     cache: HashMap<(BTreeSet<String>, Vec<usize>), Evaluation>,
 }
@@ -26,11 +27,13 @@ impl<'a> SearchContext<'a> {
         evaluator: Evaluator<'a>,
         quantized: QuantizedModel,
         restore_mode: RestoreMode,
+        compress_weights: bool,
     ) -> Self {
         SearchContext {
             evaluator,
             quantized,
             restore_mode,
+            compress_weights,
             counts: EvaluationCounts::default(),
             cache: HashMap::new(),
         }
@@ -44,13 +47,10 @@ impl<'a> SearchContext<'a> {
 
     /// The deployable model with `reverted` ops in FP32.
     pub fn export(&self, reverted: &BTreeSet<String>) -> Result<ModelProto> {
-        self.quantized.build(
-            reverted,
-            self.restore_mode,
-            ModelForm::Export {
-                compress_weights: true,
-            },
-        )
+        let form = ModelForm::Export {
+            compress_weights: self.compress_weights,
+        };
+        self.quantized.build(reverted, self.restore_mode, form)
     }
 
     /// Evaluates the candidate with `reverted` ops in FP32 on `indices`.

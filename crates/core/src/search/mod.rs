@@ -36,6 +36,9 @@ pub struct RunOptions<'a> {
     pub batch_size: usize,
     /// Where to save the model after every step (`None`: not saved).
     pub intermediate_dir: Option<PathBuf>,
+    /// Store weights as int8 in the saved models (POT `compress_model_weights`); otherwise FP32 weights behind
+    /// QuantizeLinear/DequantizeLinear.
+    pub compress_weights: bool,
     /// Progress reporting.
     pub progress: &'a dyn Progress,
 }

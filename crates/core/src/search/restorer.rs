@@ -127,7 +127,12 @@ pub(super) fn run(
         options.batch_size,
         options.progress,
     )?;
-    let mut ctx = SearchContext::new(evaluator, quantized, control.restore_mode);
+    let mut ctx = SearchContext::new(
+        evaluator,
+        quantized,
+        control.restore_mode,
+        options.compress_weights,
+    );
     let all: Vec<usize> = ctx.evaluator.all_indices();
 
     // 1. Baselines: given, or measured on the full set.

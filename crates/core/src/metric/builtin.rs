@@ -165,49 +165,32 @@ fn squared_error(
     Ok((err, energy, count))
 }
 
-/// Mean squared error of all outputs against the FP32 model's (higher is worse).
+/// Error of all outputs against the FP32 model's (higher is worse): the mean squared error (`mse`), or the
+/// normalised `‖ref − out‖² / ‖ref‖²` (`nmse`, scale-free: comparable across layers and models).
 #[derive(Debug, Clone, Copy)]
-pub struct MeanSquaredError;
+pub struct OutputError {
+    normalized: bool,
+}
 
-impl Metric for MeanSquaredError {
-    fn name(&self) -> &str {
-        "mse"
+impl OutputError {
+    /// Mean squared error.
+    pub fn mse() -> Self {
+        OutputError { normalized: false }
     }
 
-    fn direction(&self) -> Direction {
-        Direction::HigherWorse
-    }
-
-    fn kind(&self) -> &str {
-        "error"
-    }
-
-    fn needs_reference(&self) -> bool {
-        true
-    }
-
-    fn sample_value(
-        &self,
-        outputs: &[Tensor],
-        _: &Annotation,
-        reference_outputs: Option<&[Tensor]>,
-    ) -> Result<f64> {
-        let (err, _, count) = squared_error(
-            self.name(),
-            outputs,
-            reference(self.name(), reference_outputs)?,
-        )?;
-        Ok(err / count.max(1) as f64)
+    /// Normalised mean squared error.
+    pub fn nmse() -> Self {
+        OutputError { normalized: true }
     }
 }
 
-/// Normalised MSE `‖ref − out‖² / ‖ref‖²` against the FP32 model's outputs (higher is worse).
-#[derive(Debug, Clone, Copy)]
-pub struct NormalizedMse;
-
-impl Metric for NormalizedMse {
+impl Metric for OutputError {
     fn name(&self) -> &str {
-        "nmse"
+        if self.normalized {
+            "nmse"
+        } else {
+            "mse"
+        }
     }
 
     fn direction(&self) -> Direction {
@@ -228,12 +211,16 @@ impl Metric for NormalizedMse {
         _: &Annotation,
         reference_outputs: Option<&[Tensor]>,
     ) -> Result<f64> {
-        let (err, energy, _) = squared_error(
+        let (err, energy, count) = squared_error(
             self.name(),
             outputs,
             reference(self.name(), reference_outputs)?,
         )?;
-        Ok(if energy > 0.0 { err / energy } else { err })
+        Ok(match (self.normalized, energy > 0.0) {
+            (true, true) => err / energy,
+            (true, false) => err,
+            (false, _) => err / count.max(1) as f64,
+        })
     }
 }
 
@@ -351,13 +338,13 @@ mod tests {
             1.0
         );
         assert_eq!(
-            MeanSquaredError
+            OutputError::mse()
                 .sample_value(&a, &Annotation::None, Some(&b))
                 .unwrap(),
             2.0
         );
         assert_eq!(
-            NormalizedMse
+            OutputError::nmse()
                 .sample_value(&a, &Annotation::None, Some(&b))
                 .unwrap(),
             2.0

@@ -15,7 +15,7 @@ use crate::data::Annotation;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-pub use builtin::{Agreement, FnMetric, MeanSquaredError, NormalizedMse, TopK};
+pub use builtin::{Agreement, FnMetric, OutputError, TopK};
 
 /// Whether larger values are better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -85,8 +85,8 @@ pub trait Metric: Send + Sync {
 pub fn builtin(name: &str) -> Result<Box<dyn Metric>> {
     let metric: Box<dyn Metric> = match name {
         "agreement" => Box::new(Agreement),
-        "mse" => Box::new(MeanSquaredError),
-        "nmse" => Box::new(NormalizedMse),
+        "mse" => Box::new(OutputError::mse()),
+        "nmse" => Box::new(OutputError::nmse()),
         _ => match name
             .strip_prefix("top")
             .and_then(|k| k.parse::<usize>().ok())

@@ -47,6 +47,20 @@ pub struct QuantizedNode {
     pub bias: Option<ConstantSlot>,
 }
 
+impl QuantizedNode {
+    /// A node without weights whose activation inputs are quantized (Add, pooling, MatMul of activations).
+    fn activations_only(name: String, op_type: String, activations: Vec<(usize, String)>) -> Self {
+        QuantizedNode {
+            name,
+            op_type,
+            activations,
+            weight: None,
+            weight_axis: None,
+            bias: None,
+        }
+    }
+}
+
 /// An activation quantizer: one tensor, quantized once for all its quantized readers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivationQuantizer {
@@ -214,14 +228,7 @@ fn quantized_node(
                 // MatMul between two activations: attention scores, quantized in transformer mode.
                 None if transformer && op_type == "MatMul" => {
                     let both: Vec<(usize, String)> = (0..2).filter_map(activation).collect();
-                    (both.len() == 2).then_some(QuantizedNode {
-                        name,
-                        op_type,
-                        activations: both,
-                        weight: None,
-                        weight_axis: None,
-                        bias: None,
-                    })
+                    (both.len() == 2).then(|| QuantizedNode::activations_only(name, op_type, both))
                 }
                 None => None,
             }
@@ -229,26 +236,13 @@ fn quantized_node(
         _ if op_type == "Add" && (transformer || params.target_device == TargetDevice::Cpu) => {
             // Residual Add between two activations: runtimes add in INT8 when both inputs are quantized.
             let both: Vec<(usize, String)> = (0..2).filter_map(activation).collect();
-            (both.len() == 2 && both[0].1 != both[1].1).then_some(QuantizedNode {
-                name,
-                op_type,
-                activations: both,
-                weight: None,
-                weight_axis: None,
-                bias: None,
-            })
+            (both.len() == 2 && both[0].1 != both[1].1)
+                .then(|| QuantizedNode::activations_only(name, op_type, both))
         }
         _ if matches!(op_type.as_str(), "GlobalAveragePool" | "AveragePool")
             && params.target_device == TargetDevice::Cpu =>
         {
-            activation(0).map(|a| QuantizedNode {
-                name,
-                op_type,
-                activations: vec![a],
-                weight: None,
-                weight_axis: None,
-                bias: None,
-            })
+            activation(0).map(|a| QuantizedNode::activations_only(name, op_type, vec![a]))
         }
         _ => None,
     }

@@ -21,14 +21,11 @@ use aquant_onnx::ModelProto;
 pub use groups::{quantizer_groups, QuantizerGroup};
 pub use params::{AccuracyControlParams, DropType, MetricTarget};
 pub use report::{EvaluationCounts, MetricReport, RankingEntry, Report, StepReport, Timings};
+pub use restorer::quantize_with_accuracy_control;
 pub use subset::ranking_subset;
 
-use crate::backend::Backend;
-use crate::data::Dataset;
-use crate::error::Result;
-use crate::metric::Metric;
 use crate::progress::Progress;
-use crate::quantize::{QuantizationParams, QuantizedModel};
+use crate::quantize::QuantizedModel;
 
 /// How a run is carried out (not what it computes).
 pub struct RunOptions<'a> {
@@ -58,30 +55,4 @@ impl Outcome {
     pub fn target_met(&self) -> bool {
         self.report.target_met
     }
-}
-
-/// Quantizes `model` and reverts quantizer groups until every metric's drop on `validation` is within
-/// `control.maximal_drop` (or nothing is left to revert). When the target cannot be reached, the best model
-/// found is returned with `report.target_met == false`: the caller decides how loud to be.
-#[allow(clippy::too_many_arguments)]
-pub fn quantize_with_accuracy_control(
-    backend: &dyn Backend,
-    model: ModelProto,
-    calibration: &dyn Dataset,
-    validation: &dyn Dataset,
-    metrics: &[&dyn Metric],
-    quantization: &QuantizationParams,
-    control: &AccuracyControlParams,
-    options: &RunOptions,
-) -> Result<Outcome> {
-    restorer::run(
-        backend,
-        model,
-        calibration,
-        validation,
-        metrics,
-        quantization,
-        control,
-        options,
-    )
 }

@@ -88,8 +88,11 @@ struct State {
     drops: Vec<f64>,
 }
 
+/// Quantizes `model` and reverts quantizer groups until every metric's drop on `validation` is within
+/// `control.maximal_drop` (or nothing is left to revert). When the target cannot be reached, the best model
+/// found is returned with `report.target_met == false`: the caller decides how loud to be.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn run(
+pub fn quantize_with_accuracy_control(
     backend: &dyn Backend,
     model: ModelProto,
     calibration: &dyn Dataset,

@@ -79,3 +79,14 @@ pub fn agreement(a: &serde_json::Value, b: &serde_json::Value) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
 }
+
+/// The tensors of sample `index`, in the order the data spec gives them (one-input models in these tests).
+pub fn sample_inputs(dataset: &dyn aquant::Dataset, index: usize) -> Vec<aquant::Tensor> {
+    dataset
+        .get(index)
+        .unwrap()
+        .inputs
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect()
+}

@@ -41,13 +41,7 @@ fn assert_logits_match(model: &str, data: &str, name: &str) {
     let expected = reference_rows(&format!("{name}_logits16.npy"));
     assert_eq!(expected.len(), 16);
     for i in 0..16 {
-        let input: Vec<Tensor> = dataset
-            .get(i)
-            .unwrap()
-            .inputs
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
+        let input = common::sample_inputs(dataset.as_ref(), i);
         let got = session.run(input).unwrap().remove(0);
         let got = got.as_f32("logits").unwrap();
         let want = row_f32(expected.as_ref(), i);

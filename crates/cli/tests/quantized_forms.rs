@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use aquant::quantize::{self, ModelForm, QuantizationParams, RestoreMode};
-use aquant::{Backend, Graph, NoProgress, Tensor};
+use aquant::{Backend, Graph, NoProgress};
 use aquant_tract::TractBackend;
 use common::assets;
 
@@ -36,13 +36,7 @@ fn assert_forms_agree(model: &str, data: &str, samples: usize, reverted: &[&str]
     let a = backend.prepare(&export, &[]).unwrap();
     let b = backend.prepare(&evaluation, &[]).unwrap();
     for i in 0..samples {
-        let input: Vec<Tensor> = dataset
-            .get(i)
-            .unwrap()
-            .inputs
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
+        let input = common::sample_inputs(dataset.as_ref(), i);
         let (ya, yb) = (a.run(input.clone()).unwrap(), b.run(input).unwrap());
         assert_eq!(ya, yb, "sample {i}: the two forms differ");
     }

@@ -98,21 +98,14 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Index of the largest value of the first output (first on ties).
+/// The top-1 class: argmax of the first output.
 fn top1(outputs: &[aquant::Tensor]) -> Result<usize> {
     let first = outputs
         .first()
         .context("the model has no output")?
         .as_f32("first output")?;
-    Ok(first
-        .iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0)
+    let values = first
+        .as_slice()
+        .context("the first output is not contiguous")?;
+    Ok(aquant::metric::argmax(values))
 }

@@ -83,13 +83,7 @@ fn efficientnet_lite0_logits_match_onnx_runtime() {
 }
 
 fn top1(logits: &ArrayD<f32>) -> usize {
-    logits.iter().enumerate().fold(0, |b, (j, v)| {
-        if *v > logits.as_slice().unwrap()[b] {
-            j
-        } else {
-            b
-        }
-    })
+    aquant::metric::argmax(logits.as_slice().unwrap())
 }
 
 #[test]

@@ -173,20 +173,18 @@ impl Graph {
 
     /// Applies a patch, then reorders, reindexes and revalidates. On error the graph is unchanged.
     pub fn apply(&mut self, patch: &Patch) -> Result<()> {
-        let mut model = self.model.clone();
-        let graph = model.graph.as_mut().expect("validated in Graph::new");
+        *self = self.clone().patched(patch)?;
+        Ok(())
+    }
+
+    /// Applies a patch to an owned graph: no copy is made, and on error the graph is gone (callers that
+    /// must keep it use [`Graph::apply`]).
+    pub fn patched(mut self, patch: &Patch) -> Result<Graph> {
+        let graph = self.model.graph.as_mut().expect("validated in Graph::new");
         patch.apply_to(graph)?;
         sort_topologically(graph)?;
-        let mut next = Graph {
-            model,
-            producer: HashMap::new(),
-            consumers: HashMap::new(),
-            initializer: HashMap::new(),
-            node_by_name: HashMap::new(),
-        };
-        next.reindex()?;
-        *self = next;
-        Ok(())
+        self.reindex()?;
+        Ok(self)
     }
 
     fn reindex(&mut self) -> Result<()> {

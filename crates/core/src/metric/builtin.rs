@@ -21,7 +21,7 @@ fn first_output<'a>(metric: &str, outputs: &'a [Tensor]) -> Result<&'a [f32]> {
 }
 
 /// Index of the largest value; the first one on ties (as `argmax` everywhere).
-fn argmax(values: &[f32]) -> usize {
+pub fn argmax(values: &[f32]) -> usize {
     let mut best = 0;
     for (i, v) in values.iter().enumerate() {
         if *v > values[best] {

@@ -15,7 +15,7 @@ use crate::data::Annotation;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-pub use builtin::{Agreement, FnMetric, OutputError, TopK};
+pub use builtin::{argmax, Agreement, FnMetric, OutputError, TopK};
 
 /// Whether larger values are better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

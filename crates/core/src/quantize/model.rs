@@ -115,7 +115,6 @@ impl QuantizedModel {
         form: ModelForm,
     ) -> Result<ModelProto> {
         let fp32_nodes = reverted;
-        let mut graph = self.fp32.clone();
         let mut patch = Patch::new("quantize");
         let mut replaced: HashSet<String> = HashSet::new();
         for quantizer in &self.placement.activations {
@@ -158,8 +157,7 @@ impl QuantizedModel {
             };
             self.quantize_constants(&mut patch, node, form, weights_only, &mut replaced)?;
         }
-        graph.apply(&patch)?;
-        remove_unused(&mut graph, &replaced)?;
+        let graph = remove_unused(self.fp32.clone().patched(&patch)?, &replaced)?;
         Ok(graph.into_model())
     }
 
@@ -389,17 +387,17 @@ fn qdq_node(
 }
 
 /// Drops the original initializers that no node reads any more, so the saved model holds int8 weights only.
-fn remove_unused(graph: &mut Graph, candidates: &HashSet<String>) -> Result<()> {
+fn remove_unused(graph: Graph, candidates: &HashSet<String>) -> Result<Graph> {
     let mut patch = Patch::new("drop replaced FP32 initializers");
     for name in candidates {
         if graph.consumers(name).is_empty() && !graph.is_output(name) {
             patch.push(Edit::RemoveInitializer(name.clone()));
         }
     }
-    if !patch.is_empty() {
-        graph.apply(&patch)?;
+    if patch.is_empty() {
+        return Ok(graph);
     }
-    Ok(())
+    graph.patched(&patch)
 }
 
 /// Adds `tensor → QuantizeLinear → DequantizeLinear` and returns the dequantized tensor's name.

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use aquant::{Evaluator, Graph};
 use clap::Args;
 
+use crate::engine::Engine;
 use crate::progress::Bars;
 
 /// Arguments of `aquant eval`.
@@ -38,6 +39,9 @@ pub struct EvalArgs {
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
+    /// Inference engine.
+    #[arg(long, value_enum, default_value_t)]
+    backend: Engine,
     /// Hide progress bars.
     #[arg(long, short)]
     quiet: bool,
@@ -52,10 +56,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     };
     let dataset = aquant::open_dataset(&args.data)?;
     let metric = aquant::metric::builtin(&args.metric)?;
-    let backend = aquant_tract::TractBackend::new();
+    let backend = args.backend.open()?;
     let progress = Bars::new(args.quiet || args.json);
     let evaluator = Evaluator::new(
-        &backend,
+        backend.as_ref(),
         dataset.as_ref(),
         vec![metric.as_ref()],
         reference.as_ref(),

@@ -3,6 +3,7 @@
 //! Exit status: 0 success, 1 accuracy target not met (the best model is still saved), 2 error. Errors print
 //! one line, `error: <cause chain>`, on stderr.
 
+mod engine;
 mod eval;
 mod inspect;
 mod progress;

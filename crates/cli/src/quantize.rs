@@ -9,10 +9,11 @@ use aquant::quant::{Granularity, RangeEstimator};
 use aquant::quantize::{
     self, IgnoredScope, ModelForm, ModelType, Preset, QuantizationParams, RestoreMode, TargetDevice,
 };
-use aquant::search::{self, AccuracyControlParams, DropType, MetricTarget, RunOptions};
+use aquant::search::{self, AccuracyControlParams, DropType, Levers, MetricTarget, RunOptions};
 use aquant::Graph;
 use clap::{Args, ValueEnum};
 
+use crate::engine::Engine;
 use crate::progress::Bars;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -21,6 +22,15 @@ enum Algorithm {
     Default,
     /// AccuracyAwareQuantization: then revert groups until the metric drop is within --max-drop.
     AccuracyAware,
+}
+
+/// An evaluation shortcut of the search (see `aquant::search::Levers`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Lever {
+    EarlyStop,
+    Reuse,
+    Cohorts,
+    PrefixCache,
 }
 
 /// Arguments of `aquant quantize`.
@@ -119,6 +129,16 @@ pub struct QuantizeArgs {
     /// Samples per inference batch.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Turn evaluation shortcuts off, to measure them (results do not change): early-stop, reuse, cohorts,
+    /// prefix-cache.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    without: Vec<Lever>,
+    /// Print where the time went (stages, and the engine's prepare/run time summed over threads).
+    #[arg(long)]
+    profile: bool,
+    /// Inference engine for calibration and evaluation.
+    #[arg(long, value_enum, default_value_t)]
+    backend: Engine,
     /// Hide progress bars.
     #[arg(long, short)]
     quiet: bool,
@@ -188,6 +208,16 @@ fn check_output(model: &Path, output_dir: &Path) -> Result<PathBuf> {
 }
 
 impl QuantizeArgs {
+    fn levers(&self) -> Levers {
+        let on = |lever| !self.without.contains(&lever);
+        Levers {
+            early_stop: on(Lever::EarlyStop),
+            reuse: on(Lever::Reuse),
+            cohorts: on(Lever::Cohorts),
+            prefix_cache: on(Lever::PrefixCache),
+        }
+    }
+
     fn algorithm(&self) -> Result<Algorithm> {
         let algorithm = self.algorithm.unwrap_or(if self.val.is_some() {
             Algorithm::AccuracyAware
@@ -251,12 +281,13 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
     let model = Graph::load(&args.model)?.into_model();
     let target = check_output(&args.model, &args.output)?;
     let calibration = aquant::open_dataset(&args.calib).context("calibration data")?;
-    let backend = aquant_tract::TractBackend::new();
+    let backend = args.backend.open()?;
+    let backend = backend.as_ref();
     let progress = Bars::new(args.quiet);
     match algorithm {
         Algorithm::Default => run_default(
             &args,
-            &backend,
+            backend,
             model,
             calibration.as_ref(),
             &params,
@@ -279,9 +310,10 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
                 intermediate_dir: Some(args.output.join("intermediate")),
                 compress_weights: !args.no_compress_weights,
                 progress: &progress,
+                levers: args.levers(),
             };
             let mut outcome = search::quantize_with_accuracy_control(
-                &backend,
+                backend,
                 model,
                 calibration.as_ref(),
                 validation.as_ref(),
@@ -296,6 +328,9 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
             write_report(&args.output, &outcome.report)?;
             println!("{}", outcome.report.summary());
             println!("model: {}", target.display());
+            if args.profile {
+                print_profile(&outcome.report);
+            }
             Ok(if outcome.target_met() {
                 ExitCode::SUCCESS
             } else {
@@ -303,6 +338,32 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
             })
         }
     }
+}
+
+/// The `--profile` table: wall time per stage, then what the evaluations spent it on.
+fn print_profile(report: &search::Report) {
+    let t = &report.timings_s;
+    let p = &report.profile;
+    let e = &report.evaluations;
+    println!("profile ({} backend):", report.backend);
+    for (stage, seconds) in [
+        ("calibration + bias correction", t.calibration),
+        ("FP32 evaluation", t.fp32_eval),
+        ("INT8 evaluation", t.int8_eval),
+        ("ranking", t.ranking),
+        ("revert steps", t.restore),
+        ("total", t.total),
+    ] {
+        println!("  {stage:<30} {seconds:>8.1} s");
+    }
+    println!(
+        "  engine, summed over threads:   build {:.1} s ({} models), prepare {:.1} s ({}), run {:.1} s ({} batches)",
+        p.build_s, p.builds, p.prepare_s, p.prepares, p.run_s, p.runs
+    );
+    println!(
+        "  evaluations: {} full, {} on the ranking subset, {} samples inferred",
+        e.full, e.subset, e.samples_inferred
+    );
 }
 
 fn write_report(dir: &Path, report: &impl serde::Serialize) -> Result<()> {
@@ -314,7 +375,7 @@ fn write_report(dir: &Path, report: &impl serde::Serialize) -> Result<()> {
 #[allow(clippy::too_many_arguments)]
 fn run_default(
     args: &QuantizeArgs,
-    backend: &aquant_tract::TractBackend,
+    backend: &dyn aquant::Backend,
     model: aquant_onnx::ModelProto,
     calibration: &dyn aquant::Dataset,
     params: &QuantizationParams,

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use aquant::builder::ModelBuilder;
-use aquant::search::{self, AccuracyControlParams, RunOptions};
+use aquant::search::{self, AccuracyControlParams, Levers, Report, RunOptions};
 use aquant::{metric, Metric, NoProgress};
 use aquant_tract::TractBackend;
 use common::{aquant, assets, ort_eval, write};
@@ -78,6 +78,7 @@ fn the_hostile_layer_is_ranked_first_and_exactly_it_is_reverted() {
         intermediate_dir: Some(dir.path().join("intermediate")),
         compress_weights: true,
         progress: &NoProgress,
+        ..Default::default()
     };
     let outcome = search::quantize_with_accuracy_control(
         &TractBackend::new(),
@@ -116,6 +117,84 @@ fn the_hostile_layer_is_ranked_first_and_exactly_it_is_reverted() {
     let graph = aquant::Graph::new(outcome.model).unwrap();
     assert_eq!(graph.node("mm3").unwrap().input, vec!["h2", "w3"]);
     assert_eq!(graph.node("mm2").unwrap().input[0], "r1_dequantized");
+}
+
+/// The hostile model's search with max_drop 0 (every group is ranked and reverted in turn) with `levers`.
+fn hostile_search(levers: Levers) -> Report {
+    let dir = tempfile::tempdir().unwrap();
+    let calibration = npy_dataset(dir.path(), 64, 7);
+    let validation = npy_dataset(dir.path(), 200, 8);
+    let agreement = metric::builtin("agreement").unwrap();
+    let options = RunOptions {
+        levers,
+        ..Default::default()
+    };
+    search::quantize_with_accuracy_control(
+        &TractBackend::new(),
+        hostile_model(),
+        calibration.as_ref(),
+        validation.as_ref(),
+        &[agreement.as_ref()],
+        &Default::default(),
+        &AccuracyControlParams {
+            maximal_drop: 0.0,
+            ..Default::default()
+        },
+        &options,
+    )
+    .unwrap()
+    .report
+}
+
+#[test]
+fn evaluation_shortcuts_do_not_change_the_search() {
+    let all = hostile_search(Levers::default());
+    let none = hostile_search(Levers {
+        early_stop: false,
+        reuse: false,
+        cohorts: false,
+        prefix_cache: false,
+    });
+    assert!(all.steps.len() >= 2, "several rankings: {:?}", all.steps);
+    // Without the early stop every candidate is evaluated on the whole subset: the exact scores the bound
+    // must reproduce.
+    assert!(none.ranking.iter().all(|e| e.exact));
+    for entry in all.ranking.iter().filter(|e| e.exact) {
+        let full = none
+            .ranking
+            .iter()
+            .find(|e| e.group == entry.group)
+            .unwrap();
+        assert_eq!(entry.score, full.score, "group {}", entry.group);
+    }
+    let one_off = [
+        Levers {
+            early_stop: false,
+            ..Levers::default()
+        },
+        Levers {
+            reuse: false,
+            ..Levers::default()
+        },
+        Levers {
+            cohorts: false,
+            ..Levers::default()
+        },
+        Levers {
+            prefix_cache: false,
+            ..Levers::default()
+        },
+    ];
+    for report in one_off.into_iter().map(hostile_search).chain([none]) {
+        assert_eq!(report.reverted, all.reverted, "levers {:?}", report.levers);
+        assert_eq!(report.steps, all.steps, "levers {:?}", report.levers);
+        assert_eq!(report.metrics, all.metrics, "levers {:?}", report.levers);
+        assert_eq!(
+            report.ranking[0], all.ranking[0],
+            "levers {:?}",
+            report.levers
+        );
+    }
 }
 
 fn quantize_mnist(out: &Path, extra: &[&str]) -> std::process::Output {

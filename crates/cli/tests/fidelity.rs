@@ -1,5 +1,6 @@
-//! aquant's engine agrees with ONNX Runtime: logits within 1e-4 (relative) of reference outputs made with
-//! `scripts/make_reference.py`, and the image-folder loader reproduces ONNX Runtime's predictions on the
+//! aquant's engines agree with ONNX Runtime: logits of both backends (tract and aquant's own ONNX Runtime
+//! binding) within 1e-4 (relative) of reference outputs made with `scripts/make_reference.py`; the ONNX
+//! Runtime backend scores a quantized model exactly as ONNX Runtime's Python package does; and the image-folder loader reproduces ONNX Runtime's predictions on the
 //! 20 photos with the standard resize-256 / centre-crop-224 transform.
 
 mod common;
@@ -36,7 +37,19 @@ fn row_i64(dataset: &dyn Dataset, i: usize) -> i64 {
 
 fn assert_logits_match(model: &str, data: &str, name: &str) {
     let model = Graph::load(&assets().join(model)).unwrap().into_model();
-    let session = TractBackend::new().prepare(&model, &[]).unwrap();
+    let ort = aquant_ort::OrtBackend::new().expect("ONNX Runtime (scripts/requirements.txt)");
+    for backend in [&TractBackend::new() as &dyn Backend, &ort] {
+        assert_backend_logits_match(backend, &model, data, name);
+    }
+}
+
+fn assert_backend_logits_match(
+    backend: &dyn Backend,
+    model: &aquant_onnx::ModelProto,
+    data: &str,
+    name: &str,
+) {
+    let session = backend.prepare(model, &[]).unwrap();
     let dataset = aquant::open_dataset(&assets().join(data)).unwrap();
     let expected = reference_rows(&format!("{name}_logits16.npy"));
     assert_eq!(expected.len(), 16);
@@ -49,7 +62,8 @@ fn assert_logits_match(model: &str, data: &str, name: &str) {
         for (a, b) in got.iter().zip(want.iter()) {
             assert!(
                 (a - b).abs() <= 1e-4 * b.abs().max(1.0),
-                "{name} row {i}: {a} vs {b}"
+                "{name} on {} row {i}: {a} vs {b}",
+                backend.name()
             );
         }
     }
@@ -80,6 +94,43 @@ fn efficientnet_lite0_logits_match_onnx_runtime() {
         "imagenet/val.json",
         "efficientnet_lite0",
     );
+}
+
+#[test]
+fn ort_backend_scores_a_quantized_model_as_onnx_runtime_python_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, calib, val) = (
+        assets().join("mnist_cnn/mnist_cnn.onnx"),
+        assets().join("mnist_cnn/calib.json"),
+        assets().join("mnist_cnn/val.json"),
+    );
+    let out = dir.path().join("q");
+    let quantize = common::aquant(&[
+        "quantize",
+        "--model",
+        model.to_str().unwrap(),
+        "--calib",
+        calib.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--backend",
+        "ort",
+        "-q",
+    ]);
+    assert!(quantize.status.success(), "{quantize:?}");
+    let quantized = out.join("model.onnx");
+    let ours = common::json_stdout(&common::aquant(&[
+        "eval",
+        "--model",
+        quantized.to_str().unwrap(),
+        "--data",
+        val.to_str().unwrap(),
+        "--backend",
+        "ort",
+        "--json",
+    ]));
+    let python = common::ort_eval(&quantized, &val);
+    assert_eq!(ours["value"], python["value"]);
 }
 
 fn top1(logits: &ArrayD<f32>) -> usize {

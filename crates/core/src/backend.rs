@@ -20,6 +20,13 @@ pub trait Backend: Send + Sync {
     /// Prepares `model` for execution. The session returns the model's outputs followed by `extra_outputs`
     /// (names of intermediate tensors), in that order.
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>>;
+
+    /// Whether the engine runs a QDQ model at least as fast as its fake-quantized FP32 form. Engines with
+    /// int8 kernels (ONNX Runtime) do, and their QDQ numerics are then exactly what the deployed model
+    /// computes; simulating engines (tract) are faster on the FP32 form, which gives the same numbers.
+    fn runs_qdq_natively(&self) -> bool {
+        false
+    }
 }
 
 /// A model ready to run.

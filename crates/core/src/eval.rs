@@ -7,15 +7,16 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use aquant_onnx::ModelProto;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Session};
 use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
 use crate::metric::Metric;
+use crate::profile::Profile;
 use crate::progress::Progress;
 use crate::runner::{run_batches, Flow, InputBinding};
 use crate::tensor::Tensor;
@@ -59,6 +60,7 @@ pub struct Evaluator<'a> {
     reference_model: Option<&'a ModelProto>,
     reference_outputs: Mutex<HashMap<usize, Vec<Tensor>>>,
     samples_inferred: AtomicUsize,
+    profile: Arc<Profile>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -95,7 +97,28 @@ impl<'a> Evaluator<'a> {
             reference_model,
             reference_outputs: Mutex::new(HashMap::new()),
             samples_inferred: AtomicUsize::new(0),
+            profile: Arc::default(),
         })
+    }
+
+    /// The engine models run on.
+    pub fn backend(&self) -> &'a dyn Backend {
+        self.backend
+    }
+
+    /// Prepares `model` on the engine, timing it and its runs in [`Evaluator::profile`].
+    pub fn prepare(
+        &self,
+        model: &ModelProto,
+        extra_outputs: &[String],
+    ) -> Result<Arc<dyn Session>> {
+        self.profile
+            .prepare(|| self.backend.prepare(model, extra_outputs))
+    }
+
+    /// Where the time of this evaluator's work went.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
     }
 
     /// The dataset.
@@ -137,7 +160,7 @@ impl<'a> Evaluator<'a> {
         mut on_sample: impl FnMut(usize, Vec<Tensor>, Annotation) -> Result<Flow>,
     ) -> Result<usize> {
         let binding = InputBinding::from_model(model)?;
-        let session = self.backend.prepare(model, &[])?;
+        let session = self.prepare(model, &[])?;
         self.progress.start(label, indices.len() as u64);
         let result = run_batches(
             session.as_ref(),
@@ -220,6 +243,28 @@ impl<'a> Evaluator<'a> {
         Ok(values)
     }
 
+    /// Metric number `metric` on one sample's outputs (the FP32 reference must be cached when it needs it).
+    pub(crate) fn sample_value(
+        &self,
+        metric: usize,
+        index: usize,
+        outputs: &[Tensor],
+        annotation: &Annotation,
+    ) -> Result<f64> {
+        let metric = self.metrics[metric];
+        let reference = if metric.needs_reference() {
+            self.reference_outputs(index)
+        } else {
+            None
+        };
+        sample_value(metric, index, outputs, annotation, reference.as_deref())
+    }
+
+    /// Records `samples` runs made outside [`Evaluator::stream`] (partial models included).
+    pub(crate) fn count_inferred(&self, samples: usize) {
+        self.samples_inferred.fetch_add(samples, Ordering::Relaxed);
+    }
+
     /// Samples run through the engine by this evaluator so far (FP32 reference runs included).
     pub fn samples_inferred(&self) -> usize {
         self.samples_inferred.load(Ordering::Relaxed)
@@ -286,7 +331,8 @@ impl<'a> Evaluator<'a> {
         })
     }
 
-    fn ensure_reference(&self, indices: &[usize]) -> Result<()> {
+    /// Makes sure the FP32 outputs of `indices` are cached (for metrics that compare with them).
+    pub(crate) fn ensure_reference(&self, indices: &[usize]) -> Result<()> {
         let missing: Vec<usize> = {
             let cache = self
                 .reference_outputs

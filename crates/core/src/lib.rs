@@ -8,6 +8,7 @@
 mod backend;
 mod error;
 mod eval;
+mod profile;
 mod progress;
 mod runner;
 mod tensor;
@@ -27,6 +28,7 @@ pub use error::{Error, Result};
 pub use eval::{Evaluation, Evaluator, MetricValue};
 pub use graph::{Graph, Patch};
 pub use metric::{Direction, Metric};
+pub use profile::ProfileReport;
 pub use progress::{NoProgress, Progress};
 pub use runner::{run_batches, InputBinding};
 pub use tensor::Tensor;

@@ -11,6 +11,7 @@
 //! input or an initializer, the nodes are acyclic, and `model.graph.node` is stored in topological order.
 
 mod patch;
+mod suffix;
 
 use std::collections::{HashMap, HashSet};
 
@@ -21,6 +22,7 @@ use aquant_onnx::{GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
 use crate::error::{Error, Result};
 
 pub use patch::{Edit, Patch};
+pub use suffix::{changed_suffix, Suffix};
 
 /// One dimension of a declared shape.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -135,19 +135,28 @@ impl TensorStats {
     /// Observes a batch (axis 0 = samples), reducing each sample separately.
     pub fn observe(&mut self, batch: ArrayViewD<f32>) -> Result<()> {
         for sample in batch.axis_iter(Axis(0)) {
-            let mut values: Vec<f32> = sample.iter().copied().collect();
+            // Engines hand over contiguous outputs: reduce them in place, copying only the rare strided view.
+            let copy: Vec<f32>;
+            let values = match sample.as_slice_memory_order() {
+                Some(values) => values,
+                None => {
+                    copy = sample.iter().copied().collect();
+                    &copy
+                }
+            };
             if values.is_empty() {
                 continue;
             }
-            if values.iter().any(|v| !v.is_finite()) {
+            let extremes = Extremes::of(values);
+            if !extremes.finite {
                 return Err(Error::data(
                     "non-finite activation (NaN or Inf) during calibration",
                 ));
             }
             self.mins
-                .push(reduce(&mut values, self.range.min, Side::Low));
+                .push(reduce(values, &extremes, self.range.min, Side::Low));
             self.maxs
-                .push(reduce(&mut values, self.range.max, Side::High));
+                .push(reduce(values, &extremes, self.range.max, Side::High));
         }
         Ok(())
     }
@@ -169,14 +178,55 @@ enum Side {
     High,
 }
 
-fn reduce(values: &mut [f32], estimator: Estimator, side: Side) -> f64 {
+/// Minimum, maximum and finiteness of a sample, in one pass over it.
+struct Extremes {
+    min: f32,
+    max: f32,
+    finite: bool,
+}
+
+impl Extremes {
+    /// Lane-wise accumulators over fixed-size chunks, so the compiler vectorises the pass (calibration
+    /// reduces every activation of every sample: this is its hot loop).
+    fn of(values: &[f32]) -> Extremes {
+        const LANES: usize = 16;
+        let mut min = [f32::INFINITY; LANES];
+        let mut max = [f32::NEG_INFINITY; LANES];
+        let mut finite = [true; LANES];
+        let mut chunks = values.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for lane in 0..LANES {
+                let v = chunk[lane];
+                min[lane] = if v < min[lane] { v } else { min[lane] };
+                max[lane] = if v > max[lane] { v } else { max[lane] };
+                finite[lane] &= v.abs() <= f32::MAX;
+            }
+        }
+        let mut extremes = Extremes {
+            min: min.iter().copied().fold(f32::INFINITY, f32::min),
+            max: max.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            finite: finite.iter().all(|&f| f),
+        };
+        for &v in chunks.remainder() {
+            extremes.min = extremes.min.min(v);
+            extremes.max = extremes.max.max(v);
+            extremes.finite &= v.is_finite();
+        }
+        extremes
+    }
+}
+
+fn reduce(values: &[f32], extremes: &Extremes, estimator: Estimator, side: Side) -> f64 {
     let p = estimator.outlier_prob;
     let signed = |v: f64| if side == Side::Low { -v } else { v };
     match estimator.statistic {
-        Statistic::Min => values.iter().copied().fold(f32::INFINITY, f32::min) as f64,
-        Statistic::Max => values.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64,
-        Statistic::AbsMax => signed(values.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64),
-        Statistic::Quantile => quantile(values, if side == Side::Low { p } else { 1.0 - p }),
+        Statistic::Min => extremes.min as f64,
+        Statistic::Max => extremes.max as f64,
+        Statistic::AbsMax => signed(extremes.min.abs().max(extremes.max.abs()) as f64),
+        Statistic::Quantile => quantile(
+            &mut values.to_vec(),
+            if side == Side::Low { p } else { 1.0 - p },
+        ),
         Statistic::AbsQuantile => {
             let mut abs: Vec<f32> = values.iter().map(|v| v.abs()).collect();
             signed(quantile(&mut abs, 1.0 - p))
@@ -352,6 +402,25 @@ mod tests {
         let mut s = TensorStats::new(RangeEstimator::min_max());
         assert!(s.finish().is_err());
         assert!(s.observe(batch(&[&[1.0, f32::NAN]]).view()).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn extremes_equal_a_plain_fold(
+            values in proptest::collection::vec(-1e30f32..1e30, 1..100),
+            poison in proptest::option::of((0usize..100, proptest::sample::select(vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY]))),
+        ) {
+            let mut values = values;
+            let extremes = Extremes::of(&values);
+            proptest::prop_assert_eq!(extremes.min, values.iter().copied().fold(f32::INFINITY, f32::min));
+            proptest::prop_assert_eq!(extremes.max, values.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+            proptest::prop_assert!(extremes.finite);
+            if let Some((at, bad)) = poison {
+                let at = at % values.len();
+                values[at] = bad;
+                proptest::prop_assert!(!Extremes::of(&values).finite, "{bad} at {at} of {}", values.len());
+            }
+        }
     }
 
     #[test]

@@ -52,6 +52,16 @@ pub struct QuantizedModel {
 }
 
 impl QuantizedModel {
+    /// Bytes of the FP32 model's initializers (weights, mostly): what each prepared copy of it costs.
+    pub fn weight_bytes(&self) -> usize {
+        self.fp32.model().graph.as_ref().map_or(0, |g| {
+            g.initializer
+                .iter()
+                .map(|t| t.raw_data.as_ref().map_or(0, Vec::len) + 4 * t.float_data.len())
+                .sum()
+        })
+    }
+
     /// Assembles a quantized model. `activations` is keyed by tensor, `weights` and `biases` (corrected FP32
     /// biases; absent = the original bias) by node.
     pub fn new(

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::eval::{Evaluation, Evaluator};
 use crate::quantize::{ModelForm, QuantizedModel, RestoreMode};
 use crate::search::report::EvaluationCounts;
+use crate::search::Levers;
 
 /// Shared state of one accuracy-controlled run.
 pub(super) struct SearchContext<'a> {
@@ -18,7 +19,11 @@ pub(super) struct SearchContext<'a> {
     pub quantized: QuantizedModel,
     pub restore_mode: RestoreMode,
     pub compress_weights: bool,
+    /// The form candidates are evaluated in: whichever the engine runs fastest (with int8 kernels, QDQ: the
+    /// deployed numerics themselves).
+    pub evaluation_form: ModelForm,
     pub counts: EvaluationCounts,
+    pub levers: Levers,
     cache: HashMap<(BTreeSet<String>, Vec<usize>), Evaluation>,
 }
 
@@ -28,13 +33,23 @@ impl<'a> SearchContext<'a> {
         quantized: QuantizedModel,
         restore_mode: RestoreMode,
         compress_weights: bool,
+        levers: Levers,
     ) -> Self {
+        let evaluation_form = if evaluator.backend().runs_qdq_natively() {
+            ModelForm::Export {
+                compress_weights: true,
+            }
+        } else {
+            ModelForm::Evaluation
+        };
         SearchContext {
+            evaluation_form,
             evaluator,
             quantized,
             restore_mode,
             compress_weights,
             counts: EvaluationCounts::default(),
+            levers,
             cache: HashMap::new(),
         }
     }
@@ -53,6 +68,29 @@ impl<'a> SearchContext<'a> {
         self.quantized.build(reverted, self.restore_mode, form)
     }
 
+    /// The candidate with `reverted` ops in FP32, in the form it is evaluated in.
+    pub fn build(&self, reverted: &BTreeSet<String>) -> Result<ModelProto> {
+        self.evaluator.profile().build(|| {
+            self.quantized
+                .build(reverted, self.restore_mode, self.evaluation_form)
+        })
+    }
+
+    /// Whether a candidate's values upstream of its change can be taken from another model's run: true for
+    /// simulated quantization (plain f32 ops); not for QDQ on an engine that fuses it, whose intermediate
+    /// values change once they are outputs.
+    pub fn cut_invariant(&self) -> bool {
+        self.evaluation_form == ModelForm::Evaluation
+    }
+
+    /// How many ranking candidates are evaluated together: bounded so that their prepared models fit in
+    /// about 512 MiB (an engine holds roughly two copies of the weights: as given and packed for its kernels).
+    pub fn cohort_size(&self) -> usize {
+        const BUDGET: usize = 512 << 20;
+        let weights = self.quantized.weight_bytes().max(1);
+        (BUDGET / (2 * weights)).clamp(2, 64)
+    }
+
     /// Evaluates the candidate with `reverted` ops in FP32 on `indices`.
     pub fn evaluate(
         &mut self,
@@ -61,12 +99,10 @@ impl<'a> SearchContext<'a> {
         label: &str,
     ) -> Result<Evaluation> {
         let key = (reverted.clone(), indices.to_vec());
-        if let Some(hit) = self.cache.get(&key) {
+        if let Some(hit) = self.cache.get(&key).filter(|_| self.levers.reuse) {
             return Ok(hit.clone());
         }
-        let model = self
-            .quantized
-            .build(reverted, self.restore_mode, ModelForm::Evaluation)?;
+        let model = self.build(reverted)?;
         let evaluation = self.evaluate_model(&model, indices, label)?;
         self.cache.insert(key, evaluation.clone());
         Ok(evaluation)

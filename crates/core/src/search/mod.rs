@@ -5,6 +5,7 @@
 //! [`report`] records what happened. The quantized model is a [`QuantizedModel`]: every candidate is that model
 //! built with a set of ops left in FP32, so a revert restores the original weights and biases by construction.
 
+mod cohort;
 mod context;
 mod groups;
 mod params;
@@ -38,6 +39,45 @@ pub struct RunOptions<'a> {
     pub compress_weights: bool,
     /// Progress reporting.
     pub progress: &'a dyn Progress,
+    /// Evaluation shortcuts (all on by default).
+    pub levers: Levers,
+}
+
+impl Default for RunOptions<'_> {
+    fn default() -> Self {
+        RunOptions {
+            batch_size: 1,
+            intermediate_dir: None,
+            compress_weights: true,
+            progress: &crate::progress::NoProgress,
+            levers: Levers::default(),
+        }
+    }
+}
+
+/// Switches for the evaluation shortcuts of the search, all on by default. None of them changes the
+/// result (the tests check it); turning one off measures what it saves (`bench/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Levers {
+    /// Stop evaluating a ranking candidate as soon as it cannot rank first (exact branch and bound).
+    pub early_stop: bool,
+    /// Never evaluate the same model on the same samples twice.
+    pub reuse: bool,
+    /// Evaluate ranking candidates together, in parallel, one sample at a time each.
+    pub cohorts: bool,
+    /// In cohorts, run only the part of a candidate downstream of its change, on cached values of the rest.
+    pub prefix_cache: bool,
+}
+
+impl Default for Levers {
+    fn default() -> Self {
+        Levers {
+            early_stop: true,
+            reuse: true,
+            cohorts: true,
+            prefix_cache: true,
+        }
+    }
 }
 
 /// The result of accuracy-controlled quantization.

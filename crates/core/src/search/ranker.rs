@@ -15,10 +15,13 @@ use std::collections::BTreeSet;
 
 use crate::error::Result;
 use crate::metric::Direction;
-use crate::quantize::ModelForm;
+use crate::search::cohort::{Cohort, Member};
 use crate::search::context::SearchContext;
 use crate::search::groups::QuantizerGroup;
 use crate::search::report::RankingEntry;
+
+/// Samples every candidate is evaluated on before the first one is evaluated to the end.
+const PROBE: usize = 16;
 
 struct Candidate {
     group: usize,
@@ -36,6 +39,8 @@ pub(super) struct Ranking {
     direction: Direction,
     bounds: Option<(f64, f64)>,
     taken: Vec<RankingEntry>,
+    /// The candidates currently prepared to be evaluated together.
+    cohort: Option<Cohort>,
 }
 
 impl Ranking {
@@ -65,6 +70,7 @@ impl Ranking {
             direction: m.direction(),
             bounds: m.sample_bounds(),
             taken: Vec::new(),
+            cohort: None,
         }
     }
 
@@ -119,10 +125,35 @@ impl Ranking {
                 .enumerate()
                 .filter(|(_, c)| !self.complete(c))
                 .map(|(i, c)| (i, self.optimistic(&c.values), c.group))
-                .filter(|&(_, s, g)| beats(s, g, best))
+                .filter(|&(_, s, g)| !ctx.levers.early_stop || beats(s, g, best))
                 .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)));
+            let rival = best.map(|b| (b.1, b.2));
             match (challenger, best) {
-                (Some((i, _, _)), _) => self.advance(ctx, i, best.map(|b| (b.1, b.2)))?,
+                (Some((i, _, _)), _) if !ctx.levers.cohorts => self.advance(ctx, i, rival)?,
+                // Nothing is known exactly yet: find a strong first score cheaply. The cohort is probed
+                // on the first (most telling) samples together; its leader is then evaluated to the end,
+                // so that the bound it sets prunes the others early.
+                (Some(_), None) => {
+                    self.ensure_cohort(ctx, None)?;
+                    let members = self.cohort_challengers(ctx, None, self.subset.len());
+                    let probing = members.len() > 1
+                        && members
+                            .iter()
+                            .any(|&m| self.candidates[m].values.len() < PROBE);
+                    if probing {
+                        self.advance_cohort(ctx, None, PROBE)?;
+                    } else {
+                        let leader = members
+                            .into_iter()
+                            .max_by(|&a, &b| self.by_promise(a, b))
+                            .expect("the cohort holds a challenger");
+                        self.advance(ctx, leader, None)?;
+                    }
+                }
+                (Some(_), Some(_)) => {
+                    self.ensure_cohort(ctx, rival)?;
+                    self.advance_cohort(ctx, rival, self.subset.len())?;
+                }
                 (None, Some((i, score, _))) => {
                     let c = self.candidates.remove(i);
                     let entry = RankingEntry {
@@ -137,6 +168,122 @@ impl Ranking {
                 (None, None) => return Ok(None),
             }
         }
+    }
+
+    /// Whether a candidate whose values so far are `values` may still beat `rival` (score, group).
+    fn competes(
+        &self,
+        values: &[f64],
+        group: usize,
+        rival: Option<(f64, usize)>,
+        early_stop: bool,
+    ) -> bool {
+        let Some((score, rival_group)) = rival.filter(|_| early_stop) else {
+            return true;
+        };
+        let optimistic = self.optimistic(values);
+        optimistic > score || (optimistic == score && group < rival_group)
+    }
+
+    /// Orders candidates `a` and `b` by promise: optimistic score, ties going to the lower group id.
+    fn by_promise(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        let (a, b) = (&self.candidates[a], &self.candidates[b]);
+        self.optimistic(&a.values)
+            .total_cmp(&self.optimistic(&b.values))
+            .then(b.group.cmp(&a.group))
+    }
+
+    /// Indices of the cohort's members that are incomplete, have fewer than `until` values and could still
+    /// beat `rival`.
+    fn cohort_challengers(
+        &self,
+        ctx: &SearchContext,
+        rival: Option<(f64, usize)>,
+        until: usize,
+    ) -> Vec<usize> {
+        let Some(cohort) = &self.cohort else {
+            return Vec::new();
+        };
+        let ids: BTreeSet<usize> = cohort.ids().collect();
+        (0..self.candidates.len())
+            .filter(|&i| {
+                let c = &self.candidates[i];
+                ids.contains(&c.group)
+                    && c.values.len() < until.min(self.subset.len())
+                    && self.competes(&c.values, c.group, rival, ctx.levers.early_stop)
+            })
+            .collect()
+    }
+
+    /// Keeps the current cohort while one of its members could still beat `rival`; otherwise prepares the
+    /// most promising challengers as the next one (as many as fit in memory).
+    fn ensure_cohort(&mut self, ctx: &SearchContext, rival: Option<(f64, usize)>) -> Result<()> {
+        if !self
+            .cohort_challengers(ctx, rival, self.subset.len())
+            .is_empty()
+        {
+            return Ok(());
+        }
+        self.cohort = None;
+        let mut challengers: Vec<usize> = (0..self.candidates.len())
+            .filter(|&i| {
+                let c = &self.candidates[i];
+                !self.complete(c) && self.competes(&c.values, c.group, rival, ctx.levers.early_stop)
+            })
+            .collect();
+        challengers.sort_by(|&a, &b| self.by_promise(b, a));
+        challengers.truncate(ctx.cohort_size());
+        let members: Vec<Member> = challengers
+            .iter()
+            .map(|&i| {
+                let mut reverted = self.reverted.clone();
+                reverted.extend(self.candidates[i].nodes.iter().cloned());
+                Member {
+                    id: self.candidates[i].group,
+                    reverted,
+                }
+            })
+            .collect();
+        self.cohort = Some(Cohort::new(ctx, &self.reverted, &members)?);
+        Ok(())
+    }
+
+    /// Evaluates the cohort's members that could still beat `rival` (score, group) further, together (see
+    /// [`cohort`]): each until it has `until` values, completes, or can no longer beat it.
+    fn advance_cohort(
+        &mut self,
+        ctx: &mut SearchContext,
+        rival: Option<(f64, usize)>,
+        until: usize,
+    ) -> Result<()> {
+        let early_stop = ctx.levers.early_stop;
+        let members = self.cohort_challengers(ctx, rival, until);
+        let by_group: std::collections::HashMap<usize, usize> = members
+            .iter()
+            .map(|&i| (self.candidates[i].group, i))
+            .collect();
+        let mut cohort = self.cohort.take().expect("a cohort is prepared");
+        let this = &*self;
+        let result = cohort.advance(
+            ctx,
+            &this.subset,
+            this.metric,
+            |group| {
+                by_group
+                    .get(&group)
+                    .map(|&i| this.candidates[i].values.len())
+            },
+            |group, values| {
+                let c = &this.candidates[by_group[&group]];
+                let all: Vec<f64> = c.values.iter().chain(values).copied().collect();
+                all.len() < until && this.competes(&all, c.group, rival, early_stop)
+            },
+        );
+        self.cohort = Some(cohort);
+        for (group, values) in result? {
+            self.candidates[by_group[&group]].values.extend(values);
+        }
+        Ok(())
     }
 
     fn sign(&self) -> f64 {
@@ -155,23 +302,18 @@ impl Ranking {
     ) -> Result<()> {
         let mut reverted = self.reverted.clone();
         reverted.extend(self.candidates[i].nodes.iter().cloned());
-        let model = ctx
-            .quantized
-            .build(&reverted, ctx.restore_mode, ModelForm::Evaluation)?;
         let done = self.candidates[i].values.len();
         let rest = self.subset[done..].to_vec();
         let prefix = self.candidates[i].values.clone();
         let group = self.candidates[i].group;
         let label = format!("ranking group {group}");
+        let early_stop = ctx.levers.early_stop;
+        let model = ctx.build(&reverted)?;
         let values =
             ctx.evaluator
                 .evaluate_while(&model, &rest, &label, self.metric, |values| {
-                    let Some((score, rival_group)) = rival else {
-                        return true;
-                    };
                     let all: Vec<f64> = prefix.iter().chain(values).copied().collect();
-                    let optimistic = self.optimistic(&all);
-                    optimistic > score || (optimistic == score && group < rival_group)
+                    self.competes(&all, group, rival, early_stop)
                 })?;
         ctx.counts.subset += 1;
         self.candidates[i].values.extend(values);

@@ -5,6 +5,9 @@
 
 use serde::Serialize;
 
+use crate::profile::ProfileReport;
+use crate::search::Levers;
+
 use crate::metric::Direction;
 
 /// One controlled metric's outcome.
@@ -118,6 +121,12 @@ pub struct Report {
     pub evaluations: EvaluationCounts,
     /// Timings.
     pub timings_s: Timings,
+    /// Where the evaluations' time went (engine work summed over threads).
+    pub profile: ProfileReport,
+    /// The evaluation shortcuts used.
+    pub levers: Levers,
+    /// The inference engine.
+    pub backend: String,
     /// Where the final model was written (set by the caller that saves it).
     pub output: Option<String>,
 }

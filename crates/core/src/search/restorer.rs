@@ -135,6 +135,7 @@ pub fn quantize_with_accuracy_control(
         quantized,
         control.restore_mode,
         options.compress_weights,
+        options.levers,
     );
     let all: Vec<usize> = ctx.evaluator.all_indices();
 
@@ -413,6 +414,9 @@ pub fn quantize_with_accuracy_control(
             ..ctx.counts.clone()
         },
         timings_s: timings,
+        profile: ctx.evaluator.profile().report(),
+        levers: ctx.levers,
+        backend: ctx.evaluator.backend().name().to_owned(),
         output: None,
     };
     Ok(Outcome {

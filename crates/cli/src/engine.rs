@@ -1,0 +1,25 @@
+//! `--backend`: which inference engine evaluates models.
+
+use anyhow::Result;
+use aquant::Backend;
+use clap::ValueEnum;
+
+/// The engines aquant can evaluate with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// tract, embedded: nothing to install.
+    #[default]
+    Tract,
+    /// ONNX Runtime, loaded from ORT_DYLIB_PATH or the Python onnxruntime package: faster.
+    Ort,
+}
+
+impl Engine {
+    /// Opens the engine (loading ONNX Runtime's library for `Ort`).
+    pub fn open(self) -> Result<Box<dyn Backend>> {
+        Ok(match self {
+            Engine::Tract => Box::new(aquant_tract::TractBackend::new()),
+            Engine::Ort => Box::new(aquant_ort::OrtBackend::new()?),
+        })
+    }
+}

@@ -1,0 +1,325 @@
+//! Advancing several ranking candidates over the same samples together.
+//!
+//! Once the ranking knows one candidate's exact score, the others are evaluated only until their bound
+//! falls below it — a few dozen samples each, the same first samples for all of them. Running them together
+//! sample chunk by sample chunk pays off twice:
+//!
+//! - **Prefix caching.** Every candidate computes exactly what the base model computes upstream of its own
+//!   group. The base model runs once per sample with those boundary values as extra outputs, and each
+//!   candidate runs only its [`Suffix`]. The boundary values of one chunk of samples are all that is kept.
+//!   This needs an engine whose results do not depend on where the graph is cut: simulated quantization in
+//!   f32 (tract's evaluation form). An engine that fuses quantized ops (ONNX Runtime on QDQ) computes an
+//!   unquantized intermediate differently once it is an output, so there every candidate runs whole.
+//! - **Both cores on independent work.** Candidates run in parallel, one sample at a time each, so each stops
+//!   at exactly the sample where its bound fails, and preparing the candidates' sessions (single-threaded in
+//!   the engines) is spread over the cores too.
+//!
+//! The values are those a separate evaluation of each candidate gives (tested bit for bit).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aquant_onnx::ModelProto;
+use rayon::prelude::*;
+
+use crate::backend::Session;
+use crate::data::Annotation;
+use crate::error::Result;
+use crate::graph::{changed_suffix, Suffix};
+use crate::progress::NoProgress;
+use crate::runner::{run_batches, Flow, InputBinding};
+use crate::search::context::SearchContext;
+use crate::tensor::Tensor;
+
+/// Samples whose boundary values are held at once.
+const CHUNK: usize = 8;
+
+/// One candidate of a cohort: its id (the caller's) and the ops it reverts.
+pub(super) struct Member {
+    pub id: usize,
+    pub reverted: BTreeSet<String>,
+}
+
+/// How a member's model runs.
+enum Runner {
+    /// Its suffix, on the base model's boundary values, once prepared: on first use, when the boundary
+    /// tensors' shapes are known (the suffix model is dropped then: the session holds what it needs).
+    Suffix {
+        suffix: Option<Box<Suffix>>,
+        /// Where each boundary value is among the tapped values.
+        taps: Vec<usize>,
+        session: Option<Arc<dyn Session>>,
+    },
+    /// The whole model, on the dataset's samples.
+    Whole {
+        session: Arc<dyn Session>,
+        binding: InputBinding,
+    },
+}
+
+struct State {
+    id: usize,
+    runner: Runner,
+    next: usize,
+    values: Vec<f64>,
+    stopped: bool,
+}
+
+/// Candidates prepared to be evaluated together, kept alive across the ranking's steps so that each is
+/// built and prepared once.
+pub(super) struct Cohort {
+    states: Vec<State>,
+    tap: Option<Tap>,
+}
+
+/// One sample of a chunk: its dataset index, annotation, and the base model's boundary values.
+struct ChunkSample {
+    index: usize,
+    annotation: Annotation,
+    taps: Vec<Tensor>,
+}
+
+impl Cohort {
+    /// Builds and prepares `members`, candidates that each differ from the `base` state in a few ops.
+    pub fn new(ctx: &SearchContext, base: &BTreeSet<String>, members: &[Member]) -> Result<Cohort> {
+        let base_model = if ctx.levers.prefix_cache && ctx.cut_invariant() {
+            Some(ctx.build(base)?)
+        } else {
+            None
+        };
+        let mut states = prepare(ctx, base_model.as_ref(), members)?;
+        let taps = tap_names(&mut states);
+        let tap = match &base_model {
+            Some(model) if !taps.is_empty() => Some(Tap {
+                session: ctx.evaluator.prepare(model, &taps)?,
+                binding: InputBinding::from_model(model)?,
+                model_outputs: model.graph.as_ref().map_or(0, |g| g.output.len()),
+            }),
+            _ => None,
+        };
+        Ok(Cohort { states, tap })
+    }
+
+    /// The members' ids.
+    pub fn ids(&self) -> impl Iterator<Item = usize> + '_ {
+        self.states.iter().map(|s| s.id)
+    }
+
+    /// Evaluates the members for which `start(id)` gives a position, from there on `subset`, with metric
+    /// number `metric`, in lockstep, each until `keep_going(id, new values)` answers false or the subset
+    /// ends. Returns each participant's id and new values.
+    pub fn advance(
+        &mut self,
+        ctx: &mut SearchContext,
+        subset: &[usize],
+        metric: usize,
+        start: impl Fn(usize) -> Option<usize>,
+        keep_going: impl Fn(usize, &[f64]) -> bool + Sync,
+    ) -> Result<Vec<(usize, Vec<f64>)>> {
+        let mut participants = 0;
+        let mut total = 0;
+        for state in &mut self.states {
+            state.values.clear();
+            match start(state.id) {
+                Some(position) if position < subset.len() => {
+                    state.next = position;
+                    state.stopped = false;
+                    participants += 1;
+                    total += (subset.len() - position) as u64;
+                }
+                _ => state.stopped = true,
+            }
+        }
+        let evaluator = &ctx.evaluator;
+        let progress = evaluator.progress();
+        progress.start(&format!("ranking {participants} groups"), total);
+        let mut inferred = 0;
+        let live = |s: &State| !s.stopped && s.next < subset.len();
+        while let Some(from) = self.states.iter().filter(|s| live(s)).map(|s| s.next).min() {
+            let to = (from + CHUNK).min(subset.len());
+            let indices = &subset[from..to];
+            if evaluator.metrics()[metric].needs_reference() {
+                evaluator.ensure_reference(indices)?;
+            }
+            let chunk = match &self.tap {
+                Some(tap) => {
+                    inferred += indices.len();
+                    tap.run(ctx, indices)?
+                }
+                None => Vec::new(),
+            };
+            let runs: Vec<Result<usize>> = self
+                .states
+                .par_iter_mut()
+                .filter(|s| live(s) && s.next < to)
+                .map(|state| {
+                    let mut runs = 0;
+                    while !state.stopped && state.next < to {
+                        let index = subset[state.next];
+                        let sample = chunk.get(state.next - from);
+                        let (outputs, annotation) =
+                            run_member(ctx, &mut state.runner, index, sample)?;
+                        state.values.push(evaluator.sample_value(
+                            metric,
+                            index,
+                            &outputs,
+                            &annotation,
+                        )?);
+                        state.next += 1;
+                        runs += 1;
+                        progress.advance(1);
+                        state.stopped = !keep_going(state.id, &state.values);
+                    }
+                    Ok(runs)
+                })
+                .collect();
+            for runs in runs {
+                inferred += runs?;
+            }
+        }
+        progress.finish();
+        evaluator.count_inferred(inferred);
+        ctx.counts.subset += participants;
+        Ok(self
+            .states
+            .iter_mut()
+            .filter(|s| !s.values.is_empty())
+            .map(|s| (s.id, std::mem::take(&mut s.values)))
+            .collect())
+    }
+}
+
+/// Builds every member's model and prepares what can be prepared, on all cores.
+fn prepare(
+    ctx: &SearchContext,
+    base_model: Option<&ModelProto>,
+    members: &[Member],
+) -> Result<Vec<State>> {
+    members
+        .par_iter()
+        .map(|member| {
+            let model = ctx.build(&member.reverted)?;
+            let runner = match base_model.and_then(|base| changed_suffix(base, &model)) {
+                Some(suffix) => Runner::Suffix {
+                    suffix: Some(Box::new(suffix)),
+                    taps: Vec::new(),
+                    session: None,
+                },
+                None => Runner::Whole {
+                    session: ctx.evaluator.prepare(&model, &[])?,
+                    binding: InputBinding::from_model(&model)?,
+                },
+            };
+            Ok(State {
+                id: member.id,
+                runner,
+                next: 0,
+                values: Vec::new(),
+                stopped: false,
+            })
+        })
+        .collect()
+}
+
+/// The union of the suffixes' boundary values, in a fixed order; tells each suffix where its inputs are.
+fn tap_names(states: &mut [State]) -> Vec<String> {
+    let names: Vec<String> = states
+        .iter()
+        .flat_map(|s| match &s.runner {
+            Runner::Suffix {
+                suffix: Some(suffix),
+                ..
+            } => suffix.boundary.clone(),
+            _ => Vec::new(),
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for state in states {
+        if let Runner::Suffix {
+            suffix: Some(suffix),
+            taps,
+            ..
+        } = &mut state.runner
+        {
+            *taps = suffix
+                .boundary
+                .iter()
+                .map(|b| {
+                    names
+                        .binary_search(b)
+                        .expect("every boundary value is tapped")
+                })
+                .collect();
+        }
+    }
+    names
+}
+
+/// The base model, prepared to output the boundary values too.
+struct Tap {
+    session: Arc<dyn Session>,
+    binding: InputBinding,
+    model_outputs: usize,
+}
+
+impl Tap {
+    /// Runs the base model over a chunk of samples, keeping the boundary values every suffix reads.
+    fn run(&self, ctx: &SearchContext, indices: &[usize]) -> Result<Vec<ChunkSample>> {
+        let mut chunk = Vec::with_capacity(indices.len());
+        run_batches(
+            self.session.as_ref(),
+            &self.binding,
+            ctx.evaluator.dataset(),
+            indices,
+            1,
+            &NoProgress,
+            // Batches of one sample: the outputs are that sample's values whatever their shape.
+            |batch, outputs, annotations| {
+                for (&index, annotation) in batch.iter().zip(annotations) {
+                    chunk.push(ChunkSample {
+                        index,
+                        annotation,
+                        taps: outputs[self.model_outputs..].to_vec(),
+                    });
+                }
+                Ok(Flow::Continue)
+            },
+        )?;
+        Ok(chunk)
+    }
+}
+
+/// One sample through one member's model: its outputs and the sample's annotation.
+fn run_member(
+    ctx: &SearchContext,
+    runner: &mut Runner,
+    index: usize,
+    sample: Option<&ChunkSample>,
+) -> Result<(Vec<Tensor>, Annotation)> {
+    match runner {
+        Runner::Suffix {
+            suffix,
+            taps,
+            session,
+        } => {
+            let sample = sample.expect("suffix members run on tapped chunks");
+            debug_assert_eq!(sample.index, index);
+            let inputs: Vec<Tensor> = taps.iter().map(|&t| sample.taps[t].clone()).collect();
+            let session = match (session, suffix.take()) {
+                (Some(session), _) => session,
+                (session, Some(suffix)) => {
+                    session.insert(ctx.evaluator.prepare(&suffix.model_for(&inputs)?, &[])?)
+                }
+                (None, None) => unreachable!("a suffix member has its suffix or its session"),
+            };
+            Ok((session.run(inputs)?, sample.annotation.clone()))
+        }
+        Runner::Whole { session, binding } => {
+            let mut sample = ctx.evaluator.dataset().get(index)?;
+            let annotation = std::mem::replace(&mut sample.annotation, Annotation::None);
+            let inputs = binding.bind(sample, index)?;
+            Ok((session.run(inputs)?, annotation))
+        }
+    }
+}

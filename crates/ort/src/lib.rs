@@ -103,15 +103,41 @@ impl Backend for OrtBackend {
             .graph
             .as_ref()
             .ok_or_else(|| backend_error("loading model", "the model has no graph"))?;
-        let mut outputs: Vec<String> = graph.output.iter().filter_map(|o| o.name.clone()).collect();
-        let bytes = if extra_outputs.is_empty() {
+        let model_outputs: Vec<String> =
+            graph.output.iter().filter_map(|o| o.name.clone()).collect();
+        // ONNX Runtime hands back a graph input asked for as an output in a buffer that does not outlive the
+        // run: such values are copied from the inputs instead.
+        let inputs: Vec<String> = aquant::graph::runtime_inputs(graph)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        let tapped: Vec<String> = extra_outputs
+            .iter()
+            .filter(|name| !inputs.contains(name) && !model_outputs.contains(name))
+            .cloned()
+            .collect();
+        let bytes = if tapped.is_empty() {
             aquant_onnx::encode_model(model)
         } else {
-            outputs.extend(extra_outputs.iter().cloned());
-            aquant_onnx::encode_model(&with_extra_outputs(model, extra_outputs))
+            aquant_onnx::encode_model(&with_extra_outputs(model, &tapped))
         };
+        let outputs = model_outputs
+            .iter()
+            .chain(extra_outputs)
+            .map(|name| match inputs.iter().position(|i| i == name) {
+                Some(input) => Source::Input(input),
+                None => Source::Output(name.clone()),
+            })
+            .collect();
         let first = self.new_session(&bytes)?;
-        let inputs = first.inputs().iter().map(|i| i.name().to_owned()).collect();
+        let session_inputs: Vec<String> =
+            first.inputs().iter().map(|i| i.name().to_owned()).collect();
+        if session_inputs != inputs {
+            return Err(backend_error(
+                "loading model",
+                format!("ONNX Runtime sees the inputs {session_inputs:?}, aquant {inputs:?}"),
+            ));
+        }
         Ok(Arc::new(OrtSession {
             backend: self.clone(),
             bytes,
@@ -120,6 +146,14 @@ impl Backend for OrtBackend {
             idle: Mutex::new(vec![first]),
         }))
     }
+}
+
+/// Where a session's output comes from.
+enum Source {
+    /// A graph output (or a tapped intermediate value) of the ONNX Runtime session, by name.
+    Output(String),
+    /// Input number `i`, passed through.
+    Input(usize),
 }
 
 /// A copy of `model` that also outputs the tensors `extra` (float tensors: the activations aquant taps).
@@ -152,7 +186,7 @@ struct OrtSession {
     backend: OrtBackend,
     bytes: Vec<u8>,
     inputs: Vec<String>,
-    outputs: Vec<String>,
+    outputs: Vec<Source>,
     idle: Mutex<Vec<ort::session::Session>>,
 }
 
@@ -188,6 +222,14 @@ impl Session for OrtSession {
                 ),
             ));
         }
+        let passed: Vec<Option<Tensor>> = (0..inputs.len())
+            .map(|i| {
+                self.outputs
+                    .iter()
+                    .any(|o| matches!(o, Source::Input(j) if *j == i))
+                    .then(|| inputs[i].clone())
+            })
+            .collect();
         let values = self
             .inputs
             .iter()
@@ -201,11 +243,14 @@ impl Session for OrtSession {
             .and_then(|outputs| {
                 self.outputs
                     .iter()
-                    .map(|name| {
-                        let value = outputs.get(name).ok_or_else(|| {
-                            backend_error("running model", format!("no output '{name}'"))
-                        })?;
-                        to_tensor(name, value)
+                    .map(|source| match source {
+                        Source::Input(i) => Ok(passed[*i].clone().expect("kept above")),
+                        Source::Output(name) => {
+                            let value = outputs.get(name).ok_or_else(|| {
+                                backend_error("running model", format!("no output '{name}'"))
+                            })?;
+                            to_tensor(name, value)
+                        }
                     })
                     .collect::<Result<Vec<Tensor>>>()
             });

@@ -6,6 +6,7 @@
 mod engine;
 mod eval;
 mod inspect;
+mod interrupt;
 mod progress;
 mod quantize;
 
@@ -27,16 +28,31 @@ enum Command {
     Eval(eval::EvalArgs),
     /// List a model's inputs, outputs, op counts and quantizable nodes.
     Inspect(inspect::InspectArgs),
-    /// Quantize a model to INT8 (QDQ ONNX).
+    /// Quantize a model to INT8 (QDQ ONNX). `aquant quantize --resume OUT_DIR` continues an interrupted
+    /// accuracy-aware run with its original arguments.
     Quantize(Box<quantize::QuantizeArgs>),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<String> = std::env::args().collect();
+    let (cli, resumed) = match quantize::resume_request(&argv[1..]) {
+        Some(Ok(original)) => {
+            let program = argv[0].clone();
+            (
+                Cli::parse_from(std::iter::once(program).chain(original)),
+                true,
+            )
+        }
+        Some(Err(error)) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+        None => (Cli::parse(), false),
+    };
     let result = match cli.command {
         Command::Eval(args) => eval::run(args),
         Command::Inspect(args) => inspect::run(args),
-        Command::Quantize(args) => quantize::run(*args),
+        Command::Quantize(args) => quantize::run(*args, resumed),
     };
     match result {
         Ok(code) => code,

@@ -14,6 +14,7 @@ use aquant::Graph;
 use clap::{Args, ValueEnum};
 
 use crate::engine::Engine;
+use crate::interrupt;
 use crate::progress::Bars;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -272,8 +273,59 @@ impl QuantizeArgs {
     }
 }
 
-/// Runs `aquant quantize`.
-pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
+/// Where a run keeps what `--resume` needs, inside its output directory.
+const STATE_DIR: &str = "state";
+/// The journal of results (see `aquant::search::RunOptions::journal`).
+const JOURNAL: &str = "journal.json";
+/// The command line of the run, to resume it with the same arguments.
+const ARGS: &str = "args.json";
+
+/// `quantize --resume OUT_DIR`: the original arguments of the run that wrote OUT_DIR, if that is what
+/// `argv` (without the program name) asks for.
+pub fn resume_request(argv: &[String]) -> Option<Result<Vec<String>>> {
+    let rest: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let dir = match rest.as_slice() {
+        ["quantize", "--resume", dir] => dir,
+        ["quantize", flag] if flag.starts_with("--resume=") => &flag["--resume=".len()..],
+        _ => return None,
+    };
+    let file = Path::new(dir).join(STATE_DIR).join(ARGS);
+    Some(
+        std::fs::read(&file)
+            .with_context(|| {
+                format!(
+                    "'{dir}' holds no interrupted run to resume (no {})",
+                    file.display()
+                )
+            })
+            .and_then(|bytes| {
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("'{}' is unreadable", file.display()))
+            }),
+    )
+}
+
+/// Makes `OUT_DIR/state`: kept when resuming, started afresh (with this run's arguments) otherwise.
+fn prepare_state(output: &Path, resumed: bool) -> Result<PathBuf> {
+    let state = output.join(STATE_DIR);
+    if !resumed {
+        match std::fs::remove_dir_all(&state) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("clearing '{}'", state.display()))
+            }
+            _ => {}
+        }
+        std::fs::create_dir_all(&state)
+            .with_context(|| format!("creating '{}'", state.display()))?;
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        aquant_onnx::write_atomic(&state.join(ARGS), &serde_json::to_vec(&argv)?)
+            .with_context(|| format!("writing '{}'", state.join(ARGS).display()))?;
+    }
+    Ok(state)
+}
+
+/// Runs `aquant quantize`; `resumed`: the arguments come from an interrupted run's state.
+pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let start = Instant::now();
     let params = args.params()?;
     let algorithm = args.algorithm()?;
@@ -305,14 +357,18 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
                 .collect::<aquant::Result<Vec<_>>>()?;
             let metric_refs: Vec<&dyn aquant::Metric> =
                 metrics.iter().map(|m| m.as_ref()).collect();
+            let state = prepare_state(&args.output, resumed)?;
+            interrupt::install();
             let options = RunOptions {
                 batch_size: args.batch,
                 intermediate_dir: Some(args.output.join("intermediate")),
                 compress_weights: !args.no_compress_weights,
                 progress: &progress,
                 levers: args.levers(),
+                journal: Some(state.join(JOURNAL)),
+                interrupt: Some(interrupt::flag()),
             };
-            let mut outcome = search::quantize_with_accuracy_control(
+            let outcome = search::quantize_with_accuracy_control(
                 backend,
                 model,
                 calibration.as_ref(),
@@ -321,7 +377,18 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
                 &params,
                 &control,
                 &options,
-            )?;
+            );
+            let mut outcome = match outcome {
+                Err(aquant::Error::Interrupted) => {
+                    eprintln!(
+                        "interrupted before the quantized model was evaluated: nothing to save yet; \
+                         continue with: aquant quantize --resume {}",
+                        args.output.display()
+                    );
+                    return Ok(ExitCode::from(130));
+                }
+                other => other?,
+            };
             aquant_onnx::save_model(&outcome.model, &target)?;
             outcome.report.output = Some(target.display().to_string());
             outcome.report.model = args.model.display().to_string();
@@ -331,6 +398,15 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
             if args.profile {
                 print_profile(&outcome.report);
             }
+            if outcome.report.interrupted {
+                eprintln!(
+                    "interrupted: continue with: aquant quantize --resume {}",
+                    args.output.display()
+                );
+                return Ok(ExitCode::from(130));
+            }
+            // Finished: the journal has served its purpose.
+            let _ = std::fs::remove_dir_all(&state);
             Ok(if outcome.target_met() {
                 ExitCode::SUCCESS
             } else {

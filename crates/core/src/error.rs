@@ -50,6 +50,9 @@ pub enum Error {
     /// A configuration value is invalid.
     #[error("config: {0}")]
     Config(String),
+    /// The run was interrupted (Ctrl-C) before it had a result to save.
+    #[error("interrupted")]
+    Interrupted,
     /// A file-system operation failed.
     #[error("{action} '{}': {source}", path.display())]
     Io {

@@ -6,7 +6,7 @@
 //! evaluate any subset.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ use crate::runner::{run_batches, Flow, InputBinding};
 use crate::tensor::Tensor;
 
 /// One metric's result in an evaluation.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricValue {
     /// Metric name.
     pub name: String,
@@ -33,7 +33,7 @@ pub struct MetricValue {
 }
 
 /// The result of one evaluation.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
     /// Dataset indices evaluated, in order.
     pub indices: Vec<usize>,
@@ -61,6 +61,7 @@ pub struct Evaluator<'a> {
     reference_outputs: Mutex<HashMap<usize, Vec<Tensor>>>,
     samples_inferred: AtomicUsize,
     profile: Arc<Profile>,
+    interrupt: Option<&'a AtomicBool>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -98,12 +99,27 @@ impl<'a> Evaluator<'a> {
             reference_outputs: Mutex::new(HashMap::new()),
             samples_inferred: AtomicUsize::new(0),
             profile: Arc::default(),
+            interrupt: None,
         })
     }
 
     /// The engine models run on.
     pub fn backend(&self) -> &'a dyn Backend {
         self.backend
+    }
+
+    /// Makes evaluations stop with [`Error::Interrupted`] once `flag` is set (checked between batches).
+    pub fn with_interrupt(mut self, flag: Option<&'a AtomicBool>) -> Self {
+        self.interrupt = flag;
+        self
+    }
+
+    /// [`Error::Interrupted`] once the interrupt flag is set.
+    pub fn check_interrupt(&self) -> Result<()> {
+        match self.interrupt {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Interrupted),
+            _ => Ok(()),
+        }
     }
 
     /// Prepares `model` on the engine, timing it and its runs in [`Evaluator::profile`].
@@ -170,6 +186,7 @@ impl<'a> Evaluator<'a> {
             self.batch_size,
             self.progress,
             |batch, tensors, annotations| {
+                self.check_interrupt()?;
                 let mut flow = Flow::Continue;
                 for ((row, annotation), &index) in (0..batch.len()).zip(annotations).zip(batch) {
                     if on_sample(

@@ -103,7 +103,7 @@ fn type_range(bits: u8, signed: bool) -> (i32, i32) {
 }
 
 /// A quantizer's parameters: one scale and zero point per tensor or per channel.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QuantParams {
     /// Scales (one, or one per channel).
     pub scale: Vec<f32>,

@@ -16,7 +16,7 @@ use std::time::Instant;
 use aquant_onnx::{tensor, ModelProto};
 
 pub use calibrate::{calibration_indices, CalibrationStats};
-pub use model::{ModelForm, QuantizedModel, RestoreMode};
+pub use model::{Calibration, ModelForm, QuantizedModel, RestoreMode};
 pub use params::{
     ActivationsParams, IgnoredScope, ModelType, Preset, QuantizationParams, TargetDevice,
     WeightsParams,
@@ -99,6 +99,25 @@ pub fn quantize(
     };
     let model = QuantizedModel::new(graph, placement, activations, weights, biases)?;
     Ok((model, summary))
+}
+
+/// The quantized model of `model` with parameters calibrated earlier (placement is recomputed: it depends
+/// only on the model and `params`).
+pub fn from_calibration(
+    model: ModelProto,
+    params: &QuantizationParams,
+    calibration: Calibration,
+) -> Result<QuantizedModel> {
+    params.validate()?;
+    let graph = Graph::new(model)?;
+    let placement = place(&graph, params)?;
+    QuantizedModel::new(
+        graph,
+        placement,
+        calibration.activations,
+        calibration.weights,
+        calibration.biases,
+    )
 }
 
 /// Activation quantizer parameters from the calibrated ranges. In symmetric mode a tensor that is never

@@ -17,6 +17,28 @@ use crate::graph::{Edit, Graph, Patch};
 use crate::quant::QuantParams;
 use crate::quantize::placement::{ConstantSlot, Placement, QuantizedNode};
 
+/// Quantizer parameters found by calibration and bias correction: with the FP32 model and the placement,
+/// everything a [`QuantizedModel`] is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Calibration {
+    /// Activation quantizers, by tensor.
+    pub activations: BTreeMap<String, QuantParams>,
+    /// Weight quantizers, by node.
+    pub weights: BTreeMap<String, QuantParams>,
+    /// Corrected FP32 biases, by node.
+    pub biases: BTreeMap<String, Vec<f32>>,
+}
+
+impl Calibration {
+    /// A stable fingerprint (FNV-1a of the JSON form): tells quantized models apart in a run's journal.
+    pub fn fingerprint(&self) -> u64 {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        json.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+            (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+}
+
 /// Which form of the quantized model to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelForm {
@@ -52,6 +74,15 @@ pub struct QuantizedModel {
 }
 
 impl QuantizedModel {
+    /// The calibrated parameters (to store, or to rebuild the model with [`QuantizedModel::new`]).
+    pub fn calibration(&self) -> Calibration {
+        Calibration {
+            activations: self.activations.clone(),
+            weights: self.weights.clone(),
+            biases: self.biases.clone(),
+        }
+    }
+
     /// Bytes of the FP32 model's initializers (weights, mostly): what each prepared copy of it costs.
     pub fn weight_bytes(&self) -> usize {
         self.fp32.model().graph.as_ref().map_or(0, |g| {

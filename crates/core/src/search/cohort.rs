@@ -136,6 +136,7 @@ impl Cohort {
         let mut inferred = 0;
         let live = |s: &State| !s.stopped && s.next < subset.len();
         while let Some(from) = self.states.iter().filter(|s| live(s)).map(|s| s.next).min() {
+            evaluator.check_interrupt()?;
             let to = (from + CHUNK).min(subset.len());
             let indices = &subset[from..to];
             if evaluator.metrics()[metric].needs_reference() {

@@ -10,8 +10,12 @@ use aquant_onnx::ModelProto;
 use crate::error::Result;
 use crate::eval::{Evaluation, Evaluator};
 use crate::quantize::{ModelForm, QuantizedModel, RestoreMode};
+use crate::search::journal::{self, Journal};
 use crate::search::report::EvaluationCounts;
 use crate::search::Levers;
+
+/// The journal's tag for evaluations of the FP32 model.
+const FP32_TAG: u64 = 0;
 
 /// Shared state of one accuracy-controlled run.
 pub(super) struct SearchContext<'a> {
@@ -24,6 +28,10 @@ pub(super) struct SearchContext<'a> {
     pub evaluation_form: ModelForm,
     pub counts: EvaluationCounts,
     pub levers: Levers,
+    /// Results on disk, for resuming: consulted before evaluating, written after.
+    pub journal: Journal,
+    /// The current quantized model's fingerprint (journal key).
+    pub model_tag: u64,
     cache: HashMap<(BTreeSet<String>, Vec<usize>), Evaluation>,
 }
 
@@ -34,6 +42,7 @@ impl<'a> SearchContext<'a> {
         restore_mode: RestoreMode,
         compress_weights: bool,
         levers: Levers,
+        journal: Journal,
     ) -> Self {
         let evaluation_form = if evaluator.backend().runs_qdq_natively() {
             ModelForm::Export {
@@ -43,6 +52,7 @@ impl<'a> SearchContext<'a> {
             ModelForm::Evaluation
         };
         SearchContext {
+            model_tag: quantized.calibration().fingerprint(),
             evaluation_form,
             evaluator,
             quantized,
@@ -50,12 +60,14 @@ impl<'a> SearchContext<'a> {
             compress_weights,
             counts: EvaluationCounts::default(),
             levers,
+            journal,
             cache: HashMap::new(),
         }
     }
 
     /// Replaces the quantized model (e.g. after switching preset); cached evaluations no longer apply.
     pub fn replace_model(&mut self, quantized: QuantizedModel) {
+        self.model_tag = quantized.calibration().fingerprint();
         self.quantized = quantized;
         self.cache.clear();
     }
@@ -102,14 +114,58 @@ impl<'a> SearchContext<'a> {
         if let Some(hit) = self.cache.get(&key).filter(|_| self.levers.reuse) {
             return Ok(hit.clone());
         }
+        if let Some(recorded) = self.journal.evaluation(self.model_tag, reverted, indices) {
+            self.cache.insert(key, recorded.clone());
+            return Ok(recorded);
+        }
         let model = self.build(reverted)?;
-        let evaluation = self.evaluate_model(&model, indices, label)?;
+        let evaluation = self.run_evaluation(&model, indices, label)?;
+        self.journal
+            .record_evaluation(self.model_tag, reverted, &evaluation)?;
         self.cache.insert(key, evaluation.clone());
         Ok(evaluation)
     }
 
-    /// Evaluates an arbitrary model (the FP32 one) on `indices`.
-    pub fn evaluate_model(
+    /// Evaluates the FP32 model on `indices` (journaled under tag 0).
+    pub fn evaluate_fp32(
+        &mut self,
+        model: &ModelProto,
+        indices: &[usize],
+        label: &str,
+    ) -> Result<Evaluation> {
+        let none = BTreeSet::new();
+        if let Some(recorded) = self.journal.evaluation(FP32_TAG, &none, indices) {
+            return Ok(recorded);
+        }
+        let evaluation = self.run_evaluation(model, indices, label)?;
+        self.journal
+            .record_evaluation(FP32_TAG, &none, &evaluation)?;
+        Ok(evaluation)
+    }
+
+    /// `model` quantized with `params` (calibrated on `data`, or rebuilt from the journal).
+    pub fn quantize(
+        &mut self,
+        fp32: &ModelProto,
+        data: &dyn crate::data::Dataset,
+        params: &crate::quantize::QuantizationParams,
+        batch_size: usize,
+    ) -> Result<QuantizedModel> {
+        let backend = self.evaluator.backend();
+        let progress = self.evaluator.progress();
+        journal::quantize(
+            &mut self.journal,
+            backend,
+            fp32.clone(),
+            data,
+            params,
+            batch_size,
+            progress,
+        )
+        .map(|(model, _)| model)
+    }
+
+    fn run_evaluation(
         &mut self,
         model: &ModelProto,
         indices: &[usize],

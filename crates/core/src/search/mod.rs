@@ -8,6 +8,7 @@
 mod cohort;
 mod context;
 mod groups;
+mod journal;
 mod params;
 mod ranker;
 mod report;
@@ -16,6 +17,7 @@ mod subset;
 mod tuning;
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
 use aquant_onnx::ModelProto;
 
@@ -41,6 +43,12 @@ pub struct RunOptions<'a> {
     pub progress: &'a dyn Progress,
     /// Evaluation shortcuts (all on by default).
     pub levers: Levers,
+    /// The run's journal file: results are written there as they are obtained, and a run given an existing
+    /// journal resumes from it (`None`: kept in memory only).
+    pub journal: Option<PathBuf>,
+    /// Once set (by a Ctrl-C handler, say), the run stops at the next safe point and returns the best model
+    /// so far, with `interrupted` in its report.
+    pub interrupt: Option<&'a AtomicBool>,
 }
 
 impl Default for RunOptions<'_> {
@@ -51,6 +59,8 @@ impl Default for RunOptions<'_> {
             compress_weights: true,
             progress: &crate::progress::NoProgress,
             levers: Levers::default(),
+            journal: None,
+            interrupt: None,
         }
     }
 }

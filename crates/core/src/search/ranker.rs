@@ -18,6 +18,7 @@ use crate::metric::Direction;
 use crate::search::cohort::{Cohort, Member};
 use crate::search::context::SearchContext;
 use crate::search::groups::QuantizerGroup;
+use crate::search::journal::RankingState;
 use crate::search::report::RankingEntry;
 
 /// Samples every candidate is evaluated on before the first one is evaluated to the end.
@@ -41,6 +42,8 @@ pub(super) struct Ranking {
     taken: Vec<RankingEntry>,
     /// The candidates currently prepared to be evaluated together.
     cohort: Option<Cohort>,
+    /// After a replay from the journal: the groups the cohort had, to prepare again.
+    replayed_cohort: Option<Vec<usize>>,
 }
 
 impl Ranking {
@@ -71,6 +74,7 @@ impl Ranking {
             bounds: m.sample_bounds(),
             taken: Vec::new(),
             cohort: None,
+            replayed_cohort: None,
         }
     }
 
@@ -105,6 +109,56 @@ impl Ranking {
 
     /// Takes the best remaining group out of the ranking, evaluating only what decides it.
     pub fn next(&mut self, ctx: &mut SearchContext) -> Result<Option<RankingEntry>> {
+        let (tag, n) = (ctx.model_tag, self.taken.len());
+        if let Some((entry, state)) =
+            ctx.journal
+                .pick(tag, &self.reverted, self.metric, &self.subset, n)
+        {
+            self.replay(&entry, state);
+            return Ok(Some(entry));
+        }
+        let entry = self.search(ctx)?;
+        if let Some(entry) = &entry {
+            let state = RankingState {
+                values: self
+                    .candidates
+                    .iter()
+                    .map(|c| (c.group, c.values.clone()))
+                    .collect(),
+                cohort: self
+                    .cohort
+                    .as_ref()
+                    .map(|c| c.ids().collect())
+                    .or_else(|| self.replayed_cohort.clone())
+                    .unwrap_or_default(),
+            };
+            ctx.journal.record_pick(
+                tag,
+                &self.reverted,
+                self.metric,
+                &self.subset,
+                (entry.clone(), state),
+            )?;
+        }
+        Ok(entry)
+    }
+
+    /// Takes out `entry` as a journal recorded it, and restores the ranking's state of that moment (the
+    /// cohort is prepared again when next needed).
+    fn replay(&mut self, entry: &RankingEntry, state: RankingState) {
+        self.candidates.retain(|c| c.group != entry.group);
+        for (group, values) in state.values {
+            if let Some(c) = self.candidates.iter_mut().find(|c| c.group == group) {
+                c.values = values;
+            }
+        }
+        self.taken.push(entry.clone());
+        self.cohort = None;
+        self.replayed_cohort = Some(state.cohort);
+    }
+
+    /// Finds the best remaining group, evaluating only what decides it.
+    fn search(&mut self, ctx: &mut SearchContext) -> Result<Option<RankingEntry>> {
         loop {
             // The best exactly known candidate: (oriented total, group).
             let best = self
@@ -218,6 +272,12 @@ impl Ranking {
     /// Keeps the current cohort while one of its members could still beat `rival`; otherwise prepares the
     /// most promising challengers as the next one (as many as fit in memory).
     fn ensure_cohort(&mut self, ctx: &SearchContext, rival: Option<(f64, usize)>) -> Result<()> {
+        if let Some(groups) = self.replayed_cohort.take().filter(|g| !g.is_empty()) {
+            let members: Vec<usize> = (0..self.candidates.len())
+                .filter(|&i| groups.contains(&self.candidates[i].group))
+                .collect();
+            self.cohort = Some(self.prepare_cohort(ctx, &members)?);
+        }
         if !self
             .cohort_challengers(ctx, rival, self.subset.len())
             .is_empty()
@@ -233,7 +293,13 @@ impl Ranking {
             .collect();
         challengers.sort_by(|&a, &b| self.by_promise(b, a));
         challengers.truncate(ctx.cohort_size());
-        let members: Vec<Member> = challengers
+        self.cohort = Some(self.prepare_cohort(ctx, &challengers)?);
+        Ok(())
+    }
+
+    /// A cohort of candidates `indices`.
+    fn prepare_cohort(&self, ctx: &SearchContext, indices: &[usize]) -> Result<Cohort> {
+        let members: Vec<Member> = indices
             .iter()
             .map(|&i| {
                 let mut reverted = self.reverted.clone();
@@ -244,8 +310,7 @@ impl Ranking {
                 }
             })
             .collect();
-        self.cohort = Some(Cohort::new(ctx, &self.reverted, &members)?);
-        Ok(())
+        Cohort::new(ctx, &self.reverted, &members)
     }
 
     /// Evaluates the cohort's members that could still beat `rival` (score, group) further, together (see

@@ -49,7 +49,7 @@ pub struct StepReport {
 }
 
 /// One group's ranking score (higher restores more).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RankingEntry {
     /// Group id.
     pub group: usize,
@@ -101,6 +101,8 @@ pub struct Report {
     pub metrics: Vec<MetricReport>,
     /// Whether every metric is within its allowed drop.
     pub target_met: bool,
+    /// The run was interrupted: the model is the best found so far.
+    pub interrupted: bool,
     /// Why the search stopped.
     pub stop_reason: String,
     /// Ops quantized by the base algorithm.

@@ -18,9 +18,10 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, Evaluator};
 use crate::metric::{Direction, Metric};
-use crate::quantize::{self, Preset, QuantizationParams};
+use crate::quantize::{Preset, QuantizationParams};
 use crate::search::context::SearchContext;
 use crate::search::groups::{quantizer_groups, QuantizerGroup};
+use crate::search::journal::{self, Journal};
 use crate::search::params::AccuracyControlParams;
 use crate::search::ranker::Ranking;
 use crate::search::report::{
@@ -112,7 +113,12 @@ pub fn quantize_with_accuracy_control(
         .and_then(|g| g.name.clone())
         .unwrap_or_default();
 
-    let (quantized, summary) = quantize::quantize(
+    let mut journal = match &options.journal {
+        Some(file) => Journal::open(file)?,
+        None => Journal::in_memory(),
+    };
+    let (quantized, calibration_seconds) = journal::quantize(
+        &mut journal,
         backend,
         model,
         calibration,
@@ -120,7 +126,7 @@ pub fn quantize_with_accuracy_control(
         options.batch_size,
         options.progress,
     )?;
-    timings.calibration = summary.calibration_seconds + summary.bias_correction_seconds;
+    timings.calibration = calibration_seconds;
     let fp32 = quantized.fp32().model().clone();
     let evaluator = Evaluator::new(
         backend,
@@ -129,13 +135,15 @@ pub fn quantize_with_accuracy_control(
         Some(&fp32),
         options.batch_size,
         options.progress,
-    )?;
+    )?
+    .with_interrupt(options.interrupt);
     let mut ctx = SearchContext::new(
         evaluator,
         quantized,
         control.restore_mode,
         options.compress_weights,
         options.levers,
+        journal,
     );
     let all: Vec<usize> = ctx.evaluator.all_indices();
 
@@ -157,11 +165,11 @@ pub fn quantize_with_accuracy_control(
                 .ceil()
                 .max(1.0) as usize;
             let subset: Vec<usize> = all.iter().copied().take(count.min(all.len())).collect();
-            let fp32_eval = ctx.evaluate_model(&fp32, &subset, "FP32 (comparison subset)")?;
+            let fp32_eval = ctx.evaluate_fp32(&fp32, &subset, "FP32 (comparison subset)")?;
             (values, subset, fp32_eval)
         }
         None => {
-            let fp32_eval = ctx.evaluate_model(&fp32, &all, "FP32 evaluation")?;
+            let fp32_eval = ctx.evaluate_fp32(&fp32, &all, "FP32 evaluation")?;
             let values = fp32_eval.metrics.iter().map(|m| m.value).collect();
             (values, all.clone(), fp32_eval)
         }
@@ -190,14 +198,7 @@ pub fn quantize_with_accuracy_control(
             ..quantization.clone()
         };
         let previous = ctx.quantized.clone();
-        let (mixed, _) = quantize::quantize(
-            backend,
-            fp32.clone(),
-            calibration,
-            &mixed_params,
-            options.batch_size,
-            options.progress,
-        )?;
+        let mixed = ctx.quantize(&fp32, calibration, &mixed_params, options.batch_size)?;
         ctx.replace_model(mixed);
         let candidate = evaluate_state(
             &mut ctx,
@@ -234,7 +235,6 @@ pub fn quantize_with_accuracy_control(
         };
         let best = tuning::best_variant(
             &mut ctx,
-            backend,
             &fp32,
             calibration,
             &base,
@@ -270,6 +270,7 @@ pub fn quantize_with_accuracy_control(
     let mut stop_reason = String::from("target met");
     let reference_values = fp32_eval;
 
+    let mut interrupted = false;
     'restore: while !limits.met(&current.drops) {
         if steps.len() >= max_iter {
             stop_reason = format!("max_iter_num ({max_iter}) reached");
@@ -308,7 +309,15 @@ pub fn quantize_with_accuracy_control(
                     ))
                 }
             };
-            match r.next(&mut ctx)? {
+            let next = match r.next(&mut ctx) {
+                Err(Error::Interrupted) => {
+                    interrupted = true;
+                    timings.ranking += t.elapsed().as_secs_f64();
+                    break 'restore;
+                }
+                other => other?,
+            };
+            match next {
                 Some(entry) => {
                     last_ranking = r.entries();
                     break entry;
@@ -322,7 +331,14 @@ pub fn quantize_with_accuracy_control(
         let mut reverted = current.reverted.clone();
         reverted.extend(group.nodes.iter().cloned());
         let step = steps.len() + 1;
-        let candidate = evaluate_state(&mut ctx, &limits, reverted, &all, &format!("step {step}"))?;
+        let candidate =
+            match evaluate_state(&mut ctx, &limits, reverted, &all, &format!("step {step}")) {
+                Err(Error::Interrupted) => {
+                    interrupted = true;
+                    break 'restore;
+                }
+                other => other?,
+            };
         let (before, after) = (current.drops[controlled], candidate.drops[controlled]);
         let (kept, reason) = if limits.met(&candidate.drops) {
             (true, "target met")
@@ -370,6 +386,9 @@ pub fn quantize_with_accuracy_control(
     if limits.met(&current.drops) {
         best = current;
     }
+    if interrupted {
+        stop_reason = "interrupted: the best model so far was saved; continue with --resume".into();
+    }
 
     let model = ctx.export(&best.reverted)?;
     let metrics_report = ctx
@@ -394,6 +413,7 @@ pub fn quantize_with_accuracy_control(
         model: model_name,
         metrics: metrics_report,
         target_met,
+        interrupted,
         stop_reason: if target_met {
             "target met".into()
         } else {

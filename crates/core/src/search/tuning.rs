@@ -5,12 +5,11 @@
 //! The best variant replaces the current model only if it also lowers the drop on the full set; otherwise
 //! nothing changes. Reverting costs ops in FP32; a better calibration costs nothing at inference time.
 
-use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::metric::Direction;
 use crate::quant::RangeEstimator;
-use crate::quantize::{self, Preset, QuantizationParams, QuantizedModel};
+use crate::quantize::{Preset, QuantizationParams, QuantizedModel};
 use crate::search::context::SearchContext;
 
 /// The variants of `base` worth trying (the base itself excluded).
@@ -45,7 +44,6 @@ pub(super) fn grid(base: &QuantizationParams) -> Vec<QuantizationParams> {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn best_variant(
     ctx: &mut SearchContext,
-    backend: &dyn Backend,
     fp32: &aquant_onnx::ModelProto,
     calibration: &dyn Dataset,
     base: &QuantizationParams,
@@ -64,15 +62,7 @@ pub(super) fn best_variant(
     let original = ctx.quantized.clone();
     let mut best = None;
     for (k, variant) in grid(base).into_iter().enumerate() {
-        let progress = ctx.evaluator.progress();
-        let (model, _) = quantize::quantize(
-            backend,
-            fp32.clone(),
-            calibration,
-            &variant,
-            batch_size,
-            progress,
-        )?;
+        let model = ctx.quantize(fp32, calibration, &variant, batch_size)?;
         ctx.replace_model(model);
         let label = format!("tuning variant {}", k + 1);
         let score = oriented(ctx.evaluate(&none, subset, &label)?.metrics[metric].value);

@@ -5,6 +5,7 @@
 
 mod eval;
 mod inspect;
+mod output;
 mod progress;
 mod quantize;
 

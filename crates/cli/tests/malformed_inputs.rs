@@ -344,8 +344,8 @@ fn output_path_equal_to_input_model() {
 
 // Not an error.
 
-/// A validation set smaller than the ranking subset is clamped to the whole set, as NNCF does: the run works and
-/// says so on stderr.
+/// A validation set smaller than the ranking subset is clamped to the whole set, as NNCF does: the run works, says
+/// so on stderr, and leaves complete outputs and no temporary file.
 #[test]
 fn validation_set_smaller_than_ranking_subset() {
     let case = Case::valid();
@@ -362,4 +362,9 @@ fn validation_set_smaller_than_ranking_subset() {
     );
     assert!(case.output_dir().join("model.onnx").is_file());
     assert!(case.output_dir().join("report.json").is_file());
+    let temporary: Vec<PathBuf> = files_under(&case.output_dir())
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(temporary.is_empty(), "temporary files left: {temporary:?}");
 }

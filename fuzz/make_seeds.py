@@ -21,12 +21,21 @@ def weight(name, *shape):
     return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
 
 
-def model(nodes, inputs, outputs, initializers, opset=13):
+def model(nodes, inputs, outputs, initializers, opset=13, check=True):
     graph = helper.make_graph(nodes, "seed", inputs, outputs, initializers)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
-    onnx.checker.check_model(m)
+    if check:  # the checker looks for external data files, which live in the fuzz fixture folder
+        onnx.checker.check_model(m)
     return m.SerializeToString()
+
+
+def external(name, dims, location, offset, length):
+    """A float tensor stored in an external file (the fixture folder's 64-byte weights.bin)."""
+    tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=dims, data_location=TensorProto.EXTERNAL)
+    for key, value in [("location", location), ("offset", str(offset)), ("length", str(length))]:
+        tensor.external_data.add(key=key, value=value)
+    return tensor
 
 
 def value(name, *shape):
@@ -74,7 +83,19 @@ def onnx_seeds():
             numpy_helper.from_array(np.array([1, 4], dtype=np.int64), "shape"),
         ],
     )
-    return {"conv_relu_gemm.onnx": conv_relu_gemm, "matmul_add.onnx": matmul_add, "residual.onnx": residual}
+    external_weights = model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul")],
+        [value("x", "N", 4)],
+        [value("y", "N", 3)],
+        [external("w", [4, 3], "weights.bin", 8, 48)],
+        check=False,
+    )
+    return {
+        "conv_relu_gemm.onnx": conv_relu_gemm,
+        "matmul_add.onnx": matmul_add,
+        "residual.onnx": residual,
+        "external_weights.onnx": external_weights,
+    }
 
 
 def npy(array):

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod data_spec;
+mod fixture;
 mod onnx_load;
 
 pub use data_spec::data_spec;

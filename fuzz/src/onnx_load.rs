@@ -1,5 +1,8 @@
 //! `onnx_load`: bytes → ONNX decode → [`Graph`] → everything that runs without an engine.
 //!
+//! A model with tensors in external data is also loaded from a file in the fixture folder, where `weights.bin`
+//! (64 bytes) is what its `location`s can name; `load_model` itself refuses locations leaving the folder.
+//!
 //! After the graph is built the body goes as far downstream as it can without a backend: what `aquant inspect`
 //! prints, placement, weight quantization, and the quantized model in its three forms, each of which must be a
 //! valid graph again (a built model that fails validation is a bug, so that is asserted).
@@ -12,7 +15,10 @@ use aquant::quant::{weight_range, Mode, QuantParams, QuantSpec};
 use aquant::quantize::{
     self, ModelForm, Placement, QuantizationParams, QuantizedModel, RestoreMode,
 };
-use aquant_onnx::tensor;
+use aquant_onnx::proto::tensor_proto::DataLocation;
+use aquant_onnx::{tensor, ModelProto};
+
+use crate::fixture;
 
 /// Runs one fuzz input through the ONNX loader and the graph builder.
 pub fn onnx_load(bytes: &[u8]) {
@@ -22,6 +28,15 @@ pub fn onnx_load(bytes: &[u8]) {
     let encoded = aquant_onnx::encode_model(&model);
     aquant_onnx::decode_model(&encoded, Path::new("re-encoded.onnx"))
         .expect("a decoded model re-encodes to a decodable one");
+    let model = if has_external_data(&model) {
+        let _guard = fixture::lock();
+        match aquant_onnx::load_model(&fixture::write("fuzz.onnx", bytes)) {
+            Ok(inlined) => inlined,
+            Err(_) => return,
+        }
+    } else {
+        model
+    };
     let Ok(graph) = Graph::new(model) else {
         return;
     };
@@ -34,6 +49,14 @@ pub fn onnx_load(bytes: &[u8]) {
         return;
     };
     build_every_form(&quantized);
+}
+
+fn has_external_data(model: &ModelProto) -> bool {
+    model
+        .graph
+        .iter()
+        .flat_map(|g| &g.initializer)
+        .any(|t| t.data_location == Some(DataLocation::External as i32))
 }
 
 /// What `aquant inspect` reads.

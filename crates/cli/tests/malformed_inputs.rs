@@ -1,7 +1,7 @@
 //! The malformed-input corpus: one test per way an input can be wrong (issue 7).
 //!
-//! Every case runs `aquant quantize` (or `eval` where only a model and data are involved) on something broken
-//! and checks the same four promises: exit status 2, exactly one `error:` line on stderr naming the problem,
+//! Every case runs `aquant quantize` with accuracy control on a small model with one thing broken and checks the
+//! same four promises: exit status 2, exactly one `error:` line on stderr naming the problem,
 //! nothing written in the output directory (no model, no report, no temporary file), and every input file
 //! byte-for-byte unchanged. Malformed models are built in code at test time; nothing is checked in.
 //!

@@ -7,6 +7,7 @@ mod engine;
 mod eval;
 mod inspect;
 mod interrupt;
+mod output;
 mod progress;
 mod quantize;
 

@@ -15,6 +15,7 @@ use clap::{Args, ValueEnum};
 
 use crate::engine::Engine;
 use crate::interrupt;
+use crate::output::OutputDir;
 use crate::progress::Bars;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -192,22 +193,6 @@ impl QuantizeArgs {
     }
 }
 
-/// Refuses an output that would overwrite the input model.
-fn check_output(model: &Path, output_dir: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(output_dir)
-        .with_context(|| format!("creating output directory '{}'", output_dir.display()))?;
-    let target = output_dir.join("model.onnx");
-    if let (Ok(a), Ok(b)) = (model.canonicalize(), target.canonicalize()) {
-        if a == b {
-            bail!(
-                "the output '{}' is the input model; choose another output directory",
-                target.display()
-            );
-        }
-    }
-    Ok(target)
-}
-
 impl QuantizeArgs {
     fn levers(&self) -> Levers {
         let on = |lever| !self.without.contains(&lever);
@@ -331,25 +316,29 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let algorithm = args.algorithm()?;
     let control = args.control()?;
     let model = Graph::load(&args.model)?.into_model();
-    let target = check_output(&args.model, &args.output)?;
+    let output = OutputDir::plan(&args.model, &args.output)?;
     let calibration = aquant::open_dataset(&args.calib).context("calibration data")?;
     let backend = args.backend.open()?;
     let backend = backend.as_ref();
     let progress = Bars::new(args.quiet);
     match algorithm {
-        Algorithm::Default => run_default(
-            &args,
-            backend,
-            model,
-            calibration.as_ref(),
-            &params,
-            &target,
-            &progress,
-            start,
-        ),
+        Algorithm::Default => {
+            output.create()?;
+            run_default(
+                &args,
+                backend,
+                model,
+                calibration.as_ref(),
+                &params,
+                &output,
+                &progress,
+                start,
+            )
+        }
         Algorithm::AccuracyAware => {
             let val = args.val.as_ref().expect("checked in algorithm()");
             let validation = aquant::open_dataset(val).context("validation data")?;
+            warn_if_subset_clamped(args.ranking_subset_size, validation.len());
             let metrics = args
                 .metric
                 .iter()
@@ -357,11 +346,12 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
                 .collect::<aquant::Result<Vec<_>>>()?;
             let metric_refs: Vec<&dyn aquant::Metric> =
                 metrics.iter().map(|m| m.as_ref()).collect();
+            output.create()?;
             let state = prepare_state(&args.output, resumed)?;
             interrupt::install();
             let options = RunOptions {
                 batch_size: args.batch,
-                intermediate_dir: Some(args.output.join("intermediate")),
+                intermediate_dir: Some(output.intermediate()),
                 compress_weights: !args.no_compress_weights,
                 progress: &progress,
                 levers: args.levers(),
@@ -389,10 +379,10 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
                 }
                 other => other?,
             };
-            aquant_onnx::save_model(&outcome.model, &target)?;
+            let target = output.save_model(&outcome.model)?;
             outcome.report.output = Some(target.display().to_string());
             outcome.report.model = args.model.display().to_string();
-            write_report(&args.output, &outcome.report)?;
+            output.write_report(&outcome.report)?;
             println!("{}", outcome.report.summary());
             println!("model: {}", target.display());
             if args.profile {
@@ -442,10 +432,14 @@ fn print_profile(report: &search::Report) {
     );
 }
 
-fn write_report(dir: &Path, report: &impl serde::Serialize) -> Result<()> {
-    let path = dir.join("report.json");
-    aquant_onnx::write_atomic(&path, serde_json::to_string_pretty(report)?.as_bytes())
-        .with_context(|| format!("writing '{}'", path.display()))
+/// The ranking subset is clamped to the validation set, as NNCF does; a larger request is worth a word, since
+/// it usually means the wrong validation set was given.
+fn warn_if_subset_clamped(requested: Option<usize>, samples: usize) {
+    if let Some(size) = requested.filter(|&size| size > samples) {
+        eprintln!(
+            "warning: --ranking-subset-size {size} is larger than the {samples} validation samples; ranking uses all of them"
+        );
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -455,7 +449,7 @@ fn run_default(
     model: aquant_onnx::ModelProto,
     calibration: &dyn aquant::Dataset,
     params: &QuantizationParams,
-    target: &Path,
+    output: &OutputDir,
     progress: &Bars,
     start: Instant,
 ) -> Result<ExitCode> {
@@ -465,7 +459,7 @@ fn run_default(
         compress_weights: !args.no_compress_weights,
     };
     let output_model = quantized.build(&Default::default(), Default::default(), form)?;
-    aquant_onnx::save_model(&output_model, target)?;
+    let target = output.save_model(&output_model)?;
     let report = serde_json::json!({
         "algorithm": "DefaultQuantization",
         "model": args.model,
@@ -482,7 +476,7 @@ fn run_default(
         },
         "output": target,
     });
-    write_report(&args.output, &report)?;
+    output.write_report(&report)?;
     println!(
         "{} ops quantized ({} activation quantizers, {} biases corrected) in {:.1} s → {}",
         summary.quantized_ops,

@@ -1,4 +1,5 @@
-//! Bad input gets one clear error line and exit status 2, never a panic.
+//! Bad input gets one clear error line and exit status 2, never a panic (`aquant eval` and the CLI surface; the
+//! full malformed-input corpus, with its no-output and untouched-input checks, is `malformed_inputs.rs`).
 
 mod common;
 

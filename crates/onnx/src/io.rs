@@ -53,7 +53,7 @@ pub fn encode_model(model: &ModelProto) -> Vec<u8> {
     model.encode_to_vec()
 }
 
-/// Encodes and writes a model atomically (temp file, fsync, rename).
+/// Encodes and writes a model atomically (temp file, fsync, rename, directory fsync).
 pub fn save_model(model: &ModelProto, path: &Path) -> Result<(), OnnxError> {
     write_atomic(path, &encode_model(model)).map_err(|source| OnnxError::Io {
         action: "writing",

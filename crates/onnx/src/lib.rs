@@ -23,7 +23,7 @@ pub mod proto {
 }
 
 pub use error::OnnxError;
-pub use fs::write_atomic;
+pub use fs::{write_atomic, write_atomic_with};
 pub use io::{decode_model, default_opset, encode_model, load_model, save_model, SUPPORTED_OPSETS};
 pub use proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,

@@ -44,14 +44,13 @@ fn from_raw<const N: usize, T>(
     decode: fn([u8; N]) -> T,
 ) -> Result<Vec<T>, OnnxError> {
     let count = element_count(tensor)?;
-    if raw.len() != count * N {
+    let needed = count
+        .checked_mul(N)
+        .ok_or_else(|| invalid(tensor, "byte size overflows".into()))?;
+    if raw.len() != needed {
         return Err(invalid(
             tensor,
-            format!(
-                "raw_data has {} bytes, shape needs {}",
-                raw.len(),
-                count * N
-            ),
+            format!("raw_data has {} bytes, shape needs {needed}", raw.len()),
         ));
     }
     Ok(raw
@@ -227,5 +226,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("raw_data has 12 bytes"));
+    }
+
+    /// Found through the `onnx_load` fuzz target (input `fuzz/regressions/onnx_load/raw_data_byte_size_overflow.onnx`):
+    /// dims of 2^62 elements made `elements × 4` overflow, a panic in debug builds; in release it wrapped to 0
+    /// and an empty raw_data passed for a 2^62-element tensor.
+    #[test]
+    fn raw_data_byte_size_overflow() {
+        let mut t = from_f32("w", &[0], &[]);
+        t.dims = vec![1 << 62, 1];
+        let err = to_f32(&t).unwrap_err();
+        assert!(
+            err.to_string().contains("tensor 'w': byte size overflows"),
+            "{err}"
+        );
     }
 }

@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use aquant::{Backend, Error, Result, Session, Tensor};
 use aquant_onnx::ModelProto;
 use tract_onnx::prelude::{
-    Datum, Framework, InferenceModelExt, IntoRunnable, IntoTValue, IntoTensor, Symbol, TDim,
-    TValue, TractResult, TypedModel, TypedRunnableModel,
+    Datum, Framework, InferenceModel, InferenceModelExt, IntoRunnable, IntoTValue, IntoTensor,
+    Symbol, TDim, TValue, TractResult, TypedModel, TypedRunnableModel,
 };
+use tract_onnx::tract_core::ops::unimpl::UnimplementedOp;
 
 /// The tract engine.
 #[derive(Debug, Default, Clone, Copy)]
@@ -47,6 +48,9 @@ impl Backend for TractBackend {
         let mut inference = tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
             .map_err(|e| backend_error("loading model", e))?;
+        if let Some(error) = unimplemented_op(model, &inference) {
+            return Err(error);
+        }
         if !extra_outputs.is_empty() {
             let graph = model
                 .graph
@@ -73,6 +77,29 @@ impl Backend for TractBackend {
             plans: Mutex::new(HashMap::new()),
         }))
     }
+}
+
+/// The first op tract cannot run, as an [`Error::UnsupportedOp`] naming the node and its op type.
+///
+/// tract loads such an op as a placeholder that only fails later, when typing, with a message naming tract's own
+/// node index; aquant's node errors name the node and op type instead.
+fn unimplemented_op(model: &ModelProto, inference: &InferenceModel) -> Option<Error> {
+    let node = inference
+        .nodes()
+        .iter()
+        .find(|n| n.op_is::<UnimplementedOp>())?;
+    let op_type = model
+        .graph
+        .iter()
+        .flat_map(|g| &g.node)
+        .find(|n| n.name.as_deref() == Some(node.name.as_str()))
+        .and_then(|n| n.op_type.clone())
+        .unwrap_or_default();
+    Some(Error::UnsupportedOp {
+        node: node.name.clone(),
+        op_type,
+        reason: "the tract engine (0.23.9) does not implement this op".into(),
+    })
 }
 
 /// Where symbolic dimensions sit in the inputs: (input, axis, symbol).

@@ -68,6 +68,8 @@ pub struct NpyArray {
     pub dtype: DType,
     /// Shape; `shape[0]` is the number of rows.
     pub shape: Vec<usize>,
+    /// Bytes of one row, checked on open: `rows × row_bytes` fits in memory arithmetic.
+    row_bytes: usize,
     storage: Storage,
 }
 
@@ -89,7 +91,7 @@ impl NpyArray {
 
     /// Bytes of one row.
     pub fn row_bytes(&self) -> usize {
-        self.shape[1..].iter().product::<usize>() * self.dtype.size()
+        self.row_bytes
     }
 
     /// The raw little-endian bytes of row `index`.
@@ -165,19 +167,20 @@ fn open_npy(path: &Path) -> Result<NpyArray> {
     let mut file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
     let origin = path.display().to_string();
     let header = read_header(&mut file, &origin)?;
-    Ok(NpyArray {
+    check_size(NpyArray {
         origin,
         dtype: header.dtype,
         shape: header.shape,
+        row_bytes: header.row_bytes,
         storage: Storage::File {
             file,
             offset: header.data_offset as u64,
         },
     })
-    .and_then(check_size)
 }
 
 fn check_size(array: NpyArray) -> Result<NpyArray> {
+    // read_header checked that rows × row bytes does not overflow.
     let needed = (array.rows() * array.row_bytes()) as u64;
     let available = match &array.storage {
         Storage::Memory(bytes) => bytes.len() as u64,
@@ -216,6 +219,7 @@ fn open_npz(archive: &Path, key: &str) -> Result<NpyArray> {
             origin,
             dtype: header.dtype,
             shape: header.shape,
+            row_bytes: header.row_bytes,
             storage: Storage::File {
                 file,
                 offset: member_offset + header.data_offset as u64,
@@ -231,6 +235,7 @@ fn open_npz(archive: &Path, key: &str) -> Result<NpyArray> {
         origin,
         dtype: header.dtype,
         shape: header.shape,
+        row_bytes: header.row_bytes,
         storage: Storage::Memory(bytes[header.data_offset..].to_vec()),
     })
 }
@@ -238,6 +243,7 @@ fn open_npz(archive: &Path, key: &str) -> Result<NpyArray> {
 struct Header {
     dtype: DType,
     shape: Vec<usize>,
+    row_bytes: usize,
     data_offset: usize,
 }
 
@@ -306,9 +312,15 @@ fn read_header(reader: &mut impl Read, origin: &str) -> Result<Header> {
             "{origin}: a scalar array has no samples"
         )));
     }
+    let row_bytes = shape[1..]
+        .iter()
+        .try_fold(dtype.size(), |bytes, &d| bytes.checked_mul(d))
+        .filter(|&row| shape[0].checked_mul(row).is_some())
+        .ok_or_else(|| Error::data(format!("{origin}: shape {shape:?} is too large to address")))?;
     Ok(Header {
         dtype,
         shape,
+        row_bytes,
         data_offset: prefix + len,
     })
 }
@@ -332,4 +344,41 @@ pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     bytes.extend(header.as_bytes());
     bytes.extend(data);
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens an `.npy` file with `shape` in its header and no data.
+    fn open_header_only(shape: &[usize]) -> Result<NpyArray> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.npy"), npy_bytes("<f4", shape, &[])).unwrap();
+        NpyArray::open("a.npy", dir.path())
+    }
+
+    /// Found through the `data_spec` fuzz target (`fuzz/regressions/data_spec/npy_rows_times_row_bytes_overflow`):
+    /// rows × row bytes overflowed, a panic in debug builds; in release the size check wrapped to 0 and passed.
+    #[test]
+    fn npy_rows_times_row_bytes_overflow() {
+        let err = open_header_only(&[1 << 62, 4]).unwrap_err();
+        assert!(err.to_string().contains("is too large to address"), "{err}");
+    }
+
+    /// Found through the `data_spec` fuzz target (`fuzz/regressions/data_spec/npy_row_bytes_overflow`): the
+    /// bytes of one row overflowed.
+    #[test]
+    fn npy_row_bytes_overflow() {
+        let err = open_header_only(&[1, 1 << 62, 8]).unwrap_err();
+        assert!(err.to_string().contains("is too large to address"), "{err}");
+        // With zero rows too: the row size is still computed (and was the overflow).
+        let err = open_header_only(&[0, 1 << 62, 8]).unwrap_err();
+        assert!(err.to_string().contains("is too large to address"), "{err}");
+    }
+
+    #[test]
+    fn truncated_data_is_an_error() {
+        let err = open_header_only(&[2, 4]).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
 }

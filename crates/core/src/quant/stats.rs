@@ -300,7 +300,8 @@ pub fn weight_range(
     shape: &[usize],
     axis: Option<usize>,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    if shape.iter().product::<usize>() != data.len() {
+    let elements = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if elements != Some(data.len()) {
         return Err(Error::data(format!(
             "{} values do not fill shape {shape:?}",
             data.len()
@@ -442,5 +443,13 @@ mod tests {
         assert_eq!(r.max.statistic, Statistic::Quantile);
         assert_eq!(r.max.outlier_prob, 0.001);
         assert!(serde_json::from_str::<RangeEstimator>(r#"{"min": {"type": "min", "aggregator": "mean", "x": 1}, "max": {"type": "max", "aggregator": "max"}}"#).is_err());
+    }
+
+    /// Found while fixing `raw_data_byte_size_overflow` (aquant-onnx): the element count of a shape whose
+    /// product overflows panicked in debug builds instead of being a size mismatch.
+    #[test]
+    fn weight_range_of_an_overflowing_shape_is_an_error() {
+        let err = weight_range(&[], &[1 << 62, 8], Some(0)).unwrap_err();
+        assert!(err.to_string().contains("do not fill shape"), "{err}");
     }
 }

@@ -1,0 +1,16 @@
+//! The bodies of aquant's fuzz targets, as plain functions.
+//!
+//! `fuzz_targets/*.rs` are one-line libFuzzer wrappers around these (nightly, `cargo fuzz`). Keeping the bodies
+//! here lets a stable `cargo test` replay the seeds and every regression input through exactly the code that was
+//! fuzzed, on machines without nightly. A body returns quietly on any error (bad input is expected); it panics
+//! only on a bug: a panic in aquant, or a broken invariant it asserts.
+//!
+//! Config parser target: see `README.md` ("Adding a target").
+#![deny(missing_docs)]
+
+mod data_spec;
+mod fixture;
+mod onnx_load;
+
+pub use data_spec::data_spec;
+pub use onnx_load::onnx_load;

@@ -377,7 +377,12 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
                     );
                     return Ok(ExitCode::from(130));
                 }
-                other => other?,
+                Err(error) => {
+                    // Not resumable: a failed run leaves nothing behind.
+                    let _ = std::fs::remove_dir_all(&state);
+                    return Err(error.into());
+                }
+                Ok(outcome) => outcome,
             };
             let target = output.save_model(&outcome.model)?;
             outcome.report.output = Some(target.display().to_string());

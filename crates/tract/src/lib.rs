@@ -71,8 +71,18 @@ impl Backend for TractBackend {
             .and_then(|t| t.into_decluttered())
             .map_err(|e| backend_error("typing model", e))?;
         let symbols = input_symbols(&typed).map_err(|e| backend_error("reading input facts", e))?;
+        if symbols.is_empty() {
+            // Fully concrete inputs: the one plan there will ever be is built now, and the typed model (a
+            // second copy of the weights) is not kept.
+            let plan = optimise(typed, &HashMap::new())?;
+            return Ok(Arc::new(TractSession {
+                typed: None,
+                symbols,
+                plans: Mutex::new(HashMap::from([(Vec::new(), plan)])),
+            }));
+        }
         Ok(Arc::new(TractSession {
-            typed,
+            typed: Some(typed),
             symbols,
             plans: Mutex::new(HashMap::new()),
         }))
@@ -124,7 +134,8 @@ fn input_symbols(model: &TypedModel) -> TractResult<SymbolSlots> {
 /// own, built on first use. Binding the symbol everywhere at once also avoids the failure of overriding input
 /// facts in models whose `value_info` repeats the symbol.
 struct TractSession {
-    typed: TypedModel,
+    /// Kept to build plans for new symbol bindings; `None` when the inputs have no symbol.
+    typed: Option<TypedModel>,
     symbols: SymbolSlots,
     plans: Mutex<HashMap<Vec<i64>, Arc<TypedRunnableModel>>>,
 }
@@ -157,15 +168,26 @@ impl TractSession {
             .zip(&values)
             .map(|((_, _, symbol), &v)| (symbol.clone(), TDim::Val(v)))
             .collect();
-        let plan = self
+        let typed = self
             .typed
-            .set_symbols(&bindings)
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| backend_error("optimising model", e))?;
+            .as_ref()
+            .ok_or_else(|| backend_error("running model", "no plan for these input shapes"))?;
+        let plan = optimise(typed.clone(), &bindings)?;
         plans.insert(values, plan.clone());
         Ok(plan)
     }
+}
+
+/// Binds the symbols and optimises: the plan that runs.
+fn optimise(
+    typed: TypedModel,
+    bindings: &HashMap<Symbol, TDim>,
+) -> Result<Arc<TypedRunnableModel>> {
+    typed
+        .set_symbols(bindings)
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| backend_error("optimising model", e))
 }
 
 impl Session for TractSession {

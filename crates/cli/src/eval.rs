@@ -88,9 +88,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 .collect::<Result<Vec<_>>>()?
                 .into();
         }
-        println!("{json}");
+        say!("{json}");
     } else {
-        println!(
+        say!(
             "{} = {:.4} on {} samples ({:.1} samples/s, {:.2} s)",
             evaluation.metrics[0].name,
             evaluation.value(),

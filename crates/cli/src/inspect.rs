@@ -34,23 +34,23 @@ fn describe(port: &Port) -> String {
 /// Runs `aquant inspect`.
 pub fn run(args: InspectArgs) -> Result<ExitCode> {
     let graph = Graph::load(&args.model)?;
-    println!("model: {}", args.model.display());
-    println!("opset: {}", aquant_onnx::default_opset(graph.model()));
+    say!("model: {}", args.model.display());
+    say!("opset: {}", aquant_onnx::default_opset(graph.model()));
     for port in graph.inputs() {
-        println!("input:  {}", describe(&port));
+        say!("input:  {}", describe(&port));
     }
     for port in graph.outputs() {
-        println!("output: {}", describe(&port));
+        say!("output: {}", describe(&port));
     }
-    println!("nodes: {}", graph.nodes().len());
+    say!("nodes: {}", graph.nodes().len());
     for (op, count) in graph.op_counts() {
-        println!("  {op:<24} {count}");
+        say!("  {op:<24} {count}");
     }
     // Exactly what `aquant quantize` would quantize with default parameters.
     let placement = aquant::quantize::place(&graph, &Default::default())?;
-    println!("quantizable nodes: {}", placement.nodes.len());
+    say!("quantizable nodes: {}", placement.nodes.len());
     for node in &placement.nodes {
-        println!("  {} ({})", node.name, node.op_type);
+        say!("  {} ({})", node.name, node.op_type);
     }
     Ok(ExitCode::SUCCESS)
 }

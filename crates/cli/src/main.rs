@@ -3,6 +3,14 @@
 //! Exit status: 0 success, 1 accuracy target not met (the best model is still saved), 2 error. Errors print
 //! one line, `error: <cause chain>`, on stderr.
 
+/// Prints a line on stdout, ignoring a closed pipe: `aquant inspect M | head` must not panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod engine;
 mod eval;
 mod inspect;

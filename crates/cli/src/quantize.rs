@@ -337,7 +337,15 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
         }
         Algorithm::AccuracyAware => {
             let val = args.val.as_ref().expect("checked in algorithm()");
-            let validation = aquant::open_dataset(val).context("validation data")?;
+            // One dataset object when both specs are the same file: the library then reuses calibration's
+            // FP32 outputs as the FP32 evaluation.
+            let opened;
+            let validation = if same_file(val, &args.calib) {
+                calibration.as_ref()
+            } else {
+                opened = aquant::open_dataset(val).context("validation data")?;
+                opened.as_ref()
+            };
             warn_if_subset_clamped(args.ranking_subset_size, validation.len());
             let metrics = args
                 .metric
@@ -362,7 +370,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
                 backend,
                 model,
                 calibration.as_ref(),
-                validation.as_ref(),
+                validation,
                 &metric_refs,
                 &params,
                 &control,
@@ -388,8 +396,8 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
             outcome.report.output = Some(target.display().to_string());
             outcome.report.model = args.model.display().to_string();
             output.write_report(&outcome.report)?;
-            println!("{}", outcome.report.summary());
-            println!("model: {}", target.display());
+            say!("{}", outcome.report.summary());
+            say!("model: {}", target.display());
             if args.profile {
                 print_profile(&outcome.report);
             }
@@ -416,7 +424,7 @@ fn print_profile(report: &search::Report) {
     let t = &report.timings_s;
     let p = &report.profile;
     let e = &report.evaluations;
-    println!("profile ({} backend):", report.backend);
+    say!("profile ({} backend):", report.backend);
     for (stage, seconds) in [
         ("calibration + bias correction", t.calibration),
         ("FP32 evaluation", t.fp32_eval),
@@ -425,16 +433,22 @@ fn print_profile(report: &search::Report) {
         ("revert steps", t.restore),
         ("total", t.total),
     ] {
-        println!("  {stage:<30} {seconds:>8.1} s");
+        say!("  {stage:<30} {seconds:>8.1} s");
     }
-    println!(
+    say!(
         "  engine, summed over threads:   build {:.1} s ({} models), prepare {:.1} s ({}), run {:.1} s ({} batches)",
         p.build_s, p.builds, p.prepare_s, p.prepares, p.run_s, p.runs
     );
-    println!(
+    say!(
         "  evaluations: {} full, {} on the ranking subset, {} samples inferred",
-        e.full, e.subset, e.samples_inferred
+        e.full,
+        e.subset,
+        e.samples_inferred
     );
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
 /// The ranking subset is clamped to the validation set, as NNCF does; a larger request is worth a word, since
@@ -482,7 +496,7 @@ fn run_default(
         "output": target,
     });
     output.write_report(&report)?;
-    println!(
+    say!(
         "{} ops quantized ({} activation quantizers, {} biases corrected) in {:.1} s → {}",
         summary.quantized_ops,
         summary.activation_quantizers,

@@ -12,7 +12,7 @@ use ndarray::{ArrayD, Axis};
 use rayon::prelude::*;
 
 use crate::backend::Backend;
-use crate::data::Dataset;
+use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::progress::Progress;
@@ -20,6 +20,7 @@ use crate::quant::{RangeEstimator, TensorStats};
 use crate::quantize::params::QuantizationParams;
 use crate::quantize::placement::Placement;
 use crate::runner::{run_batches, Flow, InputBinding};
+use crate::tensor::Tensor;
 
 /// What calibration learned about the FP32 model.
 #[derive(Debug, Clone)]
@@ -30,9 +31,19 @@ pub struct CalibrationStats {
     pub mean_inputs: HashMap<String, ArrayD<f32>>,
     /// Samples observed.
     pub samples: usize,
+    /// The FP32 model's own outputs and the annotation of each calibration sample, in calibration order,
+    /// when they fit in [`KEPT_OUTPUTS_BYTES`]: a validation set equal to the calibration set needs no second
+    /// FP32 pass.
+    pub fp32_outputs: Option<FP32Outputs>,
     /// Wall time in seconds.
     pub seconds: f64,
 }
+
+/// The FP32 model's outputs on some samples: dataset indices, and per sample its outputs and annotation.
+pub type FP32Outputs = (Vec<usize>, Vec<(Vec<Tensor>, Annotation)>);
+
+/// Most bytes of FP32 outputs calibration keeps for reuse (classification logits of 300 samples: 1.2 MB).
+pub const KEPT_OUTPUTS_BYTES: usize = 64 << 20;
 
 /// The dataset indices used for calibration: the first `stat_subset_size`, or a seeded random draw.
 pub fn calibration_indices(len: usize, params: &QuantizationParams) -> Vec<usize> {
@@ -128,6 +139,8 @@ pub fn calibrate(
         .collect();
 
     let output_count = graph.outputs().len();
+    let mut kept_outputs: Option<Vec<(Vec<Tensor>, Annotation)>> = Some(Vec::new());
+    let mut kept_bytes = 0usize;
     let session = backend.prepare(graph.model(), &tensors)?;
     let binding = InputBinding::new(graph)?;
     progress.start("calibrating", indices.len() as u64);
@@ -138,7 +151,22 @@ pub fn calibrate(
         &indices,
         batch_size,
         progress,
-        |_, outputs, _| {
+        |_, outputs, annotations| {
+            if let Some(kept) = &mut kept_outputs {
+                let batch = annotations.len();
+                kept_bytes += outputs[..output_count]
+                    .iter()
+                    .map(|t| t.shape().iter().product::<usize>() * 4)
+                    .sum::<usize>();
+                if kept_bytes > KEPT_OUTPUTS_BYTES {
+                    kept_outputs = None;
+                } else {
+                    for (row, annotation) in (0..batch).zip(annotations) {
+                        let sample = outputs[..output_count].iter().map(|t| t.row(row)).collect();
+                        kept.push((sample, annotation));
+                    }
+                }
+            }
             // Reducing a batch is independent per tensor: spread it over the cores.
             stats
                 .par_iter_mut()
@@ -176,6 +204,7 @@ pub fn calibrate(
         ranges,
         mean_inputs,
         samples: indices.len(),
+        fp32_outputs: kept_outputs.map(|kept| (indices.clone(), kept)),
         seconds: start.elapsed().as_secs_f64(),
     })
 }

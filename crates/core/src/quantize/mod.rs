@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use aquant_onnx::{tensor, ModelProto};
 
-pub use calibrate::{calibration_indices, CalibrationStats};
+pub use calibrate::{calibration_indices, CalibrationStats, FP32Outputs};
 pub use model::{Calibration, ModelForm, QuantizedModel, RestoreMode};
 pub use params::{
     ActivationsParams, IgnoredScope, ModelType, Preset, QuantizationParams, TargetDevice,
@@ -45,6 +45,9 @@ pub struct QuantizationSummary {
     pub calibration_seconds: f64,
     /// Seconds spent on bias correction.
     pub bias_correction_seconds: f64,
+    /// The FP32 outputs seen during calibration, when small enough to keep (see [`CalibrationStats`]).
+    #[serde(skip)]
+    pub fp32_outputs: Option<FP32Outputs>,
 }
 
 /// Quantizes `model` with statistics from `calibration`.
@@ -65,7 +68,7 @@ pub fn quantize(
                 .into(),
         ));
     }
-    let stats = calibrate::calibrate(
+    let mut stats = calibrate::calibrate(
         backend,
         &graph,
         &placement,
@@ -96,6 +99,7 @@ pub fn quantize(
         calibration_samples: stats.samples,
         calibration_seconds: stats.seconds,
         bias_correction_seconds: start.elapsed().as_secs_f64(),
+        fp32_outputs: stats.fp32_outputs.take(),
     };
     let model = QuantizedModel::new(graph, placement, activations, weights, biases)?;
     Ok((model, summary))

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::eval::Evaluation;
 use crate::progress::Progress;
 use crate::quantize::Calibration;
-use crate::quantize::{self, QuantizationParams, QuantizedModel};
+use crate::quantize::{self, QuantizationParams, QuantizationSummary, QuantizedModel};
 use crate::search::report::RankingEntry;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,7 +63,7 @@ struct Records {
 }
 
 /// `model` quantized with `params`: calibrated on `data`, or rebuilt from the journal's record of that
-/// calibration. Returns the model and the seconds spent calibrating.
+/// calibration (then the summary is empty: nothing was run).
 pub(super) fn quantize(
     journal: &mut Journal,
     backend: &dyn Backend,
@@ -72,19 +72,17 @@ pub(super) fn quantize(
     params: &QuantizationParams,
     batch_size: usize,
     progress: &dyn Progress,
-) -> Result<(QuantizedModel, f64)> {
+) -> Result<(QuantizedModel, QuantizationSummary)> {
     let key = serde_json::to_string(params)
         .map_err(|e| Error::Config(format!("encoding parameters: {e}")))?;
     if let Some(calibration) = journal.calibration(&key) {
-        return Ok((quantize::from_calibration(model, params, calibration)?, 0.0));
+        let quantized = quantize::from_calibration(model, params, calibration)?;
+        return Ok((quantized, QuantizationSummary::default()));
     }
     let (quantized, summary) =
         quantize::quantize(backend, model, data, params, batch_size, progress)?;
     journal.record_calibration(&key, &quantized.calibration())?;
-    Ok((
-        quantized,
-        summary.calibration_seconds + summary.bias_correction_seconds,
-    ))
+    Ok((quantized, summary))
 }
 
 /// The journal, in memory and (when it has a file) on disk.

@@ -117,7 +117,7 @@ pub fn quantize_with_accuracy_control(
         Some(file) => Journal::open(file)?,
         None => Journal::in_memory(),
     };
-    let (quantized, calibration_seconds) = journal::quantize(
+    let (quantized, summary) = journal::quantize(
         &mut journal,
         backend,
         model,
@@ -126,7 +126,7 @@ pub fn quantize_with_accuracy_control(
         options.batch_size,
         options.progress,
     )?;
-    timings.calibration = calibration_seconds;
+    timings.calibration = summary.calibration_seconds + summary.bias_correction_seconds;
     let fp32 = quantized.fp32().model().clone();
     let evaluator = Evaluator::new(
         backend,
@@ -147,6 +147,10 @@ pub fn quantize_with_accuracy_control(
     );
     let all: Vec<usize> = ctx.evaluator.all_indices();
 
+    // FP32 outputs calibration already computed are the FP32 evaluation's when validation is calibration.
+    let same_data = std::ptr::addr_eq(calibration as *const dyn Dataset, validation);
+    let known = summary.fp32_outputs.as_ref().filter(|_| same_data);
+
     // 1. Baselines: given, or measured on the full set.
     let t = Instant::now();
     let given: Option<Vec<f64>> = metrics
@@ -165,11 +169,11 @@ pub fn quantize_with_accuracy_control(
                 .ceil()
                 .max(1.0) as usize;
             let subset: Vec<usize> = all.iter().copied().take(count.min(all.len())).collect();
-            let fp32_eval = ctx.evaluate_fp32(&fp32, &subset, "FP32 (comparison subset)")?;
+            let fp32_eval = ctx.evaluate_fp32(&fp32, &subset, "FP32 (comparison subset)", known)?;
             (values, subset, fp32_eval)
         }
         None => {
-            let fp32_eval = ctx.evaluate_fp32(&fp32, &all, "FP32 evaluation")?;
+            let fp32_eval = ctx.evaluate_fp32(&fp32, &all, "FP32 evaluation", known)?;
             let values = fp32_eval.metrics.iter().map(|m| m.value).collect();
             (values, all.clone(), fp32_eval)
         }

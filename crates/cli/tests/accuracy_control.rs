@@ -197,6 +197,37 @@ fn evaluation_shortcuts_do_not_change_the_search() {
     }
 }
 
+#[test]
+fn calibration_outputs_serve_as_the_fp32_evaluation_when_the_sets_are_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = npy_dataset(dir.path(), 120, 9);
+    let twin = npy_dataset(dir.path(), 120, 9);
+    let agreement = metric::builtin("agreement").unwrap();
+    let run = |validation: &dyn aquant::Dataset| {
+        search::quantize_with_accuracy_control(
+            &TractBackend::new(),
+            hostile_model(),
+            data.as_ref(),
+            validation,
+            &[agreement.as_ref()],
+            &Default::default(),
+            &AccuracyControlParams {
+                maximal_drop: 0.05,
+                ..Default::default()
+            },
+            &RunOptions::default(),
+        )
+        .unwrap()
+        .report
+    };
+    let shared = run(data.as_ref());
+    let separate = run(twin.as_ref());
+    assert_eq!(shared.metrics, separate.metrics);
+    assert_eq!(shared.steps, separate.steps);
+    assert_eq!(shared.ranking, separate.ranking);
+    assert_eq!(shared.evaluations.full + 1, separate.evaluations.full);
+}
+
 fn quantize_mnist(out: &Path, extra: &[&str]) -> std::process::Output {
     let (model, calib, val) = (
         assets().join("mnist_cnn/mnist_cnn.onnx"),

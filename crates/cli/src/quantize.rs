@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use aquant::config::{self, DataSource};
 use aquant::quant::{Granularity, RangeEstimator};
 use aquant::quantize::{
     self, IgnoredScope, ModelForm, ModelType, Preset, QuantizationParams, RestoreMode, TargetDevice,
@@ -25,6 +26,39 @@ enum Algorithm {
     AccuracyAware,
 }
 
+/// The flags a config file replaces: giving one of them with --config is refused rather than silently merged,
+/// so a run is described by one source.
+const CONFIG_REPLACES: [&str; 28] = [
+    "fallback",
+    "no_fast_bias_correction",
+    "model",
+    "calib",
+    "algorithm",
+    "val",
+    "metric",
+    "max_drop",
+    "drop_type",
+    "ranking_subset_size",
+    "max_iter",
+    "no_use_prev_if_drop_increase",
+    "convert_to_mixed_preset",
+    "baseline",
+    "metric_subset_ratio",
+    "tune_hyperparams",
+    "restore_mode",
+    "preset",
+    "target_device",
+    "model_type",
+    "stat_subset_size",
+    "shuffle_data",
+    "seed",
+    "ignored_scope",
+    "ignored_pattern",
+    "ignored_type",
+    "range_estimator",
+    "weights_granularity",
+];
+
 /// An evaluation shortcut of the search (see `aquant::search::Levers`).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Lever {
@@ -37,15 +71,20 @@ enum Lever {
 /// Arguments of `aquant quantize`.
 #[derive(Args)]
 pub struct QuantizeArgs {
+    /// A POT-style JSON config naming the model, data, metrics and algorithm. It replaces the model, data
+    /// and algorithm flags (giving both is an error); run flags (-o, --batch, --backend, ...) still apply.
+    #[arg(short, long, conflicts_with_all = CONFIG_REPLACES)]
+    config: Option<PathBuf>,
     /// The FP32 ONNX model (never modified).
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    model: Option<PathBuf>,
     /// Data spec (JSON) of the calibration set.
-    #[arg(long)]
-    calib: PathBuf,
-    /// Output directory: model.onnx and report.json are written there.
-    #[arg(short, long)]
-    output: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    calib: Option<PathBuf>,
+    /// Output directory: model.onnx and report.json are written there (with --config, default
+    /// results/MODEL_NAME).
+    #[arg(short, long, required_unless_present = "config")]
+    output: Option<PathBuf>,
     /// Algorithm (default: accuracy-aware when --val is given, default otherwise).
     #[arg(long, value_enum)]
     algorithm: Option<Algorithm>,
@@ -324,96 +363,157 @@ fn prepare_state(output: &Path, resumed: bool) -> Result<PathBuf> {
     Ok(state)
 }
 
+/// What one run quantizes and how: from the flags or from a config file.
+struct Job {
+    model: PathBuf,
+    calibration: DataSource,
+    validation: Option<DataSource>,
+    metrics: Vec<String>,
+    params: QuantizationParams,
+    /// `Some` for accuracy-aware quantization.
+    control: Option<AccuracyControlParams>,
+    output: PathBuf,
+}
+
+impl QuantizeArgs {
+    fn job(&self) -> Result<Job> {
+        match &self.config {
+            Some(path) => job_from_config(path, self.output.clone()),
+            None => self.job_from_flags(),
+        }
+    }
+
+    fn job_from_flags(&self) -> Result<Job> {
+        let (Some(model), Some(calib), Some(output)) = (&self.model, &self.calib, &self.output)
+        else {
+            bail!("--model, --calib and --output are required without --config");
+        };
+        let params = self.params()?;
+        let control = self.control()?;
+        Ok(Job {
+            model: model.clone(),
+            calibration: DataSource::File(calib.clone()),
+            validation: self.val.clone().map(DataSource::File),
+            metrics: self.metric.clone(),
+            params,
+            control: (self.algorithm()? == Algorithm::AccuracyAware).then_some(control),
+            output: output.clone(),
+        })
+    }
+}
+
+/// A job from a config file; the output directory defaults to `results/<model_name>` as POT's does.
+fn job_from_config(path: &Path, output: Option<PathBuf>) -> Result<Job> {
+    let config = config::load(path).with_context(|| format!("config '{}'", path.display()))?;
+    let output = output.unwrap_or_else(|| {
+        let name = config.model_name.clone().unwrap_or_else(|| {
+            config
+                .model
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+        });
+        Path::new("results").join(name)
+    });
+    Ok(Job {
+        model: config.model,
+        calibration: config.calibration,
+        validation: config.validation,
+        metrics: config.metrics,
+        params: config.quantization,
+        control: config.accuracy_control,
+        output,
+    })
+}
+
 /// Runs `aquant quantize`; `resumed`: the arguments come from an interrupted run's state.
 pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let start = Instant::now();
-    let params = args.params()?;
-    let algorithm = args.algorithm()?;
-    let control = args.control()?;
-    let model = Graph::load(&args.model)?.into_model();
-    let target = check_output(&args.model, &args.output)?;
-    let calibration = aquant::open_dataset(&args.calib).context("calibration data")?;
+    let job = args.job()?;
+    let model = Graph::load(&job.model)?.into_model();
+    let target = check_output(&job.model, &job.output)?;
+    let calibration = job.calibration.open().context("calibration data")?;
     let backend = args.backend.open()?;
     let backend = backend.as_ref();
     let progress = Bars::new(args.quiet);
-    match algorithm {
-        Algorithm::Default => run_default(
+    let Some(control) = &job.control else {
+        return run_default(
             &args,
+            &job,
             backend,
             model,
             calibration.as_ref(),
-            &params,
             &target,
             &progress,
             start,
-        ),
-        Algorithm::AccuracyAware => {
-            let val = args.val.as_ref().expect("checked in algorithm()");
-            let validation = aquant::open_dataset(val).context("validation data")?;
-            let metrics = args
-                .metric
-                .iter()
-                .map(|m| aquant::metric::builtin(m))
-                .collect::<aquant::Result<Vec<_>>>()?;
-            let metric_refs: Vec<&dyn aquant::Metric> =
-                metrics.iter().map(|m| m.as_ref()).collect();
-            let state = prepare_state(&args.output, resumed)?;
-            interrupt::install();
-            let options = RunOptions {
-                batch_size: args.batch,
-                intermediate_dir: Some(args.output.join("intermediate")),
-                compress_weights: !args.no_compress_weights,
-                progress: &progress,
-                levers: args.levers(),
-                journal: Some(state.join(JOURNAL)),
-                interrupt: Some(interrupt::flag()),
-            };
-            let outcome = search::quantize_with_accuracy_control(
-                backend,
-                model,
-                calibration.as_ref(),
-                validation.as_ref(),
-                &metric_refs,
-                &params,
-                &control,
-                &options,
+        );
+    };
+    let validation = job
+        .validation
+        .as_ref()
+        .context("accuracy-aware quantization needs a validation set")?
+        .open()
+        .context("validation data")?;
+    let metrics = job
+        .metrics
+        .iter()
+        .map(|m| aquant::metric::builtin(m))
+        .collect::<aquant::Result<Vec<_>>>()?;
+    let metric_refs: Vec<&dyn aquant::Metric> = metrics.iter().map(|m| m.as_ref()).collect();
+    let state = prepare_state(&job.output, resumed)?;
+    interrupt::install();
+    let options = RunOptions {
+        batch_size: args.batch,
+        intermediate_dir: Some(job.output.join("intermediate")),
+        compress_weights: !args.no_compress_weights,
+        progress: &progress,
+        levers: args.levers(),
+        journal: Some(state.join(JOURNAL)),
+        interrupt: Some(interrupt::flag()),
+    };
+    let outcome = search::quantize_with_accuracy_control(
+        backend,
+        model,
+        calibration.as_ref(),
+        validation.as_ref(),
+        &metric_refs,
+        &job.params,
+        control,
+        &options,
+    );
+    let mut outcome = match outcome {
+        Err(aquant::Error::Interrupted) => {
+            eprintln!(
+                "interrupted before the quantized model was evaluated: nothing to save yet; \
+                 continue with: aquant quantize --resume {}",
+                job.output.display()
             );
-            let mut outcome = match outcome {
-                Err(aquant::Error::Interrupted) => {
-                    eprintln!(
-                        "interrupted before the quantized model was evaluated: nothing to save yet; \
-                         continue with: aquant quantize --resume {}",
-                        args.output.display()
-                    );
-                    return Ok(ExitCode::from(130));
-                }
-                other => other?,
-            };
-            aquant_onnx::save_model(&outcome.model, &target)?;
-            outcome.report.output = Some(target.display().to_string());
-            outcome.report.model = args.model.display().to_string();
-            write_report(&args.output, &outcome.report)?;
-            println!("{}", outcome.report.summary());
-            println!("model: {}", target.display());
-            if args.profile {
-                print_profile(&outcome.report);
-            }
-            if outcome.report.interrupted {
-                eprintln!(
-                    "interrupted: continue with: aquant quantize --resume {}",
-                    args.output.display()
-                );
-                return Ok(ExitCode::from(130));
-            }
-            // Finished: the journal has served its purpose.
-            let _ = std::fs::remove_dir_all(&state);
-            Ok(if outcome.target_met() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            return Ok(ExitCode::from(130));
         }
+        other => other?,
+    };
+    aquant_onnx::save_model(&outcome.model, &target)?;
+    outcome.report.output = Some(target.display().to_string());
+    outcome.report.model = job.model.display().to_string();
+    write_report(&job.output, &outcome.report)?;
+    println!("{}", outcome.report.summary());
+    println!("model: {}", target.display());
+    if args.profile {
+        print_profile(&outcome.report);
     }
+    if outcome.report.interrupted {
+        eprintln!(
+            "interrupted: continue with: aquant quantize --resume {}",
+            job.output.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    // Finished: the journal has served its purpose.
+    let _ = std::fs::remove_dir_all(&state);
+    Ok(if outcome.target_met() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// The `--profile` table: wall time per stage, then what the evaluations spent it on.
@@ -451,14 +551,15 @@ fn write_report(dir: &Path, report: &impl serde::Serialize) -> Result<()> {
 #[allow(clippy::too_many_arguments)]
 fn run_default(
     args: &QuantizeArgs,
+    job: &Job,
     backend: &dyn aquant::Backend,
     model: aquant_onnx::ModelProto,
     calibration: &dyn aquant::Dataset,
-    params: &QuantizationParams,
     target: &Path,
     progress: &Bars,
     start: Instant,
 ) -> Result<ExitCode> {
+    let params = &job.params;
     let (quantized, summary) =
         quantize::quantize(backend, model, calibration, params, args.batch, progress)?;
     let form = ModelForm::Export {
@@ -468,7 +569,7 @@ fn run_default(
     aquant_onnx::save_model(&output_model, target)?;
     let report = serde_json::json!({
         "algorithm": "DefaultQuantization",
-        "model": args.model,
+        "model": job.model,
         "quantized_ops": summary.quantized_ops,
         "reverted_ops": 0,
         "activation_quantizers": summary.activation_quantizers,
@@ -482,7 +583,7 @@ fn run_default(
         },
         "output": target,
     });
-    write_report(&args.output, &report)?;
+    write_report(&job.output, &report)?;
     println!(
         "{} ops quantized ({} activation quantizers, {} biases corrected) in {:.1} s → {}",
         summary.quantized_ops,

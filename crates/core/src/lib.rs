@@ -19,6 +19,7 @@ pub mod data;
 pub mod graph;
 pub mod metric;
 pub mod ops;
+pub mod pipeline;
 pub mod quant;
 pub mod quantize;
 pub mod search;

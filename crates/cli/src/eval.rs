@@ -53,6 +53,8 @@ pub struct EvalArgs {
 /// The model, data and metrics to evaluate, from the flags or from a config.
 struct Task {
     model: PathBuf,
+    /// What agreement/mse/nmse compare with: --reference, else (with a config) the config's FP32 model.
+    reference: Option<PathBuf>,
     data: DataSource,
     metrics: Vec<String>,
 }
@@ -62,13 +64,15 @@ impl EvalArgs {
         let Some(config) = &self.config else {
             return Ok(Task {
                 model: self.model.clone().context("--model is required")?,
+                reference: self.reference.clone(),
                 data: DataSource::File(self.data.clone().context("--data is required")?),
                 metrics: vec![self.metric.clone()],
             });
         };
         let config = aquant::config::load(config)?;
         Ok(Task {
-            model: self.model.clone().unwrap_or(config.model),
+            model: self.model.clone().unwrap_or(config.model.clone()),
+            reference: self.reference.clone().or(Some(config.model)),
             data: config
                 .validation
                 .context("the config has no validation dataset (engine.validation)")?,
@@ -81,7 +85,7 @@ impl EvalArgs {
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let task = args.task()?;
     let model = Graph::load(&task.model)?.into_model();
-    let reference = match &args.reference {
+    let reference = match &task.reference {
         Some(path) => Some(Graph::load(path)?.into_model()),
         None => None,
     };

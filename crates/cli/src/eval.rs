@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use aquant::config::DataSource;
 use aquant::{Evaluator, Graph};
 use clap::Args;
 
@@ -15,14 +15,17 @@ use crate::progress::Bars;
 /// Arguments of `aquant eval`.
 #[derive(Args)]
 pub struct EvalArgs {
-    /// The ONNX model.
-    #[arg(long)]
-    model: PathBuf,
+    /// POT-layout JSON config: evaluates its model on its validation set with its metrics.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// The ONNX model (with --config: instead of the config's model, e.g. the quantized one).
+    #[arg(long, required_unless_present = "config")]
+    model: Option<PathBuf>,
     /// The data spec (JSON) of the evaluation set.
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    data: Option<PathBuf>,
     /// Metric: top1, top5, topK, agreement, mse, nmse.
-    #[arg(long, default_value = "top1")]
+    #[arg(long, default_value = "top1", conflicts_with = "config")]
     metric: String,
     /// FP32 model that agreement/mse/nmse compare with.
     #[arg(long)]
@@ -47,21 +50,57 @@ pub struct EvalArgs {
     quiet: bool,
 }
 
+/// The model, data and metrics to evaluate, from the flags or from a config.
+struct Task {
+    model: PathBuf,
+    /// What agreement/mse/nmse compare with: --reference, else (with a config) the config's FP32 model.
+    reference: Option<PathBuf>,
+    data: DataSource,
+    metrics: Vec<String>,
+}
+
+impl EvalArgs {
+    fn task(&self) -> Result<Task> {
+        let Some(config) = &self.config else {
+            return Ok(Task {
+                model: self.model.clone().context("--model is required")?,
+                reference: self.reference.clone(),
+                data: DataSource::File(self.data.clone().context("--data is required")?),
+                metrics: vec![self.metric.clone()],
+            });
+        };
+        let config = aquant::config::load(config)?;
+        Ok(Task {
+            model: self.model.clone().unwrap_or(config.model.clone()),
+            reference: self.reference.clone().or(Some(config.model)),
+            data: config
+                .validation
+                .context("the config has no validation dataset (engine.validation)")?,
+            metrics: config.metrics,
+        })
+    }
+}
+
 /// Runs `aquant eval`.
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
-    let model = Graph::load(&args.model)?.into_model();
-    let reference = match &args.reference {
+    let task = args.task()?;
+    let model = Graph::load(&task.model)?.into_model();
+    let reference = match &task.reference {
         Some(path) => Some(Graph::load(path)?.into_model()),
         None => None,
     };
-    let dataset = aquant::open_dataset(&args.data)?;
-    let metric = aquant::metric::builtin(&args.metric)?;
+    let dataset = task.data.open()?;
+    let metrics = task
+        .metrics
+        .iter()
+        .map(|m| aquant::metric::builtin(m))
+        .collect::<aquant::Result<Vec<_>>>()?;
     let backend = args.backend.open()?;
     let progress = Bars::new(args.quiet || args.json);
     let evaluator = Evaluator::new(
         backend.as_ref(),
         dataset.as_ref(),
-        vec![metric.as_ref()],
+        metrics.iter().map(|m| m.as_ref()).collect(),
         reference.as_ref(),
         args.batch,
         &progress,
@@ -71,7 +110,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let start = Instant::now();
     let outputs = evaluator
         .outputs(&model, &indices, "evaluating")
-        .with_context(|| format!("evaluating '{}'", args.model.display()))?;
+        .with_context(|| format!("evaluating '{}'", task.model.display()))?;
     let mut evaluation = evaluator.score(&indices, &outputs)?;
     evaluation.seconds = start.elapsed().as_secs_f64();
     if args.json {
@@ -80,6 +119,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             "value": evaluation.value(),
             "samples": count,
             "seconds": evaluation.seconds,
+            "metrics": evaluation.metrics.iter().map(|m| serde_json::json!({"name": m.name, "value": m.value})).collect::<Vec<_>>(),
         });
         if args.predictions {
             json["predictions"] = outputs
@@ -90,10 +130,14 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         }
         say!("{json}");
     } else {
+        let values: Vec<String> = evaluation
+            .metrics
+            .iter()
+            .map(|m| format!("{} = {:.4}", m.name, m.value))
+            .collect();
         say!(
-            "{} = {:.4} on {} samples ({:.1} samples/s, {:.2} s)",
-            evaluation.metrics[0].name,
-            evaluation.value(),
+            "{} on {} samples ({:.1} samples/s, {:.2} s)",
+            values.join(", "),
             count,
             count as f64 / evaluation.seconds.max(1e-9),
             evaluation.seconds

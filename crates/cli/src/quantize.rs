@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use aquant::config::{self, DataSource};
 use aquant::quant::{Granularity, RangeEstimator};
 use aquant::quantize::{
     self, IgnoredScope, ModelForm, ModelType, Preset, QuantizationParams, RestoreMode, TargetDevice,
@@ -26,6 +27,39 @@ enum Algorithm {
     AccuracyAware,
 }
 
+/// The flags a config file replaces: giving one of them with --config is refused rather than silently merged,
+/// so a run is described by one source.
+const CONFIG_REPLACES: [&str; 28] = [
+    "fallback",
+    "no_fast_bias_correction",
+    "model",
+    "calib",
+    "algorithm",
+    "val",
+    "metric",
+    "max_drop",
+    "drop_type",
+    "ranking_subset_size",
+    "max_iter",
+    "no_use_prev_if_drop_increase",
+    "convert_to_mixed_preset",
+    "baseline",
+    "metric_subset_ratio",
+    "tune_hyperparams",
+    "restore_mode",
+    "preset",
+    "target_device",
+    "model_type",
+    "stat_subset_size",
+    "shuffle_data",
+    "seed",
+    "ignored_scope",
+    "ignored_pattern",
+    "ignored_type",
+    "range_estimator",
+    "weights_granularity",
+];
+
 /// An evaluation shortcut of the search (see `aquant::search::Levers`).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Lever {
@@ -38,15 +72,20 @@ enum Lever {
 /// Arguments of `aquant quantize`.
 #[derive(Args)]
 pub struct QuantizeArgs {
+    /// A POT-style JSON config naming the model, data, metrics and algorithm. It replaces the model, data
+    /// and algorithm flags (giving both is an error); run flags (-o, --batch, --backend, ...) still apply.
+    #[arg(short, long, conflicts_with_all = CONFIG_REPLACES)]
+    config: Option<PathBuf>,
     /// The FP32 ONNX model (never modified).
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    model: Option<PathBuf>,
     /// Data spec (JSON) of the calibration set.
-    #[arg(long)]
-    calib: PathBuf,
-    /// Output directory: model.onnx and report.json are written there.
-    #[arg(short, long)]
-    output: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    calib: Option<PathBuf>,
+    /// Output directory: model.onnx and report.json are written there (with --config, default
+    /// results/MODEL_NAME).
+    #[arg(short, long, required_unless_present = "config")]
+    output: Option<PathBuf>,
     /// Algorithm (default: accuracy-aware when --val is given, default otherwise).
     #[arg(long, value_enum)]
     algorithm: Option<Algorithm>,
@@ -309,114 +348,172 @@ fn prepare_state(output: &Path, resumed: bool) -> Result<PathBuf> {
     Ok(state)
 }
 
+/// What one run quantizes and how: from the flags or from a config file.
+struct Job {
+    model: PathBuf,
+    calibration: DataSource,
+    validation: Option<DataSource>,
+    metrics: Vec<String>,
+    params: QuantizationParams,
+    /// `Some` for accuracy-aware quantization.
+    control: Option<AccuracyControlParams>,
+    output: PathBuf,
+}
+
+impl QuantizeArgs {
+    fn job(&self) -> Result<Job> {
+        match &self.config {
+            Some(path) => job_from_config(path, self.output.clone()),
+            None => self.job_from_flags(),
+        }
+    }
+
+    fn job_from_flags(&self) -> Result<Job> {
+        let (Some(model), Some(calib), Some(output)) = (&self.model, &self.calib, &self.output)
+        else {
+            bail!("--model, --calib and --output are required without --config");
+        };
+        let params = self.params()?;
+        let control = self.control()?;
+        Ok(Job {
+            model: model.clone(),
+            calibration: DataSource::File(calib.clone()),
+            validation: self.val.clone().map(DataSource::File),
+            metrics: self.metric.clone(),
+            params,
+            control: (self.algorithm()? == Algorithm::AccuracyAware).then_some(control),
+            output: output.clone(),
+        })
+    }
+}
+
+/// A job from a config file; the output directory defaults to `results/<model_name>` as POT's does.
+fn job_from_config(path: &Path, output: Option<PathBuf>) -> Result<Job> {
+    let config = config::load(path).with_context(|| format!("config '{}'", path.display()))?;
+    let output = output.unwrap_or_else(|| {
+        let name = config.model_name.clone().unwrap_or_else(|| {
+            config
+                .model
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+        });
+        Path::new("results").join(name)
+    });
+    Ok(Job {
+        model: config.model,
+        calibration: config.calibration,
+        validation: config.validation,
+        metrics: config.metrics,
+        params: config.quantization,
+        control: config.accuracy_control,
+        output,
+    })
+}
+
 /// Runs `aquant quantize`; `resumed`: the arguments come from an interrupted run's state.
 pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let start = Instant::now();
-    let params = args.params()?;
-    let algorithm = args.algorithm()?;
-    let control = args.control()?;
-    let model = Graph::load(&args.model)?.into_model();
-    let output = OutputDir::plan(&args.model, &args.output)?;
-    let calibration = aquant::open_dataset(&args.calib).context("calibration data")?;
+    let job = args.job()?;
+    let model = Graph::load(&job.model)?.into_model();
+    let output = OutputDir::plan(&job.model, &job.output)?;
+    let calibration = job.calibration.open().context("calibration data")?;
     let backend = args.backend.open()?;
     let backend = backend.as_ref();
     let progress = Bars::new(args.quiet);
-    match algorithm {
-        Algorithm::Default => {
-            output.create()?;
-            run_default(
-                &args,
-                backend,
-                model,
-                calibration.as_ref(),
-                &params,
-                &output,
-                &progress,
-                start,
-            )
-        }
-        Algorithm::AccuracyAware => {
-            let val = args.val.as_ref().expect("checked in algorithm()");
-            // One dataset object when both specs are the same file: the library then reuses calibration's
-            // FP32 outputs as the FP32 evaluation.
-            let opened;
-            let validation = if same_file(val, &args.calib) {
-                calibration.as_ref()
-            } else {
-                opened = aquant::open_dataset(val).context("validation data")?;
-                opened.as_ref()
-            };
-            warn_if_subset_clamped(args.ranking_subset_size, validation.len());
-            let metrics = args
-                .metric
-                .iter()
-                .map(|m| aquant::metric::builtin(m))
-                .collect::<aquant::Result<Vec<_>>>()?;
-            let metric_refs: Vec<&dyn aquant::Metric> =
-                metrics.iter().map(|m| m.as_ref()).collect();
-            output.create()?;
-            let state = prepare_state(&args.output, resumed)?;
-            interrupt::install();
-            let options = RunOptions {
-                batch_size: args.batch,
-                intermediate_dir: Some(output.intermediate()),
-                compress_weights: !args.no_compress_weights,
-                progress: &progress,
-                levers: args.levers(),
-                journal: Some(state.join(JOURNAL)),
-                interrupt: Some(interrupt::flag()),
-            };
-            let outcome = search::quantize_with_accuracy_control(
-                backend,
-                model,
-                calibration.as_ref(),
-                validation,
-                &metric_refs,
-                &params,
-                &control,
-                &options,
+    let Some(control) = &job.control else {
+        output.create()?;
+        return run_default(
+            &args,
+            &job,
+            backend,
+            model,
+            calibration.as_ref(),
+            &output,
+            &progress,
+            start,
+        );
+    };
+    let source = job
+        .validation
+        .as_ref()
+        .context("accuracy-aware quantization needs a validation set")?;
+    // One dataset object when validation and calibration are the same data: the library then reuses
+    // calibration's FP32 outputs as the FP32 evaluation.
+    let opened;
+    let validation = if same_source(source, &job.calibration) {
+        calibration.as_ref()
+    } else {
+        opened = source.open().context("validation data")?;
+        opened.as_ref()
+    };
+    warn_if_subset_clamped(control.ranking_subset_size, validation.len());
+    let metrics = job
+        .metrics
+        .iter()
+        .map(|m| aquant::metric::builtin(m))
+        .collect::<aquant::Result<Vec<_>>>()?;
+    let metric_refs: Vec<&dyn aquant::Metric> = metrics.iter().map(|m| m.as_ref()).collect();
+    output.create()?;
+    let state = prepare_state(&job.output, resumed)?;
+    interrupt::install();
+    let options = RunOptions {
+        batch_size: args.batch,
+        intermediate_dir: Some(output.intermediate()),
+        compress_weights: !args.no_compress_weights,
+        progress: &progress,
+        levers: args.levers(),
+        journal: Some(state.join(JOURNAL)),
+        interrupt: Some(interrupt::flag()),
+    };
+    let outcome = search::quantize_with_accuracy_control(
+        backend,
+        model,
+        calibration.as_ref(),
+        validation,
+        &metric_refs,
+        &job.params,
+        control,
+        &options,
+    );
+    let mut outcome = match outcome {
+        Err(aquant::Error::Interrupted) => {
+            eprintln!(
+                "interrupted before the quantized model was evaluated: nothing to save yet; \
+                 continue with: aquant quantize --resume {}",
+                job.output.display()
             );
-            let mut outcome = match outcome {
-                Err(aquant::Error::Interrupted) => {
-                    eprintln!(
-                        "interrupted before the quantized model was evaluated: nothing to save yet; \
-                         continue with: aquant quantize --resume {}",
-                        args.output.display()
-                    );
-                    return Ok(ExitCode::from(130));
-                }
-                Err(error) => {
-                    // Not resumable: a failed run leaves nothing behind.
-                    let _ = std::fs::remove_dir_all(&state);
-                    return Err(error.into());
-                }
-                Ok(outcome) => outcome,
-            };
-            let target = output.save_model(&outcome.model)?;
-            outcome.report.output = Some(target.display().to_string());
-            outcome.report.model = args.model.display().to_string();
-            output.write_report(&outcome.report)?;
-            say!("{}", outcome.report.summary());
-            say!("model: {}", target.display());
-            if args.profile {
-                print_profile(&outcome.report);
-            }
-            if outcome.report.interrupted {
-                eprintln!(
-                    "interrupted: continue with: aquant quantize --resume {}",
-                    args.output.display()
-                );
-                return Ok(ExitCode::from(130));
-            }
-            // Finished: the journal has served its purpose.
-            let _ = std::fs::remove_dir_all(&state);
-            Ok(if outcome.target_met() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            return Ok(ExitCode::from(130));
         }
+        Err(error) => {
+            // Not resumable: a failed run leaves nothing behind.
+            let _ = std::fs::remove_dir_all(&state);
+            return Err(error.into());
+        }
+        Ok(outcome) => outcome,
+    };
+    let target = output.save_model(&outcome.model)?;
+    outcome.report.output = Some(target.display().to_string());
+    outcome.report.model = job.model.display().to_string();
+    output.write_report(&outcome.report)?;
+    say!("{}", outcome.report.summary());
+    say!("model: {}", target.display());
+    if args.profile {
+        print_profile(&outcome.report);
     }
+    if outcome.report.interrupted {
+        eprintln!(
+            "interrupted: continue with: aquant quantize --resume {}",
+            job.output.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    // Finished: the journal has served its purpose.
+    let _ = std::fs::remove_dir_all(&state);
+    Ok(if outcome.target_met() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// The `--profile` table: wall time per stage, then what the evaluations spent it on.
@@ -447,8 +544,15 @@ fn print_profile(report: &search::Report) {
     );
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+/// Whether two data sources are the same data: the same spec file, or equal inline specs read from the same
+/// place.
+fn same_source(a: &DataSource, b: &DataSource) -> bool {
+    match (a, b) {
+        (DataSource::File(a), DataSource::File(b)) => {
+            matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+        }
+        (a, b) => a == b,
+    }
 }
 
 /// The ranking subset is clamped to the validation set, as NNCF does; a larger request is worth a word, since
@@ -464,14 +568,15 @@ fn warn_if_subset_clamped(requested: Option<usize>, samples: usize) {
 #[allow(clippy::too_many_arguments)]
 fn run_default(
     args: &QuantizeArgs,
+    job: &Job,
     backend: &dyn aquant::Backend,
     model: aquant_onnx::ModelProto,
     calibration: &dyn aquant::Dataset,
-    params: &QuantizationParams,
     output: &OutputDir,
     progress: &Bars,
     start: Instant,
 ) -> Result<ExitCode> {
+    let params = &job.params;
     let (quantized, summary) =
         quantize::quantize(backend, model, calibration, params, args.batch, progress)?;
     let form = ModelForm::Export {
@@ -481,7 +586,7 @@ fn run_default(
     let target = output.save_model(&output_model)?;
     let report = serde_json::json!({
         "algorithm": "DefaultQuantization",
-        "model": args.model,
+        "model": job.model,
         "quantized_ops": summary.quantized_ops,
         "reverted_ops": 0,
         "activation_quantizers": summary.activation_quantizers,

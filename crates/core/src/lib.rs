@@ -14,6 +14,7 @@ mod runner;
 mod tensor;
 
 pub mod builder;
+pub mod config;
 pub mod data;
 pub mod graph;
 pub mod metric;

@@ -1,0 +1,239 @@
+//! POT-compatible JSON configs: one file names the model, the data, the metric and the algorithm.
+//!
+//! The layout is OpenVINO POT's, so a POT config for an ONNX model needs at most its paths changed:
+//!
+//! ```json
+//! {"model": {"model_name": "mnist", "model": "mnist.onnx"},
+//!  "engine": {"device": "CPU", "calibration": "calib.json", "validation": "val.json", "metric": "top1"},
+//!  "compression": {"target_device": "ANY",
+//!                  "algorithms": [{"name": "AccuracyAwareQuantization", "params": {"maximal_drop": 0.01}}]}}
+//! ```
+//!
+//! `calibration` and `validation` are data-spec files or inline [`DataSpec`] objects; without `calibration`
+//! the validation set is also the calibration set (POT's single `data_source`). The parameters keep POT's
+//! names and map onto [`QuantizationParams`] and [`AccuracyControlParams`].
+//!
+//! Relative paths (the model, data-spec files, and the files inline specs name) resolve against the directory
+//! of the config file, so a config and its data move together; [`parse`] keeps them as written and [`load`]
+//! resolves them.
+//!
+//! Every key is checked: an unknown one is an error naming its JSON path and the nearest known key, because
+//! a misspelt `maximal_drp` silently falling back to its default would quantize with the wrong target.
+
+mod algorithm;
+mod error;
+mod fields;
+mod suggest;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use algorithm::{ACCURACY_AWARE_QUANTIZATION, DEFAULT_QUANTIZATION};
+pub use error::ConfigError;
+use fields::{typed, Fields};
+
+use crate::data::{open_dataset, DataSpec, Dataset};
+use crate::quantize::QuantizationParams;
+use crate::search::AccuracyControlParams;
+
+const ROOT_KEYS: &[&str] = &["model", "engine", "compression"];
+const MODEL_KEYS: &[&str] = &["model_name", "model", "weights"];
+const ENGINE_KEYS: &[&str] = &["device", "calibration", "validation", "metric"];
+const COMPRESSION_KEYS: &[&str] = &["target_device", "algorithms"];
+
+/// Where a dataset comes from: a data-spec file or a spec written inline in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSource {
+    /// A data-spec file (its relative paths resolve against its own directory).
+    File(PathBuf),
+    /// An inline spec; its relative paths resolve against `base_dir` (the config's directory).
+    Inline {
+        /// The spec.
+        spec: DataSpec,
+        /// Directory relative paths start from.
+        base_dir: PathBuf,
+    },
+}
+
+impl DataSource {
+    /// Opens the dataset.
+    pub fn open(&self) -> crate::Result<Box<dyn Dataset>> {
+        match self {
+            DataSource::File(path) => open_dataset(path),
+            DataSource::Inline { spec, base_dir } => spec.open(base_dir),
+        }
+    }
+
+    fn rebase(self, dir: &Path) -> DataSource {
+        match self {
+            DataSource::File(path) => DataSource::File(dir.join(path)),
+            DataSource::Inline { spec, base_dir } => DataSource::Inline {
+                spec,
+                base_dir: dir.join(base_dir),
+            },
+        }
+    }
+}
+
+/// A parsed config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `model.model_name`, informative.
+    pub model_name: Option<String>,
+    /// The FP32 ONNX model.
+    pub model: PathBuf,
+    /// The calibration set (`engine.calibration`, else the validation set).
+    pub calibration: DataSource,
+    /// The validation set; required by AccuracyAwareQuantization.
+    pub validation: Option<DataSource>,
+    /// Metric names (`engine.metric`, default `top1`).
+    pub metrics: Vec<String>,
+    /// The base algorithm's parameters.
+    pub quantization: QuantizationParams,
+    /// `Some` when the algorithm is AccuracyAwareQuantization.
+    pub accuracy_control: Option<AccuracyControlParams>,
+}
+
+/// Reads and parses the config file at `path`, resolving relative paths against its directory.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    Ok(parse(&text)?.rebase(dir))
+}
+
+/// Parses a config's text; paths stay as written. Never panics, whatever the input.
+pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    let root: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+    let mut root = Fields::new(root, "", ROOT_KEYS)?;
+    let mut model = root
+        .object("model", MODEL_KEYS)?
+        .ok_or_else(|| ConfigError::Missing("model".into()))?;
+    let mut engine = root
+        .object("engine", ENGINE_KEYS)?
+        .ok_or_else(|| ConfigError::Missing("engine".into()))?;
+    let mut compression = root
+        .object("compression", COMPRESSION_KEYS)?
+        .ok_or_else(|| ConfigError::Missing("compression".into()))?;
+
+    let model_name = model.get("model_name")?;
+    let model_path: PathBuf = model.require("model")?;
+    if let Some(weights) = model.get::<String>("weights")? {
+        if !weights.is_empty() {
+            return Err(ConfigError::invalid(
+                &model.path_of("weights"),
+                "an ONNX model carries its weights: leave this empty (OpenVINO IR .bin files are not read)",
+            ));
+        }
+    }
+
+    if let Some(device) = engine.get::<String>("device")? {
+        if device != "CPU" {
+            return Err(ConfigError::invalid(
+                &engine.path_of("device"),
+                format!("'{device}': aquant runs the model on the CPU"),
+            ));
+        }
+    }
+    let calibration = data_source(&mut engine, "calibration")?;
+    let validation = data_source(&mut engine, "validation")?;
+    let metrics = metric_names(&mut engine)?;
+
+    let device_path = compression.path_of("target_device");
+    let target_device = compression
+        .raw("target_device")
+        .map(|v| algorithm::target_device(v, &device_path))
+        .transpose()?;
+    let mut algorithms = compression.list("algorithms")?;
+    if algorithms.len() != 1 {
+        return Err(ConfigError::invalid(
+            &compression.path_of("algorithms"),
+            format!(
+                "must hold exactly one algorithm ({DEFAULT_QUANTIZATION} or {ACCURACY_AWARE_QUANTIZATION}), not {}",
+                algorithms.len()
+            ),
+        ));
+    }
+    let (path, value) = algorithms.remove(0);
+    let algorithm = algorithm::read(value, &path, target_device)?;
+
+    if algorithm.accuracy_control.is_some() && validation.is_none() {
+        return Err(ConfigError::invalid(
+            "engine.validation",
+            format!("{ACCURACY_AWARE_QUANTIZATION} needs a validation dataset"),
+        ));
+    }
+    if let Some(control) = &algorithm.accuracy_control {
+        if let Some(t) = control.metrics.iter().find(|t| !metrics.contains(&t.name)) {
+            return Err(ConfigError::invalid(
+                &format!("{path}.params.metrics"),
+                format!("metric '{}' is not one of engine.metric", t.name),
+            ));
+        }
+    }
+    let calibration = calibration
+        .or_else(|| validation.clone())
+        .ok_or_else(|| ConfigError::Missing("engine.calibration".into()))?;
+    Ok(Config {
+        model_name,
+        model: model_path,
+        calibration,
+        validation,
+        metrics,
+        quantization: algorithm.quantization,
+        accuracy_control: algorithm.accuracy_control,
+    })
+}
+
+impl Config {
+    /// The config with relative paths resolved against `dir`.
+    fn rebase(self, dir: &Path) -> Config {
+        Config {
+            model: dir.join(&self.model),
+            calibration: self.calibration.rebase(dir),
+            validation: self.validation.map(|v| v.rebase(dir)),
+            ..self
+        }
+    }
+}
+
+/// `engine.<key>`: a data-spec path or an inline spec object.
+fn data_source(engine: &mut Fields, key: &str) -> Result<Option<DataSource>, ConfigError> {
+    let path = engine.path_of(key);
+    Ok(match engine.raw(key) {
+        None => None,
+        Some(Value::String(file)) => Some(DataSource::File(file.into())),
+        Some(object @ Value::Object(_)) => Some(DataSource::Inline {
+            spec: typed(object, &path)?,
+            base_dir: PathBuf::new(),
+        }),
+        Some(_) => {
+            return Err(ConfigError::WrongType {
+                path,
+                message: "expected a data-spec path or an inline data spec object".into(),
+            })
+        }
+    })
+}
+
+/// `engine.metric`: one name or a list of names.
+fn metric_names(engine: &mut Fields) -> Result<Vec<String>, ConfigError> {
+    let path = engine.path_of("metric");
+    let names = match engine.raw("metric") {
+        None => vec!["top1".to_string()],
+        Some(Value::String(name)) => vec![name],
+        Some(list) => typed(list, &path)?,
+    };
+    if names.is_empty() {
+        return Err(ConfigError::invalid(&path, "names no metric"));
+    }
+    for name in &names {
+        crate::metric::builtin(name).map_err(|e| ConfigError::rejected(&path, e))?;
+    }
+    Ok(names)
+}

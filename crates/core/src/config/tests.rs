@@ -1,0 +1,187 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::quant::{Aggregator, Granularity, RangeEstimator, Statistic};
+use crate::quantize::{Preset, TargetDevice};
+use crate::search::{DropType, MetricTarget};
+
+const MINIMAL: &str = r#"{"model": {"model": "m.onnx"}, "engine": {"calibration": "calib.json"},
+    "compression": {"algorithms": [{"name": "DefaultQuantization"}]}}"#;
+
+/// An accuracy-aware config whose params are `params`.
+fn accuracy_aware(params: &str) -> String {
+    format!(
+        r#"{{"model": {{"model": "m.onnx"}}, "engine": {{"validation": "val.json"}},
+        "compression": {{"algorithms": [{{"name": "AccuracyAwareQuantization", "params": {params}}}]}}}}"#
+    )
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn a_minimal_config_takes_every_default() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.model, PathBuf::from("m.onnx"));
+    assert_eq!(config.calibration, DataSource::File("calib.json".into()));
+    assert_eq!(config.validation, None);
+    assert_eq!(config.metrics, ["top1"]);
+    assert_eq!(config.quantization, QuantizationParams::default());
+    assert_eq!(config.accuracy_control, None);
+}
+
+#[test]
+fn an_unknown_key_names_its_path_and_the_nearest_known_key() {
+    let message = error(&accuracy_aware(r#"{"maximal_drp": 0.02}"#));
+    assert_eq!(
+        message,
+        "unknown key `maximal_drp` at `compression.algorithms[0].params.maximal_drp`; did you mean `maximal_drop`?"
+    );
+    assert!(error(r#"{"modle": {}}"#).contains("did you mean `model`?"));
+}
+
+#[test]
+fn control_keys_are_unknown_to_default_quantization() {
+    let text = MINIMAL.replace(
+        r#""name": "DefaultQuantization""#,
+        r#""name": "DefaultQuantization", "params": {"maximal_drop": 0.1}"#,
+    );
+    assert!(error(&text).starts_with("unknown key `maximal_drop`"));
+}
+
+#[test]
+fn a_wrong_type_names_the_path_and_the_expected_type() {
+    let message = error(&accuracy_aware(r#"{"maximal_drop": "big"}"#));
+    assert!(
+        message
+            .starts_with("`compression.algorithms[0].params.maximal_drop`: invalid type: string"),
+        "{message}"
+    );
+    assert!(message.contains("f64"), "{message}");
+    assert!(error(r#"{"model": []}"#).contains("`model`: expected an object, found an array"));
+}
+
+#[test]
+fn a_negative_drop_and_other_validation_errors_are_one_liners() {
+    let message = error(&accuracy_aware(r#"{"maximal_drop": -0.1}"#));
+    assert!(
+        message.contains("maximal_drop must be a number ≥ 0"),
+        "{message}"
+    );
+    let no_validation =
+        accuracy_aware("{}").replace(r#""validation": "val.json""#, r#""calibration": "c.json""#);
+    assert!(error(&no_validation).contains("needs a validation dataset"));
+    let unknown = MINIMAL.replace("DefaultQuantization", "BestQuantization");
+    assert!(error(&unknown).contains("unknown algorithm 'BestQuantization'"));
+    let gna = MINIMAL.replace(r#""algorithms""#, r#""target_device": "GNA", "algorithms""#);
+    assert!(error(&gna).contains("GNA needs 16-bit quantization"));
+    let weights = MINIMAL.replace(
+        r#""model": "m.onnx""#,
+        r#""model": "m.xml", "weights": "m.bin""#,
+    );
+    assert!(error(&weights).contains("`model.weights`"));
+    for message in [error(&weights), error(&gna), error("{"), error("[1]")] {
+        assert_eq!(message.lines().count(), 1, "{message}");
+    }
+}
+
+#[test]
+fn pot_params_map_onto_the_library_params() {
+    let config = parse(&accuracy_aware(
+        r#"{"preset": "mixed", "target_device": "CPU", "use_fast_bias": false, "stat_subset_size": 64,
+            "ignored": {"scope": ["conv1"], "operations": [{"type": "Add"}]},
+            "weights": {"granularity": "pertensor"},
+            "activations": {"range_estimator": {"min": {"type": "min", "aggregator": "min"},
+                                                "max": {"type": "max", "aggregator": "max"}}},
+            "maximal_drop": 0.5, "drop_type": "relative", "max_iter_num": 3,
+            "metrics": [{"name": "top1", "baseline_value": 0.9}]}"#,
+    ))
+    .unwrap();
+    let q = &config.quantization;
+    assert_eq!(q.preset, Preset::Mixed);
+    assert_eq!(q.target_device, TargetDevice::Cpu);
+    assert!(!q.fast_bias_correction);
+    assert_eq!(q.stat_subset_size, 64);
+    assert_eq!(q.ignored_scope.names, ["conv1"]);
+    assert_eq!(q.ignored_scope.types, ["Add"]);
+    assert_eq!(q.weights.granularity, Granularity::PerTensor);
+    assert_eq!(
+        q.activations.range_estimator,
+        Some(RangeEstimator::min_max())
+    );
+    let c = config.accuracy_control.unwrap();
+    assert_eq!(c.maximal_drop, 0.5);
+    assert_eq!(c.drop_type, DropType::Relative);
+    assert_eq!(c.max_iter_num, Some(3));
+    assert_eq!(
+        c.metrics,
+        [MetricTarget {
+            name: "top1".into(),
+            baseline_value: Some(0.9)
+        }]
+    );
+    assert_eq!(config.calibration, config.validation.unwrap());
+}
+
+#[test]
+fn the_full_spec_example_spells_out_the_defaults() {
+    let text = include_str!("../../../../examples/configs/mobilenet_v2_accuracy_aware_spec.json");
+    let config = parse(text).unwrap();
+    let mut expected = QuantizationParams::default();
+    expected.activations.range_estimator = Some(RangeEstimator {
+        min: crate::quant::Estimator::new(Statistic::Min, Aggregator::Mean),
+        max: crate::quant::Estimator::new(Statistic::Max, Aggregator::Mean),
+    });
+    assert_eq!(config.quantization, expected);
+    let control = config.accuracy_control.unwrap();
+    assert_eq!(
+        control,
+        AccuracyControlParams {
+            maximal_drop: 0.003,
+            metrics: vec![MetricTarget {
+                name: "top1".into(),
+                baseline_value: None
+            }],
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
+fn load_resolves_paths_against_the_config_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.json");
+    std::fs::write(
+        &path,
+        MINIMAL.replace(
+            r#""calibration": "calib.json""#,
+            r#""calibration": {"format": "npy", "inputs": {"x": "x.npy"}}"#,
+        ),
+    )
+    .unwrap();
+    let config = load(&path).unwrap();
+    assert_eq!(config.model, dir.path().join("m.onnx"));
+    assert!(
+        matches!(config.calibration, DataSource::Inline { ref base_dir, .. } if base_dir == dir.path())
+    );
+    assert!(load(Path::new("/nonexistent/c.json"))
+        .unwrap_err()
+        .to_string()
+        .starts_with("reading config"));
+}
+
+#[test]
+fn no_input_panics() {
+    for text in [
+        "",
+        "null",
+        "{\"model\": null}",
+        "{\"compression\": {\"algorithms\": 3}}",
+        "\u{0}",
+        "[[[[",
+        "1e999",
+    ] {
+        assert!(parse(text).is_err(), "{text}");
+    }
+}

@@ -5,7 +5,8 @@ Run through bench/compare_nncf.sh, which makes the venv and builds aquant. For e
 runs NNCF, then aquant with each backend, one after the other on this machine, and prints a Markdown table:
 FP32 / INT8 / final top-1 (all measured by ONNX Runtime on each tool's saved model), reverted ops, wall time,
 aquant/NNCF, and aquant's time over its lower bound (calibration + one FP32 + one INT8 full evaluation, from its
-own report). With --levers CASE DROP it instead runs aquant with each evaluation shortcut switched off.
+own report). With --levers CASE DROP it instead runs aquant with each evaluation shortcut switched off
+(AQUANT_LEVERS=a,b,... to measure only some: without early-stop a run takes several minutes).
 """
 import argparse
 import json
@@ -17,7 +18,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CASES = ["mnist_cnn", "0.01", "mobilenet_v2", "0.01", "mobilenet_v2", "0.003", "efficientnet_lite0", "0.003"]
-LEVERS = ["early-stop", "reuse", "cohorts", "prefix-cache"]
+LEVERS = os.environ.get("AQUANT_LEVERS", "early-stop,reuse,cohorts,prefix-cache").split(",")
 
 
 def paths(case):

@@ -5,12 +5,13 @@
 //! fuzzed, on machines without nightly. A body returns quietly on any error (bad input is expected); it panics
 //! only on a bug: a panic in aquant, or a broken invariant it asserts.
 //!
-//! Config parser target: see `README.md` ("Adding a target").
 #![deny(missing_docs)]
 
+mod config;
 mod data_spec;
 mod fixture;
 mod onnx_load;
 
+pub use config::config;
 pub use data_spec::data_spec;
 pub use onnx_load::onnx_load;

@@ -44,6 +44,18 @@ fn onnx_load_replays_seeds_regressions_and_bundled_models() {
 }
 
 #[test]
+fn config_replays_seeds_regressions_and_example_configs() {
+    let examples = fuzz_dir().join("../examples/configs");
+    let configs = [
+        "mnist_default.json",
+        "mnist_accuracy_aware.json",
+        "mobilenet_v2_accuracy_aware_spec.json",
+    ]
+    .map(|c| examples.join(c));
+    replay("config", aquant_fuzz::config, &configs);
+}
+
+#[test]
 fn data_spec_replays_seeds_regressions_and_bundled_specs() {
     let assets = fuzz_dir().join("../assets");
     let specs = [

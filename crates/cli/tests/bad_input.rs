@@ -5,17 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_clean_error, assets, write};
-
-fn f32_npy(shape: &[usize], values: &[f32]) -> Vec<u8> {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    aquant::data::npy_bytes("<f4", shape, &bytes)
-}
-
-fn i64_npy(values: &[i64]) -> Vec<u8> {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    aquant::data::npy_bytes("<i8", &[values.len()], &bytes)
-}
+use common::{assert_clean_error, assets, f32_npy, i64_npy, write};
 
 fn mnist() -> String {
     assets()

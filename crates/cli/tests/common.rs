@@ -90,3 +90,15 @@ pub fn sample_inputs(dataset: &dyn aquant::Dataset, index: usize) -> Vec<aquant:
         .map(|(_, t)| t)
         .collect()
 }
+
+/// `.npy` bytes of float32 `values` with `shape`.
+pub fn f32_npy(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    aquant::data::npy_bytes("<f4", shape, &bytes)
+}
+
+/// `.npy` bytes of an int64 vector (labels).
+pub fn i64_npy(values: &[i64]) -> Vec<u8> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    aquant::data::npy_bytes("<i8", &[values.len()], &bytes)
+}

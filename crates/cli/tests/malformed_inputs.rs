@@ -19,7 +19,7 @@ use aquant::builder::ModelBuilder;
 use aquant_onnx::proto::tensor_proto::DataLocation;
 use aquant_onnx::proto::StringStringEntryProto;
 use aquant_onnx::ModelProto;
-use common::{assert_clean_error, write};
+use common::{assert_clean_error, f32_npy, i64_npy, write};
 
 /// Samples in the small data sets below.
 const SAMPLES: usize = 8;
@@ -103,16 +103,6 @@ fn matmul_model() -> ModelBuilder {
         .initializer("w", &[4, 3], &weights)
         .node("MatMul", "matmul", &["x", "w"], &["y"])
         .output("y", &[None, Some(3)])
-}
-
-fn f32_npy(shape: &[usize], values: &[f32]) -> Vec<u8> {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    aquant::data::npy_bytes("<f4", shape, &bytes)
-}
-
-fn i64_npy(values: &[i64]) -> Vec<u8> {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    aquant::data::npy_bytes("<i8", &[values.len()], &bytes)
 }
 
 /// Writes `<name>_x.npy` (and `<name>_y.npy`) and a data spec over them; returns the spec's path.

@@ -233,24 +233,12 @@ impl<'a> Evaluator<'a> {
         metric: usize,
         mut keep_going: impl FnMut(&[f64]) -> bool,
     ) -> Result<Vec<f64>> {
-        let metric = self.metrics[metric];
-        if metric.needs_reference() {
+        if self.metrics[metric].needs_reference() {
             self.ensure_reference(indices)?;
         }
         let mut values = Vec::with_capacity(indices.len());
         self.stream(model, indices, label, |index, outputs, annotation| {
-            let reference = if metric.needs_reference() {
-                self.reference_outputs(index)
-            } else {
-                None
-            };
-            values.push(sample_value(
-                metric,
-                index,
-                &outputs,
-                &annotation,
-                reference.as_deref(),
-            )?);
+            values.push(self.sample_value(metric, index, &outputs, &annotation)?);
             Ok(if keep_going(&values) {
                 Flow::Continue
             } else {

@@ -17,6 +17,9 @@ pub trait Backend: Send + Sync {
     /// Short engine name for messages and reports ("tract", "ort").
     fn name(&self) -> &str;
 
+    /// The engine's version ("0.23.9", "1.32.0"), for reports: a measured figure names what measured it.
+    fn version(&self) -> String;
+
     /// Prepares `model` for execution. The session returns the model's outputs followed by `extra_outputs`
     /// (names of intermediate tensors), in that order.
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>>;

@@ -15,6 +15,7 @@ mod tensor;
 
 pub mod builder;
 pub mod config;
+pub mod cpu;
 pub mod data;
 pub mod graph;
 pub mod metric;
@@ -25,6 +26,7 @@ pub mod quantize;
 pub mod search;
 
 pub use backend::{Backend, Session};
+pub use cpu::CpuFeatures;
 pub use data::{open_dataset, Annotation, DataSpec, Dataset, Sample};
 pub use error::{Error, Result};
 pub use eval::{Evaluation, Evaluator, MetricValue};

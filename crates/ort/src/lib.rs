@@ -94,6 +94,15 @@ impl Backend for OrtBackend {
         "ort"
     }
 
+    /// From the loaded library's build info ("ORT Build Info: git-branch=rel-1.32.0, …").
+    fn version(&self) -> String {
+        let info = ort::info();
+        info.split(|c: char| c == ',' || c.is_whitespace())
+            .find_map(|field| field.strip_prefix("git-branch=rel-"))
+            .unwrap_or(info)
+            .to_owned()
+    }
+
     fn runs_qdq_natively(&self) -> bool {
         true
     }

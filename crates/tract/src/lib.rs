@@ -43,6 +43,11 @@ impl Backend for TractBackend {
         "tract"
     }
 
+    fn version(&self) -> String {
+        // tract exports no version; the workspace pins it exactly (Cargo.toml: tract-onnx "=0.23.9").
+        "0.23.9".into()
+    }
+
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>> {
         let bytes = aquant_onnx::encode_model(model);
         let mut inference = tract_onnx::onnx()

@@ -93,40 +93,40 @@ pub struct QuantizeArgs {
     #[arg(long)]
     val: Option<PathBuf>,
     /// Metrics to control (comma-separated or repeated): top1, top5, topK, agreement, mse, nmse.
-    #[arg(long, value_delimiter = ',', default_value = "top1")]
+    #[arg(long, value_delimiter = ',', default_value = "top1", requires = "val")]
     metric: Vec<String>,
     /// Allowed drop (POT maximal_drop).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, requires = "val")]
     max_drop: f64,
     /// absolute or relative.
-    #[arg(long, default_value = "absolute")]
+    #[arg(long, default_value = "absolute", requires = "val")]
     drop_type: String,
     /// Samples used to rank groups (default min(N, 300)).
-    #[arg(long)]
+    #[arg(long, requires = "val")]
     ranking_subset_size: Option<usize>,
     /// Most groups reverted (POT max_iter_num).
-    #[arg(long)]
+    #[arg(long, requires = "val")]
     max_iter: Option<usize>,
     /// Keep a revert even when it increases the drop.
-    #[arg(long)]
+    #[arg(long, requires = "val")]
     no_use_prev_if_drop_increase: bool,
     /// If the performance preset fails, retry with mixed before reverting.
-    #[arg(long)]
+    #[arg(long, requires = "val")]
     convert_to_mixed_preset: bool,
     /// Known FP32 value of a metric, NAME=VALUE (skips the FP32 full evaluation when every metric has one).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', requires = "val")]
     baseline: Vec<String>,
     /// With baselines: fraction of the validation set compared sample by sample.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, requires = "val")]
     metric_subset_ratio: f64,
     /// Grid-search range estimator, bias correction and preset on the ranking subset before reverting.
-    #[arg(long)]
+    #[arg(long, requires = "val")]
     tune_hyperparams: bool,
     /// Precision ladder of a reverted group, e.g. "fp32" (default) or "int16,fp32".
-    #[arg(long, value_delimiter = ',', default_value = "fp32")]
+    #[arg(long, value_delimiter = ',', default_value = "fp32", requires = "val")]
     fallback: Vec<String>,
     /// What a revert returns to FP32: activations_and_weights or only_activations.
-    #[arg(long, default_value = "activations_and_weights")]
+    #[arg(long, default_value = "activations_and_weights", requires = "val")]
     restore_mode: String,
     /// Activation preset: performance (symmetric) or mixed (asymmetric activations).
     #[arg(long, default_value = "performance")]
@@ -300,7 +300,7 @@ impl QuantizeArgs {
 /// Where a run keeps what `--resume` needs, inside its output directory.
 const STATE_DIR: &str = "state";
 /// The journal of results (see `aquant::search::RunOptions::journal`).
-const JOURNAL: &str = "journal.json";
+const JOURNAL: &str = "journal.jsonl";
 /// The command line of the run, to resume it with the same arguments.
 const ARGS: &str = "args.json";
 
@@ -464,6 +464,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
         levers: args.levers(),
         journal: Some(state.join(JOURNAL)),
         interrupt: Some(interrupt::flag()),
+        ..Default::default()
     };
     let outcome = search::quantize_with_accuracy_control(
         backend,

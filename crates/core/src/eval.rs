@@ -4,10 +4,14 @@
 //! for metrics that compare with the FP32 model, the FP32 outputs of every sample it has seen (computed once,
 //! on first need). Results are per sample, so callers can cache them, compare models sample by sample and
 //! evaluate any subset.
+//!
+//! Metrics are user code: they never run under the evaluator's lock (the FP32 outputs they compare with are
+//! taken out first, shared), and a metric that panics becomes one [`Error::Metric`], not a crash of the run.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use aquant_onnx::ModelProto;
@@ -58,7 +62,7 @@ pub struct Evaluator<'a> {
     batch_size: usize,
     progress: &'a dyn Progress,
     reference_model: Option<&'a ModelProto>,
-    reference_outputs: Mutex<HashMap<usize, Vec<Tensor>>>,
+    reference_outputs: Mutex<HashMap<usize, Arc<Vec<Tensor>>>>,
     samples_inferred: AtomicUsize,
     profile: Arc<Profile>,
     interrupt: Option<&'a AtomicBool>,
@@ -108,6 +112,24 @@ impl<'a> Evaluator<'a> {
         self.backend
     }
 
+    /// Runs later evaluations on `backend` (cached FP32 outputs are kept: FP32 is the same model).
+    pub fn set_backend(&mut self, backend: &'a dyn Backend) {
+        self.backend = backend;
+    }
+
+    /// The interrupt flag, if any.
+    pub fn interrupt(&self) -> Option<&'a AtomicBool> {
+        self.interrupt
+    }
+
+    /// The FP32 output cache. No user code runs while it is held, so it is never poisoned; should a bug
+    /// poison it anyway, its content is still whole (entries are inserted whole).
+    fn reference_cache(&self) -> MutexGuard<'_, HashMap<usize, Arc<Vec<Tensor>>>> {
+        self.reference_outputs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Makes evaluations stop with [`Error::Interrupted`] once `flag` is set (checked between batches).
     pub fn with_interrupt(mut self, flag: Option<&'a AtomicBool>) -> Self {
         self.interrupt = flag;
@@ -154,11 +176,11 @@ impl<'a> Evaluator<'a> {
 
     /// The FP32 outputs cached for sample `index`, if any.
     pub fn reference_outputs(&self, index: usize) -> Option<Vec<Tensor>> {
-        self.reference_outputs
-            .lock()
-            .expect("no panics while holding the lock")
-            .get(&index)
-            .cloned()
+        self.shared_reference(index).map(|r| r.as_ref().clone())
+    }
+
+    fn shared_reference(&self, index: usize) -> Option<Arc<Vec<Tensor>>> {
+        self.reference_cache().get(&index).cloned()
     }
 
     /// Every sample index of the dataset.
@@ -258,11 +280,17 @@ impl<'a> Evaluator<'a> {
     ) -> Result<f64> {
         let metric = self.metrics[metric];
         let reference = if metric.needs_reference() {
-            self.reference_outputs(index)
+            self.shared_reference(index)
         } else {
             None
         };
-        sample_value(metric, index, outputs, annotation, reference.as_deref())
+        sample_value(
+            metric,
+            index,
+            outputs,
+            annotation,
+            reference.as_ref().map(|r| r.as_slice()),
+        )
     }
 
     /// Records `samples` runs made outside [`Evaluator::stream`] (partial models included).
@@ -301,10 +329,10 @@ impl<'a> Evaluator<'a> {
         if self.metrics.iter().any(|m| m.needs_reference()) {
             self.ensure_reference(indices)?;
         }
-        let reference = self
-            .reference_outputs
-            .lock()
-            .expect("no panics while holding the lock");
+        let reference: Vec<Option<Arc<Vec<Tensor>>>> = {
+            let cache = self.reference_cache();
+            indices.iter().map(|i| cache.get(i).cloned()).collect()
+        };
         let metrics = self
             .metrics
             .iter()
@@ -312,19 +340,20 @@ impl<'a> Evaluator<'a> {
                 let per_sample = indices
                     .iter()
                     .zip(outputs)
-                    .map(|(&i, (out, annotation))| {
+                    .zip(&reference)
+                    .map(|((&i, (out, annotation)), reference)| {
                         sample_value(
                             *metric,
                             i,
                             out,
                             annotation,
-                            reference.get(&i).map(Vec::as_slice),
+                            reference.as_ref().map(|r| r.as_slice()),
                         )
                     })
                     .collect::<Result<Vec<f64>>>()?;
                 Ok(MetricValue {
                     name: metric.name().into(),
-                    value: metric.aggregate(&per_sample),
+                    value: aggregate(*metric, &per_sample)?,
                     per_sample,
                 })
             })
@@ -341,22 +370,18 @@ impl<'a> Evaluator<'a> {
         if self.reference_model.is_none() {
             return;
         }
-        let mut cache = self
-            .reference_outputs
-            .lock()
-            .expect("no panics while holding the lock");
+        let mut cache = self.reference_cache();
         for (&index, (tensors, _)) in indices.iter().zip(outputs) {
-            cache.entry(index).or_insert_with(|| tensors.clone());
+            cache
+                .entry(index)
+                .or_insert_with(|| Arc::new(tensors.clone()));
         }
     }
 
     /// Makes sure the FP32 outputs of `indices` are cached (for metrics that compare with them).
     pub(crate) fn ensure_reference(&self, indices: &[usize]) -> Result<()> {
         let missing: Vec<usize> = {
-            let cache = self
-                .reference_outputs
-                .lock()
-                .expect("no panics while holding the lock");
+            let cache = self.reference_cache();
             indices
                 .iter()
                 .copied()
@@ -368,13 +393,34 @@ impl<'a> Evaluator<'a> {
         }
         let model = self.reference_model.expect("checked in Evaluator::new");
         let outputs = self.outputs(model, &missing, "FP32 reference")?;
-        let mut cache = self
-            .reference_outputs
-            .lock()
-            .expect("no panics while holding the lock");
-        cache.extend(missing.into_iter().zip(outputs.into_iter().map(|(o, _)| o)));
+        let mut cache = self.reference_cache();
+        cache.extend(
+            missing
+                .into_iter()
+                .zip(outputs.into_iter().map(|(o, _)| Arc::new(o))),
+        );
         Ok(())
     }
+}
+
+/// Runs user metric code, turning a panic into an [`Error::Metric`].
+fn guarded<T>(metric: &dyn Metric, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(Error::Metric {
+            name: metric.name().into(),
+            message: format!("panicked in {what}: {message}"),
+        })
+    })
+}
+
+/// The metric's aggregate of `values`.
+fn aggregate(metric: &dyn Metric, values: &[f64]) -> Result<f64> {
+    guarded(metric, "aggregate", || Ok(metric.aggregate(values)))
 }
 
 /// One sample's value, rejecting non-finite results (a NaN would silently poison every comparison).
@@ -385,7 +431,9 @@ fn sample_value(
     annotation: &Annotation,
     reference: Option<&[Tensor]>,
 ) -> Result<f64> {
-    let value = metric.sample_value(outputs, annotation, reference)?;
+    let value = guarded(metric, &format!("sample_value (sample {index})"), || {
+        metric.sample_value(outputs, annotation, reference)
+    })?;
     if !value.is_finite() {
         return Err(Error::Metric {
             name: metric.name().into(),

@@ -57,8 +57,9 @@ pub trait Metric: Send + Sync {
         false
     }
 
-    /// Bounds of one sample's value, when known (e.g. `(0, 1)` for accuracy). The evaluator uses them to stop
-    /// early once the remaining samples cannot change a decision.
+    /// Bounds of one sample's value, when known (e.g. `(0, 1)` for accuracy). When the aggregate is the mean
+    /// ([`Metric::aggregate_is_mean`]), ranking uses them to stop evaluating a candidate once the remaining
+    /// samples cannot change its rank.
     fn sample_bounds(&self) -> Option<(f64, f64)> {
         None
     }
@@ -72,12 +73,20 @@ pub trait Metric: Send + Sync {
         reference: Option<&[Tensor]>,
     ) -> Result<f64>;
 
-    /// The metric over a set of samples; the mean by default.
+    /// The metric over a set of samples; the mean by default. Groups are ranked and the run is judged on
+    /// this value. A metric that overrides it must also override [`Metric::aggregate_is_mean`].
     fn aggregate(&self, values: &[f64]) -> f64 {
         if values.is_empty() {
             return f64::NAN;
         }
         values.iter().sum::<f64>() / values.len() as f64
+    }
+
+    /// Whether [`Metric::aggregate`] is the mean of the per-sample values (true unless overridden). Only then
+    /// do [`Metric::sample_bounds`] bound the aggregate of a partly evaluated set, so ranking stops early only
+    /// for such metrics; any other aggregate is ranked on complete evaluations.
+    fn aggregate_is_mean(&self) -> bool {
+        true
     }
 }
 

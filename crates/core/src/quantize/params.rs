@@ -166,6 +166,13 @@ impl QuantizationParams {
         if self.stat_subset_size == 0 {
             return Err(Error::Config("stat_subset_size must be at least 1".into()));
         }
+        // Accepting these and placing quantizers as for ANY would claim a device-specific model that is not.
+        if matches!(self.target_device, TargetDevice::Gpu | TargetDevice::Npu) {
+            return Err(Error::Config(format!(
+                "target_device {:?} is not supported: aquant places quantizers for ANY or CPU only",
+                self.target_device
+            )));
+        }
         for (what, bits) in [
             ("weights", self.weights.bits),
             ("activations", self.activations.bits),

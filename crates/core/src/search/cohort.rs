@@ -110,11 +110,11 @@ impl Cohort {
     /// ends. Returns each participant's id and new values.
     pub fn advance(
         &mut self,
-        ctx: &mut SearchContext,
+        ctx: &SearchContext,
         subset: &[usize],
         metric: usize,
         start: impl Fn(usize) -> Option<usize>,
-        keep_going: impl Fn(usize, &[f64]) -> bool + Sync,
+        keep_going: &(dyn Fn(usize, &[f64]) -> bool + Sync),
     ) -> Result<Vec<(usize, Vec<f64>)>> {
         let mut participants = 0;
         let mut total = 0;
@@ -180,7 +180,6 @@ impl Cohort {
         }
         progress.finish();
         evaluator.count_inferred(inferred);
-        ctx.counts.subset += participants;
         Ok(self
             .states
             .iter_mut()

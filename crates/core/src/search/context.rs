@@ -1,21 +1,25 @@
-//! What every stage of the search shares: the quantized model, the evaluator, and the cache of evaluations.
-//!
-//! A candidate is identified by its set of reverted ops; its evaluation on a given set of samples never
-//! changes, so it is computed at most once.
+//! The real [`Lab`]: the quantized model, the evaluator on an engine, and what building and running
+//! candidates needs. A candidate is identified by its set of reverted ops.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use aquant_onnx::ModelProto;
 
-use crate::error::Result;
+use crate::backend::Backend;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
 use crate::eval::{Evaluation, Evaluator};
-use crate::quantize::{FP32Outputs, ModelForm, QuantizedModel, RestoreMode};
-use crate::search::journal::{self, Journal};
+use crate::quantize::{
+    self, Calibration, FP32Outputs, ModelForm, QuantizationParams, QuantizedModel, RestoreMode,
+};
+use crate::search::cohort::Cohort;
+use crate::search::groups::{quantizer_groups, QuantizerGroup};
+use crate::search::lab::{EngineId, Lab, Member};
+use crate::search::ranker::Scorer;
 use crate::search::report::EvaluationCounts;
+use crate::search::scorer::{CohortKey, CohortScorer, PlainScorer};
 use crate::search::Levers;
-
-/// The journal's tag for evaluations of the FP32 model.
-const FP32_TAG: u64 = 0;
 
 /// Shared state of one accuracy-controlled run.
 pub(super) struct SearchContext<'a> {
@@ -24,52 +28,71 @@ pub(super) struct SearchContext<'a> {
     pub restore_mode: RestoreMode,
     pub compress_weights: bool,
     /// The form candidates are evaluated in: whichever the engine runs fastest (with int8 kernels, QDQ: the
-    /// deployed numerics themselves).
+    /// saved model itself).
     pub evaluation_form: ModelForm,
     pub counts: EvaluationCounts,
     pub levers: Levers,
-    /// Results on disk, for resuming: consulted before evaluating, written after.
-    pub journal: Journal,
-    /// The current quantized model's fingerprint (journal key).
-    pub model_tag: u64,
-    cache: HashMap<(BTreeSet<String>, Vec<usize>), Evaluation>,
+    /// The FP32 model.
+    pub fp32: ModelProto,
+    /// The calibration data and batch size, for re-quantizing.
+    pub calibration: &'a dyn Dataset,
+    pub batch_size: usize,
+    /// FP32 outputs calibration computed, usable as the FP32 evaluation of exactly those samples.
+    pub known_fp32: Option<FP32Outputs>,
+    pub intermediate_dir: Option<PathBuf>,
+    /// The engine the saved model is deployed on.
+    pub deployed: Option<&'a dyn Backend>,
+    /// The cohort of the last ranking scorer, kept for the next scorer of the same ranking.
+    pub parked: Option<(CohortKey, Cohort)>,
+    tag: String,
 }
 
 impl<'a> SearchContext<'a> {
-    pub fn new(
-        evaluator: Evaluator<'a>,
-        quantized: QuantizedModel,
-        restore_mode: RestoreMode,
-        compress_weights: bool,
-        levers: Levers,
-        journal: Journal,
-    ) -> Self {
-        let evaluation_form = if evaluator.backend().runs_qdq_natively() {
+    /// The context of a run judged by `evaluator`'s engine.
+    pub fn new(evaluator: Evaluator<'a>, quantized: QuantizedModel, options: Options<'a>) -> Self {
+        let mut ctx = SearchContext {
+            evaluation_form: ModelForm::Evaluation,
+            fp32: quantized.fp32().model().clone(),
+            evaluator,
+            quantized,
+            restore_mode: options.restore_mode,
+            compress_weights: options.compress_weights,
+            counts: EvaluationCounts::default(),
+            levers: options.levers,
+            calibration: options.calibration,
+            batch_size: options.batch_size,
+            known_fp32: options.known_fp32,
+            intermediate_dir: options.intermediate_dir,
+            deployed: options.deployed,
+            parked: None,
+            tag: String::new(),
+        };
+        ctx.judge_on(ctx.evaluator.backend());
+        ctx
+    }
+
+    /// Makes `backend` the judge: evaluations in the form it runs best, keyed by its name and version.
+    fn judge_on(&mut self, backend: &'a dyn Backend) {
+        self.evaluator.set_backend(backend);
+        self.evaluation_form = if backend.runs_qdq_natively() {
             ModelForm::Export {
-                compress_weights: true,
+                compress_weights: self.compress_weights,
             }
         } else {
             ModelForm::Evaluation
         };
-        SearchContext {
-            model_tag: quantized.calibration().fingerprint(),
-            evaluation_form,
-            evaluator,
-            quantized,
-            restore_mode,
-            compress_weights,
-            counts: EvaluationCounts::default(),
-            levers,
-            journal,
-            cache: HashMap::new(),
-        }
+        self.retag();
     }
 
-    /// Replaces the quantized model (e.g. after switching preset); cached evaluations no longer apply.
-    pub fn replace_model(&mut self, quantized: QuantizedModel) {
-        self.model_tag = quantized.calibration().fingerprint();
-        self.quantized = quantized;
-        self.cache.clear();
+    fn retag(&mut self) {
+        let backend = self.evaluator.backend();
+        self.tag = format!(
+            "{} {} {:016x}",
+            backend.name(),
+            backend.version(),
+            self.quantized.calibration().fingerprint()
+        );
+        self.parked = None;
     }
 
     /// The deployable model with `reverted` ops in FP32.
@@ -104,76 +127,6 @@ impl<'a> SearchContext<'a> {
         (BUDGET / (2 * weights)).clamp(2, 64)
     }
 
-    /// Evaluates the candidate with `reverted` ops in FP32 on `indices`.
-    pub fn evaluate(
-        &mut self,
-        reverted: &BTreeSet<String>,
-        indices: &[usize],
-        label: &str,
-    ) -> Result<Evaluation> {
-        let key = (reverted.clone(), indices.to_vec());
-        if let Some(hit) = self.cache.get(&key).filter(|_| self.levers.reuse) {
-            return Ok(hit.clone());
-        }
-        if let Some(recorded) = self.journal.evaluation(self.model_tag, reverted, indices) {
-            self.cache.insert(key, recorded.clone());
-            return Ok(recorded);
-        }
-        let model = self.build(reverted)?;
-        let evaluation = self.run_evaluation(&model, indices, label)?;
-        self.journal
-            .record_evaluation(self.model_tag, reverted, &evaluation)?;
-        self.cache.insert(key, evaluation.clone());
-        Ok(evaluation)
-    }
-
-    /// Evaluates the FP32 model on `indices` (journaled under tag 0), scoring the `known` outputs instead of
-    /// running it when they are for exactly these samples.
-    pub fn evaluate_fp32(
-        &mut self,
-        model: &ModelProto,
-        indices: &[usize],
-        label: &str,
-        known: Option<&FP32Outputs>,
-    ) -> Result<Evaluation> {
-        let none = BTreeSet::new();
-        if let Some(recorded) = self.journal.evaluation(FP32_TAG, &none, indices) {
-            return Ok(recorded);
-        }
-        let evaluation = match known.filter(|(known, _)| known == indices) {
-            Some((_, outputs)) => {
-                self.evaluator.seed_reference(indices, outputs);
-                self.evaluator.score(indices, outputs)?
-            }
-            None => self.run_evaluation(model, indices, label)?,
-        };
-        self.journal
-            .record_evaluation(FP32_TAG, &none, &evaluation)?;
-        Ok(evaluation)
-    }
-
-    /// `model` quantized with `params` (calibrated on `data`, or rebuilt from the journal).
-    pub fn quantize(
-        &mut self,
-        fp32: &ModelProto,
-        data: &dyn crate::data::Dataset,
-        params: &crate::quantize::QuantizationParams,
-        batch_size: usize,
-    ) -> Result<QuantizedModel> {
-        let backend = self.evaluator.backend();
-        let progress = self.evaluator.progress();
-        journal::quantize(
-            &mut self.journal,
-            backend,
-            fp32.clone(),
-            data,
-            params,
-            batch_size,
-            progress,
-        )
-        .map(|(model, _)| model)
-    }
-
     fn run_evaluation(
         &mut self,
         model: &ModelProto,
@@ -187,5 +140,164 @@ impl<'a> SearchContext<'a> {
             self.counts.subset += 1;
         }
         Ok(evaluation)
+    }
+}
+
+/// How a [`SearchContext`] is set up besides its evaluator and model.
+pub(super) struct Options<'a> {
+    pub restore_mode: RestoreMode,
+    pub compress_weights: bool,
+    pub levers: Levers,
+    pub calibration: &'a dyn Dataset,
+    pub batch_size: usize,
+    pub known_fp32: Option<FP32Outputs>,
+    pub intermediate_dir: Option<PathBuf>,
+    pub deployed: Option<&'a dyn Backend>,
+}
+
+impl Lab for SearchContext<'_> {
+    fn samples(&self) -> usize {
+        self.evaluator.dataset().len()
+    }
+
+    fn groups(&self) -> Vec<QuantizerGroup> {
+        quantizer_groups(self.quantized.placement())
+    }
+
+    fn tag(&self) -> String {
+        self.tag.clone()
+    }
+
+    fn evaluate_fp32(&mut self, indices: &[usize]) -> Result<Evaluation> {
+        let known = self.known_fp32.take();
+        match known.filter(|(known, _)| known == indices) {
+            Some((_, outputs)) => {
+                self.evaluator.seed_reference(indices, &outputs);
+                self.evaluator.score(indices, &outputs)
+            }
+            None => {
+                let model = self.fp32.clone();
+                self.run_evaluation(&model, indices, "FP32 evaluation")
+            }
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        reverted: &BTreeSet<String>,
+        indices: &[usize],
+        label: &str,
+    ) -> Result<Evaluation> {
+        let model = self.build(reverted)?;
+        self.run_evaluation(&model, indices, label)
+    }
+
+    fn scorer<'s>(
+        &'s mut self,
+        base: &BTreeSet<String>,
+        members: Vec<Member>,
+        subset: &[usize],
+        metric: usize,
+    ) -> Result<Box<dyn Scorer + 's>> {
+        if self.levers.cohorts {
+            return Ok(Box::new(CohortScorer::new(
+                self, base, members, subset, metric,
+            )));
+        }
+        Ok(Box::new(PlainScorer {
+            ctx: self,
+            members: members.into_iter().collect(),
+            subset: subset.to_vec(),
+            metric,
+        }))
+    }
+
+    fn requantize(
+        &mut self,
+        params: &QuantizationParams,
+        recorded: Option<Calibration>,
+    ) -> Result<Option<Calibration>> {
+        let (quantized, made) = match recorded {
+            Some(calibration) => (
+                quantize::from_calibration(self.fp32.clone(), params, calibration)?,
+                None,
+            ),
+            None => {
+                let (quantized, _) = quantize::quantize(
+                    self.evaluator.backend(),
+                    self.fp32.clone(),
+                    self.calibration,
+                    params,
+                    self.batch_size,
+                    self.evaluator.progress(),
+                )?;
+                let calibration = quantized.calibration();
+                (quantized, Some(calibration))
+            }
+        };
+        self.quantized = quantized;
+        self.retag();
+        Ok(made)
+    }
+
+    fn save_intermediate(&self, name: &str, reverted: &BTreeSet<String>) -> Result<()> {
+        let Some(dir) = &self.intermediate_dir else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+        let model = self.export(reverted)?;
+        aquant_onnx::save_model(&model, &dir.join(format!("{name}.onnx")))?;
+        Ok(())
+    }
+
+    fn deployed(&self) -> Option<EngineId> {
+        self.deployed.map(|b| EngineId {
+            name: b.name().to_owned(),
+            version: b.version(),
+        })
+    }
+
+    fn judge_is_deployed(&self) -> bool {
+        let judge = self.evaluator.backend();
+        let saved_form = ModelForm::Export {
+            compress_weights: self.compress_weights,
+        };
+        self.deployed.is_some_and(|d| {
+            d.name() == judge.name()
+                && d.version() == judge.version()
+                && self.evaluation_form == saved_form
+        })
+    }
+
+    fn evaluate_deployed(&mut self, reverted: &BTreeSet<String>) -> Result<Evaluation> {
+        let backend = self.deployed.ok_or_else(|| {
+            Error::Config("no deployed engine to evaluate the saved model on".into())
+        })?;
+        let model = self.export(reverted)?;
+        let all: Vec<usize> = (0..self.samples()).collect();
+        let evaluation = Evaluator::new(
+            backend,
+            self.evaluator.dataset(),
+            self.evaluator.metrics().to_vec(),
+            Some(&self.fp32),
+            self.batch_size,
+            self.evaluator.progress(),
+        )?
+        .with_interrupt(self.evaluator.interrupt())
+        .evaluate(&model, &all, "deployed check")?;
+        self.counts.full += 1;
+        Ok(evaluation)
+    }
+
+    fn judge_on_deployed(&mut self) -> Result<()> {
+        let backend = self
+            .deployed
+            .ok_or_else(|| Error::Config("no deployed engine to judge on".into()))?;
+        self.judge_on(backend);
+        Ok(())
+    }
+
+    fn check_interrupt(&self) -> Result<()> {
+        self.evaluator.check_interrupt()
     }
 }

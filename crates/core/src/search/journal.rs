@@ -1,219 +1,303 @@
-//! The journal of a run: every result that took real work, written to disk as it is obtained, so that an
-//! interrupted run resumes where it stopped.
+//! The journal of a run: every result that took real work, appended to a file as JSON lines as it is
+//! obtained, so that an interrupted run resumes where it stopped.
 //!
 //! The search is deterministic: given the same results it takes the same decisions. So the journal stores
-//! results, not decisions — calibrated quantizer parameters, evaluations (keyed by the quantized model's
-//! fingerprint, the reverted ops and the samples), and what each ranking took out (with the ranking as it
-//! then stood, for the report). A resumed run replays the search, taking from the journal whatever is there;
-//! it ends with the same model and report as an uninterrupted run (only timings and work counts differ).
+//! results, never decisions — calibrations, evaluations, and ranking candidates' per-sample values, each keyed
+//! by what determines it (the judging engine and quantized model, the reverted ops, the samples). A resumed
+//! run replays the search, taking from the journal whatever a previous run recorded; it ends with the same
+//! model and report as an uninterrupted run (only timings and work counts differ). Replaying results cannot
+//! replay a stale decision, such as a group that was rolled back.
+//!
+//! The first line names the format version and the run's input (a fingerprint of the model, the data, the
+//! parameters and the engine): a journal of another version or another input is refused, not half-used.
+//! Records are appended, one line each (a run's journal grows linearly); a last line cut short by a kill is
+//! ignored.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use aquant_onnx::ModelProto;
-
-use crate::backend::Backend;
-use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::Evaluation;
-use crate::progress::Progress;
 use crate::quantize::Calibration;
-use crate::quantize::{self, QuantizationParams, QuantizationSummary, QuantizedModel};
-use crate::search::report::RankingEntry;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CalibrationRecord {
-    params: String,
-    calibration: Calibration,
+/// The format version this build writes and reads.
+pub const JOURNAL_VERSION: u32 = 2;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    aquant_journal: u32,
+    input: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct EvaluationRecord {
-    model: u64,
-    reverted: BTreeSet<String>,
-    evaluation: Evaluation,
+/// One line of the journal after the header.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Record {
+    Calibration {
+        params: String,
+        calibration: Calibration,
+    },
+    Evaluation {
+        tag: String,
+        reverted: BTreeSet<String>,
+        evaluation: Evaluation,
+    },
+    Values {
+        tag: String,
+        metric: usize,
+        reverted: BTreeSet<String>,
+        indices: Vec<usize>,
+        values: Vec<f64>,
+    },
 }
 
-/// A ranking's state when it took an entry out: its remaining candidates' per-sample values (group,
-/// values) and the groups of its current cohort — all that decides how it goes on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RankingState {
-    /// (group, per-sample values) of each remaining candidate.
-    pub values: Vec<(usize, Vec<f64>)>,
-    /// Groups of the cohort being evaluated.
-    pub cohort: Vec<usize>,
+/// Key of a candidate's per-sample values: (tag, metric, reverted ops).
+pub(super) type ValuesKey = (String, usize, BTreeSet<String>);
+
+/// What a previous run recorded.
+#[derive(Debug, Default)]
+struct Replay {
+    calibrations: HashMap<String, Calibration>,
+    evaluations: HashMap<(String, BTreeSet<String>, Vec<usize>), Evaluation>,
+    values: HashMap<ValuesKey, BTreeMap<usize, f64>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct PickRecord {
-    model: u64,
-    base: BTreeSet<String>,
-    metric: usize,
-    subset: Vec<usize>,
-    taken: Vec<(RankingEntry, RankingState)>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Records {
-    calibrations: Vec<CalibrationRecord>,
-    evaluations: Vec<EvaluationRecord>,
-    picks: Vec<PickRecord>,
-}
-
-/// `model` quantized with `params`: calibrated on `data`, or rebuilt from the journal's record of that
-/// calibration (then the summary is empty: nothing was run).
-pub(super) fn quantize(
-    journal: &mut Journal,
-    backend: &dyn Backend,
-    model: ModelProto,
-    data: &dyn Dataset,
-    params: &QuantizationParams,
-    batch_size: usize,
-    progress: &dyn Progress,
-) -> Result<(QuantizedModel, QuantizationSummary)> {
-    let key = serde_json::to_string(params)
-        .map_err(|e| Error::Config(format!("encoding parameters: {e}")))?;
-    if let Some(calibration) = journal.calibration(&key) {
-        let quantized = quantize::from_calibration(model, params, calibration)?;
-        return Ok((quantized, QuantizationSummary::default()));
+impl Replay {
+    fn add(&mut self, record: Record) {
+        match record {
+            Record::Calibration {
+                params,
+                calibration,
+            } => {
+                self.calibrations.insert(params, calibration);
+            }
+            Record::Evaluation {
+                tag,
+                reverted,
+                evaluation,
+            } => {
+                let key = (tag, reverted, evaluation.indices.clone());
+                self.evaluations.insert(key, evaluation);
+            }
+            Record::Values {
+                tag,
+                metric,
+                reverted,
+                indices,
+                values,
+            } => {
+                let known = self.values.entry((tag, metric, reverted)).or_default();
+                known.extend(indices.into_iter().zip(values));
+            }
+        }
     }
-    let (quantized, summary) =
-        quantize::quantize(backend, model, data, params, batch_size, progress)?;
-    journal.record_calibration(&key, &quantized.calibration())?;
-    Ok((quantized, summary))
 }
 
-/// The journal, in memory and (when it has a file) on disk.
+/// The journal: what a previous run recorded (to replay) and where this run's records go.
 #[derive(Debug, Default)]
 pub struct Journal {
-    file: Option<PathBuf>,
-    records: Records,
+    file: Option<(PathBuf, std::fs::File)>,
+    replay: Replay,
 }
 
 impl Journal {
-    /// A journal kept in memory only.
+    /// A journal kept nowhere: nothing to replay, records dropped.
     pub fn in_memory() -> Journal {
         Journal::default()
     }
 
-    /// The journal stored at `file`: loaded when it exists, created on first record otherwise.
-    pub fn open(file: &Path) -> Result<Journal> {
-        let records = match std::fs::read(file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::Config(format!(
-                    "the journal '{}' is unreadable: {e}",
-                    file.display()
-                ))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Records::default(),
+    /// The journal at `file` for a run whose input has fingerprint `input`: replayed when it exists (and is
+    /// of this version and input), created otherwise.
+    pub fn open(file: &Path, input: &str) -> Result<Journal> {
+        let mut replay = Replay::default();
+        match std::fs::read_to_string(file) {
+            Ok(text) => {
+                let mut lines = text.split_inclusive('\n');
+                check_header(file, lines.next(), input)?;
+                for line in lines {
+                    match serde_json::from_str::<Record>(line.trim_end()) {
+                        Ok(record) => replay.add(record),
+                        // A kill can cut the last line short; anything else is damage.
+                        Err(_) if !line.ends_with('\n') => break,
+                        Err(e) => {
+                            return Err(Error::Config(format!(
+                                "the journal '{}' is damaged: {e}",
+                                file.display()
+                            )))
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let header = Header {
+                    aquant_journal: JOURNAL_VERSION,
+                    input: input.to_owned(),
+                };
+                let line = serde_json::to_string(&header).expect("a header encodes") + "\n";
+                std::fs::write(file, line).map_err(|e| Error::io("writing", file, e))?;
+            }
             Err(e) => return Err(Error::io("reading", file, e)),
-        };
+        }
+        let handle = std::fs::OpenOptions::new()
+            .append(true)
+            .open(file)
+            .map_err(|e| Error::io("opening", file, e))?;
         Ok(Journal {
-            file: Some(file.to_owned()),
-            records,
+            file: Some((file.to_owned(), handle)),
+            replay,
         })
     }
 
-    fn save(&self) -> Result<()> {
-        let Some(file) = &self.file else {
+    fn append(&mut self, record: &Record) -> Result<()> {
+        let Some((path, handle)) = &mut self.file else {
             return Ok(());
         };
-        let bytes = serde_json::to_vec(&self.records)
-            .map_err(|e| Error::Config(format!("encoding the journal: {e}")))?;
-        aquant_onnx::write_atomic(file, &bytes).map_err(|e| Error::io("writing", file, e))
+        let mut line = serde_json::to_vec(record)
+            .map_err(|e| Error::Config(format!("encoding a journal record: {e}")))?;
+        line.push(b'\n');
+        handle
+            .write_all(&line)
+            .map_err(|e| Error::io("writing", &*path, e))
     }
 
-    /// The calibration recorded for quantization parameters `params` (their JSON form).
+    /// The calibration a previous run recorded for quantization parameters `params` (their JSON form).
     pub fn calibration(&self, params: &str) -> Option<Calibration> {
-        self.records
-            .calibrations
-            .iter()
-            .find(|r| r.params == params)
-            .map(|r| r.calibration.clone())
+        self.replay.calibrations.get(params).cloned()
     }
 
     /// Records a calibration.
     pub fn record_calibration(&mut self, params: &str, calibration: &Calibration) -> Result<()> {
-        self.records.calibrations.push(CalibrationRecord {
+        self.append(&Record::Calibration {
             params: params.to_owned(),
             calibration: calibration.clone(),
-        });
-        self.save()
+        })
     }
 
-    /// The evaluation recorded for the model `model` with `reverted` ops in FP32 on `indices`.
+    /// The evaluation a previous run recorded under `tag` with `reverted` ops in FP32 on `indices`.
     pub fn evaluation(
         &self,
-        model: u64,
+        tag: &str,
         reverted: &BTreeSet<String>,
         indices: &[usize],
     ) -> Option<Evaluation> {
-        self.records
-            .evaluations
-            .iter()
-            .find(|r| {
-                r.model == model && &r.reverted == reverted && r.evaluation.indices == indices
-            })
-            .map(|r| r.evaluation.clone())
+        let key = (tag.to_owned(), reverted.clone(), indices.to_vec());
+        self.replay.evaluations.get(&key).cloned()
     }
 
     /// Records an evaluation.
     pub fn record_evaluation(
         &mut self,
-        model: u64,
+        tag: &str,
         reverted: &BTreeSet<String>,
         evaluation: &Evaluation,
     ) -> Result<()> {
-        self.records.evaluations.push(EvaluationRecord {
-            model,
+        self.append(&Record::Evaluation {
+            tag: tag.to_owned(),
             reverted: reverted.clone(),
             evaluation: evaluation.clone(),
-        });
-        self.save()
+        })
     }
 
-    /// The `n`-th entry a ranking took out (and its remaining candidates' values then), if recorded.
-    pub fn pick(
-        &self,
-        model: u64,
-        base: &BTreeSet<String>,
-        metric: usize,
-        subset: &[usize],
-        n: usize,
-    ) -> Option<(RankingEntry, RankingState)> {
-        self.records
-            .picks
-            .iter()
-            .find(|r| {
-                r.model == model && &r.base == base && r.metric == metric && r.subset == subset
-            })
-            .and_then(|r| r.taken.get(n).cloned())
+    /// Per-sample values (by dataset index) a previous run recorded for a ranking candidate.
+    pub(super) fn values(&self, key: &ValuesKey) -> Option<&BTreeMap<usize, f64>> {
+        self.replay.values.get(key)
     }
 
-    /// Records the next entry a ranking took out.
-    pub fn record_pick(
+    /// Records a ranking candidate's values on samples `indices`.
+    pub(super) fn record_values(
         &mut self,
-        model: u64,
-        base: &BTreeSet<String>,
-        metric: usize,
-        subset: &[usize],
-        pick: (RankingEntry, RankingState),
+        key: &ValuesKey,
+        indices: &[usize],
+        values: &[f64],
     ) -> Result<()> {
-        let existing = self.records.picks.iter_mut().find(|r| {
-            r.model == model && &r.base == base && r.metric == metric && r.subset == subset
-        });
-        match existing {
-            Some(record) => record.taken.push(pick),
-            None => self.records.picks.push(PickRecord {
-                model,
-                base: base.clone(),
-                metric,
-                subset: subset.to_vec(),
-                taken: vec![pick],
-            }),
+        self.append(&Record::Values {
+            tag: key.0.clone(),
+            metric: key.1,
+            reverted: key.2.clone(),
+            indices: indices.to_vec(),
+            values: values.to_vec(),
+        })
+    }
+}
+
+fn check_header(file: &Path, line: Option<&str>, input: &str) -> Result<()> {
+    let header: Option<Header> = line.and_then(|l| serde_json::from_str(l.trim_end()).ok());
+    let refuse = |why: String| {
+        Err(Error::Config(format!(
+            "the journal '{}' {why}; remove it to start afresh",
+            file.display()
+        )))
+    };
+    match header {
+        None => refuse("is not an aquant journal (no header line)".into()),
+        Some(h) if h.aquant_journal != JOURNAL_VERSION => refuse(format!(
+            "has format version {}, this aquant reads version {JOURNAL_VERSION}",
+            h.aquant_journal
+        )),
+        Some(h) if h.input != input => refuse(
+            "was written for another input (the model, data, parameters or engine differ)".into(),
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evaluation() -> Evaluation {
+        Evaluation {
+            indices: vec![0, 1],
+            metrics: Vec::new(),
+            seconds: 0.0,
         }
-        self.save()
+    }
+
+    #[test]
+    fn records_are_appended_lines_replayed_by_the_next_run_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("journal.jsonl");
+        let mut journal = Journal::open(&file, "input-a").unwrap();
+        let reverted: BTreeSet<String> = ["conv".to_string()].into();
+        journal
+            .record_evaluation("tract", &reverted, &evaluation())
+            .unwrap();
+        let key = ("tract".to_string(), 0, reverted.clone());
+        journal.record_values(&key, &[4, 2], &[1.0, 0.0]).unwrap();
+        // Not replayed within the run that recorded it (that would be reuse, a separate lever).
+        assert!(journal.evaluation("tract", &reverted, &[0, 1]).is_none());
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.starts_with("{\"aquant_journal\":2,"), "{text}");
+
+        // A kill mid-write leaves a partial last line: ignored.
+        std::fs::write(&file, format!("{text}{{\"evaluation\":{{\"ta")).unwrap();
+        let journal = Journal::open(&file, "input-a").unwrap();
+        assert_eq!(
+            journal.evaluation("tract", &reverted, &[0, 1]),
+            Some(evaluation())
+        );
+        assert!(journal.evaluation("ort", &reverted, &[0, 1]).is_none());
+        let values = journal.values(&key).unwrap();
+        assert_eq!(values.get(&4), Some(&1.0));
+        assert_eq!(values.get(&2), Some(&0.0));
+    }
+
+    #[test]
+    fn a_journal_of_another_input_or_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("journal.jsonl");
+        Journal::open(&file, "input-a").unwrap();
+        let error = Journal::open(&file, "input-b").unwrap_err().to_string();
+        assert!(error.contains("another input"), "{error}");
+        std::fs::write(&file, "{\"aquant_journal\":1,\"input\":\"input-a\"}\n").unwrap();
+        let error = Journal::open(&file, "input-a").unwrap_err().to_string();
+        assert!(error.contains("format version 1"), "{error}");
+        std::fs::write(&file, "{\"calibrations\":[]}").unwrap();
+        let error = Journal::open(&file, "input-a").unwrap_err().to_string();
+        assert!(error.contains("not an aquant journal"), "{error}");
     }
 }

@@ -1,18 +1,28 @@
 //! Accuracy control: POT AccuracyAwareQuantization / NNCF `quantize_with_accuracy_control`.
 //!
-//! Split by job, as in NNCF: [`subset`] picks the ranking subset, [`groups`] the units of revert, [`ranker`]
-//! scores them, [`restorer`] runs the loop (revert the best group, evaluate, keep / roll back / re-rank), and
-//! [`report`] records what happened. The quantized model is a [`QuantizedModel`]: every candidate is that model
-//! built with a set of ops left in FP32, so a revert restores the original weights and biases by construction.
+//! Split by job, as in NNCF: `subset` picks the ranking subset, `groups` the units of revert, `ranker` orders
+//! them (a pure branch and bound over a `Scorer`: cohorts with prefix evaluation, or plain evaluation),
+//! `restorer` is the loop as a state machine (baselines → quantized → mixed preset → tuning → restore →
+//! deployed check → done) over a `Lab` that does the work (`context`: the engine; `record`: the journal's
+//! replay and the reuse cache beside it), and `report` records what happened. The quantized model is a
+//! [`QuantizedModel`]: every candidate is that model built with a set of ops left in FP32, so a revert
+//! restores the original weights and biases by construction.
 
 mod cohort;
 mod context;
+#[cfg(test)]
+mod fake;
 mod groups;
 mod journal;
+mod lab;
+mod limits;
 mod params;
 mod ranker;
+mod record;
 mod report;
 mod restorer;
+mod run;
+mod scorer;
 mod subset;
 mod tuning;
 
@@ -22,11 +32,16 @@ use std::sync::atomic::AtomicBool;
 use aquant_onnx::ModelProto;
 
 pub use groups::{quantizer_groups, QuantizerGroup};
+pub use journal::JOURNAL_VERSION;
 pub use params::{AccuracyControlParams, DropType, MetricTarget};
-pub use report::{EvaluationCounts, MetricReport, RankingEntry, Report, StepReport, Timings};
-pub use restorer::quantize_with_accuracy_control;
+pub use report::{
+    DeployedMetric, DeployedReport, EvaluationCounts, MetricReport, RankingEntry, Report,
+    StepOutcome, StepReport, StopReason, Timings,
+};
+pub use run::quantize_with_accuracy_control;
 pub use subset::ranking_subset;
 
+use crate::backend::Backend;
 use crate::progress::Progress;
 use crate::quantize::QuantizedModel;
 
@@ -49,6 +64,10 @@ pub struct RunOptions<'a> {
     /// Once set (by a Ctrl-C handler, say), the run stops at the next safe point and returns the best model
     /// so far, with `interrupted` in its report.
     pub interrupt: Option<&'a AtomicBool>,
+    /// The engine the saved model is deployed on: the saved model is judged there on the full validation
+    /// set ([`Report::deployed`]); when the search met the target and that engine does not, the search goes
+    /// on with it as the judge.
+    pub deployed: Option<&'a dyn Backend>,
 }
 
 impl Default for RunOptions<'_> {
@@ -61,6 +80,7 @@ impl Default for RunOptions<'_> {
             levers: Levers::default(),
             journal: None,
             interrupt: None,
+            deployed: None,
         }
     }
 }
@@ -71,7 +91,8 @@ impl Default for RunOptions<'_> {
 pub struct Levers {
     /// Stop evaluating a ranking candidate as soon as it cannot rank first (exact branch and bound).
     pub early_stop: bool,
-    /// Never evaluate the same model on the same samples twice.
+    /// Never evaluate the same candidate on the same samples twice in a run (full evaluations and ranking
+    /// values; off: every repeat runs again — a resumed run still replays its journal).
     pub reuse: bool,
     /// Evaluate ranking candidates together, in parallel, one sample at a time each.
     pub cohorts: bool,

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::cpu::CpuFeatures;
 use crate::profile::ProfileReport;
 use crate::search::Levers;
 
@@ -44,8 +45,120 @@ pub struct StepReport {
     pub drop: f64,
     /// Whether the revert was kept (false: rolled back because the drop grew).
     pub kept: bool,
-    /// Why: "target met", "improved", "no improvement: re-ranked", "drop increased: rolled back"…
+    /// What the step led to.
+    pub outcome: StepOutcome,
+    /// The outcome in words: "target met", "drop decreased", "drop increased: rolled back, re-ranking"…
     pub reason: String,
+}
+
+/// What one revert step led to (SPEC §4.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// Every metric is within its limit: the search ends.
+    TargetMet,
+    /// The drop shrank: kept; the next group of the same ranking comes next.
+    DropDecreased,
+    /// The drop did not move: kept; the remaining groups are ranked again on the new model.
+    NoImprovement,
+    /// The drop grew and `use_prev_if_drop_increase` is on: undone; the group is never tried again.
+    RolledBack,
+    /// The drop grew and `use_prev_if_drop_increase` is off: kept, and the remaining groups re-ranked.
+    KeptDespiteIncrease,
+}
+
+impl StepOutcome {
+    /// Whether the revert stays in the model.
+    pub fn kept(self) -> bool {
+        self != StepOutcome::RolledBack
+    }
+
+    /// Whether the next group comes from a new ranking of the model after this step.
+    pub fn reranks(self) -> bool {
+        !matches!(self, StepOutcome::TargetMet | StepOutcome::DropDecreased)
+    }
+
+    /// The outcome in words.
+    pub fn message(self) -> &'static str {
+        match self {
+            StepOutcome::TargetMet => "target met",
+            StepOutcome::DropDecreased => "drop decreased",
+            StepOutcome::NoImprovement => "no improvement: re-ranking",
+            StepOutcome::RolledBack => "drop increased: rolled back, re-ranking",
+            StepOutcome::KeptDespiteIncrease => {
+                "drop increased: kept (use_prev_if_drop_increase is off), re-ranking"
+            }
+        }
+    }
+}
+
+/// Why the search stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Every metric is within its limit (on the deployed engine too, when there is one).
+    TargetMet,
+    /// `max_iter_num` revert steps were made (rolled-back steps count, as in POT).
+    MaxIterations,
+    /// Every group was reverted or tried and rolled back.
+    NothingLeft,
+    /// The run was interrupted; it can be resumed from its journal.
+    Interrupted,
+    /// The search met the target, but the saved model on the deployed engine does not, even after the
+    /// search went on with that engine as the judge.
+    DeployedMissed,
+}
+
+impl StopReason {
+    /// The reason in words.
+    pub fn message(self, max_iter_num: Option<usize>) -> String {
+        match self {
+            StopReason::TargetMet => "target met".into(),
+            StopReason::MaxIterations => format!(
+                "max_iter_num ({}) reached",
+                max_iter_num.map_or("unlimited".into(), |n| n.to_string())
+            ),
+            StopReason::NothingLeft => "every group was tried: nothing left to revert".into(),
+            StopReason::Interrupted => {
+                "interrupted: the best model so far was saved; continue with --resume".into()
+            }
+            StopReason::DeployedMissed => {
+                "the deployed engine misses the target the search engine met".into()
+            }
+        }
+    }
+}
+
+/// One metric of the saved model, measured on the engine it is deployed on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeployedMetric {
+    /// Metric name.
+    pub name: String,
+    /// Value on the full validation set.
+    pub value: f64,
+    /// Drop from the FP32 baseline (the search engine's).
+    pub drop: f64,
+    /// Allowed drop.
+    pub allowed_drop: f64,
+}
+
+/// The saved model judged by the engine it is deployed on ([`RunOptions::deployed`](super::RunOptions)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeployedReport {
+    /// The engine's name.
+    pub engine: String,
+    /// The engine's version.
+    pub version: String,
+    /// The int8 features of the CPU that measured it.
+    pub cpu: CpuFeatures,
+    /// Per metric.
+    pub metrics: Vec<DeployedMetric>,
+    /// Whether every metric is within its limit there.
+    pub target_met: bool,
+    /// The search met the target but the deployed engine did not: the search went on with it as the judge.
+    pub continued: bool,
+    /// The final evaluation of the search was already this one (same engine, same model bytes).
+    pub reused: bool,
 }
 
 /// One group's ranking score (higher restores more).
@@ -104,7 +217,9 @@ pub struct Report {
     /// The run was interrupted: the model is the best found so far.
     pub interrupted: bool,
     /// Why the search stopped.
-    pub stop_reason: String,
+    pub stop_reason: StopReason,
+    /// The stop reason in words.
+    pub stop_message: String,
     /// Ops quantized by the base algorithm.
     pub quantized_ops: usize,
     /// Ops returned to FP32 in the final model.
@@ -131,6 +246,8 @@ pub struct Report {
     pub backend: String,
     /// Where the final model was written (set by the caller that saves it).
     pub output: Option<String>,
+    /// The saved model on the engine it is deployed on, when one was given.
+    pub deployed: Option<DeployedReport>,
 }
 
 impl Report {
@@ -155,19 +272,55 @@ impl Report {
                 )
             })
             .collect();
-        let head = format!(
+        let mut head = format!(
             "{} of {} quantized ops reverted; {}",
             self.reverted_ops,
             self.quantized_ops,
             metrics.join("; ")
         );
+        if let Some(d) = &self.deployed {
+            head.push_str(&d.summary());
+        }
         if self.target_met {
             head
         } else {
             format!(
                 "{head}\naccuracy target NOT met ({}); the best model found was saved",
-                self.stop_reason
+                self.stop_message
             )
         }
+    }
+}
+
+impl DeployedReport {
+    /// "; deployed on ort 1.32.0 (avx2 avx512_vnni): top1 0.8200, drop 0.0033 > 0.0030".
+    fn summary(&self) -> String {
+        let metrics: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|m| {
+                let sign = if m.drop <= m.allowed_drop + 1e-12 {
+                    "≤"
+                } else {
+                    ">"
+                };
+                format!(
+                    "{} {:.4}, drop {:.4} {sign} {:.4}",
+                    m.name, m.value, m.drop, m.allowed_drop
+                )
+            })
+            .collect();
+        format!(
+            "; deployed on {} {} ({}): {}{}",
+            self.engine,
+            self.version,
+            self.cpu,
+            metrics.join(", "),
+            if self.continued {
+                " (the search went on with it as the judge)"
+            } else {
+                ""
+            }
+        )
     }
 }

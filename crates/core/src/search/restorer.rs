@@ -1,87 +1,60 @@
-//! The restore loop (SPEC §4): revert the best-ranked group, evaluate on the full set, and
-//! - stop when every metric is within its limit;
-//! - keep the revert and take the next ranked group when the drop shrank;
-//! - keep it but re-rank the remaining groups on the current model when the drop did not move (POT);
-//! - roll it back (`use_prev_if_drop_increase`), never try that group again, and re-rank when the drop grew;
-//! - stop at `max_iter_num` reverts or when nothing is left, returning the best model seen.
+//! The restore loop (SPEC §4) as an explicit state machine:
 //!
-//! With several metrics the loop works on the one furthest beyond its limit; when that changes, the ranking
-//! subset and the ranking are recomputed for the new one.
+//! ```text
+//! Baselines → Quantized → [MixedPreset] → [Tuning] → Restore ⟲ → DeployedCheck → Done(StopReason)
+//!                                                       ↑______________| (deployed engine missed the target)
+//! ```
+//!
+//! Each state does one thing and names the next. In `Restore`, one step reverts the best-ranked group and
+//! evaluates on the full set; the [`StepOutcome`] says what follows:
+//! - `TargetMet`: stop;
+//! - `DropDecreased`: keep it and take the next group of the same ranking;
+//! - `NoImprovement` / `KeptDespiteIncrease`: keep it and re-rank the remaining groups on the new model;
+//! - `RolledBack` (`use_prev_if_drop_increase`): undo it, never try that group again, re-rank.
+//!
+//! Why it ends: every step either reverts a group for good or rolls it back, and a group reverted or rolled
+//! back is never a candidate again, so there are at most as many steps as groups; the deployed engine takes
+//! over the judging at most once. With several metrics the loop works on the one furthest beyond its limit.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
-use aquant_onnx::ModelProto;
-
-use crate::backend::Backend;
-use crate::data::Dataset;
+use crate::cpu::CpuFeatures;
 use crate::error::{Error, Result};
-use crate::eval::{Evaluation, Evaluator};
+use crate::eval::Evaluation;
 use crate::metric::{Direction, Metric};
 use crate::quantize::{Preset, QuantizationParams};
-use crate::search::context::SearchContext;
-use crate::search::groups::{quantizer_groups, QuantizerGroup};
-use crate::search::journal::{self, Journal};
+use crate::search::groups::QuantizerGroup;
+use crate::search::lab::Lab;
+use crate::search::limits::{Limits, EPSILON};
 use crate::search::params::AccuracyControlParams;
 use crate::search::ranker::Ranking;
 use crate::search::report::{
-    EvaluationCounts, MetricReport, RankingEntry, Report, StepReport, Timings,
+    DeployedMetric, DeployedReport, RankingEntry, StepOutcome, StepReport, StopReason, Timings,
 };
 use crate::search::subset::ranking_subset;
 use crate::search::tuning;
-use crate::search::{Outcome, RunOptions};
 
-/// Tolerance on drop comparisons: metric values are means of per-sample values, so equal models can differ in
-/// the last bits.
-const EPSILON: f64 = 1e-9;
-
-/// FP32 baselines and allowed drops, per metric.
-struct Limits {
-    baselines: Vec<f64>,
-    allowed: Vec<f64>,
+/// Where the machine is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Measure (or take) the FP32 baselines.
+    Baselines,
+    /// Evaluate the fully quantized model.
+    Quantized,
+    /// `convert_to_mixed_preset`: try the mixed preset.
+    MixedPreset,
+    /// `tune_hyperparams`: try other base-algorithm settings.
+    Tuning,
+    /// Revert the next group.
+    Restore,
+    /// Judge the final model on the deployed engine; the search stopped for the given reason.
+    DeployedCheck(StopReason),
+    /// Finished.
+    Done(StopReason),
 }
 
-impl Limits {
-    fn drops(&self, ctx: &SearchContext, evaluation: &Evaluation) -> Vec<f64> {
-        ctx.evaluator
-            .metrics()
-            .iter()
-            .zip(&evaluation.metrics)
-            .zip(&self.baselines)
-            .map(|((metric, value), baseline)| metric.direction().drop(*baseline, value.value))
-            .collect()
-    }
-
-    /// How far each metric is beyond its limit (≤ 0: within).
-    fn excess(&self, drops: &[f64]) -> Vec<f64> {
-        drops
-            .iter()
-            .zip(&self.allowed)
-            .map(|(d, a)| d - a)
-            .collect()
-    }
-
-    fn met(&self, drops: &[f64]) -> bool {
-        self.excess(drops).iter().all(|e| *e <= EPSILON)
-    }
-
-    /// The metric furthest beyond its limit.
-    fn controlled(&self, drops: &[f64]) -> usize {
-        let excess = self.excess(drops);
-        (0..excess.len())
-            .max_by(|&a, &b| excess[a].total_cmp(&excess[b]).then(b.cmp(&a)))
-            .unwrap_or(0)
-    }
-
-    /// A single number to compare states: the worst excess.
-    fn worst(&self, drops: &[f64]) -> f64 {
-        self.excess(drops)
-            .into_iter()
-            .fold(f64::NEG_INFINITY, f64::max)
-    }
-}
-
-/// A model state the loop has evaluated on the full set.
+/// A model state evaluated on the full set.
 #[derive(Clone)]
 struct State {
     reverted: BTreeSet<String>,
@@ -89,473 +62,514 @@ struct State {
     drops: Vec<f64>,
 }
 
-/// Quantizes `model` and reverts quantizer groups until every metric's drop on `validation` is within
-/// `control.maximal_drop` (or nothing is left to revert). When the target cannot be reached, the best model
-/// found is returned with `report.target_met == false`: the caller decides how loud to be.
-#[allow(clippy::too_many_arguments)]
-pub fn quantize_with_accuracy_control(
-    backend: &dyn Backend,
-    model: ModelProto,
-    calibration: &dyn Dataset,
-    validation: &dyn Dataset,
-    metrics: &[&dyn Metric],
-    quantization: &QuantizationParams,
-    control: &AccuracyControlParams,
-    options: &RunOptions,
-) -> Result<Outcome> {
-    let start = Instant::now();
-    control.validate()?;
-    check_metric_targets(metrics, control)?;
-    let mut timings = Timings::default();
-    let model_name = model
-        .graph
-        .as_ref()
-        .and_then(|g| g.name.clone())
-        .unwrap_or_default();
+/// The ranking in use, and what it ranks on.
+struct Current<'m> {
+    ranking: Ranking<'m>,
+    base: BTreeSet<String>,
+    subset: Vec<usize>,
+    metric: usize,
+}
 
-    let mut journal = match &options.journal {
-        Some(file) => Journal::open(file)?,
-        None => Journal::in_memory(),
-    };
-    let (quantized, summary) = journal::quantize(
-        &mut journal,
-        backend,
-        model,
-        calibration,
-        quantization,
-        options.batch_size,
-        options.progress,
-    )?;
-    timings.calibration = summary.calibration_seconds + summary.bias_correction_seconds;
-    let fp32 = quantized.fp32().model().clone();
-    let evaluator = Evaluator::new(
-        backend,
-        validation,
-        metrics.to_vec(),
-        Some(&fp32),
-        options.batch_size,
-        options.progress,
-    )?
-    .with_interrupt(options.interrupt);
-    let mut ctx = SearchContext::new(
-        evaluator,
-        quantized,
-        control.restore_mode,
-        options.compress_weights,
-        options.levers,
-        journal,
-    );
-    let all: Vec<usize> = ctx.evaluator.all_indices();
+/// What the machine found: everything the report says about the search itself.
+pub(super) struct Verdict {
+    pub reverted: BTreeSet<String>,
+    pub evaluation: Evaluation,
+    pub drops: Vec<f64>,
+    pub limits: Limits,
+    pub quantized_values: Vec<f64>,
+    pub preset: Preset,
+    pub tuned: Option<QuantizationParams>,
+    pub steps: Vec<StepReport>,
+    pub ranking: Vec<RankingEntry>,
+    pub stop: StopReason,
+    pub deployed: Option<DeployedReport>,
+    pub timings: Timings,
+}
 
-    // FP32 outputs calibration already computed are the FP32 evaluation's when validation is calibration.
-    let same_data = std::ptr::addr_eq(calibration as *const dyn Dataset, validation);
-    let known = summary.fp32_outputs.as_ref().filter(|_| same_data);
+impl Verdict {
+    /// Whether every metric is within its limit, on the deployed engine too when there is one.
+    pub fn target_met(&self) -> bool {
+        self.stop == StopReason::TargetMet
+    }
+}
 
-    // 1. Baselines: given, or measured on the full set.
-    let t = Instant::now();
-    let given: Option<Vec<f64>> = metrics
-        .iter()
-        .map(|m| {
-            control
-                .metrics
+/// The accuracy-control state machine over a [`Lab`].
+pub(super) struct Restorer<'m, L: Lab> {
+    lab: L,
+    metrics: &'m [&'m dyn Metric],
+    control: &'m AccuracyControlParams,
+    params: QuantizationParams,
+    early_stop: bool,
+    limits: Limits,
+    /// FP32 per-sample values on `comparison`, the samples FP32 and INT8 are compared on.
+    reference: Option<Evaluation>,
+    comparison: Vec<usize>,
+    quantized_values: Vec<f64>,
+    current: Option<State>,
+    best: Option<State>,
+    tuned: Option<QuantizationParams>,
+    groups: Vec<QuantizerGroup>,
+    steps: Vec<StepReport>,
+    rolled_back: BTreeSet<usize>,
+    ranking: Option<Current<'m>>,
+    last_ranking: Vec<RankingEntry>,
+    deployed: Option<DeployedReport>,
+    continued: bool,
+    timings: Timings,
+}
+
+impl<'m, L: Lab> Restorer<'m, L> {
+    /// A machine about to measure baselines, for the model `lab` holds, quantized with `params`.
+    pub fn new(
+        lab: L,
+        metrics: &'m [&'m dyn Metric],
+        control: &'m AccuracyControlParams,
+        params: QuantizationParams,
+        early_stop: bool,
+    ) -> Self {
+        Restorer {
+            lab,
+            metrics,
+            control,
+            params,
+            early_stop,
+            limits: Limits {
+                baselines: Vec::new(),
+                allowed: Vec::new(),
+            },
+            reference: None,
+            comparison: Vec::new(),
+            quantized_values: Vec::new(),
+            current: None,
+            best: None,
+            tuned: None,
+            groups: Vec::new(),
+            steps: Vec::new(),
+            rolled_back: BTreeSet::new(),
+            ranking: None,
+            last_ranking: Vec::new(),
+            deployed: None,
+            continued: false,
+            timings: Timings::default(),
+        }
+    }
+
+    /// Runs the machine to the end. An interrupt at any state ends it with [`StopReason::Interrupted`].
+    pub fn run(mut self) -> Result<(Verdict, L)> {
+        let mut phase = Phase::Baselines;
+        loop {
+            phase = match phase {
+                Phase::Done(stop) => return self.finish(stop),
+                Phase::DeployedCheck(StopReason::Interrupted) => {
+                    Phase::Done(StopReason::Interrupted)
+                }
+                phase => match self.step(phase) {
+                    Err(Error::Interrupted) => Phase::Done(StopReason::Interrupted),
+                    other => other?,
+                },
+            };
+        }
+    }
+
+    /// Carries out `phase`; returns the next.
+    pub fn step(&mut self, phase: Phase) -> Result<Phase> {
+        self.lab.check_interrupt()?;
+        let (start, ranking) = (Instant::now(), self.timings.ranking);
+        let next = match phase {
+            Phase::Baselines => self.baselines(),
+            Phase::Quantized => self.quantized(),
+            Phase::MixedPreset => self.mixed_preset(),
+            Phase::Tuning => self.tuning(),
+            Phase::Restore => self.restore(),
+            Phase::DeployedCheck(stop) => self.deployed_check(stop),
+            Phase::Done(stop) => Ok(Phase::Done(stop)),
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        match phase {
+            Phase::Baselines => self.timings.fp32_eval += seconds,
+            Phase::Quantized => self.timings.int8_eval += seconds,
+            _ => self.timings.restore += seconds - (self.timings.ranking - ranking),
+        }
+        next
+    }
+
+    fn all(&self) -> Vec<usize> {
+        (0..self.lab.samples()).collect()
+    }
+
+    fn current(&self) -> &State {
+        self.current.as_ref().expect("set by the Quantized state")
+    }
+
+    fn met(&self) -> bool {
+        self.limits.met(&self.current().drops)
+    }
+
+    fn baselines(&mut self) -> Result<Phase> {
+        let all = self.all();
+        let given: Option<Vec<f64>> = self
+            .metrics
+            .iter()
+            .map(|m| {
+                let target = self.control.metrics.iter().find(|t| t.name == m.name());
+                target.and_then(|t| t.baseline_value)
+            })
+            .collect();
+        let baselines = match given {
+            Some(values) => {
+                let count = ((all.len() as f64) * self.control.metric_subset_ratio).ceil() as usize;
+                self.comparison = all[..count.clamp(1, all.len())].to_vec();
+                self.reference = Some(self.lab.evaluate_fp32(&self.comparison)?);
+                values
+            }
+            None => {
+                let reference = self.lab.evaluate_fp32(&all)?;
+                self.comparison = all;
+                let values = reference.metrics.iter().map(|m| m.value).collect();
+                self.reference = Some(reference);
+                values
+            }
+        };
+        self.limits = Limits {
+            allowed: baselines
                 .iter()
-                .find(|t| t.name == m.name())
-                .and_then(|t| t.baseline_value)
-        })
-        .collect();
-    let (baselines, comparison_indices, fp32_eval) = match given {
-        Some(values) => {
-            let count = ((all.len() as f64) * control.metric_subset_ratio)
-                .ceil()
-                .max(1.0) as usize;
-            let subset: Vec<usize> = all.iter().copied().take(count.min(all.len())).collect();
-            let fp32_eval = ctx.evaluate_fp32(&fp32, &subset, "FP32 (comparison subset)", known)?;
-            (values, subset, fp32_eval)
-        }
-        None => {
-            let fp32_eval = ctx.evaluate_fp32(&fp32, &all, "FP32 evaluation", known)?;
-            let values = fp32_eval.metrics.iter().map(|m| m.value).collect();
-            (values, all.clone(), fp32_eval)
-        }
-    };
-    timings.fp32_eval = t.elapsed().as_secs_f64();
-    let limits = Limits {
-        allowed: baselines.iter().map(|b| control.allowed_drop(*b)).collect(),
-        baselines,
-    };
+                .map(|b| self.control.allowed_drop(*b))
+                .collect(),
+            baselines,
+        };
+        Ok(Phase::Quantized)
+    }
 
-    // 2. The fully quantized model.
-    let t = Instant::now();
-    let mut preset = quantization.preset;
-    let mut current = evaluate_state(&mut ctx, &limits, BTreeSet::new(), &all, "INT8 evaluation")?;
-    let quantized_values: Vec<f64> = current.evaluation.metrics.iter().map(|m| m.value).collect();
-    timings.int8_eval = t.elapsed().as_secs_f64();
-    save_intermediate(&ctx, options, "00_quantized", &current.reverted)?;
+    fn quantized(&mut self) -> Result<Phase> {
+        let state = self.evaluate_state(BTreeSet::new(), "INT8 evaluation")?;
+        self.quantized_values = state.evaluation.metrics.iter().map(|m| m.value).collect();
+        self.lab
+            .save_intermediate("00_quantized", &state.reverted)?;
+        self.best = Some(state.clone());
+        self.current = Some(state);
+        Ok(self.after_base(Phase::Quantized))
+    }
 
-    // 3. Optionally the mixed preset before any revert.
-    if !limits.met(&current.drops)
-        && control.convert_to_mixed_preset
-        && preset == Preset::Performance
-    {
-        let mixed_params = QuantizationParams {
+    /// The state after the base-model state `done`: the next optional base-algorithm change, or the loop.
+    fn after_base(&self, done: Phase) -> Phase {
+        if self.met() {
+            return Phase::DeployedCheck(StopReason::TargetMet);
+        }
+        let mixed =
+            self.control.convert_to_mixed_preset && self.params.preset == Preset::Performance;
+        if done == Phase::Quantized && mixed {
+            Phase::MixedPreset
+        } else if done != Phase::Tuning && self.control.tune_hyperparams {
+            Phase::Tuning
+        } else {
+            Phase::Restore
+        }
+    }
+
+    fn mixed_preset(&mut self) -> Result<Phase> {
+        let mixed = QuantizationParams {
             preset: Preset::Mixed,
-            ..quantization.clone()
+            ..self.params.clone()
         };
-        let previous = ctx.quantized.clone();
-        let mixed = ctx.quantize(&fp32, calibration, &mixed_params, options.batch_size)?;
-        ctx.replace_model(mixed);
-        let candidate = evaluate_state(
-            &mut ctx,
-            &limits,
-            BTreeSet::new(),
-            &all,
-            "INT8 (mixed preset)",
-        )?;
-        if limits.worst(&candidate.drops) < limits.worst(&current.drops) {
-            current = candidate;
-            preset = Preset::Mixed;
-            save_intermediate(&ctx, options, "00_quantized_mixed", &current.reverted)?;
-        } else {
-            ctx.replace_model(previous);
-        }
+        self.try_base(mixed, "INT8 (mixed preset)", "00_quantized_mixed")?;
+        Ok(self.after_base(Phase::MixedPreset))
     }
 
-    // 4. Optionally other base-algorithm settings before any revert.
-    let mut tuned: Option<QuantizationParams> = None;
-    if !limits.met(&current.drops) && control.tune_hyperparams {
-        let controlled = limits.controlled(&current.drops);
-        let subset_size = control.ranking_subset_size.unwrap_or(300).min(all.len());
-        let subset = subset_for(
-            &ctx,
-            &fp32_eval,
-            &comparison_indices,
-            &current,
-            controlled,
-            subset_size,
-        );
-        let base = QuantizationParams {
-            preset,
-            ..quantization.clone()
-        };
-        let best = tuning::best_variant(
-            &mut ctx,
-            &fp32,
-            calibration,
-            &base,
-            &subset,
-            controlled,
-            options.batch_size,
-        )?;
-        if let Some((variant, model)) = best {
-            let previous = ctx.quantized.clone();
-            ctx.replace_model(model);
-            let candidate =
-                evaluate_state(&mut ctx, &limits, BTreeSet::new(), &all, "INT8 (tuned)")?;
-            if limits.worst(&candidate.drops) < limits.worst(&current.drops) {
-                current = candidate;
-                preset = variant.preset;
-                tuned = Some(variant);
-                save_intermediate(&ctx, options, "00_quantized_tuned", &current.reverted)?;
-            } else {
-                ctx.replace_model(previous);
+    fn tuning(&mut self) -> Result<Phase> {
+        let controlled = self.limits.controlled(&self.current().drops);
+        let subset = self.subset_for(controlled);
+        let metric = self.metrics[controlled];
+        if let Some(variant) =
+            tuning::best_variant(&mut self.lab, metric, controlled, &self.params, &subset)?
+        {
+            if self.try_base(variant.clone(), "INT8 (tuned)", "00_quantized_tuned")? {
+                self.tuned = Some(variant);
             }
         }
+        Ok(self.after_base(Phase::Tuning))
     }
 
-    // 5. The restore loop.
-    let groups = quantizer_groups(ctx.quantized.placement());
-    let mut best = current.clone();
-    let mut steps: Vec<StepReport> = Vec::new();
-    let mut last_ranking: Vec<RankingEntry> = Vec::new();
-    let mut stepped_back: BTreeSet<usize> = BTreeSet::new();
-    let max_iter = control.max_iter_num.unwrap_or(usize::MAX);
-    let subset_size = control.ranking_subset_size.unwrap_or(300).min(all.len());
-    let mut ranking: Option<Ranking> = None;
-    let mut stop_reason = String::from("target met");
-    let reference_values = fp32_eval;
+    /// Re-quantizes with `params`; keeps that model when it lowers the worst excess on the full set, and
+    /// goes back to the current parameters otherwise. Returns whether it was kept.
+    fn try_base(&mut self, params: QuantizationParams, label: &str, name: &str) -> Result<bool> {
+        self.lab.requantize(&params, None)?;
+        let candidate = self.evaluate_state(BTreeSet::new(), label)?;
+        let better = self.limits.worst(&candidate.drops) < self.limits.worst(&self.current().drops);
+        if better {
+            self.lab.save_intermediate(name, &candidate.reverted)?;
+            self.params = params;
+            self.best = Some(candidate.clone());
+            self.current = Some(candidate);
+        } else {
+            self.lab.requantize(&self.params.clone(), None)?;
+        }
+        Ok(better)
+    }
 
-    let mut interrupted = false;
-    'restore: while !limits.met(&current.drops) {
-        if steps.len() >= max_iter {
-            stop_reason = format!("max_iter_num ({max_iter}) reached");
-            break;
+    fn restore(&mut self) -> Result<Phase> {
+        if self.met() {
+            return Ok(Phase::DeployedCheck(StopReason::TargetMet));
         }
-        let controlled = limits.controlled(&current.drops);
-        if ranking.as_ref().is_some_and(|r| r.metric() != controlled) {
-            ranking = None;
+        if self
+            .control
+            .max_iter_num
+            .is_some_and(|n| self.steps.len() >= n)
+        {
+            return Ok(Phase::DeployedCheck(StopReason::MaxIterations));
         }
-        let t = Instant::now();
-        let entry = loop {
-            let r = match &mut ranking {
-                Some(r) => r,
-                None => {
-                    let remaining = remaining_groups(&groups, &current.reverted, &stepped_back);
-                    if remaining.is_empty() {
-                        stop_reason = "every group was tried: nothing left to revert".into();
-                        timings.ranking += t.elapsed().as_secs_f64();
-                        break 'restore;
-                    }
-                    let subset = subset_for(
-                        &ctx,
-                        &reference_values,
-                        &comparison_indices,
-                        &current,
-                        controlled,
-                        subset_size,
-                    );
-                    ranking.insert(Ranking::new(
-                        &ctx,
-                        &groups,
-                        &remaining,
-                        &current.reverted,
-                        subset,
-                        controlled,
-                    ))
+        let start = Instant::now();
+        let picked = self.pick();
+        self.timings.ranking += start.elapsed().as_secs_f64();
+        let Some(entry) = picked? else {
+            return Ok(Phase::DeployedCheck(StopReason::NothingLeft));
+        };
+        self.revert(entry)?;
+        Ok(Phase::Restore)
+    }
+
+    /// The next group to revert: from the current ranking, or a new one over the groups neither reverted
+    /// nor rolled back (`None`: there are none).
+    fn pick(&mut self) -> Result<Option<RankingEntry>> {
+        let controlled = self.limits.controlled(&self.current().drops);
+        if self.groups.is_empty() {
+            self.groups = self.lab.groups();
+        }
+        loop {
+            if self
+                .ranking
+                .as_ref()
+                .is_some_and(|r| r.metric != controlled)
+            {
+                self.ranking = None;
+            }
+            if self.ranking.is_none() {
+                let current = &self.current().reverted;
+                let candidates: Vec<(usize, Vec<String>)> = self
+                    .groups
+                    .iter()
+                    .filter(|g| !self.rolled_back.contains(&g.id))
+                    .filter(|g| !g.nodes.iter().all(|n| current.contains(n)))
+                    .map(|g| (g.id, g.nodes.clone()))
+                    .collect();
+                if candidates.is_empty() {
+                    return Ok(None);
                 }
-            };
-            let next = match r.next(&mut ctx) {
-                Err(Error::Interrupted) => {
-                    interrupted = true;
-                    timings.ranking += t.elapsed().as_secs_f64();
-                    break 'restore;
-                }
-                other => other?,
-            };
+                let subset = self.subset_for(controlled);
+                let ranking = Ranking::new(
+                    candidates,
+                    subset.len(),
+                    self.metrics[controlled],
+                    self.early_stop,
+                );
+                self.ranking = Some(Current {
+                    ranking,
+                    base: current.clone(),
+                    subset,
+                    metric: controlled,
+                });
+            }
+            let r = self.ranking.as_mut().expect("set above");
+            let members = r
+                .ranking
+                .remaining()
+                .into_iter()
+                .map(|(group, nodes)| {
+                    let mut reverted = r.base.clone();
+                    reverted.extend(nodes);
+                    (group, reverted)
+                })
+                .collect();
+            let mut scorer = self.lab.scorer(&r.base, members, &r.subset, r.metric)?;
+            let next = r.ranking.next(scorer.as_mut())?;
+            drop(scorer);
+            self.last_ranking = r.ranking.entries();
             match next {
-                Some(entry) => {
-                    last_ranking = r.entries();
-                    break entry;
-                }
-                None => ranking = None,
+                Some(entry) => return Ok(Some(entry)),
+                None => self.ranking = None,
             }
-        };
-        timings.ranking += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let group = &groups[entry.group];
-        let mut reverted = current.reverted.clone();
-        reverted.extend(group.nodes.iter().cloned());
-        let step = steps.len() + 1;
-        let candidate =
-            match evaluate_state(&mut ctx, &limits, reverted, &all, &format!("step {step}")) {
-                Err(Error::Interrupted) => {
-                    interrupted = true;
-                    break 'restore;
-                }
-                other => other?,
-            };
-        let (before, after) = (current.drops[controlled], candidate.drops[controlled]);
-        let (kept, reason) = if limits.met(&candidate.drops) {
-            (true, "target met")
+        }
+    }
+
+    /// One step: reverts `entry`'s group on top of the current model and decides what follows.
+    fn revert(&mut self, entry: RankingEntry) -> Result<()> {
+        let mut reverted = self.current().reverted.clone();
+        reverted.extend(entry.nodes.iter().cloned());
+        let step = self.steps.len() + 1;
+        let candidate = self.evaluate_state(reverted, &format!("step {step}"))?;
+        let controlled = self.limits.controlled(&self.current().drops);
+        let (before, after) = (
+            self.current().drops[controlled],
+            candidate.drops[controlled],
+        );
+        let outcome = if self.limits.met(&candidate.drops) {
+            StepOutcome::TargetMet
         } else if after < before - EPSILON {
-            (true, "drop decreased")
+            StepOutcome::DropDecreased
         } else if after <= before + EPSILON {
-            ranking = None;
-            (true, "no improvement: re-ranking")
-        } else if control.use_prev_if_drop_increase {
-            ranking = None;
-            stepped_back.insert(entry.group);
-            (false, "drop increased: rolled back, re-ranking")
+            StepOutcome::NoImprovement
+        } else if self.control.use_prev_if_drop_increase {
+            StepOutcome::RolledBack
         } else {
-            ranking = None;
-            (
-                true,
-                "drop increased: kept (use_prev_if_drop_increase is off), re-ranking",
-            )
+            StepOutcome::KeptDespiteIncrease
         };
-        steps.push(StepReport {
+        self.steps.push(StepReport {
             step,
             group: entry.group,
-            reverted_group: group.nodes.clone(),
+            reverted_group: entry.nodes.clone(),
             metric: candidate.evaluation.metrics[controlled].value,
             drop: after,
-            kept,
-            reason: reason.into(),
+            kept: outcome.kept(),
+            outcome,
+            reason: outcome.message().into(),
         });
-        save_intermediate(
-            &ctx,
-            options,
-            &format!("step_{step:03}"),
-            &candidate.reverted,
-        )?;
-        if kept {
-            current = candidate;
-            if limits.worst(&current.drops) < limits.worst(&best.drops) - EPSILON
-                || limits.met(&current.drops)
-            {
-                best = current.clone();
-            }
+        self.lab
+            .save_intermediate(&format!("step_{step:03}"), &candidate.reverted)?;
+        if outcome.reranks() {
+            self.ranking = None;
         }
-        timings.restore += t.elapsed().as_secs_f64();
-    }
-    if limits.met(&current.drops) {
-        best = current;
-    }
-    if interrupted {
-        stop_reason = "interrupted: the best model so far was saved; continue with --resume".into();
+        if outcome == StepOutcome::RolledBack {
+            self.rolled_back.insert(entry.group);
+            return Ok(());
+        }
+        let best = self.best.as_ref().expect("set by the Quantized state");
+        if self.limits.worst(&candidate.drops) < self.limits.worst(&best.drops) - EPSILON
+            || self.limits.met(&candidate.drops)
+        {
+            self.best = Some(candidate.clone());
+        }
+        self.current = Some(candidate);
+        Ok(())
     }
 
-    let model = ctx.export(&best.reverted)?;
-    let metrics_report = ctx
-        .evaluator
-        .metrics()
-        .iter()
-        .enumerate()
-        .map(|(i, m)| MetricReport {
-            name: m.name().into(),
-            direction: m.direction(),
-            baseline: limits.baselines[i],
-            quantized: quantized_values[i],
-            r#final: best.evaluation.metrics[i].value,
-            drop: best.drops[i],
-            allowed_drop: limits.allowed[i],
+    /// Judges the model to be saved on the deployed engine. When the search met the target and the deployed
+    /// engine does not, that engine becomes the judge and the loop goes on (once).
+    fn deployed_check(&mut self, stop: StopReason) -> Result<Phase> {
+        let Some(engine) = self.lab.deployed() else {
+            return Ok(Phase::Done(stop));
+        };
+        let final_state = self.final_state().clone();
+        let reused = self.lab.judge_is_deployed();
+        let evaluation = if reused {
+            final_state.evaluation.clone()
+        } else {
+            self.lab.evaluate_deployed(&final_state.reverted)?
+        };
+        let drops = self.limits.drops(self.metrics, &evaluation);
+        let met = self.limits.met(&drops);
+        if stop == StopReason::TargetMet && !met && !self.continued {
+            self.continued = true;
+            self.lab.judge_on_deployed()?;
+            self.ranking = None;
+            let state =
+                self.evaluate_state(final_state.reverted, "re-evaluation (deployed engine)")?;
+            self.best = Some(state.clone());
+            self.current = Some(state);
+            return Ok(Phase::Restore);
+        }
+        self.deployed = Some(DeployedReport {
+            engine: engine.name,
+            version: engine.version,
+            cpu: CpuFeatures::detect(),
+            metrics: self
+                .metrics
+                .iter()
+                .zip(&evaluation.metrics)
+                .enumerate()
+                .map(|(i, (m, v))| DeployedMetric {
+                    name: m.name().into(),
+                    value: v.value,
+                    drop: drops[i],
+                    allowed_drop: self.limits.allowed[i],
+                })
+                .collect(),
+            target_met: met,
+            continued: self.continued,
+            reused,
+        });
+        Ok(Phase::Done(if stop == StopReason::TargetMet && !met {
+            StopReason::DeployedMissed
+        } else {
+            stop
+        }))
+    }
+
+    /// The model the run returns: the current one when it meets the target, the best seen otherwise.
+    fn final_state(&self) -> &State {
+        if self.met() {
+            self.current()
+        } else {
+            self.best.as_ref().expect("set by the Quantized state")
+        }
+    }
+
+    fn finish(self, stop: StopReason) -> Result<(Verdict, L)> {
+        let Some(current) = &self.current else {
+            return Err(Error::Interrupted);
+        };
+        let final_state = if self.limits.met(&current.drops) {
+            current.clone()
+        } else {
+            self.final_state().clone()
+        };
+        let verdict = Verdict {
+            reverted: final_state.reverted,
+            evaluation: final_state.evaluation,
+            drops: final_state.drops,
+            limits: self.limits,
+            quantized_values: self.quantized_values,
+            preset: self.params.preset,
+            tuned: self.tuned,
+            steps: self.steps,
+            ranking: self.last_ranking,
+            stop,
+            deployed: self.deployed,
+            timings: self.timings,
+        };
+        Ok((verdict, self.lab))
+    }
+
+    fn evaluate_state(&mut self, reverted: BTreeSet<String>, label: &str) -> Result<State> {
+        let all = self.all();
+        let evaluation = self.lab.evaluate(&reverted, &all, label)?;
+        let drops = self.limits.drops(self.metrics, &evaluation);
+        Ok(State {
+            reverted,
+            evaluation,
+            drops,
         })
-        .collect();
-    timings.total = start.elapsed().as_secs_f64();
-    let target_met = limits.met(&best.drops);
-    let report = Report {
-        algorithm: "AccuracyAwareQuantization".into(),
-        model: model_name,
-        metrics: metrics_report,
-        target_met,
-        interrupted,
-        stop_reason: if target_met {
-            "target met".into()
-        } else {
-            stop_reason
-        },
-        quantized_ops: ctx.quantized.placement().nodes.len(),
-        reverted_ops: best.reverted.len(),
-        reverted: ordered(&ctx, &best.reverted),
-        preset: serde_json::to_value(preset)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
-        tuned_parameters: tuned.map(|t| serde_json::to_value(t).unwrap_or_default()),
-        steps,
-        ranking: last_ranking,
-        evaluations: EvaluationCounts {
-            samples_inferred: ctx.evaluator.samples_inferred(),
-            ..ctx.counts.clone()
-        },
-        timings_s: timings,
-        profile: ctx.evaluator.profile().report(),
-        levers: ctx.levers,
-        backend: ctx.evaluator.backend().name().to_owned(),
-        output: None,
-    };
-    Ok(Outcome {
-        quantized: ctx.quantized,
-        model,
-        report,
-    })
-}
-
-fn check_metric_targets(metrics: &[&dyn Metric], control: &AccuracyControlParams) -> Result<()> {
-    if metrics.is_empty() {
-        return Err(Error::Config(
-            "accuracy control needs at least one metric".into(),
-        ));
     }
-    if let Some(t) = control
-        .metrics
-        .iter()
-        .find(|t| !metrics.iter().any(|m| m.name() == t.name))
-    {
-        return Err(Error::Config(format!(
-            "a baseline is given for metric '{}', which is not evaluated",
-            t.name
-        )));
+
+    /// The ranking subset for metric `metric` (FP32 vs the current model, sample by sample), ordered
+    /// worst-first for the current model so that early-stopping evaluations meet the decisive samples first.
+    fn subset_for(&self, metric: usize) -> Vec<usize> {
+        let current = &self.current().evaluation;
+        let reference = self.reference.as_ref().expect("set by the Baselines state");
+        let value = |i: usize| current.metrics[metric].per_sample[i];
+        let current_values: Vec<f64> = self.comparison.iter().map(|&i| value(i)).collect();
+        let size = self
+            .control
+            .ranking_subset_size
+            .unwrap_or(300)
+            .min(self.comparison.len());
+        let mut subset = ranking_subset(
+            &self.comparison,
+            &reference.metrics[metric].per_sample,
+            &current_values,
+            size,
+        );
+        let higher_better = self.metrics[metric].direction() == Direction::HigherBetter;
+        subset.sort_by(|&a, &b| {
+            let (va, vb) = (value(a), value(b));
+            if higher_better {
+                va.total_cmp(&vb)
+            } else {
+                vb.total_cmp(&va)
+            }
+        });
+        subset
     }
-    Ok(())
 }
 
-fn evaluate_state(
-    ctx: &mut SearchContext,
-    limits: &Limits,
-    reverted: BTreeSet<String>,
-    indices: &[usize],
-    label: &str,
-) -> Result<State> {
-    let evaluation = ctx.evaluate(&reverted, indices, label)?;
-    let drops = limits.drops(ctx, &evaluation);
-    Ok(State {
-        reverted,
-        evaluation,
-        drops,
-    })
-}
-
-/// Groups not yet reverted and never rolled back.
-fn remaining_groups(
-    groups: &[QuantizerGroup],
-    reverted: &BTreeSet<String>,
-    stepped_back: &BTreeSet<usize>,
-) -> Vec<usize> {
-    groups
-        .iter()
-        .filter(|g| !stepped_back.contains(&g.id) && !g.nodes.iter().all(|n| reverted.contains(n)))
-        .map(|g| g.id)
-        .collect()
-}
-
-/// The ranking subset for metric `metric` (FP32 vs the current model, sample by sample), ordered worst-first
-/// for the current model so that early-stopping evaluations meet the decisive samples first.
-fn subset_for(
-    ctx: &SearchContext,
-    reference: &Evaluation,
-    comparison: &[usize],
-    current: &State,
-    metric: usize,
-    size: usize,
-) -> Vec<usize> {
-    let position: HashMap<usize, usize> = current
-        .evaluation
-        .indices
-        .iter()
-        .enumerate()
-        .map(|(k, &i)| (i, k))
-        .collect();
-    let value = |i: usize| current.evaluation.metrics[metric].per_sample[position[&i]];
-    let current_values: Vec<f64> = comparison.iter().map(|&i| value(i)).collect();
-    let mut subset = ranking_subset(
-        comparison,
-        &reference.metrics[metric].per_sample,
-        &current_values,
-        size,
-    );
-    let higher_better = ctx.evaluator.metrics()[metric].direction() == Direction::HigherBetter;
-    subset.sort_by(|&a, &b| {
-        let (va, vb) = (value(a), value(b));
-        if higher_better {
-            va.total_cmp(&vb)
-        } else {
-            vb.total_cmp(&va)
-        }
-    });
-    subset
-}
-
-fn ordered(ctx: &SearchContext, reverted: &BTreeSet<String>) -> Vec<String> {
-    ctx.quantized
-        .placement()
-        .nodes
-        .iter()
-        .filter(|n| reverted.contains(&n.name))
-        .map(|n| n.name.clone())
-        .collect()
-}
-
-fn save_intermediate(
-    ctx: &SearchContext,
-    options: &RunOptions,
-    name: &str,
-    reverted: &BTreeSet<String>,
-) -> Result<()> {
-    let Some(dir) = &options.intermediate_dir else {
-        return Ok(());
-    };
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
-    let model = ctx.export(reverted)?;
-    aquant_onnx::save_model(&model, &dir.join(format!("{name}.onnx")))?;
-    Ok(())
-}
+#[cfg(test)]
+#[path = "restorer_tests.rs"]
+mod tests;

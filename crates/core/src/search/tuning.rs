@@ -5,12 +5,11 @@
 //! The best variant replaces the current model only if it also lowers the drop on the full set; otherwise
 //! nothing changes. Reverting costs ops in FP32; a better calibration costs nothing at inference time.
 
-use crate::data::Dataset;
 use crate::error::Result;
-use crate::metric::Direction;
+use crate::metric::{Direction, Metric};
 use crate::quant::RangeEstimator;
-use crate::quantize::{Preset, QuantizationParams, QuantizedModel};
-use crate::search::context::SearchContext;
+use crate::quantize::{Preset, QuantizationParams};
+use crate::search::lab::Lab;
 
 /// The variants of `base` worth trying (the base itself excluded).
 pub(super) fn grid(base: &QuantizationParams) -> Vec<QuantizationParams> {
@@ -40,37 +39,32 @@ pub(super) fn grid(base: &QuantizationParams) -> Vec<QuantizationParams> {
     variants
 }
 
-/// The best variant on `subset` by metric `metric`, if it beats the current model there.
-#[allow(clippy::too_many_arguments)]
+/// The best variant of `base` on `subset` by `metric` (number `index`), if one beats `base` there. Leaves
+/// `lab` holding the model quantized with `base`.
 pub(super) fn best_variant(
-    ctx: &mut SearchContext,
-    fp32: &aquant_onnx::ModelProto,
-    calibration: &dyn Dataset,
+    lab: &mut impl Lab,
+    metric: &dyn Metric,
+    index: usize,
     base: &QuantizationParams,
     subset: &[usize],
-    metric: usize,
-    batch_size: usize,
-) -> Result<Option<(QuantizationParams, QuantizedModel)>> {
-    let direction = ctx.evaluator.metrics()[metric].direction();
-    let oriented = |v: f64| match direction {
+) -> Result<Option<QuantizationParams>> {
+    let oriented = |v: f64| match metric.direction() {
         Direction::HigherBetter => v,
         Direction::HigherWorse => -v,
     };
     let none = Default::default();
     let mut best_score =
-        oriented(ctx.evaluate(&none, subset, "tuning: current")?.metrics[metric].value);
-    let original = ctx.quantized.clone();
+        oriented(lab.evaluate(&none, subset, "tuning: current")?.metrics[index].value);
     let mut best = None;
     for (k, variant) in grid(base).into_iter().enumerate() {
-        let model = ctx.quantize(fp32, calibration, &variant, batch_size)?;
-        ctx.replace_model(model);
+        lab.requantize(&variant, None)?;
         let label = format!("tuning variant {}", k + 1);
-        let score = oriented(ctx.evaluate(&none, subset, &label)?.metrics[metric].value);
+        let score = oriented(lab.evaluate(&none, subset, &label)?.metrics[index].value);
         if score > best_score {
             best_score = score;
-            best = Some((variant, ctx.quantized.clone()));
+            best = Some(variant);
         }
     }
-    ctx.replace_model(original);
+    lab.requantize(base, None)?;
     Ok(best)
 }

@@ -1,0 +1,87 @@
+//! What the restore loop needs from the world, as one trait: evaluate candidates, score ranking candidates,
+//! re-quantize, save intermediate models, judge on the deployed engine.
+//!
+//! The loop ([`restorer`](super::restorer)) only decides; a [`Lab`] does the work. The real one
+//! ([`SearchContext`](super::context::SearchContext)) builds models and runs them on an engine; the journal
+//! ([`Recorded`](super::record::Recorded)) wraps any lab to record and replay its results; the unit tests'
+//! fake answers from scripted per-sample values, so that the whole loop runs in milliseconds.
+
+use std::collections::BTreeSet;
+
+use crate::error::Result;
+use crate::eval::Evaluation;
+use crate::quantize::{Calibration, QuantizationParams};
+use crate::search::groups::QuantizerGroup;
+use crate::search::ranker::Scorer;
+
+/// A ranking candidate handed to [`Lab::scorer`]: its group id and the ops reverted with it (base included).
+pub(super) type Member = (usize, BTreeSet<String>);
+
+/// The engine the saved model is deployed on, as the report names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct EngineId {
+    pub name: String,
+    pub version: String,
+}
+
+/// The world the restore loop acts on.
+pub(super) trait Lab {
+    /// Number of validation samples.
+    fn samples(&self) -> usize;
+
+    /// The groups of the current quantized model.
+    fn groups(&self) -> Vec<QuantizerGroup>;
+
+    /// What identifies an evaluation's conditions besides the candidate and samples: the judging engine and
+    /// the quantized model (journal and cache key).
+    fn tag(&self) -> String;
+
+    /// Evaluates the FP32 model on `indices`.
+    fn evaluate_fp32(&mut self, indices: &[usize]) -> Result<Evaluation>;
+
+    /// Evaluates the current quantized model with `reverted` ops in FP32 on `indices`.
+    fn evaluate(
+        &mut self,
+        reverted: &BTreeSet<String>,
+        indices: &[usize],
+        label: &str,
+    ) -> Result<Evaluation>;
+
+    /// A scorer of `members` (candidates on top of the ops `base` reverts) by metric number `metric` on
+    /// `subset`.
+    fn scorer<'s>(
+        &'s mut self,
+        base: &BTreeSet<String>,
+        members: Vec<Member>,
+        subset: &[usize],
+        metric: usize,
+    ) -> Result<Box<dyn Scorer + 's>>;
+
+    /// Replaces the quantized model with the model quantized with `params`: rebuilt from `recorded` when
+    /// given, calibrated otherwise. Returns the calibration to record, if one was made.
+    fn requantize(
+        &mut self,
+        params: &QuantizationParams,
+        recorded: Option<Calibration>,
+    ) -> Result<Option<Calibration>>;
+
+    /// Saves the deployable model with `reverted` ops in FP32 as intermediate model `name` (when asked to).
+    fn save_intermediate(&self, name: &str, reverted: &BTreeSet<String>) -> Result<()>;
+
+    /// The engine the saved model is deployed on, when one is given.
+    fn deployed(&self) -> Option<EngineId>;
+
+    /// Whether the judge's evaluation of a candidate is exactly the deployed engine's evaluation of the saved
+    /// model (same engine, version and model bytes).
+    fn judge_is_deployed(&self) -> bool;
+
+    /// Evaluates the saved form of the model with `reverted` ops in FP32 on the deployed engine, on every
+    /// sample.
+    fn evaluate_deployed(&mut self, reverted: &BTreeSet<String>) -> Result<Evaluation>;
+
+    /// Makes the deployed engine the judge of every later evaluation.
+    fn judge_on_deployed(&mut self) -> Result<()>;
+
+    /// [`Error::Interrupted`](crate::Error::Interrupted) once the run is asked to stop.
+    fn check_interrupt(&self) -> Result<()>;
+}

@@ -1,0 +1,74 @@
+//! FP32 baselines and allowed drops, and the comparisons of model states the loop makes with them.
+
+use crate::eval::Evaluation;
+use crate::metric::Metric;
+
+/// Tolerance on drop comparisons: metric values are means of per-sample values, so equal models can differ in
+/// the last bits.
+pub(super) const EPSILON: f64 = 1e-9;
+
+/// FP32 baselines and allowed drops, per metric.
+#[derive(Debug, Clone)]
+pub(super) struct Limits {
+    pub baselines: Vec<f64>,
+    pub allowed: Vec<f64>,
+}
+
+impl Limits {
+    /// Each metric's drop in `evaluation` (positive = worse than FP32).
+    pub fn drops(&self, metrics: &[&dyn Metric], evaluation: &Evaluation) -> Vec<f64> {
+        metrics
+            .iter()
+            .zip(&evaluation.metrics)
+            .zip(&self.baselines)
+            .map(|((metric, value), baseline)| metric.direction().drop(*baseline, value.value))
+            .collect()
+    }
+
+    /// How far each metric is beyond its limit (≤ 0: within).
+    fn excess(&self, drops: &[f64]) -> Vec<f64> {
+        drops
+            .iter()
+            .zip(&self.allowed)
+            .map(|(d, a)| d - a)
+            .collect()
+    }
+
+    /// Whether every metric is within its limit.
+    pub fn met(&self, drops: &[f64]) -> bool {
+        self.excess(drops).iter().all(|e| *e <= EPSILON)
+    }
+
+    /// The metric furthest beyond its limit (SPEC §4.8: the worse one first; ties to the first metric).
+    pub fn controlled(&self, drops: &[f64]) -> usize {
+        let excess = self.excess(drops);
+        (0..excess.len())
+            .max_by(|&a, &b| excess[a].total_cmp(&excess[b]).then(b.cmp(&a)))
+            .unwrap_or(0)
+    }
+
+    /// A single number to compare states: the worst excess.
+    pub fn worst(&self, drops: &[f64]) -> f64 {
+        self.excess(drops)
+            .into_iter()
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metric_furthest_beyond_its_limit_is_controlled() {
+        let limits = Limits {
+            baselines: vec![0.9, 0.1],
+            allowed: vec![0.01, 0.05],
+        };
+        assert_eq!(limits.controlled(&[0.02, 0.07]), 1);
+        assert_eq!(limits.controlled(&[0.05, 0.07]), 0);
+        assert!(!limits.met(&[0.0, 0.06]));
+        assert!(limits.met(&[0.01, 0.05]));
+        assert_eq!(limits.worst(&[0.02, 0.07]), 0.07 - 0.05);
+    }
+}

@@ -1,0 +1,150 @@
+//! The branch and bound against a full ranking, on scripted values.
+
+use std::cell::Cell;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::search::fake::FakeMetric;
+
+/// Values from a table `[group][sample]`, counting the samples scored.
+struct Table<'t> {
+    values: &'t [Vec<f64>],
+    width: usize,
+    scored: &'t Cell<usize>,
+}
+
+impl Scorer for Table<'_> {
+    fn width(&self) -> usize {
+        self.width
+    }
+
+    fn extend(
+        &mut self,
+        jobs: &[Job],
+        until: usize,
+        keep_going: KeepGoing,
+    ) -> Result<Vec<(usize, Vec<f64>)>> {
+        Ok(jobs
+            .iter()
+            .map(|job| {
+                let mut values = Vec::new();
+                for &v in &self.values[job.group][job.start..until] {
+                    self.scored.set(self.scored.get() + 1);
+                    values.push(v);
+                    if !keep_going(job.group, &values) {
+                        break;
+                    }
+                }
+                (job.group, values)
+            })
+            .collect())
+    }
+}
+
+/// Groups in the order the ranking takes them out, and the samples it scored to take out the first.
+fn order(
+    table: &[Vec<f64>],
+    metric: &dyn Metric,
+    early_stop: bool,
+    width: usize,
+) -> (Vec<usize>, usize) {
+    let scored = Cell::new(0);
+    let mut scorer = Table {
+        values: table,
+        width,
+        scored: &scored,
+    };
+    let candidates = (0..table.len())
+        .map(|g| (g, vec![format!("g{g}")]))
+        .collect();
+    let mut ranking = Ranking::new(candidates, table[0].len(), metric, early_stop);
+    let mut taken = Vec::new();
+    let mut first = 0;
+    while let Some(entry) = ranking.next(&mut scorer).unwrap() {
+        assert!(entry.exact);
+        taken.push(entry.group);
+        if taken.len() == 1 {
+            first = scored.get();
+        }
+    }
+    (taken, first)
+}
+
+/// The full ranking: every group's aggregate, best first, ties to the lower id.
+fn full_order(table: &[Vec<f64>], metric: &dyn Metric) -> Vec<usize> {
+    let sign = if metric.direction() == Direction::HigherBetter {
+        1.0
+    } else {
+        -1.0
+    };
+    let mut groups: Vec<usize> = (0..table.len()).collect();
+    groups.sort_by(|&a, &b| {
+        let (sa, sb) = (
+            sign * metric.aggregate(&table[a]),
+            sign * metric.aggregate(&table[b]),
+        );
+        sb.total_cmp(&sa).then(a.cmp(&b))
+    });
+    groups
+}
+
+proptest! {
+    #[test]
+    fn branch_and_bound_takes_groups_in_the_order_of_a_full_ranking(
+        table in (1usize..12, 1usize..40).prop_flat_map(|(groups, samples)| {
+            prop::collection::vec(prop::collection::vec(prop::sample::select(vec![0.0, 0.5, 1.0]), samples), groups)
+        }),
+        width in 1usize..5,
+        higher_worse in any::<bool>(),
+    ) {
+        let metric = FakeMetric {
+            name: "m",
+            direction: if higher_worse { Direction::HigherWorse } else { Direction::HigherBetter },
+            bounds: Some((0.0, 1.0)),
+            median: false,
+        };
+        let (taken, _) = order(&table, &metric, true, width);
+        prop_assert_eq!(taken, full_order(&table, &metric));
+    }
+}
+
+#[test]
+fn early_stop_scores_fewer_samples_for_the_same_order() {
+    // Group 0 fixes every sample; the others one each.
+    let table: Vec<Vec<f64>> = (0..8)
+        .map(|g| (0..50).map(|i| f64::from(g == 0 || i == g)).collect())
+        .collect();
+    let metric = FakeMetric::accuracy("top1");
+    let (with, with_scored) = order(&table, &metric, true, 3);
+    let (without, without_scored) = order(&table, &metric, false, 3);
+    assert_eq!(with, without);
+    assert_eq!(with[0], 0);
+    assert_eq!(without_scored, 8 * 50);
+    assert!(with_scored < without_scored / 4, "{with_scored}");
+}
+
+/// A metric judged by its median is ranked by its median, and never pruned with mean bounds.
+#[test]
+fn groups_are_ranked_on_the_metric_s_own_aggregate() {
+    // Group 0: mean 0.45, median 0; group 1: mean 0.4, median 0.4.
+    let table = vec![
+        (0..40).map(|i| f64::from(i < 18)).collect::<Vec<f64>>(),
+        vec![0.4; 40],
+    ];
+    let median = FakeMetric {
+        median: true,
+        ..FakeMetric::accuracy("median")
+    };
+    let mean = FakeMetric::accuracy("mean");
+    let (taken, scored) = order(&table, &mean, true, 2);
+    assert_eq!(taken, [0, 1]);
+    assert!(scored < 80, "the mean's bound prunes group 1: {scored}");
+    let (taken, scored) = order(&table, &median, true, 2);
+    assert_eq!(taken, [1, 0]);
+    assert_eq!(taken, full_order(&table, &median));
+    assert_eq!(
+        scored, 80,
+        "no pruning on bounds that do not bound a median"
+    );
+}

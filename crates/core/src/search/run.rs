@@ -1,0 +1,297 @@
+//! The entry point: quantize, set up the lab (engine, journal) and run the [`Restorer`] state machine, then
+//! write down what happened.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use aquant_onnx::ModelProto;
+
+use crate::backend::Backend;
+use crate::data::{Annotation, Dataset};
+use crate::error::{Error, Result};
+use crate::eval::Evaluator;
+use crate::metric::Metric;
+use crate::progress::Progress;
+use crate::quantize::{self, QuantizationParams, QuantizationSummary, QuantizedModel};
+use crate::search::context::{self, SearchContext};
+use crate::search::journal::Journal;
+use crate::search::params::AccuracyControlParams;
+use crate::search::record::Recorded;
+use crate::search::report::{EvaluationCounts, MetricReport, Report};
+use crate::search::restorer::{Restorer, Verdict};
+use crate::search::{Outcome, RunOptions};
+use crate::tensor::Tensor;
+
+/// Quantizes `model` and reverts quantizer groups until every metric's drop on `validation` is within
+/// `control.maximal_drop` (or nothing is left to revert). When the target cannot be reached, the best model
+/// found is returned with `report.target_met == false`: the caller decides how loud to be.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_with_accuracy_control(
+    backend: &dyn Backend,
+    model: ModelProto,
+    calibration: &dyn Dataset,
+    validation: &dyn Dataset,
+    metrics: &[&dyn Metric],
+    quantization: &QuantizationParams,
+    control: &AccuracyControlParams,
+    options: &RunOptions,
+) -> Result<Outcome> {
+    let start = Instant::now();
+    control.validate()?;
+    check_metric_targets(metrics, control)?;
+    let model_name = model
+        .graph
+        .as_ref()
+        .and_then(|g| g.name.clone())
+        .unwrap_or_default();
+    let mut journal = match &options.journal {
+        Some(file) => {
+            let input = fingerprint(
+                &model,
+                [calibration, validation],
+                backend,
+                quantization,
+                control,
+                options,
+            )?;
+            Journal::open(file, &input)?
+        }
+        None => Journal::in_memory(),
+    };
+    let (quantized, summary) = quantize_journaled(
+        &mut journal,
+        backend,
+        model,
+        calibration,
+        quantization,
+        options,
+    )?;
+    let calibration_seconds = summary.calibration_seconds + summary.bias_correction_seconds;
+    let fp32 = quantized.fp32().model().clone();
+    let evaluator = Evaluator::new(
+        backend,
+        validation,
+        metrics.to_vec(),
+        Some(&fp32),
+        options.batch_size,
+        options.progress,
+    )?
+    .with_interrupt(options.interrupt);
+    // FP32 outputs calibration already computed are the FP32 evaluation's when validation is calibration.
+    let same_data = std::ptr::addr_eq(calibration as *const dyn Dataset, validation);
+    let ctx = SearchContext::new(
+        evaluator,
+        quantized,
+        context::Options {
+            restore_mode: control.restore_mode,
+            compress_weights: options.compress_weights,
+            levers: options.levers,
+            calibration,
+            batch_size: options.batch_size,
+            known_fp32: summary.fp32_outputs.filter(|_| same_data),
+            intermediate_dir: options.intermediate_dir.clone(),
+            deployed: options.deployed,
+        },
+    );
+    let lab = Recorded::new(ctx, journal, options.levers.reuse);
+    let restorer = Restorer::new(
+        lab,
+        metrics,
+        control,
+        quantization.clone(),
+        options.levers.early_stop,
+    );
+    let (mut verdict, lab) = restorer.run()?;
+    let ctx = lab.into_inner();
+    verdict.timings.calibration = calibration_seconds;
+    verdict.timings.total = start.elapsed().as_secs_f64();
+    let model = ctx.export(&verdict.reverted)?;
+    let report = report(&ctx, model_name, metrics, control, verdict);
+    Ok(Outcome {
+        quantized: ctx.quantized,
+        model,
+        report,
+    })
+}
+
+fn report(
+    ctx: &SearchContext,
+    model: String,
+    metrics: &[&dyn Metric],
+    control: &AccuracyControlParams,
+    verdict: Verdict,
+) -> Report {
+    let target_met = verdict.target_met();
+    let metric_reports = metrics
+        .iter()
+        .enumerate()
+        .map(|(i, m)| MetricReport {
+            name: m.name().into(),
+            direction: m.direction(),
+            baseline: verdict.limits.baselines[i],
+            quantized: verdict.quantized_values[i],
+            r#final: verdict.evaluation.metrics[i].value,
+            drop: verdict.drops[i],
+            allowed_drop: verdict.limits.allowed[i],
+        })
+        .collect();
+    Report {
+        algorithm: "AccuracyAwareQuantization".into(),
+        model,
+        metrics: metric_reports,
+        target_met,
+        interrupted: verdict.stop == crate::search::StopReason::Interrupted,
+        stop_reason: verdict.stop,
+        stop_message: verdict.stop.message(control.max_iter_num),
+        quantized_ops: ctx.quantized.placement().nodes.len(),
+        reverted_ops: verdict.reverted.len(),
+        reverted: ordered(ctx, &verdict.reverted),
+        preset: serde_json::to_value(verdict.preset)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        tuned_parameters: verdict
+            .tuned
+            .map(|t| serde_json::to_value(t).unwrap_or_default()),
+        steps: verdict.steps,
+        ranking: verdict.ranking,
+        evaluations: EvaluationCounts {
+            samples_inferred: ctx.evaluator.samples_inferred(),
+            ..ctx.counts.clone()
+        },
+        timings_s: verdict.timings,
+        profile: ctx.evaluator.profile().report(),
+        levers: ctx.levers,
+        backend: ctx.evaluator.backend().name().to_owned(),
+        output: None,
+        deployed: verdict.deployed,
+    }
+}
+
+/// `model` quantized with `params`: calibrated on `data`, or rebuilt from the journal's record of that
+/// calibration (then the summary is empty: nothing was run).
+fn quantize_journaled(
+    journal: &mut Journal,
+    backend: &dyn Backend,
+    model: ModelProto,
+    data: &dyn Dataset,
+    params: &QuantizationParams,
+    options: &RunOptions,
+) -> Result<(QuantizedModel, QuantizationSummary)> {
+    let key = serde_json::to_string(params)
+        .map_err(|e| Error::Config(format!("encoding parameters: {e}")))?;
+    if let Some(calibration) = journal.calibration(&key) {
+        let quantized = quantize::from_calibration(model, params, calibration)?;
+        return Ok((quantized, QuantizationSummary::default()));
+    }
+    let progress: &dyn Progress = options.progress;
+    let (quantized, summary) =
+        quantize::quantize(backend, model, data, params, options.batch_size, progress)?;
+    journal.record_calibration(&key, &quantized.calibration())?;
+    Ok((quantized, summary))
+}
+
+fn check_metric_targets(metrics: &[&dyn Metric], control: &AccuracyControlParams) -> Result<()> {
+    if metrics.is_empty() {
+        return Err(Error::Config(
+            "accuracy control needs at least one metric".into(),
+        ));
+    }
+    if let Some(t) = control
+        .metrics
+        .iter()
+        .find(|t| !metrics.iter().any(|m| m.name() == t.name))
+    {
+        return Err(Error::Config(format!(
+            "a baseline is given for metric '{}', which is not evaluated",
+            t.name
+        )));
+    }
+    let given = |m: &&&dyn Metric| {
+        control
+            .metrics
+            .iter()
+            .any(|t| t.name == m.name() && t.baseline_value.is_some())
+    };
+    let with: Vec<&str> = metrics.iter().filter(given).map(|m| m.name()).collect();
+    let without: Vec<&str> = metrics
+        .iter()
+        .filter(|m| !given(m))
+        .map(|m| m.name())
+        .collect();
+    if !with.is_empty() && !without.is_empty() {
+        return Err(Error::Config(format!(
+            "baseline values are given for {with:?} but not for {without:?}: the FP32 model is evaluated on \
+             the full set only when no metric has one, so give one for every metric or for none"
+        )));
+    }
+    Ok(())
+}
+
+fn ordered(ctx: &SearchContext, reverted: &BTreeSet<String>) -> Vec<String> {
+    ctx.quantized
+        .placement()
+        .nodes
+        .iter()
+        .filter(|n| reverted.contains(&n.name))
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+/// What a journal must have been written for: the model, the data (size and up to 16 evenly spread
+/// samples of each set), every parameter and the engine. FNV-1a, hex.
+fn fingerprint(
+    model: &ModelProto,
+    datasets: [&dyn Dataset; 2],
+    backend: &dyn Backend,
+    quantization: &QuantizationParams,
+    control: &AccuracyControlParams,
+    options: &RunOptions,
+) -> Result<String> {
+    let mut hash = Fnv::default();
+    hash.write(&aquant_onnx::encode_model(model));
+    let settings = serde_json::json!({
+        "quantization": quantization,
+        "control": control,
+        "levers": options.levers,
+        "compress_weights": options.compress_weights,
+        "engine": [backend.name(), backend.version()],
+        "deployed": options.deployed.map(|d| [d.name().to_owned(), d.version()]),
+    });
+    hash.write(settings.to_string().as_bytes());
+    for data in datasets {
+        let n = data.len();
+        hash.write(&n.to_le_bytes());
+        let picks: BTreeSet<usize> = (0..16.min(n)).map(|k| k * n / 16.min(n)).collect();
+        for index in picks {
+            let sample = data.get(index)?;
+            for (name, tensor) in &sample.inputs {
+                hash.write(name.as_bytes());
+                match tensor {
+                    Tensor::F32(a) => a.iter().for_each(|v| hash.write(&v.to_le_bytes())),
+                    Tensor::I64(a) => a.iter().for_each(|v| hash.write(&v.to_le_bytes())),
+                }
+            }
+            if let Annotation::Label(label) = sample.annotation {
+                hash.write(&label.to_le_bytes());
+            }
+        }
+    }
+    Ok(format!("{:016x}", hash.0))
+}
+
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}

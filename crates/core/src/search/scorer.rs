@@ -1,0 +1,133 @@
+//! The engine's two ways to score ranking candidates: together in [cohorts](super::cohort) (with prefix
+//! evaluation where the engine allows it), or one at a time, each model built and run on its own (the
+//! `cohorts` lever off). Both give the same values; the ranking cannot tell them apart.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::error::Result;
+use crate::search::cohort::{self, Cohort};
+use crate::search::context::SearchContext;
+use crate::search::lab::{Lab, Member};
+use crate::search::ranker::{Job, KeepGoing, Scorer};
+
+/// What a cohort was prepared for: the model, the base ops, the subset and the metric.
+pub(super) type CohortKey = (String, BTreeSet<String>, Vec<usize>, usize);
+
+/// Candidates evaluated together, sample chunk by sample chunk.
+pub(super) struct CohortScorer<'s, 'a> {
+    pub ctx: &'s mut SearchContext<'a>,
+    pub key: CohortKey,
+    pub members: HashMap<usize, BTreeSet<String>>,
+    pub cohort: Option<Cohort>,
+}
+
+impl<'s, 'a> CohortScorer<'s, 'a> {
+    /// A scorer of `members` on top of `base`; takes back the cohort the previous scorer of the same
+    /// ranking prepared (kept across the steps of a ranking, so that each is built and prepared once).
+    pub fn new(
+        ctx: &'s mut SearchContext<'a>,
+        base: &BTreeSet<String>,
+        members: Vec<Member>,
+        subset: &[usize],
+        metric: usize,
+    ) -> Self {
+        let key = (ctx.tag(), base.clone(), subset.to_vec(), metric);
+        let cohort = match ctx.parked.take() {
+            Some((parked, cohort)) if parked == key => Some(cohort),
+            _ => None,
+        };
+        CohortScorer {
+            ctx,
+            key,
+            members: members.into_iter().collect(),
+            cohort,
+        }
+    }
+}
+
+impl Scorer for CohortScorer<'_, '_> {
+    fn width(&self) -> usize {
+        self.ctx.cohort_size()
+    }
+
+    fn extend(
+        &mut self,
+        jobs: &[Job],
+        until: usize,
+        keep_going: KeepGoing,
+    ) -> Result<Vec<(usize, Vec<f64>)>> {
+        let prepared = self
+            .cohort
+            .as_ref()
+            .is_some_and(|c| jobs.iter().all(|j| c.ids().any(|id| id == j.group)));
+        if !prepared {
+            self.cohort = None;
+            let members: Vec<cohort::Member> = jobs
+                .iter()
+                .map(|j| cohort::Member {
+                    id: j.group,
+                    reverted: self.members[&j.group].clone(),
+                })
+                .collect();
+            self.cohort = Some(Cohort::new(self.ctx, &self.key.1, &members)?);
+        }
+        let starts: HashMap<usize, usize> = jobs.iter().map(|j| (j.group, j.start)).collect();
+        let cohort = self.cohort.as_mut().expect("prepared above");
+        let subset = &self.key.2[..until];
+        let values = cohort.advance(
+            self.ctx,
+            subset,
+            self.key.3,
+            |id| starts.get(&id).copied(),
+            keep_going,
+        )?;
+        self.ctx.counts.subset += jobs.len();
+        Ok(values)
+    }
+}
+
+impl Drop for CohortScorer<'_, '_> {
+    fn drop(&mut self) {
+        self.ctx.parked = self
+            .cohort
+            .take()
+            .map(|cohort| (std::mem::take(&mut self.key), cohort));
+    }
+}
+
+/// Candidates evaluated one at a time, each model whole.
+pub(super) struct PlainScorer<'s, 'a> {
+    pub ctx: &'s mut SearchContext<'a>,
+    pub members: HashMap<usize, BTreeSet<String>>,
+    pub subset: Vec<usize>,
+    pub metric: usize,
+}
+
+impl Scorer for PlainScorer<'_, '_> {
+    fn width(&self) -> usize {
+        1
+    }
+
+    fn extend(
+        &mut self,
+        jobs: &[Job],
+        until: usize,
+        keep_going: KeepGoing,
+    ) -> Result<Vec<(usize, Vec<f64>)>> {
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let model = self.ctx.build(&self.members[&job.group])?;
+            let label = format!("ranking group {}", job.group);
+            let values = self.ctx.evaluator.evaluate_while(
+                &model,
+                &self.subset[job.start..until],
+                &label,
+                self.metric,
+                |values| keep_going(job.group, values),
+            )?;
+            self.ctx.counts.subset += 1;
+            results.push((job.group, values));
+        }
+        Ok(results)
+    }
+}

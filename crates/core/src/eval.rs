@@ -418,8 +418,8 @@ fn guarded<T>(metric: &dyn Metric, what: &str, f: impl FnOnce() -> Result<T>) ->
     })
 }
 
-/// The metric's aggregate of `values`.
-fn aggregate(metric: &dyn Metric, values: &[f64]) -> Result<f64> {
+/// The metric's aggregate of `values` (a panic in it is an [`Error::Metric`]).
+pub(crate) fn aggregate(metric: &dyn Metric, values: &[f64]) -> Result<f64> {
     guarded(metric, "aggregate", || Ok(metric.aggregate(values)))
 }
 

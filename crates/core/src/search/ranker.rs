@@ -19,6 +19,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::Result;
+use crate::eval::aggregate;
 use crate::metric::{Direction, Metric};
 use crate::search::report::RankingEntry;
 
@@ -58,6 +59,8 @@ struct Candidate {
     nodes: Vec<String>,
     /// Per-sample values of the ranking metric on the first `values.len()` samples of the subset.
     values: Vec<f64>,
+    /// The oriented aggregate, once `values` cover the subset.
+    score: Option<f64>,
 }
 
 /// A lazily evaluated ranking of groups by one metric.
@@ -91,6 +94,7 @@ impl<'m> Ranking<'m> {
                     group,
                     nodes,
                     values: Vec::new(),
+                    score: None,
                 })
                 .collect(),
             subset_len,
@@ -108,12 +112,9 @@ impl<'m> Ranking<'m> {
         }
     }
 
-    /// The best oriented score `values` can still reach over the whole subset.
+    /// The best oriented score `values` (of an incomplete candidate) can still reach over the whole subset.
     fn optimistic(&self, values: &[f64]) -> f64 {
         let remaining = (self.subset_len - values.len()) as f64;
-        if remaining == 0.0 {
-            return self.oriented(self.metric.aggregate(values));
-        }
         let sum: f64 = values.iter().sum();
         let n = self.subset_len as f64;
         match (self.bounds, self.metric.direction()) {
@@ -124,7 +125,12 @@ impl<'m> Ranking<'m> {
     }
 
     fn complete(&self, c: &Candidate) -> bool {
-        c.values.len() >= self.subset_len
+        c.score.is_some()
+    }
+
+    /// A candidate's exact score, or the best it can still reach.
+    fn bound(&self, c: &Candidate) -> f64 {
+        c.score.unwrap_or_else(|| self.optimistic(&c.values))
     }
 
     /// Whether a candidate whose values so far are `values` may still beat `rival` (score, group).
@@ -139,8 +145,8 @@ impl<'m> Ranking<'m> {
     /// Orders candidates `a` and `b` by promise: optimistic score, ties going to the lower group id.
     fn by_promise(&self, a: usize, b: usize) -> std::cmp::Ordering {
         let (a, b) = (&self.candidates[a], &self.candidates[b]);
-        self.optimistic(&a.values)
-            .total_cmp(&self.optimistic(&b.values))
+        self.bound(a)
+            .total_cmp(&self.bound(b))
             .then(b.group.cmp(&a.group))
     }
 
@@ -153,7 +159,7 @@ impl<'m> Ranking<'m> {
                 .max_by(|&a, &b| self.by_promise(a, b))
                 .map(|i| {
                     let c = &self.candidates[i];
-                    (i, self.optimistic(&c.values), c.group)
+                    (i, self.bound(c), c.group)
                 });
             let rival = best.map(|(_, s, g)| (s, g));
             // The most promising candidate that could still beat it.
@@ -267,9 +273,16 @@ impl<'m> Ranking<'m> {
         };
         let results = scorer.extend(&jobs, until, &keep_going)?;
         for (group, values) in results {
-            if let Some(c) = self.candidates.iter_mut().find(|c| c.group == group) {
-                let room = self.subset_len - c.values.len();
-                c.values.extend(values.into_iter().take(room));
+            let Some(i) = self.candidates.iter().position(|c| c.group == group) else {
+                continue;
+            };
+            let room = self.subset_len - self.candidates[i].values.len();
+            self.candidates[i]
+                .values
+                .extend(values.into_iter().take(room));
+            if self.candidates[i].values.len() == self.subset_len {
+                let aggregate = aggregate(self.metric, &self.candidates[i].values)?;
+                self.candidates[i].score = Some(self.oriented(aggregate));
             }
         }
         Ok(())
@@ -290,7 +303,7 @@ impl<'m> Ranking<'m> {
             .candidates
             .iter()
             .map(|c| {
-                let oriented = self.optimistic(&c.values);
+                let oriented = self.bound(c);
                 let entry = RankingEntry {
                     group: c.group,
                     nodes: c.nodes.clone(),

@@ -248,16 +248,21 @@ fn check_header(file: &Path, line: Option<&str>, input: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Values whose shortest decimal forms parse back exactly only with a correct float parser.
     fn evaluation() -> Evaluation {
         Evaluation {
             indices: vec![0, 1],
-            metrics: Vec::new(),
+            metrics: vec![crate::eval::MetricValue {
+                name: "agreement".into(),
+                value: 59.0 / 60.0,
+                per_sample: vec![0.1 + 0.2, 1.0 / 3.0],
+            }],
             seconds: 0.0,
         }
     }
 
     #[test]
-    fn records_are_appended_lines_replayed_by_the_next_run_only() {
+    fn records_are_appended_lines_replayed_by_the_next_run_only_bit_for_bit() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("journal.jsonl");
         let mut journal = Journal::open(&file, "input-a").unwrap();

@@ -56,6 +56,21 @@ impl Scorer for CohortScorer<'_, '_> {
         until: usize,
         keep_going: KeepGoing,
     ) -> Result<Vec<(usize, Vec<f64>)>> {
+        // One candidate alone runs whole, on every core: a cohort of one would run its suffix on one core
+        // after the base model's prefix, more work for nothing shared.
+        if let [job] = jobs {
+            let reverted = &self.members[&job.group];
+            let values = whole(
+                self.ctx,
+                reverted,
+                &self.key.2,
+                self.key.3,
+                *job,
+                until,
+                keep_going,
+            )?;
+            return Ok(vec![(job.group, values)]);
+        }
         let prepared = self
             .cohort
             .as_ref()
@@ -115,19 +130,42 @@ impl Scorer for PlainScorer<'_, '_> {
         keep_going: KeepGoing,
     ) -> Result<Vec<(usize, Vec<f64>)>> {
         let mut results = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let model = self.ctx.build(&self.members[&job.group])?;
-            let label = format!("ranking group {}", job.group);
-            let values = self.ctx.evaluator.evaluate_while(
-                &model,
-                &self.subset[job.start..until],
-                &label,
+        for &job in jobs {
+            let reverted = &self.members[&job.group];
+            let values = whole(
+                self.ctx,
+                reverted,
+                &self.subset,
                 self.metric,
-                |values| keep_going(job.group, values),
+                job,
+                until,
+                keep_going,
             )?;
-            self.ctx.counts.subset += 1;
             results.push((job.group, values));
         }
         Ok(results)
     }
+}
+
+/// Evaluates one candidate's whole model on `subset[job.start..until]`, while `keep_going` says so.
+fn whole(
+    ctx: &mut SearchContext,
+    reverted: &BTreeSet<String>,
+    subset: &[usize],
+    metric: usize,
+    job: Job,
+    until: usize,
+    keep_going: KeepGoing,
+) -> Result<Vec<f64>> {
+    let model = ctx.build(reverted)?;
+    let label = format!("ranking group {}", job.group);
+    let values = ctx.evaluator.evaluate_while(
+        &model,
+        &subset[job.start..until],
+        &label,
+        metric,
+        |values| keep_going(job.group, values),
+    )?;
+    ctx.counts.subset += 1;
+    Ok(values)
 }

@@ -293,7 +293,7 @@ impl Report {
 }
 
 impl DeployedReport {
-    /// "; deployed on ort 1.32.0 (avx2 avx512_vnni): top1 0.8200, drop 0.0033 > 0.0030".
+    /// "; deployed on ort 1.32.0 (avx2 avx512_vnni (VNNI)): top1 0.8200, drop 0.0033 > 0.0030".
     fn summary(&self) -> String {
         let metrics: Vec<String> = self
             .metrics
@@ -322,5 +322,37 @@ impl DeployedReport {
                 ""
             }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_deployed_engine_its_cpu_and_its_verdict() {
+        let deployed = DeployedReport {
+            engine: "ort".into(),
+            version: "1.32.0".into(),
+            cpu: CpuFeatures {
+                avx2: true,
+                avx512_vnni: true,
+                ..Default::default()
+            },
+            metrics: vec![DeployedMetric {
+                name: "top1".into(),
+                value: 0.82,
+                drop: 0.0033,
+                allowed_drop: 0.003,
+            }],
+            target_met: false,
+            continued: false,
+            reused: false,
+        };
+        let line = deployed.summary();
+        assert!(
+            line.starts_with("; deployed on ort 1.32.0 (avx2 avx512_vnni (VNNI)): top1 0.8200, drop 0.0033 > 0.0030"),
+            "{line}"
+        );
     }
 }

@@ -67,8 +67,8 @@ fn detect() -> CpuFeatures {
     use std::arch::x86_64::__cpuid_count;
     // AMX detection is not stable in `is_x86_feature_detected!`: CPUID leaf 7, EDX bit 25 (AMX-INT8), with
     // the OS enabling tile state (XCR0 bits 17 and 18) as the kernels require.
-    // SAFETY: CPUID is available on every x86-64 CPU; leaf 7 is reported as 0 where absent.
-    let leaf7 = unsafe { __cpuid_count(7, 0) };
+    // CPUID exists on every x86-64 CPU; a leaf the CPU lacks reads as zeros.
+    let leaf7 = __cpuid_count(7, 0);
     let amx_cpu = leaf7.edx & (1 << 25) != 0;
     let amx_os = std::arch::is_x86_feature_detected!("xsave") && {
         // SAFETY: XGETBV is available when the OS enabled XSAVE (checked above).

@@ -514,3 +514,108 @@ fn dense_rows(
         .collect();
     (Shape::Dense { k }, rows, KernelPath::PairwiseInt16)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(weights: Vec<i32>, dims: &[usize], signed: bool) -> Layer {
+        let node = NodeProto {
+            op_type: Some("Conv".into()),
+            name: Some("conv".into()),
+            ..Default::default()
+        };
+        let act = ActivationCodes {
+            scale: 1.0,
+            zero_point: 0,
+            signed,
+        };
+        layer(&node, "x".into(), act, dims, weights, None).unwrap()
+    }
+
+    /// A 1×2 kernel over 3 channels: the reduction order is (kx, c), so the pairs are (c0 kx0, c1 kx0),
+    /// (c2 kx0, c0 kx1), (c1 kx1, c2 kx1). Only the middle pair has large same-sign weights.
+    #[test]
+    fn conv_pairs_follow_the_nhwc_im2col_order() {
+        // OIHW [1, 3, 1, 2]: w[c][kx].
+        let mut w = vec![1; 6];
+        w[2 * 2] = 127; // c2, kx0
+        w[1] = 127; // c0, kx1
+        let layer = conv(w, &[1, 3, 1, 2], false);
+        assert_eq!(layer.static_risk().risky_pairs, 1);
+        assert_eq!(layer.static_risk().pairs, 3);
+        // NCHW [1, 3, 1, 2]: x[c][x].
+        let x = |c2x0: f32, c0x1: f32| {
+            ArrayD::from_shape_vec(vec![1, 3, 1, 2], vec![0.0, c0x1, 0.0, 0.0, c2x0, 0.0]).unwrap()
+        };
+        let counts = layer.measure(&x(200.0, 200.0)).unwrap();
+        assert_eq!(
+            counts,
+            Counts {
+                outputs: 1,
+                saturated_outputs: 1,
+                pairs: 3,
+                saturated_pairs: 1
+            },
+            "200·127 + 200·127 = 50800"
+        );
+        let counts = layer.measure(&x(100.0, 100.0)).unwrap();
+        assert_eq!(counts.saturated_pairs, 0, "25400 fits");
+        // The same weights in channel-major order would pair (c0 kx0, c0 kx1): no saturation found.
+        let counts = layer.measure(&x(200.0, 1.0)).unwrap();
+        assert_eq!(counts.saturated_pairs, 0);
+    }
+
+    #[test]
+    fn signed_activations_reach_the_kernel_shifted_by_128_and_pad_with_it() {
+        // One channel, kernel 1×2, weights 127, 127: a pair of codes (a, b) saturates when 127·(a + b) > 32767.
+        let layer = conv(vec![127, 127], &[1, 1, 1, 2], true);
+        let x = |a: f32, b: f32| ArrayD::from_shape_vec(vec![1, 1, 1, 2], vec![a, b]).unwrap();
+        // Real zero is code 128: 127·256 = 32512 fits, 127·(130 + 129) = 32893 does not.
+        assert_eq!(layer.measure(&x(0.0, 0.0)).unwrap().saturated_pairs, 0);
+        assert_eq!(layer.measure(&x(2.0, 1.0)).unwrap().saturated_pairs, 1);
+        assert_eq!(layer.measure(&x(-100.0, 100.0)).unwrap().saturated_pairs, 0);
+        let unsigned = conv(vec![127, 127], &[1, 1, 1, 2], false);
+        assert_eq!(unsigned.measure(&x(2.0, 1.0)).unwrap().saturated_pairs, 0);
+        assert_eq!(ActivationCodes { scale: 1.0, zero_point: 0, signed: true }.padding(), 128);
+    }
+
+    #[test]
+    fn depthwise_convolutions_are_not_pairwise() {
+        let node = NodeProto {
+            op_type: Some("Conv".into()),
+            name: Some("dw".into()),
+            attribute: vec![attr::make_int("group", 2)],
+            ..Default::default()
+        };
+        let act = ActivationCodes {
+            scale: 1.0,
+            zero_point: 0,
+            signed: false,
+        };
+        let layer = layer(&node, "x".into(), act, &[2, 1, 1, 2], vec![127; 4], None).unwrap();
+        assert_eq!(layer.path, KernelPath::Depthwise);
+        assert!(!layer.needs_data());
+    }
+
+    #[test]
+    fn gemm_reduces_along_k_with_trans_b() {
+        let node = NodeProto {
+            op_type: Some("Gemm".into()),
+            name: Some("fc".into()),
+            attribute: vec![attr::make_int("transB", 1)],
+            ..Default::default()
+        };
+        let act = ActivationCodes {
+            scale: 1.0,
+            zero_point: 0,
+            signed: false,
+        };
+        // B is [N = 2, K = 4]: row 0 risky on its first pair, row 1 on its second.
+        let w = vec![127, 127, 0, 0, 0, 0, -127, -127];
+        let layer = layer(&node, "x".into(), act, &[2, 4], w, None).unwrap();
+        let x = ArrayD::from_shape_vec(vec![1, 4], vec![255.0, 255.0, 10.0, 10.0]).unwrap();
+        let counts = layer.measure(&x).unwrap();
+        assert_eq!((counts.outputs, counts.saturated_outputs, counts.pairs), (2, 1, 4));
+    }
+}

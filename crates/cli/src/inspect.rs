@@ -72,7 +72,13 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
             Some(spec) => {
                 let data = aquant::open_dataset(spec).context("--data")?;
                 let backend = args.backend.open()?;
-                saturation::analyze_qdq(&graph, backend.as_ref(), Some(data.as_ref()), args.samples, 1)?
+                saturation::analyze_qdq(
+                    &graph,
+                    backend.as_ref(),
+                    Some(data.as_ref()),
+                    args.samples,
+                    1,
+                )?
             }
         };
         print_saturation(&report);
@@ -98,24 +104,36 @@ fn print_saturation(report: &SaturationReport) {
     } else {
         say!(
             "  measured on {} samples; at risk: rate (outputs touched by a saturated pair) > {}",
-            report.samples, report.threshold
+            report.samples,
+            report.threshold
         );
     }
     say!(
         "  {:<48} {:<6} {:>5} {:>12} {:>9} {:>11} {:>11}  verdict",
-        "node", "op", "act", "risky pairs", "worst", "rate", "pair rate"
+        "node",
+        "op",
+        "act",
+        "risky pairs",
+        "worst",
+        "rate",
+        "pair rate"
     );
     for l in &report.layers {
         let act = if l.signed_activation { "s8+128" } else { "u8" };
         let (rate, pair_rate) = match l.measured {
-            Some(c) => (format!("{:.3e}", c.output_rate()), format!("{:.3e}", c.pair_rate())),
+            Some(c) => (
+                format!("{:.3e}", c.output_rate()),
+                format!("{:.3e}", c.pair_rate()),
+            ),
             None => ("-".into(), "-".into()),
         };
         let verdict = match &l.kernel {
             KernelPath::Depthwise => "safe (depthwise: 32-bit products)".to_string(),
             KernelPath::NotModelled(why) => format!("not modelled ({why})"),
             KernelPath::PairwiseInt16 if l.at_risk(report.threshold) => "AT RISK".to_string(),
-            KernelPath::PairwiseInt16 if !l.can_saturate() => "safe (no weight pair can saturate)".to_string(),
+            KernelPath::PairwiseInt16 if !l.can_saturate() => {
+                "safe (no weight pair can saturate)".to_string()
+            }
             KernelPath::PairwiseInt16 => "ok".to_string(),
         };
         say!(

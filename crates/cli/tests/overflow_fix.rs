@@ -78,10 +78,7 @@ fn int8_weights(path: &Path) -> (BTreeMap<String, Vec<i64>>, Vec<String>) {
 }
 
 fn range(values: &[i64]) -> (i64, i64) {
-    (
-        *values.iter().min().unwrap(),
-        *values.iter().max().unwrap(),
-    )
+    (*values.iter().min().unwrap(), *values.iter().max().unwrap())
 }
 
 fn half(values: &[i64]) -> bool {
@@ -115,7 +112,11 @@ fn first_layer_default_and_disable(model: &str, calib: &str) {
     let first = &order[0];
     assert_eq!(report["overflow_fix"]["mode"], "first_layer");
     assert_eq!(half_range_layers(&report), vec![first.clone()]);
-    assert!(half(&weights[first]), "first Conv {:?}", range(&weights[first]));
+    assert!(
+        half(&weights[first]),
+        "first Conv {:?}",
+        range(&weights[first])
+    );
     assert!(
         order[1..].iter().any(|n| full(&weights[n])),
         "the other layers keep the full range"
@@ -125,7 +126,11 @@ fn first_layer_default_and_disable(model: &str, calib: &str) {
     let (weights, order, report) = quantize(model, calib, &["--overflow-fix", "disable"]);
     assert_eq!(report["overflow_fix"]["mode"], "disable");
     assert!(half_range_layers(&report).is_empty());
-    assert!(full(&weights[&order[0]]), "{:?}", range(&weights[&order[0]]));
+    assert!(
+        full(&weights[&order[0]]),
+        "{:?}",
+        range(&weights[&order[0]])
+    );
     assert!(
         at_risk(&report).contains(&order[0]),
         "the analysis flags the full-range first Conv: {:#}",
@@ -140,6 +145,8 @@ fn mobilenet_v2_first_conv_is_half_range_by_default_and_flagged_without_the_fix(
 
 #[test]
 fn efficientnet_lite0_first_conv_is_half_range_by_default_and_flagged_without_the_fix() {
+    // Calibrated on 16 samples its stem saturates 9 % of its outputs (1 % when calibrated on 300: the
+    // narrower ranges of a small calibration set give larger codes).
     first_layer_default_and_disable("imagenet/efficientnet_lite0.onnx", "imagenet/val.json");
 }
 

@@ -21,8 +21,7 @@ pub use model::{Calibration, ModelForm, QuantizedModel, RestoreMode};
 pub use overflow::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
 pub use params::{
     ActivationsParams, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
-    TargetDevice,
-    WeightsParams,
+    TargetDevice, WeightsParams,
 };
 pub use placement::{place, ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
 

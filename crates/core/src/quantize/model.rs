@@ -152,7 +152,11 @@ impl QuantizedModel {
         self.placement
             .nodes
             .iter()
-            .filter(|n| self.weights.get(&n.name).is_some_and(crate::quantize::is_half_range))
+            .filter(|n| {
+                self.weights
+                    .get(&n.name)
+                    .is_some_and(crate::quantize::is_half_range)
+            })
             .map(|n| n.name.clone())
             .collect()
     }

@@ -76,7 +76,12 @@ fn first_convolutions(graph: &Graph, placement: &Placement) -> BTreeSet<String> 
                 continue;
             };
             for output in &node.output {
-                queue.extend(graph.consumers(output).into_iter().filter_map(|n| n.name.clone()));
+                queue.extend(
+                    graph
+                        .consumers(output)
+                        .into_iter()
+                        .filter_map(|n| n.name.clone()),
+                );
             }
         }
     }

@@ -148,7 +148,10 @@ mod tests {
         assert!(can_saturate(127, 2));
         assert!(can_saturate(-65, -64));
         assert!(!can_saturate(64, 64), "255·128 = 32640 fits int16");
-        assert!(!can_saturate(127, -127), "opposite signs are bounded by one product");
+        assert!(
+            !can_saturate(127, -127),
+            "opposite signs are bounded by one product"
+        );
         assert!(!can_saturate(127, 0));
         assert!(!can_saturate(-64, -64));
     }
@@ -172,7 +175,13 @@ mod tests {
         // Pairs are (0,1), (2,3), (4,5); the 7th weight pairs with packing zeros.
         let w = [127, 127, 127, -127, 64, 64, 127];
         let pairs = risky_pairs(&w);
-        assert_eq!(pairs, vec![RiskyPair { k: 0, w: [127, 127] }]);
+        assert_eq!(
+            pairs,
+            vec![RiskyPair {
+                k: 0,
+                w: [127, 127]
+            }]
+        );
         let risk = StaticRisk::of([&w[..]]);
         assert_eq!(risk.pairs, 4);
         assert_eq!(risk.risky_pairs, 1);
@@ -192,7 +201,11 @@ mod tests {
         let a = [160, 160, 160, 160];
         assert_eq!(count_output(&pairs, |k| a[k]), (false, 0));
         let a = [160, 160, 170, 170];
-        assert_eq!(count_output(&pairs, |k| a[k]), (true, 1), "−34000 saturates");
+        assert_eq!(
+            count_output(&pairs, |k| a[k]),
+            (true, 1),
+            "−34000 saturates"
+        );
         let a = [255, 255, 255, 255];
         assert_eq!(count_output(&pairs, |k| a[k]), (true, 2));
     }

@@ -76,7 +76,9 @@ struct ConvGeometry {
 enum Shape {
     Conv(ConvGeometry),
     /// MatMul/Gemm: the activation's last axis, of length `k`.
-    Dense { k: usize },
+    Dense {
+        k: usize,
+    },
 }
 
 /// One Conv/MatMul/Gemm as the kernel computes it.
@@ -149,7 +151,10 @@ impl Layer {
         let m = self.rows.len();
         let cg = c / g.group.max(1);
         let kernel_len = cg * g.kernel[0] * g.kernel[1];
-        if c % g.group != 0 || m % g.group != 0 || self.rows.first().map(Vec::len) != Some(kernel_len) {
+        if !c.is_multiple_of(g.group)
+            || !m.is_multiple_of(g.group)
+            || self.rows.first().map(Vec::len) != Some(kernel_len)
+        {
             return Err(self.shape_error(shape));
         }
         let pads = pads(g, [h, w]);
@@ -245,9 +250,16 @@ pub fn from_quantized(model: &QuantizedModel) -> Result<Vec<Layer>> {
             continue;
         }
         let proto = model.fp32().node(&node.name).expect("placed nodes exist");
-        let act = model.activation_params(input).expect("placed inputs have parameters");
-        let w = model.weight_params(&node.name).expect("placed weights have parameters");
-        let initializer = model.fp32().initializer(&weight.initializer).expect("placement checked it");
+        let act = model
+            .activation_params(input)
+            .expect("placed inputs have parameters");
+        let w = model
+            .weight_params(&node.name)
+            .expect("placed weights have parameters");
+        let initializer = model
+            .fp32()
+            .initializer(&weight.initializer)
+            .expect("placement checked it");
         let dims = tensor::dims(initializer)?;
         let codes = w.quantize_tensor(&tensor::to_f32(initializer)?, &dims)?;
         let bits_note = (act.bits != 8 || w.bits != 8).then(|| "16-bit quantizers".to_string());
@@ -279,11 +291,15 @@ pub fn from_qdq(graph: &Graph) -> Result<Vec<Layer>> {
         if !matches!(op, "Conv" | "MatMul" | "Gemm") || node.input.len() < 2 {
             continue;
         }
-        let Some(act_dq) = graph.producer(&node.input[0]).filter(|p| is_op(p, "DequantizeLinear"))
+        let Some(act_dq) = graph
+            .producer(&node.input[0])
+            .filter(|p| is_op(p, "DequantizeLinear"))
         else {
             continue;
         };
-        let Some(w_dq) = graph.producer(&node.input[1]).filter(|p| is_op(p, "DequantizeLinear"))
+        let Some(w_dq) = graph
+            .producer(&node.input[1])
+            .filter(|p| is_op(p, "DequantizeLinear"))
         else {
             continue;
         };
@@ -311,9 +327,7 @@ fn is_op(node: &NodeProto, op: &str) -> bool {
 /// The parameters of a Q/DQ node (inputs: x, scale, zero point), from its constant inputs.
 fn dq_params(graph: &Graph, node: &NodeProto) -> Result<QuantParams> {
     let name = node.name.clone().unwrap_or_default();
-    let bad = |why: &str| {
-        Error::InvalidModel(format!("node '{name}' (DequantizeLinear): {why}"))
-    };
+    let bad = |why: &str| Error::InvalidModel(format!("node '{name}' (DequantizeLinear): {why}"));
     let scale = node
         .input
         .get(1)
@@ -327,7 +341,10 @@ fn dq_params(graph: &Graph, node: &NodeProto) -> Result<QuantParams> {
                 .initializer(z)
                 .ok_or_else(|| bad("the zero point is not an initializer"))?;
             let ty = tensor::data_type(z)?;
-            (tensor::to_i64(z)?.into_iter().map(|v| v as i32).collect(), ty)
+            (
+                tensor::to_i64(z)?.into_iter().map(|v| v as i32).collect(),
+                ty,
+            )
         }
     };
     let (bits, signed) = match ty {
@@ -335,7 +352,12 @@ fn dq_params(graph: &Graph, node: &NodeProto) -> Result<QuantParams> {
         DataType::Uint8 => (8, false),
         DataType::Int16 => (16, true),
         DataType::Uint16 => (16, false),
-        other => return Err(bad(&format!("unsupported zero point type {}", other.as_str_name()))),
+        other => {
+            return Err(bad(&format!(
+                "unsupported zero point type {}",
+                other.as_str_name()
+            )))
+        }
     };
     let (qmin, qmax) = match (bits, signed) {
         (8, true) => (-128, 127),
@@ -358,20 +380,29 @@ fn dq_params(graph: &Graph, node: &NodeProto) -> Result<QuantParams> {
     })
 }
 
+/// A weight's dimensions, integer codes and quantizer.
+type WeightCodes = (Vec<usize>, Vec<i32>, QuantParams);
+
 /// The integer weights behind a weight `DequantizeLinear`: stored integers, or a constant float weight
 /// quantized by a `QuantizeLinear` (uncompressed QDQ). `None` when the weight is not constant.
 fn weight_codes(
     graph: &Graph,
     dq: &NodeProto,
-) -> Result<Option<(Vec<usize>, Vec<i32>, QuantParams)>> {
+) -> Result<Option<WeightCodes>> {
     let params = dq_params(graph, dq)?;
     let source = &dq.input[0];
     if let Some(init) = graph.initializer(source) {
         let dims = tensor::dims(init)?;
-        let codes = tensor::to_i64(init)?.into_iter().map(|v| v as i32).collect();
+        let codes = tensor::to_i64(init)?
+            .into_iter()
+            .map(|v| v as i32)
+            .collect();
         return Ok(Some((dims, codes, params)));
     }
-    let Some(q) = graph.producer(source).filter(|p| is_op(p, "QuantizeLinear")) else {
+    let Some(q) = graph
+        .producer(source)
+        .filter(|p| is_op(p, "QuantizeLinear"))
+    else {
         return Ok(None);
     };
     let Some(init) = graph.initializer(&q.input[0]) else {
@@ -395,7 +426,12 @@ fn layer(
     let op_type = node.op_type.clone().unwrap_or_default();
     let (shape, rows, path) = match op_type.as_str() {
         "Conv" => conv_rows(node, dims, &codes),
-        "Gemm" => dense_rows(dims, &codes, attr::int(node, "transB").unwrap_or(0) != 0, attr::int(node, "transA").unwrap_or(0) != 0),
+        "Gemm" => dense_rows(
+            dims,
+            &codes,
+            attr::int(node, "transB").unwrap_or(0) != 0,
+            attr::int(node, "transA").unwrap_or(0) != 0,
+        ),
         _ => dense_rows(dims, &codes, false, false),
     };
     let path = match unmodelled {
@@ -419,7 +455,11 @@ fn layer(
     })
 }
 
-fn conv_rows(node: &NodeProto, dims: &[usize], codes: &[i32]) -> (Shape, Vec<Vec<i32>>, KernelPath) {
+fn conv_rows(
+    node: &NodeProto,
+    dims: &[usize],
+    codes: &[i32],
+) -> (Shape, Vec<Vec<i32>>, KernelPath) {
     let not = |why: &str| {
         (
             Shape::Dense { k: 0 },
@@ -508,7 +548,13 @@ fn dense_rows(
     let rows = (0..n)
         .map(|col| {
             (0..k)
-                .map(|i| if trans_b { codes[col * k + i] } else { codes[i * n + col] })
+                .map(|i| {
+                    if trans_b {
+                        codes[col * k + i]
+                    } else {
+                        codes[i * n + col]
+                    }
+                })
                 .collect()
         })
         .collect();
@@ -577,7 +623,15 @@ mod tests {
         assert_eq!(layer.measure(&x(-100.0, 100.0)).unwrap().saturated_pairs, 0);
         let unsigned = conv(vec![127, 127], &[1, 1, 1, 2], false);
         assert_eq!(unsigned.measure(&x(2.0, 1.0)).unwrap().saturated_pairs, 0);
-        assert_eq!(ActivationCodes { scale: 1.0, zero_point: 0, signed: true }.padding(), 128);
+        assert_eq!(
+            ActivationCodes {
+                scale: 1.0,
+                zero_point: 0,
+                signed: true
+            }
+            .padding(),
+            128
+        );
     }
 
     #[test]
@@ -616,6 +670,9 @@ mod tests {
         let layer = layer(&node, "x".into(), act, &[2, 4], w, None).unwrap();
         let x = ArrayD::from_shape_vec(vec![1, 4], vec![255.0, 255.0, 10.0, 10.0]).unwrap();
         let counts = layer.measure(&x).unwrap();
-        assert_eq!((counts.outputs, counts.saturated_outputs, counts.pairs), (2, 1, 4));
+        assert_eq!(
+            (counts.outputs, counts.saturated_outputs, counts.pairs),
+            (2, 1, 4)
+        );
     }
 }

@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 use aquant::config::{self, DataSource};
 use aquant::quant::{Granularity, RangeEstimator};
 use aquant::quantize::{
-    self, IgnoredScope, ModelForm, ModelType, Preset, QuantizationParams, RestoreMode, TargetDevice,
+    self, IgnoredScope, ModelForm, ModelType, OverflowFix, Preset, QuantizationParams, RestoreMode,
+    TargetDevice,
 };
 use aquant::search::{self, AccuracyControlParams, DropType, Levers, MetricTarget, RunOptions};
 use aquant::Graph;
@@ -29,7 +30,7 @@ enum Algorithm {
 
 /// The flags a config file replaces: giving one of them with --config is refused rather than silently merged,
 /// so a run is described by one source.
-const CONFIG_REPLACES: [&str; 28] = [
+const CONFIG_REPLACES: [&str; 29] = [
     "fallback",
     "no_fast_bias_correction",
     "model",
@@ -58,6 +59,7 @@ const CONFIG_REPLACES: [&str; 28] = [
     "ignored_type",
     "range_estimator",
     "weights_granularity",
+    "overflow_fix",
 ];
 
 /// An evaluation shortcut of the search (see `aquant::search::Levers`).
@@ -161,6 +163,11 @@ pub struct QuantizeArgs {
     /// Weight granularity: perchannel or pertensor.
     #[arg(long, default_value = "perchannel")]
     weights_granularity: String,
+    /// Half-range int8 weights ([-64, 63], scale doubled) against int16 saturation on CPUs without VNNI:
+    /// first_layer (default: the first Convs from each input), enable (every Conv/MatMul/Gemm), disable, or
+    /// auto (exactly the layers the saturation analysis finds at risk on the calibration samples).
+    #[arg(long)]
+    overflow_fix: Option<String>,
     /// Disable fast bias correction.
     #[arg(long)]
     no_fast_bias_correction: bool,
@@ -212,6 +219,11 @@ impl QuantizeArgs {
                 patterns: self.ignored_pattern.clone(),
                 types: self.ignored_type.clone(),
             },
+            overflow_fix: self
+                .overflow_fix
+                .as_deref()
+                .map(|v| parse::<OverflowFix>("--overflow-fix", v))
+                .transpose()?,
             ..Default::default()
         };
         params.weights.granularity =
@@ -585,6 +597,9 @@ fn run_default(
     };
     let output_model = quantized.build(&Default::default(), Default::default(), form)?;
     let target = output.save_model(&output_model)?;
+    let samples = quantize::AUTO_SAMPLES.min(summary.calibration_samples);
+    let saturation =
+        aquant::saturation::analyze(&quantized, backend, calibration, samples, args.batch)?;
     let report = serde_json::json!({
         "algorithm": "DefaultQuantization",
         "model": job.model,
@@ -594,6 +609,12 @@ fn run_default(
         "corrected_biases": summary.corrected_biases,
         "calibration_samples": summary.calibration_samples,
         "parameters": params,
+        "overflow_fix": {
+            "mode": summary.overflow_fix.name(),
+            "half_range_layers": summary.half_range_layers,
+            "auto_analysis": summary.saturation.as_ref().map(|s| s.summary()),
+        },
+        "saturation": saturation.summary(),
         "timings_s": {
             "calibration": summary.calibration_seconds,
             "bias_correction": summary.bias_correction_seconds,
@@ -603,10 +624,13 @@ fn run_default(
     });
     output.write_report(&report)?;
     say!(
-        "{} ops quantized ({} activation quantizers, {} biases corrected) in {:.1} s → {}",
+        "{} ops quantized ({} activation quantizers, {} biases corrected, {} half-range: overflow fix {}; {} at risk of int16 saturation without VNNI) in {:.1} s → {}",
         summary.quantized_ops,
         summary.activation_quantizers,
         summary.corrected_biases,
+        summary.half_range_layers.len(),
+        summary.overflow_fix.name(),
+        saturation.at_risk().count(),
         start.elapsed().as_secs_f64(),
         target.display()
     );

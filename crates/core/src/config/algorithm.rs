@@ -29,6 +29,7 @@ const BASE_KEYS: &[&str] = &[
     "activations",
     "fast_bias_correction",
     "use_fast_bias",
+    "saturation_fix",
 ];
 const CONTROL_KEYS: &[&str] = &[
     "maximal_drop",
@@ -179,6 +180,8 @@ fn quantization(
     if let Some(v) = params.get("use_fast_bias")? {
         q.fast_bias_correction = v;
     }
+    // POT's `saturation_fix`: first_layer | all | no (NNCF's spellings are accepted too).
+    q.overflow_fix = params.get("saturation_fix")?;
     q.validate()
         .map_err(|e| ConfigError::rejected(params.path(), e))?;
     Ok(q)

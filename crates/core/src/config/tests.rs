@@ -185,3 +185,33 @@ fn no_input_panics() {
         assert!(parse(text).is_err(), "{text}");
     }
 }
+
+#[test]
+fn saturation_fix_takes_pot_and_nncf_spellings() {
+    use crate::quantize::OverflowFix;
+    let fix = |value: &str| {
+        parse(&accuracy_aware(&format!(
+            r#"{{"saturation_fix": "{value}"}}"#
+        )))
+        .unwrap()
+        .quantization
+        .effective_overflow_fix()
+    };
+    assert_eq!(fix("first_layer"), OverflowFix::FirstLayer);
+    assert_eq!(fix("first_layer_only"), OverflowFix::FirstLayer);
+    assert_eq!(fix("all"), OverflowFix::Enable);
+    assert_eq!(fix("no"), OverflowFix::Disable);
+    assert_eq!(fix("auto"), OverflowFix::Auto);
+    let default = parse(&accuracy_aware("{}")).unwrap().quantization;
+    assert_eq!(default.overflow_fix, None);
+    assert_eq!(default.effective_overflow_fix(), OverflowFix::FirstLayer);
+    assert!(error(&accuracy_aware(r#"{"saturation_fix": "half"}"#)).contains("saturation_fix"));
+    // Halving means nothing for asymmetric weights: asked for explicitly, it is refused.
+    let asymmetric =
+        accuracy_aware(r#"{"saturation_fix": "all", "weights": {"mode": "asymmetric"}}"#);
+    assert!(error(&asymmetric).contains("symmetric 8-bit"));
+    let q = parse(&accuracy_aware(r#"{"weights": {"mode": "asymmetric"}}"#))
+        .unwrap()
+        .quantization;
+    assert_eq!(q.effective_overflow_fix(), OverflowFix::Disable);
+}

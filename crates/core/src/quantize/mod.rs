@@ -7,6 +7,7 @@
 mod bias;
 mod calibrate;
 mod model;
+mod overflow;
 mod params;
 mod placement;
 
@@ -17,9 +18,10 @@ use aquant_onnx::{tensor, ModelProto};
 
 pub use calibrate::{calibration_indices, CalibrationStats, FP32Outputs};
 pub use model::{Calibration, ModelForm, QuantizedModel, RestoreMode};
+pub use overflow::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
 pub use params::{
-    ActivationsParams, IgnoredScope, ModelType, Preset, QuantizationParams, TargetDevice,
-    WeightsParams,
+    ActivationsParams, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
+    TargetDevice, WeightsParams,
 };
 pub use placement::{place, ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
 
@@ -45,10 +47,20 @@ pub struct QuantizationSummary {
     pub calibration_seconds: f64,
     /// Seconds spent on bias correction.
     pub bias_correction_seconds: f64,
+    /// The overflow fix applied (NNCF `overflow_fix`, after NNCF's default).
+    pub overflow_fix: OverflowFix,
+    /// Nodes whose weights use half the int8 range ([-64, 63], scale doubled), in graph order.
+    pub half_range_layers: Vec<String>,
+    /// With `overflow_fix: auto`, the saturation analysis that chose them (full-range weights, calibration
+    /// samples).
+    pub saturation: Option<crate::saturation::SaturationReport>,
     /// The FP32 outputs seen during calibration, when small enough to keep (see [`CalibrationStats`]).
     #[serde(skip)]
     pub fp32_outputs: Option<FP32Outputs>,
 }
+
+/// Calibration samples `overflow_fix: auto` measures saturation on (at most; the first ones).
+pub const AUTO_SAMPLES: usize = 64;
 
 /// Quantizes `model` with statistics from `calibration`.
 pub fn quantize(
@@ -78,7 +90,38 @@ pub fn quantize(
         progress,
     )?;
     let activations = activation_params(&placement, &stats, params)?;
-    let weights = weight_params(&graph, &placement, params)?;
+    let mut weights = weight_params(&graph, &placement, params)?;
+    let fix = params.effective_overflow_fix();
+    let saturation = if fix == OverflowFix::Auto {
+        // Decide from the full-range model, on the calibration samples (before bias correction, which the
+        // halving changes: it must see the final weights).
+        let full = QuantizedModel::new(
+            graph.clone(),
+            placement.clone(),
+            activations.clone(),
+            weights.clone(),
+            BTreeMap::new(),
+        )?;
+        Some(crate::saturation::analyze(
+            &full,
+            backend,
+            calibration,
+            AUTO_SAMPLES.min(stats.samples),
+            batch_size,
+        )?)
+    } else {
+        None
+    };
+    let at_risk = saturation
+        .as_ref()
+        .map(|s| s.at_risk_names())
+        .unwrap_or_default();
+    let halved = overflow::halved_layers(&graph, &placement, fix, &at_risk);
+    for name in &halved {
+        if let Some(p) = weights.get_mut(name) {
+            *p = overflow::half_range(p);
+        }
+    }
     let start = Instant::now();
     let biases = if params.fast_bias_correction {
         bias::fast_bias_correction(
@@ -99,6 +142,14 @@ pub fn quantize(
         calibration_samples: stats.samples,
         calibration_seconds: stats.seconds,
         bias_correction_seconds: start.elapsed().as_secs_f64(),
+        overflow_fix: fix,
+        half_range_layers: placement
+            .nodes
+            .iter()
+            .filter(|n| halved.contains(&n.name))
+            .map(|n| n.name.clone())
+            .collect(),
+        saturation,
         fp32_outputs: stats.fp32_outputs.take(),
     };
     let model = QuantizedModel::new(graph, placement, activations, weights, biases)?;

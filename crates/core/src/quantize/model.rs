@@ -147,6 +147,20 @@ impl QuantizedModel {
         self.weights.get(node)
     }
 
+    /// Nodes whose weights use half the int8 range (the overflow fix), in graph order.
+    pub fn half_range_layers(&self) -> Vec<String> {
+        self.placement
+            .nodes
+            .iter()
+            .filter(|n| {
+                self.weights
+                    .get(&n.name)
+                    .is_some_and(crate::quantize::is_half_range)
+            })
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
     /// Builds the model with every placed node quantized except those in `reverted`, which `mode` returns
     /// wholly or partly to FP32.
     pub fn build(

@@ -67,6 +67,40 @@ pub struct IgnoredScope {
     pub types: Vec<String>,
 }
 
+/// Which weight quantizers use half the int8 range ([-64, 63], scale doubled) so that CPUs without VNNI cannot
+/// saturate (NNCF `overflow_fix`, POT `saturation_fix`; see [`crate::saturation`] for why).
+///
+/// NNCF's and POT's spellings are both accepted: `first_layer_only`/`first_layer`, `enable`/`all`, `disable`/`no`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowFix {
+    /// The first quantized Conv(s) reached from each graph input (NNCF's and POT's default).
+    #[default]
+    #[serde(alias = "first_layer_only")]
+    FirstLayer,
+    /// Every Conv, ConvTranspose, MatMul and Gemm weight quantizer.
+    #[serde(alias = "all")]
+    Enable,
+    /// Full range everywhere.
+    #[serde(alias = "no")]
+    Disable,
+    /// Exactly the layers the saturation analysis finds at risk on the calibration samples
+    /// ([`crate::saturation::AT_RISK_RATE`]).
+    Auto,
+}
+
+impl OverflowFix {
+    /// The name used in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            OverflowFix::FirstLayer => "first_layer",
+            OverflowFix::Enable => "enable",
+            OverflowFix::Disable => "disable",
+            OverflowFix::Auto => "auto",
+        }
+    }
+}
+
 /// How weights are quantized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -141,6 +175,11 @@ pub struct QuantizationParams {
     pub fast_bias_correction: bool,
     /// Nodes never quantized.
     pub ignored_scope: IgnoredScope,
+    /// Half-range weights against int16 saturation on CPUs without VNNI (NNCF `overflow_fix`, POT
+    /// `saturation_fix`). `None`, as in NNCF: `first_layer` for symmetric 8-bit weights, `disable` otherwise
+    /// (see [`QuantizationParams::effective_overflow_fix`]).
+    #[serde(alias = "saturation_fix")]
+    pub overflow_fix: Option<OverflowFix>,
 }
 
 impl Default for QuantizationParams {
@@ -156,6 +195,7 @@ impl Default for QuantizationParams {
             activations: ActivationsParams::default(),
             fast_bias_correction: true,
             ignored_scope: IgnoredScope::default(),
+            overflow_fix: None,
         }
     }
 }
@@ -183,11 +223,34 @@ impl QuantizationParams {
                 )));
             }
         }
+        if let Some(fix) = self.overflow_fix.filter(|f| *f != OverflowFix::Disable) {
+            if !self.half_range_applies() {
+                return Err(Error::Config(format!(
+                    "overflow_fix '{}' needs symmetric 8-bit weights with the default levels (it halves their range); use 'disable'",
+                    fix.name()
+                )));
+            }
+        }
         for pattern in &self.ignored_scope.patterns {
             regex::Regex::new(pattern)
                 .map_err(|e| Error::Config(format!("ignored_scope pattern '{pattern}': {e}")))?;
         }
         Ok(())
+    }
+
+    /// The overflow fix this run applies: the explicit one, else NNCF's default (`first_layer` when the
+    /// weights are symmetric 8-bit with default levels, `disable` otherwise, where halving means nothing).
+    pub fn effective_overflow_fix(&self) -> OverflowFix {
+        match self.overflow_fix {
+            Some(fix) => fix,
+            None if self.half_range_applies() => OverflowFix::FirstLayer,
+            None => OverflowFix::Disable,
+        }
+    }
+
+    fn half_range_applies(&self) -> bool {
+        let w = &self.weights;
+        w.bits == 8 && w.mode == Mode::Symmetric && w.level_low.is_none() && w.level_high.is_none()
     }
 
     /// The activation mode after the preset and any override.

@@ -1,0 +1,678 @@
+//! The layers the kernel model applies to: their weights laid out along the kernel's reduction axis, the
+//! activation codes the kernel sees, and the geometry needed to find, for each output value, the activations
+//! each weight pair multiplies.
+
+use aquant_onnx::proto::tensor_proto::DataType;
+use aquant_onnx::{attr, tensor, NodeProto};
+use ndarray::ArrayD;
+use serde::Serialize;
+
+use super::kernel::{count_output, risky_pairs, Counts, RiskyPair, StaticRisk};
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::quant::QuantParams;
+use crate::quantize::QuantizedModel;
+
+/// Which ONNX Runtime (MLAS) kernel computes a layer on x86 without VNNI, as far as saturation goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelPath {
+    /// u8×s8 GEMM or symmetric-conv kernel: pairs of products are added with `vpmaddubsw` (int16).
+    PairwiseInt16,
+    /// Depthwise convolution: products widened to 32 bits (`vpmovzxbd`/`vpmaddwd`), cannot saturate.
+    Depthwise,
+    /// Not an int8 u8×s8 kernel (16-bit quantizers, 3-D convolutions, transposed operands): not modelled.
+    NotModelled(String),
+}
+
+/// How the kernel sees an activation: ONNX Runtime on x86 turns int8 activations into uint8 (zero point
+/// + 128, `QDQS8ToU8Transformer`), so a signed code `q` reaches the kernel as `q + 128`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ActivationCodes {
+    /// Quantization scale.
+    pub scale: f32,
+    /// Zero point in the stored type.
+    pub zero_point: i32,
+    /// int8 storage (shifted by 128 on x86).
+    pub signed: bool,
+}
+
+impl ActivationCodes {
+    fn shift(&self) -> i32 {
+        if self.signed {
+            128
+        } else {
+            0
+        }
+    }
+
+    /// The u8 code the kernel multiplies for the dequantized value `x` (exactly `(q − zp)·scale`).
+    pub fn code(&self, x: f32) -> i32 {
+        let (lo, hi) = if self.signed { (-128, 127) } else { (0, 255) };
+        let q = (x / self.scale).round_ties_even() as i32 + self.zero_point;
+        q.clamp(lo, hi) + self.shift()
+    }
+
+    /// The code ONNX Runtime pads convolutions with: the (shifted) zero point.
+    pub fn padding(&self) -> i32 {
+        self.zero_point + self.shift()
+    }
+}
+
+/// Convolution geometry (2-D; a 1-D convolution is a 2-D one of height 1).
+#[derive(Debug, Clone, PartialEq)]
+struct ConvGeometry {
+    group: usize,
+    kernel: [usize; 2],
+    strides: [usize; 2],
+    dilations: [usize; 2],
+    /// Explicit pads (begin h, begin w, end h, end w) or an `auto_pad` mode.
+    pads: [usize; 4],
+    auto_pad: String,
+}
+
+/// Where the reduction axis comes from.
+#[derive(Debug, Clone, PartialEq)]
+enum Shape {
+    Conv(ConvGeometry),
+    /// MatMul/Gemm: the activation's last axis, of length `k`.
+    Dense {
+        k: usize,
+    },
+}
+
+/// One Conv/MatMul/Gemm as the kernel computes it.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// Node name.
+    pub node: String,
+    /// ONNX op type.
+    pub op_type: String,
+    /// The tensor holding the layer's dequantized activation input (observed when measuring).
+    pub observed: String,
+    /// The activation's codes.
+    pub act: ActivationCodes,
+    /// The kernel.
+    pub path: KernelPath,
+    shape: Shape,
+    /// Per output channel: the s8 weights in reduction order.
+    rows: Vec<Vec<i32>>,
+    /// Per output channel: the pairs that can saturate.
+    risky: Vec<Vec<RiskyPair>>,
+}
+
+impl Layer {
+    /// The weights-only worst case.
+    pub fn static_risk(&self) -> StaticRisk {
+        StaticRisk::of(self.rows.iter().map(Vec::as_slice))
+    }
+
+    /// Whether measuring can find anything (some pair can saturate on a modelled kernel).
+    pub fn needs_data(&self) -> bool {
+        self.path == KernelPath::PairwiseInt16 && self.risky.iter().any(|r| !r.is_empty())
+    }
+
+    /// Counts saturation on one batch of the observed tensor.
+    pub fn measure(&self, x: &ArrayD<f32>) -> Result<Counts> {
+        let codes: Vec<i32> = x.iter().map(|&v| self.act.code(v)).collect();
+        let shape = x.shape();
+        match &self.shape {
+            Shape::Dense { k } => self.measure_dense(&codes, shape, *k),
+            Shape::Conv(g) => self.measure_conv(&codes, shape, g),
+        }
+    }
+
+    fn measure_dense(&self, codes: &[i32], shape: &[usize], k: usize) -> Result<Counts> {
+        if shape.last() != Some(&k) {
+            return Err(self.shape_error(shape));
+        }
+        let rows = codes.len() / k.max(1);
+        let pairs_per_output = k.div_ceil(2) as u64;
+        let mut counts = Counts::default();
+        for r in 0..rows {
+            let a = &codes[r * k..(r + 1) * k];
+            for risky in &self.risky {
+                let (hit, n) = count_output(risky, |i| a[i]);
+                counts.saturated_outputs += hit as u64;
+                counts.saturated_pairs += n;
+            }
+        }
+        counts.outputs = (rows * self.rows.len()) as u64;
+        counts.pairs = counts.outputs * pairs_per_output;
+        Ok(counts)
+    }
+
+    fn measure_conv(&self, codes: &[i32], shape: &[usize], g: &ConvGeometry) -> Result<Counts> {
+        let (n, c, h, w) = match *shape {
+            [n, c, h, w] => (n, c, h, w),
+            [n, c, w] => (n, c, 1, w),
+            _ => return Err(self.shape_error(shape)),
+        };
+        let m = self.rows.len();
+        let cg = c / g.group.max(1);
+        let kernel_len = cg * g.kernel[0] * g.kernel[1];
+        if !c.is_multiple_of(g.group)
+            || !m.is_multiple_of(g.group)
+            || self.rows.first().map(Vec::len) != Some(kernel_len)
+        {
+            return Err(self.shape_error(shape));
+        }
+        let pads = pads(g, [h, w]);
+        let out = |axis: usize, len: usize| {
+            let span = g.dilations[axis] * (g.kernel[axis] - 1) + 1;
+            (len + pads[axis] + pads[axis + 2]).saturating_sub(span) / g.strides[axis] + 1
+        };
+        let (oh, ow) = (out(0, h), out(1, w));
+        let m_per_group = m / g.group;
+        let pad_code = self.act.padding();
+        // Reduction index k = (ky·KW + kx)·Cg + ic: the (kh, kw, cin) order of MLAS' NHWC im2col and of its
+        // symmetric-conv weight packing.
+        let decode = |k: usize| {
+            let ic = k % cg;
+            let kx = (k / cg) % g.kernel[1];
+            let ky = k / cg / g.kernel[1];
+            (ic, ky, kx)
+        };
+        let mut counts = Counts::default();
+        for b in 0..n {
+            for (oc, risky) in self.risky.iter().enumerate() {
+                if risky.is_empty() {
+                    continue;
+                }
+                let base_c = (oc / m_per_group) * cg;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let fetch = |k: usize| {
+                            let (ic, ky, kx) = decode(k);
+                            let iy = (oy * g.strides[0] + ky * g.dilations[0]) as isize
+                                - pads[0] as isize;
+                            let ix = (ox * g.strides[1] + kx * g.dilations[1]) as isize
+                                - pads[1] as isize;
+                            if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                                pad_code
+                            } else {
+                                codes[((b * c + base_c + ic) * h + iy as usize) * w + ix as usize]
+                            }
+                        };
+                        let (hit, k) = count_output(risky, fetch);
+                        counts.saturated_outputs += hit as u64;
+                        counts.saturated_pairs += k;
+                    }
+                }
+            }
+        }
+        counts.outputs = (n * m * oh * ow) as u64;
+        counts.pairs = counts.outputs * kernel_len.div_ceil(2) as u64;
+        Ok(counts)
+    }
+
+    fn shape_error(&self, shape: &[usize]) -> Error {
+        Error::data(format!(
+            "saturation analysis of node '{}' ({}): unexpected input shape {shape:?}",
+            self.node, self.op_type
+        ))
+    }
+}
+
+/// Explicit pads for an input of spatial size `hw` (ONNX `auto_pad`).
+fn pads(g: &ConvGeometry, hw: [usize; 2]) -> [usize; 4] {
+    match g.auto_pad.as_str() {
+        "SAME_UPPER" | "SAME_LOWER" => {
+            let mut p = [0; 4];
+            for axis in 0..2 {
+                let out = hw[axis].div_ceil(g.strides[axis]);
+                let span = g.dilations[axis] * (g.kernel[axis] - 1) + 1;
+                let total = ((out - 1) * g.strides[axis] + span).saturating_sub(hw[axis]);
+                let small = total / 2;
+                let (begin, end) = if g.auto_pad == "SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
+                p[axis] = begin;
+                p[axis + 2] = end;
+            }
+            p
+        }
+        "VALID" => [0; 4],
+        _ => g.pads,
+    }
+}
+
+/// The layers of a quantized model: every placed Conv/MatMul/Gemm with a quantized weight.
+pub fn from_quantized(model: &QuantizedModel) -> Result<Vec<Layer>> {
+    let mut layers = Vec::new();
+    for node in &model.placement().nodes {
+        let (Some(weight), Some((_, input))) = (&node.weight, node.activations.first()) else {
+            continue;
+        };
+        if !matches!(node.op_type.as_str(), "Conv" | "MatMul" | "Gemm") {
+            continue;
+        }
+        let proto = model.fp32().node(&node.name).expect("placed nodes exist");
+        let act = model
+            .activation_params(input)
+            .expect("placed inputs have parameters");
+        let w = model
+            .weight_params(&node.name)
+            .expect("placed weights have parameters");
+        let initializer = model
+            .fp32()
+            .initializer(&weight.initializer)
+            .expect("placement checked it");
+        let dims = tensor::dims(initializer)?;
+        let codes = w.quantize_tensor(&tensor::to_f32(initializer)?, &dims)?;
+        let bits_note = (act.bits != 8 || w.bits != 8).then(|| "16-bit quantizers".to_string());
+        layers.push(layer(
+            proto,
+            format!("{input}_dequantized"),
+            activation_codes(act),
+            &dims,
+            codes,
+            bits_note,
+        )?);
+    }
+    Ok(layers)
+}
+
+fn activation_codes(p: &QuantParams) -> ActivationCodes {
+    ActivationCodes {
+        scale: p.scale[0],
+        zero_point: p.zero_point[0],
+        signed: p.signed,
+    }
+}
+
+/// The layers of a QDQ model: Conv/MatMul/Gemm nodes whose input and weight come from `DequantizeLinear`.
+pub fn from_qdq(graph: &Graph) -> Result<Vec<Layer>> {
+    let mut layers = Vec::new();
+    for node in graph.nodes() {
+        let op = node.op_type.as_deref().unwrap_or("");
+        if !matches!(op, "Conv" | "MatMul" | "Gemm") || node.input.len() < 2 {
+            continue;
+        }
+        let Some(act_dq) = graph
+            .producer(&node.input[0])
+            .filter(|p| is_op(p, "DequantizeLinear"))
+        else {
+            continue;
+        };
+        let Some(w_dq) = graph
+            .producer(&node.input[1])
+            .filter(|p| is_op(p, "DequantizeLinear"))
+        else {
+            continue;
+        };
+        let act = dq_params(graph, act_dq)?;
+        let Some((dims, codes, w)) = weight_codes(graph, w_dq)? else {
+            continue;
+        };
+        let bits_note = (act.bits != 8 || w.bits != 8).then(|| "16-bit quantizers".to_string());
+        layers.push(layer(
+            node,
+            node.input[0].clone(),
+            activation_codes(&act),
+            &dims,
+            codes,
+            bits_note,
+        )?);
+    }
+    Ok(layers)
+}
+
+fn is_op(node: &NodeProto, op: &str) -> bool {
+    node.op_type.as_deref() == Some(op)
+}
+
+/// The parameters of a Q/DQ node (inputs: x, scale, zero point), from its constant inputs.
+fn dq_params(graph: &Graph, node: &NodeProto) -> Result<QuantParams> {
+    let name = node.name.clone().unwrap_or_default();
+    let bad = |why: &str| Error::InvalidModel(format!("node '{name}' (DequantizeLinear): {why}"));
+    let scale = node
+        .input
+        .get(1)
+        .and_then(|s| graph.initializer(s))
+        .ok_or_else(|| bad("the scale is not an initializer"))?;
+    let scale = tensor::to_f32(scale)?;
+    let (zero_point, ty) = match node.input.get(2).filter(|z| !z.is_empty()) {
+        None => (vec![0; scale.len()], DataType::Uint8),
+        Some(z) => {
+            let z = graph
+                .initializer(z)
+                .ok_or_else(|| bad("the zero point is not an initializer"))?;
+            let ty = tensor::data_type(z)?;
+            (
+                tensor::to_i64(z)?.into_iter().map(|v| v as i32).collect(),
+                ty,
+            )
+        }
+    };
+    let (bits, signed) = match ty {
+        DataType::Int8 => (8, true),
+        DataType::Uint8 => (8, false),
+        DataType::Int16 => (16, true),
+        DataType::Uint16 => (16, false),
+        other => {
+            return Err(bad(&format!(
+                "unsupported zero point type {}",
+                other.as_str_name()
+            )))
+        }
+    };
+    let (qmin, qmax) = match (bits, signed) {
+        (8, true) => (-128, 127),
+        (8, false) => (0, 255),
+        (_, true) => (i16::MIN as i32, i16::MAX as i32),
+        (_, false) => (0, u16::MAX as i32),
+    };
+    let axis = (scale.len() > 1).then(|| attr::int(node, "axis").unwrap_or(1).max(0) as usize);
+    if zero_point.len() != scale.len() {
+        return Err(bad("scale and zero point lengths differ"));
+    }
+    Ok(QuantParams {
+        scale,
+        zero_point,
+        axis,
+        qmin,
+        qmax,
+        bits,
+        signed,
+    })
+}
+
+/// A weight's dimensions, integer codes and quantizer.
+type WeightCodes = (Vec<usize>, Vec<i32>, QuantParams);
+
+/// The integer weights behind a weight `DequantizeLinear`: stored integers, or a constant float weight
+/// quantized by a `QuantizeLinear` (uncompressed QDQ). `None` when the weight is not constant.
+fn weight_codes(
+    graph: &Graph,
+    dq: &NodeProto,
+) -> Result<Option<WeightCodes>> {
+    let params = dq_params(graph, dq)?;
+    let source = &dq.input[0];
+    if let Some(init) = graph.initializer(source) {
+        let dims = tensor::dims(init)?;
+        let codes = tensor::to_i64(init)?
+            .into_iter()
+            .map(|v| v as i32)
+            .collect();
+        return Ok(Some((dims, codes, params)));
+    }
+    let Some(q) = graph
+        .producer(source)
+        .filter(|p| is_op(p, "QuantizeLinear"))
+    else {
+        return Ok(None);
+    };
+    let Some(init) = graph.initializer(&q.input[0]) else {
+        return Ok(None);
+    };
+    let dims = tensor::dims(init)?;
+    let codes = params.quantize_tensor(&tensor::to_f32(init)?, &dims)?;
+    Ok(Some((dims, codes, params)))
+}
+
+/// Lays the weights out as the kernel reduces them and finds the pairs at risk.
+fn layer(
+    node: &NodeProto,
+    observed: String,
+    act: ActivationCodes,
+    dims: &[usize],
+    codes: Vec<i32>,
+    unmodelled: Option<String>,
+) -> Result<Layer> {
+    let name = node.name.clone().unwrap_or_default();
+    let op_type = node.op_type.clone().unwrap_or_default();
+    let (shape, rows, path) = match op_type.as_str() {
+        "Conv" => conv_rows(node, dims, &codes),
+        "Gemm" => dense_rows(
+            dims,
+            &codes,
+            attr::int(node, "transB").unwrap_or(0) != 0,
+            attr::int(node, "transA").unwrap_or(0) != 0,
+        ),
+        _ => dense_rows(dims, &codes, false, false),
+    };
+    let path = match unmodelled {
+        Some(why) => KernelPath::NotModelled(why),
+        None => path,
+    };
+    let risky = if path == KernelPath::PairwiseInt16 {
+        rows.iter().map(|r| risky_pairs(r)).collect()
+    } else {
+        vec![Vec::new(); rows.len()]
+    };
+    Ok(Layer {
+        node: name,
+        op_type,
+        observed,
+        act,
+        path,
+        shape,
+        rows,
+        risky,
+    })
+}
+
+fn conv_rows(
+    node: &NodeProto,
+    dims: &[usize],
+    codes: &[i32],
+) -> (Shape, Vec<Vec<i32>>, KernelPath) {
+    let not = |why: &str| {
+        (
+            Shape::Dense { k: 0 },
+            Vec::new(),
+            KernelPath::NotModelled(why.to_string()),
+        )
+    };
+    let (m, cg, kh, kw) = match *dims {
+        [m, cg, kh, kw] => (m, cg, kh, kw),
+        [m, cg, kw] => (m, cg, 1, kw),
+        _ => return not("only 1-D and 2-D convolutions are modelled"),
+    };
+    let two = |name: &str| -> [usize; 2] {
+        let v: Vec<usize> = attr::ints(node, name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| x.max(0) as usize)
+            .collect();
+        match v.as_slice() {
+            [a, b] => [*a, *b],
+            [b] => [1, *b],
+            _ => [1, 1],
+        }
+    };
+    let pads: Vec<usize> = attr::ints(node, "pads")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|x| x.max(0) as usize)
+        .collect();
+    let pads = match pads.as_slice() {
+        [t, l, b, r] => [*t, *l, *b, *r],
+        [l, r] => [0, *l, 0, *r],
+        _ => [0; 4],
+    };
+    let group = attr::int(node, "group").unwrap_or(1).max(1) as usize;
+    let geometry = ConvGeometry {
+        group,
+        kernel: [kh, kw],
+        strides: two("strides"),
+        dilations: two("dilations"),
+        pads,
+        auto_pad: attr::string(node, "auto_pad").unwrap_or_default(),
+    };
+    let spatial = kh * kw;
+    // OIHW → per output channel, (ky, kx, ic) order.
+    let rows: Vec<Vec<i32>> = (0..m)
+        .map(|o| {
+            let mut row = Vec::with_capacity(cg * spatial);
+            for s in 0..spatial {
+                for ic in 0..cg {
+                    row.push(codes[(o * cg + ic) * spatial + s]);
+                }
+            }
+            row
+        })
+        .collect();
+    let path = if cg == 1 && group > 1 && m == group {
+        KernelPath::Depthwise
+    } else {
+        KernelPath::PairwiseInt16
+    };
+    (Shape::Conv(geometry), rows, path)
+}
+
+fn dense_rows(
+    dims: &[usize],
+    codes: &[i32],
+    trans_b: bool,
+    trans_a: bool,
+) -> (Shape, Vec<Vec<i32>>, KernelPath) {
+    let [d0, d1] = *dims else {
+        return (
+            Shape::Dense { k: 0 },
+            Vec::new(),
+            KernelPath::NotModelled("only 2-D weights are modelled".into()),
+        );
+    };
+    if trans_a {
+        return (
+            Shape::Dense { k: 0 },
+            Vec::new(),
+            KernelPath::NotModelled("transposed activations (transA) are not modelled".into()),
+        );
+    }
+    let (k, n) = if trans_b { (d1, d0) } else { (d0, d1) };
+    let rows = (0..n)
+        .map(|col| {
+            (0..k)
+                .map(|i| {
+                    if trans_b {
+                        codes[col * k + i]
+                    } else {
+                        codes[i * n + col]
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    (Shape::Dense { k }, rows, KernelPath::PairwiseInt16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(weights: Vec<i32>, dims: &[usize], signed: bool) -> Layer {
+        let node = NodeProto {
+            op_type: Some("Conv".into()),
+            name: Some("conv".into()),
+            ..Default::default()
+        };
+        let act = ActivationCodes {
+            scale: 1.0,
+            zero_point: 0,
+            signed,
+        };
+        layer(&node, "x".into(), act, dims, weights, None).unwrap()
+    }
+
+    /// A 1×2 kernel over 3 channels: the reduction order is (kx, c), so the pairs are (c0 kx0, c1 kx0),
+    /// (c2 kx0, c0 kx1), (c1 kx1, c2 kx1). Only the middle pair has large same-sign weights.
+    #[test]
+    fn conv_pairs_follow_the_nhwc_im2col_order() {
+        // OIHW [1, 3, 1, 2]: w[c][kx].
+        let mut w = vec![1; 6];
+        w[2 * 2] = 127; // c2, kx0
+        w[1] = 127; // c0, kx1
+        let layer = conv(w, &[1, 3, 1, 2], false);
+        assert_eq!(layer.static_risk().risky_pairs, 1);
+        assert_eq!(layer.static_risk().pairs, 3);
+        // NCHW [1, 3, 1, 2]: x[c][x].
+        let x = |c2x0: f32, c0x1: f32| {
+            ArrayD::from_shape_vec(vec![1, 3, 1, 2], vec![0.0, c0x1, 0.0, 0.0, c2x0, 0.0]).unwrap()
+        };
+        let counts = layer.measure(&x(200.0, 200.0)).unwrap();
+        assert_eq!(
+            counts,
+            Counts {
+                outputs: 1,
+                saturated_outputs: 1,
+                pairs: 3,
+                saturated_pairs: 1
+            },
+            "200·127 + 200·127 = 50800"
+        );
+        let counts = layer.measure(&x(100.0, 100.0)).unwrap();
+        assert_eq!(counts.saturated_pairs, 0, "25400 fits");
+        // The same weights in channel-major order would pair (c0 kx0, c0 kx1): no saturation found.
+        let counts = layer.measure(&x(200.0, 1.0)).unwrap();
+        assert_eq!(counts.saturated_pairs, 0);
+    }
+
+    #[test]
+    fn signed_activations_reach_the_kernel_shifted_by_128_and_pad_with_it() {
+        // One channel, kernel 1×2, weights 127, 127: a pair of codes (a, b) saturates when 127·(a + b) > 32767.
+        let layer = conv(vec![127, 127], &[1, 1, 1, 2], true);
+        let x = |a: f32, b: f32| ArrayD::from_shape_vec(vec![1, 1, 1, 2], vec![a, b]).unwrap();
+        // Real zero is code 128: 127·256 = 32512 fits, 127·(130 + 129) = 32893 does not.
+        assert_eq!(layer.measure(&x(0.0, 0.0)).unwrap().saturated_pairs, 0);
+        assert_eq!(layer.measure(&x(2.0, 1.0)).unwrap().saturated_pairs, 1);
+        assert_eq!(layer.measure(&x(-100.0, 100.0)).unwrap().saturated_pairs, 0);
+        let unsigned = conv(vec![127, 127], &[1, 1, 1, 2], false);
+        assert_eq!(unsigned.measure(&x(2.0, 1.0)).unwrap().saturated_pairs, 0);
+        assert_eq!(
+            ActivationCodes {
+                scale: 1.0,
+                zero_point: 0,
+                signed: true
+            }
+            .padding(),
+            128
+        );
+    }
+
+    #[test]
+    fn depthwise_convolutions_are_not_pairwise() {
+        let node = NodeProto {
+            op_type: Some("Conv".into()),
+            name: Some("dw".into()),
+            attribute: vec![attr::make_int("group", 2)],
+            ..Default::default()
+        };
+        let act = ActivationCodes {
+            scale: 1.0,
+            zero_point: 0,
+            signed: false,
+        };
+        let layer = layer(&node, "x".into(), act, &[2, 1, 1, 2], vec![127; 4], None).unwrap();
+        assert_eq!(layer.path, KernelPath::Depthwise);
+        assert!(!layer.needs_data());
+    }
+
+    #[test]
+    fn gemm_reduces_along_k_with_trans_b() {
+        let node = NodeProto {
+            op_type: Some("Gemm".into()),
+            name: Some("fc".into()),
+            attribute: vec![attr::make_int("transB", 1)],
+            ..Default::default()
+        };
+        let act = ActivationCodes {
+            scale: 1.0,
+            zero_point: 0,
+            signed: false,
+        };
+        // B is [N = 2, K = 4]: row 0 risky on its first pair, row 1 on its second.
+        let w = vec![127, 127, 0, 0, 0, 0, -127, -127];
+        let layer = layer(&node, "x".into(), act, &[2, 4], w, None).unwrap();
+        let x = ArrayD::from_shape_vec(vec![1, 4], vec![255.0, 255.0, 10.0, 10.0]).unwrap();
+        let counts = layer.measure(&x).unwrap();
+        assert_eq!(
+            (counts.outputs, counts.saturated_outputs, counts.pairs),
+            (2, 1, 4)
+        );
+    }
+}

@@ -292,7 +292,12 @@ impl QuantizedModel {
         form: ModelForm,
     ) -> Result<()> {
         let prefix = format!("{}.bias", node.name);
-        let Some((dims, quantized, scales)) = self.bias_integers(node)? else {
+        let Some(IntegerBias {
+            dims,
+            values: quantized,
+            scales,
+        }) = self.bias_integers(node)?
+        else {
             // An unusual bias layout (broadcast shapes): keep it in FP32, corrected.
             let initializer = self
                 .fp32
@@ -363,13 +368,18 @@ impl QuantizedModel {
     }
 }
 
+/// A bias in int32 at the accumulator's scale `s_x · s_w[c]`.
+struct IntegerBias {
+    dims: Vec<usize>,
+    values: Vec<i32>,
+    /// Per output channel.
+    scales: Vec<f32>,
+}
+
 impl QuantizedModel {
-    /// The (corrected) bias of `node` in int32 at the accumulator's scale `s_x · s_w[c]`: its dims, values and
-    /// per-channel scales; `None` without a bias or for a layout that is not one value per output channel.
-    fn bias_integers(
-        &self,
-        node: &QuantizedNode,
-    ) -> Result<Option<(Vec<usize>, Vec<i32>, Vec<f32>)>> {
+    /// The (corrected) bias of `node` in int32 at the accumulator's scale; `None` without a bias or for a layout
+    /// that is not one value per output channel.
+    fn bias_integers(&self, node: &QuantizedNode) -> Result<Option<IntegerBias>> {
         let Some(bias) = &node.bias else {
             return Ok(None);
         };
@@ -403,7 +413,11 @@ impl QuantizedModel {
                     .clamp(i32::MIN as f32, i32::MAX as f32) as i32
             })
             .collect();
-        Ok(Some((dims, quantized, scales)))
+        Ok(Some(IntegerBias {
+            dims,
+            values: quantized,
+            scales,
+        }))
     }
 }
 

@@ -284,13 +284,13 @@ fn spell(
     )));
     patch.push(Edit::RemoveInitializer(built.input[weight.input].clone()));
     fused.input[weight.input] = weight_name;
-    if let (Some(bias), Some((bias_dims, quantized, _))) =
-        (node.bias.as_ref(), model.bias_integers(node)?)
-    {
+    if let (Some(bias), Some(integers)) = (node.bias.as_ref(), model.bias_integers(node)?) {
         let name = format!("{}.bias_integer", node.name);
-        let values: Vec<f32> = quantized.iter().map(|&q| q as f32).collect();
+        let values: Vec<f32> = integers.values.iter().map(|&q| q as f32).collect();
         patch.push(Edit::AddInitializer(tensor::from_f32(
-            &name, &bias_dims, &values,
+            &name,
+            &integers.dims,
+            &values,
         )));
         patch.push(Edit::RemoveInitializer(built.input[bias.input].clone()));
         fused.input[bias.input] = name;

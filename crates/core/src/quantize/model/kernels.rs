@@ -388,3 +388,107 @@ fn simple(op_type: &str, name: &str, inputs: &[&str], output: &str) -> NodeProto
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::builder::ModelBuilder;
+    use crate::quant::{Mode, QuantSpec};
+    use crate::quantize::{place, weight_params, ModelForm, QuantizationParams, RestoreMode};
+
+    /// x → conv1 → relu → conv2 → y, with the quantizer of `r1` unsigned (zero point 0) or signed.
+    fn conv_relu_conv(r1_signed: bool) -> QuantizedModel {
+        let w: Vec<f32> = (0..2 * 2 * 9)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 10.0)
+            .collect();
+        let m = ModelBuilder::new(13)
+            .input("x", &[None, Some(2), Some(4), Some(4)])
+            .initializer("conv1.w", &[2, 2, 3, 3], &w)
+            .initializer("conv1.b", &[2], &[0.1, -0.2])
+            .node("Conv", "conv1", &["x", "conv1.w", "conv1.b"], &["c1"])
+            .node("Relu", "relu", &["c1"], &["r1"])
+            .initializer("conv2.w", &[2, 2, 3, 3], &w)
+            .node("Conv", "conv2", &["r1", "conv2.w"], &["y"])
+            .output("y", &[None, Some(2), Some(2), Some(2)])
+            .build();
+        let g = Graph::new(m).unwrap();
+        let placement = place(&g, &QuantizationParams::default()).unwrap();
+        let spec = |signed| QuantSpec::new(8, Mode::Symmetric, signed, false).unwrap();
+        let activations = [
+            (
+                "x",
+                QuantParams::from_range(&spec(true), &[-1.0], &[1.0], None),
+            ),
+            (
+                "r1",
+                QuantParams::from_range(&spec(r1_signed), &[0.0], &[2.0], None),
+            ),
+        ]
+        .into_iter()
+        .map(|(t, p)| (t.to_string(), p.unwrap()))
+        .collect();
+        let weights = weight_params(&g, &placement, &QuantizationParams::default()).unwrap();
+        QuantizedModel::new(g, placement, activations, weights, BTreeMap::new()).unwrap()
+    }
+
+    fn evaluation(q: &QuantizedModel, reverted: &[&str]) -> Graph {
+        let reverted = reverted.iter().map(|s| s.to_string()).collect();
+        let model = q
+            .build(&reverted, RestoreMode::default(), ModelForm::Evaluation)
+            .unwrap();
+        Graph::new(model).unwrap()
+    }
+
+    #[test]
+    fn a_conv_requantized_through_a_removable_relu_becomes_an_integer_kernel() {
+        let g = evaluation(&conv_relu_conv(false), &[]);
+        let conv1 = g.node("conv1").unwrap();
+        assert_eq!(
+            conv1.input,
+            [
+                "x_fake_quant_clipped",
+                "conv1.weight_integer",
+                "conv1.bias_integer"
+            ]
+        );
+        assert_eq!(conv1.output, ["c1_accumulator"]);
+        let weights = tensor::to_f32(g.initializer("conv1.weight_integer").unwrap()).unwrap();
+        assert!(weights.iter().all(|w| w.fract() == 0.0 && w.abs() <= 127.0));
+        assert!(
+            weights.iter().any(|w| w.abs() == 127.0),
+            "full-range integers"
+        );
+        assert!(g.initializer("conv1.weight_fake_quantized").is_none());
+        // Requantized into r1's quantizer, then the Relu (a no-op now) as before.
+        assert_eq!(
+            g.producer("c1").unwrap().name.as_deref(),
+            Some("conv1.kernel_dequantize")
+        );
+        let multiplier = tensor::to_f32(g.initializer("conv1.kernel_multiplier").unwrap()).unwrap();
+        let params = &conv_relu_conv(false);
+        let (sx, sy) = (
+            params.activations["x"].scale[0],
+            params.activations["r1"].scale[0],
+        );
+        let sw = &params.weights["conv1"].scale;
+        assert_eq!(multiplier, vec![sx * sw[0] / sy, sx * sw[1] / sy]);
+        // conv2's output is not quantized: ONNX Runtime runs it as a float Conv, the simulation stays.
+        assert_eq!(g.node("conv2").unwrap().input[0], "r1_dequantized");
+    }
+
+    #[test]
+    fn no_integer_kernel_when_onnx_runtime_would_not_fuse() {
+        // The quantizer after the Relu does not clamp at zero (signed, zero point 0): the Relu stays.
+        let g = evaluation(&conv_relu_conv(true), &[]);
+        assert_eq!(g.node("conv1").unwrap().input[0], "x_dequantized");
+        // Its reader is reverted: no quantizer on r1, conv1's output is float.
+        let g = evaluation(&conv_relu_conv(false), &["conv2"]);
+        assert_eq!(g.node("conv1").unwrap().input[0], "x_dequantized");
+        assert!(g.initializer("conv1.weight_integer").is_none());
+        // conv1 reverted: FP32.
+        let g = evaluation(&conv_relu_conv(false), &["conv1"]);
+        assert_eq!(g.node("conv1").unwrap().input, ["x", "conv1.w", "conv1.b"]);
+    }
+}

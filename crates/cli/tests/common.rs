@@ -115,6 +115,27 @@ pub fn ort_eval_avx2_no_vnni(
     Some(value)
 }
 
+/// Runs the `aquant` binary as on an AVX2 CPU without VNNI (`qemu-x86_64 -cpu Haswell`, the CPU model
+/// `scripts/ort_eval.py --cpu avx2-no-vnni` uses): its in-process ONNX Runtime then picks that CPU's int8 kernels
+/// (and `aquant::CpuFeatures::detect` sees no VNNI). About 50× slower than native. `None`, after printing why,
+/// when the emulator is missing.
+pub fn aquant_avx2_no_vnni(args: &[&str]) -> Option<Output> {
+    if let Some(reason) = avx2_no_vnni_unavailable() {
+        eprintln!("SKIPPED (aquant on an AVX2 CPU without VNNI): {reason}");
+        return None;
+    }
+    // The library is located natively (qemu-user runs child processes natively), then loaded in the emulator.
+    let library = aquant_ort::find_library().expect("ONNX Runtime (scripts/requirements.txt)");
+    let output = Command::new("qemu-x86_64")
+        .args(["-cpu", "Haswell-noTSX,-pcid,-x2apic,-tsc-deadline,-invpcid"])
+        .arg(env!("CARGO_BIN_EXE_aquant"))
+        .args(args)
+        .env(aquant_ort::DYLIB_VARIABLE, library)
+        .output()
+        .expect("qemu-x86_64 runs");
+    Some(output)
+}
+
 /// True when this CPU has VNNI; otherwise prints that the calling test is skipped and why.
 pub fn vnni_here(test: &str) -> bool {
     let cpu = aquant::CpuFeatures::detect();

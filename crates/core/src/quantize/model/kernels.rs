@@ -186,14 +186,20 @@ fn removable(graph: &Graph, node: &NodeProto, params: &QuantParams, opset: i64) 
     match node.op_type.as_deref() {
         // ReluQuantFusion: the quantizer clamps at zero already.
         Some("Relu") => zero_point == type_min,
-        // ClipQuantFusion (QuantizeLinear 10/13 only): the quantized range lies within the clip range.
-        Some("Clip") if opset < 19 => {
+        // ClipQuantFusion (QuantizeLinear 10/13 only): the quantized range lies within the clip range; or the
+        // QDQ selector's test (`IsClipMadeRedundantByQ`): the clip bounds, quantized, cover the type's range.
+        Some("Clip") => {
             let Some((min, max)) = clip_bounds(graph, node, opset) else {
                 return false;
             };
-            let lower = params.scale[0] * (type_min - zero_point) as f32;
-            let upper = params.scale[0] * (type_max - zero_point) as f32;
-            !(f32::EPSILON < min - lower || f32::EPSILON < upper - max)
+            let scale = params.scale[0];
+            let lower = scale * (type_min - zero_point) as f32;
+            let upper = scale * (type_max - zero_point) as f32;
+            let fusion = opset < 19 && !(f32::EPSILON < min - lower || f32::EPSILON < upper - max);
+            let quantized =
+                |bound: f32| (bound / scale).round_ties_even() as i64 + zero_point as i64;
+            let selector = quantized(min) <= type_min as i64 && quantized(max) >= type_max as i64;
+            fusion || selector
         }
         _ => false,
     }

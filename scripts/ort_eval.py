@@ -4,10 +4,18 @@
 Prints one JSON line: {"metric": "top1", "value": v, "samples": n, "predictions": [...]}.
 The tests use it to check that every model aquant writes loads and runs in ONNX Runtime, and to compare
 predictions with aquant's own evaluation. Exit status 2 with a one-line message on any error.
+
+`--cpu avx2-no-vnni` runs the evaluation as a CPU without VNNI computes it, on any x86-64 machine: the script
+re-executes itself under `qemu-x86_64 -cpu Haswell` (user-mode emulation of an AVX2 CPU without AVX-512 or
+VNNI), where ONNX Runtime picks the kernels such a CPU gets: u8×s8 pairs summed in saturating int16. Checked
+bit-identical to logits measured on a real AVX2 CPU without VNNI (assets/saturation/). Exit status 3 when
+qemu-x86_64 is not installed (Debian: qemu-user), so callers can skip with that reason.
 """
 import argparse
 import json
 import os
+import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -46,6 +54,25 @@ def preprocess(x, p):
     return (x * scale - mean) / std
 
 
+# Haswell: AVX2 and FMA, no AVX-512, no VNNI. The features TCG cannot emulate are switched off explicitly so
+# that qemu does not warn about each of them.
+EMULATED_CPUS = {"avx2-no-vnni": "Haswell-noTSX,-pcid,-x2apic,-tsc-deadline,-invpcid"}
+EMULATED_ENV = "AQUANT_ORT_EVAL_EMULATED"
+
+
+def reexec_emulated(cpu):
+    """Runs this script again under qemu-x86_64 with the CPU model of `cpu`; returns its exit status."""
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None:
+        print("error: qemu-x86_64 not found (apt-get install qemu-user): cannot emulate a CPU without VNNI",
+              file=sys.stderr)
+        return 3
+    args = [a for a in sys.argv[1:]]
+    env = dict(os.environ, **{EMULATED_ENV: cpu})
+    command = [qemu, "-cpu", EMULATED_CPUS[cpu], os.path.realpath(sys.executable), os.path.abspath(__file__)]
+    return subprocess.call(command + args, env=env)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
@@ -53,7 +80,12 @@ def main():
     parser.add_argument("--limit", type=int)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--no-optim", action="store_true", help="ORT_DISABLE_ALL (unfused reference)")
+    parser.add_argument("--cpu", choices=["native", *EMULATED_CPUS], default="native",
+                        help="run natively, or under qemu as an AVX2 CPU without VNNI computes")
+    parser.add_argument("--logits", help="also save the first output of every row to this .npy file")
     args = parser.parse_args()
+    if args.cpu != "native" and os.environ.get(EMULATED_ENV) != args.cpu:
+        sys.exit(reexec_emulated(args.cpu))
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -69,13 +101,19 @@ def main():
     if isinstance(first_dim, int):
         batch = first_dim
     predictions = []
+    outputs = []
     for start in range(0, n, batch):
-        feed = {name: preprocess(arr[start:start + batch], prep) for name, arr in inputs.items()}
+        feed = {name: preprocess(arr[start:min(n, start + batch)], prep) for name, arr in inputs.items()}
         logits = session.run(None, feed)[0]
         predictions.extend(int(p) for p in np.argmax(logits.reshape(len(logits), -1), axis=1))
+        if args.logits:
+            outputs.append(logits)
     predictions = predictions[:n]
+    if args.logits:
+        np.save(args.logits, np.concatenate(outputs)[:n])
     value = float(np.mean(np.asarray(predictions) == labels[:n])) if labels is not None else None
-    print(json.dumps({"metric": "top1", "value": value, "samples": n, "predictions": predictions}))
+    print(json.dumps({"metric": "top1", "value": value, "samples": n, "cpu": args.cpu,
+                      "predictions": predictions}))
 
 
 if __name__ == "__main__":

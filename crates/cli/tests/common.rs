@@ -55,15 +55,12 @@ pub fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> String {
 
 /// Evaluates `model` with ONNX Runtime through `scripts/ort_eval.py` (npy data specs), returning its JSON.
 pub fn ort_eval(model: &Path, data: &Path) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_eval.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg("--model")
-        .arg(model)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .expect("python3 runs (install scripts/requirements.txt)");
+    ort_eval_with(model, data, &[])
+}
+
+/// [`ort_eval`] with more `scripts/ort_eval.py` options (`--limit N`, `--logits FILE`, `--no-optim`, …).
+pub fn ort_eval_with(model: &Path, data: &Path, options: &[&str]) -> serde_json::Value {
+    let output = run_ort_eval(model, data, options);
     assert!(
         output.status.success(),
         "ONNX Runtime could not evaluate {}: {}",
@@ -71,6 +68,81 @@ pub fn ort_eval(model: &Path, data: &Path) -> serde_json::Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("ort_eval.py prints one JSON object")
+}
+
+fn run_ort_eval(model: &Path, data: &Path, options: &[&str]) -> Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_eval.py");
+    Command::new("python3")
+        .arg(script)
+        .arg("--model")
+        .arg(model)
+        .arg("--data")
+        .arg(data)
+        .args(options)
+        .output()
+        .expect("python3 runs (install scripts/requirements.txt)")
+}
+
+/// Why ONNX Runtime cannot be run as a CPU without VNNI here (no `qemu-x86_64`, not an x86-64 host), if so.
+pub fn avx2_no_vnni_unavailable() -> Option<String> {
+    if !cfg!(target_arch = "x86_64") {
+        return Some("the AVX2 emulation needs an x86-64 host".into());
+    }
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("qemu-x86_64").is_file()));
+    (!found).then(|| "qemu-x86_64 is not installed (apt-get install qemu-user)".into())
+}
+
+/// Evaluates `model` with ONNX Runtime as an AVX2 CPU without VNNI computes it (`scripts/ort_eval.py --cpu
+/// avx2-no-vnni`: ONNX Runtime under `qemu-x86_64 -cpu Haswell`), on any x86-64 machine. `None`, after printing
+/// why, when the emulator is missing: the caller skips, never silently.
+pub fn ort_eval_avx2_no_vnni(
+    model: &Path,
+    data: &Path,
+    options: &[&str],
+) -> Option<serde_json::Value> {
+    if let Some(reason) = avx2_no_vnni_unavailable() {
+        eprintln!("SKIPPED (ONNX Runtime on an AVX2 CPU without VNNI): {reason}");
+        return None;
+    }
+    let options: Vec<&str> = ["--cpu", "avx2-no-vnni"]
+        .iter()
+        .chain(options)
+        .copied()
+        .collect();
+    let value = ort_eval_with(model, data, &options);
+    assert_eq!(value["cpu"], "avx2-no-vnni");
+    Some(value)
+}
+
+/// Runs the `aquant` binary as on an AVX2 CPU without VNNI (`qemu-x86_64 -cpu Haswell`, the CPU model
+/// `scripts/ort_eval.py --cpu avx2-no-vnni` uses): its in-process ONNX Runtime then picks that CPU's int8 kernels
+/// (and `aquant::CpuFeatures::detect` sees no VNNI). About 50× slower than native. `None`, after printing why,
+/// when the emulator is missing.
+pub fn aquant_avx2_no_vnni(args: &[&str]) -> Option<Output> {
+    if let Some(reason) = avx2_no_vnni_unavailable() {
+        eprintln!("SKIPPED (aquant on an AVX2 CPU without VNNI): {reason}");
+        return None;
+    }
+    // The library is located natively (qemu-user runs child processes natively), then loaded in the emulator.
+    let library = aquant_ort::find_library().expect("ONNX Runtime (scripts/requirements.txt)");
+    let output = Command::new("qemu-x86_64")
+        .args(["-cpu", "Haswell-noTSX,-pcid,-x2apic,-tsc-deadline,-invpcid"])
+        .arg(env!("CARGO_BIN_EXE_aquant"))
+        .args(args)
+        .env(aquant_ort::DYLIB_VARIABLE, library)
+        .output()
+        .expect("qemu-x86_64 runs");
+    Some(output)
+}
+
+/// True when this CPU has VNNI; otherwise prints that the calling test is skipped and why.
+pub fn vnni_here(test: &str) -> bool {
+    let cpu = aquant::CpuFeatures::detect();
+    if !cpu.has_vnni() {
+        eprintln!("SKIPPED {test}: it judges ONNX Runtime's int8 kernels on a CPU with VNNI; this one has {}", cpu.flags());
+    }
+    cpu.has_vnni()
 }
 
 /// Fraction of equal entries of two JSON arrays of predictions.

@@ -119,15 +119,17 @@ fn ort_backend_scores_a_quantized_model_as_onnx_runtime_python_does() {
         "ort",
         "-q",
     ]);
-    assert!(quantize.status.success(), "{quantize:?}");
-    // Calibrated through ONNX Runtime (the model input is one of the tapped values): the INT8 model is as
-    // good as FP32 and scored as ONNX Runtime's Python package scores it.
-    let quantized = out.join("intermediate/00_quantized.onnx");
+    assert!(
+        quantize.status.code() == Some(0) || quantize.status.code() == Some(1),
+        "{quantize:?}"
+    );
+    // Calibrated through ONNX Runtime (the model input is one of the tapped values). Whatever this CPU makes of
+    // the INT8 model (see the CPU-specific tests below), aquant reports what ONNX Runtime's Python package
+    // computes on the files it saves, on this CPU: the fully quantized model and the final one.
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    let int8 = report["metrics"][0]["quantized"].as_f64().unwrap();
-    assert!(int8 > 0.97, "INT8 top-1 {int8}");
-    assert_eq!(report["reverted_ops"], 0);
+    let metric = &report["metrics"][0];
+    let quantized = out.join("intermediate/00_quantized.onnx");
     let ours = common::json_stdout(&common::aquant(&[
         "eval",
         "--model",
@@ -140,7 +142,198 @@ fn ort_backend_scores_a_quantized_model_as_onnx_runtime_python_does() {
     ]));
     let python = common::ort_eval(&quantized, &val);
     assert_eq!(ours["value"], python["value"]);
-    assert_eq!(ours["value"].as_f64().unwrap(), int8);
+    assert_eq!(metric["quantized"].as_f64(), python["value"].as_f64());
+    let python_final = common::ort_eval(&out.join("model.onnx"), &val);
+    assert_eq!(metric["final"].as_f64(), python_final["value"].as_f64());
+}
+
+/// `aquant quantize --algorithm default` of the MNIST CNN (tract calibration): the saved model.
+fn default_int8_mnist(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("q");
+    let quantize = common::aquant(&[
+        "quantize",
+        "--algorithm",
+        "default",
+        "--model",
+        assets().join("mnist_cnn/mnist_cnn.onnx").to_str().unwrap(),
+        "--calib",
+        assets().join("mnist_cnn/calib.json").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(quantize.status.success(), "{quantize:?}");
+    out.join("model.onnx")
+}
+
+#[test]
+fn default_int8_mnist_keeps_its_accuracy_in_onnx_runtime_on_a_vnni_cpu() {
+    if !common::vnni_here("default_int8_mnist_keeps_its_accuracy_in_onnx_runtime_on_a_vnni_cpu") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = default_int8_mnist(dir.path());
+    let value = common::ort_eval(&model, &assets().join("mnist_cnn/val.json"))["value"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        value > 0.97,
+        "INT8 top-1 {value} in ONNX Runtime (VNNI kernels)"
+    );
+}
+
+/// Judged through the emulation of an AVX2 CPU without VNNI (`common::ort_eval_avx2_no_vnni`), where int8
+/// kernels saturate pair sums in int16: the default quantization must keep its accuracy there too (the
+/// overflow fix), whatever CPU runs the test.
+#[test]
+fn default_int8_mnist_keeps_its_accuracy_in_onnx_runtime_on_an_avx2_cpu_without_vnni() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = default_int8_mnist(dir.path());
+    let Some(result) =
+        common::ort_eval_avx2_no_vnni(&model, &assets().join("mnist_cnn/val.json"), &[])
+    else {
+        return;
+    };
+    let value = result["value"].as_f64().unwrap();
+    assert!(
+        value > 0.97,
+        "INT8 top-1 {value} in ONNX Runtime on an AVX2 CPU without VNNI"
+    );
+}
+
+#[test]
+fn avx2_emulation_reproduces_onnx_runtime_on_a_cpu_without_vnni() {
+    // Logits measured on a real AVX2 CPU without VNNI (assets/saturation/README.md), against the harness.
+    let dir = tempfile::tempdir().unwrap();
+    let logits = dir.path().join("logits.npy");
+    let Some(result) = common::ort_eval_avx2_no_vnni(
+        &assets().join("saturation/mnist_cnn_int8_full_range.onnx"),
+        &assets().join("mnist_cnn/val.json"),
+        &["--batch", "1", "--logits", logits.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    assert_eq!(
+        result["value"].as_f64(),
+        Some(0.849),
+        "top1.json: mnist_cnn fused"
+    );
+    let emulated = std::fs::read(&logits).unwrap();
+    let measured =
+        std::fs::read(assets().join("saturation/mnist_cnn_ort_fused_avx2_no_vnni.npy")).unwrap();
+    assert!(
+        emulated == measured,
+        "the emulated logits are not bit-identical to the measured ones"
+    );
+}
+
+/// Top-1 agreement of tract running aquant's evaluation form (what the search judges) with ONNX Runtime
+/// (default optimizations: its int8 kernels, on this CPU) running the saved QDQ model, on the first `rows`
+/// samples of `data`; also tract on the QDQ file itself (the plain simulation), for comparison.
+fn tract_ort_agreement(model: &str, calib: &str, data: &str, rows: usize) -> (f64, f64) {
+    let fp32 = Graph::load(&assets().join(model)).unwrap().into_model();
+    let calibration = aquant::open_dataset(&assets().join(calib)).unwrap();
+    let tract = TractBackend::new();
+    let (q, _) = aquant::quantize::quantize(
+        &tract,
+        fp32,
+        calibration.as_ref(),
+        &aquant::quantize::QuantizationParams::default(),
+        1,
+        &aquant::NoProgress,
+    )
+    .unwrap();
+    let none = std::collections::BTreeSet::new();
+    let form = |form| {
+        q.build(&none, aquant::quantize::RestoreMode::default(), form)
+            .unwrap()
+    };
+    let export = form(aquant::quantize::ModelForm::Export {
+        compress_weights: true,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("model.onnx");
+    aquant_onnx::save_model(&export, &saved).unwrap();
+    let rows_arg = rows.to_string();
+    let ort = common::ort_eval_with(&saved, &assets().join(data), &["--limit", &rows_arg]);
+    let ort: Vec<usize> = ort["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(ort.len(), rows);
+    let dataset = aquant::open_dataset(&assets().join(data)).unwrap();
+    let agreement = |model: &aquant_onnx::ModelProto| {
+        let session = tract.prepare(model, &[]).unwrap();
+        let same = (0..rows)
+            .filter(|&i| {
+                let logits = session
+                    .run(common::sample_inputs(dataset.as_ref(), i))
+                    .unwrap();
+                top1(logits[0].as_f32("logits").unwrap()) == ort[i]
+            })
+            .count();
+        same as f64 / rows as f64
+    };
+    let evaluation = agreement(&form(aquant::quantize::ModelForm::Evaluation));
+    (evaluation, agreement(&export))
+}
+
+const BUNDLED_INT8: [(&str, &str, &str, usize); 3] = [
+    (
+        "mnist_cnn/mnist_cnn.onnx",
+        "mnist_cnn/calib.json",
+        "mnist_cnn/val.json",
+        1000,
+    ),
+    (
+        "imagenet/mobilenet_v2.onnx",
+        "imagenet/val.json",
+        "imagenet/val.json",
+        300,
+    ),
+    (
+        "imagenet/efficientnet_lite0.onnx",
+        "imagenet/val.json",
+        "imagenet/val.json",
+        300,
+    ),
+];
+
+#[test]
+fn tract_evaluation_agrees_with_onnx_runtime_int8_kernels_on_a_vnni_cpu() {
+    if !common::vnni_here("tract_evaluation_agrees_with_onnx_runtime_int8_kernels_on_a_vnni_cpu") {
+        return;
+    }
+    for (model, calib, data, rows) in &BUNDLED_INT8[..2] {
+        let (agreement, _) = tract_ort_agreement(model, calib, data, *rows);
+        assert!(agreement >= 0.995, "{model}: top-1 agreement {agreement}");
+    }
+}
+
+/// The bench line (bench/agreement.sh): tract ↔ ONNX Runtime top-1 agreement on each bundled INT8 model.
+#[test]
+#[ignore = "bench: bench/agreement.sh prints it"]
+fn bench_tract_onnx_runtime_agreement() {
+    let cpu = aquant::CpuFeatures::detect();
+    for (model, calib, data, rows) in BUNDLED_INT8 {
+        let (evaluation, simulation) = tract_ort_agreement(model, calib, data, rows);
+        println!(
+            "agreement {model} INT8 (default quantization), {rows} rows: tract evaluation form ↔ ONNX Runtime \
+             {} (default optimizations) {:.2}% (plain QDQ simulation {:.2}%), CPU: {cpu} [{}]",
+            ort_version(),
+            100.0 * evaluation,
+            100.0 * simulation,
+            cpu.flags()
+        );
+    }
+}
+
+fn ort_version() -> String {
+    aquant_ort::OrtBackend::new()
+        .map(|b| b.version())
+        .unwrap_or_else(|e| format!("(unknown: {e})"))
 }
 
 fn top1(logits: &ArrayD<f32>) -> usize {
@@ -238,4 +431,132 @@ fn real_models_round_trip_losslessly() {
         let again = aquant_onnx::decode_model(&encoded, &path).unwrap();
         assert_eq!(again.graph, loaded.graph);
     }
+}
+
+/// The case of the fidelity issue (on a CPU without VNNI the search reverts MobileNetV2's first Conv): with the
+/// first Conv in FP32 the raw input reaches a float Conv whose output is then quantized, so every bit of the
+/// input and of that Conv counts. aquant's ONNX Runtime session computes the same bits as ONNX Runtime's Python
+/// package on the saved file, sample by sample.
+#[test]
+fn ort_backend_computes_the_bits_onnx_runtime_python_computes_with_the_first_conv_reverted() {
+    let fp32 = Graph::load(&assets().join("imagenet/mobilenet_v2.onnx"))
+        .unwrap()
+        .into_model();
+    let data = assets().join("imagenet/val.json");
+    let dataset = aquant::open_dataset(&data).unwrap();
+    let params = aquant::quantize::QuantizationParams {
+        stat_subset_size: 32,
+        ..Default::default()
+    };
+    let ort = aquant_ort::OrtBackend::new().expect("ONNX Runtime (scripts/requirements.txt)");
+    let (q, _) = aquant::quantize::quantize(
+        &ort,
+        fp32,
+        dataset.as_ref(),
+        &params,
+        1,
+        &aquant::NoProgress,
+    )
+    .unwrap();
+    let reverted = ["/features/features.0/features.0.0/Conv".to_string()].into();
+    let model = q
+        .build(
+            &reverted,
+            aquant::quantize::RestoreMode::default(),
+            aquant::quantize::ModelForm::Export {
+                compress_weights: true,
+            },
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (saved, logits) = (dir.path().join("model.onnx"), dir.path().join("logits.npy"));
+    aquant_onnx::save_model(&model, &saved).unwrap();
+    let rows = 100;
+    let python = common::ort_eval_with(
+        &saved,
+        &data,
+        &[
+            "--limit",
+            &rows.to_string(),
+            "--logits",
+            logits.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(python["samples"], rows);
+    let python_logits = reference_rows_at(&logits);
+    let session = ort
+        .prepare(&aquant_onnx::load_model(&saved).unwrap(), &[])
+        .unwrap();
+    for i in 0..rows {
+        let ours = session
+            .run(common::sample_inputs(dataset.as_ref(), i))
+            .unwrap()
+            .remove(0);
+        let ours = ours.as_f32("logits").unwrap();
+        let theirs = row_f32(python_logits.as_ref(), i);
+        assert_eq!(
+            ours.as_slice().unwrap(),
+            theirs.as_slice().unwrap(),
+            "row {i}"
+        );
+    }
+}
+
+/// Reads an `.npy` file of rows through aquant's own loader.
+fn reference_rows_at(file: &Path) -> Box<dyn Dataset> {
+    let spec: DataSpec = serde_json::from_value(serde_json::json!({
+        "format": "npy", "inputs": {"x": file.file_name().unwrap().to_str().unwrap()}
+    }))
+    .unwrap();
+    spec.open(file.parent().unwrap()).unwrap()
+}
+
+/// End to end on the CPU of the fidelity issue: aquant itself runs as on an AVX2 CPU without VNNI, where the
+/// full-range INT8 MNIST CNN saturates in ONNX Runtime's kernels, and its accuracy-aware search with ONNX
+/// Runtime as the engine reports, for the model it saves, what ONNX Runtime's Python package computes on that
+/// CPU. About 2 minutes under emulation.
+#[test]
+#[ignore = "2 minutes under qemu"]
+fn ort_backend_final_metric_is_onnx_runtime_python_on_an_avx2_cpu_without_vnni() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q");
+    let val = assets().join("mnist_cnn/val.json");
+    let Some(quantize) = common::aquant_avx2_no_vnni(&[
+        "quantize",
+        "--model",
+        assets().join("mnist_cnn/mnist_cnn.onnx").to_str().unwrap(),
+        "--calib",
+        assets().join("mnist_cnn/calib.json").to_str().unwrap(),
+        "--val",
+        val.to_str().unwrap(),
+        "--max-drop",
+        "0.003",
+        "-o",
+        out.to_str().unwrap(),
+        "--backend",
+        "ort",
+        "-q",
+    ]) else {
+        return;
+    };
+    assert!(
+        quantize.status.code() == Some(0) || quantize.status.code() == Some(1),
+        "{quantize:?}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let metric = &report["metrics"][0];
+    let python = common::ort_eval_avx2_no_vnni(&out.join("model.onnx"), &val, &[]).unwrap();
+    assert_eq!(
+        metric["final"].as_f64(),
+        python["value"].as_f64(),
+        "{report}"
+    );
+    let quantized = out.join("intermediate/00_quantized.onnx");
+    let python = common::ort_eval_avx2_no_vnni(&quantized, &val, &[]).unwrap();
+    assert_eq!(
+        metric["quantized"].as_f64(),
+        python["value"].as_f64(),
+        "{report}"
+    );
 }

@@ -41,6 +41,9 @@ impl std::fmt::Debug for OrtBackend {
 /// The process-wide environment: ONNX Runtime allows one, and its library can be loaded only once.
 static ENVIRONMENT: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
 
+/// The library file the environment was created from.
+static LIBRARY: OnceLock<std::path::PathBuf> = OnceLock::new();
+
 fn backend_error(context: &str, error: impl std::fmt::Display) -> Error {
     let message = format!("{context}: {error}").replace('\n', " ");
     Error::Backend {
@@ -54,6 +57,7 @@ impl OrtBackend {
     pub fn new() -> Result<OrtBackend> {
         let environment = ENVIRONMENT.get_or_init(|| {
             let path = find_library().map_err(|e| e.to_string())?;
+            let _ = LIBRARY.set(path.clone());
             ort::init_from(&path)
                 .map_err(|e| format!("loading {}: {e}", path.display()))?
                 .with_name("aquant")
@@ -94,13 +98,23 @@ impl Backend for OrtBackend {
         "ort"
     }
 
-    /// From the loaded library's build info ("ORT Build Info: git-branch=rel-1.32.0, …").
+    /// From the loaded library's build info ("ORT Build Info: git-branch=rel-1.32.0, …"), else from its file
+    /// name (`libonnxruntime.so.1.32.0`: the Python wheels are built from a branch called HEAD).
     fn version(&self) -> String {
         let info = ort::info();
+        let from_file = || {
+            LIBRARY.get().and_then(|p| {
+                p.file_name()?
+                    .to_str()?
+                    .split_once(".so.")
+                    .map(|(_, v)| v.to_owned())
+            })
+        };
         info.split(|c: char| c == ',' || c.is_whitespace())
             .find_map(|field| field.strip_prefix("git-branch=rel-"))
-            .unwrap_or(info)
-            .to_owned()
+            .map(str::to_owned)
+            .or_else(from_file)
+            .unwrap_or_else(|| info.to_owned())
     }
 
     fn runs_qdq_natively(&self) -> bool {

@@ -184,6 +184,10 @@ pub struct QuantizeArgs {
     /// Print where the time went (stages, and the engine's prepare/run time summed over threads).
     #[arg(long)]
     profile: bool,
+    /// Do not judge the saved model on ONNX Runtime as it is deployed (default graph optimizations, this
+    /// CPU's int8 kernels). By default it is, whenever ONNX Runtime is found and a validation set is given.
+    #[arg(long)]
+    no_deployed_check: bool,
     /// Inference engine for calibration and evaluation.
     #[arg(long, value_enum, default_value_t)]
     backend: Engine,
@@ -432,39 +436,41 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let backend = args.backend.open()?;
     let backend = backend.as_ref();
     let progress = Bars::new(args.quiet);
-    let Some(control) = &job.control else {
-        output.create()?;
-        return run_default(
-            &args,
-            &job,
-            backend,
-            model,
-            calibration.as_ref(),
-            &output,
-            &progress,
-            start,
-        );
-    };
-    let source = job
-        .validation
-        .as_ref()
-        .context("accuracy-aware quantization needs a validation set")?;
-    // One dataset object when validation and calibration are the same data: the library then reuses
-    // calibration's FP32 outputs as the FP32 evaluation.
+    // Every input is opened and checked before the output directory is created. One dataset object when
+    // validation and calibration are the same data: the library then reuses calibration's FP32 outputs as the
+    // FP32 evaluation.
     let opened;
-    let validation = if same_source(source, &job.calibration) {
-        calibration.as_ref()
-    } else {
-        opened = source.open().context("validation data")?;
-        opened.as_ref()
+    let validation: Option<&dyn aquant::Dataset> = match &job.validation {
+        Some(source) if same_source(source, &job.calibration) => Some(calibration.as_ref()),
+        Some(source) => {
+            opened = source.open().context("validation data")?;
+            Some(opened.as_ref())
+        }
+        None => None,
     };
-    warn_if_subset_clamped(control.ranking_subset_size, validation.len());
     let metrics = job
         .metrics
         .iter()
         .map(|m| aquant::metric::builtin(m))
         .collect::<aquant::Result<Vec<_>>>()?;
     let metric_refs: Vec<&dyn aquant::Metric> = metrics.iter().map(|m| m.as_ref()).collect();
+    let deployed = deployed_engine(&args, validation.is_some());
+    let deployed = deployed.as_deref();
+    let Some(control) = &job.control else {
+        output.create()?;
+        return run_default(
+            &args,
+            &job,
+            (backend, deployed),
+            model,
+            (calibration.as_ref(), validation, &metric_refs),
+            &output,
+            &progress,
+            start,
+        );
+    };
+    let validation = validation.context("accuracy-aware quantization needs a validation set")?;
+    warn_if_subset_clamped(control.ranking_subset_size, validation.len());
     output.create()?;
     let state = prepare_state(&job.output, resumed)?;
     interrupt::install();
@@ -476,7 +482,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
         levers: args.levers(),
         journal: Some(state.join(JOURNAL)),
         interrupt: Some(interrupt::flag()),
-        ..Default::default()
+        deployed,
     };
     let outcome = search::quantize_with_accuracy_control(
         backend,
@@ -578,13 +584,35 @@ fn warn_if_subset_clamped(requested: Option<usize>, samples: usize) {
     }
 }
 
+/// The engine the saved model is judged on: ONNX Runtime as deployed, when it is found, a validation set is
+/// given and `--no-deployed-check` is not.
+fn deployed_engine(args: &QuantizeArgs, has_validation: bool) -> Option<Box<dyn aquant::Backend>> {
+    if args.no_deployed_check || !has_validation {
+        return None;
+    }
+    match Engine::Ort.open() {
+        Ok(engine) => Some(engine),
+        Err(error) => {
+            eprintln!(
+                "warning: the saved model is not judged on ONNX Runtime ({error:#}); \
+                 --no-deployed-check silences this"
+            );
+            None
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_default(
     args: &QuantizeArgs,
     job: &Job,
-    backend: &dyn aquant::Backend,
+    (backend, deployed): (&dyn aquant::Backend, Option<&dyn aquant::Backend>),
     model: aquant_onnx::ModelProto,
-    calibration: &dyn aquant::Dataset,
+    (calibration, validation, metrics): (
+        &dyn aquant::Dataset,
+        Option<&dyn aquant::Dataset>,
+        &[&dyn aquant::Metric],
+    ),
     output: &OutputDir,
     progress: &Bars,
     start: Instant,
@@ -597,6 +625,25 @@ fn run_default(
     };
     let output_model = quantized.build(&Default::default(), Default::default(), form)?;
     let target = output.save_model(&output_model)?;
+    let deployed = match (deployed, validation) {
+        (Some(engine), Some(validation)) => {
+            let control = match &job.control {
+                Some(control) => control.clone(),
+                None => args.control()?,
+            };
+            Some(search::check_deployed(
+                engine,
+                quantized.fp32().model(),
+                &output_model,
+                validation,
+                metrics,
+                &control,
+                args.batch,
+                progress,
+            )?)
+        }
+        _ => None,
+    };
     let samples = quantize::AUTO_SAMPLES.min(summary.calibration_samples);
     let saturation =
         aquant::saturation::analyze(&quantized, backend, calibration, samples, args.batch)?;
@@ -615,6 +662,7 @@ fn run_default(
             "auto_analysis": summary.saturation.as_ref().map(|s| s.summary()),
         },
         "saturation": saturation.summary(),
+        "deployed": deployed,
         "timings_s": {
             "calibration": summary.calibration_seconds,
             "bias_correction": summary.bias_correction_seconds,
@@ -634,5 +682,18 @@ fn run_default(
         start.elapsed().as_secs_f64(),
         target.display()
     );
-    Ok(ExitCode::SUCCESS)
+    match &deployed {
+        Some(d) if !d.target_met => {
+            say!(
+                "{}\naccuracy target NOT met on the deployed engine",
+                d.summary()
+            );
+            Ok(ExitCode::from(1))
+        }
+        Some(d) => {
+            say!("{}", d.summary());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
 }

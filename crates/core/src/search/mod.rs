@@ -10,6 +10,7 @@
 
 mod cohort;
 mod context;
+mod deployed;
 #[cfg(test)]
 mod fake;
 mod groups;
@@ -31,12 +32,13 @@ use std::sync::atomic::AtomicBool;
 
 use aquant_onnx::ModelProto;
 
+pub use deployed::check_deployed;
 pub use groups::{quantizer_groups, QuantizerGroup};
 pub use journal::JOURNAL_VERSION;
 pub use params::{AccuracyControlParams, DropType, MetricTarget};
 pub use report::{
-    DeployedMetric, DeployedReport, EvaluationCounts, MetricReport, RankingEntry, Report,
-    StepOutcome, StepReport, StopReason, Timings,
+    DeployedMetric, DeployedReport, EvaluationCounts, MetricReport, OverflowFixReport,
+    RankingEntry, Report, StepOutcome, StepReport, StopReason, Timings,
 };
 pub use run::quantize_with_accuracy_control;
 pub use subset::ranking_subset;

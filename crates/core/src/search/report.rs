@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use crate::cpu::CpuFeatures;
 use crate::profile::ProfileReport;
+use crate::quantize::OverflowFix;
+use crate::saturation::SaturationReport;
 use crate::search::Levers;
 
 use crate::metric::Direction;
@@ -248,6 +250,28 @@ pub struct Report {
     pub output: Option<String>,
     /// The saved model on the engine it is deployed on, when one was given.
     pub deployed: Option<DeployedReport>,
+    /// The overflow fix of the saved model (NNCF `overflow_fix`, POT `saturation_fix`).
+    pub overflow_fix: OverflowFixReport,
+    /// The saturation analysis of the saved model on calibration samples: its int8 layers at risk of int16
+    /// saturation on CPUs without VNNI, with their rates (report.json holds the compact form).
+    #[serde(serialize_with = "saturation_summary")]
+    pub saturation: SaturationReport,
+}
+
+/// Which weights use half the int8 range, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverflowFixReport {
+    /// The mode in force.
+    pub mode: OverflowFix,
+    /// The saved model's layers (still int8) whose weights lie in [-64, 63], in graph order.
+    pub half_range_layers: Vec<String>,
+}
+
+fn saturation_summary<S: serde::Serializer>(
+    report: &SaturationReport,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    report.summary().serialize(serializer)
 }
 
 impl Report {
@@ -279,6 +303,7 @@ impl Report {
             metrics.join("; ")
         );
         if let Some(d) = &self.deployed {
+            head.push_str("; ");
             head.push_str(&d.summary());
         }
         if self.target_met {
@@ -293,8 +318,8 @@ impl Report {
 }
 
 impl DeployedReport {
-    /// "; deployed on ort 1.32.0 (avx2 avx512_vnni (VNNI)): top1 0.8200, drop 0.0033 > 0.0030".
-    fn summary(&self) -> String {
+    /// "deployed on ort 1.32.0 (avx2 avx512_vnni (VNNI)): top1 0.8200, drop 0.0033 > 0.0030".
+    pub fn summary(&self) -> String {
         let metrics: Vec<String> = self
             .metrics
             .iter()
@@ -311,7 +336,7 @@ impl DeployedReport {
             })
             .collect();
         format!(
-            "; deployed on {} {} ({}): {}{}",
+            "deployed on {} {} ({}): {}{}",
             self.engine,
             self.version,
             self.cpu,

@@ -10,14 +10,18 @@ use crate::backend::Backend;
 use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
+use crate::graph::Graph;
 use crate::metric::Metric;
 use crate::progress::Progress;
 use crate::quantize::{self, QuantizationParams, QuantizationSummary, QuantizedModel};
+use crate::saturation::{self, SaturationReport};
 use crate::search::context::{self, SearchContext};
 use crate::search::journal::Journal;
 use crate::search::params::AccuracyControlParams;
 use crate::search::record::Recorded;
-use crate::search::report::{EvaluationCounts, MetricReport, Report};
+use crate::search::report::{
+    EvaluationCounts, MetricReport, OverflowFixReport, Report, StopReason,
+};
 use crate::search::restorer::{Restorer, Verdict};
 use crate::search::{Outcome, RunOptions};
 use crate::tensor::Tensor;
@@ -106,7 +110,24 @@ pub fn quantize_with_accuracy_control(
     verdict.timings.calibration = calibration_seconds;
     verdict.timings.total = start.elapsed().as_secs_f64();
     let model = ctx.export(&verdict.reverted)?;
-    let report = report(&ctx, model_name, metrics, control, verdict);
+    let saturation = analyze_saved(&model, backend, calibration, options, verdict.stop)?;
+    let overflow_fix = OverflowFixReport {
+        mode: quantization.effective_overflow_fix(),
+        half_range_layers: ctx
+            .quantized
+            .half_range_layers()
+            .into_iter()
+            .filter(|n| !verdict.reverted.contains(n))
+            .collect(),
+    };
+    let report = report(
+        &ctx,
+        model_name,
+        metrics,
+        control,
+        verdict,
+        (overflow_fix, saturation),
+    );
     Ok(Outcome {
         quantized: ctx.quantized,
         model,
@@ -120,6 +141,7 @@ fn report(
     metrics: &[&dyn Metric],
     control: &AccuracyControlParams,
     verdict: Verdict,
+    (overflow_fix, saturation): (OverflowFixReport, SaturationReport),
 ) -> Report {
     let target_met = verdict.target_met();
     let metric_reports = metrics
@@ -165,7 +187,32 @@ fn report(
         backend: ctx.evaluator.backend().name().to_owned(),
         output: None,
         deployed: verdict.deployed,
+        overflow_fix,
+        saturation,
     }
+}
+
+/// The saturation analysis of the model to be saved, on the first calibration samples (the weights alone when
+/// the run was interrupted: the user is waiting for it to stop).
+fn analyze_saved(
+    model: &ModelProto,
+    backend: &dyn Backend,
+    calibration: &dyn Dataset,
+    options: &RunOptions,
+    stop: StopReason,
+) -> Result<SaturationReport> {
+    let graph = Graph::new(model.clone())?;
+    if stop == StopReason::Interrupted {
+        return saturation::analyze_qdq_weights(&graph);
+    }
+    let samples = quantize::AUTO_SAMPLES.min(calibration.len());
+    saturation::analyze_qdq(
+        &graph,
+        backend,
+        Some(calibration),
+        samples,
+        options.batch_size,
+    )
 }
 
 /// `model` quantized with `params`: calibrated on `data`, or rebuilt from the journal's record of that

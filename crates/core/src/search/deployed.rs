@@ -1,0 +1,63 @@
+//! The deployed check of a model that no search produced (DefaultQuantization given a validation set): the
+//! saved model and the FP32 model, both measured on the engine the model is deployed on, on the same samples.
+//!
+//! Accuracy control judges its own result the same way (the restorer's deployed-check phase); this is the
+//! check alone, for a user who quantized without a target but wants to know what the deployed model loses.
+
+use aquant_onnx::ModelProto;
+
+use crate::backend::Backend;
+use crate::cpu::CpuFeatures;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::eval::Evaluator;
+use crate::metric::Metric;
+use crate::progress::Progress;
+use crate::search::params::AccuracyControlParams;
+use crate::search::report::{DeployedMetric, DeployedReport};
+
+/// Measures `fp32` and `saved` on `engine` over all of `validation` and compares them metric by metric, with
+/// the drops `control` allows (`maximal_drop`, `drop_type`).
+#[allow(clippy::too_many_arguments)]
+pub fn check_deployed(
+    engine: &dyn Backend,
+    fp32: &ModelProto,
+    saved: &ModelProto,
+    validation: &dyn Dataset,
+    metrics: &[&dyn Metric],
+    control: &AccuracyControlParams,
+    batch_size: usize,
+    progress: &dyn Progress,
+) -> Result<DeployedReport> {
+    control.validate()?;
+    let evaluator = Evaluator::new(
+        engine,
+        validation,
+        metrics.to_vec(),
+        Some(fp32),
+        batch_size,
+        progress,
+    )?;
+    let all = evaluator.all_indices();
+    let baseline = evaluator.evaluate(fp32, &all, "FP32 (deployed engine)")?;
+    let quantized = evaluator.evaluate(saved, &all, "deployed check")?;
+    let metrics: Vec<DeployedMetric> = metrics
+        .iter()
+        .zip(baseline.metrics.iter().zip(&quantized.metrics))
+        .map(|(metric, (base, value))| DeployedMetric {
+            name: metric.name().into(),
+            value: value.value,
+            drop: metric.direction().drop(base.value, value.value),
+            allowed_drop: control.allowed_drop(base.value),
+        })
+        .collect();
+    Ok(DeployedReport {
+        engine: engine.name().into(),
+        version: engine.version(),
+        cpu: CpuFeatures::detect(),
+        target_met: metrics.iter().all(|m| m.drop <= m.allowed_drop + 1e-9),
+        metrics,
+        continued: false,
+        reused: false,
+    })
+}

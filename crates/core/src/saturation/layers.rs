@@ -385,10 +385,7 @@ type WeightCodes = (Vec<usize>, Vec<i32>, QuantParams);
 
 /// The integer weights behind a weight `DequantizeLinear`: stored integers, or a constant float weight
 /// quantized by a `QuantizeLinear` (uncompressed QDQ). `None` when the weight is not constant.
-fn weight_codes(
-    graph: &Graph,
-    dq: &NodeProto,
-) -> Result<Option<WeightCodes>> {
+fn weight_codes(graph: &Graph, dq: &NodeProto) -> Result<Option<WeightCodes>> {
     let params = dq_params(graph, dq)?;
     let source = &dq.input[0];
     if let Some(init) = graph.initializer(source) {

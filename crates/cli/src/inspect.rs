@@ -48,6 +48,15 @@ fn describe(port: &Port) -> String {
 /// Runs `aquant inspect`.
 pub fn run(args: InspectArgs) -> Result<ExitCode> {
     let graph = Graph::load(&args.model)?;
+    let quantized = graph.nodes().iter().any(|n| {
+        matches!(
+            n.op_type.as_deref(),
+            Some("DequantizeLinear" | "QuantizeLinear")
+        )
+    });
+    if args.data.is_some() && !quantized {
+        anyhow::bail!("--data measures saturation of a quantized (QDQ) model; this model has no QuantizeLinear/DequantizeLinear");
+    }
     say!("model: {}", args.model.display());
     say!("opset: {}", aquant_onnx::default_opset(graph.model()));
     for port in graph.inputs() {
@@ -60,12 +69,6 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
     for (op, count) in graph.op_counts() {
         say!("  {op:<24} {count}");
     }
-    let quantized = graph.nodes().iter().any(|n| {
-        matches!(
-            n.op_type.as_deref(),
-            Some("DequantizeLinear" | "QuantizeLinear")
-        )
-    });
     if quantized {
         let report = match &args.data {
             None => saturation::analyze_qdq_weights(&graph)?,
@@ -83,9 +86,6 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         };
         print_saturation(&report);
         return Ok(ExitCode::SUCCESS);
-    }
-    if args.data.is_some() {
-        anyhow::bail!("--data measures saturation of a quantized (QDQ) model; this model has no QuantizeLinear/DequantizeLinear");
     }
     // Exactly what `aquant quantize` would quantize with default parameters.
     let placement = aquant::quantize::place(&graph, &Default::default())?;

@@ -565,6 +565,16 @@ fn activation_fake_quant(patch: &mut Patch, tensor: &str, params: &QuantParams) 
     out
 }
 
+/// The nodes of `tensor`'s evaluation-form quantizer that compute its integers (`Div`, `Round`, `Clip`).
+fn fake_quant_integer_nodes(tensor: &str) -> [String; 3] {
+    [
+        ("divided", "Div"),
+        ("rounded", "Round"),
+        ("clipped", "Clip"),
+    ]
+    .map(|(part, op)| format!("{}_{op}", fake_quant_name(tensor, part)))
+}
+
 /// The name of a value of `tensor`'s evaluation-form quantizer; `"clipped"` holds the integers `q − zp`.
 fn fake_quant_name(tensor: &str, part: &str) -> String {
     format!("{tensor}_fake_quant_{part}")

@@ -53,11 +53,7 @@ impl CpuFeatures {
 
 impl std::fmt::Display for CpuFeatures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = if self.has_vnni() {
-            "VNNI"
-        } else {
-            "no VNNI"
-        };
+        let kind = if self.has_vnni() { "VNNI" } else { "no VNNI" };
         write!(f, "{} ({kind})", self.flags())
     }
 }

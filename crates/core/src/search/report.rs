@@ -376,7 +376,7 @@ mod tests {
         };
         let line = deployed.summary();
         assert!(
-            line.starts_with("; deployed on ort 1.32.0 (avx2 avx512_vnni (VNNI)): top1 0.8200, drop 0.0033 > 0.0030"),
+            line.starts_with("deployed on ort 1.32.0 (avx2 avx512_vnni (VNNI)): top1 0.8200, drop 0.0033 > 0.0030"),
             "{line}"
         );
     }

@@ -48,13 +48,16 @@ fn check(model: &str, calib: &str, val: &str, fp32_top1: f64) {
         "--json",
         "--predictions",
     ]));
-    let agree = agreement(&ours["predictions"], &ort["predictions"]);
-    // 0.98: with the first Conv half range (issue 11's default overflow fix), 4 of MobileNetV2's 300 images
-    // differ between tract and ONNX Runtime's fused kernels (2 before); issue 11 item 4 (fidelity) raises this.
-    assert!(
-        agree >= 0.98,
-        "aquant and ONNX Runtime agree on {agree} of top-1 predictions"
-    );
+    // tract computes what ONNX Runtime's int8 kernels compute on a CPU with VNNI (on one without, they
+    // saturate where tract does not: that is the deployed check's job, tests/deployed_check.rs). 0.98: with the
+    // first Conv half range (the default overflow fix) 3 of MobileNetV2's 300 images differ (fidelity.rs).
+    if common::vnni_here("the tract ↔ ONNX Runtime agreement part of quantize_default") {
+        let agree = agreement(&ours["predictions"], &ort["predictions"]);
+        assert!(
+            agree >= 0.98,
+            "aquant and ONNX Runtime agree on {agree} of top-1 predictions"
+        );
+    }
 
     let ratio = std::fs::metadata(&saved).unwrap().len() as f64
         / std::fs::metadata(&model).unwrap().len() as f64;

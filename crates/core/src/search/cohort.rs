@@ -139,9 +139,10 @@ impl Cohort {
             evaluator.check_interrupt()?;
             let to = (from + CHUNK).min(subset.len());
             let indices = &subset[from..to];
-            if evaluator.metrics()[metric].needs_reference() {
-                evaluator.ensure_reference(indices)?;
-            }
+            let references = match evaluator.metrics()[metric].needs_reference() {
+                true => evaluator.references(indices)?,
+                false => Vec::new(),
+            };
             let chunk = match &self.tap {
                 Some(tap) => {
                     inferred += indices.len();
@@ -160,11 +161,13 @@ impl Cohort {
                         let sample = chunk.get(state.next - from);
                         let (outputs, annotation) =
                             run_member(ctx, &mut state.runner, index, sample)?;
+                        let reference = references.get(state.next - from).map(|r| r.as_slice());
                         state.values.push(evaluator.sample_value(
                             metric,
                             index,
                             &outputs,
                             &annotation,
+                            reference,
                         )?);
                         state.next += 1;
                         runs += 1;

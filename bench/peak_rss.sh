@@ -7,8 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bound_mb="${1:-640}"
 cargo build --release --quiet -p aquant-cli
-aquant=target/release/aquant
-[ -x "$aquant" ] || aquant="${CARGO_TARGET_DIR:-target}/release/aquant"
+aquant="${CARGO_TARGET_DIR:-target}/release/aquant"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 python3 - "$bound_mb" "$aquant" quantize --model assets/imagenet/mobilenet_v2.onnx \

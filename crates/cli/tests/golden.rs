@@ -100,6 +100,13 @@ fn stable_report(path: &Path) -> Value {
     report
 }
 
+/// `value` with this checkout's location replaced by `<crates/cli>`: a clone anywhere else gives the same.
+fn without_checkout_path(value: Value) -> Value {
+    let text = serde_json::to_string(&value).unwrap();
+    let here = serde_json::to_string(env!("CARGO_MANIFEST_DIR")).unwrap();
+    serde_json::from_str(&text.replace(here.trim_matches('"'), "<crates/cli>")).unwrap()
+}
+
 fn cpu() -> String {
     aquant::CpuFeatures::detect().flags()
 }
@@ -156,13 +163,13 @@ fn check_golden(case: &str, args: &[&str]) {
         "{case}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let actual = json!({
+    let actual = without_checkout_path(json!({
         "command": args,
         "exit": output.status.code(),
         "cpu": cpu(),
         "model": model_summary(&out.join("model.onnx")),
         "report": stable_report(&out.join("report.json")),
-    });
+    }));
     let file = golden_dir().join(format!("{case}.json"));
     if std::env::var_os("AQUANT_BLESS").is_some() {
         std::fs::create_dir_all(golden_dir()).unwrap();

@@ -31,6 +31,7 @@ use super::QuantizedModel;
 use crate::error::Result;
 use crate::graph::{Edit, Graph, Patch};
 use crate::ops::IntegerKernel;
+use crate::quant::QuantParams;
 use crate::quantize::placement::QuantizedNode;
 
 /// Rewrites every op of `graph` (the evaluation form, built with `reverted` ops in FP32) that ONNX Runtime
@@ -199,10 +200,6 @@ fn requantization(
     patch: &mut Patch,
 ) {
     let p = |part: &str| accumulator.part(part);
-    let out = &model.activations[tensor];
-    let (scale, zero_point) = (out.scale[0], out.zero_point[0]);
-    let multiplier: Vec<f32> = accumulator.scale.iter().map(|s| s / scale).collect();
-    let (lo, hi) = type_range(out);
     let integers = if direct {
         for node in qdq::fake_quant_integer_nodes(tensor) {
             patch.push(Edit::RemoveNode(node));
@@ -211,22 +208,7 @@ fn requantization(
     } else {
         p("clipped")
     };
-    for (name, dims, values) in [
-        (
-            p("multiplier"),
-            accumulator.channel_shape.clone(),
-            multiplier,
-        ),
-        (p("lo"), vec![], vec![(lo - zero_point) as f32]),
-        (p("hi"), vec![], vec![(hi - zero_point) as f32]),
-        (p("output_scale"), vec![], vec![scale]),
-        (p("accumulator_lo"), vec![], vec![i32::MIN as f32]),
-        (p("accumulator_hi"), vec![], vec![i32::MAX as f32]),
-    ] {
-        patch.push(Edit::AddInitializer(tensor::from_f32(
-            &name, &dims, &values,
-        )));
-    }
+    requantization_constants(accumulator, &model.activations[tensor], patch);
     // The first Clip (to int32's range) changes no value: it keeps tract from folding the per-channel
     // multiplier into the integer weights (its Conv declutters a following per-channel Mul that way), which
     // would make the sum inexact (tract/tests/integer_kernels.rs). A Clip, unlike the Round that did this
@@ -264,6 +246,32 @@ fn requantization(
     }
 }
 
+/// The constants of the requantization into a quantizer with `out`: the multiplier `M` per channel, the
+/// output's integer range less its zero point, its scale, and int32's range.
+fn requantization_constants(accumulator: &Accumulator, out: &QuantParams, patch: &mut Patch) {
+    let p = |part: &str| accumulator.part(part);
+    let (scale, zero_point) = (out.scale[0], out.zero_point[0]);
+    let multiplier: Vec<f32> = accumulator.scale.iter().map(|s| s / scale).collect();
+    let (lo, hi) = type_range(out);
+    for (name, dims, values) in [
+        (
+            p("multiplier"),
+            accumulator.channel_shape.clone(),
+            multiplier,
+        ),
+        (p("lo"), vec![], vec![(lo - zero_point) as f32]),
+        (p("hi"), vec![], vec![(hi - zero_point) as f32]),
+        (p("output_scale"), vec![], vec![scale]),
+        (p("accumulator_lo"), vec![], vec![i32::MIN as f32]),
+        (p("accumulator_hi"), vec![], vec![i32::MAX as f32]),
+    ] {
+        patch.push(Edit::AddInitializer(tensor::from_f32(
+            &name, &dims, &values,
+        )));
+    }
+}
+
+/// A node with no attributes.
 fn simple(op_type: &str, name: &str, inputs: &[&str], output: &str) -> NodeProto {
     NodeProto {
         op_type: Some(op_type.into()),
@@ -280,7 +288,7 @@ mod tests {
 
     use super::*;
     use crate::builder::ModelBuilder;
-    use crate::quant::{Mode, QuantParams, QuantSpec};
+    use crate::quant::{Mode, QuantSpec};
     use crate::quantize::{place, weight_params, ModelForm, QuantizationParams, RestoreMode};
 
     /// x → conv1 → relu → conv2 → y, with the quantizer of `r1` unsigned (zero point 0) or signed.

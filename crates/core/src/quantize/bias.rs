@@ -109,8 +109,15 @@ fn correct_one(
         outputs[0].as_f32("probe output")?,
         outputs[1].as_f32("probe output")?,
     );
-    if y.ndim() < 2 || y.shape()[1] != b_values.len() {
-        return Ok(None);
+    Ok(shifted(&b_values, y, y_q))
+}
+
+/// `bias` shifted by the per-channel mean of `y − y_q` (channels on axis 1); `None` when the output does not
+/// have one channel per bias value or the shift is unreliable (not finite, or at least
+/// `MAX_SHIFT_MAGNITUDE` times the bias).
+fn shifted(bias: &[f32], y: &ArrayD<f32>, y_q: &ArrayD<f32>) -> Option<Vec<f32>> {
+    if y.ndim() < 2 || y.shape()[1] != bias.len() {
+        return None;
     }
     let diff = y - y_q;
     let channel_mean = |a: &ArrayD<f32>| -> Vec<f32> {
@@ -123,16 +130,14 @@ fn correct_one(
     let shift = channel_mean(&diff);
     let magnitude = shift
         .iter()
-        .zip(&b_values)
+        .zip(bias)
         .filter(|(_, b)| **b != 0.0)
         .map(|(s, b)| (s / b).abs())
         .fold(0.0f32, f32::max);
     if !shift.iter().all(|s| s.is_finite()) || magnitude >= MAX_SHIFT_MAGNITUDE {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(
-        b_values.iter().zip(&shift).map(|(b, s)| b + s).collect(),
-    ))
+    Some(bias.iter().zip(&shift).map(|(b, s)| b + s).collect())
 }
 
 /// Axis order putting axis 1 (channels) first.

@@ -7,12 +7,13 @@
 //! model (int8 weights behind `DequantizeLinear`) and a cheaper evaluation model (weights fake-quantized into
 //! FP32 initializers, which spares the engine per-axis constant folding on every candidate).
 
+mod fusion;
 mod kernels;
+mod qdq;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use aquant_onnx::proto::tensor_proto::DataType;
-use aquant_onnx::{attr, tensor, ModelProto, NodeProto};
+use aquant_onnx::{tensor, ModelProto};
 
 use crate::error::{Error, Result};
 use crate::graph::{Edit, Graph, Patch};
@@ -185,9 +186,11 @@ impl QuantizedModel {
             }
             let params = &self.activations[&quantizer.tensor];
             let dequantized = match form {
-                ModelForm::Export { .. } => activation_qdq(&mut patch, &quantizer.tensor, params),
+                ModelForm::Export { .. } => {
+                    qdq::activation_qdq(&mut patch, &quantizer.tensor, params)
+                }
                 ModelForm::Evaluation => {
-                    activation_fake_quant(&mut patch, &quantizer.tensor, params)
+                    qdq::activation_fake_quant(&mut patch, &quantizer.tensor, params)
                 }
             };
             for consumer in consumers {
@@ -221,6 +224,8 @@ impl QuantizedModel {
         Ok(graph.into_model())
     }
 
+    /// Quantizes `node`'s weight (and, unless `weights_only`, its bias) in `form`; the FP32 initializers they
+    /// replace go to `replaced`.
     fn quantize_constants(
         &self,
         patch: &mut Patch,
@@ -232,60 +237,11 @@ impl QuantizedModel {
         let Some(weight) = &node.weight else {
             return Ok(());
         };
-        let initializer = self
-            .fp32
-            .initializer(&weight.initializer)
-            .expect("placement checked it");
-        let dims = tensor::dims(initializer)?;
-        let values = tensor::to_f32(initializer)?;
-        let params = &self.weights[&node.name];
-        let prefix = format!("{}.weight", node.name);
-        let weight_value = match form {
-            ModelForm::Evaluation => {
-                let mut fake = values.clone();
-                params.fake_quantize_tensor(&mut fake, &dims)?;
-                let name = format!("{prefix}_fake_quantized");
-                patch.push(Edit::AddInitializer(tensor::from_f32(&name, &dims, &fake)));
-                name
-            }
-            ModelForm::Export { compress_weights } => {
-                let (scale, zero_point) = scale_and_zero_point(patch, &prefix, params);
-                let source = if compress_weights {
-                    let q = params.quantize_tensor(&values, &dims)?;
-                    let name = format!("{prefix}_quantized");
-                    patch.push(Edit::AddInitializer(tensor::from_quantized(
-                        &name,
-                        &dims,
-                        storage_type(params),
-                        &q,
-                    )));
-                    name
-                } else {
-                    let name = format!("{prefix}_quantized");
-                    patch.push(Edit::AddNode(qdq_node(
-                        "QuantizeLinear",
-                        &format!("{prefix}_QuantizeLinear"),
-                        &[&weight.initializer, &scale, &zero_point],
-                        &name,
-                        params.axis,
-                    )));
-                    name
-                };
-                let name = format!("{prefix}_dequantized");
-                patch.push(Edit::AddNode(qdq_node(
-                    "DequantizeLinear",
-                    &format!("{prefix}_DequantizeLinear"),
-                    &[&source, &scale, &zero_point],
-                    &name,
-                    params.axis,
-                )));
-                name
-            }
-        };
+        let value = self.quantized_weight(patch, node, weight, form)?;
         patch.push(Edit::SetInput {
             node: node.name.clone(),
             index: weight.input,
-            value: weight_value,
+            value,
         });
         replaced.insert(weight.initializer.clone());
         // Without a quantized input there is no accumulator scale: a weights-only op keeps its FP32 bias.
@@ -294,6 +250,60 @@ impl QuantizedModel {
             replaced.insert(bias.initializer.clone());
         }
         Ok(())
+    }
+
+    /// Adds `node`'s quantized weight in `form` and returns the tensor the node reads instead.
+    fn quantized_weight(
+        &self,
+        patch: &mut Patch,
+        node: &QuantizedNode,
+        weight: &ConstantSlot,
+        form: ModelForm,
+    ) -> Result<String> {
+        let initializer = self
+            .fp32
+            .initializer(&weight.initializer)
+            .expect("placement checked it");
+        let dims = tensor::dims(initializer)?;
+        let mut values = tensor::to_f32(initializer)?;
+        let params = &self.weights[&node.name];
+        let prefix = format!("{}.weight", node.name);
+        let ModelForm::Export { compress_weights } = form else {
+            params.fake_quantize_tensor(&mut values, &dims)?;
+            let name = format!("{prefix}_fake_quantized");
+            patch.push(Edit::AddInitializer(tensor::from_f32(
+                &name, &dims, &values,
+            )));
+            return Ok(name);
+        };
+        let (scale, zero_point) = qdq::scale_and_zero_point(patch, &prefix, params);
+        let source = format!("{prefix}_quantized");
+        if compress_weights {
+            let q = params.quantize_tensor(&values, &dims)?;
+            patch.push(Edit::AddInitializer(tensor::from_quantized(
+                &source,
+                &dims,
+                qdq::storage_type(params),
+                &q,
+            )));
+        } else {
+            patch.push(Edit::AddNode(qdq::qdq_node(
+                "QuantizeLinear",
+                &format!("{prefix}_QuantizeLinear"),
+                &[&weight.initializer, &scale, &zero_point],
+                &source,
+                params.axis,
+            )));
+        }
+        let name = format!("{prefix}_dequantized");
+        patch.push(Edit::AddNode(qdq::qdq_node(
+            "DequantizeLinear",
+            &format!("{prefix}_DequantizeLinear"),
+            &[&source, &scale, &zero_point],
+            &name,
+            params.axis,
+        )));
+        Ok(name)
     }
 
     /// Re-expresses the (corrected) bias in the accumulator's scale `s_x · s_w[c]` as int32, which is what
@@ -306,71 +316,33 @@ impl QuantizedModel {
         form: ModelForm,
     ) -> Result<()> {
         let prefix = format!("{}.bias", node.name);
-        let Some(IntegerBias {
-            dims,
-            values: quantized,
-            scales,
-        }) = self.bias_integers(node)?
-        else {
+        let value = match (self.bias_integers(node)?, form) {
             // An unusual bias layout (broadcast shapes): keep it in FP32, corrected.
-            let initializer = self
-                .fp32
-                .initializer(&bias.initializer)
-                .expect("placement checked it");
-            let dims = tensor::dims(initializer)?;
-            let values = match self.biases.get(&node.name) {
-                Some(corrected) => corrected.clone(),
-                None => tensor::to_f32(initializer)?,
-            };
-            let name = format!("{prefix}_corrected");
-            patch.push(Edit::AddInitializer(tensor::from_f32(
-                &name, &dims, &values,
-            )));
-            patch.push(Edit::SetInput {
-                node: node.name.clone(),
-                index: bias.input,
-                value: name,
-            });
-            return Ok(());
-        };
-        let channels = quantized.len();
-        let value = match form {
-            ModelForm::Evaluation => {
-                let fake: Vec<f32> = quantized
+            (None, _) => {
+                let (dims, values) = self.bias_values(bias, &node.name)?;
+                let name = format!("{prefix}_corrected");
+                patch.push(Edit::AddInitializer(tensor::from_f32(
+                    &name, &dims, &values,
+                )));
+                name
+            }
+            (Some(integers), ModelForm::Evaluation) => {
+                let fake: Vec<f32> = integers
+                    .values
                     .iter()
-                    .zip(&scales)
+                    .zip(&integers.scales)
                     .map(|(q, s)| *q as f32 * s)
                     .collect();
                 let name = format!("{prefix}_fake_quantized");
-                patch.push(Edit::AddInitializer(tensor::from_f32(&name, &dims, &fake)));
+                patch.push(Edit::AddInitializer(tensor::from_f32(
+                    &name,
+                    &integers.dims,
+                    &fake,
+                )));
                 name
             }
-            ModelForm::Export { .. } => {
-                let q_name = format!("{prefix}_quantized");
-                let scale = format!("{prefix}_scale");
-                let zero_point = format!("{prefix}_zero_point");
-                patch.push(Edit::AddInitializer(tensor::from_i32(
-                    &q_name, &dims, &quantized,
-                )));
-                patch.push(Edit::AddInitializer(tensor::from_f32(
-                    &scale,
-                    &[channels],
-                    &scales,
-                )));
-                patch.push(Edit::AddInitializer(tensor::from_i32(
-                    &zero_point,
-                    &[channels],
-                    &vec![0; channels],
-                )));
-                let name = format!("{prefix}_dequantized");
-                patch.push(Edit::AddNode(qdq_node(
-                    "DequantizeLinear",
-                    &format!("{prefix}_DequantizeLinear"),
-                    &[&q_name, &scale, &zero_point],
-                    &name,
-                    Some(0),
-                )));
-                name
+            (Some(integers), ModelForm::Export { .. }) => {
+                integer_bias_qdq(patch, &prefix, &integers)
             }
         };
         patch.push(Edit::SetInput {
@@ -391,21 +363,26 @@ struct IntegerBias {
 }
 
 impl QuantizedModel {
+    /// The FP32 bias in `slot` of node `node`, corrected when bias correction changed it, and its dimensions.
+    fn bias_values(&self, slot: &ConstantSlot, node: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        let initializer = self
+            .fp32
+            .initializer(&slot.initializer)
+            .expect("placement checked it");
+        let values = match self.biases.get(node) {
+            Some(corrected) => corrected.clone(),
+            None => tensor::to_f32(initializer)?,
+        };
+        Ok((tensor::dims(initializer)?, values))
+    }
+
     /// The (corrected) bias of `node` in int32 at the accumulator's scale; `None` without a bias or for a layout
     /// that is not one value per output channel.
     fn bias_integers(&self, node: &QuantizedNode) -> Result<Option<IntegerBias>> {
         let Some(bias) = &node.bias else {
             return Ok(None);
         };
-        let initializer = self
-            .fp32
-            .initializer(&bias.initializer)
-            .expect("placement checked it");
-        let dims = tensor::dims(initializer)?;
-        let values = match self.biases.get(&node.name) {
-            Some(corrected) => corrected.clone(),
-            None => tensor::to_f32(initializer)?,
-        };
+        let (dims, values) = self.bias_values(bias, &node.name)?;
         let input_tensor = &node.activations[0].1;
         let input_scale = self.activations[input_tensor].scale[0];
         let weight_scale = &self.weights[&node.name].scale;
@@ -435,56 +412,37 @@ impl QuantizedModel {
     }
 }
 
-fn storage_type(params: &QuantParams) -> DataType {
-    match (params.bits, params.signed) {
-        (16, true) => DataType::Int16,
-        (16, false) => DataType::Uint16,
-        (_, true) => DataType::Int8,
-        (_, false) => DataType::Uint8,
-    }
-}
-
-/// Adds the scale and zero-point initializers of `params` (scalars per tensor, vectors per channel).
-fn scale_and_zero_point(patch: &mut Patch, prefix: &str, params: &QuantParams) -> (String, String) {
+/// Adds the export form of an int32 bias (`DequantizeLinear` of the integers, per-channel scales) and returns
+/// the dequantized tensor's name.
+fn integer_bias_qdq(patch: &mut Patch, prefix: &str, bias: &IntegerBias) -> String {
+    let channels = bias.values.len();
+    let q_name = format!("{prefix}_quantized");
     let scale = format!("{prefix}_scale");
     let zero_point = format!("{prefix}_zero_point");
-    let shape: Vec<usize> = if params.axis.is_some() {
-        vec![params.scale.len()]
-    } else {
-        vec![]
-    };
+    patch.push(Edit::AddInitializer(tensor::from_i32(
+        &q_name,
+        &bias.dims,
+        &bias.values,
+    )));
     patch.push(Edit::AddInitializer(tensor::from_f32(
         &scale,
-        &shape,
-        &params.scale,
+        &[channels],
+        &bias.scales,
     )));
-    patch.push(Edit::AddInitializer(tensor::from_quantized(
+    patch.push(Edit::AddInitializer(tensor::from_i32(
         &zero_point,
-        &shape,
-        storage_type(params),
-        &params.zero_point,
+        &[channels],
+        &vec![0; channels],
     )));
-    (scale, zero_point)
-}
-
-fn qdq_node(
-    op_type: &str,
-    name: &str,
-    inputs: &[&str],
-    output: &str,
-    axis: Option<usize>,
-) -> NodeProto {
-    NodeProto {
-        op_type: Some(op_type.into()),
-        name: Some(name.into()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        attribute: axis
-            .map(|a| attr::make_int("axis", a as i64))
-            .into_iter()
-            .collect(),
-        ..Default::default()
-    }
+    let name = format!("{prefix}_dequantized");
+    patch.push(Edit::AddNode(qdq::qdq_node(
+        "DequantizeLinear",
+        &format!("{prefix}_DequantizeLinear"),
+        &[&q_name, &scale, &zero_point],
+        &name,
+        Some(0),
+    )));
+    name
 }
 
 /// Drops the original initializers that no node reads any more, so the saved model holds int8 weights only.
@@ -499,83 +457,4 @@ fn remove_unused(graph: Graph, candidates: &HashSet<String>) -> Result<Graph> {
         return Ok(graph);
     }
     graph.patched(&patch)
-}
-
-/// Adds `tensor → QuantizeLinear → DequantizeLinear` and returns the dequantized tensor's name.
-fn activation_qdq(patch: &mut Patch, tensor: &str, params: &QuantParams) -> String {
-    let quantized = format!("{tensor}_quantized");
-    let dequantized = format!("{tensor}_dequantized");
-    let (scale, zero_point) = scale_and_zero_point(patch, tensor, params);
-    patch.push(Edit::AddNode(qdq_node(
-        "QuantizeLinear",
-        &format!("{tensor}_QuantizeLinear"),
-        &[tensor, &scale, &zero_point],
-        &quantized,
-        None,
-    )));
-    patch.push(Edit::AddNode(qdq_node(
-        "DequantizeLinear",
-        &format!("{tensor}_DequantizeLinear"),
-        &[&quantized, &scale, &zero_point],
-        &dequantized,
-        None,
-    )));
-    dequantized
-}
-
-/// The evaluation form of an activation quantizer: `Mul(Clip(Round(Div(x, s)), qmin − zp, qmax − zp), s)`.
-///
-/// It is the ONNX definition of QuantizeLinear→DequantizeLinear spelled out in f32 ops (division, round half
-/// to even, saturation, and `(q − zp)·s` with `q − zp` exact in f32), so it gives the same bits; tract runs it
-/// about 15% faster than the Q/DQ pair on MobileNetV2, and evaluation dominates a search.
-fn activation_fake_quant(patch: &mut Patch, tensor: &str, params: &QuantParams) -> String {
-    let p = |n: &str| fake_quant_name(tensor, n);
-    let zp = params.zero_point[0] as f32;
-    patch.push(Edit::AddInitializer(tensor::from_f32(
-        &p("scale"),
-        &[],
-        &params.scale,
-    )));
-    patch.push(Edit::AddInitializer(tensor::from_f32(&p("zp"), &[], &[zp])));
-    patch.push(Edit::AddInitializer(tensor::from_f32(
-        &p("lo"),
-        &[],
-        &[params.qmin as f32 - zp],
-    )));
-    patch.push(Edit::AddInitializer(tensor::from_f32(
-        &p("hi"),
-        &[],
-        &[params.qmax as f32 - zp],
-    )));
-    let out = format!("{tensor}_dequantized");
-    for (op, inputs, output) in [
-        ("Div", vec![tensor.to_string(), p("scale")], p("divided")),
-        ("Round", vec![p("divided")], p("rounded")),
-        ("Clip", vec![p("rounded"), p("lo"), p("hi")], p("clipped")),
-        ("Mul", vec![p("clipped"), p("scale")], out.clone()),
-    ] {
-        patch.push(Edit::AddNode(NodeProto {
-            op_type: Some(op.into()),
-            name: Some(format!("{output}_{op}")),
-            input: inputs,
-            output: vec![output],
-            ..Default::default()
-        }));
-    }
-    out
-}
-
-/// The nodes of `tensor`'s evaluation-form quantizer that compute its integers (`Div`, `Round`, `Clip`).
-fn fake_quant_integer_nodes(tensor: &str) -> [String; 3] {
-    [
-        ("divided", "Div"),
-        ("rounded", "Round"),
-        ("clipped", "Clip"),
-    ]
-    .map(|(part, op)| format!("{}_{op}", fake_quant_name(tensor, part)))
-}
-
-/// The name of a value of `tensor`'s evaluation-form quantizer; `"clipped"` holds the integers `q − zp`.
-fn fake_quant_name(tensor: &str, part: &str) -> String {
-    format!("{tensor}_fake_quant_{part}")
 }

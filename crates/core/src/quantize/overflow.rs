@@ -11,14 +11,16 @@
 //! clamped to ±63.5's nearest level: an error of at most half a step, like any rounding).
 //!
 //! `first_layer` is NNCF's rule (`min_max/algorithm.py::_get_first_quantized_convolutions`): a breadth-first
-//! walk from each graph input that stops at the first quantized **Conv** on each path; other quantized ops
-//! (MatMul, Gemm, ConvTranspose) do not stop the walk and are not halved. `enable` halves every weight of a
+//! walk from each graph input that stops at the first quantized **Conv** on each path (the ops whose family
+//! says [`first_layer`](crate::ops::QuantizedOp::first_layer)); other quantized ops (MatMul, Gemm,
+//! ConvTranspose) do not stop the walk and are not halved. `enable` halves every weight of a
 //! Conv, ConvTranspose, MatMul or Gemm. `auto` halves exactly the layers the saturation analysis finds at
 //! risk (see `quantize::quantize`).
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use crate::graph::Graph;
+use crate::ops;
 use crate::quant::QuantParams;
 use crate::quantize::params::OverflowFix;
 use crate::quantize::placement::Placement;
@@ -52,7 +54,9 @@ fn first_convolutions(graph: &Graph, placement: &Placement) -> BTreeSet<String> 
     let stops: HashSet<&str> = placement
         .nodes
         .iter()
-        .filter(|n| n.weight.is_some() && n.op_type == "Conv")
+        .filter(|n| {
+            n.weight.is_some() && ops::lookup(&n.op_type).is_some_and(|op| op.first_layer())
+        })
         .map(|n| n.name.as_str())
         .collect();
     let mut found = BTreeSet::new();

@@ -8,7 +8,10 @@
 //! of its own: ReLU/Clip is fused into the producer, and pooling or reshaping commutes with quantization.
 //! So a Conv→ReLU→Conv chain gets its activation quantizer *after* the ReLU, as runtimes do.
 //!
-//! One activation quantizer exists per quantized tensor, shared by every quantized node reading it.
+//! Which nodes compute in INT8, and what their inputs are, is op knowledge: each op family in [`crate::ops`]
+//! says it for its op types; placement turns that into quantized nodes, shares the quantizers and applies
+//! the ignored scope. One activation quantizer exists per quantized tensor, shared by every quantized node
+//! reading it.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -17,9 +20,9 @@ use regex::Regex;
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::ops;
+use crate::ops::{self, OpNode};
 use crate::quant::Granularity;
-use crate::quantize::params::{IgnoredScope, ModelType, QuantizationParams, TargetDevice};
+use crate::quantize::params::{IgnoredScope, QuantizationParams};
 
 /// An input slot of a quantized node holding an initializer (weight or bias).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,20 +50,6 @@ pub struct QuantizedNode {
     pub bias: Option<ConstantSlot>,
 }
 
-impl QuantizedNode {
-    /// A node without weights whose activation inputs are quantized (Add, pooling, MatMul of activations).
-    fn activations_only(name: String, op_type: String, activations: Vec<(usize, String)>) -> Self {
-        QuantizedNode {
-            name,
-            op_type,
-            activations,
-            weight: None,
-            weight_axis: None,
-            bias: None,
-        }
-    }
-}
-
 /// An activation quantizer: one tensor, quantized once for all its quantized readers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivationQuantizer {
@@ -85,17 +74,6 @@ impl Placement {
         self.nodes.iter().find(|n| n.name == name)
     }
 }
-
-/// Ops that mean the model is already quantized.
-const QUANTIZED_OPS: &[&str] = &[
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "QLinearConv",
-    "QLinearMatMul",
-    "ConvInteger",
-    "MatMulInteger",
-    "DynamicQuantizeLinear",
-];
 
 /// Decides which nodes are quantized and where their quantizers go.
 pub fn place(graph: &Graph, params: &QuantizationParams) -> Result<Placement> {
@@ -132,7 +110,7 @@ fn check_model(graph: &Graph, params: &QuantizationParams) -> Result<()> {
     if let Some(node) = graph
         .nodes()
         .iter()
-        .find(|n| QUANTIZED_OPS.contains(&n.op_type.as_deref().unwrap_or("")))
+        .find(|n| ops::is_already_quantized(n.op_type.as_deref().unwrap_or("")))
     {
         return Err(Error::UnsupportedOp {
             node: node.name.clone().unwrap_or_default(),
@@ -168,84 +146,36 @@ fn check_model(graph: &Graph, params: &QuantizationParams) -> Result<()> {
     Ok(())
 }
 
-fn is_activation(graph: &Graph, tensor: &str) -> bool {
-    !tensor.is_empty()
-        && graph.initializer(tensor).is_none()
-        && graph
-            .producer(tensor)
-            .is_none_or(|p| p.op_type.as_deref() != Some("Constant"))
-}
-
-fn constant_slot(graph: &Graph, node: &NodeProto, input: usize) -> Option<ConstantSlot> {
-    let name = node.input.get(input).filter(|n| !n.is_empty())?;
-    graph.initializer(name).map(|_| ConstantSlot {
-        input,
-        initializer: name.clone(),
-    })
-}
-
+/// How `node` is quantized, as its op family places it; `None` leaves it in FP32.
 fn quantized_node(
     graph: &Graph,
     node: &NodeProto,
     params: &QuantizationParams,
 ) -> Option<QuantizedNode> {
     let op_type = node.op_type.clone().unwrap_or_default();
-    let name = node.name.clone().unwrap_or_default();
-    let activation = |i: usize| {
-        node.input
-            .get(i)
-            .filter(|t| is_activation(graph, t))
-            .map(|t| (i, t.clone()))
+    let op = OpNode::new(graph, node);
+    let inputs = ops::lookup(&op_type)?.place(&op, params)?;
+    let slot = |input: usize| ConstantSlot {
+        input,
+        initializer: node.input[input].clone(),
     };
-    let transformer = params.model_type == Some(ModelType::Transformer);
-    match ops::quantizable(&op_type) {
-        Some(q) => {
-            let weight = q.weight_input.and_then(|w| constant_slot(graph, node, w));
-            let activations: Vec<(usize, String)> = q
-                .activation_inputs
-                .iter()
-                .filter_map(|&i| activation(i))
-                .collect();
-            if activations.len() != q.activation_inputs.len() {
-                return None;
-            }
-            match weight {
-                Some(weight) => {
-                    let rank = graph
-                        .initializer(&weight.initializer)
-                        .map_or(0, |t| t.dims.len());
-                    let per_channel =
-                        params.weights.granularity == Granularity::PerChannel && rank >= 2;
-                    Some(QuantizedNode {
-                        name,
-                        op_type,
-                        activations,
-                        weight_axis: per_channel.then(|| ops::weight_channel_axis(node, rank)),
-                        weight: Some(weight),
-                        bias: q.bias_input.and_then(|b| constant_slot(graph, node, b)),
-                    })
-                }
-                // MatMul between two activations: attention scores, quantized in transformer mode.
-                None if transformer && op_type == "MatMul" => {
-                    let both: Vec<(usize, String)> = (0..2).filter_map(activation).collect();
-                    (both.len() == 2).then(|| QuantizedNode::activations_only(name, op_type, both))
-                }
-                None => None,
-            }
-        }
-        _ if op_type == "Add" && (transformer || params.target_device == TargetDevice::Cpu) => {
-            // Residual Add between two activations: runtimes add in INT8 when both inputs are quantized.
-            let both: Vec<(usize, String)> = (0..2).filter_map(activation).collect();
-            (both.len() == 2 && both[0].1 != both[1].1)
-                .then(|| QuantizedNode::activations_only(name, op_type, both))
-        }
-        _ if matches!(op_type.as_str(), "GlobalAveragePool" | "AveragePool")
-            && params.target_device == TargetDevice::Cpu =>
-        {
-            activation(0).map(|a| QuantizedNode::activations_only(name, op_type, vec![a]))
-        }
-        _ => None,
-    }
+    let weight_axis = inputs.weight.and_then(|w| {
+        let rank = op.initializer_rank(w.input)?;
+        (params.weights.granularity == Granularity::PerChannel && rank >= 2)
+            .then_some(w.channel_axis)
+    });
+    Some(QuantizedNode {
+        name: node.name.clone().unwrap_or_default(),
+        op_type,
+        activations: inputs
+            .activations
+            .iter()
+            .map(|&i| (i, node.input[i].clone()))
+            .collect(),
+        weight: inputs.weight.map(|w| slot(w.input)),
+        weight_axis,
+        bias: inputs.bias.map(slot),
+    })
 }
 
 /// Matches nodes against an [`IgnoredScope`].

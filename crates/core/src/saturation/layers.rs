@@ -2,16 +2,13 @@
 //! activation codes the kernel sees, and the geometry needed to find, for each output value, the activations
 //! each weight pair multiplies.
 
-use aquant_onnx::proto::tensor_proto::DataType;
-use aquant_onnx::{attr, tensor, NodeProto};
+use aquant_onnx::{attr, NodeProto};
 use ndarray::ArrayD;
 use serde::Serialize;
 
 use super::kernel::{count_output, risky_pairs, Counts, RiskyPair, StaticRisk};
 use crate::error::{Error, Result};
-use crate::graph::Graph;
-use crate::quant::QuantParams;
-use crate::quantize::QuantizedModel;
+use crate::ops::Reduction;
 
 /// Which ONNX Runtime (MLAS) kernel computes a layer on x86 without VNNI, as far as saturation goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -158,11 +155,7 @@ impl Layer {
             return Err(self.shape_error(shape));
         }
         let pads = pads(g, [h, w]);
-        let out = |axis: usize, len: usize| {
-            let span = g.dilations[axis] * (g.kernel[axis] - 1) + 1;
-            (len + pads[axis] + pads[axis + 2]).saturating_sub(span) / g.strides[axis] + 1
-        };
-        let (oh, ow) = (out(0, h), out(1, w));
+        let [oh, ow] = g.output_size([h, w], &pads);
         let m_per_group = m / g.group;
         let pad_code = self.act.padding();
         // Reduction index k = (ky·KW + kx)·Cg + ic: the (kh, kw, cin) order of MLAS' NHWC im2col and of its
@@ -214,6 +207,50 @@ impl Layer {
     }
 }
 
+impl ConvGeometry {
+    /// The geometry of convolution `node` with a `kernel` window (a 1-D convolution's attributes apply to
+    /// the width).
+    fn of(node: &NodeProto, kernel: [usize; 2]) -> Self {
+        let sizes = |name: &str| -> Vec<usize> {
+            attr::ints(node, name)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|x| x.max(0) as usize)
+                .collect()
+        };
+        let two = |name: &str| -> [usize; 2] {
+            match sizes(name).as_slice() {
+                [a, b] => [*a, *b],
+                [b] => [1, *b],
+                _ => [1, 1],
+            }
+        };
+        let pads = match sizes("pads").as_slice() {
+            [t, l, b, r] => [*t, *l, *b, *r],
+            [l, r] => [0, *l, 0, *r],
+            _ => [0; 4],
+        };
+        ConvGeometry {
+            group: attr::int(node, "group").unwrap_or(1).max(1) as usize,
+            kernel,
+            strides: two("strides"),
+            dilations: two("dilations"),
+            pads,
+            auto_pad: attr::string(node, "auto_pad").unwrap_or_default(),
+        }
+    }
+}
+
+impl ConvGeometry {
+    /// The output's spatial size for an input of spatial size `hw` padded by `pads`.
+    fn output_size(&self, hw: [usize; 2], pads: &[usize; 4]) -> [usize; 2] {
+        [0, 1].map(|axis| {
+            let span = self.dilations[axis] * (self.kernel[axis] - 1) + 1;
+            (hw[axis] + pads[axis] + pads[axis + 2]).saturating_sub(span) / self.strides[axis] + 1
+        })
+    }
+}
+
 /// Explicit pads for an input of spatial size `hw` (ONNX `auto_pad`).
 fn pads(g: &ConvGeometry, hw: [usize; 2]) -> [usize; 4] {
     match g.auto_pad.as_str() {
@@ -239,197 +276,23 @@ fn pads(g: &ConvGeometry, hw: [usize; 2]) -> [usize; 4] {
     }
 }
 
-/// The layers of a quantized model: every placed Conv/MatMul/Gemm with a quantized weight.
-pub fn from_quantized(model: &QuantizedModel) -> Result<Vec<Layer>> {
-    let mut layers = Vec::new();
-    for node in &model.placement().nodes {
-        let (Some(weight), Some((_, input))) = (&node.weight, node.activations.first()) else {
-            continue;
-        };
-        if !matches!(node.op_type.as_str(), "Conv" | "MatMul" | "Gemm") {
-            continue;
-        }
-        let proto = model.fp32().node(&node.name).expect("placed nodes exist");
-        let act = model
-            .activation_params(input)
-            .expect("placed inputs have parameters");
-        let w = model
-            .weight_params(&node.name)
-            .expect("placed weights have parameters");
-        let initializer = model
-            .fp32()
-            .initializer(&weight.initializer)
-            .expect("placement checked it");
-        let dims = tensor::dims(initializer)?;
-        let codes = w.quantize_tensor(&tensor::to_f32(initializer)?, &dims)?;
-        let bits_note = (act.bits != 8 || w.bits != 8).then(|| "16-bit quantizers".to_string());
-        layers.push(layer(
-            proto,
-            format!("{input}_dequantized"),
-            activation_codes(act),
-            &dims,
-            codes,
-            bits_note,
-        )?);
-    }
-    Ok(layers)
-}
-
-fn activation_codes(p: &QuantParams) -> ActivationCodes {
-    ActivationCodes {
-        scale: p.scale[0],
-        zero_point: p.zero_point[0],
-        signed: p.signed,
-    }
-}
-
-/// The layers of a QDQ model: Conv/MatMul/Gemm nodes whose input and weight come from `DequantizeLinear`.
-pub fn from_qdq(graph: &Graph) -> Result<Vec<Layer>> {
-    let mut layers = Vec::new();
-    for node in graph.nodes() {
-        let op = node.op_type.as_deref().unwrap_or("");
-        if !matches!(op, "Conv" | "MatMul" | "Gemm") || node.input.len() < 2 {
-            continue;
-        }
-        let Some(act_dq) = graph
-            .producer(&node.input[0])
-            .filter(|p| is_op(p, "DequantizeLinear"))
-        else {
-            continue;
-        };
-        let Some(w_dq) = graph
-            .producer(&node.input[1])
-            .filter(|p| is_op(p, "DequantizeLinear"))
-        else {
-            continue;
-        };
-        let act = dq_params(graph, act_dq)?;
-        let Some((dims, codes, w)) = weight_codes(graph, w_dq)? else {
-            continue;
-        };
-        let bits_note = (act.bits != 8 || w.bits != 8).then(|| "16-bit quantizers".to_string());
-        layers.push(layer(
-            node,
-            node.input[0].clone(),
-            activation_codes(&act),
-            &dims,
-            codes,
-            bits_note,
-        )?);
-    }
-    Ok(layers)
-}
-
-fn is_op(node: &NodeProto, op: &str) -> bool {
-    node.op_type.as_deref() == Some(op)
-}
-
-/// The parameters of a Q/DQ node (inputs: x, scale, zero point), from its constant inputs.
-fn dq_params(graph: &Graph, node: &NodeProto) -> Result<QuantParams> {
-    let name = node.name.clone().unwrap_or_default();
-    let bad = |why: &str| Error::InvalidModel(format!("node '{name}' (DequantizeLinear): {why}"));
-    let scale = node
-        .input
-        .get(1)
-        .and_then(|s| graph.initializer(s))
-        .ok_or_else(|| bad("the scale is not an initializer"))?;
-    let scale = tensor::to_f32(scale)?;
-    let (zero_point, ty) = match node.input.get(2).filter(|z| !z.is_empty()) {
-        None => (vec![0; scale.len()], DataType::Uint8),
-        Some(z) => {
-            let z = graph
-                .initializer(z)
-                .ok_or_else(|| bad("the zero point is not an initializer"))?;
-            let ty = tensor::data_type(z)?;
-            (
-                tensor::to_i64(z)?.into_iter().map(|v| v as i32).collect(),
-                ty,
-            )
-        }
-    };
-    let (bits, signed) = match ty {
-        DataType::Int8 => (8, true),
-        DataType::Uint8 => (8, false),
-        DataType::Int16 => (16, true),
-        DataType::Uint16 => (16, false),
-        other => {
-            return Err(bad(&format!(
-                "unsupported zero point type {}",
-                other.as_str_name()
-            )))
-        }
-    };
-    let (qmin, qmax) = match (bits, signed) {
-        (8, true) => (-128, 127),
-        (8, false) => (0, 255),
-        (_, true) => (i16::MIN as i32, i16::MAX as i32),
-        (_, false) => (0, u16::MAX as i32),
-    };
-    let axis = (scale.len() > 1).then(|| attr::int(node, "axis").unwrap_or(1).max(0) as usize);
-    if zero_point.len() != scale.len() {
-        return Err(bad("scale and zero point lengths differ"));
-    }
-    Ok(QuantParams {
-        scale,
-        zero_point,
-        axis,
-        qmin,
-        qmax,
-        bits,
-        signed,
-    })
-}
-
-/// A weight's dimensions, integer codes and quantizer.
-type WeightCodes = (Vec<usize>, Vec<i32>, QuantParams);
-
-/// The integer weights behind a weight `DequantizeLinear`: stored integers, or a constant float weight
-/// quantized by a `QuantizeLinear` (uncompressed QDQ). `None` when the weight is not constant.
-fn weight_codes(graph: &Graph, dq: &NodeProto) -> Result<Option<WeightCodes>> {
-    let params = dq_params(graph, dq)?;
-    let source = &dq.input[0];
-    if let Some(init) = graph.initializer(source) {
-        let dims = tensor::dims(init)?;
-        let codes = tensor::to_i64(init)?
-            .into_iter()
-            .map(|v| v as i32)
-            .collect();
-        return Ok(Some((dims, codes, params)));
-    }
-    let Some(q) = graph
-        .producer(source)
-        .filter(|p| is_op(p, "QuantizeLinear"))
-    else {
-        return Ok(None);
-    };
-    let Some(init) = graph.initializer(&q.input[0]) else {
-        return Ok(None);
-    };
-    let dims = tensor::dims(init)?;
-    let codes = params.quantize_tensor(&tensor::to_f32(init)?, &dims)?;
-    Ok(Some((dims, codes, params)))
-}
-
-/// Lays the weights out as the kernel reduces them and finds the pairs at risk.
-fn layer(
+/// Lays the weights out as the kernel reduces them (`reduction`, from the op's family) and finds the pairs at
+/// risk.
+pub(super) fn layer(
     node: &NodeProto,
+    reduction: Reduction,
     observed: String,
     act: ActivationCodes,
     dims: &[usize],
     codes: Vec<i32>,
     unmodelled: Option<String>,
 ) -> Result<Layer> {
-    let name = node.name.clone().unwrap_or_default();
-    let op_type = node.op_type.clone().unwrap_or_default();
-    let (shape, rows, path) = match op_type.as_str() {
-        "Conv" => conv_rows(node, dims, &codes),
-        "Gemm" => dense_rows(
-            dims,
-            &codes,
-            attr::int(node, "transB").unwrap_or(0) != 0,
-            attr::int(node, "transA").unwrap_or(0) != 0,
-        ),
-        _ => dense_rows(dims, &codes, false, false),
+    let (shape, rows, path) = match reduction {
+        Reduction::Convolution => conv_rows(node, dims, &codes),
+        Reduction::Dense {
+            transposed_activation,
+            transposed_weight,
+        } => dense_rows(dims, &codes, transposed_weight, transposed_activation),
     };
     let path = match unmodelled {
         Some(why) => KernelPath::NotModelled(why),
@@ -441,8 +304,8 @@ fn layer(
         vec![Vec::new(); rows.len()]
     };
     Ok(Layer {
-        node: name,
-        op_type,
+        node: node.name.clone().unwrap_or_default(),
+        op_type: node.op_type.clone().unwrap_or_default(),
         observed,
         act,
         path,
@@ -469,37 +332,8 @@ fn conv_rows(
         [m, cg, kw] => (m, cg, 1, kw),
         _ => return not("only 1-D and 2-D convolutions are modelled"),
     };
-    let two = |name: &str| -> [usize; 2] {
-        let v: Vec<usize> = attr::ints(node, name)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|x| x.max(0) as usize)
-            .collect();
-        match v.as_slice() {
-            [a, b] => [*a, *b],
-            [b] => [1, *b],
-            _ => [1, 1],
-        }
-    };
-    let pads: Vec<usize> = attr::ints(node, "pads")
-        .unwrap_or_default()
-        .into_iter()
-        .map(|x| x.max(0) as usize)
-        .collect();
-    let pads = match pads.as_slice() {
-        [t, l, b, r] => [*t, *l, *b, *r],
-        [l, r] => [0, *l, 0, *r],
-        _ => [0; 4],
-    };
-    let group = attr::int(node, "group").unwrap_or(1).max(1) as usize;
-    let geometry = ConvGeometry {
-        group,
-        kernel: [kh, kw],
-        strides: two("strides"),
-        dilations: two("dilations"),
-        pads,
-        auto_pad: attr::string(node, "auto_pad").unwrap_or_default(),
-    };
+    let geometry = ConvGeometry::of(node, [kh, kw]);
+    let group = geometry.group;
     let spatial = kh * kw;
     // OIHW → per output channel, (ky, kx, ic) order.
     let rows: Vec<Vec<i32>> = (0..m)
@@ -573,7 +407,16 @@ mod tests {
             zero_point: 0,
             signed,
         };
-        layer(&node, "x".into(), act, dims, weights, None).unwrap()
+        layer(
+            &node,
+            Reduction::Convolution,
+            "x".into(),
+            act,
+            dims,
+            weights,
+            None,
+        )
+        .unwrap()
     }
 
     /// A 1×2 kernel over 3 channels: the reduction order is (kx, c), so the pairs are (c0 kx0, c1 kx0),
@@ -644,7 +487,16 @@ mod tests {
             zero_point: 0,
             signed: false,
         };
-        let layer = layer(&node, "x".into(), act, &[2, 1, 1, 2], vec![127; 4], None).unwrap();
+        let layer = layer(
+            &node,
+            Reduction::Convolution,
+            "x".into(),
+            act,
+            &[2, 1, 1, 2],
+            vec![127; 4],
+            None,
+        )
+        .unwrap();
         assert_eq!(layer.path, KernelPath::Depthwise);
         assert!(!layer.needs_data());
     }
@@ -664,7 +516,11 @@ mod tests {
         };
         // B is [N = 2, K = 4]: row 0 risky on its first pair, row 1 on its second.
         let w = vec![127, 127, 0, 0, 0, 0, -127, -127];
-        let layer = layer(&node, "x".into(), act, &[2, 4], w, None).unwrap();
+        let reduction = crate::ops::lookup("Gemm")
+            .unwrap()
+            .reduction(&node)
+            .unwrap();
+        let layer = layer(&node, reduction, "x".into(), act, &[2, 4], w, None).unwrap();
         let x = ArrayD::from_shape_vec(vec![1, 4], vec![255.0, 255.0, 10.0, 10.0]).unwrap();
         let counts = layer.measure(&x).unwrap();
         assert_eq!(

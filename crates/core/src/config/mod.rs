@@ -10,19 +10,22 @@
 //! ```
 //!
 //! `calibration` and `validation` are data-spec files or inline [`DataSpec`] objects; without `calibration`
-//! the validation set is also the calibration set (POT's single `data_source`). The parameters keep POT's
-//! names and map onto [`QuantizationParams`] and [`AccuracyControlParams`].
+//! the validation set is also the calibration set (POT's single `data_source`). The parameters are read
+//! straight into [`QuantizationParams`] and [`AccuracyControlParams`], whose serde names are POT's keys (and
+//! whose aliases are NNCF's): those structs are the schema (`schema`).
 //!
 //! Relative paths (the model, data-spec files, and the files inline specs name) resolve against the directory
 //! of the config file, so a config and its data move together; [`parse`] keeps them as written and [`load`]
 //! resolves them.
 //!
 //! Every key is checked: an unknown one is an error naming its JSON path and the nearest known key, because
-//! a misspelt `maximal_drp` silently falling back to its default would quantize with the wrong target.
+//! a misspelt `maximal_drp` silently falling back to its default would quantize with the wrong target. The
+//! known keys of the parameters are the structs' own serde field lists, never a list kept beside them.
 
 mod algorithm;
 mod error;
 mod fields;
+mod schema;
 mod suggest;
 #[cfg(test)]
 mod tests;
@@ -36,8 +39,9 @@ pub use error::ConfigError;
 use fields::{typed, Fields};
 
 use crate::data::{open_dataset, DataSpec, Dataset};
-use crate::quantize::QuantizationParams;
-use crate::search::AccuracyControlParams;
+use crate::pipeline::Algorithm;
+#[cfg(doc)]
+use crate::{quantize::QuantizationParams, search::AccuracyControlParams};
 
 const ROOT_KEYS: &[&str] = &["model", "engine", "compression"];
 const MODEL_KEYS: &[&str] = &["model_name", "model", "weights"];
@@ -91,10 +95,8 @@ pub struct Config {
     pub validation: Option<DataSource>,
     /// Metric names (`engine.metric`, default `top1`).
     pub metrics: Vec<String>,
-    /// The base algorithm's parameters.
-    pub quantization: QuantizationParams,
-    /// `Some` when the algorithm is AccuracyAwareQuantization.
-    pub accuracy_control: Option<AccuracyControlParams>,
+    /// The algorithm with its parameters.
+    pub algorithm: Algorithm,
 }
 
 /// Reads and parses the config file at `path`, resolving relative paths against its directory.
@@ -162,13 +164,13 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
     let (path, value) = algorithms.remove(0);
     let algorithm = algorithm::read(value, &path, target_device)?;
 
-    if algorithm.accuracy_control.is_some() && validation.is_none() {
+    if algorithm.control().is_some() && validation.is_none() {
         return Err(ConfigError::invalid(
             "engine.validation",
             format!("{ACCURACY_AWARE_QUANTIZATION} needs a validation dataset"),
         ));
     }
-    if let Some(control) = &algorithm.accuracy_control {
+    if let Some(control) = algorithm.control() {
         if let Some(t) = control.metrics.iter().find(|t| !metrics.contains(&t.name)) {
             return Err(ConfigError::invalid(
                 &format!("{path}.params.metrics"),
@@ -185,8 +187,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
         calibration,
         validation,
         metrics,
-        quantization: algorithm.quantization,
-        accuracy_control: algorithm.accuracy_control,
+        algorithm,
     })
 }
 

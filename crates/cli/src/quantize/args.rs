@@ -13,11 +13,13 @@ use anyhow::{bail, Context, Result};
 use aquant::config::{self, DataSource};
 use aquant::pipeline::Algorithm;
 use aquant::quant::{Granularity, Mode, RangeEstimator};
-use aquant::quantize::{ModelType, OverflowFix, Preset, QuantizationParams, RestoreMode, TargetDevice};
+use aquant::quantize::{
+    ModelType, OverflowFix, Preset, QuantizationParams, RestoreMode, TargetDevice,
+};
 use aquant::search::{AccuracyControlParams, DropType, Levers, MetricTarget};
 use clap::{ArgAction, Args, ValueEnum};
 
-use crate::engine::Engine;
+use crate::backend::BackendName;
 
 /// Arguments of `aquant quantize`.
 #[derive(Args)]
@@ -55,7 +57,7 @@ pub struct QuantizeArgs {
     pub no_deployed_check: bool,
     /// Inference engine for calibration and evaluation.
     #[arg(long, value_enum, default_value_t)]
-    pub backend: Engine,
+    pub backend: BackendName,
     /// Hide progress bars.
     #[arg(long, short)]
     pub quiet: bool,
@@ -314,7 +316,9 @@ impl QuantizationFlags {
         set(&mut p.activations.bits, self.activations_bits);
         p.activations.mode = self.activations_mode;
         p.activations.range_estimator = self.activations_range_estimator.map(|name| match name {
-            RangeEstimatorName::MeanMinmax => RangeEstimator::default_activations(p.activation_mode()),
+            RangeEstimatorName::MeanMinmax => {
+                RangeEstimator::default_activations(p.activation_mode())
+            }
             RangeEstimatorName::Minmax => RangeEstimator::min_max(),
             RangeEstimatorName::MeanQuantile => RangeEstimator::mean_quantile(),
         });

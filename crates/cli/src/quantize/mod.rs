@@ -14,10 +14,10 @@ use aquant::quantize::{quantize_default, DefaultOutcome, DeployedTarget};
 use aquant::search::{self, RunOptions};
 use aquant::Graph;
 
-pub use args::QuantizeArgs;
 use args::Job;
+pub use args::QuantizeArgs;
 
-use crate::engine::Engine;
+use crate::backend::BackendName;
 use crate::interrupt;
 use crate::output::OutputDir;
 use crate::progress::Bars;
@@ -297,7 +297,7 @@ fn deployed_engine(args: &QuantizeArgs, has_validation: bool) -> Option<Box<dyn 
     if args.no_deployed_check || !has_validation {
         return None;
     }
-    match Engine::Ort.open() {
+    match BackendName::Ort.open() {
         Ok(engine) => Some(engine),
         Err(error) => {
             eprintln!(
@@ -308,4 +308,3 @@ fn deployed_engine(args: &QuantizeArgs, has_validation: bool) -> Option<Box<dyn 
         }
     }
 }
-

@@ -56,7 +56,12 @@ fn config(params: Value) -> String {
 #[test]
 fn the_walk_finds_nested_parameters_of_both_structs() {
     let paths: Vec<String> = parameters().into_iter().map(|(path, _)| path).collect();
-    for expected in ["preset", "weights.bits", "ignored_scope.types", "maximal_drop"] {
+    for expected in [
+        "preset",
+        "weights.bits",
+        "ignored_scope.types",
+        "maximal_drop",
+    ] {
         assert!(paths.iter().any(|p| p == expected), "{expected}: {paths:?}");
     }
 }
@@ -72,10 +77,16 @@ fn every_parameter_has_a_config_key() {
 #[test]
 fn every_parameter_has_a_flag() {
     let command = QuantizeArgs::augment_args(Command::new("quantize"));
-    let ids: Vec<&str> = command.get_arguments().map(|a| a.get_id().as_str()).collect();
+    let ids: Vec<&str> = command
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .collect();
     for (path, _) in parameters() {
         let id = path.replace('.', "_");
-        assert!(ids.contains(&id.as_str()), "{path} has no flag with id `{id}`");
+        assert!(
+            ids.contains(&id.as_str()),
+            "{path} has no flag with id `{id}`"
+        );
     }
 }
 

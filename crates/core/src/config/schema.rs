@@ -84,7 +84,11 @@ impl SchemaError {
                 format!("sets `{field}`, which is already given under another name: give it once"),
             ),
             Kind::Other(message) => ConfigError::WrongType {
-                path: if path.is_empty() { "(root)".into() } else { path },
+                path: if path.is_empty() {
+                    "(root)".into()
+                } else {
+                    path
+                },
                 message,
             },
         }
@@ -173,14 +177,22 @@ impl<'de> de::Deserializer<'de> for Node {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, SchemaError> {
-        let Value::Object(map) = self.value else {
-            return self.deserialize_any(visitor);
+        let map = match self.value {
+            Value::Object(map) => map,
+            other => {
+                let message = format!("expected an object, found {}", kind(&other));
+                return Err(SchemaError {
+                    path: Some(self.path),
+                    kind: Kind::Other(message),
+                });
+            }
         };
         let unknown = map
             .iter()
             .find(|(key, value)| value.is_null() && !fields.contains(&key.as_str()));
         if let Some((key, _)) = unknown {
-            return Err(de::Error::unknown_field(key, fields)).map_err(|e: SchemaError| e.at(&self.path));
+            return Err(de::Error::unknown_field(key, fields))
+                .map_err(|e: SchemaError| e.at(&self.path));
         }
         visit_object(map, &self.path, true, visitor).map_err(|e| e.at(&self.path))
     }
@@ -286,7 +298,9 @@ impl<'de> de::MapAccess<'de> for Entries {
         seed: K,
     ) -> Result<Option<K::Value>, SchemaError> {
         let skip_null = self.skip_null;
-        let Some((key, value)) = self.entries.find(|(_, value)| !(skip_null && value.is_null()))
+        let Some((key, value)) = self
+            .entries
+            .find(|(_, value)| !(skip_null && value.is_null()))
         else {
             return Ok(None);
         };
@@ -305,6 +319,18 @@ impl<'de> de::MapAccess<'de> for Entries {
             .take()
             .ok_or_else(|| de::Error::custom("a value without its key"))?;
         seed.deserialize(Node { value, path })
+    }
+}
+
+/// What a JSON value is, in words.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

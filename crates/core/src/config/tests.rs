@@ -27,7 +27,10 @@ fn a_minimal_config_takes_every_default() {
     assert_eq!(config.calibration, DataSource::File("calib.json".into()));
     assert_eq!(config.validation, None);
     assert_eq!(config.metrics, ["top1"]);
-    assert_eq!(config.algorithm.quantization(), &QuantizationParams::default());
+    assert_eq!(
+        config.algorithm.quantization(),
+        &QuantizationParams::default()
+    );
     assert_eq!(config.algorithm.control(), None);
 }
 
@@ -203,7 +206,11 @@ fn saturation_fix_takes_pot_and_nncf_spellings() {
     assert_eq!(fix("all"), OverflowFix::Enable);
     assert_eq!(fix("no"), OverflowFix::Disable);
     assert_eq!(fix("auto"), OverflowFix::Auto);
-    let default = parse(&accuracy_aware("{}")).unwrap().algorithm.quantization().clone();
+    let default = parse(&accuracy_aware("{}"))
+        .unwrap()
+        .algorithm
+        .quantization()
+        .clone();
     assert_eq!(default.overflow_fix, None);
     assert_eq!(default.effective_overflow_fix(), OverflowFix::FirstLayer);
     assert!(error(&accuracy_aware(r#"{"saturation_fix": "half"}"#)).contains("saturation_fix"));
@@ -227,7 +234,10 @@ fn nncf_spellings_are_aliases_of_pot_keys() {
     ))
     .unwrap();
     let control = config.algorithm.control().unwrap();
-    assert_eq!((control.maximal_drop, control.max_iter_num), (0.02, Some(2)));
+    assert_eq!(
+        (control.maximal_drop, control.max_iter_num),
+        (0.02, Some(2))
+    );
     let q = config.algorithm.quantization();
     assert_eq!(q.stat_subset_size, 64);
     assert_eq!(q.ignored_scope.names, ["a"]);
@@ -239,7 +249,10 @@ fn a_setting_given_under_two_names_is_refused() {
     let message = error(&accuracy_aware(
         r#"{"use_fast_bias": false, "fast_bias_correction": true}"#,
     ));
-    assert!(message.contains("already given under another name"), "{message}");
+    assert!(
+        message.contains("already given under another name"),
+        "{message}"
+    );
 }
 
 #[test]

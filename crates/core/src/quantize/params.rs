@@ -108,7 +108,8 @@ impl<'de> serde::de::Visitor<'de> for OpTypeVisitor {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<String, A::Error> {
-        let operation = PotOperation::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        let operation =
+            PotOperation::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
         Ok(operation.op_type)
     }
 }
@@ -118,7 +119,11 @@ impl<'de> serde::de::Visitor<'de> for OpTypeVisitor {
 ///
 /// NNCF's and POT's spellings are both accepted: `first_layer_only`/`first_layer`, `enable`/`all`, `disable`/`no`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "clap",
+    derive(clap::ValueEnum),
+    value(rename_all = "snake_case")
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OverflowFix {
     /// The first quantized Conv(s) reached from each graph input (NNCF's and POT's default).

@@ -126,19 +126,19 @@ struct QuantizationFlags {
     #[arg(long, value_enum)]
     activations_mode: Option<Mode>,
     /// Activation range estimator (default mean_minmax).
-    #[arg(long = "range-estimator", value_enum)]
+    #[arg(long = "range-estimator", value_enum, value_name = "ESTIMATOR")]
     activations_range_estimator: Option<RangeEstimatorName>,
     /// Disable fast bias correction.
     #[arg(long = "no-fast-bias-correction", action = ArgAction::SetFalse)]
     fast_bias_correction: bool,
     /// Node names never quantized (comma-separated or repeated).
-    #[arg(long = "ignored-scope", value_delimiter = ',')]
+    #[arg(long = "ignored-scope", value_delimiter = ',', value_name = "NAMES")]
     ignored_scope_names: Vec<String>,
     /// Regular expressions of node names never quantized.
-    #[arg(long = "ignored-pattern", value_delimiter = ',')]
+    #[arg(long = "ignored-pattern", value_delimiter = ',', value_name = "REGEX")]
     ignored_scope_patterns: Vec<String>,
     /// Op types never quantized.
-    #[arg(long = "ignored-type", value_delimiter = ',')]
+    #[arg(long = "ignored-type", value_delimiter = ',', value_name = "OPS")]
     ignored_scope_types: Vec<String>,
     /// Half-range int8 weights ([-64, 63], scale doubled) against int16 saturation on CPUs without VNNI:
     /// first_layer (default: the first Convs from each input), enable (every Conv/MatMul/Gemm), disable, or
@@ -151,7 +151,12 @@ struct QuantizationFlags {
 #[derive(Args)]
 struct ControlFlags {
     /// Allowed drop (POT maximal_drop; default 0.01).
-    #[arg(long = "max-drop", visible_alias = "maximal-drop", requires = "val")]
+    #[arg(
+        long = "max-drop",
+        visible_alias = "maximal-drop",
+        value_name = "DROP",
+        requires = "val"
+    )]
     maximal_drop: Option<f64>,
     /// absolute (default) or relative.
     #[arg(long, value_enum, requires = "val")]
@@ -160,7 +165,7 @@ struct ControlFlags {
     #[arg(long, requires = "val")]
     ranking_subset_size: Option<usize>,
     /// Most groups reverted (POT max_iter_num; default unlimited).
-    #[arg(long = "max-iter", requires = "val")]
+    #[arg(long = "max-iter", value_name = "N", requires = "val")]
     max_iter_num: Option<usize>,
     /// Keep a revert even when it increases the drop.
     #[arg(long = "no-use-prev-if-drop-increase", action = ArgAction::SetFalse, requires = "val")]
@@ -169,7 +174,13 @@ struct ControlFlags {
     #[arg(long, requires = "val")]
     convert_to_mixed_preset: bool,
     /// Known FP32 value of a metric, NAME=VALUE (skips the FP32 full evaluation when every metric has one).
-    #[arg(long = "baseline", value_delimiter = ',', value_parser = baseline, requires = "val")]
+    #[arg(
+        long = "baseline",
+        value_delimiter = ',',
+        value_parser = baseline,
+        value_name = "NAME=VALUE",
+        requires = "val"
+    )]
     metrics: Vec<MetricTarget>,
     /// With baselines: fraction of the validation set compared sample by sample (default 0.5).
     #[arg(long, requires = "val")]

@@ -9,7 +9,7 @@ use aquant::config::DataSource;
 use aquant::{Evaluator, Graph};
 use clap::Args;
 
-use crate::engine::Engine;
+use crate::backend::BackendName;
 use crate::progress::Bars;
 
 /// Arguments of `aquant eval`.
@@ -44,7 +44,7 @@ pub struct EvalArgs {
     json: bool,
     /// Inference engine.
     #[arg(long, value_enum, default_value_t)]
-    backend: Engine,
+    backend: BackendName,
     /// Hide progress bars.
     #[arg(long, short)]
     quiet: bool,

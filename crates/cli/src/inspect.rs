@@ -11,7 +11,7 @@ use aquant::saturation::{self, KernelPath, SaturationReport};
 use aquant::Graph;
 use clap::Args;
 
-use crate::engine::Engine;
+use crate::backend::BackendName;
 
 /// Arguments of `aquant inspect`.
 #[derive(Args)]
@@ -26,7 +26,7 @@ pub struct InspectArgs {
     samples: usize,
     /// Inference engine that computes the layers' inputs for --data.
     #[arg(long, value_enum, default_value_t)]
-    backend: Engine,
+    backend: BackendName,
 }
 
 fn describe(port: &Port) -> String {

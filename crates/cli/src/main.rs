@@ -11,7 +11,7 @@ macro_rules! say {
     }};
 }
 
-mod engine;
+mod backend;
 mod eval;
 mod inspect;
 mod interrupt;

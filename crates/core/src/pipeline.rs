@@ -93,7 +93,7 @@ impl<'a> Engine<'a> {
 }
 
 /// A compression algorithm with its parameters (POT's `{"name": ..., "params": {...}}`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Algorithm {
     /// POT `DefaultQuantization`.
     Default(QuantizationParams),
@@ -104,6 +104,25 @@ pub enum Algorithm {
         /// Accuracy control.
         control: AccuracyControlParams,
     },
+}
+
+impl Algorithm {
+    /// The base algorithm's parameters.
+    pub fn quantization(&self) -> &QuantizationParams {
+        match self {
+            Algorithm::Default(quantization) | Algorithm::AccuracyAware { quantization, .. } => {
+                quantization
+            }
+        }
+    }
+
+    /// Accuracy control's parameters, for AccuracyAwareQuantization.
+    pub fn control(&self) -> Option<&AccuracyControlParams> {
+        match self {
+            Algorithm::Default(_) => None,
+            Algorithm::AccuracyAware { control, .. } => Some(control),
+        }
+    }
 }
 
 /// Algorithms bound to an engine.

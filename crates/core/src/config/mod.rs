@@ -10,39 +10,37 @@
 //! ```
 //!
 //! `calibration` and `validation` are data-spec files or inline [`DataSpec`] objects; without `calibration`
-//! the validation set is also the calibration set (POT's single `data_source`). The parameters keep POT's
-//! names and map onto [`QuantizationParams`] and [`AccuracyControlParams`].
+//! the validation set is also the calibration set (POT's single `data_source`). The parameters are read
+//! straight into [`QuantizationParams`] and [`AccuracyControlParams`], whose serde names are POT's keys (and
+//! whose aliases are NNCF's): those structs are the schema (`schema`).
 //!
 //! Relative paths (the model, data-spec files, and the files inline specs name) resolve against the directory
 //! of the config file, so a config and its data move together; [`parse`] keeps them as written and [`load`]
 //! resolves them.
 //!
 //! Every key is checked: an unknown one is an error naming its JSON path and the nearest known key, because
-//! a misspelt `maximal_drp` silently falling back to its default would quantize with the wrong target.
+//! a misspelt `maximal_drp` silently falling back to its default would quantize with the wrong target. The
+//! known keys of the parameters are the structs' own serde field lists, never a list kept beside them.
 
 mod algorithm;
 mod error;
-mod fields;
+mod schema;
 mod suggest;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 pub use algorithm::{ACCURACY_AWARE_QUANTIZATION, DEFAULT_QUANTIZATION};
 pub use error::ConfigError;
-use fields::{typed, Fields};
 
 use crate::data::{open_dataset, DataSpec, Dataset};
-use crate::quantize::QuantizationParams;
-use crate::search::AccuracyControlParams;
-
-const ROOT_KEYS: &[&str] = &["model", "engine", "compression"];
-const MODEL_KEYS: &[&str] = &["model_name", "model", "weights"];
-const ENGINE_KEYS: &[&str] = &["device", "calibration", "validation", "metric"];
-const COMPRESSION_KEYS: &[&str] = &["target_device", "algorithms"];
+use crate::pipeline::Algorithm;
+#[cfg(doc)]
+use crate::{quantize::QuantizationParams, search::AccuracyControlParams};
 
 /// Where a dataset comes from: a data-spec file or a spec written inline in the config.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,10 +89,8 @@ pub struct Config {
     pub validation: Option<DataSource>,
     /// Metric names (`engine.metric`, default `top1`).
     pub metrics: Vec<String>,
-    /// The base algorithm's parameters.
-    pub quantization: QuantizationParams,
-    /// `Some` when the algorithm is AccuracyAwareQuantization.
-    pub accuracy_control: Option<AccuracyControlParams>,
+    /// The algorithm with its parameters.
+    pub algorithm: Algorithm,
 }
 
 /// Reads and parses the config file at `path`, resolving relative paths against its directory.
@@ -107,68 +103,95 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     Ok(parse(&text)?.rebase(dir))
 }
 
+/// A config file's layout, POT's: the sections and their keys (the algorithm's `params` are read by
+/// `algorithm`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layout {
+    model: ModelSection,
+    engine: EngineSection,
+    compression: CompressionSection,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelSection {
+    #[serde(default)]
+    model_name: Option<String>,
+    model: PathBuf,
+    #[serde(default)]
+    weights: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EngineSection {
+    #[serde(default)]
+    device: Option<String>,
+    #[serde(default)]
+    calibration: Option<Value>,
+    #[serde(default)]
+    validation: Option<Value>,
+    #[serde(default)]
+    metric: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompressionSection {
+    #[serde(default)]
+    target_device: Option<Value>,
+    #[serde(default)]
+    algorithms: Vec<Value>,
+}
+
 /// Parses a config's text; paths stay as written. Never panics, whatever the input.
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
     let root: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-    let mut root = Fields::new(root, "", ROOT_KEYS)?;
-    let mut model = root
-        .object("model", MODEL_KEYS)?
-        .ok_or_else(|| ConfigError::Missing("model".into()))?;
-    let mut engine = root
-        .object("engine", ENGINE_KEYS)?
-        .ok_or_else(|| ConfigError::Missing("engine".into()))?;
-    let mut compression = root
-        .object("compression", COMPRESSION_KEYS)?
-        .ok_or_else(|| ConfigError::Missing("compression".into()))?;
-
-    let model_name = model.get("model_name")?;
-    let model_path: PathBuf = model.require("model")?;
-    if let Some(weights) = model.get::<String>("weights")? {
-        if !weights.is_empty() {
-            return Err(ConfigError::invalid(
-                &model.path_of("weights"),
-                "an ONNX model carries its weights: leave this empty (OpenVINO IR .bin files are not read)",
-            ));
-        }
-    }
-
-    if let Some(device) = engine.get::<String>("device")? {
-        if device != "CPU" {
-            return Err(ConfigError::invalid(
-                &engine.path_of("device"),
-                format!("'{device}': aquant runs the model on the CPU"),
-            ));
-        }
-    }
-    let calibration = data_source(&mut engine, "calibration")?;
-    let validation = data_source(&mut engine, "validation")?;
-    let metrics = metric_names(&mut engine)?;
-
-    let device_path = compression.path_of("target_device");
-    let target_device = compression
-        .raw("target_device")
-        .map(|v| algorithm::target_device(v, &device_path))
-        .transpose()?;
-    let mut algorithms = compression.list("algorithms")?;
-    if algorithms.len() != 1 {
+    let Layout {
+        model,
+        engine,
+        compression,
+    } = schema::from_value(root, "")?;
+    if model.weights.as_ref().is_some_and(|w| !w.is_empty()) {
         return Err(ConfigError::invalid(
-            &compression.path_of("algorithms"),
+            "model.weights",
+            "an ONNX model carries its weights: leave this empty (OpenVINO IR .bin files are not read)",
+        ));
+    }
+    if let Some(device) = engine.device.filter(|d| d != "CPU") {
+        return Err(ConfigError::invalid(
+            "engine.device",
+            format!("'{device}': aquant runs the model on the CPU"),
+        ));
+    }
+    let calibration = data_source(engine.calibration, "engine.calibration")?;
+    let validation = data_source(engine.validation, "engine.validation")?;
+    let metrics = metric_names(engine.metric, "engine.metric")?;
+
+    let target_device = compression
+        .target_device
+        .map(|v| algorithm::target_device(v, "compression.target_device"))
+        .transpose()?;
+    let [value] = <[Value; 1]>::try_from(compression.algorithms).map_err(|algorithms| {
+        ConfigError::invalid(
+            "compression.algorithms",
             format!(
                 "must hold exactly one algorithm ({DEFAULT_QUANTIZATION} or {ACCURACY_AWARE_QUANTIZATION}), not {}",
                 algorithms.len()
             ),
-        ));
-    }
-    let (path, value) = algorithms.remove(0);
-    let algorithm = algorithm::read(value, &path, target_device)?;
+        )
+    })?;
+    let path = "compression.algorithms[0]";
+    let algorithm = algorithm::read(value, path, target_device)?;
 
-    if algorithm.accuracy_control.is_some() && validation.is_none() {
+    if algorithm.control().is_some() && validation.is_none() {
         return Err(ConfigError::invalid(
             "engine.validation",
             format!("{ACCURACY_AWARE_QUANTIZATION} needs a validation dataset"),
         ));
     }
-    if let Some(control) = &algorithm.accuracy_control {
+    if let Some(control) = algorithm.control() {
         if let Some(t) = control.metrics.iter().find(|t| !metrics.contains(&t.name)) {
             return Err(ConfigError::invalid(
                 &format!("{path}.params.metrics"),
@@ -180,13 +203,12 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
         .or_else(|| validation.clone())
         .ok_or_else(|| ConfigError::Missing("engine.calibration".into()))?;
     Ok(Config {
-        model_name,
-        model: model_path,
+        model_name: model.model_name,
+        model: model.model,
         calibration,
         validation,
         metrics,
-        quantization: algorithm.quantization,
-        accuracy_control: algorithm.accuracy_control,
+        algorithm,
     })
 }
 
@@ -202,19 +224,18 @@ impl Config {
     }
 }
 
-/// `engine.<key>`: a data-spec path or an inline spec object.
-fn data_source(engine: &mut Fields, key: &str) -> Result<Option<DataSource>, ConfigError> {
-    let path = engine.path_of(key);
-    Ok(match engine.raw(key) {
+/// A data source at `path`: a data-spec path or an inline spec object.
+fn data_source(value: Option<Value>, path: &str) -> Result<Option<DataSource>, ConfigError> {
+    Ok(match value {
         None => None,
         Some(Value::String(file)) => Some(DataSource::File(file.into())),
         Some(object @ Value::Object(_)) => Some(DataSource::Inline {
-            spec: typed(object, &path)?,
+            spec: schema::from_value(object, path)?,
             base_dir: PathBuf::new(),
         }),
         Some(_) => {
             return Err(ConfigError::WrongType {
-                path,
+                path: path.to_string(),
                 message: "expected a data-spec path or an inline data spec object".into(),
             })
         }
@@ -222,18 +243,17 @@ fn data_source(engine: &mut Fields, key: &str) -> Result<Option<DataSource>, Con
 }
 
 /// `engine.metric`: one name or a list of names.
-fn metric_names(engine: &mut Fields) -> Result<Vec<String>, ConfigError> {
-    let path = engine.path_of("metric");
-    let names = match engine.raw("metric") {
+fn metric_names(value: Option<Value>, path: &str) -> Result<Vec<String>, ConfigError> {
+    let names = match value {
         None => vec!["top1".to_string()],
         Some(Value::String(name)) => vec![name],
-        Some(list) => typed(list, &path)?,
+        Some(list) => schema::from_value(list, path)?,
     };
     if names.is_empty() {
-        return Err(ConfigError::invalid(&path, "names no metric"));
+        return Err(ConfigError::invalid(path, "names no metric"));
     }
     for name in &names {
-        crate::metric::builtin(name).map_err(|e| ConfigError::rejected(&path, e))?;
+        crate::metric::builtin(name).map_err(|e| ConfigError::rejected(path, e))?;
     }
     Ok(names)
 }

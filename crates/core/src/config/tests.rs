@@ -2,8 +2,8 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::quant::{Aggregator, Granularity, RangeEstimator, Statistic};
-use crate::quantize::{Preset, TargetDevice};
-use crate::search::{DropType, MetricTarget};
+use crate::quantize::{Preset, QuantizationParams, TargetDevice};
+use crate::search::{AccuracyControlParams, DropType, MetricTarget};
 
 const MINIMAL: &str = r#"{"model": {"model": "m.onnx"}, "engine": {"calibration": "calib.json"},
     "compression": {"algorithms": [{"name": "DefaultQuantization"}]}}"#;
@@ -27,8 +27,11 @@ fn a_minimal_config_takes_every_default() {
     assert_eq!(config.calibration, DataSource::File("calib.json".into()));
     assert_eq!(config.validation, None);
     assert_eq!(config.metrics, ["top1"]);
-    assert_eq!(config.quantization, QuantizationParams::default());
-    assert_eq!(config.accuracy_control, None);
+    assert_eq!(
+        config.algorithm.quantization(),
+        &QuantizationParams::default()
+    );
+    assert_eq!(config.algorithm.control(), None);
 }
 
 #[test]
@@ -98,7 +101,7 @@ fn pot_params_map_onto_the_library_params() {
             "metrics": [{"name": "top1", "baseline_value": 0.9}]}"#,
     ))
     .unwrap();
-    let q = &config.quantization;
+    let q = &config.algorithm.quantization();
     assert_eq!(q.preset, Preset::Mixed);
     assert_eq!(q.target_device, TargetDevice::Cpu);
     assert!(!q.fast_bias_correction);
@@ -110,7 +113,7 @@ fn pot_params_map_onto_the_library_params() {
         q.activations.range_estimator,
         Some(RangeEstimator::min_max())
     );
-    let c = config.accuracy_control.unwrap();
+    let c = config.algorithm.control().unwrap().clone();
     assert_eq!(c.maximal_drop, 0.5);
     assert_eq!(c.drop_type, DropType::Relative);
     assert_eq!(c.max_iter_num, Some(3));
@@ -133,8 +136,8 @@ fn the_full_spec_example_spells_out_the_defaults() {
         min: crate::quant::Estimator::new(Statistic::Min, Aggregator::Mean),
         max: crate::quant::Estimator::new(Statistic::Max, Aggregator::Mean),
     });
-    assert_eq!(config.quantization, expected);
-    let control = config.accuracy_control.unwrap();
+    assert_eq!(config.algorithm.quantization(), &expected);
+    let control = config.algorithm.control().unwrap().clone();
     assert_eq!(
         control,
         AccuracyControlParams {
@@ -194,7 +197,8 @@ fn saturation_fix_takes_pot_and_nncf_spellings() {
             r#"{{"saturation_fix": "{value}"}}"#
         )))
         .unwrap()
-        .quantization
+        .algorithm
+        .quantization()
         .effective_overflow_fix()
     };
     assert_eq!(fix("first_layer"), OverflowFix::FirstLayer);
@@ -202,7 +206,11 @@ fn saturation_fix_takes_pot_and_nncf_spellings() {
     assert_eq!(fix("all"), OverflowFix::Enable);
     assert_eq!(fix("no"), OverflowFix::Disable);
     assert_eq!(fix("auto"), OverflowFix::Auto);
-    let default = parse(&accuracy_aware("{}")).unwrap().quantization;
+    let default = parse(&accuracy_aware("{}"))
+        .unwrap()
+        .algorithm
+        .quantization()
+        .clone();
     assert_eq!(default.overflow_fix, None);
     assert_eq!(default.effective_overflow_fix(), OverflowFix::FirstLayer);
     assert!(error(&accuracy_aware(r#"{"saturation_fix": "half"}"#)).contains("saturation_fix"));
@@ -212,6 +220,54 @@ fn saturation_fix_takes_pot_and_nncf_spellings() {
     assert!(error(&asymmetric).contains("symmetric 8-bit"));
     let q = parse(&accuracy_aware(r#"{"weights": {"mode": "asymmetric"}}"#))
         .unwrap()
-        .quantization;
+        .algorithm
+        .quantization()
+        .clone();
     assert_eq!(q.effective_overflow_fix(), OverflowFix::Disable);
+}
+
+#[test]
+fn nncf_spellings_are_aliases_of_pot_keys() {
+    let config = parse(&accuracy_aware(
+        r#"{"max_drop": 0.02, "max_num_iterations": 2, "subset_size": 64, "overflow_fix": "disable",
+            "ignored_scope": {"names": ["a"], "types": ["Add"]}}"#,
+    ))
+    .unwrap();
+    let control = config.algorithm.control().unwrap();
+    assert_eq!(
+        (control.maximal_drop, control.max_iter_num),
+        (0.02, Some(2))
+    );
+    let q = config.algorithm.quantization();
+    assert_eq!(q.stat_subset_size, 64);
+    assert_eq!(q.ignored_scope.names, ["a"]);
+    assert_eq!(q.ignored_scope.types, ["Add"]);
+}
+
+#[test]
+fn a_setting_given_under_two_names_is_refused() {
+    let message = error(&accuracy_aware(
+        r#"{"use_fast_bias": false, "fast_bias_correction": true}"#,
+    ));
+    assert!(
+        message.contains("already given under another name"),
+        "{message}"
+    );
+}
+
+#[test]
+fn nested_keys_are_checked_even_when_null() {
+    let message = error(&accuracy_aware(r#"{"weights": {"level_lo": null}}"#));
+    assert_eq!(
+        message,
+        "unknown key `level_lo` at `compression.algorithms[0].params.weights.level_lo`; did you mean `level_low`?"
+    );
+    let message = error(&accuracy_aware(
+        r#"{"ignored": {"operations": [{"typ": "Add"}]}}"#,
+    ));
+    assert!(
+        message.contains("`compression.algorithms[0].params.ignored.operations[0].typ`")
+            && message.contains("did you mean `type`?"),
+        "{message}"
+    );
 }

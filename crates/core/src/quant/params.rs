@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 
 /// Symmetric (zero point fixed) or asymmetric (zero point fitted to the range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Zero point 0 (or the lowest level for unsigned tensors).
@@ -26,6 +27,7 @@ pub enum Mode {
 
 /// One scale for the whole tensor, or one per output channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "lower"))]
 #[serde(rename_all = "lowercase")]
 pub enum Granularity {
     /// One scale per tensor.

@@ -10,6 +10,7 @@ mod model;
 mod overflow;
 mod params;
 mod placement;
+mod report;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -24,6 +25,10 @@ pub use params::{
     TargetDevice, WeightsParams,
 };
 pub use placement::{place, ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
+pub use report::{
+    quantize_default, DefaultOutcome, DefaultReport, DefaultTimings, DeployedTarget,
+    OverflowFixApplied, DEFAULT_QUANTIZATION,
+};
 
 use crate::backend::Backend;
 use crate::data::Dataset;

@@ -57,6 +57,11 @@ pub enum ModelForm {
 
 /// What reverting an op returns to FP32 (NNCF `restore_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(
+    feature = "clap",
+    derive(clap::ValueEnum),
+    value(rename_all = "snake_case")
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RestoreMode {
     /// Activations and weights: reverted ops run fully in FP32 with their original weights and biases.

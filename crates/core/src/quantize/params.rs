@@ -1,6 +1,8 @@
 //! Parameters of the base algorithm (POT DefaultQuantization / NNCF `quantize`), with their defaults.
 //!
-//! Names follow POT's config keys so that a POT config maps onto this struct field by field; every field here
+//! These structs are the one schema of the parameters: a POT config's `params` are read straight into them
+//! (serde names are POT's keys, aliases NNCF's and POT's other spellings), unknown keys and "did you mean" come
+//! from their serde field lists, and the command line's flags are checked against them by a test. Every field
 //! changes what the algorithm does (a parameter aquant would accept but ignore must not exist).
 
 use serde::{Deserialize, Serialize};
@@ -10,6 +12,7 @@ use crate::quant::{Granularity, Mode, RangeEstimator};
 
 /// How activations are quantized (weights are symmetric in every preset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// Symmetric weights and activations (unsigned where the activation is non-negative).
@@ -31,6 +34,7 @@ impl Preset {
 
 /// The device the model will run on: selects which ops are quantized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "UPPER"))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum TargetDevice {
     /// Any device: the patterns every runtime fuses.
@@ -46,25 +50,68 @@ pub enum TargetDevice {
 
 /// Model family: `transformer` enables transformer patterns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ModelType {
     /// MatMul between activations and residual Add are quantized as transformer runtimes do.
     Transformer,
 }
 
-/// Nodes never quantized.
+/// Nodes never quantized (NNCF's `IgnoredScope`; POT's `ignored` with `scope` and `operations`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IgnoredScope {
-    /// Exact node names.
-    #[serde(default)]
+    /// Exact node names (POT `scope`).
+    #[serde(default, alias = "scope")]
     pub names: Vec<String>,
     /// Regular expressions matched against whole node names.
     #[serde(default)]
     pub patterns: Vec<String>,
-    /// ONNX op types.
-    #[serde(default)]
+    /// ONNX op types (POT `operations`: `[{"type": OP}]`; NNCF: `["OP"]`).
+    #[serde(default, alias = "operations", deserialize_with = "op_types")]
     pub types: Vec<String>,
+}
+
+/// Ignored op types, each as NNCF spells it (`"Add"`) or as POT does (`{"type": "Add"}`).
+fn op_types<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let types: Vec<OpType> = Deserialize::deserialize(deserializer)?;
+    Ok(types.into_iter().map(|t| t.0).collect())
+}
+
+struct OpType(String);
+
+/// POT's spelling of an ignored op type.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PotOperation {
+    #[serde(rename = "type")]
+    op_type: String,
+}
+
+impl<'de> Deserialize<'de> for OpType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(OpTypeVisitor).map(OpType)
+    }
+}
+
+struct OpTypeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OpTypeVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an op type, or {\"type\": op type}")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<String, E> {
+        Ok(name.to_string())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<String, A::Error> {
+        let operation =
+            PotOperation::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(operation.op_type)
+    }
 }
 
 /// Which weight quantizers use half the int8 range ([-64, 63], scale doubled) so that CPUs without VNNI cannot
@@ -72,17 +119,25 @@ pub struct IgnoredScope {
 ///
 /// NNCF's and POT's spellings are both accepted: `first_layer_only`/`first_layer`, `enable`/`all`, `disable`/`no`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "clap",
+    derive(clap::ValueEnum),
+    value(rename_all = "snake_case")
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OverflowFix {
     /// The first quantized Conv(s) reached from each graph input (NNCF's and POT's default).
     #[default]
     #[serde(alias = "first_layer_only")]
+    #[cfg_attr(feature = "clap", value(alias = "first_layer_only"))]
     FirstLayer,
     /// Every Conv, ConvTranspose, MatMul and Gemm weight quantizer.
     #[serde(alias = "all")]
+    #[cfg_attr(feature = "clap", value(alias = "all"))]
     Enable,
     /// Full range everywhere.
     #[serde(alias = "no")]
+    #[cfg_attr(feature = "clap", value(alias = "no"))]
     Disable,
     /// Exactly the layers the saturation analysis finds at risk on the calibration samples
     /// ([`crate::saturation::AT_RISK_RATE`]).
@@ -162,6 +217,7 @@ pub struct QuantizationParams {
     /// Model family.
     pub model_type: Option<ModelType>,
     /// Calibration samples (POT `stat_subset_size`, NNCF `subset_size`).
+    #[serde(alias = "subset_size")]
     pub stat_subset_size: usize,
     /// Draw the calibration samples at random (with `seed`) instead of taking the first ones.
     pub shuffle_data: bool,
@@ -172,8 +228,10 @@ pub struct QuantizationParams {
     /// Activation quantization.
     pub activations: ActivationsParams,
     /// Shift biases so each quantized layer's mean output matches FP32 (POT `use_fast_bias`).
+    #[serde(alias = "use_fast_bias")]
     pub fast_bias_correction: bool,
-    /// Nodes never quantized.
+    /// Nodes never quantized (POT `ignored`).
+    #[serde(alias = "ignored")]
     pub ignored_scope: IgnoredScope,
     /// Half-range weights against int16 saturation on CPUs without VNNI (NNCF `overflow_fix`, POT
     /// `saturation_fix`). `None`, as in NNCF: `first_layer` for symmetric 8-bit weights, `disable` otherwise

@@ -1,6 +1,7 @@
 //! Parameters of accuracy control (POT AccuracyAwareQuantization / NNCF `quantize_with_accuracy_control`).
 //!
-//! Field names are POT's config keys; NNCF's names are given in the docs. Defaults are the references'.
+//! Field names are POT's config keys, NNCF's names are serde aliases; defaults are the references'. Like
+//! [`crate::quantize::QuantizationParams`], this struct is the schema configs are read with.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,7 @@ use crate::quantize::RestoreMode;
 
 /// How the allowed drop is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum DropType {
     /// `baseline − value` (sign flipped for higher-worse metrics).
@@ -34,12 +36,14 @@ pub struct MetricTarget {
 #[serde(deny_unknown_fields, default)]
 pub struct AccuracyControlParams {
     /// Allowed drop (NNCF `max_drop`).
+    #[serde(alias = "max_drop")]
     pub maximal_drop: f64,
     /// Absolute or relative drop.
     pub drop_type: DropType,
     /// Samples used to rank groups; default `min(N, 300)`.
     pub ranking_subset_size: Option<usize>,
     /// Most groups reverted (NNCF `max_num_iterations`); default unlimited.
+    #[serde(alias = "max_num_iterations")]
     pub max_iter_num: Option<usize>,
     /// Roll back a revert that increased the drop.
     pub use_prev_if_drop_increase: bool,

@@ -1,4 +1,5 @@
-//! `--backend`: which inference engine evaluates models.
+//! `--backend`: which inference engine evaluates models (named apart from `aquant::pipeline::Engine`, POT's
+//! engine: backend, data and metrics).
 
 use anyhow::Result;
 use aquant::Backend;
@@ -6,7 +7,7 @@ use clap::ValueEnum;
 
 /// The engines aquant can evaluate with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Engine {
+pub enum BackendName {
     /// tract, embedded: nothing to install.
     #[default]
     Tract,
@@ -14,12 +15,12 @@ pub enum Engine {
     Ort,
 }
 
-impl Engine {
+impl BackendName {
     /// Opens the engine (loading ONNX Runtime's library for `Ort`).
     pub fn open(self) -> Result<Box<dyn Backend>> {
         Ok(match self {
-            Engine::Tract => Box::new(aquant_tract::TractBackend::new()),
-            Engine::Ort => Box::new(aquant_ort::OrtBackend::new()?),
+            BackendName::Tract => Box::new(aquant_tract::TractBackend::new()),
+            BackendName::Ort => Box::new(aquant_ort::OrtBackend::new()?),
         })
     }
 }

@@ -1,0 +1,261 @@
+//! `aquant quantize`: maps the arguments to a library entry point per algorithm
+//! ([`quantize_default`] or [`search::quantize_with_accuracy_control`]), writes what it returns, and maps the
+//! outcome to an exit code. The flags and the validated job they become live in `args`.
+
+mod args;
+mod resume;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use aquant::config::DataSource;
+use aquant::pipeline::Algorithm;
+use aquant::quantize::{quantize_default, DefaultOutcome, DeployedTarget};
+use aquant::search::{self, RunOptions};
+use aquant::Graph;
+
+use args::Job;
+pub use args::QuantizeArgs;
+pub use resume::resume_request;
+use resume::{prepare_state, JOURNAL};
+
+use crate::backend::BackendName;
+use crate::interrupt;
+use crate::output::OutputDir;
+use crate::progress::Bars;
+
+/// Runs `aquant quantize`; `resumed`: the arguments come from an interrupted run's state.
+pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
+    let job = Job::try_from(&args)?;
+    let model = Graph::load(&job.model)?.into_model();
+    let output = OutputDir::plan(&job.model, &job.output)?;
+    // Every input is opened and checked before the output directory is created.
+    let inputs = Inputs::open(&job, &args)?;
+    let metrics: Vec<&dyn aquant::Metric> = inputs.metrics.iter().map(|m| m.as_ref()).collect();
+    let progress = Bars::new(args.quiet);
+    let options = RunOptions {
+        batch_size: args.batch,
+        intermediate_dir: Some(output.intermediate()),
+        compress_weights: !args.no_compress_weights,
+        progress: &progress,
+        levers: args.levers(),
+        journal: None,
+        interrupt: None,
+        deployed: inputs.deployed.as_deref(),
+    };
+    let (quantization, control) = match &job.algorithm {
+        Algorithm::Default(params) => {
+            output.create()?;
+            let target = inputs.validation().map(|data| DeployedTarget {
+                data,
+                metrics: &metrics,
+                control: &job.deployed_check,
+            });
+            let calibration = inputs.calibration.as_ref();
+            let backend = inputs.backend.as_ref();
+            let outcome = quantize_default(backend, model, calibration, params, target, &options)?;
+            return finish_default(outcome, &job, &output);
+        }
+        Algorithm::AccuracyAware {
+            quantization,
+            control,
+        } => (quantization, control),
+    };
+    let validation = inputs
+        .validation()
+        .context("accuracy-aware quantization needs a validation set")?;
+    warn_if_subset_clamped(control.ranking_subset_size, validation.len());
+    output.create()?;
+    let state = prepare_state(&job.output, resumed)?;
+    interrupt::install();
+    let options = RunOptions {
+        journal: Some(state.join(JOURNAL)),
+        interrupt: Some(interrupt::flag()),
+        ..options
+    };
+    let outcome = search::quantize_with_accuracy_control(
+        inputs.backend.as_ref(),
+        model,
+        inputs.calibration.as_ref(),
+        validation,
+        &metrics,
+        quantization,
+        control,
+        &options,
+    );
+    let mut outcome = match outcome {
+        Err(aquant::Error::Interrupted) => {
+            eprintln!(
+                "interrupted before the quantized model was evaluated: nothing to save yet; \
+                 continue with: aquant quantize --resume {}",
+                job.output.display()
+            );
+            return Ok(ExitCode::from(130));
+        }
+        Err(error) => {
+            // Not resumable: a failed run leaves nothing behind.
+            let _ = std::fs::remove_dir_all(&state);
+            return Err(error.into());
+        }
+        Ok(outcome) => outcome,
+    };
+    let target = output.save_model(&outcome.model)?;
+    outcome.report.output = Some(target.display().to_string());
+    outcome.report.model = job.model.display().to_string();
+    output.write_report(&outcome.report)?;
+    say!("{}", outcome.report.summary());
+    say!("model: {}", target.display());
+    if args.profile {
+        print_profile(&outcome.report);
+    }
+    if outcome.report.interrupted {
+        eprintln!(
+            "interrupted: continue with: aquant quantize --resume {}",
+            job.output.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    // Finished: the journal has served its purpose.
+    let _ = std::fs::remove_dir_all(&state);
+    Ok(exit_code(outcome.target_met()))
+}
+
+/// Saves DefaultQuantization's model and report, and says what happened.
+fn finish_default(mut outcome: DefaultOutcome, job: &Job, output: &OutputDir) -> Result<ExitCode> {
+    let target = output.save_model(&outcome.model)?;
+    let report = &mut outcome.report;
+    report.model = job.model.display().to_string();
+    report.output = Some(target.display().to_string());
+    output.write_report(report)?;
+    say!("{}", report.summary());
+    if let Some(deployed) = &report.deployed {
+        say!("{}", deployed.summary());
+        if !deployed.target_met {
+            say!("accuracy target NOT met on the deployed engine");
+        }
+    }
+    Ok(exit_code(outcome.target_met()))
+}
+
+/// 0 when the accuracy target is met, 1 when it is not (the best model is saved all the same).
+fn exit_code(target_met: bool) -> ExitCode {
+    if target_met {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// The datasets, metrics and engines of a job, opened and checked.
+struct Inputs {
+    calibration: Box<dyn aquant::Dataset>,
+    /// A validation set other than the calibration set. When both are the same data, one dataset object
+    /// serves both: the library then reuses calibration's FP32 outputs as the FP32 evaluation.
+    other_validation: Option<Box<dyn aquant::Dataset>>,
+    has_validation: bool,
+    metrics: Vec<Box<dyn aquant::Metric>>,
+    backend: Box<dyn aquant::Backend>,
+    deployed: Option<Box<dyn aquant::Backend>>,
+}
+
+impl Inputs {
+    fn open(job: &Job, args: &QuantizeArgs) -> Result<Inputs> {
+        let calibration = job.calibration.open().context("calibration data")?;
+        let backend = args.backend.open()?;
+        let other_validation = match &job.validation {
+            Some(source) if !same_source(source, &job.calibration) => {
+                Some(source.open().context("validation data")?)
+            }
+            _ => None,
+        };
+        let metrics = job
+            .metrics
+            .iter()
+            .map(|m| aquant::metric::builtin(m))
+            .collect::<aquant::Result<Vec<_>>>()?;
+        let has_validation = job.validation.is_some();
+        Ok(Inputs {
+            calibration,
+            other_validation,
+            has_validation,
+            metrics,
+            backend,
+            deployed: deployed_engine(args, has_validation),
+        })
+    }
+
+    fn validation(&self) -> Option<&dyn aquant::Dataset> {
+        match &self.other_validation {
+            Some(validation) => Some(validation.as_ref()),
+            None if self.has_validation => Some(self.calibration.as_ref()),
+            None => None,
+        }
+    }
+}
+
+/// The `--profile` table: wall time per stage, then what the evaluations spent it on.
+fn print_profile(report: &search::Report) {
+    let t = &report.timings_s;
+    let p = &report.profile;
+    let e = &report.evaluations;
+    say!("profile ({} backend):", report.backend);
+    for (stage, seconds) in [
+        ("calibration + bias correction", t.calibration),
+        ("FP32 evaluation", t.fp32_eval),
+        ("INT8 evaluation", t.int8_eval),
+        ("ranking", t.ranking),
+        ("revert steps", t.restore),
+        ("total", t.total),
+    ] {
+        say!("  {stage:<30} {seconds:>8.1} s");
+    }
+    say!(
+        "  engine, summed over threads:   build {:.1} s ({} models), prepare {:.1} s ({}), run {:.1} s ({} batches)",
+        p.build_s, p.builds, p.prepare_s, p.prepares, p.run_s, p.runs
+    );
+    say!(
+        "  evaluations: {} full, {} on the ranking subset, {} samples inferred",
+        e.full,
+        e.subset,
+        e.samples_inferred
+    );
+}
+
+/// Whether two data sources are the same data: the same spec file, or equal inline specs read from the same
+/// place.
+fn same_source(a: &DataSource, b: &DataSource) -> bool {
+    match (a, b) {
+        (DataSource::File(a), DataSource::File(b)) => {
+            matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// The ranking subset is clamped to the validation set, as NNCF does; a larger request is worth a word, since
+/// it usually means the wrong validation set was given.
+fn warn_if_subset_clamped(requested: Option<usize>, samples: usize) {
+    if let Some(size) = requested.filter(|&size| size > samples) {
+        eprintln!(
+            "warning: --ranking-subset-size {size} is larger than the {samples} validation samples; ranking uses all of them"
+        );
+    }
+}
+
+/// The engine the saved model is judged on: ONNX Runtime as deployed, when it is found, a validation set is
+/// given and `--no-deployed-check` is not.
+fn deployed_engine(args: &QuantizeArgs, has_validation: bool) -> Option<Box<dyn aquant::Backend>> {
+    if args.no_deployed_check || !has_validation {
+        return None;
+    }
+    match BackendName::Ort.open() {
+        Ok(engine) => Some(engine),
+        Err(error) => {
+            eprintln!(
+                "warning: the saved model is not judged on ONNX Runtime ({error:#}); \
+                 --no-deployed-check silences this"
+            );
+            None
+        }
+    }
+}

@@ -8,8 +8,8 @@ pub fn config(bytes: &[u8]) {
     };
     if let Ok(config) = aquant::config::parse(text) {
         // A config that parses has validated parameters: validating them again must agree.
-        assert!(config.quantization.validate().is_ok());
-        if let Some(control) = &config.accuracy_control {
+        assert!(config.algorithm.quantization().validate().is_ok());
+        if let Some(control) = config.algorithm.control() {
             assert!(control.validate().is_ok());
         }
         assert!(!config.metrics.is_empty());

@@ -139,8 +139,8 @@ pub enum OverflowFix {
     #[serde(alias = "no")]
     #[cfg_attr(feature = "clap", value(alias = "no"))]
     Disable,
-    /// Exactly the layers the saturation analysis finds at risk on the calibration samples
-    /// ([`crate::saturation::AT_RISK_RATE`]).
+    /// Exactly the layers the saturation analysis finds at risk on the calibration samples (over 5% of
+    /// their outputs saturate without VNNI).
     Auto,
 }
 

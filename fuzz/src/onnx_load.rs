@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use aquant::graph::Graph;
-use aquant::quant::{weight_range, Mode, QuantParams, QuantSpec};
+use aquant::quant::{weight_range, Mode, Quantizer, QuantSpec};
 use aquant::quantize::{
     self, ModelForm, Placement, QuantizationParams, QuantizedModel, RestoreMode,
 };
@@ -86,7 +86,7 @@ fn quantized_model(
         .activations
         .iter()
         .map(|q| {
-            let p = QuantParams::from_range(&activation_spec, &[-1.0], &[1.0], None)?;
+            let p = Quantizer::from_range(&activation_spec, &[-1.0], &[1.0], None)?;
             Ok((q.tensor.clone(), p))
         })
         .collect::<aquant::Result<BTreeMap<_, _>>>()?;
@@ -102,7 +102,7 @@ fn quantized_model(
         let dims = tensor::dims(initializer)?;
         let values = tensor::to_f32(initializer)?;
         let (min, max) = weight_range(&values, &dims, node.weight_axis)?;
-        let p = QuantParams::from_range(&weight_spec, &min, &max, node.weight_axis)?;
+        let p = Quantizer::from_range(&weight_spec, &min, &max, node.weight_axis)?;
         weights.insert(node.name.clone(), p);
     }
     QuantizedModel::new(graph, placement, activations, weights, BTreeMap::new())

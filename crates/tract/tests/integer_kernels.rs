@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aquant::builder::ModelBuilder;
-use aquant::quant::{Mode, QuantParams, QuantSpec};
+use aquant::quant::{Mode, QuantSpec, Quantizer};
 use aquant::quantize::{place, ModelForm, QuantizationParams, QuantizedModel, RestoreMode};
 use aquant::{Backend, Graph, Tensor};
 use aquant_tract::TractBackend;
@@ -34,7 +34,7 @@ fn integers(count: usize, bound: i32, seed: u64) -> Vec<i32> {
 
 /// x → conv (per-channel weights, no bias) → relu → r → conv2 → y, quantized by hand: x signed, r unsigned
 /// with zero point 0 (the Relu is removed, conv's accumulator is requantized directly into r's integers).
-fn quantized_conv() -> (QuantizedModel, Vec<f32>, [QuantParams; 2]) {
+fn quantized_conv() -> (QuantizedModel, Vec<f32>, [Quantizer; 2]) {
     let weight_scale = 12.7f32 / 127.0;
     let mut w: Vec<f32> = integers(CHANNELS_OUT * CHANNELS_IN * KERNEL * KERNEL, 127, 7)
         .into_iter()
@@ -58,8 +58,7 @@ fn quantized_conv() -> (QuantizedModel, Vec<f32>, [QuantParams; 2]) {
     let graph = Graph::new(model).unwrap();
     let placement = place(&graph, &QuantizationParams::default()).unwrap();
     let spec = |signed| QuantSpec::new(8, Mode::Symmetric, signed, false).unwrap();
-    let range =
-        |signed, lo: f32, hi: f32| QuantParams::from_range(&spec(signed), &[lo], &[hi], None);
+    let range = |signed, lo: f32, hi: f32| Quantizer::from_range(&spec(signed), &[lo], &[hi], None);
     let (x, r) = (
         range(true, -12.7, 12.7).unwrap(),
         range(false, 0.0, 25.5).unwrap(),
@@ -70,11 +69,11 @@ fn quantized_conv() -> (QuantizedModel, Vec<f32>, [QuantParams; 2]) {
     let weights = BTreeMap::from([
         (
             "conv".to_string(),
-            QuantParams::from_range(&narrow, &lo, &hi, Some(0)).unwrap(),
+            Quantizer::from_range(&narrow, &lo, &hi, Some(0)).unwrap(),
         ),
         (
             "conv2".to_string(),
-            QuantParams::from_range(&narrow, &[-1.0], &[1.0], Some(0)).unwrap(),
+            Quantizer::from_range(&narrow, &[-1.0], &[1.0], Some(0)).unwrap(),
         ),
     ]);
     let q = QuantizedModel::new(graph, placement, activations, weights, BTreeMap::new()).unwrap();

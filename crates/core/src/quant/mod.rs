@@ -8,5 +8,5 @@
 mod params;
 mod stats;
 
-pub use params::{Granularity, Mode, QuantParams, QuantSpec};
+pub use params::{Granularity, Mode, QuantSpec, Quantizer};
 pub use stats::{weight_range, Aggregator, Estimator, RangeEstimator, Statistic, TensorStats};

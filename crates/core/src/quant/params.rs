@@ -104,9 +104,10 @@ fn type_range(bits: u8, signed: bool) -> (i32, i32) {
     }
 }
 
-/// A quantizer's parameters: one scale and zero point per tensor or per channel.
+/// A quantizer: one scale and zero point per tensor or per channel, its levels and storage type. (Not to be
+/// confused with [`crate::quantize::QuantizationParams`], the algorithm's parameters.)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct QuantParams {
+pub struct Quantizer {
     /// Scales (one, or one per channel).
     pub scale: Vec<f32>,
     /// Zero points, aligned with `scale`.
@@ -127,7 +128,7 @@ pub struct QuantParams {
 /// that every runtime accepts.
 const ZERO_RANGE_SCALE: f32 = 1.0;
 
-impl QuantParams {
+impl Quantizer {
     /// Parameters mapping `[min[c], max[c]]` onto `spec`'s levels, per channel along `axis` (or per tensor when
     /// `min`/`max` hold one value and `axis` is `None`).
     pub fn from_range(
@@ -159,7 +160,7 @@ impl QuantParams {
             scale.push(s);
             zero_point.push(z);
         }
-        Ok(QuantParams {
+        Ok(Quantizer {
             scale,
             zero_point,
             axis,
@@ -298,8 +299,8 @@ mod tests {
 
     #[test]
     fn ties_round_to_even_and_saturate() {
-        let p = QuantParams::from_range(&int8(Mode::Symmetric, true), &[-127.0], &[127.0], None)
-            .unwrap();
+        let p =
+            Quantizer::from_range(&int8(Mode::Symmetric, true), &[-127.0], &[127.0], None).unwrap();
         assert_eq!(p.scale, vec![1.0]);
         assert_eq!(p.quantize(2.5, 0), 2);
         assert_eq!(p.quantize(3.5, 0), 4);
@@ -312,14 +313,13 @@ mod tests {
     #[test]
     fn degenerate_and_invalid_ranges() {
         let p =
-            QuantParams::from_range(&int8(Mode::Asymmetric, false), &[0.0], &[0.0], None).unwrap();
+            Quantizer::from_range(&int8(Mode::Asymmetric, false), &[0.0], &[0.0], None).unwrap();
         assert!(p.scale[0] > 0.0 && p.scale[0].is_normal());
         assert_eq!(p.dequantize(p.quantize(0.0, 0), 0), 0.0);
         assert!(
-            QuantParams::from_range(&int8(Mode::Symmetric, true), &[f32::NAN], &[1.0], None)
-                .is_err()
+            Quantizer::from_range(&int8(Mode::Symmetric, true), &[f32::NAN], &[1.0], None).is_err()
         );
-        assert!(QuantParams::from_range(
+        assert!(Quantizer::from_range(
             &int8(Mode::Symmetric, true),
             &[0.0, 1.0],
             &[1.0, 2.0],
@@ -330,8 +330,7 @@ mod tests {
 
     #[test]
     fn unsigned_symmetric_uses_all_levels_for_non_negative_ranges() {
-        let p =
-            QuantParams::from_range(&int8(Mode::Symmetric, false), &[0.0], &[6.0], None).unwrap();
+        let p = Quantizer::from_range(&int8(Mode::Symmetric, false), &[0.0], &[6.0], None).unwrap();
         assert_eq!(p.zero_point, vec![0]);
         assert!((p.scale[0] - 6.0 / 255.0).abs() < 1e-9);
         assert_eq!(p.quantize(6.0, 0), 255);
@@ -339,7 +338,7 @@ mod tests {
 
     #[test]
     fn shape_mismatch_is_an_error() {
-        let p = QuantParams::from_range(
+        let p = Quantizer::from_range(
             &int8(Mode::Symmetric, true),
             &[-1.0, -1.0],
             &[1.0, 1.0],
@@ -375,7 +374,7 @@ mod tests {
             hi in 0.0f32..100.0,
             t in 0.0f32..=1.0,
         ) {
-            let p = QuantParams::from_range(&spec, &[lo], &[hi], None).unwrap();
+            let p = Quantizer::from_range(&spec, &[lo], &[hi], None).unwrap();
             // Values inside the representable range of this quantizer.
             let rep_lo = p.dequantize(p.qmin, 0);
             let rep_hi = p.dequantize(p.qmax, 0);
@@ -386,14 +385,14 @@ mod tests {
 
         #[test]
         fn saturates_outside_the_range(spec in spec_strategy(), hi in 0.1f32..100.0, k in 2.0f32..1000.0) {
-            let p = QuantParams::from_range(&spec, &[-hi], &[hi], None).unwrap();
+            let p = Quantizer::from_range(&spec, &[-hi], &[hi], None).unwrap();
             prop_assert_eq!(p.quantize(hi * k + 1.0, 0), p.qmax);
             prop_assert_eq!(p.quantize(-hi * k - 1.0, 0), p.qmin);
         }
 
         #[test]
         fn zero_is_exact(spec in spec_strategy(), lo in -100.0f32..100.0, hi in -100.0f32..100.0) {
-            let p = QuantParams::from_range(&spec, &[lo.min(hi)], &[lo.max(hi)], None).unwrap();
+            let p = Quantizer::from_range(&spec, &[lo.min(hi)], &[lo.max(hi)], None).unwrap();
             let q = p.quantize(0.0, 0);
             prop_assert_eq!(q, p.zero_point[0]);
             prop_assert_eq!(p.dequantize(q, 0), 0.0);
@@ -409,7 +408,7 @@ mod tests {
             let spec = int8(Mode::Symmetric, true);
             let channels = ranges.len();
             let neg: Vec<f32> = ranges.iter().map(|r| -r).collect();
-            let p = QuantParams::from_range(&spec, &neg, &ranges, Some(1)).unwrap();
+            let p = Quantizer::from_range(&spec, &neg, &ranges, Some(1)).unwrap();
             let shape = [2, channels, inner];
             let data: Vec<f32> = (0..2 * channels * inner)
                 .map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / u32::MAX as f32 * 60.0 - 30.0)
@@ -417,7 +416,7 @@ mod tests {
             let q = p.quantize_tensor(&data, &shape).unwrap();
             for b in 0..2 {
                 for c in 0..channels {
-                    let single = QuantParams::from_range(&spec, &[neg[c]], &[ranges[c]], None).unwrap();
+                    let single = Quantizer::from_range(&spec, &[neg[c]], &[ranges[c]], None).unwrap();
                     for k in 0..inner {
                         let i = (b * channels + c) * inner + k;
                         prop_assert_eq!(q[i], single.quantize(data[i], 0));

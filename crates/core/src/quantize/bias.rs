@@ -16,7 +16,7 @@ use crate::backend::Backend;
 use crate::builder::ModelBuilder;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::quant::QuantParams;
+use crate::quant::Quantizer;
 use crate::quantize::placement::{Placement, QuantizedNode};
 use crate::tensor::Tensor;
 
@@ -28,8 +28,8 @@ pub fn fast_bias_correction(
     backend: &dyn Backend,
     graph: &Graph,
     placement: &Placement,
-    activations: &BTreeMap<String, QuantParams>,
-    weights: &BTreeMap<String, QuantParams>,
+    activations: &BTreeMap<String, Quantizer>,
+    weights: &BTreeMap<String, Quantizer>,
     mean_inputs: &HashMap<String, ArrayD<f32>>,
 ) -> Result<BTreeMap<String, Vec<f32>>> {
     let mut corrected = BTreeMap::new();
@@ -62,8 +62,8 @@ fn correct_one(
     graph: &Graph,
     node: &QuantizedNode,
     mean_input: &ArrayD<f32>,
-    input_params: &QuantParams,
-    weight_params: &QuantParams,
+    input_params: &Quantizer,
+    weight_params: &Quantizer,
 ) -> Result<Option<Vec<f32>>> {
     let original = graph.node(&node.name).expect("placed nodes exist");
     let weight = node.weight.as_ref().expect("filtered on weight");

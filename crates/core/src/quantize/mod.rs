@@ -18,7 +18,7 @@ use std::time::Instant;
 use aquant_onnx::{tensor, ModelProto};
 
 pub use calibrate::{calibration_indices, CalibrationStats, FP32Outputs};
-pub use model::{Calibration, ModelForm, QuantizedModel, RestoreMode};
+pub use model::{FittedQuantizers, ModelForm, QuantizedModel, RestoreMode};
 pub use overflow::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
 pub use params::{
     ActivationsParams, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
@@ -35,7 +35,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::progress::Progress;
-use crate::quant::{weight_range, Mode, QuantParams, QuantSpec};
+use crate::quant::{weight_range, Mode, QuantSpec, Quantizer};
 
 /// Timings and counts of one run of the base algorithm.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -166,7 +166,7 @@ pub fn quantize(
 pub fn from_calibration(
     model: ModelProto,
     params: &QuantizationParams,
-    calibration: Calibration,
+    calibration: FittedQuantizers,
 ) -> Result<QuantizedModel> {
     params.validate()?;
     let graph = Graph::new(model)?;
@@ -186,7 +186,7 @@ fn activation_params(
     placement: &Placement,
     stats: &CalibrationStats,
     params: &QuantizationParams,
-) -> Result<BTreeMap<String, QuantParams>> {
+) -> Result<BTreeMap<String, Quantizer>> {
     let mode = params.activation_mode();
     placement
         .activations
@@ -195,7 +195,7 @@ fn activation_params(
             let (min, max) = stats.ranges[&q.tensor];
             let signed = mode == Mode::Symmetric && min < 0.0;
             let spec = QuantSpec::new(params.activations.bits, mode, signed, false)?;
-            let p = QuantParams::from_range(&spec, &[min], &[max], None)
+            let p = Quantizer::from_range(&spec, &[min], &[max], None)
                 .map_err(|e| Error::data(format!("activation '{}': {e}", q.tensor)))?;
             Ok((q.tensor.clone(), p))
         })
@@ -206,7 +206,7 @@ fn weight_params(
     graph: &Graph,
     placement: &Placement,
     params: &QuantizationParams,
-) -> Result<BTreeMap<String, QuantParams>> {
+) -> Result<BTreeMap<String, Quantizer>> {
     let w = &params.weights;
     let spec =
         QuantSpec::new(w.bits, w.mode, true, true)?.with_levels(w.level_low, w.level_high)?;
@@ -221,7 +221,7 @@ fn weight_params(
             let dims = tensor::dims(initializer)?;
             let values = tensor::to_f32(initializer)?;
             let (min, max) = weight_range(&values, &dims, node.weight_axis)?;
-            let p = QuantParams::from_range(&spec, &min, &max, node.weight_axis).map_err(|e| {
+            let p = Quantizer::from_range(&spec, &min, &max, node.weight_axis).map_err(|e| {
                 Error::data(format!(
                     "weight '{}' of node '{}': {e}",
                     slot.initializer, node.name

@@ -17,22 +17,22 @@ use aquant_onnx::{tensor, ModelProto};
 
 use crate::error::{Error, Result};
 use crate::graph::{Edit, Graph, Patch};
-use crate::quant::QuantParams;
+use crate::quant::Quantizer;
 use crate::quantize::placement::{ConstantSlot, Placement, QuantizedNode};
 
-/// Quantizer parameters found by calibration and bias correction: with the FP32 model and the placement,
-/// everything a [`QuantizedModel`] is.
+/// Every quantizer fitted by calibration, and the biases bias correction found: with the FP32 model and the
+/// placement, everything a [`QuantizedModel`] is. (Named apart from the calibration *dataset*.)
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Calibration {
+pub struct FittedQuantizers {
     /// Activation quantizers, by tensor.
-    pub activations: BTreeMap<String, QuantParams>,
+    pub activations: BTreeMap<String, Quantizer>,
     /// Weight quantizers, by node.
-    pub weights: BTreeMap<String, QuantParams>,
+    pub weights: BTreeMap<String, Quantizer>,
     /// Corrected FP32 biases, by node.
     pub biases: BTreeMap<String, Vec<f32>>,
 }
 
-impl Calibration {
+impl FittedQuantizers {
     /// A stable fingerprint (FNV-1a of the JSON form): tells quantized models apart in a run's journal.
     pub fn fingerprint(&self) -> u64 {
         let json = serde_json::to_vec(self).unwrap_or_default();
@@ -76,15 +76,15 @@ pub enum RestoreMode {
 pub struct QuantizedModel {
     fp32: Graph,
     placement: Placement,
-    activations: BTreeMap<String, QuantParams>,
-    weights: BTreeMap<String, QuantParams>,
+    activations: BTreeMap<String, Quantizer>,
+    weights: BTreeMap<String, Quantizer>,
     biases: BTreeMap<String, Vec<f32>>,
 }
 
 impl QuantizedModel {
     /// The calibrated parameters (to store, or to rebuild the model with [`QuantizedModel::new`]).
-    pub fn calibration(&self) -> Calibration {
-        Calibration {
+    pub fn calibration(&self) -> FittedQuantizers {
+        FittedQuantizers {
             activations: self.activations.clone(),
             weights: self.weights.clone(),
             biases: self.biases.clone(),
@@ -106,8 +106,8 @@ impl QuantizedModel {
     pub fn new(
         fp32: Graph,
         placement: Placement,
-        activations: BTreeMap<String, QuantParams>,
-        weights: BTreeMap<String, QuantParams>,
+        activations: BTreeMap<String, Quantizer>,
+        weights: BTreeMap<String, Quantizer>,
         biases: BTreeMap<String, Vec<f32>>,
     ) -> Result<Self> {
         for q in &placement.activations {
@@ -146,12 +146,12 @@ impl QuantizedModel {
     }
 
     /// Parameters of the activation quantizer on `tensor`.
-    pub fn activation_params(&self, tensor: &str) -> Option<&QuantParams> {
+    pub fn activation_params(&self, tensor: &str) -> Option<&Quantizer> {
         self.activations.get(tensor)
     }
 
     /// Parameters of the weight quantizer of node `node`.
-    pub fn weight_params(&self, node: &str) -> Option<&QuantParams> {
+    pub fn weight_params(&self, node: &str) -> Option<&Quantizer> {
         self.weights.get(node)
     }
 

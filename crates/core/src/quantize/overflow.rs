@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use crate::graph::Graph;
 use crate::ops;
-use crate::quant::QuantParams;
+use crate::quant::Quantizer;
 use crate::quantize::params::OverflowFix;
 use crate::quantize::placement::Placement;
 
@@ -93,8 +93,8 @@ fn first_convolutions(graph: &Graph, placement: &Placement) -> BTreeSet<String> 
 }
 
 /// `params` (a symmetric signed int8 weight quantizer) turned half range: scales doubled, levels [-64, 63].
-pub fn half_range(params: &QuantParams) -> QuantParams {
-    QuantParams {
+pub fn half_range(params: &Quantizer) -> Quantizer {
+    Quantizer {
         scale: params.scale.iter().map(|s| s * 2.0).collect(),
         qmin: HALF_RANGE_LOW,
         qmax: HALF_RANGE_HIGH,
@@ -103,7 +103,7 @@ pub fn half_range(params: &QuantParams) -> QuantParams {
 }
 
 /// Whether a weight quantizer is half range (the overflow fix).
-pub fn is_half_range(params: &QuantParams) -> bool {
+pub fn is_half_range(params: &Quantizer) -> bool {
     params.bits == 8
         && params.signed
         && params.qmin == HALF_RANGE_LOW

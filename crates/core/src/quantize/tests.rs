@@ -190,11 +190,11 @@ fn quantized_conv_relu_conv() -> QuantizedModel {
     let activations = [
         (
             "x".to_string(),
-            QuantParams::from_range(&spec_i8, &[-1.0], &[1.0], None).unwrap(),
+            Quantizer::from_range(&spec_i8, &[-1.0], &[1.0], None).unwrap(),
         ),
         (
             "r1".to_string(),
-            QuantParams::from_range(&spec_u8, &[0.0], &[2.0], None).unwrap(),
+            Quantizer::from_range(&spec_u8, &[0.0], &[2.0], None).unwrap(),
         ),
     ]
     .into_iter()

@@ -9,7 +9,7 @@ use super::layers::{layer, ActivationCodes, Layer};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::ops::{self, Reduction};
-use crate::quant::QuantParams;
+use crate::quant::Quantizer;
 use crate::quantize::QuantizedModel;
 
 /// The layers of a quantized model: every placed op with a quantized weight whose kernel is modelled.
@@ -50,7 +50,7 @@ pub fn from_quantized(model: &QuantizedModel) -> Result<Vec<Layer>> {
 }
 
 /// How the kernel sees activations quantized by `p`.
-fn activation_codes(p: &QuantParams) -> ActivationCodes {
+fn activation_codes(p: &Quantizer) -> ActivationCodes {
     ActivationCodes {
         scale: p.scale[0],
         zero_point: p.zero_point[0],
@@ -105,7 +105,7 @@ fn is_op(node: &NodeProto, op: &str) -> bool {
 }
 
 /// The parameters of a Q/DQ node (inputs: x, scale, zero point), from its constant inputs.
-fn dq_params(graph: &Graph, node: &NodeProto) -> Result<QuantParams> {
+fn dq_params(graph: &Graph, node: &NodeProto) -> Result<Quantizer> {
     let name = node.name.clone().unwrap_or_default();
     let bad = |why: &str| Error::InvalidModel(format!("node '{name}' (DequantizeLinear): {why}"));
     let scale = node
@@ -149,7 +149,7 @@ fn dq_params(graph: &Graph, node: &NodeProto) -> Result<QuantParams> {
     if zero_point.len() != scale.len() {
         return Err(bad("scale and zero point lengths differ"));
     }
-    Ok(QuantParams {
+    Ok(Quantizer {
         scale,
         zero_point,
         axis,
@@ -161,7 +161,7 @@ fn dq_params(graph: &Graph, node: &NodeProto) -> Result<QuantParams> {
 }
 
 /// A weight's dimensions, integer codes and quantizer.
-type WeightCodes = (Vec<usize>, Vec<i32>, QuantParams);
+type WeightCodes = (Vec<usize>, Vec<i32>, Quantizer);
 
 /// The integer weights behind a weight `DequantizeLinear`: stored integers, or a constant float weight
 /// quantized by a `QuantizeLinear` (uncompressed QDQ). `None` when the weight is not constant.

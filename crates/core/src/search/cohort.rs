@@ -57,7 +57,8 @@ enum Runner {
     },
 }
 
-struct State {
+/// One candidate's evaluation in progress: its runner, the next position in the subset, its values so far.
+struct CandidateRun {
     id: usize,
     runner: Runner,
     next: usize,
@@ -68,7 +69,7 @@ struct State {
 /// Candidates prepared to be evaluated together, kept alive across the ranking's steps so that each is
 /// built and prepared once.
 pub(super) struct Cohort {
-    states: Vec<State>,
+    states: Vec<CandidateRun>,
     tap: Option<Tap>,
 }
 
@@ -134,7 +135,7 @@ impl Cohort {
         let progress = evaluator.progress();
         progress.start(&format!("ranking {participants} groups"), total);
         let mut inferred = 0;
-        let live = |s: &State| !s.stopped && s.next < subset.len();
+        let live = |s: &CandidateRun| !s.stopped && s.next < subset.len();
         while let Some(from) = self.states.iter().filter(|s| live(s)).map(|s| s.next).min() {
             evaluator.check_interrupt()?;
             let to = (from + CHUNK).min(subset.len());
@@ -197,7 +198,7 @@ fn prepare(
     ctx: &SearchContext,
     base_model: Option<&ModelProto>,
     members: &[Member],
-) -> Result<Vec<State>> {
+) -> Result<Vec<CandidateRun>> {
     members
         .par_iter()
         .map(|member| {
@@ -213,7 +214,7 @@ fn prepare(
                     binding: InputBinding::from_model(&model)?,
                 },
             };
-            Ok(State {
+            Ok(CandidateRun {
                 id: member.id,
                 runner,
                 next: 0,
@@ -225,7 +226,7 @@ fn prepare(
 }
 
 /// The union of the suffixes' boundary values, in a fixed order; tells each suffix where its inputs are.
-fn tap_names(states: &mut [State]) -> Vec<String> {
+fn tap_names(states: &mut [CandidateRun]) -> Vec<String> {
     let names: Vec<String> = states
         .iter()
         .flat_map(|s| match &s.runner {

@@ -11,7 +11,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, Evaluator};
 use crate::quantize::{
-    self, Calibration, FP32Outputs, ModelForm, QuantizationParams, QuantizedModel, RestoreMode,
+    self, FP32Outputs, FittedQuantizers, ModelForm, QuantizationParams, QuantizedModel, RestoreMode,
 };
 use crate::search::cohort::Cohort;
 use crate::search::groups::{quantizer_groups, QuantizerGroup};
@@ -215,8 +215,8 @@ impl Lab for SearchContext<'_> {
     fn requantize(
         &mut self,
         params: &QuantizationParams,
-        recorded: Option<Calibration>,
-    ) -> Result<Option<Calibration>> {
+        recorded: Option<FittedQuantizers>,
+    ) -> Result<Option<FittedQuantizers>> {
         let (quantized, made) = match recorded {
             Some(calibration) => (
                 quantize::from_calibration(self.fp32.clone(), params, calibration)?,

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, MetricValue};
 use crate::metric::{Direction, Metric};
-use crate::quantize::{Calibration, QuantizationParams};
+use crate::quantize::{FittedQuantizers, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::lab::{EngineId, Lab, Member};
 use crate::search::ranker::{Job, KeepGoing, Scorer};
@@ -249,8 +249,8 @@ impl Lab for Fake {
     fn requantize(
         &mut self,
         params: &QuantizationParams,
-        _: Option<Calibration>,
-    ) -> Result<Option<Calibration>> {
+        _: Option<FittedQuantizers>,
+    ) -> Result<Option<FittedQuantizers>> {
         self.work()?;
         self.variant = Script::key(params);
         self.log.push(format!("requantize {}", self.variant));

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::eval::Evaluation;
-use crate::quantize::Calibration;
+use crate::quantize::FittedQuantizers;
 
 /// The format version this build writes and reads.
 pub const JOURNAL_VERSION: u32 = 2;
@@ -38,7 +38,7 @@ struct Header {
 enum Record {
     Calibration {
         params: String,
-        calibration: Calibration,
+        calibration: FittedQuantizers,
     },
     Evaluation {
         tag: String,
@@ -60,7 +60,7 @@ pub(super) type ValuesKey = (String, usize, BTreeSet<String>);
 /// What a previous run recorded.
 #[derive(Debug, Default)]
 struct Replay {
-    calibrations: HashMap<String, Calibration>,
+    calibrations: HashMap<String, FittedQuantizers>,
     evaluations: HashMap<(String, BTreeSet<String>, Vec<usize>), Evaluation>,
     values: HashMap<ValuesKey, BTreeMap<usize, f64>>,
 }
@@ -164,12 +164,16 @@ impl Journal {
     }
 
     /// The calibration a previous run recorded for quantization parameters `params` (their JSON form).
-    pub fn calibration(&self, params: &str) -> Option<Calibration> {
+    pub fn calibration(&self, params: &str) -> Option<FittedQuantizers> {
         self.replay.calibrations.get(params).cloned()
     }
 
     /// Records a calibration.
-    pub fn record_calibration(&mut self, params: &str, calibration: &Calibration) -> Result<()> {
+    pub fn record_calibration(
+        &mut self,
+        params: &str,
+        calibration: &FittedQuantizers,
+    ) -> Result<()> {
         self.append(&Record::Calibration {
             params: params.to_owned(),
             calibration: calibration.clone(),

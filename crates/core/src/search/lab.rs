@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use crate::error::Result;
 use crate::eval::Evaluation;
-use crate::quantize::{Calibration, QuantizationParams};
+use crate::quantize::{FittedQuantizers, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::ranker::Scorer;
 
@@ -62,8 +62,8 @@ pub(super) trait Lab {
     fn requantize(
         &mut self,
         params: &QuantizationParams,
-        recorded: Option<Calibration>,
-    ) -> Result<Option<Calibration>>;
+        recorded: Option<FittedQuantizers>,
+    ) -> Result<Option<FittedQuantizers>>;
 
     /// Saves the deployable model with `reverted` ops in FP32 as intermediate model `name` (when asked to).
     fn save_intermediate(&self, name: &str, reverted: &BTreeSet<String>) -> Result<()>;

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::error::{Error, Result};
 use crate::eval::Evaluation;
-use crate::quantize::{Calibration, QuantizationParams};
+use crate::quantize::{FittedQuantizers, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::journal::{Journal, ValuesKey};
 use crate::search::lab::{EngineId, Lab, Member};
@@ -26,7 +26,7 @@ pub(super) struct Recorded<L: Lab> {
     evaluations: HashMap<EvaluationKey, Evaluation>,
     values: HashMap<ValuesKey, HashMap<usize, f64>>,
     /// Calibrations made in this run, by parameters: switching back to a preset never calibrates again.
-    calibrations: HashMap<String, Calibration>,
+    calibrations: HashMap<String, FittedQuantizers>,
 }
 
 impl<L: Lab> Recorded<L> {
@@ -130,8 +130,8 @@ impl<L: Lab> Lab for Recorded<L> {
     fn requantize(
         &mut self,
         params: &QuantizationParams,
-        _recorded: Option<Calibration>,
-    ) -> Result<Option<Calibration>> {
+        _recorded: Option<FittedQuantizers>,
+    ) -> Result<Option<FittedQuantizers>> {
         let key = serde_json::to_string(params)
             .map_err(|e| Error::Config(format!("encoding parameters: {e}")))?;
         let known = self

@@ -20,7 +20,7 @@ use aquant_onnx::{attr, tensor, NodeProto, TensorProto};
 use super::QuantizedModel;
 use crate::graph::Graph;
 use crate::ops::{self, IntegerKernel};
-use crate::quant::QuantParams;
+use crate::quant::Quantizer;
 use crate::quantize::placement::QuantizedNode;
 
 /// How a fused op's accumulator leaves the kernel.
@@ -170,7 +170,7 @@ fn moves_quantizer(op: &str, opset: i64) -> bool {
 }
 
 /// Whether ONNX Runtime removes `node` (a Relu or Clip read only by a quantizer with `params`).
-fn removable(graph: &Graph, node: &NodeProto, params: &QuantParams, opset: i64) -> bool {
+fn removable(graph: &Graph, node: &NodeProto, params: &Quantizer, opset: i64) -> bool {
     let (type_min, type_max) = type_range(params);
     let zero_point = params.zero_point[0];
     match node.op_type.as_deref() {
@@ -236,7 +236,7 @@ fn scalar(graph: &Graph, name: &str) -> Option<f32> {
 }
 
 /// The range of the 8-bit storage type (what the kernels saturate to).
-pub(super) fn type_range(params: &QuantParams) -> (i32, i32) {
+pub(super) fn type_range(params: &Quantizer) -> (i32, i32) {
     if params.signed {
         (-128, 127)
     } else {

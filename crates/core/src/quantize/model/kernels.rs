@@ -31,7 +31,7 @@ use super::QuantizedModel;
 use crate::error::Result;
 use crate::graph::{Edit, Graph, Patch};
 use crate::ops::IntegerKernel;
-use crate::quant::QuantParams;
+use crate::quant::Quantizer;
 use crate::quantize::placement::QuantizedNode;
 
 /// Rewrites every op of `graph` (the evaluation form, built with `reverted` ops in FP32) that ONNX Runtime
@@ -248,7 +248,7 @@ fn requantization(
 
 /// The constants of the requantization into a quantizer with `out`: the multiplier `M` per channel, the
 /// output's integer range less its zero point, its scale, and int32's range.
-fn requantization_constants(accumulator: &Accumulator, out: &QuantParams, patch: &mut Patch) {
+fn requantization_constants(accumulator: &Accumulator, out: &Quantizer, patch: &mut Patch) {
     let p = |part: &str| accumulator.part(part);
     let (scale, zero_point) = (out.scale[0], out.zero_point[0]);
     let multiplier: Vec<f32> = accumulator.scale.iter().map(|s| s / scale).collect();
@@ -312,11 +312,11 @@ mod tests {
         let activations = [
             (
                 "x",
-                QuantParams::from_range(&spec(true), &[-1.0], &[1.0], None),
+                Quantizer::from_range(&spec(true), &[-1.0], &[1.0], None),
             ),
             (
                 "r1",
-                QuantParams::from_range(&spec(r1_signed), &[0.0], &[2.0], None),
+                Quantizer::from_range(&spec(r1_signed), &[0.0], &[2.0], None),
             ),
         ]
         .into_iter()

@@ -4,10 +4,10 @@ use aquant_onnx::proto::tensor_proto::DataType;
 use aquant_onnx::{attr, tensor, NodeProto};
 
 use crate::graph::{Edit, Patch};
-use crate::quant::QuantParams;
+use crate::quant::Quantizer;
 
 /// The ONNX type weights of `params` are stored in.
-pub(super) fn storage_type(params: &QuantParams) -> DataType {
+pub(super) fn storage_type(params: &Quantizer) -> DataType {
     match (params.bits, params.signed) {
         (16, true) => DataType::Int16,
         (16, false) => DataType::Uint16,
@@ -20,7 +20,7 @@ pub(super) fn storage_type(params: &QuantParams) -> DataType {
 pub(super) fn scale_and_zero_point(
     patch: &mut Patch,
     prefix: &str,
-    params: &QuantParams,
+    params: &Quantizer,
 ) -> (String, String) {
     let scale = format!("{prefix}_scale");
     let zero_point = format!("{prefix}_zero_point");
@@ -65,7 +65,7 @@ pub(super) fn qdq_node(
 }
 
 /// Adds `tensor → QuantizeLinear → DequantizeLinear` and returns the dequantized tensor's name.
-pub(super) fn activation_qdq(patch: &mut Patch, tensor: &str, params: &QuantParams) -> String {
+pub(super) fn activation_qdq(patch: &mut Patch, tensor: &str, params: &Quantizer) -> String {
     let quantized = format!("{tensor}_quantized");
     let dequantized = format!("{tensor}_dequantized");
     let (scale, zero_point) = scale_and_zero_point(patch, tensor, params);
@@ -91,11 +91,7 @@ pub(super) fn activation_qdq(patch: &mut Patch, tensor: &str, params: &QuantPara
 /// It is the ONNX definition of QuantizeLinear→DequantizeLinear spelled out in f32 ops (division, round half
 /// to even, saturation, and `(q − zp)·s` with `q − zp` exact in f32), so it gives the same bits; tract runs it
 /// about 15% faster than the Q/DQ pair on MobileNetV2, and evaluation dominates a search.
-pub(super) fn activation_fake_quant(
-    patch: &mut Patch,
-    tensor: &str,
-    params: &QuantParams,
-) -> String {
+pub(super) fn activation_fake_quant(patch: &mut Patch, tensor: &str, params: &Quantizer) -> String {
     let p = |n: &str| fake_quant_name(tensor, n);
     let zp = params.zero_point[0] as f32;
     patch.push(Edit::AddInitializer(tensor::from_f32(

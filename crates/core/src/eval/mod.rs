@@ -339,13 +339,7 @@ impl<'a> Evaluator<'a> {
             label,
             with_reference,
             |index, outputs, annotation, reference| {
-                values.push(sample_value(
-                    self.metrics[metric],
-                    index,
-                    &outputs,
-                    &annotation,
-                    reference,
-                )?);
+                values.push(self.sample_value(metric, index, &outputs, &annotation, reference)?);
                 Ok(if keep_going(&values) {
                     Flow::Continue
                 } else {

@@ -38,21 +38,46 @@ pub fn changed_suffix(base: &ModelProto, candidate: &ModelProto) -> Option<Suffi
     if graph.node.iter().any(has_subgraph) {
         return None;
     }
-    let base_producers: HashMap<&str, &NodeProto> = base_graph
-        .node
-        .iter()
-        .filter_map(|n| Some((n.output.first()?.as_str(), n)))
-        .collect();
-    let base_constants = constants(base_graph);
     let constants = constants(graph);
-    let changed_constant = |name: &str| {
-        constants
-            .get(name)
-            .is_some_and(|t| base_constants.get(name) != Some(t))
-    };
+    let (constant_values, constant_nodes) = constant_only(graph, &constants);
+    let changed_values = changed_values(base_graph, graph, &constants);
+    if graph
+        .output
+        .iter()
+        .any(|o| !changed_values.contains(o.name.as_deref().unwrap_or("")))
+    {
+        return None;
+    }
+    let suffix = suffix_nodes(graph, &changed_values, &constant_nodes);
+    if suffix.len() == graph.node.len() {
+        return None;
+    }
+    let boundary: BTreeSet<&str> = suffix
+        .iter()
+        .flat_map(|n| n.input.iter())
+        .map(String::as_str)
+        .filter(|i| !i.is_empty() && !constant_values.contains(i) && !changed_values.contains(i))
+        .collect();
+    if boundary.is_empty() {
+        return None;
+    }
+    Some(Suffix {
+        nodes: suffix.len(),
+        boundary: boundary.iter().map(|b| b.to_string()).collect(),
+        model: ModelProto {
+            graph: Some(suffix_graph(graph, &suffix, &boundary, &constants)),
+            ..candidate.clone_without_graph()
+        },
+    })
+}
 
-    // Values computed from constants alone (Constant nodes, shapes folded from initializers) are cheap and
-    // may have no batch axis: the suffix computes them itself rather than reading them.
+/// Values computed from constants alone (Constant nodes, shapes folded from initializers), and the nodes
+/// computing them: they are cheap and may have no batch axis, so the suffix computes them itself rather
+/// than reading them.
+fn constant_only<'g>(
+    graph: &'g GraphProto,
+    constants: &HashMap<&'g str, &'g TensorProto>,
+) -> (HashSet<&'g str>, HashMap<&'g str, &'g NodeProto>) {
     let mut constant_values: HashSet<&str> = constants.keys().copied().collect();
     let mut constant_nodes: HashMap<&str, &NodeProto> = HashMap::new();
     for node in &graph.node {
@@ -67,38 +92,60 @@ pub fn changed_suffix(base: &ModelProto, candidate: &ModelProto) -> Option<Suffi
             }
         }
     }
+    (constant_values, constant_nodes)
+}
 
-    // Nodes are in topological order: one pass marks every node that is new, edited, reads an edited
-    // constant, or reads a value some marked node produces.
-    let mut changed_values: HashSet<&str> = HashSet::new();
-    let mut suffix: Vec<&NodeProto> = Vec::new();
+/// The values of `graph` that `base` does not compute identically. Nodes are in topological order: one
+/// pass marks every node that is new, edited, reads an edited constant, or reads a value a marked node
+/// produces.
+fn changed_values<'g>(
+    base: &GraphProto,
+    graph: &'g GraphProto,
+    constants: &HashMap<&str, &TensorProto>,
+) -> HashSet<&'g str> {
+    let base_producers: HashMap<&str, &NodeProto> = base
+        .node
+        .iter()
+        .filter_map(|n| Some((n.output.first()?.as_str(), n)))
+        .collect();
+    let base_constants = self::constants(base);
+    let changed_constant = |name: &str| {
+        constants
+            .get(name)
+            .is_some_and(|t| base_constants.get(name) != Some(t))
+    };
+    let mut changed: HashSet<&str> = HashSet::new();
     for node in &graph.node {
         let same_node = node
             .output
             .first()
             .and_then(|o| base_producers.get(o.as_str()))
             .is_some_and(|b| *b == node);
-        let changed = !same_node
+        if !same_node
             || node
                 .input
                 .iter()
-                .any(|i| changed_constant(i) || changed_values.contains(i.as_str()));
-        if changed {
-            changed_values.extend(node.output.iter().map(String::as_str));
-            suffix.push(node);
+                .any(|i| changed_constant(i) || changed.contains(i.as_str()))
+        {
+            changed.extend(node.output.iter().map(String::as_str));
         }
     }
-    if graph
-        .output
-        .iter()
-        .any(|o| !changed_values.contains(o.name.as_deref().unwrap_or("")))
-    {
-        return None;
-    }
+    changed
+}
 
-    // The unchanged constant-only nodes the suffix reads, and what they read in turn.
-    let mut needed: Vec<&str> = suffix
+/// The nodes the suffix runs, in graph order: those producing a changed value, and the unchanged
+/// constant-only nodes they read (and what those read in turn).
+fn suffix_nodes<'g>(
+    graph: &'g GraphProto,
+    changed_values: &HashSet<&str>,
+    constant_nodes: &HashMap<&str, &'g NodeProto>,
+) -> Vec<&'g NodeProto> {
+    let produces_changed =
+        |n: &NodeProto| n.output.iter().any(|o| changed_values.contains(o.as_str()));
+    let mut needed: Vec<&str> = graph
+        .node
         .iter()
+        .filter(|n| produces_changed(n))
         .flat_map(|n| n.input.iter().map(String::as_str))
         .collect();
     let mut copied: HashSet<*const NodeProto> = HashSet::new();
@@ -112,33 +159,28 @@ pub fn changed_suffix(base: &ModelProto, candidate: &ModelProto) -> Option<Suffi
             }
         }
     }
-    let suffix: Vec<&NodeProto> = graph
+    graph
         .node
         .iter()
-        .filter(|n| {
-            copied.contains(&(*n as *const NodeProto))
-                || n.output.iter().any(|o| changed_values.contains(o.as_str()))
-        })
-        .collect();
-    if suffix.len() == graph.node.len() {
-        return None;
-    }
-    let boundary: BTreeSet<&str> = suffix
-        .iter()
-        .flat_map(|n| n.input.iter())
-        .map(String::as_str)
-        .filter(|i| !i.is_empty() && !constant_values.contains(i) && !changed_values.contains(i))
-        .collect();
-    if boundary.is_empty() {
-        return None;
-    }
+        .filter(|n| copied.contains(&(*n as *const NodeProto)) || produces_changed(n))
+        .collect()
+}
+
+/// The suffix as a graph: its nodes, the constants they read, the boundary as (untyped) inputs and the
+/// candidate's outputs.
+fn suffix_graph(
+    graph: &GraphProto,
+    suffix: &[&NodeProto],
+    boundary: &BTreeSet<&str>,
+    constants: &HashMap<&str, &TensorProto>,
+) -> GraphProto {
     let used_constants: BTreeSet<&str> = suffix
         .iter()
         .flat_map(|n| n.input.iter())
         .map(String::as_str)
         .filter(|i| constants.contains_key(i))
         .collect();
-    let sub_graph = GraphProto {
+    GraphProto {
         name: graph.name.clone(),
         node: suffix.iter().map(|&n| n.clone()).collect(),
         initializer: used_constants
@@ -158,15 +200,7 @@ pub fn changed_suffix(base: &ModelProto, candidate: &ModelProto) -> Option<Suffi
         // Intermediate declarations may name symbols the new inputs do not: engines infer them instead.
         value_info: Vec::new(),
         ..Default::default()
-    };
-    Some(Suffix {
-        nodes: suffix.len(),
-        boundary: boundary.iter().map(|b| b.to_string()).collect(),
-        model: ModelProto {
-            graph: Some(sub_graph),
-            ..candidate.clone_without_graph()
-        },
-    })
+    }
 }
 
 impl Suffix {

@@ -16,6 +16,9 @@ pub enum Annotation {
     None,
     /// A class index.
     Label(i64),
+    /// Ground truth the dataset's owner keeps itself (a Python object, say), found by the sample's index: the
+    /// metric that owner supplies resolves it. Built-in metrics reject it.
+    External(usize),
 }
 
 /// One item of a dataset.

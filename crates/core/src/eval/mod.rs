@@ -24,7 +24,7 @@ use aquant_onnx::ModelProto;
 use crate::backend::{Backend, Session};
 use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
-use crate::metric::Metric;
+use crate::metric::{Metric, SampleOutputs};
 use crate::profile::Profile;
 use crate::progress::{NoProgress, Progress};
 use crate::runner::{run_batches, Flow, InputBinding};
@@ -331,6 +331,12 @@ impl<'a> Evaluator<'a> {
         metric: usize,
         mut keep_going: impl FnMut(&[f64]) -> bool,
     ) -> Result<Vec<f64>> {
+        if !self.metrics[metric].per_sample() {
+            return Err(Error::Config(format!(
+                "metric '{}' is dataset-level: it has no per-sample values to evaluate sample by sample",
+                self.metrics[metric].name()
+            )));
+        }
         let with_reference = self.metrics[metric].needs_reference();
         let mut values = Vec::with_capacity(indices.len());
         self.stream(
@@ -373,7 +379,8 @@ impl<'a> Evaluator<'a> {
         self.samples_inferred.load(Ordering::Relaxed)
     }
 
-    /// Evaluates `model` on `indices`, scoring each sample as it streams out of the engine.
+    /// Evaluates `model` on `indices`, scoring each sample as it streams out of the engine (a dataset-level
+    /// metric's samples are kept, and it is scored on them once all have run).
     pub fn evaluate(
         &self,
         model: &ModelProto,
@@ -381,50 +388,20 @@ impl<'a> Evaluator<'a> {
         label: &str,
     ) -> Result<Evaluation> {
         let start = Instant::now();
-        let mut per_sample = vec![Vec::with_capacity(indices.len()); self.metrics.len()];
-        let with_reference = self.needs_reference();
+        let mut scores = Scores::new(&self.metrics, indices.len());
         self.stream(
             model,
             indices,
             label,
-            with_reference,
+            self.needs_reference(),
             |index, outputs, annotation, reference| {
-                for (metric, values) in self.metrics.iter().zip(&mut per_sample) {
-                    values.push(sample_value(
-                        *metric,
-                        index,
-                        &outputs,
-                        &annotation,
-                        reference,
-                    )?);
-                }
+                scores.add(index, outputs, annotation, reference)?;
                 Ok(Flow::Continue)
             },
         )?;
-        let mut evaluation = self.aggregate(indices, per_sample)?;
+        let mut evaluation = scores.finish(indices)?;
         evaluation.seconds = start.elapsed().as_secs_f64();
         Ok(evaluation)
-    }
-
-    /// Every metric's aggregate of its per-sample values.
-    fn aggregate(&self, indices: &[usize], per_sample: Vec<Vec<f64>>) -> Result<Evaluation> {
-        let metrics = self
-            .metrics
-            .iter()
-            .zip(per_sample)
-            .map(|(metric, per_sample)| {
-                Ok(MetricValue {
-                    name: metric.name().into(),
-                    value: aggregate(*metric, &per_sample)?,
-                    per_sample,
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(Evaluation {
-            indices: indices.to_vec(),
-            metrics,
-            seconds: 0.0,
-        })
     }
 
     /// Scores per-sample outputs (as returned by [`Evaluator::outputs`] for `indices`) with every metric.
@@ -437,22 +414,12 @@ impl<'a> Evaluator<'a> {
             true => self.references(indices)?,
             false => Vec::new(),
         };
-        let per_sample = self
-            .metrics
-            .iter()
-            .map(|metric| {
-                indices
-                    .iter()
-                    .zip(outputs)
-                    .enumerate()
-                    .map(|(position, (&i, (out, annotation)))| {
-                        let reference = references.get(position).map(|r| r.as_slice());
-                        sample_value(*metric, i, out, annotation, reference)
-                    })
-                    .collect::<Result<Vec<f64>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.aggregate(indices, per_sample)
+        let mut scores = Scores::new(&self.metrics, indices.len());
+        for (position, (&index, (tensors, annotation))) in indices.iter().zip(outputs).enumerate() {
+            let reference = references.get(position).map(|r| r.as_slice());
+            scores.add(index, tensors.clone(), annotation.clone(), reference)?;
+        }
+        scores.finish(indices)
     }
 
     /// Caches FP32 outputs computed elsewhere (by calibration) for `indices`.
@@ -524,6 +491,96 @@ impl<'a> Evaluator<'a> {
         );
         *slot = Some(prepared.clone());
         Ok(prepared)
+    }
+}
+
+/// An evaluation's results as samples come in: per-sample metrics' values, and the samples a dataset-level
+/// metric needs all at once (kept only when there is such a metric).
+struct Scores<'m> {
+    metrics: &'m [&'m dyn Metric],
+    per_sample: Vec<Vec<f64>>,
+    kept: Vec<SampleOutputs>,
+    keep_samples: bool,
+}
+
+impl<'m> Scores<'m> {
+    fn new(metrics: &'m [&'m dyn Metric], samples: usize) -> Self {
+        let keep_samples = metrics.iter().any(|m| !m.per_sample());
+        Scores {
+            metrics,
+            per_sample: metrics
+                .iter()
+                .map(|m| Vec::with_capacity(if m.per_sample() { samples } else { 0 }))
+                .collect(),
+            kept: Vec::with_capacity(if keep_samples { samples } else { 0 }),
+            keep_samples,
+        }
+    }
+
+    fn add(
+        &mut self,
+        index: usize,
+        outputs: Vec<Tensor>,
+        annotation: Annotation,
+        reference: Option<&[Tensor]>,
+    ) -> Result<()> {
+        for (metric, values) in self.metrics.iter().zip(&mut self.per_sample) {
+            if metric.per_sample() {
+                values.push(sample_value(
+                    *metric,
+                    index,
+                    &outputs,
+                    &annotation,
+                    reference,
+                )?);
+            }
+        }
+        if self.keep_samples {
+            self.kept.push(SampleOutputs {
+                index,
+                outputs,
+                annotation,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every metric's value: the aggregate of its per-sample values, or its value over the kept samples.
+    fn finish(self, indices: &[usize]) -> Result<Evaluation> {
+        let kept = self.kept;
+        let metrics = self
+            .metrics
+            .iter()
+            .zip(self.per_sample)
+            .map(|(metric, per_sample)| {
+                let value = match metric.per_sample() {
+                    true => aggregate(*metric, &per_sample)?,
+                    false => set_value(*metric, &kept)?,
+                };
+                Ok(MetricValue {
+                    name: metric.name().into(),
+                    value,
+                    per_sample,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Evaluation {
+            indices: indices.to_vec(),
+            metrics,
+            seconds: 0.0,
+        })
+    }
+}
+
+/// A dataset-level metric's value over `samples`, rejecting non-finite results as [`sample_value`] does.
+fn set_value(metric: &dyn Metric, samples: &[SampleOutputs]) -> Result<f64> {
+    let value = guarded(metric, "set_value", || metric.set_value(samples))?;
+    match value.is_finite() {
+        true => Ok(value),
+        false => Err(Error::Metric {
+            name: metric.name().into(),
+            message: format!("set_value returned {value} over {} samples", samples.len()),
+        }),
     }
 }
 

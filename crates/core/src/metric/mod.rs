@@ -1,4 +1,4 @@
-//! Metrics: how good a model's outputs are, sample by sample.
+//! Metrics: how good a model's outputs are, sample by sample or over a whole set.
 //!
 //! POT's Metric interface is stateful (`update`, `avg_value`, `reset`); aquant asks instead for the value of
 //! *one* sample ([`Metric::sample_value`]) and an aggregate over per-sample values ([`Metric::aggregate`]).
@@ -8,6 +8,11 @@
 //!
 //! A metric may compare with the FP32 model's outputs for the same sample (`needs_reference`): agreement, MSE
 //! and NMSE do; the evaluator then supplies them.
+//!
+//! Some metrics are not a mean of per-sample values — mAP, macro-F1, AUROC. Such a *dataset-level* metric
+//! answers [`Metric::per_sample`] false and gives [`Metric::set_value`] instead; the evaluator then hands it every
+//! sample's outputs at once, and the search ranks groups by the output NMSE against FP32 (as POT and NNCF do),
+//! using the metric itself only for full evaluations.
 
 mod builtin;
 
@@ -37,7 +42,18 @@ impl Direction {
     }
 }
 
-/// A per-sample metric.
+/// One sample's outputs, as a dataset-level metric receives them.
+#[derive(Debug, Clone)]
+pub struct SampleOutputs {
+    /// Dataset index of the sample.
+    pub index: usize,
+    /// The model's outputs for the sample (leading axis of length 1).
+    pub outputs: Vec<Tensor>,
+    /// The sample's ground truth.
+    pub annotation: Annotation,
+}
+
+/// A metric: per sample (the default) or over a whole set ([`Metric::per_sample`]).
 pub trait Metric: Send + Sync {
     /// Name shown in reports ("top1").
     fn name(&self) -> &str;
@@ -62,6 +78,22 @@ pub trait Metric: Send + Sync {
     /// samples cannot change its rank.
     fn sample_bounds(&self) -> Option<(f64, f64)> {
         None
+    }
+
+    /// Whether the metric has a value per sample (true unless overridden). A dataset-level metric answers
+    /// false and implements [`Metric::set_value`]; [`Metric::sample_value`] is then never called.
+    fn per_sample(&self) -> bool {
+        true
+    }
+
+    /// The metric over a whole set of samples, for a dataset-level metric ([`Metric::per_sample`] false).
+    /// `samples` are in the order evaluated. A per-sample metric never receives this call.
+    fn set_value(&self, samples: &[SampleOutputs]) -> Result<f64> {
+        let _ = samples;
+        Err(Error::Metric {
+            name: self.name().into(),
+            message: "a dataset-level metric must implement set_value".into(),
+        })
     }
 
     /// The value of one sample. `outputs` are the model's outputs for that sample (leading axis of length 1);

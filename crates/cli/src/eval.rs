@@ -111,7 +111,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let outputs = evaluator
         .outputs(&model, &indices, "evaluating")
         .with_context(|| format!("evaluating '{}'", task.model.display()))?;
-    let mut evaluation = evaluator.score(&indices, &outputs)?;
+    let mut evaluation = evaluator.score(&model, &indices, &outputs)?;
     evaluation.seconds = start.elapsed().as_secs_f64();
     if args.json {
         let mut json = serde_json::json!({

@@ -13,7 +13,7 @@ mod reference;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use reference::ReferenceCache;
 pub use reference::DEFAULT_REFERENCE_BUDGET;
@@ -22,9 +22,9 @@ use std::time::Instant;
 use aquant_onnx::ModelProto;
 
 use crate::backend::{Backend, Session};
-use crate::data::{Annotation, Dataset};
+use crate::data::{Annotation, Dataset, Sample};
 use crate::error::{Error, Result};
-use crate::metric::{Metric, SampleOutputs};
+use crate::metric::{Metric, SampleOutputs, SetValue};
 use crate::profile::Profile;
 use crate::progress::{NoProgress, Progress};
 use crate::runner::{run_batches, Flow, InputBinding};
@@ -61,6 +61,61 @@ impl Evaluation {
 
 /// A model ready to run: how dataset inputs bind to it, and its engine session.
 type PreparedModel = (Arc<InputBinding>, Arc<dyn Session>);
+
+/// The model an evaluation ran, as a dataset-level metric that runs it itself sees it (NNCF's `validation_fn`
+/// receives the model): inference goes through the evaluator's engine, prepared on first use only, since most
+/// metrics never run it.
+pub struct EvaluatedModel<'e> {
+    evaluator: &'e Evaluator<'e>,
+    model: &'e ModelProto,
+    prepared: OnceLock<PreparedModel>,
+}
+
+impl<'e> EvaluatedModel<'e> {
+    fn new(
+        evaluator: &'e Evaluator<'e>,
+        model: &'e ModelProto,
+        prepared: Option<PreparedModel>,
+    ) -> Self {
+        let cell = OnceLock::new();
+        if let Some(prepared) = prepared {
+            let _ = cell.set(prepared);
+        }
+        EvaluatedModel {
+            evaluator,
+            model,
+            prepared: cell,
+        }
+    }
+
+    /// The model itself.
+    pub fn proto(&self) -> &ModelProto {
+        self.model
+    }
+
+    /// Runs the model on one batch of inputs named as in a [`Sample`] (the sole input may be named
+    /// [`crate::data::SOLE_INPUT`]); returns its outputs in the model's output order.
+    pub fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<Tensor>> {
+        let (binding, session) = match self.prepared.get() {
+            Some(prepared) => prepared,
+            None => {
+                let prepared = (
+                    Arc::new(InputBinding::from_model(self.model)?),
+                    self.evaluator.prepare(self.model, &[])?,
+                );
+                self.prepared.get_or_init(|| prepared)
+            }
+        };
+        let sample = Sample {
+            inputs,
+            annotation: Annotation::None,
+            metadata: Default::default(),
+        };
+        let outputs = session.run(binding.bind(sample, 0)?)?;
+        self.evaluator.count_inferred(1);
+        Ok(outputs)
+    }
+}
 
 /// Runs models over one dataset with one or more metrics.
 pub struct Evaluator<'a> {
@@ -235,12 +290,34 @@ impl<'a> Evaluator<'a> {
         indices: &[usize],
         label: &str,
         with_reference: bool,
-        mut on_sample: impl FnMut(usize, Vec<Tensor>, Annotation, Option<&[Tensor]>) -> Result<Flow>,
+        on_sample: impl FnMut(usize, Vec<Tensor>, Annotation, Option<&[Tensor]>) -> Result<Flow>,
     ) -> Result<usize> {
-        let prepared = (
+        self.stream_prepared(
+            &self.prepared(model)?,
+            indices,
+            label,
+            with_reference,
+            on_sample,
+        )
+    }
+
+    /// `model`'s input binding and engine session.
+    fn prepared(&self, model: &ModelProto) -> Result<PreparedModel> {
+        Ok((
             Arc::new(InputBinding::from_model(model)?),
             self.prepare(model, &[])?,
-        );
+        ))
+    }
+
+    /// [`Evaluator::stream`] on a model already prepared.
+    fn stream_prepared(
+        &self,
+        prepared: &PreparedModel,
+        indices: &[usize],
+        label: &str,
+        with_reference: bool,
+        mut on_sample: impl FnMut(usize, Vec<Tensor>, Annotation, Option<&[Tensor]>) -> Result<Flow>,
+    ) -> Result<usize> {
         let chunk_len = match with_reference {
             true => self.chunk_len(),
             false => indices.len().max(1),
@@ -249,7 +326,7 @@ impl<'a> Evaluator<'a> {
         let mut run = 0;
         let mut result = Ok(());
         for chunk in indices.chunks(chunk_len) {
-            match self.stream_chunk(&prepared, chunk, with_reference, &mut on_sample) {
+            match self.stream_chunk(prepared, chunk, with_reference, &mut on_sample) {
                 Ok((streamed, flow)) => {
                     run += streamed;
                     if flow == Flow::Stop {
@@ -332,10 +409,21 @@ impl<'a> Evaluator<'a> {
         mut keep_going: impl FnMut(&[f64]) -> bool,
     ) -> Result<Vec<f64>> {
         if !self.metrics[metric].per_sample() {
-            return Err(Error::Config(format!(
-                "metric '{}' is dataset-level: it has no per-sample values to evaluate sample by sample",
-                self.metrics[metric].name()
-            )));
+            // A dataset-level metric is evaluated on the whole of `indices` at once; it may still say per-sample
+            // values (SetValue::per_sample), which are then the answer.
+            let evaluation = self.evaluate(model, indices, label)?;
+            let values = evaluation
+                .metrics
+                .into_iter()
+                .nth(metric)
+                .map(|m| m.per_sample);
+            return match values {
+                Some(values) if values.len() == indices.len() => Ok(values),
+                _ => Err(Error::Config(format!(
+                    "metric '{}' is dataset-level and gives no per-sample values",
+                    self.metrics[metric].name()
+                ))),
+            };
         }
         let with_reference = self.metrics[metric].needs_reference();
         let mut values = Vec::with_capacity(indices.len());
@@ -389,8 +477,9 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Evaluation> {
         let start = Instant::now();
         let mut scores = Scores::new(&self.metrics, indices.len());
-        self.stream(
-            model,
+        let prepared = self.prepared(model)?;
+        self.stream_prepared(
+            &prepared,
             indices,
             label,
             self.needs_reference(),
@@ -399,14 +488,17 @@ impl<'a> Evaluator<'a> {
                 Ok(Flow::Continue)
             },
         )?;
-        let mut evaluation = scores.finish(indices)?;
+        let mut evaluation =
+            scores.finish(indices, &EvaluatedModel::new(self, model, Some(prepared)))?;
         evaluation.seconds = start.elapsed().as_secs_f64();
         Ok(evaluation)
     }
 
-    /// Scores per-sample outputs (as returned by [`Evaluator::outputs`] for `indices`) with every metric.
+    /// Scores `model`'s per-sample outputs (as returned by [`Evaluator::outputs`] for `indices`) with every
+    /// metric.
     pub fn score(
         &self,
+        model: &ModelProto,
         indices: &[usize],
         outputs: &[(Vec<Tensor>, Annotation)],
     ) -> Result<Evaluation> {
@@ -419,7 +511,7 @@ impl<'a> Evaluator<'a> {
             let reference = references.get(position).map(|r| r.as_slice());
             scores.add(index, tensors.clone(), annotation.clone(), reference)?;
         }
-        scores.finish(indices)
+        scores.finish(indices, &EvaluatedModel::new(self, model, None))
     }
 
     /// Caches FP32 outputs computed elsewhere (by calibration) for `indices`.
@@ -546,16 +638,19 @@ impl<'m> Scores<'m> {
     }
 
     /// Every metric's value: the aggregate of its per-sample values, or its value over the kept samples.
-    fn finish(self, indices: &[usize]) -> Result<Evaluation> {
+    fn finish(self, indices: &[usize], model: &EvaluatedModel) -> Result<Evaluation> {
         let kept = self.kept;
         let metrics = self
             .metrics
             .iter()
             .zip(self.per_sample)
             .map(|(metric, per_sample)| {
-                let value = match metric.per_sample() {
-                    true => aggregate(*metric, &per_sample)?,
-                    false => set_value(*metric, &kept)?,
+                let (value, per_sample) = match metric.per_sample() {
+                    true => (aggregate(*metric, &per_sample)?, per_sample),
+                    false => {
+                        let set = set_value(*metric, &kept, model)?;
+                        (set.value, set.per_sample.unwrap_or_default())
+                    }
                 };
                 Ok(MetricValue {
                     name: metric.name().into(),
@@ -572,16 +667,41 @@ impl<'m> Scores<'m> {
     }
 }
 
-/// A dataset-level metric's value over `samples`, rejecting non-finite results as [`sample_value`] does.
-fn set_value(metric: &dyn Metric, samples: &[SampleOutputs]) -> Result<f64> {
-    let value = guarded(metric, "set_value", || metric.set_value(samples))?;
-    match value.is_finite() {
-        true => Ok(value),
-        false => Err(Error::Metric {
+/// A dataset-level metric's value over `samples`, rejecting non-finite results as [`sample_value`] does, and
+/// per-sample values that do not match the samples.
+fn set_value(
+    metric: &dyn Metric,
+    samples: &[SampleOutputs],
+    model: &EvaluatedModel,
+) -> Result<SetValue> {
+    let set = guarded(metric, "set_value", || metric.set_value(samples, model))?;
+    let fail = |message: String| {
+        Err(Error::Metric {
             name: metric.name().into(),
-            message: format!("set_value returned {value} over {} samples", samples.len()),
-        }),
+            message,
+        })
+    };
+    if !set.value.is_finite() {
+        return fail(format!(
+            "returned {} over {} samples",
+            set.value,
+            samples.len()
+        ));
     }
+    if let Some(values) = &set.per_sample {
+        if values.len() != samples.len() {
+            return fail(format!(
+                "returned {} per-sample values for {} samples",
+                values.len(),
+                samples.len()
+            ));
+        }
+        if let Some(position) = values.iter().position(|v| !v.is_finite()) {
+            let index = samples[position].index;
+            return fail(format!("returned {} for sample {index}", values[position]));
+        }
+    }
+    Ok(set)
 }
 
 /// Runs user metric code, turning a panic into an [`Error::Metric`].

@@ -18,6 +18,7 @@ mod builtin;
 
 use crate::data::Annotation;
 use crate::error::{Error, Result};
+use crate::eval::EvaluatedModel;
 use crate::tensor::Tensor;
 
 pub use builtin::{argmax, Agreement, FnMetric, OutputError, TopK};
@@ -51,6 +52,26 @@ pub struct SampleOutputs {
     pub outputs: Vec<Tensor>,
     /// The sample's ground truth.
     pub annotation: Annotation,
+}
+
+/// A dataset-level metric's result over a set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetValue {
+    /// The metric over the whole set.
+    pub value: f64,
+    /// One value per sample, in the order of the samples given, when the metric can say them (NNCF's
+    /// `validation_fn` returning `(value, per_sample_values)`): the search then picks its ranking subset and
+    /// ranks with them, as for a per-sample metric, though on whole-subset evaluations.
+    pub per_sample: Option<Vec<f64>>,
+}
+
+impl From<f64> for SetValue {
+    fn from(value: f64) -> Self {
+        SetValue {
+            value,
+            per_sample: None,
+        }
+    }
 }
 
 /// A metric: per sample (the default) or over a whole set ([`Metric::per_sample`]).
@@ -87,9 +108,10 @@ pub trait Metric: Send + Sync {
     }
 
     /// The metric over a whole set of samples, for a dataset-level metric ([`Metric::per_sample`] false).
-    /// `samples` are in the order evaluated. A per-sample metric never receives this call.
-    fn set_value(&self, samples: &[SampleOutputs]) -> Result<f64> {
-        let _ = samples;
+    /// `samples` are in the order evaluated; `model` is the model that produced them, for a metric that runs it
+    /// itself (a validation function given the model). A per-sample metric never receives this call.
+    fn set_value(&self, samples: &[SampleOutputs], model: &EvaluatedModel) -> Result<SetValue> {
+        let _ = (samples, model);
         Err(Error::Metric {
             name: self.name().into(),
             message: "a dataset-level metric must implement set_value".into(),

@@ -173,7 +173,7 @@ impl Lab for SearchContext<'_> {
         match known.filter(|(known, _)| known == indices) {
             Some((_, outputs)) => {
                 self.evaluator.seed_reference(indices, &outputs);
-                self.evaluator.score(indices, &outputs)
+                self.evaluator.score(&self.fp32, indices, &outputs)
             }
             None => {
                 let model = self.fp32.clone();

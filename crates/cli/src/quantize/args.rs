@@ -16,7 +16,7 @@ use aquant::quant::{Granularity, Mode, RangeEstimator};
 use aquant::quantize::{
     ModelType, OverflowFix, Preset, QuantizationParams, RestoreMode, TargetDevice,
 };
-use aquant::search::{AccuracyControlParams, DropType, Levers, MetricTarget};
+use aquant::search::{AccuracyControlParams, DropType, Levers, MetricTarget, RankingScore};
 use clap::{ArgAction, Args, ValueEnum};
 
 use crate::backend::BackendName;
@@ -191,6 +191,10 @@ struct ControlFlags {
     /// What a revert returns to FP32 (default activations_and_weights).
     #[arg(long, value_enum, requires = "val")]
     restore_mode: Option<RestoreMode>,
+    /// What ranks groups: auto (default: the metric, or the output NMSE for a dataset-level metric), metric,
+    /// or nmse (output NMSE against FP32, lowest first).
+    #[arg(long, value_enum, requires = "val")]
+    ranking_score: Option<RankingScore>,
     /// Precision ladder of a reverted group, e.g. "fp32" (default) or "int16,fp32".
     #[arg(long, value_delimiter = ',', requires = "val")]
     fallback: Vec<String>,
@@ -364,6 +368,7 @@ impl ControlFlags {
         set(&mut c.metric_subset_ratio, self.metric_subset_ratio);
         c.tune_hyperparams = self.tune_hyperparams;
         set(&mut c.restore_mode, self.restore_mode);
+        set(&mut c.ranking_score, self.ranking_score);
         c.validate()?;
         Ok(c)
     }

@@ -205,6 +205,12 @@ impl Metric for OutputError {
         true
     }
 
+    /// Squared errors are never negative: the lower bound lets ranking by NMSE stop a candidate as soon as its
+    /// partial sum exceeds the best complete one's.
+    fn sample_bounds(&self) -> Option<(f64, f64)> {
+        Some((0.0, f64::INFINITY))
+    }
+
     fn sample_value(
         &self,
         outputs: &[Tensor],

@@ -35,9 +35,9 @@ use aquant_onnx::ModelProto;
 pub use deployed::check_deployed;
 pub use groups::{quantizer_groups, QuantizerGroup};
 pub use journal::JOURNAL_VERSION;
-pub use params::{AccuracyControlParams, DropType, MetricTarget};
+pub use params::{AccuracyControlParams, DropType, MetricTarget, RankingScore};
 pub use report::{
-    DeployedMetric, DeployedReport, EvaluationCounts, MetricReport, OverflowFixReport,
+    DeployedMetric, DeployedReport, EvaluationCounts, MetricReport, OverflowFixReport, RankedBy,
     RankingEntry, Report, StepOutcome, StepReport, StopReason, Timings,
 };
 pub use run::quantize_with_accuracy_control;

@@ -20,6 +20,23 @@ pub enum DropType {
     Relative,
 }
 
+/// What ranks the groups of quantizers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum RankingScore {
+    /// The controlled metric when it has per-sample values; the output NMSE when it is dataset-level (mAP, F1,
+    /// a validation function returning one number).
+    #[default]
+    Auto,
+    /// The controlled metric on the ranking subset (it must have per-sample values).
+    Metric,
+    /// The normalized MSE between each candidate's outputs and FP32's on the ranking subset, lowest first;
+    /// the ranking subset is the samples whose INT8 outputs depart from FP32's most (POT's and NNCF's way
+    /// for metrics without per-sample values).
+    Nmse,
+}
+
 /// One controlled metric (POT `metrics: [{name, baseline_value}]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +74,9 @@ pub struct AccuracyControlParams {
     pub tune_hyperparams: bool,
     /// What a revert returns to FP32.
     pub restore_mode: RestoreMode,
+    /// What ranks the groups: `auto` (the metric, or the output NMSE for a dataset-level metric), `metric`
+    /// or `nmse`.
+    pub ranking_score: RankingScore,
 }
 
 impl Default for AccuracyControlParams {
@@ -72,6 +92,7 @@ impl Default for AccuracyControlParams {
             metric_subset_ratio: 0.5,
             tune_hyperparams: false,
             restore_mode: RestoreMode::ActivationsAndWeights,
+            ranking_score: RankingScore::Auto,
         }
     }
 }

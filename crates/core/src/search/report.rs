@@ -32,6 +32,16 @@ pub struct MetricReport {
     pub allowed_drop: f64,
 }
 
+/// What ranked the groups of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankedBy {
+    /// The controlled metric's per-sample values on the ranking subset.
+    Metric,
+    /// The normalized MSE of the outputs against FP32's on the ranking subset, lowest first.
+    OutputNmse,
+}
+
 /// One revert attempt.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepReport {
@@ -236,6 +246,10 @@ pub struct Report {
     pub steps: Vec<StepReport>,
     /// The last ranking computed.
     pub ranking: Vec<RankingEntry>,
+    /// What ranked the groups: the controlled metric's per-sample values, or the output NMSE against FP32 (a
+    /// dataset-level metric, or `ranking_score: nmse`); absent when nothing was ranked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranked_by: Option<RankedBy>,
     /// Evaluation counts.
     pub evaluations: EvaluationCounts,
     /// Timings.

@@ -27,10 +27,11 @@ use crate::quantize::{Preset, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::lab::Lab;
 use crate::search::limits::{Limits, EPSILON};
-use crate::search::params::AccuracyControlParams;
+use crate::search::params::{AccuracyControlParams, RankingScore};
 use crate::search::ranker::Ranking;
 use crate::search::report::{
-    DeployedMetric, DeployedReport, RankingEntry, StepOutcome, StepReport, StopReason, Timings,
+    DeployedMetric, DeployedReport, RankedBy, RankingEntry, StepOutcome, StepReport, StopReason,
+    Timings,
 };
 use crate::search::subset::ranking_subset;
 use crate::search::tuning;
@@ -67,6 +68,9 @@ struct Current<'m> {
     ranking: Ranking<'m>,
     base: BTreeSet<String>,
     subset: Vec<usize>,
+    /// The controlled metric it restores.
+    controlled: usize,
+    /// The evaluation entry of the metric it ranks by (see [`Restorer::ranking_metric`]).
     metric: usize,
 }
 
@@ -81,6 +85,7 @@ pub(super) struct Verdict {
     pub tuned: Option<QuantizationParams>,
     pub steps: Vec<StepReport>,
     pub ranking: Vec<RankingEntry>,
+    pub ranked_by: Option<RankedBy>,
     pub stop: StopReason,
     pub deployed: Option<DeployedReport>,
     pub timings: Timings,
@@ -97,6 +102,8 @@ impl Verdict {
 pub(super) struct Restorer<'m, L: Lab> {
     lab: L,
     metrics: &'m [&'m dyn Metric],
+    /// The output NMSE against FP32, when groups may be ranked by it; evaluations carry it after `metrics`.
+    nmse: Option<&'m dyn Metric>,
     control: &'m AccuracyControlParams,
     params: QuantizationParams,
     early_stop: bool,
@@ -113,16 +120,20 @@ pub(super) struct Restorer<'m, L: Lab> {
     rolled_back: BTreeSet<usize>,
     ranking: Option<Current<'m>>,
     last_ranking: Vec<RankingEntry>,
+    ranked_by: Option<RankedBy>,
     deployed: Option<DeployedReport>,
     continued: bool,
     timings: Timings,
 }
 
 impl<'m, L: Lab> Restorer<'m, L> {
-    /// A machine about to measure baselines, for the model `lab` holds, quantized with `params`.
+    /// A machine about to measure baselines, for the model `lab` holds, quantized with `params`. `nmse`: the
+    /// output NMSE against FP32, which `lab`'s evaluations carry after `metrics`, when groups may be ranked by
+    /// it ([`AccuracyControlParams::ranking_score`]).
     pub fn new(
         lab: L,
         metrics: &'m [&'m dyn Metric],
+        nmse: Option<&'m dyn Metric>,
         control: &'m AccuracyControlParams,
         params: QuantizationParams,
         early_stop: bool,
@@ -130,6 +141,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
         Restorer {
             lab,
             metrics,
+            nmse,
             control,
             params,
             early_stop,
@@ -148,6 +160,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
             rolled_back: BTreeSet::new(),
             ranking: None,
             last_ranking: Vec::new(),
+            ranked_by: None,
             deployed: None,
             continued: false,
             timings: Timings::default(),
@@ -225,7 +238,10 @@ impl<'m, L: Lab> Restorer<'m, L> {
             None => {
                 let reference = self.lab.evaluate_fp32(&all)?;
                 self.comparison = all;
-                let values = reference.metrics.iter().map(|m| m.value).collect();
+                let values = reference.metrics[..self.metrics.len()]
+                    .iter()
+                    .map(|m| m.value)
+                    .collect();
                 self.reference = Some(reference);
                 values
             }
@@ -242,7 +258,10 @@ impl<'m, L: Lab> Restorer<'m, L> {
 
     fn quantized(&mut self) -> Result<Phase> {
         let state = self.evaluate_state(BTreeSet::new(), "INT8 evaluation")?;
-        self.quantized_values = state.evaluation.metrics.iter().map(|m| m.value).collect();
+        self.quantized_values = state.evaluation.metrics[..self.metrics.len()]
+            .iter()
+            .map(|m| m.value)
+            .collect();
         self.lab
             .save_intermediate("00_quantized", &state.reverted)?;
         self.best = Some(state.clone());
@@ -277,10 +296,10 @@ impl<'m, L: Lab> Restorer<'m, L> {
 
     fn tuning(&mut self) -> Result<Phase> {
         let controlled = self.limits.controlled(&self.current().drops);
-        let subset = self.subset_for(controlled);
-        let metric = self.metrics[controlled];
+        let (index, metric) = self.ranking_metric(controlled)?;
+        let subset = self.subset_for(index, metric);
         if let Some(variant) =
-            tuning::best_variant(&mut self.lab, metric, controlled, &self.params, &subset)?
+            tuning::best_variant(&mut self.lab, metric, index, &self.params, &subset)?
         {
             if self.try_base(variant.clone(), "INT8 (tuned)", "00_quantized_tuned")? {
                 self.tuned = Some(variant);
@@ -338,7 +357,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
             if self
                 .ranking
                 .as_ref()
-                .is_some_and(|r| r.metric != controlled)
+                .is_some_and(|r| r.controlled != controlled)
             {
                 self.ranking = None;
             }
@@ -354,18 +373,15 @@ impl<'m, L: Lab> Restorer<'m, L> {
                 if candidates.is_empty() {
                     return Ok(None);
                 }
-                let subset = self.subset_for(controlled);
-                let ranking = Ranking::new(
-                    candidates,
-                    subset.len(),
-                    self.metrics[controlled],
-                    self.early_stop,
-                );
+                let (index, metric) = self.ranking_metric(controlled)?;
+                let subset = self.subset_for(index, metric);
+                let ranking = Ranking::new(candidates, subset.len(), metric, self.early_stop);
                 self.ranking = Some(Current {
                     ranking,
-                    base: current.clone(),
+                    base: self.current().reverted.clone(),
                     subset,
-                    metric: controlled,
+                    controlled,
+                    metric: index,
                 });
             }
             let r = self.ranking.as_mut().expect("set above");
@@ -521,6 +537,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
             tuned: self.tuned,
             steps: self.steps,
             ranking: self.last_ranking,
+            ranked_by: self.ranked_by,
             stop,
             deployed: self.deployed,
             timings: self.timings,
@@ -539,9 +556,49 @@ impl<'m, L: Lab> Restorer<'m, L> {
         })
     }
 
-    /// The ranking subset for metric `metric` (FP32 vs the current model, sample by sample), ordered
-    /// worst-first for the current model so that early-stopping evaluations meet the decisive samples first.
-    fn subset_for(&self, metric: usize) -> Vec<usize> {
+    /// What ranks the groups for controlled metric `controlled`: its evaluation entry and the metric. That is
+    /// the metric itself, unless groups are ranked by output NMSE — when asked (`ranking_score: nmse`), or
+    /// (`auto`) when the metric is dataset-level and gave no per-sample values. NMSE is ranked lowest first:
+    /// the group whose revert brings the outputs closest to FP32's comes first (NNCF sorts it the other way,
+    /// reverting the least harmful group: SPEC §6).
+    fn ranking_metric(&mut self, controlled: usize) -> Result<(usize, &'m dyn Metric)> {
+        let metric = self.metrics[controlled];
+        let has_values = !self.current().evaluation.metrics[controlled]
+            .per_sample
+            .is_empty();
+        let by_nmse = match self.control.ranking_score {
+            RankingScore::Nmse => true,
+            RankingScore::Auto => !has_values,
+            RankingScore::Metric if has_values => false,
+            RankingScore::Metric => {
+                return Err(Error::Config(format!(
+                    "ranking_score 'metric': metric '{}' is dataset-level and gives no per-sample values \
+                     to rank groups by; use ranking_score 'nmse' or 'auto'",
+                    metric.name()
+                )))
+            }
+        };
+        match (by_nmse, self.nmse) {
+            (false, _) => {
+                self.ranked_by = Some(RankedBy::Metric);
+                Ok((controlled, metric))
+            }
+            (true, Some(nmse)) => {
+                self.ranked_by = Some(RankedBy::OutputNmse);
+                Ok((self.metrics.len(), nmse))
+            }
+            (true, None) => Err(Error::Config(format!(
+                "metric '{}' gives no per-sample values and the search has no output NMSE to rank by",
+                metric.name()
+            ))),
+        }
+    }
+
+    /// The ranking subset for evaluation entry `metric` (FP32 vs the current model, sample by sample),
+    /// ordered worst-first for the current model so that early-stopping evaluations meet the decisive samples
+    /// first. For the output NMSE, FP32's values are all 0: the samples the current model departs from FP32
+    /// most come first.
+    fn subset_for(&self, metric: usize, ranked_by: &dyn Metric) -> Vec<usize> {
         let current = &self.current().evaluation;
         let reference = self.reference.as_ref().expect("set by the Baselines state");
         let value = |i: usize| current.metrics[metric].per_sample[i];
@@ -557,7 +614,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
             &current_values,
             size,
         );
-        let higher_better = self.metrics[metric].direction() == Direction::HigherBetter;
+        let higher_better = ranked_by.direction() == Direction::HigherBetter;
         subset.sort_by(|&a, &b| {
             let (va, vb) = (value(a), value(b));
             if higher_better {

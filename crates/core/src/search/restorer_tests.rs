@@ -51,9 +51,16 @@ fn run_lab<L: Lab>(
     control: &AccuracyControlParams,
     metrics: &[&dyn Metric],
 ) -> (Verdict, L) {
-    Restorer::new(lab, metrics, control, QuantizationParams::default(), true)
-        .run()
-        .unwrap()
+    Restorer::new(
+        lab,
+        metrics,
+        None,
+        control,
+        QuantizationParams::default(),
+        true,
+    )
+    .run()
+    .unwrap()
 }
 
 fn run(script: Script, control: &AccuracyControlParams) -> (Verdict, Fake) {
@@ -319,7 +326,16 @@ fn interrupt_and_resume_at_each_state_end_as_an_uninterrupted_run() {
         let mut fake = Fake::new(rollback_script());
         fake.interrupt_at = Some(n);
         let lab = Recorded::new(fake, Journal::open(&file, "fake").unwrap(), true);
-        match Restorer::new(lab, &[&top1], &control, QuantizationParams::default(), true).run() {
+        match Restorer::new(
+            lab,
+            &[&top1],
+            None,
+            &control,
+            QuantizationParams::default(),
+            true,
+        )
+        .run()
+        {
             Ok((v, _)) => assert_eq!(v.stop, StopReason::Interrupted, "at {n}"),
             Err(e) => assert!(matches!(e, Error::Interrupted), "at {n}: {e}"),
         }

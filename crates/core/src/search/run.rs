@@ -11,13 +11,13 @@ use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::graph::Graph;
-use crate::metric::Metric;
+use crate::metric::{Metric, OutputError};
 use crate::progress::Progress;
 use crate::quantize::{self, QuantizationParams, QuantizationSummary, QuantizedModel};
 use crate::saturation::{self, SaturationReport};
 use crate::search::context::{self, SearchContext};
 use crate::search::journal::Journal;
-use crate::search::params::AccuracyControlParams;
+use crate::search::params::{AccuracyControlParams, RankingScore};
 use crate::search::record::Recorded;
 use crate::search::report::{
     EvaluationCounts, MetricReport, OverflowFixReport, Report, StopReason,
@@ -72,10 +72,17 @@ pub fn quantize_with_accuracy_control(
     )?;
     let calibration_seconds = summary.calibration_seconds + summary.bias_correction_seconds;
     let fp32 = quantized.fp32().model().clone();
+    // Ranking by output NMSE needs it in every evaluation (the ranking subset comes from the INT8 model's).
+    let nmse = OutputError::nmse();
+    let nmse: Option<&dyn Metric> = match control.ranking_score {
+        RankingScore::Nmse => Some(&nmse),
+        RankingScore::Auto if metrics.iter().any(|m| !m.per_sample()) => Some(&nmse),
+        RankingScore::Auto | RankingScore::Metric => None,
+    };
     let evaluator = Evaluator::new(
         backend,
         validation,
-        metrics.to_vec(),
+        metrics.iter().copied().chain(nmse).collect(),
         Some(&fp32),
         options.batch_size,
         options.progress,
@@ -101,6 +108,7 @@ pub fn quantize_with_accuracy_control(
     let restorer = Restorer::new(
         lab,
         metrics,
+        nmse,
         control,
         quantization.clone(),
         options.levers.early_stop,
@@ -177,6 +185,7 @@ fn report(
             .map(|t| serde_json::to_value(t).unwrap_or_default()),
         steps: verdict.steps,
         ranking: verdict.ranking,
+        ranked_by: verdict.ranked_by,
         evaluations: EvaluationCounts {
             samples_inferred: ctx.evaluator.samples_inferred(),
             ..ctx.counts.clone()

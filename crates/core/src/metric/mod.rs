@@ -14,6 +14,7 @@
 //! sample's outputs at once, and the search ranks groups by the output NMSE against FP32 (as POT and NNCF do),
 //! using the metric itself only for full evaluations.
 
+mod as_set;
 mod builtin;
 
 use crate::data::Annotation;
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::eval::EvaluatedModel;
 use crate::tensor::Tensor;
 
+pub use as_set::AsSet;
 pub use builtin::{argmax, Agreement, FnMetric, OutputError, TopK};
 
 /// Whether larger values are better.
@@ -144,8 +146,12 @@ pub trait Metric: Send + Sync {
     }
 }
 
-/// The built-in metric called `name`: `top1`, `top5` (any `topK`), `agreement`, `mse`, `nmse`.
+/// The built-in metric called `name`: `top1`, `top5` (any `topK`), `agreement`, `mse`, `nmse`; with the prefix
+/// `dataset:` (`dataset:top1`), the same metric as a dataset-level one ([`AsSet`]).
 pub fn builtin(name: &str) -> Result<Box<dyn Metric>> {
+    if let Some(inner) = name.strip_prefix(as_set::PREFIX) {
+        return Ok(Box::new(AsSet::new(builtin(inner)?)?));
+    }
     let metric: Box<dyn Metric> = match name {
         "agreement" => Box::new(Agreement),
         "mse" => Box::new(OutputError::mse()),
@@ -157,7 +163,7 @@ pub fn builtin(name: &str) -> Result<Box<dyn Metric>> {
             Some(k) if k > 0 => Box::new(TopK::new(k)),
             _ => {
                 return Err(Error::Config(format!(
-                    "unknown metric '{name}' (built-ins: top1, top5, topK, agreement, mse, nmse)"
+                    "unknown metric '{name}' (built-ins: top1, top5, topK, agreement, mse, nmse; dataset:NAME for NAME as a dataset-level metric)"
                 )))
             }
         },

@@ -1,0 +1,70 @@
+//! A per-sample metric seen as a dataset-level one: the same values, none of them per sample.
+//!
+//! This is how a run takes the path a mAP or macro-F1 run takes (ranking by output NMSE, the metric only on
+//! full evaluations) with a metric whose per-sample values are known, so that both paths can be compared on the
+//! same model and data (`--metric dataset:top1`).
+
+use crate::error::{Error, Result};
+use crate::eval::EvaluatedModel;
+use crate::metric::{Direction, Metric, SampleOutputs, SetValue};
+use crate::tensor::Tensor;
+
+/// The prefix of a built-in metric name that asks for it as dataset-level.
+pub const PREFIX: &str = "dataset:";
+
+/// `inner`'s aggregate over a whole set, without per-sample values.
+pub struct AsSet {
+    inner: Box<dyn Metric>,
+}
+
+impl AsSet {
+    /// `inner` as a dataset-level metric; it must not compare with the FP32 outputs (a dataset-level metric is
+    /// not given them).
+    pub fn new(inner: Box<dyn Metric>) -> Result<Self> {
+        if inner.needs_reference() {
+            return Err(Error::Config(format!(
+                "metric '{}' compares with the FP32 outputs sample by sample: it cannot be dataset-level",
+                inner.name()
+            )));
+        }
+        Ok(AsSet { inner })
+    }
+}
+
+impl Metric for AsSet {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn direction(&self) -> Direction {
+        self.inner.direction()
+    }
+
+    fn kind(&self) -> &str {
+        self.inner.kind()
+    }
+
+    fn per_sample(&self) -> bool {
+        false
+    }
+
+    fn set_value(&self, samples: &[SampleOutputs], _: &EvaluatedModel) -> Result<SetValue> {
+        let values = samples
+            .iter()
+            .map(|s| self.inner.sample_value(&s.outputs, &s.annotation, None))
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(SetValue::from(self.inner.aggregate(&values)))
+    }
+
+    fn sample_value(
+        &self,
+        _: &[Tensor],
+        _: &crate::data::Annotation,
+        _: Option<&[Tensor]>,
+    ) -> Result<f64> {
+        Err(Error::Metric {
+            name: self.name().into(),
+            message: "a dataset-level metric has no per-sample values".into(),
+        })
+    }
+}

@@ -77,6 +77,8 @@ pub(super) struct Script {
     pub deployed: Option<(usize, Vec<f64>)>,
     /// Whether the deployed engine is the judge's own (same name and version, same model bytes).
     pub deployed_is_judge: bool,
+    /// Metrics that are dataset-level: their evaluations carry the value but no per-sample values.
+    pub dataset_level: BTreeSet<usize>,
 }
 
 impl Script {
@@ -146,6 +148,19 @@ impl Fake {
         v
     }
 
+    /// Metric `m`'s result from its values: their mean, and the values unless the metric is dataset-level.
+    fn metric_value(&self, m: usize, per_sample: Vec<f64>) -> MetricValue {
+        let value = per_sample.iter().sum::<f64>() / per_sample.len() as f64;
+        MetricValue {
+            name: format!("m{m}"),
+            value,
+            per_sample: match self.script.dataset_level.contains(&m) {
+                true => Vec::new(),
+                false => per_sample,
+            },
+        }
+    }
+
     fn evaluation(
         &self,
         reverted: &BTreeSet<String>,
@@ -158,11 +173,7 @@ impl Fake {
                     .iter()
                     .map(|&i| self.value(reverted, m, i, deployed))
                     .collect();
-                MetricValue {
-                    name: format!("m{m}"),
-                    value: per_sample.iter().sum::<f64>() / per_sample.len() as f64,
-                    per_sample,
-                }
+                self.metric_value(m, per_sample)
             })
             .collect();
         Evaluation {
@@ -202,11 +213,7 @@ impl Lab for Fake {
             .enumerate()
             .map(|(m, values)| {
                 let per_sample: Vec<f64> = indices.iter().map(|&i| values[i]).collect();
-                MetricValue {
-                    name: format!("m{m}"),
-                    value: per_sample.iter().sum::<f64>() / per_sample.len() as f64,
-                    per_sample,
-                }
+                self.metric_value(m, per_sample)
             })
             .collect();
         Ok(Evaluation {
@@ -318,12 +325,11 @@ impl Scorer for FakeScorer<'_> {
             let mut values = Vec::new();
             for position in job.start..until {
                 self.lab.work()?;
+                let sample = self.subset[position];
+                self.lab.log.push(format!("scored {sample}"));
                 let reverted = &self.members[&job.group];
                 let deployed = self.lab.judge_deployed;
-                values.push(
-                    self.lab
-                        .value(reverted, self.metric, self.subset[position], deployed),
-                );
+                values.push(self.lab.value(reverted, self.metric, sample, deployed));
                 if !keep_going(job.group, &values) {
                     break;
                 }

@@ -148,3 +148,46 @@ fn groups_are_ranked_on_the_metric_s_own_aggregate() {
         "no pruning on bounds that do not bound a median"
     );
 }
+
+proptest! {
+    /// Ranking by output NMSE: values unbounded above, bounded below by 0, lowest first. Pruning on the partial
+    /// sum alone (the rest of a candidate's samples add at least 0) still gives the full ranking's order.
+    #[test]
+    fn branch_and_bound_on_nmse_takes_groups_in_the_order_of_a_full_ranking(
+        table in (1usize..12, 1usize..40).prop_flat_map(|(groups, samples)| {
+            prop::collection::vec(prop::collection::vec(0.0f64..4.0, samples), groups)
+        }),
+        width in 1usize..5,
+    ) {
+        let nmse = FakeMetric {
+            name: "nmse",
+            direction: Direction::HigherWorse,
+            bounds: Some((0.0, f64::INFINITY)),
+            median: false,
+        };
+        let (taken, _) = order(&table, &nmse, true, width);
+        prop_assert_eq!(taken, full_order(&table, &nmse));
+    }
+}
+
+#[test]
+fn nmse_ranking_prunes_a_candidate_once_its_partial_sum_exceeds_the_best() {
+    // Group 0 is close to FP32 everywhere; the others are far on every sample.
+    let table: Vec<Vec<f64>> = (0..6)
+        .map(|g| vec![if g == 0 { 0.01 } else { 1.0 }; 60])
+        .collect();
+    let nmse = FakeMetric {
+        name: "nmse",
+        direction: Direction::HigherWorse,
+        bounds: Some((0.0, f64::INFINITY)),
+        median: false,
+    };
+    let (with, with_scored) = order(&table, &nmse, true, 1);
+    let (without, without_scored) = order(&table, &nmse, false, 1);
+    assert_eq!(with, without);
+    assert_eq!(with[0], 0);
+    assert!(
+        with_scored < without_scored / 2,
+        "{with_scored} vs {without_scored}"
+    );
+}

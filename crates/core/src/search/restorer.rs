@@ -630,3 +630,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
 #[cfg(test)]
 #[path = "restorer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "nmse_tests.rs"]
+mod nmse_tests;

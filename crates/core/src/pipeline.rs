@@ -37,7 +37,9 @@ use crate::eval::{Evaluation, Evaluator};
 use crate::graph::Graph;
 use crate::metric::Metric;
 use crate::progress::{NoProgress, Progress};
-use crate::quantize::{self, ModelForm, QuantizationParams, QuantizedModel, RestoreMode};
+use crate::quantize::{
+    self, DefaultReport, ModelForm, QuantizationParams, QuantizedModel, RestoreMode,
+};
 use crate::search::{self, AccuracyControlParams, Report, RunOptions};
 
 /// Loads an ONNX model (POT's `load_model`), checked and indexed.
@@ -161,6 +163,8 @@ pub struct CompressedModel {
     compressed_weights: bool,
     /// The accuracy-control report, for AccuracyAwareQuantization.
     pub report: Option<Report>,
+    /// The DefaultQuantization report, for DefaultQuantization.
+    pub default_report: Option<DefaultReport>,
 }
 
 impl CompressedModel {
@@ -189,20 +193,26 @@ impl Pipeline<'_> {
         let calibration = engine.calibration.unwrap_or(engine.data);
         match &self.algorithm {
             Algorithm::Default(params) => {
-                let (quantized, _) = quantize::quantize(
+                let options = RunOptions {
+                    batch_size: engine.batch_size,
+                    progress: engine.progress,
+                    ..Default::default()
+                };
+                let outcome = quantize::quantize_default(
                     engine.backend,
                     model,
                     calibration,
                     params,
-                    engine.batch_size,
-                    engine.progress,
+                    None,
+                    &options,
                 )?;
                 Ok(CompressedModel {
-                    quantized,
+                    quantized: outcome.quantized,
                     reverted: BTreeSet::new(),
                     restore_mode: RestoreMode::default(),
                     compressed_weights: false,
                     report: None,
+                    default_report: Some(outcome.report),
                 })
             }
             Algorithm::AccuracyAware {
@@ -230,6 +240,7 @@ impl Pipeline<'_> {
                     restore_mode: control.restore_mode,
                     compressed_weights: false,
                     report: Some(outcome.report),
+                    default_report: None,
                 })
             }
         }

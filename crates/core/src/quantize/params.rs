@@ -72,6 +72,20 @@ pub struct IgnoredScope {
     pub types: Vec<String>,
 }
 
+impl IgnoredScope {
+    /// The patterns as whole-name regular expressions: the one place they are compiled, so that validating a
+    /// config and placing quantizers can never disagree on what a pattern means.
+    pub fn compiled_patterns(&self) -> Result<Vec<regex::Regex>> {
+        self.patterns
+            .iter()
+            .map(|p| {
+                regex::Regex::new(&format!("^(?:{p})$"))
+                    .map_err(|e| Error::Config(format!("ignored_scope pattern '{p}': {e}")))
+            })
+            .collect()
+    }
+}
+
 /// Ignored op types, each as NNCF spells it (`"Add"`) or as POT does (`{"type": "Add"}`).
 fn op_types<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     let types: Vec<OpType> = Deserialize::deserialize(deserializer)?;
@@ -289,10 +303,7 @@ impl QuantizationParams {
                 )));
             }
         }
-        for pattern in &self.ignored_scope.patterns {
-            regex::Regex::new(pattern)
-                .map_err(|e| Error::Config(format!("ignored_scope pattern '{pattern}': {e}")))?;
-        }
+        self.ignored_scope.compiled_patterns()?;
         Ok(())
     }
 

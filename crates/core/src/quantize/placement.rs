@@ -187,17 +187,9 @@ struct IgnoredMatcher<'a> {
 
 impl<'a> IgnoredMatcher<'a> {
     fn new(scope: &'a IgnoredScope) -> Result<Self> {
-        let patterns = scope
-            .patterns
-            .iter()
-            .map(|p| {
-                Regex::new(&format!("^(?:{p})$"))
-                    .map_err(|e| Error::Config(format!("ignored_scope pattern '{p}': {e}")))
-            })
-            .collect::<Result<_>>()?;
         Ok(IgnoredMatcher {
             scope,
-            patterns,
+            patterns: scope.compiled_patterns()?,
             names: scope.names.iter().map(String::as_str).collect(),
         })
     }

@@ -9,7 +9,7 @@ use aquant::builder::ModelBuilder;
 use aquant::search::{self, AccuracyControlParams, Levers, Report, RunOptions};
 use aquant::{metric, Metric, NoProgress};
 use aquant_tract::TractBackend;
-use common::{aquant, assets, ort_eval, write};
+use common::{aquant, assets, ort_eval, read_report, write};
 
 /// Deterministic pseudo-random numbers in [-1, 1).
 fn noise(n: usize, seed: u64) -> Vec<f32> {
@@ -250,10 +250,6 @@ fn quantize_mnist(out: &Path, extra: &[&str]) -> std::process::Output {
     aquant(&args)
 }
 
-fn report(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
-}
-
 #[test]
 fn unreachable_target_exits_1_with_the_best_model_saved() {
     let dir = tempfile::tempdir().unwrap();
@@ -270,7 +266,7 @@ fn unreachable_target_exits_1_with_the_best_model_saved() {
     );
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(stdout.contains("accuracy target NOT met"), "{stdout}");
-    let r = report(dir.path());
+    let r = read_report(dir.path());
     assert_eq!(r["target_met"], false);
     assert_eq!(r["stop_reason"], "max_iterations", "{r}");
     assert!(
@@ -302,7 +298,7 @@ fn higher_worse_metric_and_relative_drop() {
             "relative",
         ],
     );
-    let r = report(dir.path());
+    let r = read_report(dir.path());
     let m = &r["metrics"][0];
     assert_eq!(m["direction"], "higher-worse");
     assert_eq!(m["allowed_drop"], 0.0, "relative to a zero baseline");
@@ -326,7 +322,7 @@ fn higher_worse_metric_and_relative_drop() {
         ],
     );
     assert_eq!(result.status.code(), Some(0));
-    let r = report(dir.path());
+    let r = read_report(dir.path());
     let allowed = r["metrics"][0]["allowed_drop"].as_f64().unwrap();
     assert!((allowed - 0.01 * 0.983).abs() < 1e-9, "{allowed}");
 }
@@ -338,7 +334,7 @@ fn two_metrics_each_within_its_limit() {
         dir.path(),
         &["--metric", "top1,nmse", "--max-drop", "0.0003"],
     );
-    let r = report(dir.path());
+    let r = read_report(dir.path());
     let metrics = r["metrics"].as_array().unwrap();
     assert_eq!(metrics.len(), 2);
     assert_eq!(metrics[0]["name"], "top1");
@@ -388,7 +384,7 @@ fn mobilenet_v2_max_drop_0_003_is_met_in_onnx_runtime() {
         "{}",
         String::from_utf8_lossy(&result.stderr)
     );
-    let r = report(dir.path());
+    let r = read_report(dir.path());
     assert_eq!(r["target_met"], true);
     assert!(r["reverted_ops"].as_u64().unwrap() >= 1);
     let fp32 = ort_eval(&model, &val)["value"].as_f64().unwrap();

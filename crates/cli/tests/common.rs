@@ -22,6 +22,22 @@ pub fn aquant(args: &[&str]) -> Output {
         .expect("the aquant binary runs")
 }
 
+/// The `report.json` a run wrote to `dir`.
+pub fn read_report(dir: &Path) -> serde_json::Value {
+    let path = dir.join("report.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).expect("report.json is JSON")
+}
+
+/// A report without what legitimately differs between runs of the same job: time, work done, where it was
+/// written.
+pub fn run_result(mut report: serde_json::Value) -> serde_json::Value {
+    for key in ["timings_s", "profile", "evaluations", "output"] {
+        report.as_object_mut().unwrap().remove(key);
+    }
+    report
+}
+
 /// Parses the single JSON line `aquant ... --json` prints.
 pub fn json_stdout(output: &Output) -> serde_json::Value {
     assert!(

@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{aquant, aquant_avx2_no_vnni, assets, ort_eval_avx2_no_vnni};
+use common::{aquant, aquant_avx2_no_vnni, assets, ort_eval_avx2_no_vnni, read_report};
 
 /// 300 MNIST digits as calibration = validation set (one set: FP32 is evaluated once), written to `dir`.
 fn small_mnist(dir: &Path) -> String {
@@ -29,10 +29,6 @@ fn small_mnist(dir: &Path) -> String {
         .expect("python3 with numpy (scripts/requirements.txt)");
     assert!(status.success());
     dir.join("data.json").to_string_lossy().into_owned()
-}
-
-fn report(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
 }
 
 fn stdout(output: &Output) -> String {
@@ -93,7 +89,7 @@ fn deployed_miss_on_avx2_without_vnni_is_never_reported_as_met() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(text.contains("NOT met"), "{text}");
-    let r = report(&out);
+    let r = read_report(&out);
     assert_eq!(r["target_met"], false);
     assert_ne!(r["stop_reason"], "target_met");
     let deployed = &r["deployed"];
@@ -138,7 +134,7 @@ fn deployed_miss_on_avx2_without_vnni_continues_with_onnx_runtime_as_the_judge()
         "stdout: {text}\nstderr: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let r = report(&out);
+    let r = read_report(&out);
     assert_eq!(r["target_met"], true);
     let deployed = &r["deployed"];
     assert_eq!(deployed["continued"], true, "{deployed}");
@@ -187,7 +183,7 @@ fn deployed_check_names_engine_version_and_cpu_and_can_be_switched_off() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        (report(&out), stdout(&output))
+        (read_report(&out), stdout(&output))
     };
     let cpu = aquant::CpuFeatures::detect();
     let (tract, text) = run("tract", &[]);

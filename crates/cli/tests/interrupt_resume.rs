@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{aquant, assets, ort_eval};
+use common::{aquant, assets, ort_eval, read_report, run_result};
 
 /// MobileNetV2 with a target it cannot reach (agreement 1.0 with the FP32 model) and three steps: about
 /// half a minute of ranking and reverting to interrupt.
@@ -38,18 +38,6 @@ fn arguments(out: &Path) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
-}
-
-fn report(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
-}
-
-/// The report without what legitimately differs between runs: time, work done, where it was written.
-fn result_of(mut report: serde_json::Value) -> serde_json::Value {
-    for key in ["timings_s", "profile", "evaluations", "output"] {
-        report.as_object_mut().unwrap().remove(key);
-    }
-    report
 }
 
 #[test]
@@ -87,7 +75,7 @@ fn an_interrupted_run_saves_its_best_model_and_resumes_to_the_same_result() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");
-    let saved = report(&interrupted);
+    let saved = read_report(&interrupted);
     assert_eq!(saved["interrupted"], true);
     assert_eq!(saved["target_met"], false);
     assert!(saved["steps"].as_array().unwrap().len() < 3);
@@ -100,7 +88,10 @@ fn an_interrupted_run_saves_its_best_model_and_resumes_to_the_same_result() {
 
     let resumed = aquant(&["quantize", "--resume", interrupted.to_str().unwrap()]);
     assert_eq!(resumed.status.code(), Some(1), "{resumed:?}");
-    assert_eq!(result_of(report(&interrupted)), result_of(report(&whole)));
+    assert_eq!(
+        run_result(read_report(&interrupted)),
+        run_result(read_report(&whole))
+    );
     assert_eq!(
         std::fs::read(interrupted.join("model.onnx")).unwrap(),
         std::fs::read(whole.join("model.onnx")).unwrap()

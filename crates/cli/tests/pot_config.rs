@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{aquant, assert_clean_error, assets, json_stdout, ort_eval, write};
+use common::{aquant, assert_clean_error, assets, json_stdout, ort_eval, read_report, write};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,10 +33,6 @@ fn assert_success(output: &std::process::Output) {
     );
 }
 
-fn report(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
-}
-
 /// The report without what legitimately differs between two identical runs (time, work counters, paths).
 fn comparable(mut report: serde_json::Value) -> serde_json::Value {
     for key in ["timings_s", "profile", "evaluations", "output", "model"] {
@@ -55,7 +51,7 @@ fn mnist_top1_in_onnx_runtime(model: &Path) -> f64 {
 fn mnist_default_config_runs_and_its_model_loads_in_onnx_runtime() {
     let dir = tempfile::tempdir().unwrap();
     assert_success(&quantize_config(&example("mnist_default.json"), dir.path()));
-    assert_eq!(report(dir.path())["algorithm"], "DefaultQuantization");
+    assert_eq!(read_report(dir.path())["algorithm"], "DefaultQuantization");
     assert!(mnist_top1_in_onnx_runtime(&dir.path().join("model.onnx")) > 0.95);
 }
 
@@ -92,11 +88,11 @@ fn mnist_accuracy_aware_config_equals_the_equivalent_flags() {
         model(by_config.path()) == model(by_flags.path()),
         "model.onnx differs"
     );
-    let config_report = report(by_config.path());
+    let config_report = read_report(by_config.path());
     assert_eq!(config_report["algorithm"], "AccuracyAwareQuantization");
     assert_eq!(
         comparable(config_report),
-        comparable(report(by_flags.path()))
+        comparable(read_report(by_flags.path()))
     );
     assert!(mnist_top1_in_onnx_runtime(&by_config.path().join("model.onnx")) > 0.95);
 }
@@ -127,7 +123,7 @@ fn mobilenet_v2_spec_config_runs_and_its_model_loads_in_onnx_runtime() {
         &example("mobilenet_v2_accuracy_aware_spec.json"),
         dir.path(),
     ));
-    assert_eq!(report(dir.path())["target_met"], true);
+    assert_eq!(read_report(dir.path())["target_met"], true);
     let val = assets().join("imagenet/val.json");
     let fp32 = ort_eval(&assets().join("imagenet/mobilenet_v2.onnx"), &val)["value"]
         .as_f64()

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{aquant, assets};
+use common::{aquant, assets, read_report, run_result};
 
 const SAMPLES: usize = 60;
 
@@ -83,14 +83,10 @@ fn arguments(val: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
 fn run(args: &[String]) -> serde_json::Value {
     let output = aquant(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let out = Path::new(args.iter().skip_while(|a| *a != "-o").nth(1).unwrap());
-    let report = report(out);
+    let report = read_report(out);
     let expected = if report["target_met"] == true { 0 } else { 1 };
     assert_eq!(output.status.code(), Some(expected), "{output:?}");
     report
-}
-
-fn report(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
 }
 
 /// Asserts that no group was tried twice, and returns the steps' groups.
@@ -108,14 +104,6 @@ fn each_group_once(report: &serde_json::Value) -> Vec<u64> {
         "a group was tried twice: {groups:?}"
     );
     groups
-}
-
-/// The report without what legitimately differs between runs: time, work done, where it was written.
-fn result_of(mut report: serde_json::Value) -> serde_json::Value {
-    for key in ["timings_s", "profile", "evaluations", "output"] {
-        report.as_object_mut().unwrap().remove(key);
-    }
-    report
 }
 
 #[test]
@@ -173,5 +161,5 @@ fn a_rolled_back_group_is_never_tried_again_and_the_search_stops_by_itself() {
         let resumed = aquant(&["quantize", "--resume", interrupted.to_str().unwrap()]);
         assert!(matches!(resumed.status.code(), Some(0 | 1)), "{resumed:?}");
     }
-    assert_eq!(result_of(report(&interrupted)), result_of(whole));
+    assert_eq!(run_result(read_report(&interrupted)), run_result(whole));
 }

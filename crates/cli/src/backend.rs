@@ -13,6 +13,9 @@ pub enum BackendName {
     Tract,
     /// ONNX Runtime, loaded from ORT_DYLIB_PATH or the Python onnxruntime package: faster.
     Ort,
+    /// OpenVINO on its CPU device, loaded from OPENVINO_LIB_PATH or the Python openvino package: what POT
+    /// and NNCF evaluate with.
+    Openvino,
 }
 
 impl BackendName {
@@ -21,6 +24,9 @@ impl BackendName {
         Ok(match self {
             BackendName::Tract => Box::new(aquant_tract::TractBackend::new()),
             BackendName::Ort => Box::new(aquant_ort::OrtBackend::new()?),
+            BackendName::Openvino => Box::new(aquant_openvino::OpenvinoBackend::new(
+                aquant_openvino::DEFAULT_DEVICE,
+            )?),
         })
     }
 }

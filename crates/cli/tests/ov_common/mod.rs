@@ -1,0 +1,49 @@
+//! Helpers of the tests that need OpenVINO (the Python `openvino` package, which `.ci/run` installs from
+//! scripts/requirements-openvino.txt): they fail with that instruction when it is missing, never skip.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// What to install when OpenVINO is missing.
+const INSTALL: &str = "pip install -r scripts/requirements-openvino.txt";
+
+fn script(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts")
+        .join(name)
+}
+
+/// Runs a Python script of scripts/ and returns its one JSON line, panicking with its message (and what to
+/// install when OpenVINO is missing) on failure.
+pub fn python_json(name: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let output: Output = Command::new("python3")
+        .arg(script(name))
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{name} failed: {stderr}{}",
+        if stderr.contains("openvino") {
+            format!(" (OpenVINO missing? {INSTALL})")
+        } else {
+            String::new()
+        }
+    );
+    serde_json::from_slice(&output.stdout).expect("the script prints one JSON object")
+}
+
+/// Evaluates `model` (.onnx or .xml) with Python OpenVINO through `scripts/ov_eval.py`.
+pub fn ov_eval(model: &Path, data: &Path) -> serde_json::Value {
+    python_json(
+        "ov_eval.py",
+        &[
+            "--model".as_ref(),
+            model.as_ref(),
+            "--data".as_ref(),
+            data.as_ref(),
+        ],
+    )
+}

@@ -1,0 +1,293 @@
+//! [`Backend`] on OpenVINO, loaded from its C library at run time.
+//!
+//! OpenVINO is what the reference tool (POT) and NNCF evaluate with, and what their users deploy: it turns
+//! aquant's QDQ ONNX into FakeQuantize on activations and int8 weights and runs the convolutions in int8, so a
+//! candidate evaluated here is measured as OpenVINO will run it. Nothing is linked or downloaded at build
+//! time: [`OpenvinoBackend::new`] loads `libopenvino_c` from `OPENVINO_LIB_PATH` or from the `openvino` Python
+//! package (see [`find_library`]) and says clearly when neither exists.
+//!
+//! The model reaches OpenVINO as ONNX bytes (its ONNX frontend, from memory); intermediate tensors asked for
+//! at preparation become extra graph outputs of a private copy, as with ONNX Runtime. Each prepared model is
+//! compiled once; the threads that run it at the same time each take an infer request from a small pool.
+#![deny(missing_docs)]
+
+mod convert;
+mod library;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aquant::{Backend, Error, Result, Session, Tensor};
+use aquant_onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
+use aquant_onnx::{ModelProto, TypeProto, ValueInfoProto};
+use openvino::{CompiledModel, Core, DeviceType, InferRequest, RwPropertyKey};
+
+pub use library::{find_library, LibraryNotFound, LIBRARY_VARIABLE};
+
+/// The device OpenVINO runs on when none is named (POT's `engine.device` default).
+pub const DEFAULT_DEVICE: &str = "CPU";
+
+/// The OpenVINO engine on one device.
+#[derive(Clone)]
+pub struct OpenvinoBackend {
+    core: Arc<Mutex<Core>>,
+    device: String,
+}
+
+impl std::fmt::Debug for OpenvinoBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OpenvinoBackend({})", self.device)
+    }
+}
+
+/// The library file loaded, or why none could be: the library is loaded once per process.
+static LIBRARY: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+
+pub(crate) fn backend_error(context: &str, error: impl std::fmt::Display) -> Error {
+    let message = format!("{context}: {error}").replace('\n', " ");
+    Error::Backend {
+        backend: "openvino".into(),
+        message,
+    }
+}
+
+impl OpenvinoBackend {
+    /// Loads OpenVINO (see [`find_library`]) and opens `device` ("CPU", "GPU", …: POT's `engine.device`).
+    ///
+    /// On the CPU, floating-point layers run in f32: OpenVINO's default on CPUs with bf16 instructions
+    /// (AVX512_BF16, AMX) is bf16, which would put bf16 rounding into the FP32 baseline and into every
+    /// candidate, and the accuracy budget would be spent on it rather than on quantization. int8 layers are
+    /// unaffected. Each infer request uses one thread, and the device keeps as many streams as aquant runs
+    /// threads, so parallel runs of one model do not queue behind each other.
+    pub fn new(device: &str) -> Result<OpenvinoBackend> {
+        let loaded = LIBRARY.get_or_init(|| {
+            let path = find_library().map_err(|e| e.to_string())?;
+            openvino_sys::library::load_from(&path)
+                .map_err(|e| format!("loading {}: {e}", path.display()))?;
+            Ok(path)
+        });
+        if let Err(message) = loaded {
+            return Err(backend_error("loading OpenVINO", message));
+        }
+        let mut core = Core::new().map_err(|e| backend_error("creating the OpenVINO core", e))?;
+        let available = core
+            .available_devices()
+            .map_err(|e| backend_error("listing devices", e))?;
+        let target = DeviceType::from(device);
+        if !available.iter().any(|d| d.as_ref() == device) {
+            let names: Vec<&str> = available.iter().map(|d| d.as_ref()).collect();
+            return Err(backend_error(
+                "opening the device",
+                format!("OpenVINO has no device '{device}' here (available: {names:?})"),
+            ));
+        }
+        if device == DEFAULT_DEVICE {
+            let threads = rayon::current_num_threads().max(1).to_string();
+            let settings = [
+                (RwPropertyKey::HintInferencePrecision, "f32"),
+                (RwPropertyKey::InferenceNumThreads, threads.as_str()),
+                (RwPropertyKey::NumStreams, threads.as_str()),
+            ];
+            core.set_properties(&target, settings)
+                .map_err(|e| backend_error("configuring the CPU", e))?;
+        }
+        Ok(OpenvinoBackend {
+            core: Arc::new(Mutex::new(core)),
+            device: device.to_owned(),
+        })
+    }
+
+    /// The device models are compiled for.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    fn compile(&self, bytes: &[u8]) -> Result<CompiledModel> {
+        let mut core = self
+            .core
+            .lock()
+            .map_err(|_| backend_error("compiling the model", "core poisoned"))?;
+        let model = core
+            .read_model_from_buffer(bytes, None)
+            .map_err(|e| backend_error("reading the model", e))?;
+        core.compile_model(&model, DeviceType::from(self.device.as_str()))
+            .map_err(|e| backend_error("compiling the model", e))
+    }
+}
+
+impl Backend for OpenvinoBackend {
+    fn name(&self) -> &str {
+        "openvino"
+    }
+
+    /// The release of the loaded library ("2026.4.1" of "2026.4.1-22982-e213a147257-releases/2026/4").
+    fn version(&self) -> String {
+        let build = openvino::version().build_number;
+        build.split('-').next().unwrap_or(&build).to_owned()
+    }
+
+    fn runs_qdq_natively(&self) -> bool {
+        true
+    }
+
+    fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>> {
+        let graph = model
+            .graph
+            .as_ref()
+            .ok_or_else(|| backend_error("loading model", "the model has no graph"))?;
+        let model_outputs: Vec<String> =
+            graph.output.iter().filter_map(|o| o.name.clone()).collect();
+        // A graph input asked for as an output is passed through rather than asked of OpenVINO, which would
+        // answer with its own copy of the input only if the model routes it to a Result.
+        let inputs: Vec<String> = aquant::graph::runtime_inputs(graph)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        let tapped: Vec<String> = extra_outputs
+            .iter()
+            .filter(|name| !inputs.contains(name) && !model_outputs.contains(name))
+            .cloned()
+            .collect();
+        let bytes = if tapped.is_empty() {
+            aquant_onnx::encode_model(model)
+        } else {
+            aquant_onnx::encode_model(&with_extra_outputs(model, &tapped))
+        };
+        let outputs = model_outputs
+            .iter()
+            .chain(extra_outputs)
+            .map(|name| match inputs.iter().position(|i| i == name) {
+                Some(input) => Source::Input(input),
+                None => Source::Output(name.clone()),
+            })
+            .collect();
+        let mut compiled = self.compile(&bytes)?;
+        let count = compiled
+            .get_input_size()
+            .map_err(|e| backend_error("loading model", e))?;
+        if count != inputs.len() {
+            return Err(backend_error(
+                "loading model",
+                format!("OpenVINO sees {count} inputs, aquant {}", inputs.len()),
+            ));
+        }
+        let first = compiled
+            .create_infer_request()
+            .map_err(|e| backend_error("creating an infer request", e))?;
+        Ok(Arc::new(OpenvinoSession {
+            compiled: Mutex::new(compiled),
+            inputs,
+            outputs,
+            idle: Mutex::new(vec![first]),
+        }))
+    }
+}
+
+/// Where a session's output comes from.
+enum Source {
+    /// A graph output (or a tapped intermediate value) of the compiled model, by tensor name.
+    Output(String),
+    /// Input number `i`, passed through.
+    Input(usize),
+}
+
+/// A copy of `model` that also outputs the tensors `extra` (float tensors: the activations aquant taps).
+fn with_extra_outputs(model: &ModelProto, extra: &[String]) -> ModelProto {
+    let mut model = model.clone();
+    let graph = model.graph.get_or_insert_with(Default::default);
+    for name in extra {
+        let declared = graph
+            .value_info
+            .iter()
+            .find(|v| v.name.as_deref() == Some(name))
+            .and_then(|v| v.r#type.clone());
+        graph.output.push(ValueInfoProto {
+            name: Some(name.clone()),
+            r#type: Some(declared.unwrap_or_else(|| TypeProto {
+                value: Some(TypeValue::TensorType(TensorType {
+                    elem_type: Some(1),
+                    shape: None,
+                })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        });
+    }
+    model
+}
+
+/// A compiled model and its idle infer requests (one more is created when all are busy).
+struct OpenvinoSession {
+    compiled: Mutex<CompiledModel>,
+    inputs: Vec<String>,
+    outputs: Vec<Source>,
+    idle: Mutex<Vec<InferRequest>>,
+}
+
+impl OpenvinoSession {
+    fn checkout(&self) -> Result<InferRequest> {
+        let idle = self
+            .idle
+            .lock()
+            .map_err(|_| backend_error("running model", "request pool poisoned"))?
+            .pop();
+        match idle {
+            Some(request) => Ok(request),
+            None => self
+                .compiled
+                .lock()
+                .map_err(|_| backend_error("running model", "compiled model poisoned"))?
+                .create_infer_request()
+                .map_err(|e| backend_error("creating an infer request", e)),
+        }
+    }
+
+    fn checkin(&self, request: InferRequest) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(request);
+        }
+    }
+
+    fn infer(&self, request: &mut InferRequest, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        for (name, tensor) in self.inputs.iter().zip(inputs) {
+            let value = convert::to_openvino(tensor)?;
+            request
+                .set_tensor(name, &value)
+                .map_err(|e| backend_error("passing an input", e))?;
+        }
+        request
+            .infer()
+            .map_err(|e| backend_error("running model", e))?;
+        self.outputs
+            .iter()
+            .map(|source| match source {
+                Source::Input(i) => Ok(inputs[*i].clone()),
+                Source::Output(name) => {
+                    let value = request
+                        .get_tensor(name)
+                        .map_err(|e| backend_error(&format!("reading output '{name}'"), e))?;
+                    convert::to_tensor(name, &value)
+                }
+            })
+            .collect()
+    }
+}
+
+impl Session for OpenvinoSession {
+    fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        if inputs.len() != self.inputs.len() {
+            return Err(backend_error(
+                "running model",
+                format!(
+                    "{} inputs given, the model has {}",
+                    inputs.len(),
+                    self.inputs.len()
+                ),
+            ));
+        }
+        let mut request = self.checkout()?;
+        let result = self.infer(&mut request, &inputs);
+        self.checkin(request);
+        result
+    }
+}

@@ -15,6 +15,9 @@ pub enum Error {
     /// Reading, decoding or writing an ONNX file failed.
     #[error(transparent)]
     Onnx(#[from] aquant_onnx::OnnxError),
+    /// Reading an OpenVINO IR (.xml + .bin) failed.
+    #[error(transparent)]
+    Ir(#[from] aquant_ir::IrError),
     /// The model is structurally wrong (cycle, dangling input, missing shape…).
     #[error("invalid model: {0}")]
     InvalidModel(String),

@@ -245,6 +245,8 @@ fn baseline(flag: &str) -> Result<MetricTarget> {
 pub struct Job {
     /// The FP32 model.
     pub model: PathBuf,
+    /// The `.bin` of an IR model, when the config names one (else beside the `.xml`).
+    pub weights: Option<PathBuf>,
     pub calibration: DataSource,
     pub validation: Option<DataSource>,
     pub metrics: Vec<String>,
@@ -301,6 +303,7 @@ impl QuantizeArgs {
         };
         Ok(Job {
             model: model.clone(),
+            weights: None,
             calibration: DataSource::File(calib.clone()),
             validation: flags.val.clone().map(DataSource::File),
             metrics: match flags.metric.as_slice() {
@@ -395,6 +398,7 @@ fn job_from_config(path: &Path, output: Option<PathBuf>) -> Result<Job> {
     });
     Ok(Job {
         model: config.model,
+        weights: config.weights,
         calibration: config.calibration,
         validation: config.validation,
         metrics: config.metrics,

@@ -27,7 +27,7 @@ use crate::progress::Bars;
 /// Runs `aquant quantize`; `resumed`: the arguments come from an interrupted run's state.
 pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let job = Job::try_from(&args)?;
-    let model = Graph::load(&job.model)?.into_model();
+    let model = Graph::load_with_weights(&job.model, job.weights.as_deref())?.into_model();
     let output = OutputDir::plan(&job.model, &job.output)?;
     // Every input is opened and checked before the output directory is created.
     let inputs = Inputs::open(&job, &args)?;

@@ -47,3 +47,19 @@ pub fn ov_eval(model: &Path, data: &Path) -> serde_json::Value {
         ],
     )
 }
+
+/// Converts bundled ONNX model `model` (under assets/) to an IR `dir/NAME.xml` + `.bin` with
+/// `scripts/make_ir.py` (f32 weights, or OpenVINO's default f16 compression when `fp16`); returns the .xml.
+pub fn make_ir(model: &str, dir: &Path, fp16: bool) -> std::path::PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets")
+        .join(model);
+    let stem = Path::new(model).file_stem().unwrap().to_str().unwrap();
+    let xml = dir.join(format!("{stem}.xml"));
+    let mut args: Vec<&std::ffi::OsStr> = vec![source.as_ref(), xml.as_ref()];
+    if fp16 {
+        args.push("--fp16".as_ref());
+    }
+    python_json("make_ir.py", &args);
+    xml
+}

@@ -81,8 +81,10 @@ impl DataSource {
 pub struct Config {
     /// `model.model_name`, informative.
     pub model_name: Option<String>,
-    /// The FP32 ONNX model.
+    /// The FP32 model: ONNX, or an OpenVINO IR `.xml`.
     pub model: PathBuf,
+    /// `model.weights`: the `.bin` of an IR model (default: beside the `.xml`).
+    pub weights: Option<PathBuf>,
     /// The calibration set (`engine.calibration`, else the validation set).
     pub calibration: DataSource,
     /// The validation set; required by AccuracyAwareQuantization.
@@ -153,10 +155,11 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
         engine,
         compression,
     } = schema::from_value(root, "")?;
-    if model.weights.as_ref().is_some_and(|w| !w.is_empty()) {
+    let weights = model.weights.filter(|w| !w.is_empty()).map(PathBuf::from);
+    if weights.is_some() && !aquant_ir::is_ir(&model.model) {
         return Err(ConfigError::invalid(
             "model.weights",
-            "an ONNX model carries its weights: leave this empty (OpenVINO IR .bin files are not read)",
+            "an ONNX model carries its weights: leave this empty (weights are for an OpenVINO IR .xml model)",
         ));
     }
     if let Some(device) = engine.device.filter(|d| d != "CPU") {
@@ -205,6 +208,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
     Ok(Config {
         model_name: model.model_name,
         model: model.model,
+        weights,
         calibration,
         validation,
         metrics,
@@ -217,6 +221,7 @@ impl Config {
     fn rebase(self, dir: &Path) -> Config {
         Config {
             model: dir.join(&self.model),
+            weights: self.weights.map(|w| dir.join(w)),
             calibration: self.calibration.rebase(dir),
             validation: self.validation.map(|v| v.rebase(dir)),
             ..self

@@ -79,11 +79,19 @@ fn a_negative_drop_and_other_validation_errors_are_one_liners() {
     assert!(error(&unknown).contains("unknown algorithm 'BestQuantization'"));
     let gna = MINIMAL.replace(r#""algorithms""#, r#""target_device": "GNA", "algorithms""#);
     assert!(error(&gna).contains("GNA needs 16-bit quantization"));
+    // Weights belong to an OpenVINO IR (POT's layout); an ONNX model carries its own.
     let weights = MINIMAL.replace(
         r#""model": "m.onnx""#,
-        r#""model": "m.xml", "weights": "m.bin""#,
+        r#""model": "m.onnx", "weights": "m.bin""#,
     );
     assert!(error(&weights).contains("`model.weights`"));
+    let ir = MINIMAL.replace(
+        r#""model": "m.onnx""#,
+        r#""model": "m.xml", "weights": "w/m.bin""#,
+    );
+    let config = parse(&ir).unwrap().rebase(Path::new("d"));
+    assert_eq!(config.model, Path::new("d/m.xml"));
+    assert_eq!(config.weights.as_deref(), Some(Path::new("d/w/m.bin")));
     for message in [error(&weights), error(&gna), error("{"), error("[1]")] {
         assert_eq!(message.lines().count(), 1, "{message}");
     }

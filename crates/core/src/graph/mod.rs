@@ -74,8 +74,28 @@ impl Graph {
         Ok(g)
     }
 
-    /// Loads, decodes and validates the model at `path`.
+    /// Loads, decodes and validates the model at `path`: ONNX, or an OpenVINO IR `.xml` with its `.bin` beside
+    /// it.
     pub fn load(path: &std::path::Path) -> Result<Graph> {
+        Graph::load_with_weights(path, None)
+    }
+
+    /// [`Graph::load`] with the weights of an IR given (POT's `model.weights`); `weights` must be `None` for
+    /// an ONNX model, which carries its own.
+    pub fn load_with_weights(
+        path: &std::path::Path,
+        weights: Option<&std::path::Path>,
+    ) -> Result<Graph> {
+        if aquant_ir::is_ir(path) {
+            return Graph::new(aquant_ir::load_ir(path, weights)?);
+        }
+        if let Some(weights) = weights {
+            return Err(Error::InvalidModel(format!(
+                "weights '{}' given for '{}', which is not an OpenVINO IR (.xml)",
+                weights.display(),
+                path.display()
+            )));
+        }
         Graph::new(aquant_onnx::load_model(path)?)
     }
 

@@ -1,0 +1,118 @@
+//! The reader on a small hand-written IR: what it becomes, and each kind of damage as one error.
+
+use super::*;
+
+/// Parameter → Convolution (Const weights 2×1×3×3) → Add (Const bias) → ReLU → Result, IR 11.
+fn xml(version: u32, relu: &str) -> String {
+    format!(
+        r#"<?xml version="1.0"?>
+<net name="tiny" version="{version}">
+  <layers>
+    <layer id="0" name="x" type="Parameter" version="opset1">
+      <data shape="?,1,4,4" element_type="f32"/>
+      <output><port id="0" precision="FP32" names="x"><dim>-1</dim><dim>1</dim><dim>4</dim><dim>4</dim></port></output>
+    </layer>
+    <layer id="1" name="w" type="Const" version="opset1">
+      <data element_type="f32" shape="2, 1, 3, 3" offset="0" size="72"/>
+      <output><port id="0" precision="FP32"><dim>2</dim><dim>1</dim><dim>3</dim><dim>3</dim></port></output>
+    </layer>
+    <layer id="2" name="conv" type="Convolution" version="opset1">
+      <data strides="1, 1" dilations="1, 1" pads_begin="1, 1" pads_end="1, 1" auto_pad="explicit"/>
+      <input><port id="0"/><port id="1"/></input>
+      <output><port id="2" precision="FP32"><dim>-1</dim><dim>2</dim><dim>4</dim><dim>4</dim></port></output>
+    </layer>
+    <layer id="3" name="b" type="Const" version="opset1">
+      <data element_type="f32" shape="1, 2, 1, 1" offset="72" size="8"/>
+      <output><port id="0" precision="FP32"><dim>1</dim><dim>2</dim><dim>1</dim><dim>1</dim></port></output>
+    </layer>
+    <layer id="4" name="add" type="Add" version="opset1">
+      <data auto_broadcast="numpy"/>
+      <input><port id="0"/><port id="1"/></input>
+      <output><port id="2" precision="FP32" names="pre, pre\,alias"><dim>-1</dim><dim>2</dim><dim>4</dim><dim>4</dim></port></output>
+    </layer>
+    <layer id="5" name="act" type="{relu}" version="opset1">
+      <input><port id="0"/></input>
+      <output><port id="1" precision="FP32" names="y"><dim>-1</dim><dim>2</dim><dim>4</dim><dim>4</dim></port></output>
+    </layer>
+    <layer id="6" name="y/sink" type="Result" version="opset1">
+      <input><port id="0"><dim>-1</dim><dim>2</dim><dim>4</dim><dim>4</dim></port></input>
+    </layer>
+  </layers>
+  <edges>
+    <edge from-layer="0" from-port="0" to-layer="2" to-port="0"/>
+    <edge from-layer="1" from-port="0" to-layer="2" to-port="1"/>
+    <edge from-layer="2" from-port="2" to-layer="4" to-port="0"/>
+    <edge from-layer="3" from-port="0" to-layer="4" to-port="1"/>
+    <edge from-layer="4" from-port="2" to-layer="5" to-port="0"/>
+    <edge from-layer="5" from-port="1" to-layer="6" to-port="0"/>
+  </edges>
+</net>"#
+    )
+}
+
+fn bin() -> Vec<u8> {
+    (0..20)
+        .flat_map(|i| (i as f32 * 0.1).to_le_bytes())
+        .collect()
+}
+
+#[test]
+fn a_small_ir_becomes_the_same_onnx_graph() {
+    for version in VERSIONS {
+        let model = read_ir(&xml(version, "ReLU"), &bin()).unwrap();
+        let graph = model.graph.clone().unwrap();
+        let ops: Vec<&str> = graph
+            .node
+            .iter()
+            .map(|n| n.op_type.as_deref().unwrap())
+            .collect();
+        assert_eq!(ops, ["Conv", "Add", "Relu"]);
+        assert_eq!(graph.node[0].input, ["x", "w"]);
+        assert_eq!(graph.node[1].output, ["pre"]);
+        assert_eq!(graph.input[0].name.as_deref(), Some("x"));
+        assert_eq!(graph.output[0].name.as_deref(), Some("y"));
+        assert_eq!(graph.initializer.len(), 2);
+        assert_eq!(graph.initializer[0].dims, [2, 1, 3, 3]);
+        assert_eq!(aquant_onnx::default_opset(&model), OPSET);
+    }
+}
+
+fn error(xml: &str, bin: &[u8]) -> String {
+    let message = read_ir(xml, bin).unwrap_err().to_string();
+    assert_eq!(message.lines().count(), 1, "{message}");
+    message
+}
+
+#[test]
+fn each_kind_of_damage_is_one_error() {
+    let good = xml(11, "ReLU");
+    let bin = bin();
+    assert!(error(&good, &bin[..40]).contains("truncated or does not belong"));
+    let mut longer = bin.clone();
+    longer.extend([0; 4]);
+    assert!(error(&good, &longer).contains("does not belong to this .xml"));
+    assert_eq!(
+        error(&xml(11, "Swish"), &bin),
+        "IR operation 'Swish' (layer 'act') is not supported"
+    );
+    assert!(error(&good[..good.len() / 2], &bin).contains("not well-formed XML"));
+    assert!(error(&xml(7, "ReLU"), &bin).contains("IR version 7 is not supported"));
+    let unconnected = good.replace(
+        r#"<edge from-layer="0" from-port="0" to-layer="2" to-port="0"/>"#,
+        "",
+    );
+    assert!(error(&unconnected, &bin).contains("input port 0 is not connected"));
+    let cycle = good.replace(
+        r#"<edge from-layer="0" from-port="0" to-layer="2" to-port="0"/>"#,
+        r#"<edge from-layer="5" from-port="1" to-layer="2" to-port="0"/>"#,
+    );
+    assert!(error(&cycle, &bin).contains("cycle"));
+    let wrong_size = good.replace(r#"offset="72" size="8""#, r#"offset="72" size="12""#);
+    assert!(error(&wrong_size, &bin).contains("size 12 bytes"));
+    let huge = good.replace(
+        r#"shape="2, 1, 3, 3""#,
+        r#"shape="99999999999, 99999999999, 3, 3""#,
+    );
+    assert!(error(&huge, &bin).contains("overflows"));
+    assert!(error("<notnet/>", &bin).contains("not <net>"));
+}

@@ -44,14 +44,25 @@ fn openvino_logits(xml: &Path, data: &Path, n: usize, dir: &Path) -> Vec<f32> {
 /// tract's outputs for the same samples from the model aquant read from the IR.
 fn aquant_logits(xml: &Path, data: &Path, n: usize) -> Vec<f32> {
     let model = Graph::load(xml).unwrap().into_model();
+    let order: Vec<String> = aquant::graph::runtime_inputs(model.graph.as_ref().unwrap())
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     let session = aquant_tract::TractBackend::new()
         .prepare(&model, &[])
         .unwrap();
     let dataset = open_dataset(data).unwrap();
     let mut logits = Vec::new();
     for i in 0..n {
-        let sample = dataset.get(i).unwrap();
-        let inputs = sample.inputs.into_iter().map(|(_, t)| t).collect();
+        let mut sample = dataset.get(i).unwrap();
+        // The session takes the model's inputs in graph order, the sample holds them by name.
+        let inputs = order
+            .iter()
+            .map(|name| {
+                let at = sample.inputs.iter().position(|(n, _)| n == name).unwrap();
+                sample.inputs.remove(at).1
+            })
+            .collect();
         match session.run(inputs).unwrap().remove(0) {
             Tensor::F32(a) => logits.extend(a.iter().copied()),
             other => panic!("unexpected output {other:?}"),
@@ -83,6 +94,22 @@ fn mobilenet_v2_ir_computes_what_openvino_computes() {
         let ours = aquant_logits(&xml, &data, 8);
         assert_close(&ours, &theirs, 1e-4);
     }
+}
+
+#[test]
+fn a_transformer_encoder_ir_computes_what_openvino_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = python_json("make_encoder.py", &[dir.path().as_os_str()]);
+    let onnx = Path::new(made["model"].as_str().unwrap());
+    let data = Path::new(made["data"].as_str().unwrap());
+    let xml = dir.path().join("encoder_ir.xml");
+    python_json("make_ir.py", &[onnx.as_os_str(), xml.as_os_str()]);
+    // OpenVINO fuses the attention (ScaledDotProductAttention) and the LayerNorms (MVN): aquant unfuses them.
+    let ir = std::fs::read_to_string(&xml).unwrap();
+    assert!(ir.contains("ScaledDotProductAttention") && ir.contains("\"MVN\""));
+    let theirs = openvino_logits(&xml, data, 16, dir.path());
+    let ours = aquant_logits(&xml, data, 16);
+    assert_close(&ours, &theirs, 1e-4);
 }
 
 #[test]

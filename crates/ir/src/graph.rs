@@ -23,6 +23,8 @@ pub struct Input {
     pub name: String,
     /// Declared dimensions (-1 dynamic).
     pub dims: Vec<i64>,
+    /// Declared precision ("FP32", "BOOL"), when given.
+    pub precision: Option<String>,
 }
 
 /// The graph being built.
@@ -145,6 +147,7 @@ pub fn convert(net: &Net, bin: &[u8]) -> Result<ModelProto, IrError> {
                 Ok(Input {
                     name: name.clone(),
                     dims: port.dims.clone(),
+                    precision: port.precision.clone(),
                 })
             })
             .collect::<Result<Vec<_>, IrError>>()?;

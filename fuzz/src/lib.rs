@@ -10,8 +10,10 @@
 mod config;
 mod data_spec;
 mod fixture;
+mod ir_load;
 mod onnx_load;
 
 pub use config::config;
 pub use data_spec::data_spec;
+pub use ir_load::ir_load;
 pub use onnx_load::onnx_load;

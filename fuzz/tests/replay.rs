@@ -44,6 +44,11 @@ fn onnx_load_replays_seeds_regressions_and_bundled_models() {
 }
 
 #[test]
+fn ir_load_replays_seeds_and_regressions() {
+    replay("ir_load", aquant_fuzz::ir_load, &[]);
+}
+
+#[test]
 fn config_replays_seeds_regressions_and_example_configs() {
     let examples = fuzz_dir().join("../examples/configs");
     let configs = [

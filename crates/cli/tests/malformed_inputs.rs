@@ -358,3 +358,80 @@ fn validation_set_smaller_than_ranking_subset() {
         .collect();
     assert!(temporary.is_empty(), "temporary files left: {temporary:?}");
 }
+
+// OpenVINO IR models (issue 16): the small model as an IR, with one thing broken.
+
+/// The matmul model as an IR 11 (`x [?, 4] → MatMul(w [3, 4], transpose_b) → y [?, 3]`), `op` its MatMul's type.
+fn ir_xml(op: &str) -> String {
+    format!(
+        r#"<?xml version="1.0"?>
+<net name="matmul" version="11"><layers>
+<layer id="0" name="x" type="Parameter" version="opset1"><data shape="?,4" element_type="f32"/>
+<output><port id="0" precision="FP32" names="x"><dim>-1</dim><dim>4</dim></port></output></layer>
+<layer id="1" name="w" type="Const" version="opset1"><data element_type="f32" shape="3, 4" offset="0" size="48"/>
+<output><port id="0" precision="FP32"><dim>3</dim><dim>4</dim></port></output></layer>
+<layer id="2" name="matmul" type="{op}" version="opset1"><data transpose_a="false" transpose_b="true"/>
+<input><port id="0"/><port id="1"/></input>
+<output><port id="2" precision="FP32" names="y"><dim>-1</dim><dim>3</dim></port></output></layer>
+<layer id="3" name="y/sink" type="Result" version="opset1"><input><port id="0"/></input></layer>
+</layers><edges>
+<edge from-layer="0" from-port="0" to-layer="2" to-port="0"/>
+<edge from-layer="1" from-port="0" to-layer="2" to-port="1"/>
+<edge from-layer="2" from-port="2" to-layer="3" to-port="0"/>
+</edges></net>"#
+    )
+}
+
+fn ir_bin() -> Vec<u8> {
+    (0..12)
+        .flat_map(|i| ((i as f32 - 5.5) / 4.0).to_le_bytes())
+        .collect()
+}
+
+/// A case whose model is the IR `xml` with weights `bin` beside it.
+fn with_ir(xml: &str, bin: &[u8]) -> Case {
+    let mut case = Case::valid();
+    case.model = write(case.dir.path(), "model.xml", xml.as_bytes().to_vec());
+    write(case.dir.path(), "model.bin", bin.to_vec());
+    case
+}
+
+#[test]
+fn ir_reads_and_quantizes_when_intact() {
+    let case = with_ir(&ir_xml("MatMul"), &ir_bin());
+    let output = case.quantize(&[]);
+    assert!(
+        output.status.code().is_some_and(|c| c == 0 || c == 1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn ir_truncated_bin() {
+    with_ir(&ir_xml("MatMul"), &ir_bin()[..40])
+        .assert_refused("truncated or does not belong", |c| c.quantize(&[]));
+}
+
+#[test]
+fn ir_mismatched_bin() {
+    let mut longer = ir_bin();
+    longer.extend(ir_bin());
+    with_ir(&ir_xml("MatMul"), &longer)
+        .assert_refused("does not belong to this .xml", |c| c.quantize(&[]));
+}
+
+#[test]
+fn ir_unknown_op() {
+    with_ir(&ir_xml("Einsum"), &ir_bin()).assert_refused(
+        "IR operation 'Einsum' (layer 'matmul') is not supported",
+        |c| c.quantize(&[]),
+    );
+}
+
+#[test]
+fn ir_malformed_xml() {
+    let xml = ir_xml("MatMul");
+    with_ir(&xml[..xml.len() - 20], &ir_bin())
+        .assert_refused("not well-formed XML", |c| c.quantize(&[]));
+}

@@ -21,12 +21,20 @@ pub enum BackendName {
 impl BackendName {
     /// Opens the engine (loading ONNX Runtime's library for `Ort`).
     pub fn open(self) -> Result<Box<dyn Backend>> {
+        self.open_on(None)
+    }
+
+    /// Opens the engine on `device` (POT's `engine.device`; default CPU). Only OpenVINO has other devices:
+    /// the other engines refuse any but the CPU rather than ignore it.
+    pub fn open_on(self, device: Option<&str>) -> Result<Box<dyn Backend>> {
+        let device = device.unwrap_or(aquant_openvino::DEFAULT_DEVICE);
+        if self != BackendName::Openvino && device != aquant_openvino::DEFAULT_DEVICE {
+            anyhow::bail!("engine.device '{device}': only --backend openvino runs on devices other than the CPU");
+        }
         Ok(match self {
             BackendName::Tract => Box::new(aquant_tract::TractBackend::new()),
             BackendName::Ort => Box::new(aquant_ort::OrtBackend::new()?),
-            BackendName::Openvino => Box::new(aquant_openvino::OpenvinoBackend::new(
-                aquant_openvino::DEFAULT_DEVICE,
-            )?),
+            BackendName::Openvino => Box::new(aquant_openvino::OpenvinoBackend::new(device)?),
         })
     }
 }

@@ -57,6 +57,22 @@ struct Task {
     reference: Option<PathBuf>,
     data: DataSource,
     metrics: Vec<String>,
+    /// The config's IR model and its `model.weights`, used wherever that model is loaded.
+    weights: Option<(PathBuf, PathBuf)>,
+    /// The config's `engine.device`.
+    device: Option<String>,
+}
+
+impl Task {
+    /// Loads `path`, with the config's weights when it is the config's IR model.
+    fn load(&self, path: &std::path::Path) -> Result<aquant_onnx::ModelProto> {
+        let weights = self
+            .weights
+            .as_ref()
+            .filter(|(model, _)| model == path)
+            .map(|(_, w)| w.as_path());
+        Ok(Graph::load_with_weights(path, weights)?.into_model())
+    }
 }
 
 impl EvalArgs {
@@ -67,12 +83,16 @@ impl EvalArgs {
                 reference: self.reference.clone(),
                 data: DataSource::File(self.data.clone().context("--data is required")?),
                 metrics: vec![self.metric.clone()],
+                weights: None,
+                device: None,
             });
         };
         let config = aquant::config::load(config)?;
         Ok(Task {
             model: self.model.clone().unwrap_or(config.model.clone()),
-            reference: self.reference.clone().or(Some(config.model)),
+            reference: self.reference.clone().or(Some(config.model.clone())),
+            weights: config.weights.map(|w| (config.model, w)),
+            device: config.device,
             data: config
                 .validation
                 .context("the config has no validation dataset (engine.validation)")?,
@@ -84,9 +104,9 @@ impl EvalArgs {
 /// Runs `aquant eval`.
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let task = args.task()?;
-    let model = Graph::load(&task.model)?.into_model();
+    let model = task.load(&task.model)?;
     let reference = match &task.reference {
-        Some(path) => Some(Graph::load(path)?.into_model()),
+        Some(path) => Some(task.load(path)?),
         None => None,
     };
     let dataset = task.data.open()?;
@@ -95,7 +115,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         .iter()
         .map(|m| aquant::metric::builtin(m))
         .collect::<aquant::Result<Vec<_>>>()?;
-    let backend = args.backend.open()?;
+    let backend = args.backend.open_on(task.device.as_deref())?;
     let progress = Bars::new(args.quiet || args.json);
     let evaluator = Evaluator::new(
         backend.as_ref(),

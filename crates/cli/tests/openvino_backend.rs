@@ -113,3 +113,50 @@ fn a_missing_library_is_one_clear_error() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+/// `aquant eval -c` on a POT config over MNIST whose `engine.device` is `device`, with `--backend backend`.
+fn eval_on_device(backend: &str, device: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pot.json");
+    let text = serde_json::json!({
+        "model": {"model_name": "mnist", "model": assets().join("mnist_cnn/mnist_cnn.onnx")},
+        "engine": {"device": device, "validation": assets().join("mnist_cnn/val.json"), "metric": "top1"},
+        "compression": {"algorithms": [{"name": "DefaultQuantization", "params": {}}]}
+    });
+    std::fs::write(&config, text.to_string()).unwrap();
+    aquant(&[
+        "eval",
+        "-c",
+        config.to_str().unwrap(),
+        "--backend",
+        backend,
+        "--json",
+        "--quiet",
+    ])
+}
+
+#[test]
+fn engine_device_is_honoured_or_refused() {
+    let cpu = json_stdout(&eval_on_device("openvino", "CPU"));
+    assert_eq!(cpu["value"], 0.983);
+    for (backend, device, needle) in [
+        (
+            "openvino",
+            "NPU4000",
+            "OpenVINO has no device 'NPU4000' here",
+        ),
+        (
+            "tract",
+            "GPU",
+            "only --backend openvino runs on devices other than the CPU",
+        ),
+    ] {
+        let out = eval_on_device(backend, device);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(needle) && stderr.trim().lines().count() == 1,
+            "{stderr}"
+        );
+    }
+}

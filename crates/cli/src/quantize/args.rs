@@ -247,6 +247,8 @@ pub struct Job {
     pub model: PathBuf,
     /// The `.bin` of an IR model, when the config names one (else beside the `.xml`).
     pub weights: Option<PathBuf>,
+    /// The config's `engine.device`, for the backend.
+    pub device: Option<String>,
     pub calibration: DataSource,
     pub validation: Option<DataSource>,
     pub metrics: Vec<String>,
@@ -304,6 +306,7 @@ impl QuantizeArgs {
         Ok(Job {
             model: model.clone(),
             weights: None,
+            device: None,
             calibration: DataSource::File(calib.clone()),
             validation: flags.val.clone().map(DataSource::File),
             metrics: match flags.metric.as_slice() {
@@ -399,6 +402,7 @@ fn job_from_config(path: &Path, output: Option<PathBuf>) -> Result<Job> {
     Ok(Job {
         model: config.model,
         weights: config.weights,
+        device: config.device,
         calibration: config.calibration,
         validation: config.validation,
         metrics: config.metrics,

@@ -161,7 +161,7 @@ struct Inputs {
 impl Inputs {
     fn open(job: &Job, args: &QuantizeArgs) -> Result<Inputs> {
         let calibration = job.calibration.open().context("calibration data")?;
-        let backend = args.backend.open()?;
+        let backend = args.backend.open_on(job.device.as_deref())?;
         let other_validation = match &job.validation {
             Some(source) if !same_source(source, &job.calibration) => {
                 Some(source.open().context("validation data")?)

@@ -79,6 +79,11 @@ fn a_negative_drop_and_other_validation_errors_are_one_liners() {
     assert!(error(&unknown).contains("unknown algorithm 'BestQuantization'"));
     let gna = MINIMAL.replace(r#""algorithms""#, r#""target_device": "GNA", "algorithms""#);
     assert!(error(&gna).contains("GNA needs 16-bit quantization"));
+    // engine.device is kept for the backend to honour (OpenVINO's devices); an empty name is refused.
+    let gpu = MINIMAL.replace(r#""engine": {"#, r#""engine": {"device": "GPU", "#);
+    assert_eq!(parse(&gpu).unwrap().device.as_deref(), Some("GPU"));
+    let empty = MINIMAL.replace(r#""engine": {"#, r#""engine": {"device": " ", "#);
+    assert!(error(&empty).contains("`engine.device`"));
     // Weights belong to an OpenVINO IR (POT's layout); an ONNX model carries its own.
     let weights = MINIMAL.replace(
         r#""model": "m.onnx""#,

@@ -10,6 +10,32 @@ use anyhow::{bail, Context, Result};
 
 /// The quantized model.
 const MODEL: &str = "model.onnx";
+/// The quantized model as an OpenVINO IR: graph and weights.
+const MODEL_XML: &str = "model.xml";
+const MODEL_BIN: &str = "model.bin";
+
+/// The format the quantized model is saved in (`--output-format`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// QDQ ONNX (model.onnx).
+    Onnx,
+    /// OpenVINO IR in NNCF's form (model.xml + model.bin): FakeQuantize on activations, int8 weights.
+    Ir,
+}
+
+impl OutputFormat {
+    /// `chosen`, else the input model's format.
+    pub fn resolve(chosen: Option<OutputFormat>, model: &Path) -> OutputFormat {
+        chosen.unwrap_or(if aquant_ir::is_ir(model) {
+            OutputFormat::Ir
+        } else {
+            OutputFormat::Onnx
+        })
+    }
+}
 /// The run's report.
 const REPORT: &str = "report.json";
 /// Intermediate models (one per accuracy-control step) go in this subdirectory.
@@ -29,8 +55,9 @@ impl OutputDir {
         };
         // A directory that does not exist yet cannot hold the (existing) input model.
         if let (Ok(model), Ok(dir)) = (model.canonicalize(), dir.canonicalize()) {
-            let overwritten = model == dir.join(MODEL)
-                || model == dir.join(REPORT)
+            let overwritten = [MODEL, MODEL_XML, MODEL_BIN, REPORT]
+                .iter()
+                .any(|name| model == dir.join(name))
                 || model.starts_with(dir.join(INTERMEDIATE));
             if overwritten {
                 bail!(
@@ -58,11 +85,23 @@ impl OutputDir {
         self.dir.join(INTERMEDIATE)
     }
 
-    /// Saves the quantized model.
-    pub fn save_model(&self, model: &aquant_onnx::ModelProto) -> Result<PathBuf> {
-        let path = self.dir.join(MODEL);
-        aquant_onnx::save_model(model, &path)?;
-        Ok(path)
+    /// Saves the quantized model in `format`; returns the path of the model (the `.xml` of an IR).
+    pub fn save_model(
+        &self,
+        model: &aquant_onnx::ModelProto,
+        format: OutputFormat,
+    ) -> Result<PathBuf> {
+        if format == OutputFormat::Onnx {
+            let path = self.dir.join(MODEL);
+            aquant_onnx::save_model(model, &path)?;
+            return Ok(path);
+        }
+        let ir = aquant_ir::write_ir(model)?;
+        let (xml, bin) = (self.dir.join(MODEL_XML), self.dir.join(MODEL_BIN));
+        aquant_onnx::write_atomic(&bin, &ir.bin)
+            .and_then(|()| aquant_onnx::write_atomic(&xml, ir.xml.as_bytes()))
+            .with_context(|| format!("writing '{}'", xml.display()))?;
+        Ok(xml)
     }
 
     /// Writes `report.json`, streamed straight into its temporary file.

@@ -164,7 +164,7 @@ fn quantize_reads_an_ir_from_flags_and_from_a_pot_config_with_weights() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(out.join("model.onnx").is_file());
+    assert!(out.join("model.xml").is_file() && out.join("model.bin").is_file());
 
     // POT's layout: the weights somewhere else, named by the config.
     let weights = dir.path().join("weights");
@@ -192,7 +192,7 @@ fn quantize_reads_an_ir_from_flags_and_from_a_pot_config_with_weights() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(out.join("model.onnx").is_file());
+    assert!(out.join("model.xml").is_file() && out.join("model.bin").is_file());
 }
 
 /// Runs `aquant eval` on a damaged copy of the MNIST IR and returns its one-line error.

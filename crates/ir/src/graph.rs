@@ -190,6 +190,7 @@ pub fn convert(net: &Net, bin: &[u8]) -> Result<ModelProto, IrError> {
             _ => ops::convert(layer, &layer_inputs, &layer_outputs, &mut builder)?,
         }
     }
+    fold_biases(&mut builder, &outputs);
     if furthest != bin.len() {
         return Err(IrError::Mismatch {
             used: furthest,
@@ -306,4 +307,90 @@ fn topological_order(net: &Net) -> Result<Vec<u64>, IrError> {
         return Err(IrError::Malformed("the edges form a cycle".into()));
     }
     Ok(order)
+}
+
+/// Folds `Add(Conv(x, w), b)` with a constant per-channel `b` (`[1, C, 1…]`) into `Conv(x, w, b)` named after
+/// the Add. OpenVINO splits a biased convolution into the two (`…/Conv/WithoutBiases` and `…/Conv`); aquant
+/// quantizes and reverts a convolution with its bias, and names it as the ONNX model it came from did.
+fn fold_biases(builder: &mut Builder, outputs: &[ValueInfoProto]) {
+    let mut readers: HashMap<String, usize> = HashMap::new();
+    for node in &builder.nodes {
+        for input in &node.input {
+            *readers.entry(input.clone()).or_default() += 1;
+        }
+    }
+    for output in outputs {
+        *readers
+            .entry(output.name.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    let mut folded = vec![false; builder.nodes.len()];
+    for conv in 0..builder.nodes.len() {
+        let node = &builder.nodes[conv];
+        if node.op_type.as_deref() != Some("Conv")
+            || node.input.len() != 2
+            || readers.get(&node.output[0]) != Some(&1)
+        {
+            continue;
+        }
+        let produced = &node.output[0];
+        let Some(add) = builder
+            .nodes
+            .iter()
+            .position(|n| n.op_type.as_deref() == Some("Add") && n.input.contains(produced))
+        else {
+            continue;
+        };
+        let other = builder.nodes[add]
+            .input
+            .iter()
+            .find(|i| *i != produced)
+            .cloned()
+            .unwrap_or_default();
+        let Some(bias) = builder.constants.get(&other) else {
+            continue;
+        };
+        let channels = bias.dims.get(1).copied().unwrap_or(0);
+        let per_channel = bias.dims.len() >= 2
+            && bias.dims[0] == 1
+            && bias.dims[2..].iter().all(|&d| d == 1)
+            && bias.element == Element::F32;
+        if !per_channel || channels == 0 {
+            continue;
+        }
+        let flat = Constant {
+            dims: vec![channels],
+            ..bias.clone()
+        };
+        let name = builder.add_constant(&format!("{other}/bias"), flat);
+        let (add_name, add_output) = (
+            builder.nodes[add].name.clone(),
+            builder.nodes[add].output.clone(),
+        );
+        let conv_node = &mut builder.nodes[conv];
+        conv_node.input.push(name.clone());
+        conv_node.output = add_output;
+        conv_node.name = add_name;
+        builder.used.push(name);
+        folded[add] = true;
+    }
+    let mut index = 0;
+    builder.nodes.retain(|_| {
+        index += 1;
+        !folded[index - 1]
+    });
+    // Constants only the folded Adds read are no longer used.
+    let read: HashSet<&String> = builder
+        .nodes
+        .iter()
+        .flat_map(|n| &n.input)
+        .chain(outputs.iter().filter_map(|o| o.name.as_ref()))
+        .collect();
+    let used: Vec<String> = builder
+        .used
+        .iter()
+        .filter(|u| read.contains(u))
+        .cloned()
+        .collect();
+    builder.used = used;
 }

@@ -13,6 +13,7 @@
 mod consts;
 mod graph;
 mod ops;
+mod write;
 mod xml;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use aquant_onnx::ModelProto;
 
 pub use graph::OPSET;
+pub use write::{write_ir, WrittenIr};
 pub use xml::VERSIONS;
 
 /// Why an IR could not be read.
@@ -63,6 +65,9 @@ pub enum IrError {
         /// The `.bin`'s size.
         bin: usize,
     },
+    /// A model with something IR output does not write.
+    #[error("cannot write the model as an OpenVINO IR: {0}")]
+    Unwritable(String),
     /// A Const points past the end of the `.bin`.
     #[error(
         "the IR .bin is truncated or does not belong to this .xml: Const '{layer}' needs bytes \

@@ -66,13 +66,16 @@ fn a_small_ir_becomes_the_same_onnx_graph() {
             .iter()
             .map(|n| n.op_type.as_deref().unwrap())
             .collect();
-        assert_eq!(ops, ["Conv", "Add", "Relu"]);
-        assert_eq!(graph.node[0].input, ["x", "w"]);
-        assert_eq!(graph.node[1].output, ["pre"]);
+        // The per-channel Add after the convolution is its bias: one Conv, named after the Add.
+        assert_eq!(ops, ["Conv", "Relu"]);
+        assert_eq!(graph.node[0].input, ["x", "w", "b/bias"]);
+        assert_eq!(graph.node[0].output, ["pre"]);
+        assert_eq!(graph.node[0].name.as_deref(), Some("add"));
         assert_eq!(graph.input[0].name.as_deref(), Some("x"));
         assert_eq!(graph.output[0].name.as_deref(), Some("y"));
         assert_eq!(graph.initializer.len(), 2);
         assert_eq!(graph.initializer[0].dims, [2, 1, 3, 3]);
+        assert_eq!(graph.initializer[1].dims, [2]);
         assert_eq!(aquant_onnx::default_opset(&model), OPSET);
     }
 }

@@ -41,6 +41,10 @@ pub struct QuantizeArgs {
     /// Keep FP32 weights behind QuantizeLinear/DequantizeLinear instead of storing int8 weights.
     #[arg(long)]
     pub no_compress_weights: bool,
+    /// Format of the saved model: onnx (QDQ, model.onnx) or ir (OpenVINO IR in NNCF's form, model.xml +
+    /// model.bin). Default: the input model's format.
+    #[arg(long, value_enum)]
+    pub output_format: Option<crate::output::OutputFormat>,
     /// Samples per inference batch.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,

@@ -21,7 +21,7 @@ use resume::{prepare_state, JOURNAL};
 
 use crate::backend::BackendName;
 use crate::interrupt;
-use crate::output::OutputDir;
+use crate::output::{OutputDir, OutputFormat};
 use crate::progress::Bars;
 
 /// Runs `aquant quantize`; `resumed`: the arguments come from an interrupted run's state.
@@ -29,6 +29,11 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let job = Job::try_from(&args)?;
     let model = Graph::load_with_weights(&job.model, job.weights.as_deref())?.into_model();
     let output = OutputDir::plan(&job.model, &job.output)?;
+    let format = OutputFormat::resolve(args.output_format, &job.model);
+    if format == OutputFormat::Ir {
+        // Every op of the model must have an IR form: known now, not after the search.
+        aquant_ir::write_ir(&model)?;
+    }
     // Every input is opened and checked before the output directory is created.
     let inputs = Inputs::open(&job, &args)?;
     let metrics: Vec<&dyn aquant::Metric> = inputs.metrics.iter().map(|m| m.as_ref()).collect();
@@ -54,7 +59,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
             let calibration = inputs.calibration.as_ref();
             let backend = inputs.backend.as_ref();
             let outcome = quantize_default(backend, model, calibration, params, target, &options)?;
-            return finish_default(outcome, &job, &output);
+            return finish_default(outcome, &job, &output, format);
         }
         Algorithm::AccuracyAware {
             quantization,
@@ -99,7 +104,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
         }
         Ok(outcome) => outcome,
     };
-    let target = output.save_model(&outcome.model)?;
+    let target = output.save_model(&outcome.model, format)?;
     outcome.report.output = Some(target.display().to_string());
     outcome.report.model = job.model.display().to_string();
     output.write_report(&outcome.report)?;
@@ -121,8 +126,13 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
 }
 
 /// Saves DefaultQuantization's model and report, and says what happened.
-fn finish_default(mut outcome: DefaultOutcome, job: &Job, output: &OutputDir) -> Result<ExitCode> {
-    let target = output.save_model(&outcome.model)?;
+fn finish_default(
+    mut outcome: DefaultOutcome,
+    job: &Job,
+    output: &OutputDir,
+    format: OutputFormat,
+) -> Result<ExitCode> {
+    let target = output.save_model(&outcome.model, format)?;
     let report = &mut outcome.report;
     report.model = job.model.display().to_string();
     report.output = Some(target.display().to_string());

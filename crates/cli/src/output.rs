@@ -15,10 +15,7 @@ const MODEL_XML: &str = "model.xml";
 const MODEL_BIN: &str = "model.bin";
 
 /// The format the quantized model is saved in (`--output-format`).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// QDQ ONNX (model.onnx).
     Onnx,

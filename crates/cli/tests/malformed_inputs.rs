@@ -391,8 +391,8 @@ fn ir_bin() -> Vec<u8> {
 /// A case whose model is the IR `xml` with weights `bin` beside it.
 fn with_ir(xml: &str, bin: &[u8]) -> Case {
     let mut case = Case::valid();
-    case.model = write(case.dir.path(), "model.xml", xml.as_bytes().to_vec());
-    write(case.dir.path(), "model.bin", bin.to_vec());
+    case.model = write(case.dir.path(), "model.xml", xml.as_bytes());
+    write(case.dir.path(), "model.bin", bin);
     case
 }
 

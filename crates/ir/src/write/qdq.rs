@@ -16,12 +16,20 @@ pub fn broadcast_dims(len: usize, axis: usize, rank: usize) -> Vec<usize> {
     (0..rank).map(|i| if i == axis { len } else { 1 }).collect()
 }
 
-/// The quantization parameters of a QuantizeLinear or DequantizeLinear node: scales, zero points, the
-/// integer range of the zero point's type, and the axis.
-pub fn parameters(
-    w: &Writer,
-    node: &NodeProto,
-) -> Result<(Vec<f32>, Vec<i64>, (i64, i64), i64), IrError> {
+/// The quantization parameters of a QuantizeLinear or DequantizeLinear node.
+pub struct Parameters {
+    /// Scales (one, or one per channel).
+    pub scales: Vec<f32>,
+    /// Zero points, as many as scales.
+    pub zeros: Vec<i64>,
+    /// The integer range of the zero point's type.
+    pub range: (i64, i64),
+    /// The channel axis.
+    pub axis: i64,
+}
+
+/// The [`Parameters`] of `node`, read from its constant inputs.
+pub fn parameters(w: &Writer, node: &NodeProto) -> Result<Parameters, IrError> {
     let name = node.name.as_deref().unwrap_or_default();
     let constant = |i: usize| {
         node.input
@@ -53,7 +61,12 @@ pub fn parameters(
             "'{name}': scales and zero points differ in length"
         )));
     }
-    Ok((scales, zeros, range, attr::int(node, "axis").unwrap_or(1)))
+    Ok(Parameters {
+        scales,
+        zeros,
+        range,
+        axis: attr::int(node, "axis").unwrap_or(1),
+    })
 }
 
 /// QuantizeLinear → DequantizeLinear on an activation → FakeQuantize with levels 256 and the limits the pair
@@ -65,7 +78,12 @@ pub fn fake_quantize(
     name: &str,
     output: &str,
 ) -> Result<(), IrError> {
-    let (scales, zeros, (low, high), axis) = parameters(w, dequantize)?;
+    let Parameters {
+        scales,
+        zeros,
+        range: (low, high),
+        axis,
+    } = parameters(w, dequantize)?;
     if high - low != 255 {
         return Err(unwritable(&format!(
             "'{name}': only 8-bit activations are written as FakeQuantize"
@@ -126,7 +144,12 @@ pub fn dequantized(
         .cloned()
         .ok_or_else(|| unwritable(&format!("'{name}' reads no initializer")))?;
     let (element, original, bytes) = tensor_bytes(&tensor)?;
-    let (scales, zeros, _, axis) = parameters(w, node)?;
+    let Parameters {
+        scales,
+        zeros,
+        axis,
+        ..
+    } = parameters(w, node)?;
     let target = dims.map_or_else(|| original.clone(), <[usize]>::to_vec);
     if target.iter().product::<usize>() != original.iter().product::<usize>() {
         return Err(unwritable(&format!(

@@ -78,7 +78,8 @@ struct JobFlags {
     /// Data spec (JSON) of the validation set: enables accuracy control.
     #[arg(long)]
     val: Option<PathBuf>,
-    /// Metrics to control (comma-separated or repeated): top1 (default), top5, topK, agreement, mse, nmse.
+    /// Metrics to control (comma-separated or repeated): top1 (default), top5, topK, agreement, mse, nmse;
+    /// dataset-level: f1_macro, auroc, map50, map50_95.
     #[arg(long, value_delimiter = ',', requires = "val")]
     metric: Vec<String>,
 }

@@ -18,9 +18,15 @@ pub struct AsSet {
 }
 
 impl AsSet {
-    /// `inner` as a dataset-level metric; it must not compare with the FP32 outputs (a dataset-level metric is
-    /// not given them).
+    /// `inner` as a dataset-level metric; it must be per-sample and must not compare with the FP32 outputs (a
+    /// dataset-level metric is not given them).
     pub fn new(inner: Box<dyn Metric>) -> Result<Self> {
+        if !inner.per_sample() {
+            return Err(Error::Config(format!(
+                "metric '{}' is dataset-level already",
+                inner.name()
+            )));
+        }
         if inner.needs_reference() {
             return Err(Error::Config(format!(
                 "metric '{}' compares with the FP32 outputs sample by sample: it cannot be dataset-level",

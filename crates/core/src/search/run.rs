@@ -331,6 +331,15 @@ fn fingerprint(
             if let Annotation::Label(label) = sample.annotation {
                 hash.write(&label.to_le_bytes());
             }
+            if let Annotation::Boxes(boxes) = &sample.annotation {
+                for object in boxes {
+                    hash.write(&object.class.to_le_bytes());
+                    object
+                        .bbox
+                        .iter()
+                        .for_each(|v| hash.write(&v.to_le_bytes()));
+                }
+            }
         }
     }
     Ok(format!("{:016x}", hash.0))

@@ -25,6 +25,7 @@ pub mod quant;
 pub mod quantize;
 pub mod saturation;
 pub mod search;
+pub mod sensitivity;
 
 pub use backend::{Backend, Session};
 pub use cpu::CpuFeatures;

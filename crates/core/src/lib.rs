@@ -23,6 +23,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod quant;
 pub mod quantize;
+pub mod render;
 pub mod saturation;
 pub mod search;
 pub mod sensitivity;

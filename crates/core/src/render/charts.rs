@@ -122,9 +122,10 @@ fn padded(lo: f64, hi: f64, margin: f64) -> (f64, f64) {
 impl BarChart<'_> {
     /// The chart as an SVG document.
     pub fn svg(&self) -> Result<String> {
-        let rows = self.bars.len().max(1) as i32;
-        // At least room for the legend.
-        let height = 110 + ROW * rows.max(6) as u32;
+        // Empty rows above the bars hold the legend, so it never hides a bar.
+        let bars = self.bars.len() as i32;
+        let rows = bars + self.legend_entries() as i32 + 1;
+        let height = 110 + ROW * rows as u32;
         let longest = self
             .bars
             .iter()
@@ -147,7 +148,7 @@ impl BarChart<'_> {
             let label = |v: &SegmentValue<i32>| match v {
                 SegmentValue::CenterOf(y) => self
                     .bars
-                    .get((rows - 1 - y) as usize)
+                    .get((bars - 1 - y) as usize)
                     .map_or(String::new(), |b| b.label.clone()),
                 _ => String::new(),
             };
@@ -163,7 +164,7 @@ impl BarChart<'_> {
                 .light_line_style(TRANSPARENT)
                 .draw()
                 .map_err(drawing)?;
-            let row = |i: usize| rows - 1 - i as i32;
+            let row = |i: usize| bars - 1 - i as i32;
             chart
                 .draw_series(self.bars.iter().enumerate().map(|(i, bar)| {
                     let (y0, y1) = (SegmentValue::Exact(row(i)), SegmentValue::Exact(row(i) + 1));
@@ -227,6 +228,15 @@ impl BarChart<'_> {
         Ok(svg)
     }
 
+    /// Entries the legend shows: the line's and those of kinds some bar has.
+    fn legend_entries(&self) -> usize {
+        let kinds = self
+            .legend
+            .iter()
+            .filter(|(kind, _)| self.bars.iter().any(|b| b.kind == *kind));
+        kinds.count() + usize::from(self.line.is_some())
+    }
+
     /// The x axis: from the origin (or just left of the smallest bar, when the origin is far below the
     /// values: ranking scores differ in their third decimal) to past the largest bar and its note.
     fn x_range(&self) -> (f64, f64) {
@@ -241,13 +251,13 @@ impl BarChart<'_> {
         if !min.is_finite() {
             return (0.0, 1.0);
         }
-        // The right third stays free for the notes after the bars and the legend.
         let (padded_lo, _) = padded(min, max, 0.15);
-        let hi = max + (max - padded_lo.min(self.origin)).abs().max(1e-9) * 0.5;
         let lo = match self.origin <= min && min - self.origin > 2.0 * (max - min) {
             true => padded_lo,
             false => self.origin.min(min),
         };
+        // The right third stays free for the notes after the bars and the legend.
+        let hi = max + (max - lo).max(1e-9) * 0.5;
         (lo, hi)
     }
 }

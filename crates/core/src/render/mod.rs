@@ -126,10 +126,19 @@ mod tests {
 
     #[test]
     fn a_report_with_only_the_oldest_fields_renders_every_section() {
-        let view = ReportView::from_json(r#"{"algorithm": "DefaultQuantization", "quantized_ops": 5}"#)
-            .unwrap();
+        let view =
+            ReportView::from_json(r#"{"algorithm": "DefaultQuantization", "quantized_ops": 5}"#)
+                .unwrap();
         let page = html(&view).unwrap();
-        for id in ["outcome", "metrics", "steps", "ranking", "sensitivity", "saturation", "timings"] {
+        for id in [
+            "outcome",
+            "metrics",
+            "steps",
+            "ranking",
+            "sensitivity",
+            "saturation",
+            "timings",
+        ] {
             assert!(page.contains(&format!("<section id=\"{id}\">")), "{id}");
         }
         assert!(page.contains("DefaultQuantization quantized 5 ops"));
@@ -139,12 +148,15 @@ mod tests {
     #[test]
     fn a_malformed_report_is_a_report_error() {
         for text in ["", "[1]", r#"{"algorithm": "AccuracyAwareQuantization"}"#] {
-            assert!(matches!(ReportView::from_json(text), Err(crate::Error::Report(_))), "{text}");
+            assert!(
+                matches!(ReportView::from_json(text), Err(crate::Error::Report(_))),
+                "{text}"
+            );
         }
     }
 
     #[test]
-    fn decimals_show_three_digits_of_a_small_allowed_drop() {
+    fn decimals_show_two_digits_of_a_small_allowed_drop() {
         let view = ReportView::from_json(
             r#"{"algorithm": "AccuracyAwareQuantization", "quantized_ops": 1, "metrics": [
                 {"name": "nmse", "direction": "higher-worse", "baseline": 0, "quantized": 0.0007,
@@ -153,8 +165,8 @@ mod tests {
                  "final": 0.98, "drop": 0, "allowed_drop": 0.01}]}"#,
         )
         .unwrap();
-        assert_eq!(view.decimals("nmse"), 6);
+        assert_eq!(view.decimals("nmse"), 5);
         assert_eq!(view.decimals("top1"), 4);
-        assert_eq!(fixed(0.000196, view.decimals("nmse")), "0.000196");
+        assert_eq!(fixed(0.000196, view.decimals("nmse")), "0.00020");
     }
 }

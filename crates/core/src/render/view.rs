@@ -289,8 +289,8 @@ impl ReportView {
         self.metric(self.steps.last().and_then(|s| s.metric_name.as_deref()))
     }
 
-    /// Decimals that show metric `name` to three significant digits of its allowed drop, and never fewer than
-    /// four: top-1 reads 0.8233, an NMSE allowed to grow by 0.0003 reads 0.000196.
+    /// Decimals that show metric `name` to two significant digits of its allowed drop, and never fewer than
+    /// four (the summary line's): top-1 within 0.003 reads 0.8233, an NMSE within 0.0003 reads 0.00020.
     pub fn decimals(&self, name: &str) -> usize {
         let allowed = self
             .metrics
@@ -301,7 +301,7 @@ impl ReportView {
         let allowed =
             allowed.or_else(|| deployed().find(|m| m.name == name).map(|m| m.allowed_drop));
         match allowed.map(f64::abs).filter(|a| *a > 0.0 && *a < 0.01) {
-            Some(a) => (2 - a.log10().floor() as i64).clamp(4, 12) as usize,
+            Some(a) => (1 - a.log10().floor() as i64).clamp(4, 12) as usize,
             None => 4,
         }
     }

@@ -11,7 +11,9 @@ use anyhow::{bail, Context, Result};
 /// The quantized model.
 const MODEL: &str = "model.onnx";
 /// The run's report.
-const REPORT: &str = "report.json";
+pub const REPORT: &str = "report.json";
+/// The run's report as a page, rendered from `report.json`.
+const REPORT_HTML: &str = "report.html";
 /// Intermediate models (one per accuracy-control step) go in this subdirectory.
 const INTERMEDIATE: &str = "intermediate";
 
@@ -31,6 +33,7 @@ impl OutputDir {
         if let (Ok(model), Ok(dir)) = (model.canonicalize(), dir.canonicalize()) {
             let overwritten = model == dir.join(MODEL)
                 || model == dir.join(REPORT)
+                || model == dir.join(REPORT_HTML)
                 || model.starts_with(dir.join(INTERMEDIATE));
             if overwritten {
                 bail!(
@@ -65,13 +68,25 @@ impl OutputDir {
         Ok(path)
     }
 
-    /// Writes `report.json`, streamed straight into its temporary file.
+    /// Writes `report.json`, streamed straight into its temporary file, then `report.html` rendered from it.
     pub fn write_report(&self, report: &impl serde::Serialize) -> Result<()> {
         let path = self.dir.join(REPORT);
         aquant_onnx::write_atomic_with(&path, |out| {
             serde_json::to_writer_pretty(&mut *out, report)?;
             out.write_all(b"\n")
         })
-        .with_context(|| format!("writing '{}'", path.display()))
+        .with_context(|| format!("writing '{}'", path.display()))?;
+        write_html(&self.dir).map(drop)
     }
+}
+
+/// Renders `dir/report.html` from `dir/report.json` (read back from the file, as `aquant report` does) and
+/// returns its path.
+pub fn write_html(dir: &Path) -> Result<PathBuf> {
+    let view = aquant::render::ReportView::read(&dir.join(REPORT))?;
+    let page = aquant::render::html(&view)?;
+    let path = dir.join(REPORT_HTML);
+    aquant_onnx::write_atomic(&path, page.as_bytes())
+        .with_context(|| format!("writing '{}'", path.display()))?;
+    Ok(path)
 }

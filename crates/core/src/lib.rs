@@ -23,8 +23,10 @@ pub mod ops;
 pub mod pipeline;
 pub mod quant;
 pub mod quantize;
+pub mod render;
 pub mod saturation;
 pub mod search;
+pub mod sensitivity;
 
 pub use backend::{Backend, Session};
 pub use cpu::CpuFeatures;

@@ -55,6 +55,10 @@ pub struct QuantizeArgs {
     /// CPU's int8 kernels). By default it is, whenever ONNX Runtime is found and a validation set is given.
     #[arg(long)]
     pub no_deployed_check: bool,
+    /// Skip the per-layer sensitivity analysis after the run (each quantized op's share of the output error
+    /// against FP32, on 8 calibration samples: one small evaluation per op; report.html draws it).
+    #[arg(long)]
+    pub no_sensitivity: bool,
     /// Inference engine for calibration and evaluation.
     #[arg(long, value_enum, default_value_t)]
     pub backend: BackendName,

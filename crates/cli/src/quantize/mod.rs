@@ -42,6 +42,10 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
         journal: None,
         interrupt: None,
         deployed: inputs.deployed.as_deref(),
+        sensitivity_samples: match args.no_sensitivity {
+            true => 0,
+            false => aquant::sensitivity::DEFAULT_SAMPLES,
+        },
     };
     let (quantization, control) = match &job.algorithm {
         Algorithm::Default(params) => {

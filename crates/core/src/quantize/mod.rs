@@ -6,6 +6,7 @@
 
 mod bias;
 mod calibrate;
+mod footprint;
 mod model;
 mod overflow;
 mod params;
@@ -18,6 +19,7 @@ use std::time::Instant;
 use aquant_onnx::{tensor, ModelProto};
 
 pub use calibrate::{calibration_indices, CalibrationStats, FP32Outputs};
+pub use footprint::{ModelBytes, OpsByPrecision};
 pub use model::{FittedQuantizers, ModelForm, QuantizedModel, RestoreMode};
 pub use overflow::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
 pub use params::{

@@ -433,6 +433,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
             group: entry.group,
             reverted_group: entry.nodes.clone(),
             metric: candidate.evaluation.metrics[controlled].value,
+            metric_name: self.metrics[controlled].name().into(),
             drop: after,
             kept: outcome.kept(),
             outcome,

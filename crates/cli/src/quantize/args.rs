@@ -1,13 +1,14 @@
 //! The flags of `aquant quantize`, and the one step that turns them into a validated [`Job`].
 //!
-//! As in ripgrep (low-level args → high-level args): clap fills typed structs, then `Job::try_from(&QuantizeArgs)`
-//! validates them, or reads the config file, in one place. The parameter flags are not defined here: the
-//! library's parameter structs ([`QuantizationParams`], [`AccuracyControlParams`]), which are the schema, derive
-//! them behind the core crate's `clap` feature and are flattened in as they are, so a flag not given leaves the
-//! library's default and there is no mapping to keep. This file only adds what spans them: `--config` conflicts
-//! with every parameter flag and the accuracy-control flags need `--val`, through groups built from the flags
-//! the structs derive (clap's derive leaves the group of a struct with nested structs empty). A test walks the
-//! schema to check that every parameter has its flag.
+//! As in ripgrep (low-level args → high-level args): clap fills typed structs, then
+//! `Job::try_from(&QuantizeArgs)` validates them, or reads the config file, in one place. The parameter flags
+//! are not defined here: the library's parameter structs ([`QuantizationParams`], [`AccuracyControlParams`]),
+//! which are the schema, derive them behind the core crate's `clap` feature and are flattened in as they are,
+//! so a flag not given leaves the library's default and nothing is mapped by hand. This file adds only what
+//! spans them: `--config` conflicts with every parameter flag and the accuracy-control flags need `--val`,
+//! through groups built from the flags the structs derive (clap's derive leaves the group of a struct with
+//! nested structs empty), and `--fallback`, which is not a library parameter yet. A test walks the schema to
+//! check that every parameter has its flag.
 
 use std::path::{Path, PathBuf};
 

@@ -202,9 +202,10 @@ impl QuantizeArgs {
     fn control(&self) -> Result<AccuracyControlParams> {
         match self.fallback.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
             [] | ["fp32"] => {}
-            ladder if ladder.contains(&"int16") => bail!(
-                "--fallback int16 is not available: the tract engine (0.23.9) cannot execute 16-bit \
-                 QuantizeLinear (ONNX Runtime can, at opset 21); use --fallback fp32"
+            ladder if ladder.iter().any(|step| step.contains("16")) => bail!(
+                "--fallback {}: the precision ladder (16-bit steps before FP32) is not built yet; a whole \
+                 model in 16 bits is --weights-bits 16 --activations-bits 16 (opset 21); use --fallback fp32",
+                ladder.join(",")
             ),
             other => bail!("--fallback {}: the only supported ladder is 'fp32'", other.join(",")),
         }

@@ -93,7 +93,11 @@ impl Job {
     /// Runs the job (on the worker thread).
     fn execute(self, interrupt: &AtomicBool) -> Result<Finished> {
         let lines = Lines::default();
-        let progress: &dyn Progress = if self.settings.progress { &lines } else { &NoProgress };
+        let progress: &dyn Progress = if self.settings.progress {
+            &lines
+        } else {
+            &NoProgress
+        };
         let output = match &self.settings.output_dir {
             Some(dir) => Some(OutputDir::plan(self.model_path.as_deref(), dir)?),
             None => None,
@@ -118,17 +122,28 @@ impl Job {
                     output.create()?;
                 }
                 // NNCF's `quantize` takes no validation set: nothing to judge the model against.
-                let outcome = quantize_default(self.backend.as_ref(), model, &self.calibration, params, None, &options)?;
+                let outcome = quantize_default(
+                    self.backend.as_ref(),
+                    model,
+                    &self.calibration,
+                    params,
+                    None,
+                    &options,
+                )?;
                 let mut report = outcome.report;
                 report.model = self.model_name();
                 if let Some(output) = &output {
                     report.output = Some(output.save_model(&outcome.model)?.display().to_string());
                     output.write_report(&report)?;
                 }
-                let other = self.other_form(&outcome.quantized, &Default::default(), Default::default())?;
+                let other =
+                    self.other_form(&outcome.quantized, &Default::default(), Default::default())?;
                 finished(&outcome.model, &report, false, other)
             }
-            Algorithm::AccuracyAware { quantization, control } => {
+            Algorithm::AccuracyAware {
+                quantization,
+                control,
+            } => {
                 let validation = self.validation().ok_or_else(|| {
                     Error::Config("accuracy control needs a validation dataset".into())
                 })?;
@@ -176,7 +191,12 @@ impl Job {
                 }
                 let reverted = outcome.report.reverted.iter().cloned().collect();
                 let other = self.other_form(&outcome.quantized, &reverted, control.restore_mode)?;
-                finished(&outcome.model, &outcome.report, outcome.report.interrupted, other)
+                finished(
+                    &outcome.model,
+                    &outcome.report,
+                    outcome.report.interrupted,
+                    other,
+                )
             }
         }
     }
@@ -194,7 +214,9 @@ impl Job {
         let form = ModelForm::Export {
             compress_weights: !self.settings.compress_weights,
         };
-        Ok(Some(aquant_onnx::encode_model(&quantized.build(reverted, mode, form)?)))
+        Ok(Some(aquant_onnx::encode_model(
+            &quantized.build(reverted, mode, form)?,
+        )))
     }
 
     fn model_name(&self) -> String {
@@ -214,7 +236,9 @@ impl Job {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
                     .build()
-                    .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("worker threads: {e}")))?,
+                    .map_err(|e| {
+                        pyo3::exceptions::PyRuntimeError::new_err(format!("worker threads: {e}"))
+                    })?,
             ),
             None => None,
         };
@@ -257,7 +281,9 @@ impl Job {
             }
             Some(Ok(Err(error))) => Err(errors::to_py(py, error, &causes)),
             Some(Err(panic)) => Err(errors::panicked(panic)),
-            None => Err(pyo3::exceptions::PyRuntimeError::new_err("the run's thread ended without a result")),
+            None => Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "the run's thread ended without a result",
+            )),
         }
     }
 }

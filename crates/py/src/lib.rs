@@ -28,7 +28,11 @@ use errors::Causes;
 use job::{Job, Settings};
 
 /// The model: read from `path` (external data resolved there) or decoded from `bytes`, checked and indexed.
-fn load_model(py: Python<'_>, model: &Bound<'_, PyAny>, causes: &Causes) -> PyResult<(Graph, Option<PathBuf>)> {
+fn load_model(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    causes: &Causes,
+) -> PyResult<(Graph, Option<PathBuf>)> {
     let to_py = |e| errors::to_py(py, e, causes);
     if let Ok(bytes) = model.cast::<PyBytes>() {
         let proto = aquant_onnx::decode_model(bytes.as_bytes(), "<model bytes>".as_ref())
@@ -46,7 +50,9 @@ fn backend(name: &str) -> PyResult<Box<dyn Backend>> {
         "ort" => aquant_ort::OrtBackend::new()
             .map(|b| Box::new(b) as Box<dyn Backend>)
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string())),
-        other => Err(PyValueError::new_err(format!("backend must be 'tract' or 'ort', not {other:?}"))),
+        other => Err(PyValueError::new_err(format!(
+            "backend must be 'tract' or 'ort', not {other:?}"
+        ))),
     }
 }
 
@@ -108,7 +114,11 @@ fn build_metric(
             names: names.to_vec(),
             fingerprints: fingerprints.clone(),
         }),
-        other => return Err(PyValueError::new_err(format!("unknown metric kind {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown metric kind {other:?}"
+            )))
+        }
     })
 }
 
@@ -151,13 +161,24 @@ fn run(
     let algorithm = aquant::config::read_algorithm(entry, device)
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     if workers == Some(0) {
-        return Err(PyValueError::new_err("num_ranking_workers must be at least 1"));
+        return Err(PyValueError::new_err(
+            "num_ranking_workers must be at least 1",
+        ));
     }
     let fingerprints = Fingerprints::default();
     let kind = metric.as_ref().map(|m| m.0.as_str()).unwrap_or("builtin");
     let same = validation.is_some_and(|v| v.is(calibration));
-    let calibration_annotations = if same { annotations(kind) } else { Annotations::Unused };
-    let mut calibration_set = PyDataset::new(calibration, names.clone(), calibration_annotations, causes.clone())?;
+    let calibration_annotations = if same {
+        annotations(kind)
+    } else {
+        Annotations::Unused
+    };
+    let mut calibration_set = PyDataset::new(
+        calibration,
+        names.clone(),
+        calibration_annotations,
+        causes.clone(),
+    )?;
     if same {
         calibration_set = calibration_set.with_fingerprints(fingerprints.clone());
     }
@@ -169,8 +190,12 @@ fn run(
         None => None,
     };
     let metric = match (&metric, validation) {
-        (Some(spec), Some(source)) => Some(build_metric(spec, source, &names, &fingerprints, &causes)?),
-        (Some(_), None) => return Err(PyValueError::new_err("a metric needs a validation dataset")),
+        (Some(spec), Some(source)) => {
+            Some(build_metric(spec, source, &names, &fingerprints, &causes)?)
+        }
+        (Some(_), None) => {
+            return Err(PyValueError::new_err("a metric needs a validation dataset"))
+        }
         (None, _) => None,
     };
     let has_validation = validation.is_some();
@@ -202,7 +227,12 @@ fn run(
     };
     let finished = job.run(py)?;
     let other = finished.other_form.map(|b| PyBytes::new(py, &b).unbind());
-    Ok((PyBytes::new(py, &finished.model).unbind(), finished.report, finished.interrupted, other))
+    Ok((
+        PyBytes::new(py, &finished.model).unbind(),
+        finished.report,
+        finished.interrupted,
+        other,
+    ))
 }
 
 /// ONNX Runtime, to judge the saved model as deployed (as the command line does when it finds it).
@@ -238,10 +268,21 @@ fn evaluate(
     let engine = self::backend(backend)?;
     let model = graph.into_model();
     let lines = progress::Lines::default();
-    let shown: &dyn aquant::Progress = if progress { &lines } else { &aquant::NoProgress };
+    let shown: &dyn aquant::Progress = if progress {
+        &lines
+    } else {
+        &aquant::NoProgress
+    };
     let result = py.detach(|| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let evaluator = aquant::Evaluator::new(engine.as_ref(), &dataset, vec![metric.as_ref()], None, batch_size, shown)?;
+            let evaluator = aquant::Evaluator::new(
+                engine.as_ref(),
+                &dataset,
+                vec![metric.as_ref()],
+                None,
+                batch_size,
+                shown,
+            )?;
             evaluator.evaluate(&model, &evaluator.all_indices(), "evaluating")
         }))
     });

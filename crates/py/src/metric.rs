@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use aquant::data::Annotation;
 use aquant::metric::{SampleOutputs, SetValue};
-use aquant::{Direction, EvaluatedModel, Error, Metric, Result, Tensor};
+use aquant::{Direction, Error, EvaluatedModel, Metric, Result, Tensor};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -45,9 +45,15 @@ impl Common {
     }
 
     /// The Python annotation of a sample.
-    fn annotation<'py>(&self, py: Python<'py>, annotation: &Annotation) -> PyResult<Bound<'py, PyAny>> {
+    fn annotation<'py>(
+        &self,
+        py: Python<'py>,
+        annotation: &Annotation,
+    ) -> PyResult<Bound<'py, PyAny>> {
         match annotation {
-            Annotation::External(index) => self.source.bind(py).call_method1("annotation", (*index,)),
+            Annotation::External(index) => {
+                self.source.bind(py).call_method1("annotation", (*index,))
+            }
             Annotation::Label(label) => Ok(label.into_pyobject(py)?.into_any()),
             Annotation::None => Ok(py.None().into_bound(py)),
         }
@@ -76,7 +82,12 @@ impl Metric for CallableMetric {
         self.common.direction
     }
 
-    fn sample_value(&self, outputs: &[Tensor], annotation: &Annotation, _: Option<&[Tensor]>) -> Result<f64> {
+    fn sample_value(
+        &self,
+        outputs: &[Tensor],
+        annotation: &Annotation,
+        _: Option<&[Tensor]>,
+    ) -> Result<f64> {
         self.common.call("the metric", |py| {
             let annotation = self.common.annotation(py, annotation)?;
             let outputs = convert::arrays(py, outputs)?;
@@ -105,14 +116,19 @@ impl PotMetric {
         let annotation = self.common.annotation(py, annotation)?;
         let outputs = convert::arrays(py, outputs)?;
         let batch = PyList::new(py, [annotation])?;
-        self.object.bind(py).call_method1("update", (outputs, batch))?;
+        self.object
+            .bind(py)
+            .call_method1("update", (outputs, batch))?;
         Ok(())
     }
 
     /// This metric's entry in a POT `{name: value or [values]}` dict; the last value of a list.
     fn entry(&self, values: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
         let value = values.get_item(&self.common.name).map_err(|_| {
-            pyo3::exceptions::PyKeyError::new_err(format!("{what} has no entry '{}'", self.common.name))
+            pyo3::exceptions::PyKeyError::new_err(format!(
+                "{what} has no entry '{}'",
+                self.common.name
+            ))
         })?;
         match value.cast::<PyList>() {
             Ok(list) => number(&list.get_item(list.len().saturating_sub(1))?),
@@ -138,7 +154,12 @@ impl Metric for PotMetric {
         self.per_sample
     }
 
-    fn sample_value(&self, outputs: &[Tensor], annotation: &Annotation, _: Option<&[Tensor]>) -> Result<f64> {
+    fn sample_value(
+        &self,
+        outputs: &[Tensor],
+        annotation: &Annotation,
+        _: Option<&[Tensor]>,
+    ) -> Result<f64> {
         let _turn = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.common.call("the POT metric", |py| {
             self.object.bind(py).call_method0("reset")?;
@@ -154,7 +175,10 @@ impl Metric for PotMetric {
             for sample in samples {
                 self.update(py, &sample.outputs, &sample.annotation)?;
             }
-            Ok(SetValue::from(self.entry(&self.object.bind(py).getattr("avg_value")?, "avg_value")?))
+            Ok(SetValue::from(self.entry(
+                &self.object.bind(py).getattr("avg_value")?,
+                "avg_value",
+            )?))
         })
     }
 }
@@ -234,7 +258,11 @@ impl Metric for ValidationFn {
         let indices: Vec<usize> = samples.iter().map(|s| s.index).collect();
         let served = model::serve(model, self.replay(samples), self.names.clone(), |lent| {
             self.common.call("validation_fn", |py| {
-                let data = self.common.source.bind(py).call_method1("data", (indices,))?;
+                let data = self
+                    .common
+                    .source
+                    .bind(py)
+                    .call_method1("data", (indices,))?;
                 let returned = self.function.bind(py).call1((lent, data))?;
                 self.result(&returned)
             })

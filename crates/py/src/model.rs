@@ -46,7 +46,11 @@ pub struct Model {
 #[pymethods]
 impl Model {
     /// Runs the model on `inputs`; returns its outputs (numpy arrays, in the model's output order).
-    fn __call__<'py>(&self, py: Python<'py>, inputs: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let inputs = convert::inputs(inputs, &self.names)?;
         let key = convert::inputs_fingerprint(&inputs, &self.names);
         if let Some(outputs) = self.replay.get(&key) {
@@ -81,9 +85,7 @@ impl Model {
             sender.send(Request::Encode(reply)).ok()?;
             answer.recv().ok()
         });
-        bytes
-            .map(|b| PyBytes::new(py, &b))
-            .ok_or_else(expired)
+        bytes.map(|b| PyBytes::new(py, &b)).ok_or_else(expired)
     }
 }
 

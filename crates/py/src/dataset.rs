@@ -69,6 +69,7 @@ impl PyDataset {
         let given = source.call_method1("inputs", (index,))?;
         let inputs = convert::inputs(&given, &self.names)?;
         check_batch_axis(&inputs, index)?;
+        check_finite(&inputs, index)?;
         let annotation = match self.annotations {
             Annotations::Unused => Annotation::None,
             Annotations::External => Annotation::External(index),
@@ -100,6 +101,16 @@ impl Dataset for PyDataset {
                 .insert(index, hash);
         }
         Ok(sample)
+    }
+}
+
+/// Inputs must be finite: a NaN would silently poison calibration ranges and every comparison.
+fn check_finite(inputs: &[(String, Tensor)], index: usize) -> PyResult<()> {
+    match inputs.iter().find(|(_, t)| !t.all_finite()) {
+        Some((name, _)) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "sample {index}: input '{name}' holds NaN or infinite values"
+        ))),
+        None => Ok(()),
     }
 }
 

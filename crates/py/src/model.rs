@@ -51,12 +51,12 @@ impl Model {
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let sender = self.sender()?;
         let inputs = convert::inputs(inputs, &self.names)?;
         let key = convert::inputs_fingerprint(&inputs, &self.names);
         if let Some(outputs) = self.replay.get(&key) {
             return convert::arrays(py, outputs);
         }
-        let sender = self.sender()?;
         let outputs = py.detach(move || {
             let (reply, answer) = channel();
             sender.send(Request::Run(inputs, reply)).ok()?;

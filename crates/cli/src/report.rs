@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use crate::output::{self, REPORT};
+use aquant::output::{self, REPORT};
 
 /// Arguments of `aquant report`.
 #[derive(Args)]

@@ -28,7 +28,7 @@ use crate::progress::Bars;
 pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let job = Job::try_from(&args)?;
     let model = Graph::load(&job.model)?.into_model();
-    let output = OutputDir::plan(&job.model, &job.output)?;
+    let output = OutputDir::plan(Some(&job.model), &job.output)?;
     // Every input is opened and checked before the output directory is created.
     let inputs = Inputs::open(&job, &args)?;
     let metrics: Vec<&dyn aquant::Metric> = inputs.metrics.iter().map(|m| m.as_ref()).collect();

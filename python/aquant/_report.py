@@ -42,6 +42,9 @@ class Report:
     preset: Optional[str] = None
     steps: list[dict] = field(default_factory=list)
     ranking: list[dict] = field(default_factory=list)
+    #: What ranked the groups: ``"metric"`` (per-sample values) or ``"output_nmse"`` (a dataset-level metric, e.g.
+    #: a ``validation_fn`` returning one float); ``None`` when nothing was ranked.
+    ranked_by: Optional[str] = None
     deployed: Optional[dict] = None
     overflow_fix: Optional[dict] = None
     saturation: Optional[dict] = None

@@ -88,11 +88,13 @@ def test_per_sample_values_agree_with_metric_and_builtin(mnist, tmp_path, monkey
     assert_deployed_drop(tmp_path / "model.onnx", mnist[2], mnist[3], mnist[0], MAX_DROP)
 
 
-@pytest.mark.xfail(reason="needs the dataset-level search path (issue 18)", strict=False)
 def test_validation_fn_returning_float(mnist, monkeypatch):
+    # A bare float is a dataset-level metric: groups are ranked by output NMSE, the float judges full evaluations.
     weights_3_levels(monkeypatch)
     _, with_values = run(mnist, validation_fn=validation_with_values)
     model, report = run(mnist, validation_fn=validation_float)
+    assert with_values.ranked_by == "metric"
+    assert report.ranked_by == "output_nmse" and report.reverted_ops > 0
     assert report.metrics[0].final == pytest.approx(with_values.metrics[0].final, abs=1e-12)
     assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], MAX_DROP)
 

@@ -116,9 +116,10 @@ class SetAccuracy(Accuracy):
     value = Metric.value
 
 
-@pytest.mark.xfail(reason="needs the dataset-level search path (issue 18)", strict=False)
 def test_pot_metric_without_value_is_dataset_level(tmp_path, mnist):
     compressed, saved, _ = run_pot(tmp_path, SetAccuracy())
     per_sample, _, _ = run_pot(tmp_path / "b", Accuracy())
+    assert compressed.report.ranked_by == "output_nmse"
+    assert per_sample.report.ranked_by == "metric"
     assert compressed.report.metrics[0].baseline == pytest.approx(per_sample.report.metrics[0].baseline)
     assert compressed.report.metrics[0].quantized == pytest.approx(per_sample.report.metrics[0].quantized)

@@ -4,23 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assets, ort_eval_with};
-
-/// The f32 values of a little-endian `.npy` file (version 1 or 2 header).
-fn npy_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-    };
-    bytes[start + header_len..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
+use common::{assets, npy_f32, ort_eval_with};
 
 /// ONNX Runtime's first output on the first samples of `data`, for `model`.
 fn logits(model: &Path, data: &Path, out: &Path) -> Vec<f32> {

@@ -16,17 +16,7 @@ use aquant_onnx::proto::{
 };
 use aquant_onnx::tensor;
 use aquant_tract::TractBackend;
-use common::{assets, f32_npy, ort_eval_with, write};
-
-/// The f32 values of a little-endian `.npy` file written by numpy (version 1 header).
-fn npy_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    bytes[10 + header..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
+use common::{assets, f32_npy, npy_f32, ort_eval_with, write};
 
 fn float_port(name: &str, len: usize) -> ValueInfoProto {
     let dim = |v: i64| tensor_shape_proto::Dimension {

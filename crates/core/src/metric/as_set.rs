@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::eval::EvaluatedModel;
-use crate::metric::{Direction, Metric, SampleOutputs, SetValue};
+use crate::metric::{no_sample_value, Direction, Metric, SampleOutputs, SetValue};
 use crate::tensor::Tensor;
 
 /// The prefix of a built-in metric name that asks for it as dataset-level.
@@ -68,9 +68,6 @@ impl Metric for AsSet {
         _: &crate::data::Annotation,
         _: Option<&[Tensor]>,
     ) -> Result<f64> {
-        Err(Error::Metric {
-            name: self.name().into(),
-            message: "a dataset-level metric has no per-sample values".into(),
-        })
+        Err(no_sample_value(self.name()))
     }
 }

@@ -174,12 +174,12 @@ pub struct OutputError {
 
 impl OutputError {
     /// Mean squared error.
-    pub fn mse() -> Self {
+    pub const fn mse() -> Self {
         OutputError { normalized: false }
     }
 
     /// Normalised mean squared error.
-    pub fn nmse() -> Self {
+    pub const fn nmse() -> Self {
         OutputError { normalized: true }
     }
 }

@@ -75,13 +75,7 @@ pub fn quantize_with_accuracy_control(
     )?;
     let calibration_seconds = summary.calibration_seconds + summary.bias_correction_seconds;
     let fp32 = quantized.fp32().model().clone();
-    // Ranking by output NMSE needs it in every evaluation (the ranking subset comes from the INT8 model's).
-    let nmse = OutputError::nmse();
-    let nmse: Option<&dyn Metric> = match control.ranking_score {
-        RankingScore::Nmse => Some(&nmse),
-        RankingScore::Auto if metrics.iter().any(|m| !m.per_sample()) => Some(&nmse),
-        RankingScore::Auto | RankingScore::Metric => None,
-    };
+    let nmse = ranking_nmse(metrics, control);
     let evaluator = Evaluator::new(
         backend,
         validation,
@@ -173,6 +167,21 @@ struct Analyses {
     saturation: SaturationReport,
     sensitivity: Option<SensitivityReport>,
     footprint: Footprint,
+}
+
+/// The output NMSE against FP32, when groups may be ranked by it (`ranking_score` nmse, or auto with a
+/// dataset-level metric): every evaluation then carries it after the controlled metrics, since the ranking
+/// subset comes from the INT8 model's values.
+fn ranking_nmse(
+    metrics: &[&dyn Metric],
+    control: &AccuracyControlParams,
+) -> Option<&'static dyn Metric> {
+    static NMSE: OutputError = OutputError::nmse();
+    match control.ranking_score {
+        RankingScore::Nmse => Some(&NMSE),
+        RankingScore::Auto if metrics.iter().any(|m| !m.per_sample()) => Some(&NMSE),
+        RankingScore::Auto | RankingScore::Metric => None,
+    }
 }
 
 fn report(

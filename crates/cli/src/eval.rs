@@ -24,7 +24,7 @@ pub struct EvalArgs {
     /// The data spec (JSON) of the evaluation set.
     #[arg(long, required_unless_present = "config", conflicts_with = "config")]
     data: Option<PathBuf>,
-    /// Metric: top1, top5, topK, agreement, mse, nmse.
+    /// Metric: top1, top5, topK, agreement, mse, nmse, f1_macro, auroc, map50, map50_95.
     #[arg(long, default_value = "top1", conflicts_with = "config")]
     metric: String,
     /// FP32 model that agreement/mse/nmse compare with.

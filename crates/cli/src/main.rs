@@ -18,6 +18,7 @@ mod interrupt;
 mod output;
 mod progress;
 mod quantize;
+mod report;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,8 @@ enum Command {
     /// Quantize a model to INT8 (QDQ ONNX). `aquant quantize --resume OUT_DIR` continues an interrupted
     /// accuracy-aware run with its original arguments.
     Quantize(Box<quantize::QuantizeArgs>),
+    /// Re-render a run's report.html from its report.json, or print a Markdown summary (--format md).
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Quantize(args) => quantize::run(*args, resumed),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(code) => code,

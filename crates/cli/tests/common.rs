@@ -179,6 +179,22 @@ pub fn sample_inputs(dataset: &dyn aquant::Dataset, index: usize) -> Vec<aquant:
         .collect()
 }
 
+/// The f32 values of a little-endian `.npy` file (version 1 or 2 header).
+pub fn npy_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+    };
+    bytes[start + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// `.npy` bytes of float32 `values` with `shape`.
 pub fn f32_npy(shape: &[usize], values: &[f32]) -> Vec<u8> {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -294,6 +294,73 @@ fn wrong_number_of_labels() {
     case.assert_refused("must be 8 integers", |c| c.quantize(&[("--val", &val)]));
 }
 
+/// A validation spec over the case's `val_x.npy` with ground-truth boxes `lines` (and `extra` keys).
+fn boxes_spec(case: &Case, lines: &str, extra: &str) -> String {
+    write(case.dir.path(), "val_boxes.jsonl", lines);
+    write(
+        case.dir.path(),
+        "boxes.json",
+        format!(
+            r#"{{"format":"npy","inputs":{{"x":"val_x.npy"}},"boxes":"val_boxes.jsonl"{extra}}}"#
+        ),
+    )
+}
+
+/// A valid line of boxes: one object.
+const BOXES_LINE: &str = "[{\"class\": 0, \"box\": [0, 0, 2, 2]}]";
+
+/// One valid line per sample, with line `bad` (1-based) replaced by `line`.
+fn boxes_with(bad: usize, line: &str) -> String {
+    (1..=SAMPLES)
+        .map(|i| format!("{}\n", if i == bad { line } else { BOXES_LINE }))
+        .collect()
+}
+
+#[test]
+fn boxes_line_not_json() {
+    let case = Case::valid();
+    let val = boxes_spec(&case, &boxes_with(2, "[{\"class\": 0, \"box\": [0, 0"), "");
+    case.assert_refused("boxes 'val_boxes.jsonl' line 2: not JSON", |c| {
+        c.quantize(&[("--val", &val), ("--metric", "map50")])
+    });
+}
+
+#[test]
+fn boxes_line_count() {
+    let case = Case::valid();
+    let val = boxes_spec(&case, &format!("{BOXES_LINE}\n").repeat(SAMPLES - 1), "");
+    case.assert_refused("has 7 lines but the inputs have 8 samples", |c| {
+        c.quantize(&[("--val", &val), ("--metric", "map50")])
+    });
+}
+
+#[test]
+fn box_with_three_numbers() {
+    let case = Case::valid();
+    let val = boxes_spec(
+        &case,
+        &boxes_with(3, "[{\"class\": 1, \"box\": [0, 0, 2]}]"),
+        "",
+    );
+    case.assert_refused(
+        "line 3: object 1: \"box\" must be 4 numbers [x1, y1, x2, y2], found 3",
+        |c| c.quantize(&[("--val", &val), ("--metric", "map50")]),
+    );
+}
+
+#[test]
+fn boxes_and_labels_together() {
+    let case = Case::valid();
+    let val = boxes_spec(
+        &case,
+        &boxes_with(1, BOXES_LINE),
+        r#","labels":"val_y.npy""#,
+    );
+    case.assert_refused("gives both \"labels\" and \"boxes\"", |c| {
+        c.quantize(&[("--val", &val), ("--metric", "map50")])
+    });
+}
+
 // Metrics.
 
 #[test]

@@ -53,6 +53,9 @@ pub enum Error {
     /// A configuration value is invalid.
     #[error("config: {0}")]
     Config(String),
+    /// A report could not be read or drawn (a malformed `report.json`, say).
+    #[error("report: {0}")]
+    Report(String),
     /// The run was interrupted (Ctrl-C) before it had a result to save.
     #[error("interrupted")]
     Interrupted,

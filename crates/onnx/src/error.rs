@@ -33,6 +33,16 @@ pub enum OnnxError {
         /// Supported range, for the message.
         supported: String,
     },
+    /// The model's opset cannot be raised faithfully (an op whose meaning changed and cannot be rewritten).
+    #[error("cannot raise the model's opset from {from} to {to}: {message}")]
+    OpsetUpgrade {
+        /// The model's default-domain opset.
+        from: i64,
+        /// The opset asked for.
+        to: i64,
+        /// Which node, and why.
+        message: String,
+    },
     /// A tensor stored in an external file could not be resolved.
     #[error("external data of tensor '{tensor}' ({}): {message}", path.display())]
     ExternalData {

@@ -14,6 +14,7 @@ mod fs;
 mod io;
 
 pub mod attr;
+pub mod opset;
 pub mod tensor;
 
 /// The generated ONNX protobuf types (package `onnx`).

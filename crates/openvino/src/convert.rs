@@ -30,6 +30,16 @@ pub fn to_openvino(tensor: &Tensor) -> Result<openvino::Tensor> {
     }
 }
 
+/// A u8 tensor holding `bytes`: how OpenVINO takes the weights of an IR read from memory.
+pub fn bytes_tensor(bytes: &[u8]) -> Result<openvino::Tensor> {
+    let mut value = new_tensor(ElementType::U8, &[bytes.len()])?;
+    value
+        .get_raw_data_mut()
+        .map_err(|e| backend_error("passing the weights", e))?
+        .copy_from_slice(bytes);
+    Ok(value)
+}
+
 fn new_tensor(element: ElementType, shape: &[usize]) -> Result<openvino::Tensor> {
     let context = "passing an input";
     let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();

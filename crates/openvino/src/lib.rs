@@ -9,6 +9,10 @@
 //! The model reaches OpenVINO as ONNX bytes (its ONNX frontend, from memory); intermediate tensors asked for
 //! at preparation become extra graph outputs of a private copy, as with ONNX Runtime. Each prepared model is
 //! compiled once; the threads that run it at the same time each take an infer request from a small pool.
+//!
+//! [`OpenvinoBackend::reading_ir`] hands OpenVINO the IR aquant saves ([`aquant_ir::write_ir`]) instead: the
+//! deployed check of an IR output, which then measures the very bytes written as `model.xml` + `model.bin`
+//! rather than OpenVINO's own conversion of the QDQ ONNX.
 #![deny(missing_docs)]
 
 mod convert;
@@ -32,11 +36,21 @@ pub const DEFAULT_DEVICE: &str = "CPU";
 pub struct OpenvinoBackend {
     core: Arc<Mutex<Core>>,
     device: String,
+    form: Form,
+}
+
+/// What a model is handed to OpenVINO as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// ONNX bytes, read by OpenVINO's ONNX frontend.
+    Onnx,
+    /// The IR aquant writes (.xml text and .bin weights), read by OpenVINO's IR frontend.
+    Ir,
 }
 
 impl std::fmt::Debug for OpenvinoBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OpenvinoBackend({})", self.device)
+        write!(f, "OpenvinoBackend({}, {:?})", self.device, self.form)
     }
 }
 
@@ -94,7 +108,17 @@ impl OpenvinoBackend {
         Ok(OpenvinoBackend {
             core: Arc::new(Mutex::new(core)),
             device: device.to_owned(),
+            form: Form::Onnx,
         })
+    }
+
+    /// This engine, reading every model as the OpenVINO IR aquant saves instead of as ONNX. Its name is
+    /// `openvino-ir`, so the search never mistakes it for the ONNX-reading engine it may have evaluated with.
+    pub fn reading_ir(self) -> OpenvinoBackend {
+        OpenvinoBackend {
+            form: Form::Ir,
+            ..self
+        }
     }
 
     /// The device models are compiled for.
@@ -102,13 +126,26 @@ impl OpenvinoBackend {
         &self.device
     }
 
-    fn compile(&self, bytes: &[u8]) -> Result<CompiledModel> {
+    /// Compiles `model` in this engine's [`Form`].
+    fn compile(&self, model: &ModelProto) -> Result<CompiledModel> {
+        let ir = match self.form {
+            Form::Onnx => None,
+            Form::Ir => Some(aquant_ir::write_ir(model)?),
+        };
+        let weights = match &ir {
+            Some(ir) => Some(convert::bytes_tensor(&ir.bin)?),
+            None => None,
+        };
+        let bytes = match &ir {
+            Some(ir) => ir.xml.as_bytes().to_vec(),
+            None => aquant_onnx::encode_model(model),
+        };
         let mut core = self
             .core
             .lock()
             .map_err(|_| backend_error("compiling the model", "core poisoned"))?;
         let model = core
-            .read_model_from_buffer(bytes, None)
+            .read_model_from_buffer(&bytes, weights.as_ref())
             .map_err(|e| backend_error("reading the model", e))?;
         core.compile_model(&model, DeviceType::from(self.device.as_str()))
             .map_err(|e| backend_error("compiling the model", e))
@@ -117,7 +154,10 @@ impl OpenvinoBackend {
 
 impl Backend for OpenvinoBackend {
     fn name(&self) -> &str {
-        "openvino"
+        match self.form {
+            Form::Onnx => "openvino",
+            Form::Ir => "openvino-ir",
+        }
     }
 
     /// The release of the loaded library ("2026.4.1" of "2026.4.1-22982-e213a147257-releases/2026/4").
@@ -148,10 +188,12 @@ impl Backend for OpenvinoBackend {
             .filter(|name| !inputs.contains(name) && !model_outputs.contains(name))
             .cloned()
             .collect();
-        let bytes = if tapped.is_empty() {
-            aquant_onnx::encode_model(model)
+        let tapped_model;
+        let model = if tapped.is_empty() {
+            model
         } else {
-            aquant_onnx::encode_model(&with_extra_outputs(model, &tapped))
+            tapped_model = with_extra_outputs(model, &tapped);
+            &tapped_model
         };
         let outputs = model_outputs
             .iter()
@@ -161,7 +203,7 @@ impl Backend for OpenvinoBackend {
                 None => Source::Output(name.clone()),
             })
             .collect();
-        let mut compiled = self.compile(&bytes)?;
+        let mut compiled = self.compile(model)?;
         let count = compiled
             .get_input_size()
             .map_err(|e| backend_error("loading model", e))?;

@@ -28,14 +28,12 @@ use crate::progress::Bars;
 pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let job = Job::try_from(&args)?;
     let model = Graph::load_with_weights(&job.model, job.weights.as_deref())?.into_model();
-    let output = OutputDir::plan(&job.model, &job.output)?;
+    let output = OutputDir::plan(Some(&job.model), &job.output)?;
     let format = OutputFormat::resolve(args.output_format, &job.model);
-    if format == OutputFormat::Ir {
-        // Every op of the model must have an IR form: known now, not after the search.
-        aquant_ir::write_ir(&model)?;
-    }
+    // Every op of the model must have a form in the output format: known now, not after the search.
+    format.check(&model)?;
     // Every input is opened and checked before the output directory is created.
-    let inputs = Inputs::open(&job, &args)?;
+    let inputs = Inputs::open(&job, &args, format)?;
     let metrics: Vec<&dyn aquant::Metric> = inputs.metrics.iter().map(|m| m.as_ref()).collect();
     let progress = Bars::new(args.quiet);
     let options = RunOptions {
@@ -47,6 +45,10 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
         journal: None,
         interrupt: None,
         deployed: inputs.deployed.as_deref(),
+        sensitivity_samples: match args.no_sensitivity {
+            true => 0,
+            false => aquant::sensitivity::DEFAULT_SAMPLES,
+        },
     };
     let (quantization, control) = match &job.algorithm {
         Algorithm::Default(params) => {
@@ -169,7 +171,7 @@ struct Inputs {
 }
 
 impl Inputs {
-    fn open(job: &Job, args: &QuantizeArgs) -> Result<Inputs> {
+    fn open(job: &Job, args: &QuantizeArgs, format: OutputFormat) -> Result<Inputs> {
         let calibration = job.calibration.open().context("calibration data")?;
         let backend = args.backend.open_on(job.device.as_deref())?;
         let other_validation = match &job.validation {
@@ -190,7 +192,7 @@ impl Inputs {
             has_validation,
             metrics,
             backend,
-            deployed: deployed_engine(args, has_validation),
+            deployed: deployed_engine(args, job, format),
         })
     }
 
@@ -252,17 +254,31 @@ fn warn_if_subset_clamped(requested: Option<usize>, samples: usize) {
     }
 }
 
-/// The engine the saved model is judged on: ONNX Runtime as deployed, when it is found, a validation set is
-/// given and `--no-deployed-check` is not.
-fn deployed_engine(args: &QuantizeArgs, has_validation: bool) -> Option<Box<dyn aquant::Backend>> {
-    if args.no_deployed_check || !has_validation {
+/// The engine the saved model is judged on, when a validation set is given and `--no-deployed-check` is not:
+/// ONNX Runtime as deployed for an ONNX output; OpenVINO reading the saved IR itself, on the job's device, for
+/// an IR output. A missing engine is a warning, not an error: the run is still worth having.
+fn deployed_engine(
+    args: &QuantizeArgs,
+    job: &Job,
+    format: OutputFormat,
+) -> Option<Box<dyn aquant::Backend>> {
+    if args.no_deployed_check || job.validation.is_none() {
         return None;
     }
-    match BackendName::Ort.open() {
+    let (engine, opened) = match format {
+        OutputFormat::Onnx => ("ONNX Runtime", BackendName::Ort.open()),
+        OutputFormat::Ir => {
+            let device = job.device.as_deref().unwrap_or(aquant_openvino::DEFAULT_DEVICE);
+            let engine = aquant_openvino::OpenvinoBackend::new(device)
+                .map(|b| Box::new(b.reading_ir()) as Box<dyn aquant::Backend>);
+            ("OpenVINO", engine.map_err(anyhow::Error::from))
+        }
+    };
+    match opened {
         Ok(engine) => Some(engine),
         Err(error) => {
             eprintln!(
-                "warning: the saved model is not judged on ONNX Runtime ({error:#}); \
+                "warning: the saved model is not judged on {engine} ({error:#}); \
                  --no-deployed-check silences this"
             );
             None

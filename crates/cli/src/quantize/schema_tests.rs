@@ -1,27 +1,44 @@
 //! Every parameter of the library's schema ([`QuantizationParams`], [`AccuracyControlParams`], nested groups
 //! included) has a config key, a flag, a default in the guide's reference table, and a did-you-mean entry.
 //! The parameters are found by serialising the structs' defaults, so a field added to a struct is walked
-//! without touching this test.
+//! without touching this test; the flags are the ones `aquant quantize` really has (the structs derive them),
+//! and the flags spanning them (`--config`'s conflicts, `--val`'s requirement) are checked too.
 
 use aquant::quantize::QuantizationParams;
 use aquant::search::AccuracyControlParams;
-use clap::{Args, Command};
+use clap::error::ErrorKind;
+use clap::{Arg, Args, Command, FromArgMatches};
 use serde_json::{json, Map, Value};
 
-use super::QuantizeArgs;
+use super::{QuantizeArgs, CONTROL};
 
 /// The guide whose `params` tables give every parameter's default.
 const GUIDE: &str = include_str!("../../../../docs/guide.md");
 
 /// Each parameter's path (`weights.bits`) and default; groups (fields whose default is an object) are walked.
 fn parameters() -> Vec<(String, Value)> {
+    let mut found = quantization_parameters();
+    found.extend(control_parameters());
+    found
+}
+
+fn quantization_parameters() -> Vec<(String, Value)> {
     let mut found = Vec::new();
-    for defaults in [
-        serde_json::to_value(QuantizationParams::default()).unwrap(),
-        serde_json::to_value(AccuracyControlParams::default()).unwrap(),
-    ] {
-        walk(&defaults, "", &mut found);
-    }
+    walk(
+        &serde_json::to_value(QuantizationParams::default()).unwrap(),
+        "",
+        &mut found,
+    );
+    found
+}
+
+fn control_parameters() -> Vec<(String, Value)> {
+    let mut found = Vec::new();
+    walk(
+        &serde_json::to_value(AccuracyControlParams::default()).unwrap(),
+        "",
+        &mut found,
+    );
     found
 }
 
@@ -74,20 +91,102 @@ fn every_parameter_has_a_config_key() {
     }
 }
 
+/// `aquant quantize`'s command, built (groups complete) as when it parses.
+fn command() -> Command {
+    let mut command = QuantizeArgs::augment_args(Command::new("quantize"));
+    command.build();
+    command
+}
+
+/// The flag of the parameter at `path`: its id is the path joined by `_` (`weights_bits`).
+fn flag<'a>(command: &'a Command, path: &str) -> &'a Arg {
+    let id = path.replace('.', "_");
+    let flag = command.get_arguments().find(|a| a.get_id() == id.as_str());
+    flag.unwrap_or_else(|| panic!("{path} has no flag with id `{id}`"))
+}
+
+fn parse(argv: &[&str]) -> Result<QuantizeArgs, clap::Error> {
+    let argv = std::iter::once("quantize").chain(argv.iter().copied());
+    QuantizeArgs::from_arg_matches(&command().try_get_matches_from(argv)?)
+}
+
 #[test]
 fn every_parameter_has_a_flag() {
-    let command = QuantizeArgs::augment_args(Command::new("quantize"));
-    let ids: Vec<&str> = command
-        .get_arguments()
-        .map(|a| a.get_id().as_str())
-        .collect();
+    let command = command();
     for (path, _) in parameters() {
-        let id = path.replace('.', "_");
         assert!(
-            ids.contains(&id.as_str()),
-            "{path} has no flag with id `{id}`"
+            flag(&command, &path).get_long().is_some(),
+            "{path}: no --flag"
         );
     }
+}
+
+#[test]
+fn every_parameter_flag_conflicts_with_config() {
+    let command = command();
+    let config = command.get_arguments().find(|a| a.get_id() == "config");
+    let conflicts = command.get_arg_conflicts_with(config.unwrap());
+    for (path, _) in parameters() {
+        let id = flag(&command, &path).get_id();
+        assert!(
+            conflicts.iter().any(|a| a.get_id() == id),
+            "--config does not conflict with {path}'s flag"
+        );
+    }
+}
+
+#[test]
+fn every_control_flag_needs_a_validation_set() {
+    let command = command();
+    let group = command.get_groups().find(|g| g.get_id() == CONTROL);
+    let members: Vec<_> = group.unwrap().get_args().collect();
+    for (path, _) in control_parameters() {
+        let id = flag(&command, &path).get_id();
+        assert!(
+            members.contains(&id),
+            "{path}'s flag is not in the group that requires --val"
+        );
+    }
+    for (path, _) in quantization_parameters() {
+        let id = flag(&command, &path).get_id();
+        assert!(
+            !members.contains(&id),
+            "{path} is not an accuracy-control parameter"
+        );
+    }
+    let job = ["--model", "m.onnx", "--calib", "c.json", "-o", "out"];
+    let error = parse(&[&job[..], &["--max-drop", "0.1"]].concat())
+        .err()
+        .unwrap();
+    assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
+    assert!(parse(&[&job[..], &["--max-drop", "0.1", "--val", "v.json"]].concat()).is_ok());
+}
+
+/// Defaults are not "given": `--config` alone parses, a parameter flag beside it does not, even at its default.
+#[test]
+fn config_conflicts_with_parameter_flags_given_only() {
+    assert!(parse(&["--config", "x.json"]).is_ok());
+    for flag in [
+        &["--max-drop", "0.1"][..],
+        &["--weights-bits", "8"],
+        &["--preset", "performance"],
+        &["--no-fast-bias-correction"],
+        &["--fallback", "fp32"],
+    ] {
+        let error = parse(&[&["--config", "x.json"][..], flag].concat()).err();
+        assert_eq!(
+            error.map(|e| e.kind()),
+            Some(ErrorKind::ArgumentConflict),
+            "{flag:?}"
+        );
+    }
+}
+
+#[test]
+fn flags_not_given_leave_the_library_defaults() {
+    let args = parse(&["--model", "m.onnx", "--calib", "c.json", "-o", "out"]).unwrap();
+    assert_eq!(args.quantization, QuantizationParams::default());
+    assert_eq!(args.control, AccuracyControlParams::default());
 }
 
 #[test]

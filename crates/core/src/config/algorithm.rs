@@ -136,7 +136,8 @@ pub fn target_device(value: Value, path: &str) -> Result<TargetDevice, ConfigErr
     if value.as_str() == Some("GNA") {
         return Err(ConfigError::invalid(
             path,
-            "GNA needs 16-bit quantization, which tract 0.23.9 cannot execute",
+            "GNA needs 16-bit quantization with POT's INT8→INT16 search, which aquant does not have yet; \
+             a whole model in 16 bits is weights.bits and activations.bits 16 (opset 21)",
         ));
     }
     schema::from_value(value, path)

@@ -263,3 +263,16 @@ fn metric_names(value: Option<Value>, path: &str) -> Result<Vec<String>, ConfigE
     }
     Ok(names)
 }
+
+/// Reads one algorithm entry, `{"name": ..., "params": {...}}` (POT's `compression.algorithms[i]`, POT's and
+/// NNCF's parameter names), with the errors a config file gets: for front ends that take the algorithm
+/// without a config file (the Python package). `target_device` is the compression section's, if any.
+pub fn read_algorithm(
+    value: Value,
+    target_device: Option<Value>,
+) -> Result<Algorithm, ConfigError> {
+    let device = target_device
+        .map(|v| algorithm::target_device(v, "target_device"))
+        .transpose()?;
+    algorithm::read(value, "algorithm", device)
+}

@@ -16,9 +16,20 @@ pub enum Annotation {
     None,
     /// A class index.
     Label(i64),
+    /// The objects a detector should find in the sample (data spec key `boxes`); may be empty.
+    Boxes(Vec<GroundTruthBox>),
     /// Ground truth the dataset's owner keeps itself (a Python object, say), found by the sample's index: the
     /// metric that owner supplies resolves it. Built-in metrics reject it.
     External(usize),
+}
+
+/// One ground-truth object of a detection sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroundTruthBox {
+    /// Class index (non-negative).
+    pub class: i64,
+    /// Corners `[x1, y1, x2, y2]`, `x1 <= x2` and `y1 <= y2`, in the units of the model's output boxes.
+    pub bbox: [f32; 4],
 }
 
 /// One item of a dataset.
@@ -50,6 +61,7 @@ pub trait Dataset: Send + Sync {
 /// model's only input (and reports an error for models with several).
 pub const SOLE_INPUT: &str = "";
 
+mod boxes;
 mod images;
 mod npy;
 mod resample;

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use ndarray::{ArrayD, IxDyn};
 use serde::Deserialize;
 
+use crate::data::boxes::read_boxes;
 use crate::data::images::ImageFolderDataset;
 use crate::data::npy::{DType, NpyArray};
-use crate::data::{Annotation, Dataset, Sample};
+use crate::data::{Annotation, Dataset, GroundTruthBox, Sample};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -70,6 +71,10 @@ pub enum DataSpec {
         /// Labels (`[N]` integers).
         #[serde(default)]
         labels: Option<String>,
+        /// Ground-truth boxes for detection metrics instead of labels: a JSON-lines file, one line per
+        /// sample, each a JSON array of `{"class": c, "box": [x1, y1, x2, y2]}`.
+        #[serde(default)]
+        boxes: Option<String>,
         /// Normalisation of float/uint8 inputs.
         #[serde(default)]
         preprocess: Option<Preprocess>,
@@ -122,13 +127,21 @@ impl DataSpec {
             DataSpec::Npy {
                 inputs,
                 labels,
+                boxes,
                 preprocess,
-            } => Box::new(NpyDataset::open(
-                inputs,
-                labels.as_deref(),
-                preprocess.clone(),
-                base_dir,
-            )?),
+            } => {
+                if labels.is_some() && boxes.is_some() {
+                    return Err(Error::data(
+                        "the data spec gives both \"labels\" and \"boxes\": a sample has one kind of ground truth",
+                    ));
+                }
+                let dataset =
+                    NpyDataset::open(inputs, labels.as_deref(), preprocess.clone(), base_dir)?;
+                Box::new(match boxes {
+                    Some(boxes) => dataset.with_boxes(boxes, base_dir)?,
+                    None => dataset,
+                })
+            }
             DataSpec::Images { .. } => Box::new(ImageFolderDataset::open(self, base_dir)?),
         };
         if dataset.is_empty() {
@@ -152,6 +165,7 @@ pub fn open_dataset(spec_path: &Path) -> Result<Box<dyn Dataset>> {
 pub struct NpyDataset {
     inputs: Vec<(String, NpyArray)>,
     labels: Option<NpyArray>,
+    boxes: Option<Vec<Vec<GroundTruthBox>>>,
     preprocess: Option<Preprocess>,
     len: usize,
 }
@@ -214,8 +228,20 @@ impl NpyDataset {
         Ok(NpyDataset {
             inputs: arrays,
             labels,
+            boxes: None,
             preprocess,
             len,
+        })
+    }
+
+    /// The same samples annotated with the ground-truth boxes of the JSON-lines file `path` (relative to
+    /// `base_dir`; see [`DataSpec::Npy`]) instead of labels.
+    pub fn with_boxes(self, path: &str, base_dir: &Path) -> Result<NpyDataset> {
+        let boxes = read_boxes(path, base_dir, self.len)?;
+        Ok(NpyDataset {
+            labels: None,
+            boxes: Some(boxes),
+            ..self
         })
     }
 
@@ -269,9 +295,10 @@ impl Dataset for NpyDataset {
             .iter()
             .map(|(name, array)| Ok((name.clone(), self.input(name, array, index)?)))
             .collect::<Result<Vec<_>>>()?;
-        let annotation = match &self.labels {
-            Some(l) => Annotation::Label(l.row_i64(index)?[0]),
-            None => Annotation::None,
+        let annotation = match (&self.labels, &self.boxes) {
+            (Some(l), _) => Annotation::Label(l.row_i64(index)?[0]),
+            (None, Some(boxes)) => Annotation::Boxes(boxes[index].clone()),
+            (None, None) => Annotation::None,
         };
         Ok(Sample {
             inputs,

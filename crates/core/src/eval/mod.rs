@@ -9,22 +9,26 @@
 //! Metrics are user code: they never run under the evaluator's lock (the FP32 outputs they compare with are
 //! taken out first, shared), and a metric that panics becomes one [`Error::Metric`], not a crash of the run.
 
+mod model;
 mod reference;
+mod scores;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use model::EvaluatedModel;
 use reference::ReferenceCache;
 pub use reference::DEFAULT_REFERENCE_BUDGET;
+pub(crate) use scores::aggregate;
+use scores::{sample_value, Scores};
 use std::time::Instant;
 
 use aquant_onnx::ModelProto;
 
 use crate::backend::{Backend, Session};
-use crate::data::{Annotation, Dataset, Sample};
+use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
-use crate::metric::{Metric, SampleOutputs, SetValue};
+use crate::metric::Metric;
 use crate::profile::Profile;
 use crate::progress::{NoProgress, Progress};
 use crate::runner::{run_batches, Flow, InputBinding};
@@ -61,61 +65,6 @@ impl Evaluation {
 
 /// A model ready to run: how dataset inputs bind to it, and its engine session.
 type PreparedModel = (Arc<InputBinding>, Arc<dyn Session>);
-
-/// The model an evaluation ran, as a dataset-level metric that runs it itself sees it (NNCF's `validation_fn`
-/// receives the model): inference goes through the evaluator's engine, prepared on first use only, since most
-/// metrics never run it.
-pub struct EvaluatedModel<'e> {
-    evaluator: &'e Evaluator<'e>,
-    model: &'e ModelProto,
-    prepared: OnceLock<PreparedModel>,
-}
-
-impl<'e> EvaluatedModel<'e> {
-    fn new(
-        evaluator: &'e Evaluator<'e>,
-        model: &'e ModelProto,
-        prepared: Option<PreparedModel>,
-    ) -> Self {
-        let cell = OnceLock::new();
-        if let Some(prepared) = prepared {
-            let _ = cell.set(prepared);
-        }
-        EvaluatedModel {
-            evaluator,
-            model,
-            prepared: cell,
-        }
-    }
-
-    /// The model itself.
-    pub fn proto(&self) -> &ModelProto {
-        self.model
-    }
-
-    /// Runs the model on one batch of inputs named as in a [`Sample`] (the sole input may be named
-    /// [`crate::data::SOLE_INPUT`]); returns its outputs in the model's output order.
-    pub fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<Tensor>> {
-        let (binding, session) = match self.prepared.get() {
-            Some(prepared) => prepared,
-            None => {
-                let prepared = (
-                    Arc::new(InputBinding::from_model(self.model)?),
-                    self.evaluator.prepare(self.model, &[])?,
-                );
-                self.prepared.get_or_init(|| prepared)
-            }
-        };
-        let sample = Sample {
-            inputs,
-            annotation: Annotation::None,
-            metadata: Default::default(),
-        };
-        let outputs = session.run(binding.bind(sample, 0)?)?;
-        self.evaluator.count_inferred(1);
-        Ok(outputs)
-    }
-}
 
 /// Runs models over one dataset with one or more metrics.
 pub struct Evaluator<'a> {
@@ -584,162 +533,4 @@ impl<'a> Evaluator<'a> {
         *slot = Some(prepared.clone());
         Ok(prepared)
     }
-}
-
-/// An evaluation's results as samples come in: per-sample metrics' values, and the samples a dataset-level
-/// metric needs all at once (kept only when there is such a metric).
-struct Scores<'m> {
-    metrics: &'m [&'m dyn Metric],
-    per_sample: Vec<Vec<f64>>,
-    kept: Vec<SampleOutputs>,
-    keep_samples: bool,
-}
-
-impl<'m> Scores<'m> {
-    fn new(metrics: &'m [&'m dyn Metric], samples: usize) -> Self {
-        let keep_samples = metrics.iter().any(|m| !m.per_sample());
-        Scores {
-            metrics,
-            per_sample: metrics
-                .iter()
-                .map(|m| Vec::with_capacity(if m.per_sample() { samples } else { 0 }))
-                .collect(),
-            kept: Vec::with_capacity(if keep_samples { samples } else { 0 }),
-            keep_samples,
-        }
-    }
-
-    fn add(
-        &mut self,
-        index: usize,
-        outputs: Vec<Tensor>,
-        annotation: Annotation,
-        reference: Option<&[Tensor]>,
-    ) -> Result<()> {
-        for (metric, values) in self.metrics.iter().zip(&mut self.per_sample) {
-            if metric.per_sample() {
-                values.push(sample_value(
-                    *metric,
-                    index,
-                    &outputs,
-                    &annotation,
-                    reference,
-                )?);
-            }
-        }
-        if self.keep_samples {
-            self.kept.push(SampleOutputs {
-                index,
-                outputs,
-                annotation,
-            });
-        }
-        Ok(())
-    }
-
-    /// Every metric's value: the aggregate of its per-sample values, or its value over the kept samples.
-    fn finish(self, indices: &[usize], model: &EvaluatedModel) -> Result<Evaluation> {
-        let kept = self.kept;
-        let metrics = self
-            .metrics
-            .iter()
-            .zip(self.per_sample)
-            .map(|(metric, per_sample)| {
-                let (value, per_sample) = match metric.per_sample() {
-                    true => (aggregate(*metric, &per_sample)?, per_sample),
-                    false => {
-                        let set = set_value(*metric, &kept, model)?;
-                        (set.value, set.per_sample.unwrap_or_default())
-                    }
-                };
-                Ok(MetricValue {
-                    name: metric.name().into(),
-                    value,
-                    per_sample,
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(Evaluation {
-            indices: indices.to_vec(),
-            metrics,
-            seconds: 0.0,
-        })
-    }
-}
-
-/// A dataset-level metric's value over `samples`, rejecting non-finite results as [`sample_value`] does, and
-/// per-sample values that do not match the samples.
-fn set_value(
-    metric: &dyn Metric,
-    samples: &[SampleOutputs],
-    model: &EvaluatedModel,
-) -> Result<SetValue> {
-    let set = guarded(metric, "set_value", || metric.set_value(samples, model))?;
-    let fail = |message: String| {
-        Err(Error::Metric {
-            name: metric.name().into(),
-            message,
-        })
-    };
-    if !set.value.is_finite() {
-        return fail(format!(
-            "returned {} over {} samples",
-            set.value,
-            samples.len()
-        ));
-    }
-    if let Some(values) = &set.per_sample {
-        if values.len() != samples.len() {
-            return fail(format!(
-                "returned {} per-sample values for {} samples",
-                values.len(),
-                samples.len()
-            ));
-        }
-        if let Some(position) = values.iter().position(|v| !v.is_finite()) {
-            let index = samples[position].index;
-            return fail(format!("returned {} for sample {index}", values[position]));
-        }
-    }
-    Ok(set)
-}
-
-/// Runs user metric code, turning a panic into an [`Error::Metric`].
-fn guarded<T>(metric: &dyn Metric, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
-        Err(Error::Metric {
-            name: metric.name().into(),
-            message: format!("panicked in {what}: {message}"),
-        })
-    })
-}
-
-/// The metric's aggregate of `values` (a panic in it is an [`Error::Metric`]).
-pub(crate) fn aggregate(metric: &dyn Metric, values: &[f64]) -> Result<f64> {
-    guarded(metric, "aggregate", || Ok(metric.aggregate(values)))
-}
-
-/// One sample's value, rejecting non-finite results (a NaN would silently poison every comparison).
-fn sample_value(
-    metric: &dyn Metric,
-    index: usize,
-    outputs: &[Tensor],
-    annotation: &Annotation,
-    reference: Option<&[Tensor]>,
-) -> Result<f64> {
-    let value = guarded(metric, &format!("sample_value (sample {index})"), || {
-        metric.sample_value(outputs, annotation, reference)
-    })?;
-    if !value.is_finite() {
-        return Err(Error::Metric {
-            name: metric.name().into(),
-            message: format!("returned {value} for sample {index}"),
-        });
-    }
-    Ok(value)
 }

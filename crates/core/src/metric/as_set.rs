@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::eval::EvaluatedModel;
-use crate::metric::{Direction, Metric, SampleOutputs, SetValue};
+use crate::metric::{no_sample_value, Direction, Metric, SampleOutputs, SetValue};
 use crate::tensor::Tensor;
 
 /// The prefix of a built-in metric name that asks for it as dataset-level.
@@ -18,9 +18,15 @@ pub struct AsSet {
 }
 
 impl AsSet {
-    /// `inner` as a dataset-level metric; it must not compare with the FP32 outputs (a dataset-level metric is
-    /// not given them).
+    /// `inner` as a dataset-level metric; it must be per-sample and must not compare with the FP32 outputs (a
+    /// dataset-level metric is not given them).
     pub fn new(inner: Box<dyn Metric>) -> Result<Self> {
+        if !inner.per_sample() {
+            return Err(Error::Config(format!(
+                "metric '{}' is dataset-level already",
+                inner.name()
+            )));
+        }
         if inner.needs_reference() {
             return Err(Error::Config(format!(
                 "metric '{}' compares with the FP32 outputs sample by sample: it cannot be dataset-level",
@@ -62,9 +68,6 @@ impl Metric for AsSet {
         _: &crate::data::Annotation,
         _: Option<&[Tensor]>,
     ) -> Result<f64> {
-        Err(Error::Metric {
-            name: self.name().into(),
-            message: "a dataset-level metric has no per-sample values".into(),
-        })
+        Err(no_sample_value(self.name()))
     }
 }

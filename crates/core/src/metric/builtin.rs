@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::metric::{Direction, Metric};
 use crate::tensor::Tensor;
 
-fn first_output<'a>(metric: &str, outputs: &'a [Tensor]) -> Result<&'a [f32]> {
+pub(super) fn first_output<'a>(metric: &str, outputs: &'a [Tensor]) -> Result<&'a [f32]> {
     let t = outputs.first().ok_or_else(|| Error::Metric {
         name: metric.into(),
         message: "the model has no output".into(),
@@ -174,12 +174,12 @@ pub struct OutputError {
 
 impl OutputError {
     /// Mean squared error.
-    pub fn mse() -> Self {
+    pub const fn mse() -> Self {
         OutputError { normalized: false }
     }
 
     /// Normalised mean squared error.
-    pub fn nmse() -> Self {
+    pub const fn nmse() -> Self {
         OutputError { normalized: true }
     }
 }
@@ -367,5 +367,11 @@ mod tests {
         );
         assert!(crate::metric::builtin("top0").is_err());
         assert!(crate::metric::builtin("f1").is_err());
+        for name in ["f1_macro", "auroc", "map50", "map50_95"] {
+            let metric = crate::metric::builtin(name).unwrap();
+            assert_eq!((metric.name(), metric.per_sample()), (name, false));
+            assert_eq!(metric.direction(), Direction::HigherBetter);
+            assert!(crate::metric::builtin(&format!("dataset:{name}")).is_err());
+        }
     }
 }

@@ -16,6 +16,8 @@
 
 mod as_set;
 mod builtin;
+mod classification;
+mod detection;
 
 use crate::data::Annotation;
 use crate::error::{Error, Result};
@@ -24,6 +26,8 @@ use crate::tensor::Tensor;
 
 pub use as_set::AsSet;
 pub use builtin::{argmax, Agreement, FnMetric, OutputError, TopK};
+pub use classification::{Auroc, F1Macro};
+pub use detection::MeanAveragePrecision;
 
 /// Whether larger values are better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -146,8 +150,9 @@ pub trait Metric: Send + Sync {
     }
 }
 
-/// The built-in metric called `name`: `top1`, `top5` (any `topK`), `agreement`, `mse`, `nmse`; with the prefix
-/// `dataset:` (`dataset:top1`), the same metric as a dataset-level one ([`AsSet`]).
+/// The built-in metric called `name`: `top1`, `top5` (any `topK`), `agreement`, `mse`, `nmse`, and the
+/// dataset-level `f1_macro`, `auroc`, `map50`, `map50_95`; with the prefix `dataset:` (`dataset:top1`), a
+/// per-sample metric as a dataset-level one ([`AsSet`]).
 pub fn builtin(name: &str) -> Result<Box<dyn Metric>> {
     if let Some(inner) = name.strip_prefix(as_set::PREFIX) {
         return Ok(Box::new(AsSet::new(builtin(inner)?)?));
@@ -156,6 +161,10 @@ pub fn builtin(name: &str) -> Result<Box<dyn Metric>> {
         "agreement" => Box::new(Agreement),
         "mse" => Box::new(OutputError::mse()),
         "nmse" => Box::new(OutputError::nmse()),
+        "f1_macro" => Box::new(F1Macro),
+        "auroc" => Box::new(Auroc),
+        "map50" => Box::new(MeanAveragePrecision::map50()),
+        "map50_95" => Box::new(MeanAveragePrecision::map50_95()),
         _ => match name
             .strip_prefix("top")
             .and_then(|k| k.parse::<usize>().ok())
@@ -163,10 +172,18 @@ pub fn builtin(name: &str) -> Result<Box<dyn Metric>> {
             Some(k) if k > 0 => Box::new(TopK::new(k)),
             _ => {
                 return Err(Error::Config(format!(
-                    "unknown metric '{name}' (built-ins: top1, top5, topK, agreement, mse, nmse; dataset:NAME for NAME as a dataset-level metric)"
+                    "unknown metric '{name}' (built-ins: top1, top5, topK, agreement, mse, nmse, f1_macro, auroc, map50, map50_95; dataset:NAME for NAME as a dataset-level metric)"
                 )))
             }
         },
     };
     Ok(metric)
+}
+
+/// The error of asking a dataset-level built-in for one sample's value (the evaluator never does).
+fn no_sample_value(metric: &str) -> Error {
+    Error::Metric {
+        name: metric.into(),
+        message: "a dataset-level metric has no per-sample values".into(),
+    }
 }

@@ -48,7 +48,7 @@ pub enum Aggregator {
     MedianNoOutliers,
 }
 
-fn default_outlier_prob() -> f64 {
+const fn default_outlier_prob() -> f64 {
     1e-4
 }
 
@@ -68,7 +68,7 @@ pub struct Estimator {
 
 impl Estimator {
     /// An estimator with the default outlier probability.
-    pub fn new(statistic: Statistic, aggregator: Aggregator) -> Self {
+    pub const fn new(statistic: Statistic, aggregator: Aggregator) -> Self {
         Estimator {
             statistic,
             aggregator,
@@ -88,9 +88,14 @@ pub struct RangeEstimator {
 }
 
 impl RangeEstimator {
-    /// Default for activations (NNCF `MEAN_MINMAX`, POT default): the mean of per-sample minimums and maximums.
-    /// Symmetric quantization then uses the larger magnitude of the two.
+    /// Default for activations (NNCF `MEAN_MINMAX`, POT default), whatever the mode: symmetric quantization then
+    /// uses the larger magnitude of the two ends.
     pub fn default_activations(_mode: Mode) -> Self {
+        Self::mean_min_max()
+    }
+
+    /// NNCF's `MEAN_MINMAX`: the mean of per-sample minimums and maximums.
+    pub const fn mean_min_max() -> Self {
         RangeEstimator {
             min: Estimator::new(Statistic::Min, Aggregator::Mean),
             max: Estimator::new(Statistic::Max, Aggregator::Mean),
@@ -98,7 +103,7 @@ impl RangeEstimator {
     }
 
     /// NNCF's `MINMAX`: the extreme values over the whole calibration set.
-    pub fn min_max() -> Self {
+    pub const fn min_max() -> Self {
         RangeEstimator {
             min: Estimator::new(Statistic::Min, Aggregator::Min),
             max: Estimator::new(Statistic::Max, Aggregator::Max),
@@ -106,11 +111,40 @@ impl RangeEstimator {
     }
 
     /// NNCF's `MEAN_QUANTILE`: the mean of per-sample 1e-4 / 1−1e-4 quantiles, robust to outliers.
-    pub fn mean_quantile() -> Self {
+    pub const fn mean_quantile() -> Self {
         RangeEstimator {
             min: Estimator::new(Statistic::Quantile, Aggregator::Mean),
             max: Estimator::new(Statistic::Quantile, Aggregator::Mean),
         }
+    }
+}
+
+/// A flag names one of NNCF's three estimators (`--range-estimator minmax`), so the parameter's own type is the
+/// flag's value; a config can spell any other estimator, which has no name.
+#[cfg(feature = "clap")]
+impl clap::ValueEnum for RangeEstimator {
+    fn value_variants<'a>() -> &'a [Self] {
+        static NAMED: [RangeEstimator; 3] = [
+            RangeEstimator::mean_min_max(),
+            RangeEstimator::min_max(),
+            RangeEstimator::mean_quantile(),
+        ];
+        &NAMED
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let (name, help) = match *self {
+            e if e == Self::mean_min_max() => {
+                ("mean_minmax", "Mean of per-sample minimums and maximums")
+            }
+            e if e == Self::min_max() => ("minmax", "Extreme values over the calibration set"),
+            e if e == Self::mean_quantile() => (
+                "mean_quantile",
+                "Mean of per-sample 1e-4 and 1-1e-4 quantiles",
+            ),
+            _ => return None,
+        };
+        Some(clap::builder::PossibleValue::new(name).help(help))
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod bias;
 mod calibrate;
+mod footprint;
 mod model;
 mod overflow;
 mod params;
@@ -18,6 +19,7 @@ use std::time::Instant;
 use aquant_onnx::{tensor, ModelProto};
 
 pub use calibrate::{calibration_indices, CalibrationStats, FP32Outputs};
+pub use footprint::{ModelBytes, OpsByPrecision};
 pub use model::{FittedQuantizers, ModelForm, QuantizedModel, RestoreMode};
 pub use overflow::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
 pub use params::{
@@ -67,6 +69,21 @@ pub struct QuantizationSummary {
 /// Calibration samples `overflow_fix: auto` measures saturation on (at most; the first ones).
 pub const AUTO_SAMPLES: usize = 64;
 
+/// `model` at the opset `params` need: 16-bit QuantizeLinear/DequantizeLinear exist in the standard domain
+/// from opset 21 only, so a model with a 16-bit quantizer is raised to 21 first (every node carried over
+/// faithfully or the run refused, naming the op: see `aquant_onnx::opset`). The FP32 model the run compares
+/// with and reverts to is then the raised one, which computes the same values.
+fn with_opset_for(params: &QuantizationParams, mut model: ModelProto) -> Result<ModelProto> {
+    if params.weights.bits == 16 || params.activations.bits == 16 {
+        aquant_onnx::opset::upgrade(&mut model, SIXTEEN_BIT_OPSET)?;
+    }
+    Ok(model)
+}
+
+/// The first standard opset whose QuantizeLinear/DequantizeLinear take int16/uint16 (ONNX Runtime rejects them
+/// at 13 and 19).
+pub const SIXTEEN_BIT_OPSET: i64 = 21;
+
 /// Quantizes `model` with statistics from `calibration`.
 pub fn quantize(
     backend: &dyn Backend,
@@ -77,7 +94,7 @@ pub fn quantize(
     progress: &dyn Progress,
 ) -> Result<(QuantizedModel, QuantizationSummary)> {
     params.validate()?;
-    let graph = Graph::new(model)?;
+    let graph = Graph::new(with_opset_for(params, model)?)?;
     let placement = place(&graph, params)?;
     if placement.nodes.is_empty() {
         return Err(Error::InvalidModel(
@@ -169,7 +186,7 @@ pub fn from_calibration(
     calibration: FittedQuantizers,
 ) -> Result<QuantizedModel> {
     params.validate()?;
-    let graph = Graph::new(model)?;
+    let graph = Graph::new(with_opset_for(params, model)?)?;
     let placement = place(&graph, params)?;
     QuantizedModel::new(
         graph,

@@ -2,8 +2,10 @@
 //!
 //! These structs are the one schema of the parameters: a POT config's `params` are read straight into them
 //! (serde names are POT's keys, aliases NNCF's and POT's other spellings), unknown keys and "did you mean" come
-//! from their serde field lists, and the command line's flags are checked against them by a test. Every field
-//! changes what the algorithm does (a parameter aquant would accept but ignore must not exist).
+//! from their serde field lists, and behind the `clap` feature they derive the command line's flags (each
+//! field's doc comment is its `--help`; nested groups give their flags explicit ids and names, `weights_bits`
+//! / `--weights-bits`, since clap has no prefix for flattened structs). Every field changes what the algorithm
+//! does (a parameter aquant would accept but ignore must not exist).
 
 use serde::{Deserialize, Serialize};
 
@@ -59,16 +61,46 @@ pub enum ModelType {
 
 /// Nodes never quantized (NNCF's `IgnoredScope`; POT's `ignored` with `scope` and `operations`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields)]
 pub struct IgnoredScope {
-    /// Exact node names (POT `scope`).
+    /// Node names never quantized, exactly (POT scope; on the command line comma-separated or repeated).
     #[serde(default, alias = "scope")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "ignored_scope_names",
+            long = "ignored-scope",
+            value_delimiter = ',',
+            value_name = "NAMES"
+        )
+    )]
     pub names: Vec<String>,
-    /// Regular expressions matched against whole node names.
+    /// Regular expressions matched against whole node names: nodes matching one are never quantized.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "ignored_scope_patterns",
+            long = "ignored-pattern",
+            value_delimiter = ',',
+            value_name = "REGEX"
+        )
+    )]
     pub patterns: Vec<String>,
-    /// ONNX op types (POT `operations`: `[{"type": OP}]`; NNCF: `["OP"]`).
+    /// ONNX op types never quantized.
+    ///
+    /// A config spells them as POT does (`operations`: `[{"type": OP}]`) or as NNCF does (`["OP"]`).
     #[serde(default, alias = "operations", deserialize_with = "op_types")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "ignored_scope_types",
+            long = "ignored-type",
+            value_delimiter = ',',
+            value_name = "OPS"
+        )
+    )]
     pub types: Vec<String>,
 }
 
@@ -172,17 +204,65 @@ impl OverflowFix {
 
 /// How weights are quantized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields, default)]
 pub struct WeightsParams {
-    /// 8 (or 16).
+    /// Weight bits: 8 or 16.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "weights_bits",
+            long = "weights-bits",
+            value_name = "WEIGHTS_BITS",
+            default_value_t = 8
+        )
+    )]
     pub bits: u8,
-    /// Symmetric by default.
+    /// Weight quantization mode.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "weights_mode",
+            long = "weights-mode",
+            value_name = "WEIGHTS_MODE",
+            value_enum,
+            default_value_t = Mode::Symmetric
+        )
+    )]
     pub mode: Mode,
-    /// Per output channel by default.
+    /// Weight granularity: one scale per tensor or per output channel.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "weights_granularity",
+            long = "weights-granularity",
+            value_name = "WEIGHTS_GRANULARITY",
+            value_enum,
+            default_value_t = Granularity::PerChannel
+        )
+    )]
     pub granularity: Granularity,
-    /// Lowest level (default: −127, the narrow range runtimes expect for symmetric int8 weights).
+    /// Lowest weight level (default -127, the narrow range runtimes expect for symmetric int8 weights).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "weights_level_low",
+            long = "weights-level-low",
+            value_name = "WEIGHTS_LEVEL_LOW",
+            allow_negative_numbers = true
+        )
+    )]
     pub level_low: Option<i32>,
-    /// Highest level (default: 127).
+    /// Highest weight level (default 127).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "weights_level_high",
+            long = "weights-level-high",
+            value_name = "WEIGHTS_LEVEL_HIGH",
+            allow_negative_numbers = true
+        )
+    )]
     pub level_high: Option<i32>,
 }
 
@@ -200,13 +280,44 @@ impl Default for WeightsParams {
 
 /// How activations are quantized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields, default)]
 pub struct ActivationsParams {
-    /// 8 (or 16).
+    /// Activation bits: 8 or 16.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "activations_bits",
+            long = "activations-bits",
+            value_name = "ACTIVATIONS_BITS",
+            default_value_t = 8
+        )
+    )]
     pub bits: u8,
-    /// Overrides the preset's mode.
+    /// Activation quantization mode (default: the preset's).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "activations_mode",
+            long = "activations-mode",
+            value_name = "ACTIVATIONS_MODE",
+            value_enum
+        )
+    )]
     pub mode: Option<Mode>,
-    /// Range estimator (default: the preset's, see [`RangeEstimator::default_activations`]).
+    /// Activation range estimator (default mean_minmax).
+    ///
+    /// A config can spell any estimator of each end (POT's `{"min": {...}, "max": {...}}`); the command line
+    /// names NNCF's three.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "activations_range_estimator",
+            long = "range-estimator",
+            value_name = "ESTIMATOR",
+            value_enum
+        )
+    )]
     pub range_estimator: Option<RangeEstimator>,
 }
 
@@ -222,35 +333,60 @@ impl Default for ActivationsParams {
 
 /// Everything the base algorithm takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields, default)]
 pub struct QuantizationParams {
-    /// Activation preset.
+    /// Activation preset: performance (symmetric activations) or mixed (asymmetric activations).
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = Preset::Performance))]
     pub preset: Preset,
-    /// Target device.
+    /// Target device: which ops are quantized.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_enum, ignore_case = true, default_value_t = TargetDevice::Any)
+    )]
     pub target_device: TargetDevice,
-    /// Model family.
+    /// Model family: transformer enables transformer patterns.
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub model_type: Option<ModelType>,
-    /// Calibration samples (POT `stat_subset_size`, NNCF `subset_size`).
+    /// Calibration samples (POT stat_subset_size, NNCF subset_size).
     #[serde(alias = "subset_size")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, visible_alias = "subset-size", default_value_t = 300)
+    )]
     pub stat_subset_size: usize,
-    /// Draw the calibration samples at random (with `seed`) instead of taking the first ones.
+    /// Draw the calibration samples at random (with the seed) instead of taking the first ones.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub shuffle_data: bool,
     /// Seed of the calibration sampling.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub seed: u64,
     /// Weight quantization.
+    #[cfg_attr(feature = "clap", command(flatten))]
     pub weights: WeightsParams,
     /// Activation quantization.
+    #[cfg_attr(feature = "clap", command(flatten))]
     pub activations: ActivationsParams,
-    /// Shift biases so each quantized layer's mean output matches FP32 (POT `use_fast_bias`).
+    /// Fast bias correction (POT use_fast_bias), on unless --no-fast-bias-correction: shift biases so each
+    /// quantized layer's mean output matches FP32.
     #[serde(alias = "use_fast_bias")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "no-fast-bias-correction", action = clap::ArgAction::SetFalse)
+    )]
     pub fast_bias_correction: bool,
     /// Nodes never quantized (POT `ignored`).
     #[serde(alias = "ignored")]
+    #[cfg_attr(feature = "clap", command(flatten))]
     pub ignored_scope: IgnoredScope,
-    /// Half-range weights against int16 saturation on CPUs without VNNI (NNCF `overflow_fix`, POT
-    /// `saturation_fix`). `None`, as in NNCF: `first_layer` for symmetric 8-bit weights, `disable` otherwise
-    /// (see [`QuantizationParams::effective_overflow_fix`]).
+    /// Half-range int8 weights ([-64, 63], scale doubled) against int16 saturation on CPUs without VNNI (NNCF
+    /// overflow_fix, POT saturation_fix). By default, as in NNCF: first_layer for symmetric 8-bit weights with
+    /// the default levels, disable otherwise.
     #[serde(alias = "saturation_fix")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_enum, visible_alias = "saturation-fix")
+    )]
     pub overflow_fix: Option<OverflowFix>,
 }
 

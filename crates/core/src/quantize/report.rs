@@ -11,11 +11,15 @@ use std::time::Instant;
 use aquant_onnx::ModelProto;
 use serde::Serialize;
 
-use super::{quantize, ModelForm, QuantizationParams, QuantizedModel, AUTO_SAMPLES};
+use super::{
+    quantize, ModelBytes, ModelForm, OpsByPrecision, QuantizationParams, QuantizedModel,
+    AUTO_SAMPLES,
+};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::metric::Metric;
 use crate::search::{check_deployed, AccuracyControlParams, DeployedReport, RunOptions};
+use crate::sensitivity::SensitivityReport;
 use crate::Backend;
 
 /// POT's name of the base algorithm, as reports spell it.
@@ -64,6 +68,12 @@ pub struct DefaultReport {
     /// Layers the saturation analysis finds at risk (the `saturation` summary lists them).
     #[serde(skip)]
     pub layers_at_risk: usize,
+    /// Each quantized op's share of the output error (`None`: skipped).
+    pub sensitivity: Option<SensitivityReport>,
+    /// The saved model's ops by precision.
+    pub ops_by_precision: OpsByPrecision,
+    /// The FP32 and saved models' sizes.
+    pub model_bytes: ModelBytes,
 }
 
 /// The overflow fix a run applied.
@@ -84,6 +94,8 @@ pub struct DefaultTimings {
     pub calibration: f64,
     /// Fast bias correction.
     pub bias_correction: f64,
+    /// The per-layer sensitivity analysis (0 when skipped).
+    pub sensitivity: f64,
     /// The whole run.
     pub total: f64,
 }
@@ -156,6 +168,7 @@ pub fn quantize_default(
     };
     let samples = AUTO_SAMPLES.min(summary.calibration_samples);
     let saturation = crate::saturation::analyze(&quantized, backend, calibration, samples, batch)?;
+    let sensitivity = crate::sensitivity::after_run(&quantized, backend, calibration, options)?;
     let report = DefaultReport {
         algorithm: DEFAULT_QUANTIZATION,
         model: String::new(),
@@ -175,10 +188,14 @@ pub fn quantize_default(
         timings_s: DefaultTimings {
             calibration: summary.calibration_seconds,
             bias_correction: summary.bias_correction_seconds,
+            sensitivity: sensitivity.as_ref().map_or(0.0, |(_, seconds)| *seconds),
             total: start.elapsed().as_secs_f64(),
         },
         output: None,
         layers_at_risk: saturation.at_risk().count(),
+        sensitivity: sensitivity.map(|(report, _)| report),
+        ops_by_precision: OpsByPrecision::of(&quantized, 0),
+        model_bytes: ModelBytes::of(quantized.fp32().model(), &output_model),
     };
     Ok(DefaultOutcome {
         quantized,

@@ -136,7 +136,8 @@ impl SaturationReport {
         self.at_risk().map(|l| l.node.clone()).collect()
     }
 
-    /// The compact form for report.json: the layers at risk with their rate.
+    /// The compact form for report.json: the layers at risk with their rate, then every layer's rate (for the
+    /// report's chart).
     pub fn summary(&self) -> serde_json::Value {
         serde_json::json!({
             "kernel": self.kernel,
@@ -148,6 +149,11 @@ impl SaturationReport {
                 "rate": l.rate(),
                 "pair_rate": l.measured.map(|c| c.pair_rate()),
                 "risky_weight_pairs": l.weights.risky_pairs,
+            })).collect::<Vec<_>>(),
+            "layers": self.layers.iter().map(|l| serde_json::json!({
+                "node": l.node,
+                "op_type": l.op_type,
+                "rate": l.rate(),
             })).collect::<Vec<_>>(),
         })
     }

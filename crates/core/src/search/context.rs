@@ -199,7 +199,9 @@ impl Lab for SearchContext<'_> {
         subset: &[usize],
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>> {
-        if self.levers.cohorts {
+        // Cohorts score sample by sample: a dataset-level metric (even one that returns per-sample values) is
+        // scored by whole-subset evaluations instead.
+        if self.levers.cohorts && self.evaluator.metrics()[metric].per_sample() {
             return Ok(Box::new(CohortScorer::new(
                 self, base, members, subset, metric,
             )));

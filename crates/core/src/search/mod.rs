@@ -70,6 +70,9 @@ pub struct RunOptions<'a> {
     /// set ([`Report::deployed`]); when the search met the target and that engine does not, the search goes
     /// on with it as the judge.
     pub deployed: Option<&'a dyn Backend>,
+    /// Calibration samples the per-layer sensitivity of the final model is measured on after the search
+    /// ([`crate::sensitivity`]); 0 skips it.
+    pub sensitivity_samples: usize,
 }
 
 impl Default for RunOptions<'_> {
@@ -83,6 +86,7 @@ impl Default for RunOptions<'_> {
             journal: None,
             interrupt: None,
             deployed: None,
+            sensitivity_samples: crate::sensitivity::DEFAULT_SAMPLES,
         }
     }
 }

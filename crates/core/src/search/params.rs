@@ -1,7 +1,10 @@
 //! Parameters of accuracy control (POT AccuracyAwareQuantization / NNCF `quantize_with_accuracy_control`).
 //!
 //! Field names are POT's config keys, NNCF's names are serde aliases; defaults are the references'. Like
-//! [`crate::quantize::QuantizationParams`], this struct is the schema configs are read with.
+//! [`crate::quantize::QuantizationParams`], this struct is the schema configs are read with, and (behind the
+//! `clap` feature) the definition of the command line's flags: each field's doc comment is its `--help`.
+
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -48,34 +51,85 @@ pub struct MetricTarget {
     pub baseline_value: Option<f64>,
 }
 
+/// `NAME=VALUE`: a metric and its FP32 baseline, as the command line's `--baseline` gives them.
+impl FromStr for MetricTarget {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let (name, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("'{text}' is not NAME=VALUE"))?;
+        let value: f64 = value
+            .parse()
+            .map_err(|_| format!("'{text}': '{value}' is not a number"))?;
+        Ok(MetricTarget {
+            name: name.to_string(),
+            baseline_value: Some(value),
+        })
+    }
+}
+
 /// Everything accuracy control takes on top of the base algorithm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields, default)]
 pub struct AccuracyControlParams {
-    /// Allowed drop (NNCF `max_drop`).
+    /// Allowed drop of each metric (POT maximal_drop, NNCF max_drop).
     #[serde(alias = "max_drop")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "max-drop",
+            visible_alias = "maximal-drop",
+            value_name = "DROP",
+            default_value_t = 0.01
+        )
+    )]
     pub maximal_drop: f64,
-    /// Absolute or relative drop.
+    /// How the drop is measured: absolute, or relative to the FP32 value.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = DropType::Absolute))]
     pub drop_type: DropType,
-    /// Samples used to rank groups; default `min(N, 300)`.
+    /// Samples used to rank groups (default min(N, 300)).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub ranking_subset_size: Option<usize>,
-    /// Most groups reverted (NNCF `max_num_iterations`); default unlimited.
+    /// Most groups reverted (POT max_iter_num, NNCF max_num_iterations; default unlimited).
     #[serde(alias = "max_num_iterations")]
+    #[cfg_attr(feature = "clap", arg(long = "max-iter", value_name = "N"))]
     pub max_iter_num: Option<usize>,
-    /// Roll back a revert that increased the drop.
+    /// Roll back a revert that increased the drop, unless --no-use-prev-if-drop-increase (which keeps it).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "no-use-prev-if-drop-increase", action = clap::ArgAction::SetFalse)
+    )]
     pub use_prev_if_drop_increase: bool,
     /// If the performance preset fails, retry with the mixed preset before reverting.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub convert_to_mixed_preset: bool,
-    /// Per-metric baselines.
+    /// Known FP32 values of the metrics (POT metrics; on the command line NAME=VALUE): when every metric has one,
+    /// the FP32 model is not evaluated on the full set.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "baseline", value_delimiter = ',', value_name = "NAME=VALUE")
+    )]
     pub metrics: Vec<MetricTarget>,
-    /// With given baselines: fraction of the set on which FP32 and INT8 are compared sample by sample.
+    /// With baselines: fraction of the validation set on which FP32 and INT8 are compared sample by sample.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.5))]
     pub metric_subset_ratio: f64,
-    /// Grid-search range estimators, bias correction and preset on the ranking subset before reverting.
+    /// Grid-search range estimator, bias correction and preset on the ranking subset before reverting.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub tune_hyperparams: bool,
     /// What a revert returns to FP32.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_enum, default_value_t = RestoreMode::ActivationsAndWeights)
+    )]
     pub restore_mode: RestoreMode,
-    /// What ranks the groups: `auto` (the metric, or the output NMSE for a dataset-level metric), `metric`
-    /// or `nmse`.
+    /// What ranks groups: auto (the metric, or for a dataset-level metric the output NMSE against FP32), metric,
+    /// or nmse (lowest first).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_enum, default_value_t = RankingScore::Auto)
+    )]
     pub ranking_score: RankingScore,
 }
 

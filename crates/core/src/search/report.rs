@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use crate::cpu::CpuFeatures;
 use crate::profile::ProfileReport;
-use crate::quantize::OverflowFix;
+use crate::quantize::{ModelBytes, OpsByPrecision, OverflowFix};
 use crate::saturation::SaturationReport;
 use crate::search::Levers;
+use crate::sensitivity::SensitivityReport;
 
 use crate::metric::Direction;
 
@@ -53,6 +54,8 @@ pub struct StepReport {
     pub reverted_group: Vec<String>,
     /// Value of the controlled metric after the step.
     pub metric: f64,
+    /// The controlled metric: the one furthest beyond its limit before the step (`metric` and `drop` are its).
+    pub metric_name: String,
     /// Drop of the controlled metric after the step.
     pub drop: f64,
     /// Whether the revert was kept (false: rolled back because the drop grew).
@@ -211,6 +214,8 @@ pub struct Timings {
     pub ranking: f64,
     /// Revert steps (full evaluations and saving intermediate models).
     pub restore: f64,
+    /// The per-layer sensitivity analysis after the search (0 when skipped).
+    pub sensitivity: f64,
     /// Everything.
     pub total: f64,
 }
@@ -270,6 +275,13 @@ pub struct Report {
     /// saturation on CPUs without VNNI, with their rates (report.json holds the compact form).
     #[serde(serialize_with = "saturation_summary")]
     pub saturation: SaturationReport,
+    /// Each quantized op's share of the output error, measured after the search (`None`: skipped, or the run
+    /// was interrupted).
+    pub sensitivity: Option<SensitivityReport>,
+    /// The saved model's ops by precision.
+    pub ops_by_precision: OpsByPrecision,
+    /// The FP32 and saved models' sizes.
+    pub model_bytes: ModelBytes,
 }
 
 /// Which weights use half the int8 range, and why.

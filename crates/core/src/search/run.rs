@@ -13,7 +13,9 @@ use crate::eval::Evaluator;
 use crate::graph::Graph;
 use crate::metric::{Metric, OutputError};
 use crate::progress::Progress;
-use crate::quantize::{self, QuantizationParams, QuantizationSummary, QuantizedModel};
+use crate::quantize::{
+    self, ModelBytes, OpsByPrecision, QuantizationParams, QuantizationSummary, QuantizedModel,
+};
 use crate::saturation::{self, SaturationReport};
 use crate::search::context::{self, SearchContext};
 use crate::search::journal::Journal;
@@ -24,6 +26,7 @@ use crate::search::report::{
 };
 use crate::search::restorer::{Restorer, Verdict};
 use crate::search::{Outcome, RunOptions};
+use crate::sensitivity::{self, SensitivityReport};
 use crate::tensor::Tensor;
 
 /// Quantizes `model` and reverts quantizer groups until every metric's drop on `validation` is within
@@ -72,13 +75,7 @@ pub fn quantize_with_accuracy_control(
     )?;
     let calibration_seconds = summary.calibration_seconds + summary.bias_correction_seconds;
     let fp32 = quantized.fp32().model().clone();
-    // Ranking by output NMSE needs it in every evaluation (the ranking subset comes from the INT8 model's).
-    let nmse = OutputError::nmse();
-    let nmse: Option<&dyn Metric> = match control.ranking_score {
-        RankingScore::Nmse => Some(&nmse),
-        RankingScore::Auto if metrics.iter().any(|m| !m.per_sample()) => Some(&nmse),
-        RankingScore::Auto | RankingScore::Metric => None,
-    };
+    let nmse = ranking_nmse(metrics, control);
     let evaluator = Evaluator::new(
         backend,
         validation,
@@ -116,9 +113,19 @@ pub fn quantize_with_accuracy_control(
     let (mut verdict, lab) = restorer.run()?;
     let ctx = lab.into_inner();
     verdict.timings.calibration = calibration_seconds;
-    verdict.timings.total = start.elapsed().as_secs_f64();
     let model = ctx.export(&verdict.reverted)?;
     let saturation = analyze_saved(&model, backend, calibration, options, verdict.stop)?;
+    let sensitivity = match verdict.stop {
+        // The user is waiting for an interrupted run to stop.
+        StopReason::Interrupted => None,
+        _ => sensitivity::after_run(&ctx.quantized, backend, calibration, options)?,
+    };
+    let footprint = Footprint {
+        ops_by_precision: OpsByPrecision::of(&ctx.quantized, verdict.reverted.len()),
+        model_bytes: ModelBytes::of(ctx.quantized.fp32().model(), &model),
+    };
+    verdict.timings.sensitivity = sensitivity.as_ref().map_or(0.0, |(_, seconds)| *seconds);
+    verdict.timings.total = start.elapsed().as_secs_f64();
     let overflow_fix = OverflowFixReport {
         mode: quantization.effective_overflow_fix(),
         half_range_layers: ctx
@@ -134,7 +141,12 @@ pub fn quantize_with_accuracy_control(
         metrics,
         control,
         verdict,
-        (overflow_fix, saturation),
+        Analyses {
+            overflow_fix,
+            saturation,
+            sensitivity: sensitivity.map(|(report, _)| report),
+            footprint,
+        },
     );
     Ok(Outcome {
         quantized: ctx.quantized,
@@ -143,13 +155,42 @@ pub fn quantize_with_accuracy_control(
     })
 }
 
+/// What the saved model is made of.
+struct Footprint {
+    ops_by_precision: OpsByPrecision,
+    model_bytes: ModelBytes,
+}
+
+/// What is measured on the final model after the search.
+struct Analyses {
+    overflow_fix: OverflowFixReport,
+    saturation: SaturationReport,
+    sensitivity: Option<SensitivityReport>,
+    footprint: Footprint,
+}
+
+/// The output NMSE against FP32, when groups may be ranked by it (`ranking_score` nmse, or auto with a
+/// dataset-level metric): every evaluation then carries it after the controlled metrics, since the ranking
+/// subset comes from the INT8 model's values.
+fn ranking_nmse(
+    metrics: &[&dyn Metric],
+    control: &AccuracyControlParams,
+) -> Option<&'static dyn Metric> {
+    static NMSE: OutputError = OutputError::nmse();
+    match control.ranking_score {
+        RankingScore::Nmse => Some(&NMSE),
+        RankingScore::Auto if metrics.iter().any(|m| !m.per_sample()) => Some(&NMSE),
+        RankingScore::Auto | RankingScore::Metric => None,
+    }
+}
+
 fn report(
     ctx: &SearchContext,
     model: String,
     metrics: &[&dyn Metric],
     control: &AccuracyControlParams,
     verdict: Verdict,
-    (overflow_fix, saturation): (OverflowFixReport, SaturationReport),
+    analyses: Analyses,
 ) -> Report {
     let target_met = verdict.target_met();
     let metric_reports = metrics
@@ -196,8 +237,11 @@ fn report(
         backend: ctx.evaluator.backend().name().to_owned(),
         output: None,
         deployed: verdict.deployed,
-        overflow_fix,
-        saturation,
+        overflow_fix: analyses.overflow_fix,
+        saturation: analyses.saturation,
+        sensitivity: analyses.sensitivity,
+        ops_by_precision: analyses.footprint.ops_by_precision,
+        model_bytes: analyses.footprint.model_bytes,
     }
 }
 
@@ -330,6 +374,15 @@ fn fingerprint(
             }
             if let Annotation::Label(label) = sample.annotation {
                 hash.write(&label.to_le_bytes());
+            }
+            if let Annotation::Boxes(boxes) = &sample.annotation {
+                for object in boxes {
+                    hash.write(&object.class.to_le_bytes());
+                    object
+                        .bbox
+                        .iter()
+                        .for_each(|v| hash.write(&v.to_le_bytes()));
+                }
             }
         }
     }

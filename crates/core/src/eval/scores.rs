@@ -1,0 +1,168 @@
+//! Scoring an evaluation's samples: per-sample values as samples stream, dataset-level metrics over the kept
+//! samples, and user metric code guarded (a panic or a non-finite value is one [`Error::Metric`]).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::{EvaluatedModel, Evaluation, MetricValue};
+use crate::data::Annotation;
+use crate::error::{Error, Result};
+use crate::metric::{Metric, SampleOutputs, SetValue};
+use crate::tensor::Tensor;
+
+/// An evaluation's results as samples come in: per-sample metrics' values, and the samples a dataset-level
+/// metric needs all at once (kept only when there is such a metric).
+pub(super) struct Scores<'m> {
+    metrics: &'m [&'m dyn Metric],
+    per_sample: Vec<Vec<f64>>,
+    kept: Vec<SampleOutputs>,
+    keep_samples: bool,
+}
+
+impl<'m> Scores<'m> {
+    pub(super) fn new(metrics: &'m [&'m dyn Metric], samples: usize) -> Self {
+        let keep_samples = metrics.iter().any(|m| !m.per_sample());
+        Scores {
+            metrics,
+            per_sample: metrics
+                .iter()
+                .map(|m| Vec::with_capacity(if m.per_sample() { samples } else { 0 }))
+                .collect(),
+            kept: Vec::with_capacity(if keep_samples { samples } else { 0 }),
+            keep_samples,
+        }
+    }
+
+    pub(super) fn add(
+        &mut self,
+        index: usize,
+        outputs: Vec<Tensor>,
+        annotation: Annotation,
+        reference: Option<&[Tensor]>,
+    ) -> Result<()> {
+        for (metric, values) in self.metrics.iter().zip(&mut self.per_sample) {
+            if metric.per_sample() {
+                values.push(sample_value(
+                    *metric,
+                    index,
+                    &outputs,
+                    &annotation,
+                    reference,
+                )?);
+            }
+        }
+        if self.keep_samples {
+            self.kept.push(SampleOutputs {
+                index,
+                outputs,
+                annotation,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every metric's value: the aggregate of its per-sample values, or its value over the kept samples.
+    pub(super) fn finish(self, indices: &[usize], model: &EvaluatedModel) -> Result<Evaluation> {
+        let kept = self.kept;
+        let metrics = self
+            .metrics
+            .iter()
+            .zip(self.per_sample)
+            .map(|(metric, per_sample)| {
+                let (value, per_sample) = match metric.per_sample() {
+                    true => (aggregate(*metric, &per_sample)?, per_sample),
+                    false => {
+                        let set = set_value(*metric, &kept, model)?;
+                        (set.value, set.per_sample.unwrap_or_default())
+                    }
+                };
+                Ok(MetricValue {
+                    name: metric.name().into(),
+                    value,
+                    per_sample,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Evaluation {
+            indices: indices.to_vec(),
+            metrics,
+            seconds: 0.0,
+        })
+    }
+}
+
+/// A dataset-level metric's value over `samples`, rejecting non-finite results as [`sample_value`] does, and
+/// per-sample values that do not match the samples.
+fn set_value(
+    metric: &dyn Metric,
+    samples: &[SampleOutputs],
+    model: &EvaluatedModel,
+) -> Result<SetValue> {
+    let set = guarded(metric, "set_value", || metric.set_value(samples, model))?;
+    let fail = |message: String| {
+        Err(Error::Metric {
+            name: metric.name().into(),
+            message,
+        })
+    };
+    if !set.value.is_finite() {
+        return fail(format!(
+            "returned {} over {} samples",
+            set.value,
+            samples.len()
+        ));
+    }
+    if let Some(values) = &set.per_sample {
+        if values.len() != samples.len() {
+            return fail(format!(
+                "returned {} per-sample values for {} samples",
+                values.len(),
+                samples.len()
+            ));
+        }
+        if let Some(position) = values.iter().position(|v| !v.is_finite()) {
+            let index = samples[position].index;
+            return fail(format!("returned {} for sample {index}", values[position]));
+        }
+    }
+    Ok(set)
+}
+
+/// Runs user metric code, turning a panic into an [`Error::Metric`].
+fn guarded<T>(metric: &dyn Metric, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(Error::Metric {
+            name: metric.name().into(),
+            message: format!("panicked in {what}: {message}"),
+        })
+    })
+}
+
+/// The metric's aggregate of `values` (a panic in it is an [`Error::Metric`]).
+pub(crate) fn aggregate(metric: &dyn Metric, values: &[f64]) -> Result<f64> {
+    guarded(metric, "aggregate", || Ok(metric.aggregate(values)))
+}
+
+/// One sample's value, rejecting non-finite results (a NaN would silently poison every comparison).
+pub(super) fn sample_value(
+    metric: &dyn Metric,
+    index: usize,
+    outputs: &[Tensor],
+    annotation: &Annotation,
+    reference: Option<&[Tensor]>,
+) -> Result<f64> {
+    let value = guarded(metric, &format!("sample_value (sample {index})"), || {
+        metric.sample_value(outputs, annotation, reference)
+    })?;
+    if !value.is_finite() {
+        return Err(Error::Metric {
+            name: metric.name().into(),
+            message: format!("returned {value} for sample {index}"),
+        });
+    }
+    Ok(value)
+}

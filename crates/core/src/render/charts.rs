@@ -1,0 +1,573 @@
+//! The report's charts, drawn with plotters into inline SVG.
+//!
+//! plotters' SVG backend writes text as SVG `<text>` (no font files, no system fonts: the browser's
+//! sans-serif draws it), so a chart is a few kilobytes of markup a page can inline. plotters draws a font of
+//! size `s` at about `s / 1.24` px: the sizes below are chosen for 12–18 px text. Every chart uses the
+//! palette of [`palette`] so a colour means one thing throughout the report.
+
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::view::ReportView;
+use crate::error::{Error, Result};
+
+/// The report's colours: each means one thing in every chart.
+pub mod palette {
+    use plotters::style::RGBColor;
+    /// Quantized, kept, exact: the normal case.
+    pub const INT8: RGBColor = RGBColor(0x2b, 0x6c, 0xb0);
+    /// Reverted to FP32 and kept.
+    pub const REVERTED: RGBColor = RGBColor(0xdd, 0x6b, 0x20);
+    /// Rolled back, limits, at risk.
+    pub const ALERT: RGBColor = RGBColor(0xc5, 0x30, 0x30);
+    /// Bounds and other not-measured-exactly values.
+    pub const BOUND: RGBColor = RGBColor(0xa0, 0xae, 0xc0);
+}
+
+/// Width of every chart, in pixels (the page is 1200 px wide at most).
+const WIDTH: u32 = 1140;
+/// Height of one bar's row.
+const ROW: u32 = 17;
+/// Longest label kept whole (longer ones keep their end: the last path components name the op).
+const LABEL_CHARS: usize = 52;
+const FONT: &str = "sans-serif";
+/// Grid lines: visible, never louder than the data.
+const GRID: RGBColor = RGBColor(0xe2, 0xe8, 0xf0);
+
+/// How one bar is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BarKind {
+    /// Measured, in the normal colour.
+    Normal,
+    /// Highlighted as reverted to FP32.
+    Reverted,
+    /// Highlighted as an alert (rolled back, at risk).
+    Alert,
+    /// A bound, not a measured value: hollow.
+    Bound,
+}
+
+/// One row of a horizontal bar chart.
+#[derive(Debug, Clone)]
+pub struct Bar {
+    /// Row label.
+    pub label: String,
+    /// Bar length, in axis units.
+    pub value: f64,
+    /// Style.
+    pub kind: BarKind,
+    /// Text after the bar's end.
+    pub note: String,
+}
+
+/// A horizontal bar chart: one row per bar, top to bottom.
+pub struct BarChart<'a> {
+    /// Caption.
+    pub title: &'a str,
+    /// The x axis's description.
+    pub x_desc: &'a str,
+    /// The bars.
+    pub bars: Vec<Bar>,
+    /// Where bars start (the x axis's left end when it lies left of every bar).
+    pub origin: f64,
+    /// A vertical reference line and its legend.
+    pub line: Option<(f64, String)>,
+    /// Legend entries: which kind means what (kinds absent from the bars are left out).
+    pub legend: Vec<(BarKind, &'a str)>,
+}
+
+fn drawing<E: std::error::Error + Send + Sync>(error: DrawingAreaErrorKind<E>) -> Error {
+    Error::Report(format!("drawing a chart: {error}"))
+}
+
+fn colour(kind: BarKind) -> RGBColor {
+    match kind {
+        BarKind::Normal => palette::INT8,
+        BarKind::Reverted => palette::REVERTED,
+        BarKind::Alert => palette::ALERT,
+        BarKind::Bound => palette::BOUND,
+    }
+}
+
+fn style(kind: BarKind) -> ShapeStyle {
+    match kind {
+        // Paler than a measured bar: a bound is where the value could have been at best.
+        BarKind::Bound => colour(kind).mix(0.45).filled(),
+        _ => colour(kind).filled(),
+    }
+}
+
+/// `label` cut to its last [`LABEL_CHARS`] characters.
+pub fn short_label(label: &str) -> String {
+    let chars: Vec<char> = label.chars().collect();
+    match chars.len() > LABEL_CHARS {
+        true => format!(
+            "…{}",
+            chars[chars.len() - LABEL_CHARS + 1..]
+                .iter()
+                .collect::<String>()
+        ),
+        false => label.to_string(),
+    }
+}
+
+/// `lo..hi` widened by a margin, never empty.
+fn padded(lo: f64, hi: f64, margin: f64) -> (f64, f64) {
+    let span = (hi - lo).abs().max(hi.abs().max(lo.abs()) * 1e-3).max(1e-9);
+    (lo - span * margin, hi + span * margin)
+}
+
+impl BarChart<'_> {
+    /// The chart as an SVG document.
+    pub fn svg(&self) -> Result<String> {
+        // Empty rows above the bars hold the legend, so it never hides a bar.
+        let bars = self.bars.len() as i32;
+        let rows = bars + self.legend_entries() as i32 + 1;
+        let height = 110 + ROW * rows as u32;
+        let longest = self
+            .bars
+            .iter()
+            .map(|b| b.label.chars().count())
+            .max()
+            .unwrap_or(0);
+        let (lo, hi) = self.x_range();
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+            root.fill(&WHITE).map_err(drawing)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(self.title, (FONT, 22))
+                .margin(12)
+                .margin_right(90)
+                .x_label_area_size(40)
+                .y_label_area_size((14.0 + 7.0 * longest as f64) as u32)
+                .build_cartesian_2d(lo..hi, (0..rows).into_segmented())
+                .map_err(drawing)?;
+            let label = |v: &SegmentValue<i32>| match v {
+                SegmentValue::CenterOf(y) => self
+                    .bars
+                    .get((bars - 1 - y) as usize)
+                    .map_or(String::new(), |b| b.label.clone()),
+                _ => String::new(),
+            };
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels(rows as usize)
+                .y_label_formatter(&label)
+                .x_desc(self.x_desc)
+                .label_style((FONT, 15))
+                .axis_desc_style((FONT, 16))
+                .bold_line_style(GRID)
+                .light_line_style(TRANSPARENT)
+                .draw()
+                .map_err(drawing)?;
+            let row = |i: usize| bars - 1 - i as i32;
+            chart
+                .draw_series(self.bars.iter().enumerate().map(|(i, bar)| {
+                    let (y0, y1) = (SegmentValue::Exact(row(i)), SegmentValue::Exact(row(i) + 1));
+                    let mut rect = Rectangle::new(
+                        [(self.origin.max(lo), y0), (bar.value, y1)],
+                        style(bar.kind),
+                    );
+                    rect.set_margin(2, 2, 0, 0);
+                    rect
+                }))
+                .map_err(drawing)?;
+            let note_style = TextStyle::from((FONT, 14).into_font())
+                .color(&RGBColor(0x4a, 0x55, 0x68))
+                .pos(Pos::new(HPos::Left, VPos::Center));
+            chart
+                .draw_series(self.bars.iter().enumerate().map(|(i, bar)| {
+                    let at = (bar.value, SegmentValue::CenterOf(row(i)));
+                    Text::new(format!(" {}", bar.note), at, note_style.clone())
+                }))
+                .map_err(drawing)?;
+            if let Some((x, text)) = &self.line {
+                let ends = vec![
+                    (*x, SegmentValue::Exact(0)),
+                    (*x, SegmentValue::Exact(rows)),
+                ];
+                chart
+                    .draw_series(std::iter::once(DashedPathElement::new(
+                        ends,
+                        6,
+                        4,
+                        palette::ALERT.stroke_width(2),
+                    )))
+                    .map_err(drawing)?
+                    .label(text.as_str())
+                    .legend(|(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], palette::ALERT.stroke_width(2))
+                    });
+            }
+            for (kind, text) in &self.legend {
+                if self.bars.iter().any(|b| b.kind == *kind) {
+                    let swatch = style(*kind);
+                    chart
+                        .draw_series(std::iter::empty::<Rectangle<(f64, SegmentValue<i32>)>>())
+                        .map_err(drawing)?
+                        .label(*text)
+                        .legend(move |(x, y)| {
+                            Rectangle::new([(x, y - 5), (x + 18, y + 5)], swatch)
+                        });
+                }
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.9))
+                .border_style(RGBColor(0xcb, 0xd5, 0xe0))
+                .label_font((FONT, 15))
+                .draw()
+                .map_err(drawing)?;
+            root.present().map_err(drawing)?;
+        }
+        Ok(svg)
+    }
+
+    /// Entries the legend shows: the line's and those of kinds some bar has.
+    fn legend_entries(&self) -> usize {
+        let kinds = self
+            .legend
+            .iter()
+            .filter(|(kind, _)| self.bars.iter().any(|b| b.kind == *kind));
+        kinds.count() + usize::from(self.line.is_some())
+    }
+
+    /// The x axis: from the origin (or just left of the smallest bar, when the origin is far below the
+    /// values: ranking scores differ in their third decimal) to past the largest bar and its note.
+    fn x_range(&self) -> (f64, f64) {
+        let values = self
+            .bars
+            .iter()
+            .map(|b| b.value)
+            .chain(self.line.iter().map(|l| l.0));
+        let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        if !min.is_finite() {
+            return (0.0, 1.0);
+        }
+        let (padded_lo, _) = padded(min, max, 0.15);
+        let lo = match self.origin <= min && min - self.origin > 2.0 * (max - min) {
+            true => padded_lo,
+            false => self.origin.min(min),
+        };
+        // The right third stays free for the notes after the bars and the legend.
+        let hi = max + (max - lo).max(1e-9) * 0.5;
+        (lo, hi)
+    }
+}
+
+/// The step chart: the controlled metric's drop after each step against the allowed drop, rolled-back steps
+/// marked. `None` when there is no step.
+pub fn step_chart(view: &ReportView) -> Result<Option<String>> {
+    let Some(first) = view.steps.first() else {
+        return Ok(None);
+    };
+    let Some(start) = view.metric(first.metric_name.as_deref()) else {
+        return Ok(None);
+    };
+    let allowed_at = |name: Option<&str>| {
+        view.metric(name)
+            .map_or(start.allowed_drop, |m| m.allowed_drop)
+    };
+    let n = view.steps.len() as f64;
+    let drops = view
+        .steps
+        .iter()
+        .map(|s| s.drop)
+        .chain([start.quantized_drop(), 0.0]);
+    let limits = view
+        .steps
+        .iter()
+        .map(|s| allowed_at(s.metric_name.as_deref()));
+    let all = drops.chain(limits).chain([start.allowed_drop]);
+    let (min, max) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let (lo, hi) = padded(min, max, 0.12);
+    let d = view.decimals(&start.name);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 380)).into_drawing_area();
+        root.fill(&WHITE).map_err(drawing)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Drop after each revert step", (FONT, 22))
+            .margin(12)
+            .margin_right(40)
+            .x_label_area_size(44)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5..n + 0.5, lo..hi)
+            .map_err(drawing)?;
+        let integer = |v: &f64| match (v - v.round()).abs() < 1e-6 && *v >= 0.0 {
+            true => format!("{}", v.round() as i64),
+            false => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .x_labels((view.steps.len() + 2).min(40))
+            .x_label_formatter(&integer)
+            .y_label_formatter(&|v| format!("{v:.d$}"))
+            .x_desc("revert step (0: every op quantized)")
+            .y_desc(format!("drop of {}", step_metrics(view)))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .draw()
+            .map_err(drawing)?;
+        // The allowed drop of each step's controlled metric, as a step function.
+        let mut limit = vec![(-0.5, start.allowed_drop), (0.5, start.allowed_drop)];
+        for (i, step) in view.steps.iter().enumerate() {
+            let allowed = allowed_at(step.metric_name.as_deref());
+            limit.extend([(i as f64 + 0.5, allowed), (i as f64 + 1.5, allowed)]);
+        }
+        chart
+            .draw_series(std::iter::once(DashedPathElement::new(
+                limit,
+                7,
+                5,
+                palette::ALERT.stroke_width(2),
+            )))
+            .map_err(drawing)?
+            .label("allowed drop")
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], palette::ALERT.stroke_width(2))
+            });
+        // The current model's drop: a rolled-back step leaves it where it was.
+        let mut current = start.quantized_drop();
+        let mut path = vec![(0.0, current)];
+        for (i, step) in view.steps.iter().enumerate() {
+            if step.kept {
+                current = step.drop;
+            }
+            path.push((i as f64 + 1.0, current));
+        }
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                path,
+                palette::INT8.stroke_width(2),
+            )))
+            .map_err(drawing)?
+            .label("drop of the model kept")
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], palette::INT8.stroke_width(2))
+            });
+        let kept = view.steps.iter().enumerate().filter(|(_, s)| s.kept);
+        chart
+            .draw_series(
+                std::iter::once(Circle::new(
+                    (0.0, start.quantized_drop()),
+                    5,
+                    palette::INT8.filled(),
+                ))
+                .chain(kept.map(|(i, s)| {
+                    Circle::new((i as f64 + 1.0, s.drop), 6, palette::REVERTED.filled())
+                })),
+            )
+            .map_err(drawing)?
+            .label("step kept (group reverted)")
+            .legend(|(x, y)| Circle::new((x + 9, y), 5, palette::REVERTED.filled()));
+        let rolled_back: Vec<_> = view
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.kept)
+            .collect();
+        if !rolled_back.is_empty() {
+            chart
+                .draw_series(rolled_back.iter().map(|(i, s)| {
+                    Cross::new((*i as f64 + 1.0, s.drop), 6, palette::ALERT.stroke_width(3))
+                }))
+                .map_err(drawing)?
+                .label("step rolled back (drop grew)")
+                .legend(|(x, y)| Cross::new((x + 9, y), 5, palette::ALERT.stroke_width(3)));
+        }
+        let note = TextStyle::from((FONT, 15).into_font())
+            .color(&RGBColor(0x2d, 0x37, 0x48))
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        chart
+            .draw_series(view.steps.iter().enumerate().map(|(i, s)| {
+                let text = format!("group {}", s.group);
+                Text::new(
+                    text,
+                    (i as f64 + 1.0, s.drop + (hi - lo) * 0.03),
+                    note.clone(),
+                )
+            }))
+            .map_err(drawing)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(0xcb, 0xd5, 0xe0))
+            .label_font((FONT, 15))
+            .draw()
+            .map_err(drawing)?;
+        root.present().map_err(drawing)?;
+    }
+    Ok(Some(svg))
+}
+
+/// The metrics the steps control, for the axis: "top1", or "nmse / top1".
+fn step_metrics(view: &ReportView) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for step in &view.steps {
+        let name = step
+            .metric_name
+            .as_deref()
+            .or(view.metrics.first().map(|m| m.name.as_str()))
+            .unwrap_or("the metric");
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.join(" / ")
+}
+
+/// The ranking chart: every group of the last ranking by its score, reverted groups highlighted, pruned
+/// groups drawn hollow at the bound that ruled them out. `None` when there was no ranking.
+pub fn ranking_chart(view: &ReportView) -> Result<Option<String>> {
+    if view.ranking.is_empty() {
+        return Ok(None);
+    }
+    let metric = view.ranking_metric();
+    let name = metric.map_or("metric", |m| m.name.as_str());
+    let d = view.decimals(name);
+    let bound_sign = match metric.map(|m| m.direction) {
+        Some(crate::metric::Direction::HigherWorse) => "≥",
+        _ => "≤",
+    };
+    let bars = view
+        .ranking
+        .iter()
+        .map(|entry| {
+            let first = entry.nodes.first().map_or("", String::as_str);
+            let more = match entry.nodes.len() {
+                0 | 1 => String::new(),
+                n => format!(" +{}", n - 1),
+            };
+            let kind = match (entry.exact, view.step_of(entry.group)) {
+                (false, _) => BarKind::Bound,
+                (true, Some(step)) if step.kept => BarKind::Reverted,
+                (true, Some(_)) => BarKind::Alert,
+                (true, None) => BarKind::Normal,
+            };
+            let note = match entry.exact {
+                true => format!("{:.d$}", entry.score),
+                false => format!("{bound_sign} {:.d$}", entry.score),
+            };
+            Bar {
+                label: format!("group {} · {}{more}", entry.group, short_label(first)),
+                value: entry.score,
+                kind,
+                note,
+            }
+        })
+        .collect();
+    let title =
+        format!("Last ranking: {name} on the ranking subset with each group reverted, best first");
+    let x_desc = format!("{name} with the group reverted (ranking subset)");
+    BarChart {
+        title: &title,
+        x_desc: &x_desc,
+        bars,
+        origin: 0.0,
+        line: None,
+        legend: vec![
+            (BarKind::Normal, "exact score"),
+            (BarKind::Reverted, "reverted by a kept step"),
+            (BarKind::Alert, "reverted, then rolled back"),
+            (BarKind::Bound, "pruned: the bound that ruled it out"),
+        ],
+    }
+    .svg()
+    .map(Some)
+}
+
+/// The per-layer sensitivity chart: each quantized op's share of the output error, in graph order. `None`
+/// when the analysis was skipped.
+pub fn sensitivity_chart(view: &ReportView) -> Result<Option<String>> {
+    let Some(sensitivity) = &view.sensitivity else {
+        return Ok(None);
+    };
+    let bars = sensitivity
+        .layers
+        .iter()
+        .map(|layer| Bar {
+            label: format!("{} ({})", short_label(&layer.node), layer.op_type),
+            value: layer.share * 100.0,
+            kind: match view.reverted.contains(&layer.node) {
+                true => BarKind::Reverted,
+                false => BarKind::Normal,
+            },
+            note: format!("{:.1} %", layer.share * 100.0),
+        })
+        .collect();
+    let title = format!(
+        "Per-layer sensitivity: share of the output error with only that op quantized ({} samples)",
+        sensitivity.samples
+    );
+    BarChart {
+        title: &title,
+        x_desc: "share of the summed NMSE against FP32 (%)",
+        bars,
+        origin: 0.0,
+        line: None,
+        legend: vec![
+            (BarKind::Normal, "int8 in the saved model"),
+            (BarKind::Reverted, "reverted to FP32 in the saved model"),
+        ],
+    }
+    .svg()
+    .map(Some)
+}
+
+/// The saturation chart: the share of outputs that saturate int16 on a CPU without VNNI of each int8 layer
+/// where any does, against the at-risk threshold. `None` when no layer saturates.
+pub fn saturation_chart(view: &ReportView) -> Result<Option<String>> {
+    let Some(saturation) = &view.saturation else {
+        return Ok(None);
+    };
+    let layers = match saturation.layers.is_empty() {
+        true => &saturation.layers_at_risk,
+        false => &saturation.layers,
+    };
+    let bars: Vec<Bar> = layers
+        .iter()
+        .filter_map(|layer| {
+            // Layers that never saturate are counted in the text, not drawn: the chart is about those that do.
+            let rate = layer.rate.filter(|r| *r > 0.0)?;
+            Some(Bar {
+                label: format!("{} ({})", short_label(&layer.node), layer.op_type),
+                value: rate * 100.0,
+                kind: match rate >= saturation.threshold {
+                    true => BarKind::Alert,
+                    false => BarKind::Normal,
+                },
+                note: format!("{:.2} %", rate * 100.0),
+            })
+        })
+        .collect();
+    if bars.is_empty() {
+        return Ok(None);
+    }
+    let threshold = format!("at-risk threshold ({:.0} %)", saturation.threshold * 100.0);
+    BarChart {
+        title: "Saturation without VNNI: outputs whose int16 pair sums saturate, per int8 layer",
+        x_desc: "outputs saturated on an AVX2 CPU without VNNI (%)",
+        bars,
+        origin: 0.0,
+        line: Some((saturation.threshold * 100.0, threshold)),
+        legend: vec![
+            (BarKind::Normal, "below the threshold"),
+            (BarKind::Alert, "at risk"),
+        ],
+    }
+    .svg()
+    .map(Some)
+}

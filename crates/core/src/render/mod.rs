@@ -1,0 +1,172 @@
+//! The report a person reads: `report.html` (one self-contained page, inline SVG charts and CSS, no script,
+//! no network) and a Markdown summary, both rendered from `report.json`.
+//!
+//! Rendering starts from the file, not from the in-memory report ([`ReportView`]), so `aquant report OUT_DIR`
+//! re-renders any run's page from its directory, and the page shows exactly what the JSON says. `view` reads
+//! the file, `charts` draws, `page` lays out the HTML, `markdown` writes the summary; the wording both share
+//! is here.
+
+mod charts;
+mod markdown;
+mod page;
+mod view;
+
+pub use markdown::markdown;
+pub use page::html;
+pub use view::{ReportView, StepView};
+
+/// `x` with `decimals` decimals ([`ReportView::decimals`]).
+fn fixed(x: f64, decimals: usize) -> String {
+    format!("{x:.decimals$}")
+}
+
+/// "≤" when `drop` is within `allowed`, else ">".
+fn within_sign(drop: f64, allowed: f64) -> &'static str {
+    match drop <= allowed + 1e-12 {
+        true => "≤",
+        false => ">",
+    }
+}
+
+/// Seconds in words: "0.42 s", "95.4 s".
+fn seconds(s: f64) -> String {
+    match s < 10.0 {
+        true => format!("{s:.2} s"),
+        false => format!("{s:.1} s"),
+    }
+}
+
+/// Bytes in words: "3.92 MB" (decimal units, as file managers show them).
+fn bytes(b: usize) -> String {
+    match b {
+        b if b >= 1_000_000 => format!("{:.2} MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b => format!("{b} B"),
+    }
+}
+
+/// The outcome in one sentence: target met or not and why, and what the deployed check found.
+pub fn outcome(view: &ReportView) -> String {
+    let head = match view.is_search() {
+        true => search_outcome(view),
+        false => format!(
+            "DefaultQuantization quantized {} ops; it makes no accuracy search, so nothing was reverted",
+            view.quantized_ops
+        ),
+    };
+    let deployed = match &view.deployed {
+        Some(d) => {
+            let metrics: Vec<String> = d
+                .metrics
+                .iter()
+                .map(|m| {
+                    let sign = within_sign(m.drop, m.allowed_drop);
+                    let d = view.decimals(&m.name);
+                    let (value, drop, allowed) = (
+                        fixed(m.value, d),
+                        fixed(m.drop, d),
+                        fixed(m.allowed_drop, d),
+                    );
+                    format!("{} {value} (drop {drop} {sign} {allowed})", m.name)
+                })
+                .collect();
+            let verdict = match (d.target_met, d.continued) {
+                (true, false) => "meets the target",
+                (true, true) => "meets the target after the search went on with it as the judge",
+                (false, _) => "does NOT meet the target",
+            };
+            format!(
+                "; the saved model, checked on {} {} as deployed on this CPU ({}), {verdict}: {}",
+                d.engine,
+                d.version,
+                d.cpu,
+                metrics.join(", ")
+            )
+        }
+        None => "; the saved model was not checked on its deployment engine".into(),
+    };
+    format!("{head}{deployed}.")
+}
+
+fn search_outcome(view: &ReportView) -> String {
+    let metrics: Vec<String> = view
+        .metrics
+        .iter()
+        .map(|m| {
+            let sign = within_sign(m.drop, m.allowed_drop);
+            let d = view.decimals(&m.name);
+            format!(
+                "{} {} → {} (drop {} {sign} {})",
+                m.name,
+                fixed(m.baseline, d),
+                fixed(m.r#final, d),
+                fixed(m.drop, d),
+                fixed(m.allowed_drop, d)
+            )
+        })
+        .collect();
+    let reverted = format!(
+        "{} of {} quantized ops reverted to FP32",
+        view.reverted.len(),
+        view.quantized_ops
+    );
+    match view.target_met {
+        Some(true) => format!("Target met: {reverted}, {}", metrics.join(", ")),
+        _ => format!(
+            "Target NOT met ({}): the best model found was saved, {reverted}, {}",
+            view.stop_message.as_deref().unwrap_or("no reason given"),
+            metrics.join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_with_only_the_oldest_fields_renders_every_section() {
+        let view =
+            ReportView::from_json(r#"{"algorithm": "DefaultQuantization", "quantized_ops": 5}"#)
+                .unwrap();
+        let page = html(&view).unwrap();
+        for id in [
+            "outcome",
+            "metrics",
+            "steps",
+            "ranking",
+            "sensitivity",
+            "saturation",
+            "timings",
+        ] {
+            assert!(page.contains(&format!("<section id=\"{id}\">")), "{id}");
+        }
+        assert!(page.contains("DefaultQuantization quantized 5 ops"));
+        assert!(markdown(&view).starts_with("# aquant report: "));
+    }
+
+    #[test]
+    fn a_malformed_report_is_a_report_error() {
+        for text in ["", "[1]", r#"{"algorithm": "AccuracyAwareQuantization"}"#] {
+            assert!(
+                matches!(ReportView::from_json(text), Err(crate::Error::Report(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn decimals_show_two_digits_of_a_small_allowed_drop() {
+        let view = ReportView::from_json(
+            r#"{"algorithm": "AccuracyAwareQuantization", "quantized_ops": 1, "metrics": [
+                {"name": "nmse", "direction": "higher-worse", "baseline": 0, "quantized": 0.0007,
+                 "final": 0.000196, "drop": 0.000196, "allowed_drop": 0.0003},
+                {"name": "top1", "direction": "higher-better", "baseline": 0.98, "quantized": 0.97,
+                 "final": 0.98, "drop": 0, "allowed_drop": 0.01}]}"#,
+        )
+        .unwrap();
+        assert_eq!(view.decimals("nmse"), 5);
+        assert_eq!(view.decimals("top1"), 4);
+        assert_eq!(fixed(0.000196, view.decimals("nmse")), "0.00020");
+    }
+}

@@ -1,0 +1,321 @@
+//! What the renderer reads of a report: a typed view deserialized from `report.json` itself.
+//!
+//! The view, not the library's report types, because `aquant report OUT_DIR` re-renders from the file alone,
+//! and the file is the stable schema (fields only ever added): reading only what is drawn, every optional
+//! part defaulted, lets one view read both algorithms' reports and reports written before a field existed.
+
+use std::path::Path;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::cpu::CpuFeatures;
+use crate::error::{Error, Result};
+use crate::metric::Direction;
+
+/// POT's name of the accuracy-aware algorithm, as reports spell it.
+const ACCURACY_AWARE: &str = "AccuracyAwareQuantization";
+
+/// A report as read back from `report.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportView {
+    /// "AccuracyAwareQuantization" or "DefaultQuantization".
+    pub algorithm: String,
+    /// The input model.
+    #[serde(default)]
+    pub model: String,
+    /// Where the model was saved.
+    pub output: Option<String>,
+    /// The search's engine (accuracy-aware only).
+    pub backend: Option<String>,
+    /// Controlled metrics (accuracy-aware only).
+    #[serde(default)]
+    pub metrics: Vec<MetricView>,
+    /// Whether every metric is within its limit (accuracy-aware only).
+    pub target_met: Option<bool>,
+    /// Why the search stopped, in words.
+    pub stop_message: Option<String>,
+    /// The run was interrupted.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// Ops quantized by the base algorithm.
+    pub quantized_ops: usize,
+    /// Names of the ops left in FP32.
+    #[serde(default)]
+    pub reverted: Vec<String>,
+    /// Revert attempts.
+    #[serde(default)]
+    pub steps: Vec<StepView>,
+    /// The last ranking.
+    #[serde(default)]
+    pub ranking: Vec<RankingView>,
+    /// Wall seconds per stage, in the file's order (`total` last).
+    #[serde(default)]
+    pub timings_s: Stages,
+    /// The saved model on its deployment engine.
+    pub deployed: Option<DeployedView>,
+    /// The saturation analysis of the saved model.
+    pub saturation: Option<SaturationView>,
+    /// Per-layer sensitivity.
+    pub sensitivity: Option<SensitivityView>,
+    /// Ops by precision.
+    pub ops_by_precision: Option<OpsView>,
+    /// Model sizes.
+    pub model_bytes: Option<BytesView>,
+}
+
+/// One controlled metric.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricView {
+    /// Name.
+    pub name: String,
+    /// Whether higher is better.
+    pub direction: Direction,
+    /// FP32 value.
+    pub baseline: f64,
+    /// Fully quantized value.
+    pub quantized: f64,
+    /// Final value.
+    pub r#final: f64,
+    /// Final drop.
+    pub drop: f64,
+    /// Allowed drop.
+    pub allowed_drop: f64,
+}
+
+impl MetricView {
+    /// The fully quantized model's drop.
+    pub fn quantized_drop(&self) -> f64 {
+        self.direction.drop(self.baseline, self.quantized)
+    }
+
+    /// Whether the final model is within the limit.
+    pub fn within(&self) -> bool {
+        self.drop <= self.allowed_drop + 1e-12
+    }
+}
+
+/// One revert attempt.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StepView {
+    /// 1-based step number.
+    pub step: usize,
+    /// Group id.
+    pub group: usize,
+    /// Ops reverted.
+    pub reverted_group: Vec<String>,
+    /// The controlled metric's value after the step.
+    pub metric: f64,
+    /// Its drop.
+    pub drop: f64,
+    /// The controlled metric's name (absent in reports written before it was added).
+    pub metric_name: Option<String>,
+    /// Kept or rolled back.
+    pub kept: bool,
+    /// The outcome in words.
+    pub reason: String,
+}
+
+/// One ranked group.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RankingView {
+    /// Group id.
+    pub group: usize,
+    /// Its ops.
+    pub nodes: Vec<String>,
+    /// Score on the ranking subset, or a bound when not exact.
+    pub score: f64,
+    /// Whether `score` is exact.
+    pub exact: bool,
+}
+
+/// The deployed check.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeployedView {
+    /// Engine name.
+    pub engine: String,
+    /// Engine version.
+    pub version: String,
+    /// The CPU's int8 features.
+    pub cpu: CpuFeatures,
+    /// Per metric.
+    pub metrics: Vec<DeployedMetricView>,
+    /// Whether every metric is within its limit there.
+    pub target_met: bool,
+    /// The search went on with the deployed engine as the judge.
+    #[serde(default)]
+    pub continued: bool,
+}
+
+/// One metric on the deployed engine.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeployedMetricView {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: f64,
+    /// Drop.
+    pub drop: f64,
+    /// Allowed drop.
+    pub allowed_drop: f64,
+}
+
+/// The saturation analysis summary.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SaturationView {
+    /// Rate above which a layer is at risk.
+    pub threshold: f64,
+    /// Samples measured (0: weights only).
+    pub samples: usize,
+    /// Layers at risk.
+    #[serde(default)]
+    pub layers_at_risk: Vec<SaturatedLayer>,
+    /// Every analysed layer (absent in reports written before it was added).
+    #[serde(default)]
+    pub layers: Vec<SaturatedLayer>,
+}
+
+/// One layer's saturation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SaturatedLayer {
+    /// Node name.
+    pub node: String,
+    /// Op type.
+    pub op_type: String,
+    /// Share of outputs saturated (`None`: the layer cannot saturate, or was not measured).
+    pub rate: Option<f64>,
+}
+
+/// Per-layer sensitivity.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SensitivityView {
+    /// Samples compared.
+    pub samples: usize,
+    /// NMSE of the fully quantized model.
+    pub all_quantized_nmse: f64,
+    /// Every quantized op, in graph order.
+    pub layers: Vec<LayerSensitivityView>,
+}
+
+/// One op's sensitivity.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LayerSensitivityView {
+    /// Node name.
+    pub node: String,
+    /// Op type.
+    pub op_type: String,
+    /// NMSE with only this op quantized.
+    pub nmse: f64,
+    /// Share of the sum.
+    pub share: f64,
+}
+
+/// Ops by precision.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpsView {
+    /// In int8.
+    pub int8: usize,
+    /// Reverted to FP32.
+    pub fp32_reverted: usize,
+    /// Never quantized.
+    pub fp32_other: usize,
+}
+
+/// Model sizes in bytes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BytesView {
+    /// FP32.
+    pub fp32: usize,
+    /// Saved INT8.
+    pub int8: usize,
+}
+
+/// Stages and their seconds, in the order the report lists them (a JSON object's order carries meaning here:
+/// the stages run in that order).
+#[derive(Debug, Clone, Default)]
+pub struct Stages(pub Vec<(String, f64)>);
+
+impl<'de> Deserialize<'de> for Stages {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> Visitor<'de> for InOrder {
+            type Value = Stages;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of stage names and seconds")
+            }
+            fn visit_map<M: MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> std::result::Result<Stages, M::Error> {
+                let mut stages = Vec::new();
+                while let Some(entry) = map.next_entry::<String, f64>()? {
+                    stages.push(entry);
+                }
+                Ok(Stages(stages))
+            }
+        }
+        deserializer.deserialize_map(InOrder)
+    }
+}
+
+impl ReportView {
+    /// Reads the view from `report.json`'s text.
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| Error::Report(format!("malformed report.json: {e}")))
+    }
+
+    /// Reads the view from a `report.json` file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Report(format!("'{}' is not a report: {e}", path.display())))
+    }
+
+    /// Whether the report is accuracy control's (with steps and a ranking), not DefaultQuantization's.
+    pub fn is_search(&self) -> bool {
+        self.algorithm == ACCURACY_AWARE
+    }
+
+    /// The allowed drop and direction of the metric `name` (the first metric when `name` is absent).
+    pub fn metric(&self, name: Option<&str>) -> Option<&MetricView> {
+        match name {
+            Some(name) => self.metrics.iter().find(|m| m.name == name),
+            None => self.metrics.first(),
+        }
+    }
+
+    /// The metric the last ranking ranked on: the last step's controlled metric.
+    pub fn ranking_metric(&self) -> Option<&MetricView> {
+        self.metric(self.steps.last().and_then(|s| s.metric_name.as_deref()))
+    }
+
+    /// Decimals that show metric `name` to two significant digits of its allowed drop, and never fewer than
+    /// four (the summary line's): top-1 within 0.003 reads 0.8233, an NMSE within 0.0003 reads 0.00020.
+    pub fn decimals(&self, name: &str) -> usize {
+        let allowed = self
+            .metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.allowed_drop);
+        let deployed = || self.deployed.iter().flat_map(|d| &d.metrics);
+        let allowed =
+            allowed.or_else(|| deployed().find(|m| m.name == name).map(|m| m.allowed_drop));
+        match allowed.map(f64::abs).filter(|a| *a > 0.0 && *a < 0.01) {
+            Some(a) => (1 - a.log10().floor() as i64).clamp(4, 12) as usize,
+            None => 4,
+        }
+    }
+
+    /// Whether `group` was reverted by a step that was kept, rolled back, or neither.
+    pub fn step_of(&self, group: usize) -> Option<&StepView> {
+        self.steps.iter().rev().find(|s| s.group == group)
+    }
+
+    /// The model's file name, for titles.
+    pub fn model_name(&self) -> &str {
+        Path::new(&self.model)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(&self.model)
+    }
+}

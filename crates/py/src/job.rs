@@ -1,0 +1,304 @@
+//! One quantization job, run as the command line runs it — same library entry points, same output layout
+//! ([`aquant::output::OutputDir`]), same journal and interrupt semantics — on a worker thread, while the
+//! calling Python thread waits with the GIL released and watches for Ctrl-C.
+
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aquant::output::OutputDir;
+use aquant::pipeline::Algorithm;
+use aquant::quantize::{quantize_default, ModelForm, QuantizedModel, RestoreMode};
+use aquant::search::{self, RunOptions};
+use aquant::{Backend, Dataset, Error, Metric, NoProgress, Progress, Result};
+use aquant_onnx::ModelProto;
+use pyo3::prelude::*;
+
+use crate::dataset::PyDataset;
+use crate::errors::{self, Causes};
+use crate::progress::Lines;
+
+/// How the job is run (not what it computes).
+pub struct Settings {
+    /// Samples per inference batch.
+    pub batch_size: usize,
+    /// int8 weights in the saved model.
+    pub compress_weights: bool,
+    /// Progress lines on stderr.
+    pub progress: bool,
+    /// Where model.onnx, report.json, intermediate/ and state/ go.
+    pub output_dir: Option<PathBuf>,
+    /// Intermediate models elsewhere than `output_dir/intermediate` (NNCF `intermediate_model_dir`).
+    pub intermediate_dir: Option<PathBuf>,
+    /// Continue the interrupted run whose journal is in `output_dir/state`.
+    pub resume: bool,
+    /// Worker threads (NNCF `num_ranking_workers`); default: one per core.
+    pub workers: Option<usize>,
+    /// Also build the model with the other weight storage (POT's flow decides on `compress_model_weights`
+    /// after the run).
+    pub both_forms: bool,
+}
+
+/// A job with every input opened and checked.
+pub struct Job {
+    /// The FP32 model.
+    pub model: ModelProto,
+    /// The model's file, when it came from one (never overwritten).
+    pub model_path: Option<PathBuf>,
+    /// The algorithm and its parameters.
+    pub algorithm: Algorithm,
+    /// The calibration set.
+    pub calibration: PyDataset,
+    /// The validation set, when it is another object than the calibration set.
+    pub other_validation: Option<PyDataset>,
+    /// Whether there is a validation set (`other_validation`, or the calibration set itself).
+    pub has_validation: bool,
+    /// The controlled metric.
+    pub metric: Option<Box<dyn Metric>>,
+    /// The engine.
+    pub backend: Box<dyn Backend>,
+    /// The engine the saved model is judged on (ONNX Runtime), if any.
+    pub deployed: Option<Box<dyn Backend>>,
+    /// How to run.
+    pub settings: Settings,
+    /// Exceptions raised by callbacks.
+    pub causes: Causes,
+}
+
+/// What a finished job hands back.
+pub struct Finished {
+    /// The quantized model's ONNX bytes.
+    pub model: Vec<u8>,
+    /// report.json's content.
+    pub report: String,
+    /// The run was interrupted: the model is the best so far.
+    pub interrupted: bool,
+    /// With [`Settings::both_forms`]: the same model with the other weight storage.
+    pub other_form: Option<Vec<u8>>,
+}
+
+impl Job {
+    fn validation(&self) -> Option<&dyn Dataset> {
+        match &self.other_validation {
+            Some(v) => Some(v),
+            None if self.has_validation => Some(&self.calibration),
+            None => None,
+        }
+    }
+
+    /// Runs the job (on the worker thread).
+    fn execute(self, interrupt: &AtomicBool) -> Result<Finished> {
+        let lines = Lines::default();
+        let progress: &dyn Progress = if self.settings.progress {
+            &lines
+        } else {
+            &NoProgress
+        };
+        let output = match &self.settings.output_dir {
+            Some(dir) => Some(OutputDir::plan(self.model_path.as_deref(), dir)?),
+            None => None,
+        };
+        let metrics: Vec<&dyn Metric> = self.metric.iter().map(|m| m.as_ref()).collect();
+        let options = RunOptions {
+            batch_size: self.settings.batch_size,
+            intermediate_dir: self
+                .settings
+                .intermediate_dir
+                .clone()
+                .or_else(|| output.as_ref().map(OutputDir::intermediate)),
+            compress_weights: self.settings.compress_weights,
+            progress,
+            deployed: self.deployed.as_deref(),
+            ..Default::default()
+        };
+        let model = self.model.clone();
+        match &self.algorithm {
+            Algorithm::Default(params) => {
+                if let Some(output) = &output {
+                    output.create()?;
+                }
+                // NNCF's `quantize` takes no validation set: nothing to judge the model against.
+                let outcome = quantize_default(
+                    self.backend.as_ref(),
+                    model,
+                    &self.calibration,
+                    params,
+                    None,
+                    &options,
+                )?;
+                let mut report = outcome.report;
+                report.model = self.model_name();
+                if let Some(output) = &output {
+                    report.output = Some(output.save_model(&outcome.model, aquant::output::OutputFormat::Onnx)?.display().to_string());
+                    output.write_report(&report)?;
+                }
+                let other =
+                    self.other_form(&outcome.quantized, &Default::default(), Default::default())?;
+                finished(&outcome.model, &report, false, other)
+            }
+            Algorithm::AccuracyAware {
+                quantization,
+                control,
+            } => {
+                let validation = self.validation().ok_or_else(|| {
+                    Error::Config("accuracy control needs a validation dataset".into())
+                })?;
+                let state = match &output {
+                    Some(output) => {
+                        output.create()?;
+                        Some(output.state(self.settings.resume)?)
+                    }
+                    None => None,
+                };
+                let options = RunOptions {
+                    journal: state.as_deref().map(OutputDir::journal),
+                    interrupt: Some(interrupt),
+                    ..options
+                };
+                let outcome = search::quantize_with_accuracy_control(
+                    self.backend.as_ref(),
+                    model,
+                    &self.calibration,
+                    validation,
+                    &metrics,
+                    quantization,
+                    control,
+                    &options,
+                );
+                let mut outcome = match outcome {
+                    Err(Error::Interrupted) => return Err(Error::Interrupted),
+                    Err(error) => {
+                        // Not resumable: a failed run leaves no state behind.
+                        if let Some(state) = &state {
+                            let _ = std::fs::remove_dir_all(state);
+                        }
+                        return Err(error);
+                    }
+                    Ok(outcome) => outcome,
+                };
+                outcome.report.model = self.model_name();
+                if let Some(output) = &output {
+                    let saved = output.save_model(&outcome.model, aquant::output::OutputFormat::Onnx)?;
+                    outcome.report.output = Some(saved.display().to_string());
+                    output.write_report(&outcome.report)?;
+                }
+                if let (Some(state), false) = (&state, outcome.report.interrupted) {
+                    let _ = std::fs::remove_dir_all(state);
+                }
+                let reverted = outcome.report.reverted.iter().cloned().collect();
+                let other = self.other_form(&outcome.quantized, &reverted, control.restore_mode)?;
+                finished(
+                    &outcome.model,
+                    &outcome.report,
+                    outcome.report.interrupted,
+                    other,
+                )
+            }
+        }
+    }
+
+    /// The saved model with the other weight storage, when asked for.
+    fn other_form(
+        &self,
+        quantized: &QuantizedModel,
+        reverted: &BTreeSet<String>,
+        mode: RestoreMode,
+    ) -> Result<Option<Vec<u8>>> {
+        if !self.settings.both_forms {
+            return Ok(None);
+        }
+        let form = ModelForm::Export {
+            compress_weights: !self.settings.compress_weights,
+        };
+        Ok(Some(aquant_onnx::encode_model(
+            &quantized.build(reverted, mode, form)?,
+        )))
+    }
+
+    fn model_name(&self) -> String {
+        self.model_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Runs the job on a worker thread while this thread waits without the GIL and checks for signals every
+    /// 100 ms: Ctrl-C asks the run to stop at its next safe point, as the command line's does; the best model
+    /// so far is then saved and returned with `interrupted`. A panic becomes a `RuntimeError`.
+    pub fn run(self, py: Python<'_>) -> PyResult<Finished> {
+        let causes = self.causes.clone();
+        let pool = match self.settings.workers {
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| {
+                        pyo3::exceptions::PyRuntimeError::new_err(format!("worker threads: {e}"))
+                    })?,
+            ),
+            None => None,
+        };
+        let flag = AtomicBool::new(false);
+        let (done, result) = channel();
+        let result = Mutex::new(result);
+        let mut pressed = false;
+        let outcome = std::thread::scope(|scope| {
+            let flag = &flag;
+            scope.spawn(move || {
+                let work = || match &pool {
+                    Some(pool) => pool.install(|| self.execute(flag)),
+                    None => self.execute(flag),
+                };
+                let _ = done.send(catch_unwind(AssertUnwindSafe(work)));
+            });
+            loop {
+                let waited = py.detach(|| {
+                    let result = result.lock().unwrap_or_else(|p| p.into_inner());
+                    result.recv_timeout(Duration::from_millis(100))
+                });
+                match waited {
+                    Ok(outcome) => return Some(outcome),
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
+                if py.check_signals().is_err() {
+                    if !pressed {
+                        eprintln!("\ninterrupt: stopping at the next safe point; the best model so far is kept");
+                    }
+                    pressed = true;
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+        });
+        match outcome {
+            Some(Ok(Ok(mut finished))) => {
+                finished.interrupted |= pressed;
+                Ok(finished)
+            }
+            Some(Ok(Err(error))) => Err(errors::to_py(py, error, &causes)),
+            Some(Err(panic)) => Err(errors::panicked(panic)),
+            None => Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "the run's thread ended without a result",
+            )),
+        }
+    }
+}
+
+fn finished(
+    model: &ModelProto,
+    report: &impl serde::Serialize,
+    interrupted: bool,
+    other_form: Option<Vec<u8>>,
+) -> Result<Finished> {
+    Ok(Finished {
+        other_form,
+        model: aquant_onnx::encode_model(model),
+        report: serde_json::to_string(report)
+            .map_err(|e| Error::Config(format!("encoding the report: {e}")))?,
+        interrupted,
+    })
+}

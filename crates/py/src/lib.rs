@@ -1,0 +1,304 @@
+//! `aquant._aquant`: the Rust half of the `aquant` Python package.
+//!
+//! The pure-Python half (`python/aquant`) gives the NNCF and POT APIs — signatures, defaults, dataclasses,
+//! duck typing of `nncf.Dataset` and POT classes — and normalises datasets and metrics; this half turns them
+//! into the library's [`aquant::Dataset`] and [`aquant::Metric`] (`dataset`, `metric`, `model`), runs the job
+//! as the command line does (`job`) and maps errors to Python exceptions (`errors`). Parameters arrive as
+//! POT's `{"name", "params"}` algorithm entry in JSON, read by the library's config schema, so every parameter
+//! is checked, and misspelt ones suggested, exactly as in a config file.
+
+mod convert;
+mod dataset;
+mod errors;
+mod job;
+mod metric;
+mod model;
+mod progress;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use aquant::{Backend, Direction, Graph};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use dataset::{Annotations, Fingerprints, PyDataset};
+use errors::Causes;
+use job::{Job, Settings};
+
+/// The model: read from `path` (external data resolved there) or decoded from `bytes`, checked and indexed.
+fn load_model(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    causes: &Causes,
+) -> PyResult<(Graph, Option<PathBuf>)> {
+    let to_py = |e| errors::to_py(py, e, causes);
+    if let Ok(bytes) = model.cast::<PyBytes>() {
+        let proto = aquant_onnx::decode_model(bytes.as_bytes(), "<model bytes>".as_ref())
+            .map_err(|e| to_py(e.into()))?;
+        return Ok((Graph::new(proto).map_err(to_py)?, None));
+    }
+    let path: PathBuf = model.extract()?;
+    Ok((Graph::load(&path).map_err(to_py)?, Some(path)))
+}
+
+/// The engine called `name`.
+fn backend(name: &str) -> PyResult<Box<dyn Backend>> {
+    match name {
+        "tract" => Ok(Box::new(aquant_tract::TractBackend::new())),
+        "ort" => aquant_ort::OrtBackend::new()
+            .map(|b| Box::new(b) as Box<dyn Backend>)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string())),
+        other => Err(PyValueError::new_err(format!(
+            "backend must be 'tract' or 'ort', not {other:?}"
+        ))),
+    }
+}
+
+fn direction(name: &str) -> PyResult<Direction> {
+    match name {
+        "higher-better" => Ok(Direction::HigherBetter),
+        "higher-worse" => Ok(Direction::HigherWorse),
+        other => Err(PyValueError::new_err(format!(
+            "metric direction must be 'higher-better' or 'higher-worse', not {other:?}"
+        ))),
+    }
+}
+
+/// A metric as the Python side describes it: `(kind, object, name, direction, type)`, kind one of
+/// `builtin` (object: the name), `callable`, `pot`, `pot_set`, `validation_fn`.
+type MetricSpec<'py> = (String, Bound<'py, PyAny>, String, String, String);
+
+/// How the validation set's annotations are read for a metric of `kind`.
+fn annotations(kind: &str) -> Annotations {
+    match kind {
+        "builtin" => Annotations::Labels,
+        _ => Annotations::External,
+    }
+}
+
+fn build_metric(
+    spec: &MetricSpec<'_>,
+    source: &Bound<'_, PyAny>,
+    names: &[String],
+    fingerprints: &Fingerprints,
+    causes: &Causes,
+) -> PyResult<Box<dyn aquant::Metric>> {
+    let (kind, object, name, dir, pot_type) = spec;
+    let common = || -> PyResult<metric::Common> {
+        Ok(metric::Common {
+            name: name.clone(),
+            direction: direction(dir)?,
+            source: source.clone().unbind(),
+            causes: causes.clone(),
+        })
+    };
+    Ok(match kind.as_str() {
+        "builtin" => aquant::metric::builtin(&object.extract::<String>()?)
+            .map_err(|e| errors::to_py(source.py(), e, causes))?,
+        "callable" => Box::new(metric::CallableMetric {
+            common: common()?,
+            function: object.clone().unbind(),
+        }),
+        "pot" | "pot_set" => Box::new(metric::PotMetric {
+            common: common()?,
+            kind: pot_type.clone(),
+            object: object.clone().unbind(),
+            per_sample: kind == "pot",
+            lock: Mutex::new(()),
+        }),
+        "validation_fn" => Box::new(metric::ValidationFn {
+            common: common()?,
+            function: object.clone().unbind(),
+            names: names.to_vec(),
+            fingerprints: fingerprints.clone(),
+        }),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown metric kind {other:?}"
+            )))
+        }
+    })
+}
+
+/// The quantized model, report.json's text, whether the run was interrupted, and the model with the other
+/// weight storage when asked for.
+type RunResult = (Py<PyBytes>, String, bool, Option<Py<PyBytes>>);
+
+/// Runs one algorithm (`algorithm`: POT's `{"name", "params"}` entry as JSON) on `model` (bytes or a path);
+/// returns the quantized model's bytes, report.json's text and whether the run was interrupted.
+#[pyfunction]
+#[pyo3(signature = (model, algorithm, calibration, validation, metric, *, target_device=None, backend="tract",
+    deployed_check=true, batch_size=1, compress_weights=true, progress=true, output_dir=None,
+    intermediate_dir=None, resume=false, workers=None, both_forms=false))]
+#[allow(clippy::too_many_arguments)]
+fn run(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    algorithm: &str,
+    calibration: &Bound<'_, PyAny>,
+    validation: Option<&Bound<'_, PyAny>>,
+    metric: Option<MetricSpec<'_>>,
+    target_device: Option<&str>,
+    backend: &str,
+    deployed_check: bool,
+    batch_size: usize,
+    compress_weights: bool,
+    progress: bool,
+    output_dir: Option<PathBuf>,
+    intermediate_dir: Option<PathBuf>,
+    resume: bool,
+    workers: Option<usize>,
+    both_forms: bool,
+) -> PyResult<RunResult> {
+    let causes = Causes::default();
+    let (graph, model_path) = load_model(py, model, &causes)?;
+    let names: Vec<String> = graph.inputs().into_iter().map(|p| p.name).collect();
+    let entry: serde_json::Value = serde_json::from_str(algorithm)
+        .map_err(|e| PyValueError::new_err(format!("algorithm: {e}")))?;
+    let device = target_device.map(|d| serde_json::Value::String(d.to_owned()));
+    let algorithm = aquant::config::read_algorithm(entry, device)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    if workers == Some(0) {
+        return Err(PyValueError::new_err(
+            "num_ranking_workers must be at least 1",
+        ));
+    }
+    let fingerprints = Fingerprints::default();
+    let kind = metric.as_ref().map(|m| m.0.as_str()).unwrap_or("builtin");
+    let same = validation.is_some_and(|v| v.is(calibration));
+    let calibration_annotations = if same {
+        annotations(kind)
+    } else {
+        Annotations::Unused
+    };
+    let mut calibration_set = PyDataset::new(
+        calibration,
+        names.clone(),
+        calibration_annotations,
+        causes.clone(),
+    )?;
+    if same {
+        calibration_set = calibration_set.with_fingerprints(fingerprints.clone());
+    }
+    let other_validation = match validation.filter(|_| !same) {
+        Some(v) => Some(
+            PyDataset::new(v, names.clone(), annotations(kind), causes.clone())?
+                .with_fingerprints(fingerprints.clone()),
+        ),
+        None => None,
+    };
+    let metric = match (&metric, validation) {
+        (Some(spec), Some(source)) => {
+            Some(build_metric(spec, source, &names, &fingerprints, &causes)?)
+        }
+        (Some(_), None) => {
+            return Err(PyValueError::new_err("a metric needs a validation dataset"))
+        }
+        (None, _) => None,
+    };
+    let has_validation = validation.is_some();
+    let deployed = match deployed_check && has_validation {
+        true => deployed_engine(),
+        false => None,
+    };
+    let job = Job {
+        model: graph.into_model(),
+        model_path,
+        algorithm,
+        calibration: calibration_set,
+        other_validation,
+        has_validation,
+        metric,
+        backend: self::backend(backend)?,
+        deployed,
+        settings: Settings {
+            batch_size: batch_size.max(1),
+            compress_weights,
+            progress,
+            output_dir,
+            intermediate_dir,
+            resume,
+            workers,
+            both_forms,
+        },
+        causes,
+    };
+    let finished = job.run(py)?;
+    let other = finished.other_form.map(|b| PyBytes::new(py, &b).unbind());
+    Ok((
+        PyBytes::new(py, &finished.model).unbind(),
+        finished.report,
+        finished.interrupted,
+        other,
+    ))
+}
+
+/// ONNX Runtime, to judge the saved model as deployed (as the command line does when it finds it).
+fn deployed_engine() -> Option<Box<dyn Backend>> {
+    match aquant_ort::OrtBackend::new() {
+        Ok(engine) => Some(Box::new(engine)),
+        Err(error) => {
+            eprintln!("aquant: warning: the saved model is not judged on ONNX Runtime ({error}); deployed_check=False silences this");
+            None
+        }
+    }
+}
+
+/// Evaluates `model` on `data` with `metric` (POT's `pipeline.evaluate`): `(name, value)`.
+#[pyfunction]
+#[pyo3(signature = (model, data, metric, *, backend="tract", batch_size=1, progress=true))]
+fn evaluate(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    data: &Bound<'_, PyAny>,
+    metric: MetricSpec<'_>,
+    backend: &str,
+    batch_size: usize,
+    progress: bool,
+) -> PyResult<(String, f64)> {
+    let causes = Causes::default();
+    let (graph, _) = load_model(py, model, &causes)?;
+    let names: Vec<String> = graph.inputs().into_iter().map(|p| p.name).collect();
+    let fingerprints = Fingerprints::default();
+    let dataset = PyDataset::new(data, names.clone(), annotations(&metric.0), causes.clone())?
+        .with_fingerprints(fingerprints.clone());
+    let metric = build_metric(&metric, data, &names, &fingerprints, &causes)?;
+    let engine = self::backend(backend)?;
+    let model = graph.into_model();
+    let lines = progress::Lines::default();
+    let shown: &dyn aquant::Progress = if progress {
+        &lines
+    } else {
+        &aquant::NoProgress
+    };
+    let result = py.detach(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let evaluator = aquant::Evaluator::new(
+                engine.as_ref(),
+                &dataset,
+                vec![metric.as_ref()],
+                None,
+                batch_size,
+                shown,
+            )?;
+            evaluator.evaluate(&model, &evaluator.all_indices(), "evaluating")
+        }))
+    });
+    match result {
+        Ok(Ok(evaluation)) => Ok((evaluation.metrics[0].name.clone(), evaluation.value())),
+        Ok(Err(error)) => Err(errors::to_py(py, error, &causes)),
+        Err(panic) => Err(errors::panicked(panic)),
+    }
+}
+
+/// The Python module.
+#[pymodule]
+fn _aquant(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(run, module)?)?;
+    module.add_function(wrap_pyfunction!(evaluate, module)?)?;
+    module.add_class::<model::Model>()?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

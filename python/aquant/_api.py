@@ -1,0 +1,250 @@
+"""NNCF's entry points with NNCF's signatures: ``quantize_with_accuracy_control`` and ``quantize``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from . import _aquant
+from ._data import source
+from ._params import (
+    DropType,
+    TargetDevice,
+    quantization_params,
+    restorer_params,
+    value,
+)
+from ._report import Report
+
+#: Metrics aquant computes itself (``metric="top1"``…): annotations must then be integer class indices.
+BUILTIN_METRICS = ("top1", "top5", "agreement", "mse", "nmse")
+
+
+def _model_input(model: Any) -> tuple[Any, str]:
+    """The model as the Rust side takes it (bytes or a path) and what kind the caller gave."""
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model), "bytes"
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model), "path"
+    if hasattr(model, "SerializeToString"):
+        return model.SerializeToString(), "proto"
+    raise TypeError(f"model must be an onnx.ModelProto, bytes or a path, not {type(model).__name__}")
+
+
+def _model_output(data: bytes, kind: str, output: Optional[str]) -> Any:
+    """The quantized model as the caller gave the input: a ModelProto, bytes, or the path it was saved to."""
+    if kind == "proto":
+        import onnx  # only needed when the caller works with ModelProto objects
+
+        return onnx.load_from_string(data)
+    if kind == "path" and output is not None:
+        return output
+    return data
+
+
+def metric_spec(metric: Any) -> tuple:
+    """A per-sample metric as the Rust side takes it: a built-in name or ``callable(outputs, annotation)``."""
+    if isinstance(metric, str):
+        return ("builtin", metric, metric, "higher-better", "accuracy")
+    if callable(metric):
+        name = getattr(metric, "__name__", type(metric).__name__)
+        return ("callable", metric, name, "higher-better", "accuracy")
+    raise TypeError(f"metric must be a built-in name ({', '.join(BUILTIN_METRICS)}) or a callable, not {metric!r}")
+
+
+def _find_onnxruntime() -> None:
+    """Points the "ort" backend at this interpreter's onnxruntime package (not the first python3 on PATH)."""
+    if "ORT_DYLIB_PATH" in os.environ:
+        return
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    capi = Path(list(spec.submodule_search_locations)[0]) / "capi"
+    for lib in sorted(capi.glob("libonnxruntime.so*")) + sorted(capi.glob("onnxruntime.dll")) + sorted(
+        capi.glob("libonnxruntime*.dylib")
+    ):
+        os.environ["ORT_DYLIB_PATH"] = str(lib)
+        return
+
+
+def run(model: Any, algorithm: dict, calibration: Any, validation: Any, metric: Optional[tuple], **options: Any):
+    """Runs one algorithm; returns ``(quantized model, Report)`` and raises ``KeyboardInterrupt`` (carrying
+    both as ``.model`` and ``.report``) when Ctrl-C stopped it."""
+    given, kind = _model_input(model)
+    _find_onnxruntime()
+    data, report_text, interrupted, _ = _aquant.run(
+        given, json.dumps(algorithm), calibration, validation, metric, **options
+    )
+    report = Report.from_json(report_text)
+    result = _model_output(data, kind, report.output)
+    if interrupted:
+        stop = KeyboardInterrupt(
+            "interrupted: the best model so far is returned as .model"
+            + (f" and saved to {report.output}" if report.output else "")
+        )
+        stop.model, stop.report = result, report
+        raise stop
+    return result, report
+
+
+def _base_params(preset, target_device, subset_size, fast_bias_correction, model_type, ignored_scope, advanced):
+    advanced = quantization_params(advanced)
+    model_type = None if model_type is None else value(model_type)
+    if preset is None:  # NNCF: mixed for transformers, performance otherwise
+        preset = "mixed" if model_type == "transformer" else "performance"
+    params: dict[str, Any] = {
+        "preset": value(preset),
+        "stat_subset_size": subset_size,
+        "fast_bias_correction": fast_bias_correction and not advanced["disable_bias_correction"],
+        "model_type": model_type,
+    }
+    if advanced["overflow_fix"] is not None:
+        params["overflow_fix"] = advanced["overflow_fix"]
+    if ignored_scope is not None:
+        params["ignored_scope"] = {
+            "names": list(getattr(ignored_scope, "names", [])),
+            "patterns": list(getattr(ignored_scope, "patterns", [])),
+            "types": list(getattr(ignored_scope, "types", [])),
+        }
+    if value(target_device) == "CPU_SPR":
+        raise ValueError("target_device CPU_SPR is not supported by aquant (ANY or CPU)")
+    return params, value(target_device)
+
+
+def quantize_with_accuracy_control(
+    model: Any,
+    calibration_dataset: Any,
+    validation_dataset: Any,
+    validation_fn: Optional[Callable] = None,
+    max_drop: float = 0.01,
+    drop_type: Union[DropType, str] = DropType.ABSOLUTE,
+    preset: Any = None,
+    target_device: Union[TargetDevice, str] = TargetDevice.ANY,
+    subset_size: int = 300,
+    fast_bias_correction: bool = True,
+    model_type: Any = None,
+    ignored_scope: Any = None,
+    advanced_quantization_parameters: Any = None,
+    advanced_accuracy_restorer_parameters: Any = None,
+    *,
+    metric: Any = None,
+    backend: str = "tract",
+    overflow_fix: Any = None,
+    deployed_check: bool = True,
+    batch_size: int = 1,
+    compress_weights: bool = True,
+    progress: bool = True,
+    output_dir: Optional[Union[str, os.PathLike]] = None,
+    resume: bool = False,
+):
+    """NNCF's ``quantize_with_accuracy_control``, run by aquant. Returns ``(quantized_model, report)``: the model
+    of the same kind as ``model`` (``onnx.ModelProto``, bytes, or for a path the path of the saved model when
+    ``output_dir`` is given, else bytes) and the typed :class:`Report`.
+
+    ``validation_fn(model, data)`` is NNCF's: ``data`` holds the raw items of the samples being evaluated and
+    ``model`` is callable on what ``transform_func`` makes of them (numpy arrays; inference runs in Rust without
+    the GIL). It returns the metric, or ``(metric, per_sample_values)``, which lets aquant rank and stop early as
+    with a per-sample metric. Instead of it, ``metric`` may be a per-sample ``callable(outputs, annotation)`` or
+    a built-in name (``"top1"``…), the fastest path.
+
+    aquant's own: ``backend`` ("tract" or "ort"), ``overflow_fix`` (also in
+    ``advanced_quantization_parameters``), ``deployed_check`` (judge the saved model on ONNX Runtime),
+    ``batch_size``, ``compress_weights``, ``progress`` (lines on stderr), ``output_dir`` (model.onnx, report.json,
+    intermediate/, and the journal that ``resume=True`` continues an interrupted run from).
+    """
+    if (validation_fn is None) == (metric is None):
+        raise ValueError("give exactly one of validation_fn (NNCF) and metric (a per-sample callable or name)")
+    if validation_fn is not None:
+        if not callable(validation_fn):
+            raise TypeError("validation_fn must be callable: validation_fn(model, data) -> float")
+        name = getattr(validation_fn, "__name__", "validation_fn")
+        spec = ("validation_fn", validation_fn, name, "higher-better", "accuracy")
+    else:
+        spec = metric_spec(metric)
+    base, device = _base_params(
+        preset, target_device, subset_size, fast_bias_correction, model_type, ignored_scope,
+        advanced_quantization_parameters,
+    )
+    if overflow_fix is not None:
+        base["overflow_fix"] = value(overflow_fix)
+    restorer = restorer_params(advanced_accuracy_restorer_parameters)
+    max_iterations = restorer["max_num_iterations"]
+    control = {
+        "max_drop": max_drop,
+        "drop_type": value(drop_type),
+        "ranking_subset_size": restorer["ranking_subset_size"],
+        "max_num_iterations": None if max_iterations >= 2**31 else max_iterations,
+        "tune_hyperparams": restorer["tune_hyperparams"],
+        "restore_mode": value(restorer["restore_mode"]),
+    }
+    calibration = source(calibration_dataset, "calibration_dataset")
+    validation = (
+        calibration if validation_dataset is calibration_dataset else source(validation_dataset, "validation_dataset")
+    )
+    intermediate = restorer["intermediate_model_dir"]
+    return run(
+        model,
+        {"name": "AccuracyAwareQuantization", "params": {**base, **control}},
+        calibration,
+        validation,
+        spec,
+        target_device=device,
+        backend=backend,
+        deployed_check=deployed_check,
+        batch_size=batch_size,
+        compress_weights=compress_weights,
+        progress=progress,
+        output_dir=None if output_dir is None else os.fspath(output_dir),
+        intermediate_dir=None if intermediate is None else os.fspath(intermediate),
+        resume=resume,
+        workers=restorer["num_ranking_workers"],
+    )
+
+
+def quantize(
+    model: Any,
+    calibration_dataset: Any,
+    mode: Any = None,
+    preset: Any = None,
+    target_device: Union[TargetDevice, str] = TargetDevice.ANY,
+    subset_size: int = 300,
+    fast_bias_correction: bool = True,
+    model_type: Any = None,
+    ignored_scope: Any = None,
+    advanced_parameters: Any = None,
+    *,
+    backend: str = "tract",
+    overflow_fix: Any = None,
+    batch_size: int = 1,
+    compress_weights: bool = True,
+    progress: bool = True,
+    output_dir: Optional[Union[str, os.PathLike]] = None,
+):
+    """NNCF's ``quantize`` (post-training INT8, no accuracy control), run by aquant: ``(quantized_model,
+    report)`` as :func:`quantize_with_accuracy_control` returns them. ``mode`` (NNCF's FP8 modes) must be None."""
+    if mode is not None:
+        raise ValueError(f"mode={mode!r} is not supported by aquant (INT8 only: leave mode=None)")
+    base, device = _base_params(
+        preset, target_device, subset_size, fast_bias_correction, model_type, ignored_scope, advanced_parameters
+    )
+    if overflow_fix is not None:
+        base["overflow_fix"] = value(overflow_fix)
+    return run(
+        model,
+        {"name": "DefaultQuantization", "params": base},
+        source(calibration_dataset, "calibration_dataset"),
+        None,
+        None,
+        target_device=device,
+        backend=backend,
+        deployed_check=False,
+        batch_size=batch_size,
+        compress_weights=compress_weights,
+        progress=progress,
+        output_dir=None if output_dir is None else os.fspath(output_dir),
+    )
+
+

@@ -1,0 +1,81 @@
+"""The run's report: report.json's content, typed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class MetricReport:
+    """One controlled metric: FP32 baseline, fully quantized and final values, drop and allowed drop."""
+
+    name: str
+    direction: str
+    baseline: float
+    quantized: float
+    final: float
+    drop: float
+    allowed_drop: float
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a run did (the same content as its report.json; ``to_dict()`` gives it whole).
+
+    ``algorithm`` is ``"AccuracyAwareQuantization"`` or ``"DefaultQuantization"``; the accuracy-control fields
+    (``metrics``, ``target_met``, ``reverted``, ``steps``…) are empty for the latter.
+    """
+
+    algorithm: str
+    model: str
+    output: Optional[str]
+    quantized_ops: int
+    reverted_ops: int
+    reverted: list[str] = field(default_factory=list)
+    metrics: list[MetricReport] = field(default_factory=list)
+    target_met: bool = True
+    interrupted: bool = False
+    stop_reason: Optional[str] = None
+    stop_message: Optional[str] = None
+    preset: Optional[str] = None
+    steps: list[dict] = field(default_factory=list)
+    ranking: list[dict] = field(default_factory=list)
+    #: What ranked the groups: ``"metric"`` (per-sample values) or ``"output_nmse"`` (a dataset-level metric, e.g.
+    #: a ``validation_fn`` returning one float); ``None`` when nothing was ranked.
+    ranked_by: Optional[str] = None
+    deployed: Optional[dict] = None
+    overflow_fix: Optional[dict] = None
+    saturation: Optional[dict] = None
+    timings_s: dict = field(default_factory=dict)
+    backend: Optional[str] = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Report":
+        raw = json.loads(text)
+        known = {name for name in cls.__dataclass_fields__ if name not in ("metrics", "raw")}
+        return cls(
+            metrics=[MetricReport(**{k: m[k] for k in MetricReport.__dataclass_fields__}) for m in raw.get("metrics", [])],
+            raw=raw,
+            **{k: v for k, v in raw.items() if k in known},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """report.json's content."""
+        return json.loads(json.dumps(self.raw))
+
+    def summary(self) -> str:
+        """One line, as the command line prints it."""
+        if self.algorithm != "AccuracyAwareQuantization":
+            return f"{self.quantized_ops} ops quantized"
+        parts = [f"{self.reverted_ops} of {self.quantized_ops} quantized ops reverted"]
+        for m in self.metrics:
+            parts.append(
+                f"{m.name} {m.baseline:.4f} → {m.final:.4f}, drop {m.drop:.4f} "
+                f"{'≤' if m.drop <= m.allowed_drop + 1e-12 else '>'} {m.allowed_drop:.4f}"
+            )
+        if not self.target_met:
+            parts.append("accuracy target NOT met")
+        return "; ".join(parts)

@@ -1,0 +1,257 @@
+"""OpenVINO POT's Python API on aquant: a POT script ports by changing its imports.
+
+    from aquant.pot import (DataLoader, IEEngine, Metric, compress_model_weights, create_pipeline,
+                            load_model, save_model)
+
+``DataLoader`` and ``Metric`` are the base classes POT scripts subclass; ``load_model``, ``IEEngine``,
+``create_pipeline``, ``compress_model_weights`` and ``save_model`` take POT's config dicts. Algorithms are POT's
+``{"name": "DefaultQuantization" | "AccuracyAwareQuantization", "params": {...}}`` with POT's parameter names
+(unknown ones are refused with a suggestion). A ``Metric`` is driven through ``reset``/``update``; per-sample
+values come from ``value`` as POT's own accuracy-aware algorithm reads them (``{name: [per-sample values]}``), so
+aquant ranks and stops early as with its built-in metrics. A ``Metric`` without ``value`` is scored over the
+whole set (``reset``, ``update`` each sample, ``avg_value``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _aquant
+from ._api import _find_onnxruntime
+from ._data import Source
+from ._report import Report
+
+
+class DataLoader(ABC):
+    """POT's ``DataLoader``: ``__getitem__(i)`` returns ``(data, annotation)`` or ``(data, annotation,
+    metadata)`` for one sample, ``data`` an array (or dict input name → array) *without* the batch axis, as POT's
+    engine batches samples itself."""
+
+    def __init__(self, config: Any = None):
+        self.config = config
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def __getitem__(self, index: int) -> Any: ...
+
+
+class Metric(ABC):
+    """POT's ``Metric``: ``update(output, target)`` with the model's outputs (list of arrays) and the batch's
+    annotations, ``value`` (``{name: [values of the last update]}``), ``avg_value`` (``{name: value}``),
+    ``reset()``, ``get_attributes()`` (``{name: {"direction": "higher-better"|"higher-worse", "type": ...}}``)."""
+
+    def __init__(self):
+        self.reset()
+
+    @property
+    def value(self) -> dict:
+        """Per-sample values of the last update; a subclass without it is scored over the whole set."""
+        raise NotImplementedError
+
+    @property
+    @abstractmethod
+    def avg_value(self) -> dict: ...
+
+    @property
+    def higher_better(self) -> bool:
+        return True
+
+    @abstractmethod
+    def update(self, output: Any, target: Any) -> None: ...
+
+    @abstractmethod
+    def reset(self) -> None: ...
+
+    def get_attributes(self) -> dict:
+        return {}
+
+
+def _loader_source(loader: Any) -> Source:
+    """A POT data loader as a source: data batched (leading axis added), annotation second."""
+
+    def data(item: Any) -> Any:
+        sample = item[0] if isinstance(item, (tuple, list)) else item
+        if isinstance(sample, dict):
+            return {name: np.expand_dims(np.asarray(x), 0) for name, x in sample.items()}
+        return np.expand_dims(np.asarray(sample), 0)
+
+    def annotation(item: Any) -> Any:
+        return item[1] if isinstance(item, (tuple, list)) and len(item) > 1 else None
+
+    return Source(loader, data, annotation)
+
+
+def _metric_spec(metric: Any) -> tuple:
+    """A POT metric as the Rust side takes it."""
+    attributes = metric.get_attributes() or {}
+    names = list(attributes)
+    if not names:
+        raise ValueError("the metric's get_attributes() must name it: {name: {'direction': ..., 'type': ...}}")
+    if len(names) > 1:
+        raise ValueError(f"the metric gives several values {names}: give a Metric with one (aquant controls one)")
+    name = names[0]
+    direction = attributes[name].get("direction", "higher-better" if metric.higher_better else "higher-worse")
+    kind = attributes[name].get("type", "accuracy")
+    per_sample = not (isinstance(metric, Metric) and type(metric).value is Metric.value)
+    return ("pot" if per_sample else "pot_set", metric, name, direction, kind)
+
+
+class _Model:
+    """A model as ``load_model`` gives it: its file and name."""
+
+    def __init__(self, path: str, name: str):
+        self.path = path
+        self.name = name
+
+
+def load_model(model_config: dict) -> _Model:
+    """POT's ``load_model``: ``{"model_name": ..., "model": "path.onnx"}`` (``weights`` must be empty: ONNX
+    carries its weights)."""
+    unknown = set(model_config) - {"model_name", "model", "weights"}
+    if unknown:
+        raise ValueError(f"unknown model_config keys {sorted(unknown)} (model_name, model)")
+    if model_config.get("weights"):
+        raise ValueError("model_config.weights: an ONNX model carries its weights; leave it empty")
+    path = os.fspath(model_config["model"])
+    if not Path(path).is_file():
+        raise ValueError(f"model_config.model: '{path}' is not a file")
+    return _Model(path, model_config.get("model_name") or Path(path).stem)
+
+
+class IEEngine:
+    """POT's ``IEEngine(config, data_loader, metric)``. ``config``: ``{"device": "CPU"}``, plus aquant's
+    ``"backend"`` ("tract" or "ort") and ``"batch_size"``."""
+
+    def __init__(self, config: dict, data_loader: Any = None, metric: Any = None):
+        unknown = set(config) - {"device", "backend", "batch_size", "type"}
+        if unknown:
+            raise ValueError(f"unknown engine_config keys {sorted(unknown)} (device, backend, batch_size)")
+        if config.get("device", "CPU") != "CPU":
+            raise ValueError(f"engine_config.device '{config['device']}': aquant runs the model on the CPU")
+        if config.get("type", "simplified") not in ("simplified", "accuracy_checker"):
+            raise ValueError(f"engine_config.type '{config['type']}' is not a POT engine type")
+        self.config = config
+        self.data_loader = data_loader
+        self.metric = metric
+        self.source = None if data_loader is None else _loader_source(data_loader)
+
+    def _options(self) -> dict:
+        return {"backend": self.config.get("backend", "tract"), "batch_size": int(self.config.get("batch_size", 1))}
+
+
+class CompressedModel:
+    """What ``pipeline.run`` returns: the quantized model, its report, and both weight storages until
+    ``compress_model_weights`` picks int8."""
+
+    def __init__(self, fp32_weights: bytes, int8_weights: bytes, report: Report, source: _Model):
+        self._forms = {False: fp32_weights, True: int8_weights}
+        self.source = source.path
+        self.compressed = False
+        self.report = report
+        self.name = source.name
+
+    def to_bytes(self) -> bytes:
+        """The ONNX model: FP32 weights behind QuantizeLinear/DequantizeLinear, int8 once compressed."""
+        return self._forms[self.compressed]
+
+
+class Pipeline:
+    """POT's pipeline: one algorithm bound to an engine."""
+
+    def __init__(self, algorithm: dict, engine: IEEngine):
+        self.algorithm = algorithm
+        self.engine = engine
+
+    def run(self, model: _Model) -> CompressedModel:
+        """Runs the algorithm on ``model`` (POT's ``pipeline.run``). Ctrl-C stops it at the next safe point and
+        raises ``KeyboardInterrupt`` carrying the best model so far as ``.model``."""
+        engine = self.engine
+        if engine.source is None:
+            raise ValueError("the engine has no data_loader")
+        accuracy_aware = self.algorithm.get("name") == "AccuracyAwareQuantization"
+        if accuracy_aware and engine.metric is None:
+            raise ValueError("AccuracyAwareQuantization needs an engine with a metric")
+        _find_onnxruntime()
+        int8, report_text, interrupted, fp32 = _aquant.run(
+            model.path,
+            json.dumps(self.algorithm),
+            engine.source,
+            engine.source if accuracy_aware else None,
+            _metric_spec(engine.metric) if accuracy_aware else None,
+            both_forms=True,
+            compress_weights=True,
+            **engine._options(),
+        )
+        compressed = CompressedModel(fp32, int8, Report.from_json(report_text), model)
+        if interrupted:
+            stop = KeyboardInterrupt("interrupted: the best model so far is .model")
+            stop.model = compressed
+            raise stop
+        return compressed
+
+    def evaluate(self, model: Any) -> dict:
+        """The engine's metric on its data for ``model`` (POT's ``pipeline.evaluate``): ``{name: value}``."""
+        engine = self.engine
+        if engine.metric is None or engine.source is None:
+            raise ValueError("pipeline.evaluate needs an engine with a data_loader and a metric")
+        given = model.to_bytes() if isinstance(model, CompressedModel) else model.path
+        name, value = _aquant.evaluate(given, engine.source, _metric_spec(engine.metric), **engine._options())
+        return {name: value}
+
+
+def create_pipeline(algorithms: list, engine: IEEngine) -> Pipeline:
+    """POT's ``create_pipeline``: exactly one algorithm (AccuracyAwareQuantization runs DefaultQuantization
+    itself)."""
+    if len(algorithms) != 1:
+        raise ValueError(
+            f"give one algorithm, not {len(algorithms)} (AccuracyAwareQuantization already runs DefaultQuantization)"
+        )
+    algorithm = dict(algorithms[0])
+    if algorithm.get("name") not in ("DefaultQuantization", "AccuracyAwareQuantization"):
+        raise ValueError(f"unknown algorithm {algorithm.get('name')!r} (DefaultQuantization, AccuracyAwareQuantization)")
+    return Pipeline(algorithm, engine)
+
+
+def compress_model_weights(model: CompressedModel) -> None:
+    """Stores the quantized ops' weights as int8 (POT's ``compress_model_weights``): same numbers, 4× smaller."""
+    model.compressed = True
+
+
+def save_model(model: CompressedModel, save_path: str, model_name: Optional[str] = None) -> list:
+    """Writes ``save_path/model_name.onnx`` atomically (temporary file, fsync, rename) and returns POT's
+    ``[{"name": ..., "model": path}]``."""
+    name = model_name or model.name
+    directory = Path(save_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{name}.onnx"
+    if target.exists() and target.resolve() == Path(model.source).resolve():
+        raise ValueError(f"save_model would overwrite the input model '{model.source}'; choose another path or name")
+    _write_atomic(target, model.to_bytes())
+    return [{"name": name, "model": str(target)}]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -1,0 +1,153 @@
+"""Acceptance (2) and (3): NNCF-style calls — ``validation_fn`` returning a float or ``(float, list)``, a
+per-sample metric, a custom numpy dataset with ``transform_func`` — and the model kinds in and out."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import aquant
+from conftest import MNIST, assert_deployed_drop
+
+MAX_DROP = 0.002
+# Three-level weights: the bundled MNIST CNN then loses accuracy and accuracy control reverts ops.
+ADVANCED = aquant.AdvancedQuantizationParameters(overflow_fix=aquant.OverflowFix.DISABLE)
+
+
+class Digits:
+    """A custom dataset: numpy images and labels, indexable, items ``(image, label)``."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.y[i])
+
+
+def transform(item):
+    image, _ = item
+    return image[None]  # batched, as NNCF transform_funcs return
+
+
+def datasets(mnist):
+    _, calib_x, x, y = mnist
+    return aquant.Dataset(calib_x, lambda image: image[None]), aquant.Dataset(Digits(x, y), transform)
+
+
+def run(mnist, tmp_path=None, model=None, **kwargs):
+    calibration, validation = datasets(mnist)
+    return aquant.quantize_with_accuracy_control(
+        model if model is not None else str(mnist[0]), calibration, validation, max_drop=MAX_DROP,
+        advanced_quantization_parameters=ADVANCED, progress=False,
+        output_dir=None if tmp_path is None else tmp_path, **kwargs,
+    )
+
+
+def weights_3_levels(monkeypatch):
+    """The three-level weights are aquant's POT parameter: passed through the algorithm entry."""
+    import aquant._api as api
+
+    base = api._base_params
+
+    def patched(*args):
+        params, device = base(*args)
+        params["weights"] = {"level_low": -3, "level_high": 3}
+        return params, device
+
+    monkeypatch.setattr(api, "_base_params", patched)
+
+
+def validation_with_values(model, data):
+    hits = [float(np.argmax(model(transform(item))[0]) == item[1]) for item in data]
+    return float(np.mean(hits)), hits
+
+
+def validation_float(model, data):
+    return validation_with_values(model, data)[0]
+
+
+def top1(outputs, annotation):
+    return float(np.argmax(outputs[0]) == annotation)
+
+
+def test_per_sample_values_agree_with_metric_and_builtin(mnist, tmp_path, monkeypatch):
+    weights_3_levels(monkeypatch)
+    _, by_fn = run(mnist, validation_fn=validation_with_values)
+    _, by_metric = run(mnist, metric=top1)
+    model, by_name = run(mnist, tmp_path, metric="top1")
+    assert by_fn.reverted_ops > 0
+    for other in (by_metric, by_name):
+        assert by_fn.reverted == other.reverted
+        assert by_fn.metrics[0].final == pytest.approx(other.metrics[0].final, abs=1e-12)
+    assert model == str(tmp_path / "model.onnx")  # a path in, the saved path out
+    assert (tmp_path / "report.json").is_file()
+    assert_deployed_drop(tmp_path / "model.onnx", mnist[2], mnist[3], mnist[0], MAX_DROP)
+
+
+def test_validation_fn_returning_float(mnist, monkeypatch):
+    # A bare float is a dataset-level metric: groups are ranked by output NMSE, the float judges full evaluations.
+    weights_3_levels(monkeypatch)
+    _, with_values = run(mnist, validation_fn=validation_with_values)
+    model, report = run(mnist, validation_fn=validation_float)
+    assert with_values.ranked_by == "metric"
+    assert report.ranked_by == "output_nmse" and report.reverted_ops > 0
+    assert report.metrics[0].final == pytest.approx(with_values.metrics[0].final, abs=1e-12)
+    assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], MAX_DROP)
+
+
+def test_validation_fn_float_when_nothing_to_revert(mnist):
+    # Full precision weights: the INT8 model is within the drop, so no ranking (no per-sample values) is needed.
+    model, report = run(mnist, validation_fn=validation_float)
+    assert report.target_met and report.reverted_ops == 0
+    assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], MAX_DROP)
+
+
+def test_model_proto_in_proto_out_and_input_untouched(mnist):
+    proto = onnx.load(str(mnist[0]))
+    before = proto.SerializeToString()
+    quantized, report = run(mnist, model=proto, metric="top1")
+    assert isinstance(quantized, onnx.ModelProto)
+    assert proto.SerializeToString() == before
+    assert_deployed_drop(quantized.SerializeToString(), mnist[2], mnist[3], mnist[0], MAX_DROP)
+    as_bytes, _ = run(mnist, model=before, metric="top1")
+    assert isinstance(as_bytes, bytes)
+
+
+def test_custom_dataset_with_transform_and_nncf_duck_typing(mnist):
+    class NncfLikeDataset:  # nncf.Dataset's attributes, without NNCF
+        def __init__(self, data_source, transform_func=None):
+            self._data_source = data_source
+            self._transform_func = transform_func
+
+    _, calib_x, x, y = mnist
+    generator = (calib_x[i] for i in range(len(calib_x)))  # a non-indexable iterable, read once
+    calibration = NncfLikeDataset(generator, lambda image: {"input": image[None]})
+    validation = NncfLikeDataset(Digits(x, y), transform)
+    model, report = aquant.quantize_with_accuracy_control(
+        str(mnist[0]), calibration, validation, validation_with_values, max_drop=MAX_DROP, progress=False
+    )
+    assert report.target_met
+    assert_deployed_drop(model, x, y, mnist[0], MAX_DROP)
+
+
+def test_model_outlives_validation_fn_is_an_error(mnist):
+    kept = []
+
+    def keep(model, data):
+        kept.append(model)
+        return validation_with_values(model, data)
+
+    run(mnist, validation_fn=keep)
+    with pytest.raises(RuntimeError, match="validation_fn call"):
+        kept[0](mnist[2][:1])
+
+
+def test_quantize_default(mnist, tmp_path):
+    calibration, _ = datasets(mnist)
+    model, report = aquant.quantize(str(mnist[0]), calibration, subset_size=100, output_dir=tmp_path, progress=False)
+    assert report.algorithm == "DefaultQuantization" and report.quantized_ops > 0
+    assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], 0.01)

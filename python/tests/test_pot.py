@@ -1,0 +1,125 @@
+"""Acceptance (1): a POT script — a top-1 ``Accuracy(Metric)`` as POT's documentation writes it and a
+``DataLoader`` over the bundled arrays — gives the CLI's reverted ops and final metric on the same case."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from aquant.pot import (
+    DataLoader,
+    IEEngine,
+    Metric,
+    compress_model_weights,
+    create_pipeline,
+    load_model,
+    save_model,
+)
+from conftest import MNIST, assert_deployed_drop, cli_binary
+
+# Three-level weights make the bundled MNIST CNN lose accuracy, so accuracy control has something to revert.
+PARAMS = {
+    "maximal_drop": 0.002,
+    "weights": {"level_low": -3, "level_high": 3},
+    "saturation_fix": "no",
+}
+CLI_FLAGS = ["--max-drop", "0.002", "--weights-level-low=-3", "--weights-level-high", "3", "--overflow-fix", "disable"]
+
+
+class Accuracy(Metric):
+    """POT's documented top-k accuracy."""
+
+    def __init__(self, top_k=1):
+        super().__init__()
+        self._top_k = top_k
+        self._name = "accuracy@top{}".format(self._top_k)
+        self._matches = []
+
+    @property
+    def value(self):
+        """Returns accuracy metric value for the last model output."""
+        return {self._name: self._matches[-1]}
+
+    @property
+    def avg_value(self):
+        """Returns accuracy metric value for all model outputs."""
+        return {self._name: np.ravel(self._matches).mean()}
+
+    def update(self, output, target):
+        if len(output) > 1:
+            raise Exception("The accuracy metric cannot be calculated for a model with multiple outputs")
+        if isinstance(target, dict):
+            target = list(target.values())
+        predict = np.argsort(output[0], axis=1)[:, -self._top_k :]
+        match = [float(t in predict[i]) for i, t in enumerate(target)]
+        self._matches.append(match)
+
+    def reset(self):
+        self._matches = []
+
+    def get_attributes(self):
+        return {self._name: {"direction": "higher-better", "type": "accuracy"}}
+
+
+class ArrayLoader(DataLoader):
+    """The bundled arrays, one unbatched image and its label per item, as POT loaders give them."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._x = np.load(MNIST / config["x"])
+        self._y = np.load(MNIST / config["y"])
+
+    def __len__(self):
+        return len(self._y)
+
+    def __getitem__(self, index):
+        return self._x[index], int(self._y[index])
+
+
+def run_pot(tmp_path, metric):
+    model = load_model({"model_name": "mnist_cnn", "model": str(MNIST / "mnist_cnn.onnx")})
+    engine = IEEngine(config={"device": "CPU"}, data_loader=ArrayLoader({"x": "val_x.npy", "y": "val_y.npy"}), metric=metric)
+    pipeline = create_pipeline([{"name": "AccuracyAwareQuantization", "params": PARAMS}], engine)
+    compressed = pipeline.run(model)
+    compress_model_weights(compressed)
+    saved = save_model(compressed, str(tmp_path / "pot"), "mnist_int8")
+    return compressed, saved, pipeline
+
+
+def test_pot_script_matches_cli(tmp_path, mnist):
+    compressed, saved, pipeline = run_pot(tmp_path, Accuracy(top_k=1))
+    report = compressed.report
+    out = tmp_path / "cli"
+    subprocess.run(
+        [str(cli_binary()), "quantize", "--model", str(MNIST / "mnist_cnn.onnx"), "--calib", str(MNIST / "val.json"),
+         "--val", str(MNIST / "val.json"), "--metric", "top1", *CLI_FLAGS, "-o", str(out), "--quiet"],
+        check=True,
+    )
+    cli = json.loads((out / "report.json").read_text())
+    assert report.reverted_ops > 0, "the case must exercise reverting"
+    assert report.reverted == cli["reverted"]
+    assert report.metrics[0].final == pytest.approx(cli["metrics"][0]["final"], abs=1e-12)
+    assert report.metrics[0].baseline == pytest.approx(cli["metrics"][0]["baseline"], abs=1e-12)
+    path, x, y = saved[0]["model"], mnist[2], mnist[3]
+    # pipeline.evaluate scores the compressed model with the POT metric, as POT does.
+    evaluated = pipeline.evaluate(compressed)["accuracy@top1"]
+    assert evaluated == pytest.approx(report.metrics[0].final, abs=1e-12)
+    assert_deployed_drop(path, x, y, mnist[0], PARAMS["maximal_drop"])
+
+
+class SetAccuracy(Accuracy):
+    """The same metric without per-sample values: scored over whole sets (reset, update, avg_value)."""
+
+    value = Metric.value
+
+
+def test_pot_metric_without_value_is_dataset_level(tmp_path, mnist):
+    compressed, saved, _ = run_pot(tmp_path, SetAccuracy())
+    per_sample, _, _ = run_pot(tmp_path / "b", Accuracy())
+    assert compressed.report.ranked_by == "output_nmse"
+    assert per_sample.report.ranked_by == "metric"
+    assert compressed.report.metrics[0].baseline == pytest.approx(per_sample.report.metrics[0].baseline)
+    assert compressed.report.metrics[0].quantized == pytest.approx(per_sample.report.metrics[0].quantized)

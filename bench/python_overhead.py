@@ -2,7 +2,9 @@
 """One MobileNetV2 run at max_drop 0.003 through Python; prints one JSON line. bench/python_overhead.sh runs it
 for each way side by side with the CLI.
 
---way metric          aquant.quantize_with_accuracy_control with a Python per-sample top-1 (metric=)
+--way metric          aquant.quantize_with_accuracy_control with a Python per-sample top-1 (metric=) declared
+                      to lie in [0, 1] (metric_bounds=(0, 1)), so the ranking stops early as for the built-in
+--way metric_unbounded  the same without metric_bounds: every ranking candidate evaluated on the whole subset
 --way validation_fn   aquant with the NNCF validation_fn below, returning (value, per-sample values)
 --way nncf            nncf.quantize_with_accuracy_control with the same validation_fn (run in NNCF's venv)
 """
@@ -50,7 +52,7 @@ def top1(outputs, label):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--way", choices=["metric", "validation_fn", "nncf"], required=True)
+    parser.add_argument("--way", choices=["metric", "metric_unbounded", "validation_fn", "nncf"], required=True)
     parser.add_argument("--backend", default="tract")
     args = parser.parse_args()
     x, y = np.load(os.path.join(DATA, "val_u8.npy")), np.load(os.path.join(DATA, "val_y.npy"))
@@ -61,7 +63,8 @@ def main():
         import nncf
         import onnx
 
-        dataset = nncf.Dataset(items, transform)
+        name = onnx.load(model).graph.input[0].name
+        dataset = nncf.Dataset(items, lambda item: {name: transform(item)})  # NNCF's ONNX backend feeds dicts
         quantized = nncf.quantize_with_accuracy_control(
             onnx.load(model), dataset, dataset, validation_fn, max_drop=0.003)
         final, _ = validation_fn(quantized, items)
@@ -70,10 +73,18 @@ def main():
         import aquant
 
         dataset = aquant.Dataset(items, transform)
-        kwargs = {"metric": top1} if args.way == "metric" else {"validation_fn": validation_fn}
+        kwargs = {
+            "metric": {"metric": top1, "metric_bounds": (0, 1)},
+            "metric_unbounded": {"metric": top1},
+            "validation_fn": {"validation_fn": validation_fn},
+        }[args.way]
         _, report = aquant.quantize_with_accuracy_control(
             model, dataset, dataset, max_drop=0.003, backend=args.backend, progress=False, **kwargs)
-        result = {"final": report.metrics[0].final, "reverted_ops": report.reverted_ops}
+        result = {
+            "final": report.metrics[0].final,
+            "reverted_ops": report.reverted_ops,
+            "samples_inferred": report.evaluations["samples_inferred"],
+        }
     result.update(way=args.way, backend=args.backend, seconds=round(time.time() - start, 1))
     print(json.dumps(result))
 

@@ -45,36 +45,47 @@ def _model_output(data: bytes, kind: str, output: Optional[str]) -> Any:
     return data
 
 
-def metric_spec(metric: Any) -> tuple:
-    """A per-sample metric as the Rust side takes it: a built-in name or ``callable(outputs, annotation)``."""
+def metric_spec(metric: Any, bounds: Optional[tuple] = None) -> tuple:
+    """A per-sample metric as the Rust side takes it: a built-in name or ``callable(outputs, annotation)``, with
+    the declared bounds of one sample's value (or None)."""
+    bounds = None if bounds is None else (float(bounds[0]), float(bounds[1]))
     if isinstance(metric, str):
-        return ("builtin", metric, metric, "higher-better", "accuracy")
+        return ("builtin", metric, metric, "higher-better", "accuracy", bounds)
     if callable(metric):
         name = getattr(metric, "__name__", type(metric).__name__)
-        return ("callable", metric, name, "higher-better", "accuracy")
+        return ("callable", metric, name, "higher-better", "accuracy", bounds)
     raise TypeError(f"metric must be a built-in name ({', '.join(BUILTIN_METRICS)}) or a callable, not {metric!r}")
 
 
-def _find_onnxruntime() -> None:
-    """Points the "ort" backend at this interpreter's onnxruntime package (not the first python3 on PATH)."""
-    if "ORT_DYLIB_PATH" in os.environ:
-        return
-    spec = importlib.util.find_spec("onnxruntime")
+def _package_dir(name: str) -> Optional[Path]:
+    """Where this interpreter's package ``name`` is, without importing it."""
+    spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        return
-    capi = Path(list(spec.submodule_search_locations)[0]) / "capi"
-    for lib in sorted(capi.glob("libonnxruntime.so*")) + sorted(capi.glob("onnxruntime.dll")) + sorted(
-        capi.glob("libonnxruntime*.dylib")
-    ):
-        os.environ["ORT_DYLIB_PATH"] = str(lib)
-        return
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _find_engines() -> None:
+    """Points the "ort" and "openvino" backends at this interpreter's onnxruntime and openvino packages (not
+    at the first python3 on PATH), unless ORT_DYLIB_PATH / OPENVINO_LIB_PATH say otherwise."""
+    found = [
+        ("ORT_DYLIB_PATH", "onnxruntime", "capi", ("libonnxruntime.so*", "onnxruntime.dll", "libonnxruntime*.dylib")),
+        ("OPENVINO_LIB_PATH", "openvino", "libs", ("libopenvino_c.so*", "openvino_c.dll", "libopenvino_c*.dylib")),
+    ]
+    for variable, package, subdir, patterns in found:
+        directory = _package_dir(package)
+        if variable in os.environ or directory is None:
+            continue
+        libraries = [lib for pattern in patterns for lib in sorted((directory / subdir).glob(pattern))]
+        if libraries:
+            os.environ[variable] = str(libraries[0])
 
 
 def run(model: Any, algorithm: dict, calibration: Any, validation: Any, metric: Optional[tuple], **options: Any):
     """Runs one algorithm; returns ``(quantized model, Report)`` and raises ``KeyboardInterrupt`` (carrying
     both as ``.model`` and ``.report``) when Ctrl-C stopped it."""
     given, kind = _model_input(model)
-    _find_onnxruntime()
+    _find_engines()
     data, report_text, interrupted, _ = _aquant.run(
         given, json.dumps(algorithm), calibration, validation, metric, **options
     )
@@ -131,6 +142,7 @@ def quantize_with_accuracy_control(
     advanced_accuracy_restorer_parameters: Any = None,
     *,
     metric: Any = None,
+    metric_bounds: Optional[tuple] = None,
     backend: str = "tract",
     overflow_fix: Any = None,
     deployed_check: bool = True,
@@ -148,9 +160,12 @@ def quantize_with_accuracy_control(
     ``model`` is callable on what ``transform_func`` makes of them (numpy arrays; inference runs in Rust without
     the GIL). It returns the metric, or ``(metric, per_sample_values)``, which lets aquant rank and stop early as
     with a per-sample metric. Instead of it, ``metric`` may be a per-sample ``callable(outputs, annotation)`` or
-    a built-in name (``"top1"``…), the fastest path.
+    a built-in name (``"top1"``…), the fastest path. ``metric_bounds=(low, high)`` declares the range of one
+    sample's value of a Python ``metric`` (``(0, 1)`` for an accuracy): the ranking can then stop evaluating a
+    candidate once the remaining samples cannot change its rank, as it does for the built-ins (a
+    ``validation_fn`` sees whole sets, so it cannot stop early); a value outside the bounds is an error.
 
-    aquant's own: ``backend`` ("tract" or "ort"), ``overflow_fix`` (also in
+    aquant's own: ``backend`` ("tract", "ort" or "openvino"), ``overflow_fix`` (also in
     ``advanced_quantization_parameters``), ``deployed_check`` (judge the saved model on ONNX Runtime),
     ``batch_size``, ``compress_weights``, ``progress`` (lines on stderr), ``output_dir`` (model.onnx, report.json,
     intermediate/, and the journal that ``resume=True`` continues an interrupted run from).
@@ -161,9 +176,11 @@ def quantize_with_accuracy_control(
         if not callable(validation_fn):
             raise TypeError("validation_fn must be callable: validation_fn(model, data) -> float")
         name = getattr(validation_fn, "__name__", "validation_fn")
-        spec = ("validation_fn", validation_fn, name, "higher-better", "accuracy")
+        if metric_bounds is not None:
+            raise ValueError("metric_bounds is for a per-sample metric: validation_fn sees whole sets")
+        spec = ("validation_fn", validation_fn, name, "higher-better", "accuracy", None)
     else:
-        spec = metric_spec(metric)
+        spec = metric_spec(metric, metric_bounds)
     base, device = _base_params(
         preset, target_device, subset_size, fast_bias_correction, model_type, ignored_scope,
         advanced_quantization_parameters,

@@ -49,6 +49,8 @@ class Report:
     overflow_fix: Optional[dict] = None
     saturation: Optional[dict] = None
     timings_s: dict = field(default_factory=dict)
+    #: Work done: ``full`` and ``subset`` evaluations, ``samples_inferred``.
+    evaluations: dict = field(default_factory=dict)
     backend: Optional[str] = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 

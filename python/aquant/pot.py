@@ -24,7 +24,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _aquant
-from ._api import _find_onnxruntime
+from ._api import _find_engines
 from ._data import Source
 from ._report import Report
 
@@ -102,7 +102,7 @@ def _metric_spec(metric: Any) -> tuple:
     direction = attributes[name].get("direction", "higher-better" if metric.higher_better else "higher-worse")
     kind = attributes[name].get("type", "accuracy")
     per_sample = not (isinstance(metric, Metric) and type(metric).value is Metric.value)
-    return ("pot" if per_sample else "pot_set", metric, name, direction, kind)
+    return ("pot" if per_sample else "pot_set", metric, name, direction, kind, None)
 
 
 class _Model:
@@ -129,7 +129,7 @@ def load_model(model_config: dict) -> _Model:
 
 class IEEngine:
     """POT's ``IEEngine(config, data_loader, metric)``. ``config``: ``{"device": "CPU"}``, plus aquant's
-    ``"backend"`` ("tract" or "ort") and ``"batch_size"``."""
+    ``"backend"`` ("tract", "ort" or "openvino") and ``"batch_size"``."""
 
     def __init__(self, config: dict, data_loader: Any = None, metric: Any = None):
         unknown = set(config) - {"device", "backend", "batch_size", "type"}
@@ -180,7 +180,7 @@ class Pipeline:
         accuracy_aware = self.algorithm.get("name") == "AccuracyAwareQuantization"
         if accuracy_aware and engine.metric is None:
             raise ValueError("AccuracyAwareQuantization needs an engine with a metric")
-        _find_onnxruntime()
+        _find_engines()
         int8, report_text, interrupted, fp32 = _aquant.run(
             model.path,
             json.dumps(self.algorithm),

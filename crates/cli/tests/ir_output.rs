@@ -125,8 +125,15 @@ fn mobilenet_v2_from_ir_with_tract_is_judged_on_openvino() {
     let report = quantize("tract", &xml, &data, &data, "0.003", &from_ir, &[]);
     let measured = ov_eval(&from_ir.join("model.xml"), &data);
     let (engine, value) = deployed(&report);
-    assert_eq!((engine, value), ("openvino-ir", measured["value"].as_f64().unwrap()));
-    assert_eq!(report["deployed"]["target_met"], true, "{}", report["deployed"]);
+    assert_eq!(
+        (engine, value),
+        ("openvino-ir", measured["value"].as_f64().unwrap())
+    );
+    assert_eq!(
+        report["deployed"]["target_met"], true,
+        "{}",
+        report["deployed"]
+    );
     assert_eq!(report["target_met"], true);
 
     let from_onnx = dir.path().join("from_onnx");
@@ -136,7 +143,10 @@ fn mobilenet_v2_from_ir_with_tract_is_judged_on_openvino() {
     // The searches agree; OpenVINO's judgement can only have moved more ops back, when it made the search go on.
     let names = |r: &serde_json::Value| -> std::collections::BTreeSet<String> {
         let reverted = r["reverted"].as_array().unwrap();
-        reverted.iter().map(|n| n.as_str().unwrap().to_owned()).collect()
+        reverted
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
     };
     if report["deployed"]["continued"] == true {
         assert!(names(&onnx_report).is_subset(&names(&report)));

@@ -60,6 +60,8 @@ pub fn to_py(py: Python<'_>, error: aquant::Error, causes: &Causes) -> PyErr {
         | E::Metric { .. }
         | E::Config(_)
         | E::Report(_) => PyValueError::new_err(message),
+        E::Ir(aquant_ir::IrError::Io { .. }) => PyRuntimeError::new_err(message),
+        E::Ir(_) => PyValueError::new_err(message),
         E::Backend { .. } | E::Io { .. } => PyRuntimeError::new_err(message),
     };
     if let Some(cause) = causes.take() {

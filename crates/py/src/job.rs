@@ -133,7 +133,12 @@ impl Job {
                 let mut report = outcome.report;
                 report.model = self.model_name();
                 if let Some(output) = &output {
-                    report.output = Some(output.save_model(&outcome.model, aquant::output::OutputFormat::Onnx)?.display().to_string());
+                    report.output = Some(
+                        output
+                            .save_model(&outcome.model, aquant::output::OutputFormat::Onnx)?
+                            .display()
+                            .to_string(),
+                    );
                     output.write_report(&report)?;
                 }
                 let other =
@@ -182,7 +187,8 @@ impl Job {
                 };
                 outcome.report.model = self.model_name();
                 if let Some(output) = &output {
-                    let saved = output.save_model(&outcome.model, aquant::output::OutputFormat::Onnx)?;
+                    let saved =
+                        output.save_model(&outcome.model, aquant::output::OutputFormat::Onnx)?;
                     outcome.report.output = Some(saved.display().to_string());
                     output.write_report(&outcome.report)?;
                 }

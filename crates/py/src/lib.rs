@@ -45,13 +45,17 @@ fn load_model(
 
 /// The engine called `name`.
 fn backend(name: &str) -> PyResult<Box<dyn Backend>> {
+    let runtime = |e: aquant::Error| pyo3::exceptions::PyRuntimeError::new_err(e.to_string());
     match name {
         "tract" => Ok(Box::new(aquant_tract::TractBackend::new())),
         "ort" => aquant_ort::OrtBackend::new()
             .map(|b| Box::new(b) as Box<dyn Backend>)
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string())),
+            .map_err(runtime),
+        "openvino" => aquant_openvino::OpenvinoBackend::new(aquant_openvino::DEFAULT_DEVICE)
+            .map(|b| Box::new(b) as Box<dyn Backend>)
+            .map_err(runtime),
         other => Err(PyValueError::new_err(format!(
-            "backend must be 'tract' or 'ort', not {other:?}"
+            "backend must be 'tract', 'ort' or 'openvino', not {other:?}"
         ))),
     }
 }
@@ -66,9 +70,17 @@ fn direction(name: &str) -> PyResult<Direction> {
     }
 }
 
-/// A metric as the Python side describes it: `(kind, object, name, direction, type)`, kind one of
-/// `builtin` (object: the name), `callable`, `pot`, `pot_set`, `validation_fn`.
-type MetricSpec<'py> = (String, Bound<'py, PyAny>, String, String, String);
+/// A metric as the Python side describes it: `(kind, object, name, direction, type, bounds)`, kind one of
+/// `builtin` (object: the name), `callable`, `pot`, `pot_set`, `validation_fn`; bounds `None` or the
+/// declared `(low, high)` of one sample's value.
+type MetricSpec<'py> = (
+    String,
+    Bound<'py, PyAny>,
+    String,
+    String,
+    String,
+    Option<(f64, f64)>,
+);
 
 /// How the validation set's annotations are read for a metric of `kind`.
 fn annotations(kind: &str) -> Annotations {
@@ -85,13 +97,26 @@ fn build_metric(
     fingerprints: &Fingerprints,
     causes: &Causes,
 ) -> PyResult<Box<dyn aquant::Metric>> {
-    let (kind, object, name, dir, pot_type) = spec;
+    let (kind, object, name, dir, pot_type, bounds) = spec;
+    if let Some((low, high)) = *bounds {
+        if !(low.is_finite() && high.is_finite() && low < high) {
+            return Err(PyValueError::new_err(format!(
+                "metric_bounds ({low}, {high}) must be two finite numbers, low < high"
+            )));
+        }
+        if kind == "builtin" {
+            return Err(PyValueError::new_err(
+                "metric_bounds is for Python metrics: a built-in metric knows its own",
+            ));
+        }
+    }
     let common = || -> PyResult<metric::Common> {
         Ok(metric::Common {
             name: name.clone(),
             direction: direction(dir)?,
             source: source.clone().unbind(),
             causes: causes.clone(),
+            bounds: *bounds,
         })
     };
     Ok(match kind.as_str() {

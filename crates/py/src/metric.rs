@@ -31,6 +31,9 @@ pub struct Common {
     pub source: Py<PyAny>,
     /// Where callback exceptions are kept.
     pub causes: Causes,
+    /// Bounds of one sample's value the caller declared (`metric_bounds`): they let the ranking stop a
+    /// candidate early, as a built-in metric's do; a value outside them is an error, never clamped.
+    pub bounds: Option<(f64, f64)>,
 }
 
 impl Common {
@@ -42,6 +45,19 @@ impl Common {
                 message: format!("{what} raised {}", self.causes.keep(py, e)),
             })
         })
+    }
+
+    /// `value`, checked against the declared bounds: ranking with wrong bounds could prune the group that
+    /// should have been chosen, so a value outside them stops the run.
+    fn within_bounds(&self, value: f64) -> PyResult<f64> {
+        match self.bounds {
+            Some((low, high)) if !(low..=high).contains(&value) => {
+                Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "returned {value}, outside metric_bounds ({low}, {high})"
+                )))
+            }
+            _ => Ok(value),
+        }
     }
 
     /// The Python annotation of a sample.
@@ -103,8 +119,13 @@ impl Metric for CallableMetric {
         self.common.call("the metric", |py| {
             let annotation = self.common.annotation(py, annotation)?;
             let outputs = convert::arrays(py, outputs)?;
-            number(&self.function.bind(py).call1((outputs, annotation))?)
+            let value = number(&self.function.bind(py).call1((outputs, annotation))?)?;
+            self.common.within_bounds(value)
         })
+    }
+
+    fn sample_bounds(&self) -> Option<(f64, f64)> {
+        self.common.bounds
     }
 }
 
@@ -176,8 +197,13 @@ impl Metric for PotMetric {
         self.common.call("the POT metric", |py| {
             self.object.bind(py).call_method0("reset")?;
             self.update(py, outputs, annotation)?;
-            self.entry(&self.object.bind(py).getattr("value")?, "value")
+            let value = self.entry(&self.object.bind(py).getattr("value")?, "value")?;
+            self.common.within_bounds(value)
         })
+    }
+
+    fn sample_bounds(&self) -> Option<(f64, f64)> {
+        self.common.bounds
     }
 
     fn set_value(&self, samples: &[SampleOutputs], _: &EvaluatedModel) -> Result<SetValue> {

@@ -268,7 +268,10 @@ fn deployed_engine(
     let (engine, opened) = match format {
         OutputFormat::Onnx => ("ONNX Runtime", BackendName::Ort.open()),
         OutputFormat::Ir => {
-            let device = job.device.as_deref().unwrap_or(aquant_openvino::DEFAULT_DEVICE);
+            let device = job
+                .device
+                .as_deref()
+                .unwrap_or(aquant_openvino::DEFAULT_DEVICE);
             let engine = aquant_openvino::OpenvinoBackend::new(device)
                 .map(|b| Box::new(b.reading_ir()) as Box<dyn aquant::Backend>);
             ("OpenVINO", engine.map_err(anyhow::Error::from))

@@ -88,6 +88,30 @@ def test_per_sample_values_agree_with_metric_and_builtin(mnist, tmp_path, monkey
     assert_deployed_drop(tmp_path / "model.onnx", mnist[2], mnist[3], mnist[0], MAX_DROP)
 
 
+def test_metric_bounds_let_the_ranking_stop_early_with_the_same_decisions(mnist, monkeypatch):
+    # A Python metric has no known range, so every ranking candidate runs the whole subset; declared bounds let
+    # the ranking prune as for the built-in top1: fewer samples inferred, the same groups reverted.
+    weights_3_levels(monkeypatch)
+    _, unbounded = run(mnist, metric=top1)
+    model, bounded = run(mnist, metric=top1, metric_bounds=(0, 1))
+    _, builtin = run(mnist, metric="top1")
+    assert unbounded.reverted_ops > 0 and bounded.reverted == unbounded.reverted == builtin.reverted
+    assert bounded.metrics[0].final == unbounded.metrics[0].final
+    assert bounded.evaluations["samples_inferred"] < unbounded.evaluations["samples_inferred"]
+    assert bounded.evaluations["samples_inferred"] == builtin.evaluations["samples_inferred"]
+    assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], MAX_DROP)
+
+
+def test_metric_bounds_are_checked(mnist, monkeypatch):
+    weights_3_levels(monkeypatch)
+    with pytest.raises(ValueError, match=r"metric 'top1': returned 1, outside metric_bounds \(0, 0.5\)"):
+        run(mnist, metric=top1, metric_bounds=(0, 0.5))
+    with pytest.raises(ValueError, match="low < high"):
+        run(mnist, metric=top1, metric_bounds=(1, 0))
+    with pytest.raises(ValueError, match="validation_fn sees whole sets"):
+        run(mnist, validation_fn=validation_float, metric_bounds=(0, 1))
+
+
 def test_validation_fn_returning_float(mnist, monkeypatch):
     # A bare float is a dataset-level metric: groups are ranked by output NMSE, the float judges full evaluations.
     weights_3_levels(monkeypatch)

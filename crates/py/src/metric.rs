@@ -49,13 +49,12 @@ impl Common {
 
     /// `value`, checked against the declared bounds: ranking with wrong bounds could prune the group that
     /// should have been chosen, so a value outside them stops the run.
-    fn within_bounds(&self, value: f64) -> PyResult<f64> {
+    fn within_bounds(&self, value: f64) -> Result<f64> {
         match self.bounds {
-            Some((low, high)) if !(low..=high).contains(&value) => {
-                Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "returned {value}, outside metric_bounds ({low}, {high})"
-                )))
-            }
+            Some((low, high)) if !(low..=high).contains(&value) => Err(Error::Metric {
+                name: self.name.clone(),
+                message: format!("returned {value}, outside metric_bounds ({low}, {high})"),
+            }),
             _ => Ok(value),
         }
     }
@@ -116,12 +115,13 @@ impl Metric for CallableMetric {
         annotation: &Annotation,
         _: Option<&[Tensor]>,
     ) -> Result<f64> {
-        self.common.call("the metric", |py| {
-            let annotation = self.common.annotation(py, annotation)?;
-            let outputs = convert::arrays(py, outputs)?;
-            let value = number(&self.function.bind(py).call1((outputs, annotation))?)?;
-            self.common.within_bounds(value)
-        })
+        self.common
+            .call("the metric", |py| {
+                let annotation = self.common.annotation(py, annotation)?;
+                let outputs = convert::arrays(py, outputs)?;
+                number(&self.function.bind(py).call1((outputs, annotation))?)
+            })
+            .and_then(|value| self.common.within_bounds(value))
     }
 
     fn sample_bounds(&self) -> Option<(f64, f64)> {
@@ -194,12 +194,13 @@ impl Metric for PotMetric {
         _: Option<&[Tensor]>,
     ) -> Result<f64> {
         let _turn = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.common.call("the POT metric", |py| {
-            self.object.bind(py).call_method0("reset")?;
-            self.update(py, outputs, annotation)?;
-            let value = self.entry(&self.object.bind(py).getattr("value")?, "value")?;
-            self.common.within_bounds(value)
-        })
+        self.common
+            .call("the POT metric", |py| {
+                self.object.bind(py).call_method0("reset")?;
+                self.update(py, outputs, annotation)?;
+                self.entry(&self.object.bind(py).getattr("value")?, "value")
+            })
+            .and_then(|value| self.common.within_bounds(value))
     }
 
     fn sample_bounds(&self) -> Option<(f64, f64)> {

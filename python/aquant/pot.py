@@ -8,8 +8,13 @@
 ``{"name": "DefaultQuantization" | "AccuracyAwareQuantization", "params": {...}}`` with POT's parameter names
 (unknown ones are refused with a suggestion). A ``Metric`` is driven through ``reset``/``update``; per-sample
 values come from ``value`` as POT's own accuracy-aware algorithm reads them (``{name: [per-sample values]}``), so
-aquant ranks and stops early as with its built-in metrics. A ``Metric`` without ``value`` is scored over the
+aquant ranks on them as on its built-in metrics (and stops a ranking candidate early when the engine config
+declares the range of one value, ``"metric_bounds": [0, 1]``). A ``Metric`` without ``value`` is scored over the
 whole set (``reset``, ``update`` each sample, ``avg_value``).
+
+Models are ONNX or OpenVINO IR (``{"model": "model.xml", "weights": "model.bin"}``); a model loaded from an IR is
+saved as an IR in NNCF's form by ``save_model`` and, with ``"backend": "openvino"``, evaluated by OpenVINO on the
+engine's ``device``.
 """
 
 from __future__ import annotations
@@ -90,8 +95,8 @@ def _loader_source(loader: Any) -> Source:
     return Source(loader, data, annotation)
 
 
-def _metric_spec(metric: Any) -> tuple:
-    """A POT metric as the Rust side takes it."""
+def _metric_spec(metric: Any, bounds: Optional[tuple] = None) -> tuple:
+    """A POT metric as the Rust side takes it, with the declared range of one value (or None)."""
     attributes = metric.get_attributes() or {}
     names = list(attributes)
     if not names:
@@ -102,41 +107,57 @@ def _metric_spec(metric: Any) -> tuple:
     direction = attributes[name].get("direction", "higher-better" if metric.higher_better else "higher-worse")
     kind = attributes[name].get("type", "accuracy")
     per_sample = not (isinstance(metric, Metric) and type(metric).value is Metric.value)
-    return ("pot" if per_sample else "pot_set", metric, name, direction, kind, None)
+    if bounds is not None and not per_sample:
+        raise ValueError("engine_config.metric_bounds is for a Metric with per-sample values (value)")
+    bounds = None if bounds is None else (float(bounds[0]), float(bounds[1]))
+    return ("pot" if per_sample else "pot_set", metric, name, direction, kind, bounds)
 
 
 class _Model:
-    """A model as ``load_model`` gives it: its file and name."""
+    """A model as ``load_model`` gives it: its file, its weights file for an IR, and its name."""
 
-    def __init__(self, path: str, name: str):
+    def __init__(self, path: str, name: str, weights: Optional[str] = None):
         self.path = path
         self.name = name
+        self.weights = weights
+
+    @property
+    def is_ir(self) -> bool:
+        return self.weights is not None
 
 
 def load_model(model_config: dict) -> _Model:
-    """POT's ``load_model``: ``{"model_name": ..., "model": "path.onnx"}`` (``weights`` must be empty: ONNX
-    carries its weights)."""
+    """POT's ``load_model``: ``{"model_name": ..., "model": "path.onnx"}``, or an OpenVINO IR ``{"model":
+    "model.xml", "weights": "model.bin"}`` (``weights`` defaults to the ``.bin`` beside the ``.xml``; an ONNX
+    model carries its weights)."""
     unknown = set(model_config) - {"model_name", "model", "weights"}
     if unknown:
-        raise ValueError(f"unknown model_config keys {sorted(unknown)} (model_name, model)")
-    if model_config.get("weights"):
-        raise ValueError("model_config.weights: an ONNX model carries its weights; leave it empty")
+        raise ValueError(f"unknown model_config keys {sorted(unknown)} (model_name, model, weights)")
     path = os.fspath(model_config["model"])
     if not Path(path).is_file():
         raise ValueError(f"model_config.model: '{path}' is not a file")
-    return _Model(path, model_config.get("model_name") or Path(path).stem)
+    weights = model_config.get("weights")
+    if Path(path).suffix.lower() == ".xml":
+        weights = os.fspath(weights) if weights else str(Path(path).with_suffix(".bin"))
+        if not Path(weights).is_file():
+            raise ValueError(f"model_config.weights: '{weights}' is not a file")
+    elif weights:
+        raise ValueError("model_config.weights: an ONNX model carries its weights; leave it empty")
+    return _Model(path, model_config.get("model_name") or Path(path).stem, weights)
 
 
 class IEEngine:
-    """POT's ``IEEngine(config, data_loader, metric)``. ``config``: ``{"device": "CPU"}``, plus aquant's
-    ``"backend"`` ("tract", "ort" or "openvino") and ``"batch_size"``."""
+    """POT's ``IEEngine(config, data_loader, metric)``. ``config``: ``{"device": "CPU"}`` (another device needs
+    ``"backend": "openvino"``), plus aquant's ``"backend"`` ("tract", "ort" or "openvino"), ``"batch_size"`` and
+    ``"metric_bounds"`` (the range of one per-sample value, e.g. ``[0, 1]``: the ranking then stops a candidate
+    early, as for built-in metrics; a value outside it is an error)."""
+
+    KEYS = ("device", "backend", "batch_size", "type", "metric_bounds")
 
     def __init__(self, config: dict, data_loader: Any = None, metric: Any = None):
-        unknown = set(config) - {"device", "backend", "batch_size", "type"}
+        unknown = set(config) - set(self.KEYS)
         if unknown:
-            raise ValueError(f"unknown engine_config keys {sorted(unknown)} (device, backend, batch_size)")
-        if config.get("device", "CPU") != "CPU":
-            raise ValueError(f"engine_config.device '{config['device']}': aquant runs the model on the CPU")
+            raise ValueError(f"unknown engine_config keys {sorted(unknown)} ({', '.join(self.KEYS)})")
         if config.get("type", "simplified") not in ("simplified", "accuracy_checker"):
             raise ValueError(f"engine_config.type '{config['type']}' is not a POT engine type")
         self.config = config
@@ -145,7 +166,14 @@ class IEEngine:
         self.source = None if data_loader is None else _loader_source(data_loader)
 
     def _options(self) -> dict:
-        return {"backend": self.config.get("backend", "tract"), "batch_size": int(self.config.get("batch_size", 1))}
+        return {
+            "backend": self.config.get("backend", "tract"),
+            "batch_size": int(self.config.get("batch_size", 1)),
+            "device": self.config.get("device", "CPU"),
+        }
+
+    def _metric(self) -> tuple:
+        return _metric_spec(self.metric, self.config.get("metric_bounds"))
 
 
 class CompressedModel:
@@ -155,6 +183,9 @@ class CompressedModel:
     def __init__(self, fp32_weights: bytes, int8_weights: bytes, report: Report, source: _Model):
         self._forms = {False: fp32_weights, True: int8_weights}
         self.source = source.path
+        self.is_ir = source.is_ir
+        #: The input files (model, IR weights), which saving must never overwrite.
+        self.inputs = {Path(p).resolve() for p in (source.path, source.weights) if p}
         self.compressed = False
         self.report = report
         self.name = source.name
@@ -186,9 +217,11 @@ class Pipeline:
             json.dumps(self.algorithm),
             engine.source,
             engine.source if accuracy_aware else None,
-            _metric_spec(engine.metric) if accuracy_aware else None,
+            engine._metric() if accuracy_aware else None,
             both_forms=True,
             compress_weights=True,
+            weights=model.weights,
+            output_format="ir" if model.is_ir else "onnx",
             **engine._options(),
         )
         compressed = CompressedModel(fp32, int8, Report.from_json(report_text), model)
@@ -203,8 +236,11 @@ class Pipeline:
         engine = self.engine
         if engine.metric is None or engine.source is None:
             raise ValueError("pipeline.evaluate needs an engine with a data_loader and a metric")
-        given = model.to_bytes() if isinstance(model, CompressedModel) else model.path
-        name, value = _aquant.evaluate(given, engine.source, _metric_spec(engine.metric), **engine._options())
+        if isinstance(model, CompressedModel):
+            given, weights = model.to_bytes(), None
+        else:
+            given, weights = model.path, model.weights
+        name, value = _aquant.evaluate(given, engine.source, engine._metric(), weights=weights, **engine._options())
         return {name: value}
 
 
@@ -227,16 +263,27 @@ def compress_model_weights(model: CompressedModel) -> None:
 
 
 def save_model(model: CompressedModel, save_path: str, model_name: Optional[str] = None) -> list:
-    """Writes ``save_path/model_name.onnx`` atomically (temporary file, fsync, rename) and returns POT's
-    ``[{"name": ..., "model": path}]``."""
+    """Writes ``save_path/model_name.onnx``, or for a model loaded from an IR ``model_name.xml`` + ``.bin`` in
+    NNCF's form (weights first, so an ``.xml`` never sits beside a ``.bin`` that is not its own), each atomically
+    (temporary file, fsync, rename), and returns POT's ``[{"name": ..., "model": path[, "weights": path]}]``."""
     name = model_name or model.name
     directory = Path(save_path)
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{name}.onnx"
-    if target.exists() and target.resolve() == Path(model.source).resolve():
-        raise ValueError(f"save_model would overwrite the input model '{model.source}'; choose another path or name")
-    _write_atomic(target, model.to_bytes())
-    return [{"name": name, "model": str(target)}]
+    if model.is_ir:
+        xml, bin_ = directory / f"{name}.xml", directory / f"{name}.bin"
+        targets = {"model": xml, "weights": bin_}
+    else:
+        targets = {"model": directory / f"{name}.onnx"}
+    for target in targets.values():
+        if target.exists() and target.resolve() in model.inputs:
+            raise ValueError(f"save_model would overwrite the input model '{model.source}'; choose another path or name")
+    if model.is_ir:
+        text, weights = _aquant.to_ir(model.to_bytes())
+        _write_atomic(bin_, weights)
+        _write_atomic(xml, text.encode())
+    else:
+        _write_atomic(targets["model"], model.to_bytes())
+    return [{"name": name, **{key: str(path) for key, path in targets.items()}}]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from aquant.pot import (
     load_model,
     save_model,
 )
-from conftest import MNIST, assert_deployed_drop, cli_binary
+from conftest import MNIST, ROOT, assert_deployed_drop, cli_binary
 
 # Three-level weights make the bundled MNIST CNN lose accuracy, so accuracy control has something to revert.
 PARAMS = {
@@ -123,3 +125,58 @@ def test_pot_metric_without_value_is_dataset_level(tmp_path, mnist):
     assert per_sample.report.ranked_by == "metric"
     assert compressed.report.metrics[0].baseline == pytest.approx(per_sample.report.metrics[0].baseline)
     assert compressed.report.metrics[0].quantized == pytest.approx(per_sample.report.metrics[0].quantized)
+
+
+def ov_script(name, *args):
+    """One of scripts/ (OpenVINO's Python package, installed by .ci/run): its one JSON line."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *map(str, args)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, f"{name}: {done.stderr} (OpenVINO missing? pip install -r scripts/requirements-openvino.txt)"
+    return json.loads(done.stdout)
+
+
+def test_pot_script_on_an_openvino_ir(tmp_path):
+    # A POT user's own case: an IR in (model + weights elsewhere), OpenVINO evaluating, an IR out in NNCF's form,
+    # judged by OpenVINO reading the saved IR; Python OpenVINO's measure of the saved files is the reported one.
+    made = ov_script("make_ir.py", MNIST / "mnist_cnn.onnx", tmp_path / "ir" / "mnist_cnn.xml")
+    weights = tmp_path / "weights" / "mnist_cnn.bin"
+    weights.parent.mkdir()
+    Path(made["bin"]).rename(weights)
+    model = load_model({"model_name": "mnist_cnn", "model": made["xml"], "weights": str(weights)})
+    loader = ArrayLoader({"x": "val_x.npy", "y": "val_y.npy"})
+    config = {"device": "CPU", "backend": "openvino", "metric_bounds": [0, 1]}
+    engine = IEEngine(config=config, data_loader=loader, metric=Accuracy(top_k=1))
+    pipeline = create_pipeline([{"name": "AccuracyAwareQuantization", "params": PARAMS}], engine)
+    compressed = pipeline.run(model)
+    compress_model_weights(compressed)
+    saved = save_model(compressed, str(tmp_path / "out"), "mnist_int8")
+    assert saved == [{"name": "mnist_int8", "model": str(tmp_path / "out" / "mnist_int8.xml"),
+                      "weights": str(tmp_path / "out" / "mnist_int8.bin")}]
+    report = compressed.report
+    assert report.reverted_ops > 0 and report.target_met
+    measured = ov_script("ov_eval.py", "--model", saved[0]["model"], "--data", MNIST / "val.json")
+    assert report.deployed["engine"] == "openvino-ir"
+    assert report.deployed["metrics"][0]["value"] == measured["value"]
+    assert measured["value"] >= report.metrics[0].baseline - PARAMS["maximal_drop"] - 1e-9
+    # The quantized convolutions run in int8 in OpenVINO; the reverted ones stay f32.
+    import onnx
+
+    convolutions = {n.name for n in onnx.load(str(MNIST / "mnist_cnn.onnx")).graph.node if n.op_type == "Conv"}
+    int8 = measured["convolutions"].get("u8", 0) + measured["convolutions"].get("i8", 0)
+    assert int8 == len(convolutions - set(report.reverted)), measured
+
+
+def test_save_model_never_overwrites_an_ir_input(tmp_path):
+    made = ov_script("make_ir.py", MNIST / "mnist_cnn.onnx", tmp_path / "mnist_cnn.xml")
+    model = load_model({"model": made["xml"]})
+    assert model.weights == made["bin"]
+    engine = IEEngine(config={"device": "CPU"}, data_loader=ArrayLoader({"x": "calib_x.npy", "y": "val_y.npy"}))
+    compressed = create_pipeline([{"name": "DefaultQuantization", "params": {}}], engine).run(model)
+    before = Path(made["bin"]).read_bytes()
+    with pytest.raises(ValueError, match="would overwrite the input model"):
+        save_model(compressed, str(tmp_path), "mnist_cnn")
+    assert Path(made["bin"]).read_bytes() == before
+    with pytest.raises(ValueError, match="only the 'openvino' backend"):
+        create_pipeline([{"name": "DefaultQuantization", "params": {}}],
+                        IEEngine(config={"device": "GPU"}, data_loader=engine.data_loader)).run(model)

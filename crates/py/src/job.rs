@@ -10,7 +10,7 @@ use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aquant::output::OutputDir;
+use aquant::output::{OutputDir, OutputFormat};
 use aquant::pipeline::Algorithm;
 use aquant::quantize::{quantize_default, ModelForm, QuantizedModel, RestoreMode};
 use aquant::search::{self, RunOptions};
@@ -24,6 +24,8 @@ use crate::progress::Lines;
 
 /// How the job is run (not what it computes).
 pub struct Settings {
+    /// The form `output_dir` gets the model in (model.onnx, or model.xml + model.bin).
+    pub format: OutputFormat,
     /// Samples per inference batch.
     pub batch_size: usize,
     /// int8 weights in the saved model.
@@ -135,7 +137,7 @@ impl Job {
                 if let Some(output) = &output {
                     report.output = Some(
                         output
-                            .save_model(&outcome.model, aquant::output::OutputFormat::Onnx)?
+                            .save_model(&outcome.model, self.settings.format)?
                             .display()
                             .to_string(),
                     );
@@ -187,8 +189,7 @@ impl Job {
                 };
                 outcome.report.model = self.model_name();
                 if let Some(output) = &output {
-                    let saved =
-                        output.save_model(&outcome.model, aquant::output::OutputFormat::Onnx)?;
+                    let saved = output.save_model(&outcome.model, self.settings.format)?;
                     outcome.report.output = Some(saved.display().to_string());
                     output.write_report(&outcome.report)?;
                 }

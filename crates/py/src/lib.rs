@@ -15,9 +15,10 @@ mod metric;
 mod model;
 mod progress;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use aquant::output::OutputFormat;
 use aquant::{Backend, Direction, Graph};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -27,35 +28,60 @@ use dataset::{Annotations, Fingerprints, PyDataset};
 use errors::Causes;
 use job::{Job, Settings};
 
-/// The model: read from `path` (external data resolved there) or decoded from `bytes`, checked and indexed.
+/// The model: read from `path` (external data resolved there; an OpenVINO IR `.xml` with its `weights`, by
+/// default the `.bin` beside it) or decoded from `bytes`, checked and indexed.
 fn load_model(
     py: Python<'_>,
     model: &Bound<'_, PyAny>,
+    weights: Option<&Path>,
     causes: &Causes,
 ) -> PyResult<(Graph, Option<PathBuf>)> {
     let to_py = |e| errors::to_py(py, e, causes);
     if let Ok(bytes) = model.cast::<PyBytes>() {
+        if weights.is_some() {
+            return Err(PyValueError::new_err(
+                "weights are for an OpenVINO IR given by its .xml path, not for model bytes",
+            ));
+        }
         let proto = aquant_onnx::decode_model(bytes.as_bytes(), "<model bytes>".as_ref())
             .map_err(|e| to_py(e.into()))?;
         return Ok((Graph::new(proto).map_err(to_py)?, None));
     }
     let path: PathBuf = model.extract()?;
-    Ok((Graph::load(&path).map_err(to_py)?, Some(path)))
+    let graph = Graph::load_with_weights(&path, weights).map_err(to_py)?;
+    Ok((graph, Some(path)))
 }
 
-/// The engine called `name`.
-fn backend(name: &str) -> PyResult<Box<dyn Backend>> {
+/// The engine called `name` on `device` (POT's `engine.device`; only OpenVINO has devices besides the CPU).
+fn backend(name: &str, device: Option<&str>) -> PyResult<Box<dyn Backend>> {
     let runtime = |e: aquant::Error| pyo3::exceptions::PyRuntimeError::new_err(e.to_string());
+    let device = device.unwrap_or(aquant_openvino::DEFAULT_DEVICE);
+    if name != "openvino" && device != aquant_openvino::DEFAULT_DEVICE {
+        return Err(PyValueError::new_err(format!(
+            "device '{device}': only the 'openvino' backend runs on devices other than the CPU"
+        )));
+    }
     match name {
         "tract" => Ok(Box::new(aquant_tract::TractBackend::new())),
         "ort" => aquant_ort::OrtBackend::new()
             .map(|b| Box::new(b) as Box<dyn Backend>)
             .map_err(runtime),
-        "openvino" => aquant_openvino::OpenvinoBackend::new(aquant_openvino::DEFAULT_DEVICE)
+        "openvino" => aquant_openvino::OpenvinoBackend::new(device)
             .map(|b| Box::new(b) as Box<dyn Backend>)
             .map_err(runtime),
         other => Err(PyValueError::new_err(format!(
             "backend must be 'tract', 'ort' or 'openvino', not {other:?}"
+        ))),
+    }
+}
+
+/// The format a quantized model will be saved in: `"onnx"` or `"ir"`.
+fn output_format(name: &str) -> PyResult<OutputFormat> {
+    match name {
+        "onnx" => Ok(OutputFormat::Onnx),
+        "ir" => Ok(OutputFormat::Ir),
+        other => Err(PyValueError::new_err(format!(
+            "output_format must be 'onnx' or 'ir', not {other:?}"
         ))),
     }
 }
@@ -156,7 +182,8 @@ type RunResult = (Py<PyBytes>, String, bool, Option<Py<PyBytes>>);
 #[pyfunction]
 #[pyo3(signature = (model, algorithm, calibration, validation, metric, *, target_device=None, backend="tract",
     deployed_check=true, batch_size=1, compress_weights=true, progress=true, output_dir=None,
-    intermediate_dir=None, resume=false, workers=None, both_forms=false))]
+    intermediate_dir=None, resume=false, workers=None, both_forms=false, weights=None, device=None,
+    output_format="onnx"))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -176,14 +203,22 @@ fn run(
     resume: bool,
     workers: Option<usize>,
     both_forms: bool,
+    weights: Option<PathBuf>,
+    device: Option<&str>,
+    output_format: &str,
 ) -> PyResult<RunResult> {
     let causes = Causes::default();
-    let (graph, model_path) = load_model(py, model, &causes)?;
+    let format = self::output_format(output_format)?;
+    let (graph, model_path) = load_model(py, model, weights.as_deref(), &causes)?;
+    // Every op must have a form in the output format: known now, not after the search.
+    format
+        .check(graph.model())
+        .map_err(|e| errors::to_py(py, e, &causes))?;
     let names: Vec<String> = graph.inputs().into_iter().map(|p| p.name).collect();
     let entry: serde_json::Value = serde_json::from_str(algorithm)
         .map_err(|e| PyValueError::new_err(format!("algorithm: {e}")))?;
-    let device = target_device.map(|d| serde_json::Value::String(d.to_owned()));
-    let algorithm = aquant::config::read_algorithm(entry, device)
+    let target = target_device.map(|d| serde_json::Value::String(d.to_owned()));
+    let algorithm = aquant::config::read_algorithm(entry, target)
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     if workers == Some(0) {
         return Err(PyValueError::new_err(
@@ -225,7 +260,7 @@ fn run(
     };
     let has_validation = validation.is_some();
     let deployed = match deployed_check && has_validation {
-        true => deployed_engine(),
+        true => deployed_engine(format, device),
         false => None,
     };
     let job = Job {
@@ -236,9 +271,10 @@ fn run(
         other_validation,
         has_validation,
         metric,
-        backend: self::backend(backend)?,
+        backend: self::backend(backend, device)?,
         deployed,
         settings: Settings {
+            format,
             batch_size: batch_size.max(1),
             compress_weights,
             progress,
@@ -260,20 +296,47 @@ fn run(
     ))
 }
 
-/// ONNX Runtime, to judge the saved model as deployed (as the command line does when it finds it).
-fn deployed_engine() -> Option<Box<dyn Backend>> {
-    match aquant_ort::OrtBackend::new() {
-        Ok(engine) => Some(Box::new(engine)),
+/// The engine the saved model is judged on, as the command line's: ONNX Runtime as deployed for ONNX, OpenVINO
+/// reading the saved IR (on `device`) for an IR. A missing engine is a warning.
+fn deployed_engine(format: OutputFormat, device: Option<&str>) -> Option<Box<dyn Backend>> {
+    let (name, opened) = match format {
+        OutputFormat::Onnx => (
+            "ONNX Runtime",
+            aquant_ort::OrtBackend::new().map(|b| Box::new(b) as Box<dyn Backend>),
+        ),
+        OutputFormat::Ir => (
+            "OpenVINO",
+            aquant_openvino::OpenvinoBackend::new(
+                device.unwrap_or(aquant_openvino::DEFAULT_DEVICE),
+            )
+            .map(|b| Box::new(b.reading_ir()) as Box<dyn Backend>),
+        ),
+    };
+    match opened {
+        Ok(engine) => Some(engine),
         Err(error) => {
-            eprintln!("aquant: warning: the saved model is not judged on ONNX Runtime ({error}); deployed_check=False silences this");
+            eprintln!("aquant: warning: the saved model is not judged on {name} ({error}); deployed_check=False silences this");
             None
         }
     }
 }
 
+/// The OpenVINO IR of an ONNX model aquant quantized, in NNCF's form: `(xml text, bin bytes)` (POT's
+/// `save_model` of a model loaded from an IR).
+#[pyfunction]
+fn to_ir(py: Python<'_>, model: &[u8]) -> PyResult<(String, Py<PyBytes>)> {
+    let causes = Causes::default();
+    let proto = aquant_onnx::decode_model(model, "<model bytes>".as_ref())
+        .map_err(|e| errors::to_py(py, e.into(), &causes))?;
+    let ir = aquant_ir::write_ir(&proto).map_err(|e| errors::to_py(py, e.into(), &causes))?;
+    Ok((ir.xml, PyBytes::new(py, &ir.bin).unbind()))
+}
+
 /// Evaluates `model` on `data` with `metric` (POT's `pipeline.evaluate`): `(name, value)`.
 #[pyfunction]
-#[pyo3(signature = (model, data, metric, *, backend="tract", batch_size=1, progress=true))]
+#[pyo3(signature = (model, data, metric, *, backend="tract", batch_size=1, progress=true, weights=None,
+    device=None))]
+#[allow(clippy::too_many_arguments)]
 fn evaluate(
     py: Python<'_>,
     model: &Bound<'_, PyAny>,
@@ -282,15 +345,17 @@ fn evaluate(
     backend: &str,
     batch_size: usize,
     progress: bool,
+    weights: Option<PathBuf>,
+    device: Option<&str>,
 ) -> PyResult<(String, f64)> {
     let causes = Causes::default();
-    let (graph, _) = load_model(py, model, &causes)?;
+    let (graph, _) = load_model(py, model, weights.as_deref(), &causes)?;
     let names: Vec<String> = graph.inputs().into_iter().map(|p| p.name).collect();
     let fingerprints = Fingerprints::default();
     let dataset = PyDataset::new(data, names.clone(), annotations(&metric.0), causes.clone())?
         .with_fingerprints(fingerprints.clone());
     let metric = build_metric(&metric, data, &names, &fingerprints, &causes)?;
-    let engine = self::backend(backend)?;
+    let engine = self::backend(backend, device)?;
     let model = graph.into_model();
     let lines = progress::Lines::default();
     let shown: &dyn aquant::Progress = if progress {
@@ -323,6 +388,7 @@ fn evaluate(
 fn _aquant(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(run, module)?)?;
     module.add_function(wrap_pyfunction!(evaluate, module)?)?;
+    module.add_function(wrap_pyfunction!(to_ir, module)?)?;
     module.add_class::<model::Model>()?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

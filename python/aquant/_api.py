@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -23,23 +24,50 @@ from ._report import Report
 BUILTIN_METRICS = ("top1", "top5", "agreement", "mse", "nmse")
 
 
-def _model_input(model: Any) -> tuple[Any, str]:
-    """The model as the Rust side takes it (bytes or a path) and what kind the caller gave."""
+def _is_openvino_model(model: Any) -> bool:
+    """An ``openvino.Model`` (NNCF's OpenVINO input), recognised without importing openvino."""
+    return type(model).__module__.startswith("openvino") and hasattr(model, "get_ordered_ops")
+
+
+def _model_input(model: Any, scratch: str) -> tuple[Any, str]:
+    """The model as the Rust side takes it (bytes or a path) and what kind the caller gave. An
+    ``openvino.Model`` is saved as an IR in ``scratch`` (OpenVINO's own serialisation, f32 weights kept)."""
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model), "bytes"
     if isinstance(model, (str, os.PathLike)):
         return os.fspath(model), "path"
     if hasattr(model, "SerializeToString"):
         return model.SerializeToString(), "proto"
-    raise TypeError(f"model must be an onnx.ModelProto, bytes or a path, not {type(model).__name__}")
+    if _is_openvino_model(model):
+        import openvino as ov
+
+        xml = os.path.join(scratch, "model.xml")
+        ov.save_model(model, xml, compress_to_fp16=False)
+        return xml, "openvino"
+    raise TypeError(
+        f"model must be an onnx.ModelProto, an openvino.Model, bytes or a path, not {type(model).__name__}"
+    )
+
+
+def _output_format(given: Any, kind: str) -> str:
+    """The saved model's format: an IR for an IR given (an ``openvino.Model`` or a ``.xml`` path), else ONNX."""
+    is_ir = kind == "openvino" or (kind == "path" and Path(given).suffix.lower() == ".xml")
+    return "ir" if is_ir else "onnx"
 
 
 def _model_output(data: bytes, kind: str, output: Optional[str]) -> Any:
-    """The quantized model as the caller gave the input: a ModelProto, bytes, or the path it was saved to."""
+    """The quantized model as the caller gave the input: a ModelProto, an openvino.Model (the IR aquant saves,
+    read by OpenVINO), bytes, or the path it was saved to."""
     if kind == "proto":
         import onnx  # only needed when the caller works with ModelProto objects
 
         return onnx.load_from_string(data)
+    if kind == "openvino":
+        import numpy as np
+        import openvino as ov
+
+        xml, weights = _aquant.to_ir(data)
+        return ov.Core().read_model(xml, ov.Tensor(np.frombuffer(weights, dtype=np.uint8).copy()))
     if kind == "path" and output is not None:
         return output
     return data
@@ -84,11 +112,13 @@ def _find_engines() -> None:
 def run(model: Any, algorithm: dict, calibration: Any, validation: Any, metric: Optional[tuple], **options: Any):
     """Runs one algorithm; returns ``(quantized model, Report)`` and raises ``KeyboardInterrupt`` (carrying
     both as ``.model`` and ``.report``) when Ctrl-C stopped it."""
-    given, kind = _model_input(model)
     _find_engines()
-    data, report_text, interrupted, _ = _aquant.run(
-        given, json.dumps(algorithm), calibration, validation, metric, **options
-    )
+    with tempfile.TemporaryDirectory(prefix="aquant-") as scratch:
+        given, kind = _model_input(model, scratch)
+        data, report_text, interrupted, _ = _aquant.run(
+            given, json.dumps(algorithm), calibration, validation, metric,
+            output_format=_output_format(given, kind), **options
+        )
     report = Report.from_json(report_text)
     result = _model_output(data, kind, report.output)
     if interrupted:

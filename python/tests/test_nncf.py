@@ -175,3 +175,28 @@ def test_quantize_default(mnist, tmp_path):
     model, report = aquant.quantize(str(mnist[0]), calibration, subset_size=100, output_dir=tmp_path, progress=False)
     assert report.algorithm == "DefaultQuantization" and report.quantized_ops > 0
     assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], 0.01)
+
+
+def test_openvino_model_in_openvino_model_out(mnist, tmp_path, monkeypatch):
+    # NNCF's OpenVINO flow: an ov.Model in, a validation_fn written for a CompiledModel (compiled(x)[output(0)]),
+    # an ov.Model out — the IR aquant saved — which OpenVINO compiles and runs with the reported metric.
+    import openvino as ov  # installed by .ci/run from scripts/requirements-openvino.txt
+    weights_3_levels(monkeypatch)
+    _, calib_x, x, y = mnist
+
+    def validation_ov(compiled, data):
+        hits = [float(np.argmax(compiled(transform(item))[compiled.output(0)]) == item[1]) for item in data]
+        return float(np.mean(hits)), hits
+
+    calibration, validation = datasets(mnist)
+    model, report = aquant.quantize_with_accuracy_control(
+        ov.convert_model(str(mnist[0])), calibration, validation, validation_ov, max_drop=MAX_DROP,
+        advanced_quantization_parameters=ADVANCED, progress=False, output_dir=tmp_path,
+    )
+    assert isinstance(model, ov.Model)
+    assert report.reverted_ops > 0 and report.target_met
+    assert report.deployed["engine"] == "openvino-ir"
+    assert (tmp_path / "model.xml").is_file() and (tmp_path / "model.bin").is_file()
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    measured, _ = validation_ov(compiled, list(Digits(x, y)))
+    assert measured == report.deployed["metrics"][0]["value"]

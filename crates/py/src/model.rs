@@ -69,6 +69,12 @@ impl Model {
         }
     }
 
+    /// OpenVINO `CompiledModel.output(index)`'s stand-in: the key of output `index` in the list a call returns,
+    /// so a `validation_fn` written for NNCF's OpenVINO backend (`compiled(x)[compiled.output(0)]`) runs as is.
+    fn output(&self, index: usize) -> usize {
+        index
+    }
+
     /// The model's names of its inputs, in order.
     #[getter]
     fn input_names(&self) -> Vec<String> {

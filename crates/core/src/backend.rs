@@ -38,3 +38,94 @@ pub trait Session: Send + Sync {
     /// the output order fixed at preparation.
     fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>>;
 }
+
+/// How an engine that runs ONNX bytes gives [`Backend::prepare`]'s outputs: the model it is handed, its
+/// run-time inputs, and where each requested output comes from.
+///
+/// Engines return graph outputs only, so a tapped intermediate tensor becomes an extra graph output of a
+/// private copy of the model; a graph input asked for as an output is passed through from the inputs instead
+/// (ONNX Runtime hands such values back in a buffer that does not outlive the run, and OpenVINO answers with
+/// them only when a Result consumes them).
+pub struct ExternalPlan<'m> {
+    /// The model to hand the engine: the original when nothing is tapped, else the copy with extra outputs.
+    pub model: std::borrow::Cow<'m, ModelProto>,
+    /// The run-time inputs' names, in order.
+    pub inputs: Vec<String>,
+    /// Where each output of the session (the model's outputs, then the extra ones) comes from.
+    pub outputs: Vec<OutputSource>,
+}
+
+/// Where one session output comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputSource {
+    /// A graph output (or a tapped intermediate value) of the engine's model, by name.
+    Output(String),
+    /// Input number `i`, passed through.
+    Input(usize),
+}
+
+impl<'m> ExternalPlan<'m> {
+    /// The plan for `model` with `extra_outputs` tapped.
+    pub fn new(model: &'m ModelProto, extra_outputs: &[String]) -> Result<ExternalPlan<'m>> {
+        let graph = model
+            .graph
+            .as_ref()
+            .ok_or_else(|| crate::error::Error::InvalidModel("the model has no graph".into()))?;
+        let model_outputs: Vec<String> =
+            graph.output.iter().filter_map(|o| o.name.clone()).collect();
+        let inputs: Vec<String> = crate::graph::runtime_inputs(graph)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        let tapped: Vec<String> = extra_outputs
+            .iter()
+            .filter(|name| !inputs.contains(name) && !model_outputs.contains(name))
+            .cloned()
+            .collect();
+        let outputs = model_outputs
+            .iter()
+            .chain(extra_outputs)
+            .map(|name| match inputs.iter().position(|i| i == name) {
+                Some(input) => OutputSource::Input(input),
+                None => OutputSource::Output(name.clone()),
+            })
+            .collect();
+        let model = match tapped.is_empty() {
+            true => std::borrow::Cow::Borrowed(model),
+            false => std::borrow::Cow::Owned(with_extra_outputs(model, &tapped)),
+        };
+        Ok(ExternalPlan {
+            model,
+            inputs,
+            outputs,
+        })
+    }
+}
+
+/// A copy of `model` that also outputs the tensors `extra` (float tensors: the activations aquant taps).
+fn with_extra_outputs(model: &ModelProto, extra: &[String]) -> ModelProto {
+    use aquant_onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
+    use aquant_onnx::{TypeProto, ValueInfoProto};
+
+    let mut model = model.clone();
+    let graph = model.graph.get_or_insert_with(Default::default);
+    for name in extra {
+        let declared = graph
+            .value_info
+            .iter()
+            .find(|v| v.name.as_deref() == Some(name))
+            .and_then(|v| v.r#type.clone());
+        graph.output.push(ValueInfoProto {
+            name: Some(name.clone()),
+            r#type: Some(declared.unwrap_or_else(|| TypeProto {
+                value: Some(TypeValue::TensorType(TensorType {
+                    elem_type: Some(1),
+                    shape: None,
+                })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        });
+    }
+    model
+}

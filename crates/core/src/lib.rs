@@ -25,11 +25,12 @@ pub mod pipeline;
 pub mod quant;
 pub mod quantize;
 pub mod render;
+pub mod runtime_library;
 pub mod saturation;
 pub mod search;
 pub mod sensitivity;
 
-pub use backend::{Backend, Session};
+pub use backend::{Backend, ExternalPlan, OutputSource, Session};
 pub use cpu::CpuFeatures;
 pub use data::{open_dataset, Annotation, DataSpec, Dataset, Sample};
 pub use error::{Error, Result};

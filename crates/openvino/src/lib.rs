@@ -21,9 +21,8 @@ mod library;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aquant::{Backend, Error, Result, Session, Tensor};
-use aquant_onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
-use aquant_onnx::{ModelProto, TypeProto, ValueInfoProto};
+use aquant::{Backend, Error, ExternalPlan, OutputSource, Result, Session, Tensor};
+use aquant_onnx::ModelProto;
 use openvino::{CompiledModel, Core, DeviceType, InferRequest, RwPropertyKey};
 
 pub use library::{find_library, LibraryNotFound, LIBRARY_VARIABLE};
@@ -171,39 +170,12 @@ impl Backend for OpenvinoBackend {
     }
 
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>> {
-        let graph = model
-            .graph
-            .as_ref()
-            .ok_or_else(|| backend_error("loading model", "the model has no graph"))?;
-        let model_outputs: Vec<String> =
-            graph.output.iter().filter_map(|o| o.name.clone()).collect();
-        // A graph input asked for as an output is passed through rather than asked of OpenVINO, which would
-        // answer with its own copy of the input only if the model routes it to a Result.
-        let inputs: Vec<String> = aquant::graph::runtime_inputs(graph)
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
-        let tapped: Vec<String> = extra_outputs
-            .iter()
-            .filter(|name| !inputs.contains(name) && !model_outputs.contains(name))
-            .cloned()
-            .collect();
-        let tapped_model;
-        let model = if tapped.is_empty() {
-            model
-        } else {
-            tapped_model = with_extra_outputs(model, &tapped);
-            &tapped_model
-        };
-        let outputs = model_outputs
-            .iter()
-            .chain(extra_outputs)
-            .map(|name| match inputs.iter().position(|i| i == name) {
-                Some(input) => Source::Input(input),
-                None => Source::Output(name.clone()),
-            })
-            .collect();
-        let mut compiled = self.compile(model)?;
+        let ExternalPlan {
+            model,
+            inputs,
+            outputs,
+        } = ExternalPlan::new(model, extra_outputs)?;
+        let mut compiled = self.compile(&model)?;
         let count = compiled
             .get_input_size()
             .map_err(|e| backend_error("loading model", e))?;
@@ -225,44 +197,11 @@ impl Backend for OpenvinoBackend {
     }
 }
 
-/// Where a session's output comes from.
-enum Source {
-    /// A graph output (or a tapped intermediate value) of the compiled model, by tensor name.
-    Output(String),
-    /// Input number `i`, passed through.
-    Input(usize),
-}
-
-/// A copy of `model` that also outputs the tensors `extra` (float tensors: the activations aquant taps).
-fn with_extra_outputs(model: &ModelProto, extra: &[String]) -> ModelProto {
-    let mut model = model.clone();
-    let graph = model.graph.get_or_insert_with(Default::default);
-    for name in extra {
-        let declared = graph
-            .value_info
-            .iter()
-            .find(|v| v.name.as_deref() == Some(name))
-            .and_then(|v| v.r#type.clone());
-        graph.output.push(ValueInfoProto {
-            name: Some(name.clone()),
-            r#type: Some(declared.unwrap_or_else(|| TypeProto {
-                value: Some(TypeValue::TensorType(TensorType {
-                    elem_type: Some(1),
-                    shape: None,
-                })),
-                ..Default::default()
-            })),
-            ..Default::default()
-        });
-    }
-    model
-}
-
 /// A compiled model and its idle infer requests (one more is created when all are busy).
 struct OpenvinoSession {
     compiled: Mutex<CompiledModel>,
     inputs: Vec<String>,
-    outputs: Vec<Source>,
+    outputs: Vec<OutputSource>,
     idle: Mutex<Vec<InferRequest>>,
 }
 
@@ -303,8 +242,8 @@ impl OpenvinoSession {
         self.outputs
             .iter()
             .map(|source| match source {
-                Source::Input(i) => Ok(inputs[*i].clone()),
-                Source::Output(name) => {
+                OutputSource::Input(i) => Ok(inputs[*i].clone()),
+                OutputSource::Output(name) => {
                     let value = request
                         .get_tensor(name)
                         .map_err(|e| backend_error(&format!("reading output '{name}'"), e))?;

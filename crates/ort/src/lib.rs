@@ -15,9 +15,8 @@ mod library;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aquant::{Backend, Error, Result, Session, Tensor};
-use aquant_onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
-use aquant_onnx::{ModelProto, TypeProto, ValueInfoProto};
+use aquant::{Backend, Error, ExternalPlan, OutputSource, Result, Session, Tensor};
+use aquant_onnx::ModelProto;
 use ndarray::{ArrayD, IxDyn};
 use ort::environment::Environment;
 use ort::logging::LogLevel;
@@ -122,36 +121,12 @@ impl Backend for OrtBackend {
     }
 
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>> {
-        let graph = model
-            .graph
-            .as_ref()
-            .ok_or_else(|| backend_error("loading model", "the model has no graph"))?;
-        let model_outputs: Vec<String> =
-            graph.output.iter().filter_map(|o| o.name.clone()).collect();
-        // ONNX Runtime hands back a graph input asked for as an output in a buffer that does not outlive the
-        // run: such values are copied from the inputs instead.
-        let inputs: Vec<String> = aquant::graph::runtime_inputs(graph)
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
-        let tapped: Vec<String> = extra_outputs
-            .iter()
-            .filter(|name| !inputs.contains(name) && !model_outputs.contains(name))
-            .cloned()
-            .collect();
-        let bytes = if tapped.is_empty() {
-            aquant_onnx::encode_model(model)
-        } else {
-            aquant_onnx::encode_model(&with_extra_outputs(model, &tapped))
-        };
-        let outputs = model_outputs
-            .iter()
-            .chain(extra_outputs)
-            .map(|name| match inputs.iter().position(|i| i == name) {
-                Some(input) => Source::Input(input),
-                None => Source::Output(name.clone()),
-            })
-            .collect();
+        let ExternalPlan {
+            model,
+            inputs,
+            outputs,
+        } = ExternalPlan::new(model, extra_outputs)?;
+        let bytes = aquant_onnx::encode_model(&model);
         let first = self.new_session(&bytes)?;
         let session_inputs: Vec<String> =
             first.inputs().iter().map(|i| i.name().to_owned()).collect();
@@ -171,45 +146,12 @@ impl Backend for OrtBackend {
     }
 }
 
-/// Where a session's output comes from.
-enum Source {
-    /// A graph output (or a tapped intermediate value) of the ONNX Runtime session, by name.
-    Output(String),
-    /// Input number `i`, passed through.
-    Input(usize),
-}
-
-/// A copy of `model` that also outputs the tensors `extra` (float tensors: the activations aquant taps).
-fn with_extra_outputs(model: &ModelProto, extra: &[String]) -> ModelProto {
-    let mut model = model.clone();
-    let graph = model.graph.get_or_insert_with(Default::default);
-    for name in extra {
-        let declared = graph
-            .value_info
-            .iter()
-            .find(|v| v.name.as_deref() == Some(name))
-            .and_then(|v| v.r#type.clone());
-        graph.output.push(ValueInfoProto {
-            name: Some(name.clone()),
-            r#type: Some(declared.unwrap_or_else(|| TypeProto {
-                value: Some(TypeValue::TensorType(TensorType {
-                    elem_type: Some(1),
-                    shape: None,
-                })),
-                ..Default::default()
-            })),
-            ..Default::default()
-        });
-    }
-    model
-}
-
 /// A prepared model: its encoded bytes, to open more sessions when threads run it at once, and the idle ones.
 struct OrtSession {
     backend: OrtBackend,
     bytes: Vec<u8>,
     inputs: Vec<String>,
-    outputs: Vec<Source>,
+    outputs: Vec<OutputSource>,
     idle: Mutex<Vec<ort::session::Session>>,
 }
 
@@ -249,7 +191,7 @@ impl Session for OrtSession {
             .map(|i| {
                 self.outputs
                     .iter()
-                    .any(|o| matches!(o, Source::Input(j) if *j == i))
+                    .any(|o| matches!(o, OutputSource::Input(j) if *j == i))
                     .then(|| inputs[i].clone())
             })
             .collect();
@@ -267,8 +209,8 @@ impl Session for OrtSession {
                 self.outputs
                     .iter()
                     .map(|source| match source {
-                        Source::Input(i) => Ok(passed[*i].clone().expect("kept above")),
-                        Source::Output(name) => {
+                        OutputSource::Input(i) => Ok(passed[*i].clone().expect("kept above")),
+                        OutputSource::Output(name) => {
                             let value = outputs.get(name).ok_or_else(|| {
                                 backend_error("running model", format!("no output '{name}'"))
                             })?;

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::quantize::RestoreMode;
+use crate::quantize::{Precision, RestoreMode};
 
 /// How the allowed drop is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -131,6 +131,16 @@ pub struct AccuracyControlParams {
         arg(long, value_enum, default_value_t = RankingScore::Auto)
     )]
     pub ranking_score: RankingScore,
+    /// The precision ladder a group climbs, one step at a time, when it must move: a comma-separated list of
+    /// w8a16, w16a16, w16a8, fp32 (the last step fp32; default fp32, a plain revert). Each step is ranked and
+    /// kept or rolled back like a revert; a step rolled back sends the group to the next one. target_device
+    /// GNA: 16-bit steps only (default w16a16).
+    #[serde(alias = "precision_ladder")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_delimiter = ',', value_name = "STEPS", default_values_t = vec![Precision::Fp32])
+    )]
+    pub fallback: Vec<Precision>,
 }
 
 impl Default for AccuracyControlParams {
@@ -147,6 +157,7 @@ impl Default for AccuracyControlParams {
             tune_hyperparams: false,
             restore_mode: RestoreMode::ActivationsAndWeights,
             ranking_score: RankingScore::Auto,
+            fallback: vec![Precision::Fp32],
         }
     }
 }

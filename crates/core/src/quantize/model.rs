@@ -450,20 +450,15 @@ impl QuantizedModel {
         let scales: Vec<f32> = (0..channels)
             .map(|c| input_scale * weight_scale[if weight_scale.len() == 1 { 0 } else { c }])
             .collect();
-        // At 16 bits `s_x · s_w` can be small enough that a bias leaves int32: such a bias stays FP32 (what
-        // runtimes run for 16-bit Q/DQ anyway) rather than being clamped.
-        let representable = (i32::MIN as f32)..(i32::MAX as f32);
-        let quantized: Option<Vec<i32>> = values
+        let quantized: Vec<i32> = values
             .iter()
             .zip(&scales)
             .map(|(v, s)| {
-                let q = (v / s).round_ties_even();
-                representable.contains(&q).then_some(q as i32)
+                (v / s)
+                    .round_ties_even()
+                    .clamp(i32::MIN as f32, i32::MAX as f32) as i32
             })
             .collect();
-        let Some(quantized) = quantized else {
-            return Ok(None);
-        };
         Ok(Some(IntegerBias {
             dims,
             values: quantized,

@@ -206,7 +206,7 @@ impl QuantizeArgs {
 
     /// Accuracy control's parameters, validated.
     fn control(&self) -> Result<AccuracyControlParams> {
-        self.control.validate()?;
+        self.control.validate_for(self.quantization.target_device)?;
         Ok(self.control.clone())
     }
 }

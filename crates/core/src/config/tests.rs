@@ -287,3 +287,29 @@ fn nested_keys_are_checked_even_when_null() {
         "{message}"
     );
 }
+
+#[test]
+fn the_precision_ladder_is_the_fallback_key() {
+    use crate::quantize::Precision;
+    let config = parse(&accuracy_aware(r#"{"fallback": ["W8A16", "fp32"]}"#)).unwrap();
+    let Algorithm::AccuracyAware { control, .. } = config.algorithm else {
+        panic!("AccuracyAwareQuantization")
+    };
+    assert_eq!(control.fallback, [Precision::W8A16, Precision::Fp32]);
+    let alias = parse(&accuracy_aware(
+        r#"{"precision_ladder": ["w16a16", "fp32"]}"#,
+    ))
+    .unwrap();
+    let Algorithm::AccuracyAware { control, .. } = alias.algorithm else {
+        panic!("AccuracyAwareQuantization")
+    };
+    assert_eq!(control.fallback, [Precision::W16A16, Precision::Fp32]);
+    assert!(error(&accuracy_aware(r#"{"fallback": ["int4"]}"#))
+        .contains("'int4' is not a precision step"));
+    assert!(error(&accuracy_aware(r#"{"fallback": ["fp32", "w8a16"]}"#))
+        .contains("fp32 must be the last step"));
+    let gna = accuracy_aware(r#"{"preset": "accuracy"}"#)
+        .replace(r#""algorithms""#, r#""target_device": "GNA", "algorithms""#);
+    assert!(parse(&gna).is_ok());
+    assert!(error(&accuracy_aware(r#"{"preset": "accuracy"}"#)).contains("POT's GNA preset"));
+}

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::quantize::{Precision, RestoreMode};
+use crate::quantize::{Precision, RestoreMode, TargetDevice};
 
 /// How the allowed drop is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -193,6 +193,14 @@ impl AccuracyControlParams {
             )));
         }
         Ok(())
+    }
+
+    /// [`validate`](Self::validate), and the precision ladder as `device` climbs it (GNA: 16-bit steps only,
+    /// default w16a16; elsewhere the last step fp32).
+    pub fn validate_for(&self, device: TargetDevice) -> Result<()> {
+        self.validate()?;
+        let control = super::ladder::for_device(self, device);
+        super::ladder::check(&control.fallback, device)
     }
 
     /// The drop allowed for a metric whose baseline is `baseline`, in the metric's own units.

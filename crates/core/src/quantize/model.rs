@@ -409,7 +409,10 @@ impl QuantizedModel {
     }
 }
 
-/// A bias in int32 at the accumulator's scale `s_x · s_w[c]`.
+/// The largest bias integer before a channel gets a scale of its own: 2^30, well inside int32.
+const BIAS_LIMIT: f32 = 1_073_741_824.0;
+
+/// A bias in int32 at the accumulator's scale `s_x · s_w[c]` (or, where that leaves int32, its own).
 struct IntegerBias {
     dims: Vec<usize>,
     values: Vec<i32>,
@@ -450,13 +453,21 @@ impl QuantizedModel {
         let scales: Vec<f32> = (0..channels)
             .map(|c| input_scale * weight_scale[if weight_scale.len() == 1 { 0 } else { c }])
             .collect();
+        // At 16 bits `s_x · s_w` can be so small that a bias leaves int32 (MobileNetV2 at w16a16): such a
+        // channel gets its own scale, `|b| / 2^30`, instead of being clamped. No integer kernel reads a 16-bit
+        // op's bias, so the scale need not be the accumulator's; the graph keeps the int32 `DequantizeLinear`
+        // that ONNX Runtime is checked against (an FP32 bias there changes its batch-1 numerics).
+        let mut scales = scales;
         let quantized: Vec<i32> = values
             .iter()
-            .zip(&scales)
+            .zip(scales.iter_mut())
             .map(|(v, s)| {
-                (v / s)
-                    .round_ties_even()
-                    .clamp(i32::MIN as f32, i32::MAX as f32) as i32
+                let q = (v / *s).round_ties_even();
+                if q.abs() < BIAS_LIMIT {
+                    return q as i32;
+                }
+                *s = v.abs() / BIAS_LIMIT;
+                (v / *s).round_ties_even() as i32
             })
             .collect();
         Ok(Some(IntegerBias {

@@ -92,7 +92,8 @@ pub struct AccuracyControlParams {
     /// Samples used to rank groups (default min(N, 300)).
     #[cfg_attr(feature = "clap", arg(long))]
     pub ranking_subset_size: Option<usize>,
-    /// Most groups reverted (POT max_iter_num, NNCF max_num_iterations; default unlimited).
+    /// Most revert steps, precision-ladder steps included (POT max_iter_num, NNCF max_num_iterations; default
+    /// unlimited).
     #[serde(alias = "max_num_iterations")]
     #[cfg_attr(feature = "clap", arg(long = "max-iter", value_name = "N"))]
     pub max_iter_num: Option<usize>,

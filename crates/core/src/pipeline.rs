@@ -38,7 +38,7 @@ use crate::graph::Graph;
 use crate::metric::Metric;
 use crate::progress::{NoProgress, Progress};
 use crate::quantize::{
-    self, DefaultReport, ModelForm, QuantizationParams, QuantizedModel, RestoreMode,
+    self, DefaultReport, ModelForm, Precisions, QuantizationParams, QuantizedModel, RestoreMode,
 };
 use crate::search::{self, AccuracyControlParams, Report, RunOptions};
 
@@ -159,6 +159,8 @@ pub fn create_pipeline(algorithms: Vec<Algorithm>, engine: Engine) -> Result<Pip
 pub struct CompressedModel {
     quantized: QuantizedModel,
     reverted: BTreeSet<String>,
+    /// Every op not at the base precision (the reverted ones as FP32, the precision ladder's 16-bit ones).
+    precisions: Precisions,
     restore_mode: RestoreMode,
     compressed_weights: bool,
     /// The accuracy-control report, for AccuracyAwareQuantization.
@@ -171,8 +173,8 @@ impl CompressedModel {
     /// The ONNX QDQ model: FP32 weights behind QuantizeLinear/DequantizeLinear, or int8 weights once
     /// [`compress_model_weights`] ran.
     pub fn to_onnx(&self) -> Result<ModelProto> {
-        self.quantized.build(
-            &self.reverted,
+        self.quantized.build_with(
+            &self.precisions,
             self.restore_mode,
             ModelForm::Export {
                 compress_weights: self.compressed_weights,
@@ -209,6 +211,7 @@ impl Pipeline<'_> {
                 Ok(CompressedModel {
                     quantized: outcome.quantized,
                     reverted: BTreeSet::new(),
+                    precisions: Precisions::new(),
                     restore_mode: RestoreMode::default(),
                     compressed_weights: false,
                     report: None,
@@ -236,6 +239,7 @@ impl Pipeline<'_> {
                 )?;
                 Ok(CompressedModel {
                     reverted: outcome.report.reverted.iter().cloned().collect(),
+                    precisions: outcome.report.precisions.clone(),
                     quantized: outcome.quantized,
                     restore_mode: control.restore_mode,
                     compressed_weights: false,

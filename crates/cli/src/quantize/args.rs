@@ -7,8 +7,7 @@
 //! so a flag not given leaves the library's default and nothing is mapped by hand. This file adds only what
 //! spans them: `--config` conflicts with every parameter flag and the accuracy-control flags need `--val`,
 //! through groups built from the flags the structs derive (clap's derive leaves the group of a struct with
-//! nested structs empty), and `--fallback`, which is not a library parameter yet. A test walks the schema to
-//! check that every parameter has its flag.
+//! nested structs empty). A test walks the schema to check that every parameter has its flag.
 
 use std::path::{Path, PathBuf};
 
@@ -36,9 +35,6 @@ pub struct QuantizeArgs {
     quantization: QuantizationParams,
     #[command(flatten)]
     control: AccuracyControlParams,
-    /// Precision ladder of a reverted group, e.g. "fp32" (default) or "int16,fp32".
-    #[arg(long, value_delimiter = ',', group = CONTROL)]
-    fallback: Vec<String>,
     /// Output directory: model.onnx and report.json are written there (with --config, default
     /// results/MODEL_NAME).
     #[arg(short, long, required_unless_present = "config")]
@@ -100,7 +96,7 @@ struct JobFlags {
 
 /// The group of every flag of the base algorithm's parameters.
 const QUANTIZATION: &str = "quantization";
-/// The group of every accuracy-control flag (the parameters and `--fallback`): they need `--val`.
+/// The group of every accuracy-control flag: they need `--val`.
 const CONTROL: &str = "control";
 
 /// A group of the flags the parameter struct `P` derives, nested structs' included.
@@ -208,19 +204,9 @@ impl QuantizeArgs {
         })
     }
 
-    /// Accuracy control's parameters, validated, once `--fallback` is known to ask for the one ladder there is
-    /// (a flag of this command only: the library has no fallback parameter yet).
+    /// Accuracy control's parameters, validated.
     fn control(&self) -> Result<AccuracyControlParams> {
-        match self.fallback.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-            [] | ["fp32"] => {}
-            ladder if ladder.iter().any(|step| step.contains("16")) => bail!(
-                "--fallback {}: the precision ladder (16-bit steps before FP32) is not built yet; a whole \
-                 model in 16 bits is --weights-bits 16 --activations-bits 16 (opset 21); use --fallback fp32",
-                ladder.join(",")
-            ),
-            other => bail!("--fallback {}: the only supported ladder is 'fp32'", other.join(",")),
-        }
-        self.control.validate()?;
+        self.control.validate_for(self.quantization.target_device)?;
         Ok(self.control.clone())
     }
 }

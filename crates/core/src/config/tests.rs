@@ -78,7 +78,10 @@ fn a_negative_drop_and_other_validation_errors_are_one_liners() {
     let unknown = MINIMAL.replace("DefaultQuantization", "BestQuantization");
     assert!(error(&unknown).contains("unknown algorithm 'BestQuantization'"));
     let gna = MINIMAL.replace(r#""algorithms""#, r#""target_device": "GNA", "algorithms""#);
-    assert!(error(&gna).contains("GNA needs 16-bit quantization"));
+    let Algorithm::Default(gna) = parse(&gna).unwrap().algorithm else {
+        panic!("DefaultQuantization")
+    };
+    assert_eq!(gna.target_device, TargetDevice::Gna);
     // engine.device is kept for the backend to honour (OpenVINO's devices); an empty name is refused.
     let gpu = MINIMAL.replace(r#""engine": {"#, r#""engine": {"device": "GPU", "#);
     assert_eq!(parse(&gpu).unwrap().device.as_deref(), Some("GPU"));
@@ -97,7 +100,7 @@ fn a_negative_drop_and_other_validation_errors_are_one_liners() {
     let config = parse(&ir).unwrap().rebase(Path::new("d"));
     assert_eq!(config.model, Path::new("d/m.xml"));
     assert_eq!(config.weights.as_deref(), Some(Path::new("d/w/m.bin")));
-    for message in [error(&weights), error(&gna), error("{"), error("[1]")] {
+    for message in [error(&weights), error("{"), error("[1]")] {
         assert_eq!(message.lines().count(), 1, "{message}");
     }
 }
@@ -283,4 +286,30 @@ fn nested_keys_are_checked_even_when_null() {
             && message.contains("did you mean `type`?"),
         "{message}"
     );
+}
+
+#[test]
+fn the_precision_ladder_is_the_fallback_key() {
+    use crate::quantize::Precision;
+    let config = parse(&accuracy_aware(r#"{"fallback": ["W8A16", "fp32"]}"#)).unwrap();
+    let Algorithm::AccuracyAware { control, .. } = config.algorithm else {
+        panic!("AccuracyAwareQuantization")
+    };
+    assert_eq!(control.fallback, [Precision::W8A16, Precision::Fp32]);
+    let alias = parse(&accuracy_aware(
+        r#"{"precision_ladder": ["w16a16", "fp32"]}"#,
+    ))
+    .unwrap();
+    let Algorithm::AccuracyAware { control, .. } = alias.algorithm else {
+        panic!("AccuracyAwareQuantization")
+    };
+    assert_eq!(control.fallback, [Precision::W16A16, Precision::Fp32]);
+    assert!(error(&accuracy_aware(r#"{"fallback": ["int4"]}"#))
+        .contains("'int4' is not a precision step"));
+    assert!(error(&accuracy_aware(r#"{"fallback": ["fp32", "w8a16"]}"#))
+        .contains("fp32 must be the last step"));
+    let gna = accuracy_aware(r#"{"preset": "accuracy"}"#)
+        .replace(r#""algorithms""#, r#""target_device": "GNA", "algorithms""#);
+    assert!(parse(&gna).is_ok());
+    assert!(error(&accuracy_aware(r#"{"preset": "accuracy"}"#)).contains("POT's GNA preset"));
 }

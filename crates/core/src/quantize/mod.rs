@@ -11,6 +11,7 @@ mod model;
 mod overflow;
 mod params;
 mod placement;
+mod precision;
 mod report;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub use params::{
     TargetDevice, WeightsParams,
 };
 pub use placement::{place, ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
+pub use precision::{device_precisions, widen, Precision, Precisions};
 pub use report::{
     quantize_default, DefaultOutcome, DefaultReport, DefaultTimings, DeployedTarget,
     OverflowFixApplied, DEFAULT_QUANTIZATION,

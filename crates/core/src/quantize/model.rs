@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Edit, Graph, Patch};
 use crate::quant::Quantizer;
 use crate::quantize::placement::{ConstantSlot, Placement, QuantizedNode};
+use crate::quantize::precision::{widen, Precision, Precisions};
 
 /// Every quantizer fitted by calibration, and the biases bias correction found: with the FP32 model and the
 /// placement, everything a [`QuantizedModel`] is. (Named apart from the calibration *dataset*.)
@@ -167,6 +168,55 @@ impl QuantizedModel {
             })
             .map(|n| n.name.clone())
             .collect()
+    }
+
+    /// Builds the model with each op at its precision in `precisions` (absent: as quantized): FP32 ops are
+    /// reverted as [`QuantizedModel::build`] reverts them, 16-bit ones get widened quantizers
+    /// ([`widen`](super::precision::widen)). The export form of a model with any 16-bit quantizer is raised to
+    /// opset [`SIXTEEN_BIT_OPSET`](super::SIXTEEN_BIT_OPSET), the first whose standard Q/DQ take 16 bits.
+    pub fn build_with(
+        &self,
+        precisions: &Precisions,
+        mode: RestoreMode,
+        form: ModelForm,
+    ) -> Result<ModelProto> {
+        let reverted: BTreeSet<String> = precisions
+            .iter()
+            .filter(|(_, p)| **p == Precision::Fp32)
+            .map(|(op, _)| op.clone())
+            .collect();
+        if !precisions.values().any(|p| p.is_sixteen_bit()) {
+            return self.build(&reverted, mode, form);
+        }
+        let widened = self.widened(precisions)?;
+        let mut model = widened.build(&reverted, mode, form)?;
+        if matches!(form, ModelForm::Export { .. }) {
+            aquant_onnx::opset::upgrade(&mut model, super::SIXTEEN_BIT_OPSET)?;
+        }
+        Ok(model)
+    }
+
+    /// This model with the quantizers of the 16-bit ops in `precisions` widened: an op's weights by its own
+    /// precision, an activation quantizer by its readers' (one group, hence one precision; FP32 readers
+    /// ignored).
+    fn widened(&self, precisions: &Precisions) -> Result<QuantizedModel> {
+        let mut model = self.clone();
+        for (op, precision) in precisions {
+            if let (Some(bits), Some(q)) = (precision.weight_bits(), model.weights.get_mut(op)) {
+                *q = widen(q, bits)?;
+            }
+        }
+        for quantizer in &self.placement.activations {
+            let bits = quantizer
+                .consumers
+                .iter()
+                .filter_map(|c| precisions.get(c).and_then(|p| p.activation_bits()))
+                .max();
+            if let (Some(bits), Some(q)) = (bits, model.activations.get_mut(&quantizer.tensor)) {
+                *q = widen(q, bits)?;
+            }
+        }
+        Ok(model)
     }
 
     /// Builds the model with every placed node quantized except those in `reverted`, which `mode` returns
@@ -359,7 +409,10 @@ impl QuantizedModel {
     }
 }
 
-/// A bias in int32 at the accumulator's scale `s_x · s_w[c]`.
+/// The largest bias integer before a channel gets a scale of its own: 2^30, well inside int32.
+const BIAS_LIMIT: f32 = 1_073_741_824.0;
+
+/// A bias in int32 at the accumulator's scale `s_x · s_w[c]` (or, where that leaves int32, its own).
 struct IntegerBias {
     dims: Vec<usize>,
     values: Vec<i32>,
@@ -400,13 +453,21 @@ impl QuantizedModel {
         let scales: Vec<f32> = (0..channels)
             .map(|c| input_scale * weight_scale[if weight_scale.len() == 1 { 0 } else { c }])
             .collect();
+        // At 16 bits `s_x · s_w` can be so small that a bias leaves int32 (MobileNetV2 at w16a16): such a
+        // channel gets its own scale, `|b| / 2^30`, instead of being clamped. No integer kernel reads a 16-bit
+        // op's bias, so the scale need not be the accumulator's; the graph keeps the int32 `DequantizeLinear`
+        // that ONNX Runtime is checked against (an FP32 bias there changes its batch-1 numerics).
+        let mut scales = scales;
         let quantized: Vec<i32> = values
             .iter()
-            .zip(&scales)
+            .zip(scales.iter_mut())
             .map(|(v, s)| {
-                (v / s)
-                    .round_ties_even()
-                    .clamp(i32::MIN as f32, i32::MAX as f32) as i32
+                let q = (v / *s).round_ties_even();
+                if q.abs() < BIAS_LIMIT {
+                    return q as i32;
+                }
+                *s = v.abs() / BIAS_LIMIT;
+                (v / *s).round_ties_even() as i32
             })
             .collect();
         Ok(Some(IntegerBias {

@@ -22,13 +22,16 @@ pub enum Preset {
     Performance,
     /// Symmetric weights, asymmetric activations.
     Mixed,
+    /// target_device GNA only (POT's GNA presets): every quantizer in 16 bits, so accuracy control has
+    /// nothing left to move.
+    Accuracy,
 }
 
 impl Preset {
     /// The activation mode this preset implies.
     pub fn activation_mode(self) -> Mode {
         match self {
-            Preset::Performance => Mode::Symmetric,
+            Preset::Performance | Preset::Accuracy => Mode::Symmetric,
             Preset::Mixed => Mode::Asymmetric,
         }
     }
@@ -48,6 +51,10 @@ pub enum TargetDevice {
     Gpu,
     /// NPU / VPU: weighted ops only.
     Npu,
+    /// Intel GNA (POT's `gna.json`): 16-bit activations everywhere, 16-bit Conv weights, 8-bit MatMul/Gemm
+    /// weights in the performance preset (16 in the accuracy preset); accuracy control moves weights from 8
+    /// to 16 bits, never to FP32.
+    Gna,
 }
 
 /// Model family: `transformer` enables transformer patterns.
@@ -413,6 +420,13 @@ impl QuantizationParams {
     pub fn validate(&self) -> Result<()> {
         if self.stat_subset_size == 0 {
             return Err(Error::Config("stat_subset_size must be at least 1".into()));
+        }
+        if self.preset == Preset::Accuracy && self.target_device != TargetDevice::Gna {
+            return Err(Error::Config(
+                "preset accuracy is POT's GNA preset (every quantizer in 16 bits): give target_device GNA, \
+                 or for another device --weights-bits 16 --activations-bits 16"
+                    .into(),
+            ));
         }
         // Accepting these and placing quantizers as for ANY would claim a device-specific model that is not.
         if matches!(self.target_device, TargetDevice::Gpu | TargetDevice::Npu) {

@@ -152,7 +152,8 @@ pub fn quantize_default(
     let form = ModelForm::Export {
         compress_weights: options.compress_weights,
     };
-    let output_model = quantized.build(&Default::default(), Default::default(), form)?;
+    let precisions = super::device_precisions(quantized.placement(), params);
+    let output_model = quantized.build_with(&precisions, Default::default(), form)?;
     let deployed = match (options.deployed, target) {
         (Some(engine), Some(target)) => Some(check_deployed(
             engine,
@@ -194,7 +195,7 @@ pub fn quantize_default(
         output: None,
         layers_at_risk: saturation.at_risk().count(),
         sensitivity: sensitivity.map(|(report, _)| report),
-        ops_by_precision: OpsByPrecision::of(&quantized, 0),
+        ops_by_precision: OpsByPrecision::of(&quantized, &precisions),
         model_bytes: ModelBytes::of(quantized.fp32().model(), &output_model),
     };
     Ok(DefaultOutcome {

@@ -18,6 +18,8 @@ pub mod palette {
     use plotters::style::RGBColor;
     /// Quantized, kept, exact: the normal case.
     pub const INT8: RGBColor = RGBColor(0x2b, 0x6c, 0xb0);
+    /// Moved to 16 bits by the precision ladder.
+    pub const SIXTEEN: RGBColor = RGBColor(0x31, 0x97, 0x95);
     /// Reverted to FP32 and kept.
     pub const REVERTED: RGBColor = RGBColor(0xdd, 0x6b, 0x20);
     /// Rolled back, limits, at risk.

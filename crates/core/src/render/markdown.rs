@@ -165,8 +165,14 @@ fn footprint(view: &ReportView, md: &mut String) {
     if let Some(ops) = &view.ops_by_precision {
         let _ = writeln!(
             md,
-            "Ops: {} int8, {} reverted to FP32, {} never quantized.",
-            ops.int8, ops.fp32_reverted, ops.fp32_other
+            "Ops: {} int8,{} {} reverted to FP32, {} never quantized.",
+            ops.int8,
+            match ops.int16 {
+                0 => String::new(),
+                n => format!(" {n} in 16 bits,"),
+            },
+            ops.fp32_reverted,
+            ops.fp32_other
         );
     }
     if let Some(b) = &view.model_bytes {

@@ -389,9 +389,15 @@ fn precision_section(view: &ReportView) -> String {
     let Some(ops) = &view.ops_by_precision else {
         return paragraph("Not in this report.");
     };
-    let total = (ops.int8 + ops.fp32_reverted + ops.fp32_other).max(1) as f64;
+    let total = (ops.int8 + ops.int16 + ops.fp32_reverted + ops.fp32_other).max(1) as f64;
     let parts = [
         ("int8", "int8 (quantized)", ops.int8, palette::INT8),
+        (
+            "int16",
+            "16-bit (weights or inputs; the precision ladder's 16-bit steps)",
+            ops.int16,
+            palette::SIXTEEN,
+        ),
         (
             "fp32_reverted",
             "FP32, reverted by the search",

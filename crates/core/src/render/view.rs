@@ -215,6 +215,9 @@ pub struct LayerSensitivityView {
 pub struct OpsView {
     /// In int8.
     pub int8: usize,
+    /// With a 16-bit quantizer (absent from older reports).
+    #[serde(default)]
+    pub int16: usize,
     /// Reverted to FP32.
     pub fp32_reverted: usize,
     /// Never quantized.

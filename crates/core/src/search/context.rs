@@ -16,6 +16,7 @@ use crate::quantize::{
 use crate::search::cohort::Cohort;
 use crate::search::groups::{quantizer_groups, QuantizerGroup};
 use crate::search::lab::{EngineId, Lab, Member};
+use crate::search::ladder;
 use crate::search::ranker::Scorer;
 use crate::search::report::EvaluationCounts;
 use crate::search::scorer::{CohortKey, CohortScorer, PlainScorer};
@@ -95,19 +96,23 @@ impl<'a> SearchContext<'a> {
         self.parked = None;
     }
 
-    /// The deployable model with `reverted` ops in FP32.
+    /// The deployable model of the candidate `reverted` ([`ladder`] entries: ops in FP32 or at 16 bits).
     pub fn export(&self, reverted: &BTreeSet<String>) -> Result<ModelProto> {
         let form = ModelForm::Export {
             compress_weights: self.compress_weights,
         };
-        self.quantized.build(reverted, self.restore_mode, form)
+        self.quantized
+            .build_with(&ladder::precisions(reverted), self.restore_mode, form)
     }
 
-    /// The candidate with `reverted` ops in FP32, in the form it is evaluated in.
+    /// The candidate `reverted` ([`ladder`] entries), in the form it is evaluated in.
     pub fn build(&self, reverted: &BTreeSet<String>) -> Result<ModelProto> {
         self.evaluator.profile().build(|| {
-            self.quantized
-                .build(reverted, self.restore_mode, self.evaluation_form)
+            self.quantized.build_with(
+                &ladder::precisions(reverted),
+                self.restore_mode,
+                self.evaluation_form,
+            )
         })
     }
 

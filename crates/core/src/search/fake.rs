@@ -2,16 +2,17 @@
 //! runs in milliseconds and every branch can be staged.
 //!
 //! A sample's value is the quantized model's scripted value plus the scripted effect of every reverted
-//! group; the "deployed engine" subtracts a scripted penalty unless a given group is reverted.
+//! group (and of every group at a 16-bit rung of the ladder); the "deployed engine" subtracts a scripted penalty unless a given group is reverted.
 
 use std::collections::{BTreeSet, HashMap};
 
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, MetricValue};
 use crate::metric::{Direction, Metric};
-use crate::quantize::{FittedQuantizers, QuantizationParams};
+use crate::quantize::{FittedQuantizers, Precision, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::lab::{EngineId, Lab, Member};
+use crate::search::ladder;
 use crate::search::ranker::{Job, KeepGoing, Scorer};
 
 /// A metric known by its name, direction, bounds and aggregate only.
@@ -73,6 +74,8 @@ pub(super) struct Script {
     pub quantized: HashMap<String, Vec<Vec<f64>>>,
     /// Each group's effect when reverted: `[group][metric][sample]`.
     pub effects: Vec<Vec<Vec<f64>>>,
+    /// A group's effect at a 16-bit rung of the precision ladder, `[metric][sample]` (absent: none).
+    pub rung_effects: HashMap<(usize, Precision), Vec<Vec<f64>>>,
     /// The deployed engine: (group whose revert it needs, penalty per sample otherwise), if any.
     pub deployed: Option<(usize, Vec<f64>)>,
     /// Whether the deployed engine is the judge's own (same name and version, same model bytes).
@@ -137,6 +140,14 @@ impl Fake {
         let mut v = base[metric][sample];
         for (g, effect) in self.script.effects.iter().enumerate() {
             if reverted.contains(&format!("g{g}")) {
+                v += effect[metric][sample];
+            }
+        }
+        for entry in reverted {
+            let (op, precision) = ladder::parse(entry);
+            let group = op.strip_prefix('g').and_then(|g| g.parse::<usize>().ok());
+            if let Some(effect) = group.and_then(|g| self.script.rung_effects.get(&(g, precision)))
+            {
                 v += effect[metric][sample];
             }
         }

@@ -14,7 +14,7 @@ use crate::quantize::{FittedQuantizers, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::ranker::Scorer;
 
-/// A ranking candidate handed to [`Lab::scorer`]: its group id and the ops reverted with it (base included).
+/// A ranking candidate handed to [`Lab::scorer`]: its group id and its ladder entries (base included).
 pub(super) type Member = (usize, BTreeSet<String>);
 
 /// The engine the saved model is deployed on, as the report names it.
@@ -39,7 +39,8 @@ pub(super) trait Lab {
     /// Evaluates the FP32 model on `indices`.
     fn evaluate_fp32(&mut self, indices: &[usize]) -> Result<Evaluation>;
 
-    /// Evaluates the current quantized model with `reverted` ops in FP32 on `indices`.
+    /// Evaluates the current quantized model with the ops `reverted` names away from the base precision on
+    /// `indices` ([`ladder`](super::ladder) entries: a bare op name is FP32, `op@w8a16` a 16-bit step).
     fn evaluate(
         &mut self,
         reverted: &BTreeSet<String>,

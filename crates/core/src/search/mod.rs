@@ -16,6 +16,7 @@ mod fake;
 mod groups;
 mod journal;
 mod lab;
+mod ladder;
 mod limits;
 mod params;
 mod ranker;

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::quantize::RestoreMode;
+use crate::quantize::{Precision, RestoreMode, TargetDevice};
 
 /// How the allowed drop is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -92,7 +92,8 @@ pub struct AccuracyControlParams {
     /// Samples used to rank groups (default min(N, 300)).
     #[cfg_attr(feature = "clap", arg(long))]
     pub ranking_subset_size: Option<usize>,
-    /// Most groups reverted (POT max_iter_num, NNCF max_num_iterations; default unlimited).
+    /// Most revert steps, precision-ladder steps included (POT max_iter_num, NNCF max_num_iterations; default
+    /// unlimited).
     #[serde(alias = "max_num_iterations")]
     #[cfg_attr(feature = "clap", arg(long = "max-iter", value_name = "N"))]
     pub max_iter_num: Option<usize>,
@@ -131,6 +132,16 @@ pub struct AccuracyControlParams {
         arg(long, value_enum, default_value_t = RankingScore::Auto)
     )]
     pub ranking_score: RankingScore,
+    /// The precision ladder a group climbs, one step at a time, when it must move: a comma-separated list of
+    /// w8a16, w16a16, w16a8, fp32 (the last step fp32; default fp32, a plain revert). Each step is ranked and
+    /// kept or rolled back like a revert; a step rolled back sends the group to the next one. target_device
+    /// GNA: 16-bit steps only (default w16a16).
+    #[serde(alias = "precision_ladder")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_delimiter = ',', value_name = "STEPS", default_values_t = vec![Precision::Fp32])
+    )]
+    pub fallback: Vec<Precision>,
 }
 
 impl Default for AccuracyControlParams {
@@ -147,6 +158,7 @@ impl Default for AccuracyControlParams {
             tune_hyperparams: false,
             restore_mode: RestoreMode::ActivationsAndWeights,
             ranking_score: RankingScore::Auto,
+            fallback: vec![Precision::Fp32],
         }
     }
 }
@@ -182,6 +194,14 @@ impl AccuracyControlParams {
             )));
         }
         Ok(())
+    }
+
+    /// [`validate`](Self::validate), and the precision ladder as `device` climbs it (GNA: 16-bit steps only,
+    /// default w16a16; elsewhere the last step fp32).
+    pub fn validate_for(&self, device: TargetDevice) -> Result<()> {
+        self.validate()?;
+        let control = super::ladder::for_device(self, device);
+        super::ladder::check(&control.fallback, device)
     }
 
     /// The drop allowed for a metric whose baseline is `baseline`, in the metric's own units.

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::metric::{Direction, Metric};
 use crate::search::lab::Lab;
+use crate::search::ladder;
 use crate::search::params::RankingScore;
 use crate::search::ranker::Ranking;
 use crate::search::report::{RankedBy, RankingEntry};
@@ -11,8 +12,8 @@ use crate::search::subset::ranking_subset;
 use super::{Current, Restorer};
 
 impl<'m, L: Lab> Restorer<'m, L> {
-    /// The next group to revert: from the current ranking, or a new one over the groups neither reverted
-    /// nor rolled back (`None`: there are none).
+    /// The next group to move, at its next rung: from the current ranking, or a new one over the groups with
+    /// a rung left to try (`None`: there are none).
     pub(super) fn pick(&mut self) -> Result<Option<RankingEntry>> {
         let controlled = self.limits.controlled(&self.current().drops);
         if self.groups.is_empty() {
@@ -27,13 +28,18 @@ impl<'m, L: Lab> Restorer<'m, L> {
                 self.ranking = None;
             }
             if self.ranking.is_none() {
-                let current = &self.current().reverted;
                 let candidates: Vec<(usize, Vec<String>)> = self
                     .groups
                     .iter()
-                    .filter(|g| !self.rolled_back.contains(&g.id))
-                    .filter(|g| !g.nodes.iter().all(|n| current.contains(n)))
-                    .map(|g| (g.id, g.nodes.clone()))
+                    .filter_map(|g| {
+                        let rung = self.next_rung(g.id)?;
+                        let entries: Vec<String> =
+                            g.nodes.iter().map(|n| ladder::entry(n, rung)).collect();
+                        // A move that changes nothing (the group already there) is no candidate.
+                        let current = &self.current().reverted;
+                        let moves = entries.iter().any(|e| !current.contains(e));
+                        moves.then_some((g.id, entries))
+                    })
                     .collect();
                 if candidates.is_empty() {
                     return Ok(None);
@@ -54,11 +60,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
                 .ranking
                 .remaining()
                 .into_iter()
-                .map(|(group, nodes)| {
-                    let mut reverted = r.base.clone();
-                    reverted.extend(nodes);
-                    (group, reverted)
-                })
+                .map(|(group, entries)| (group, ladder::with_moved(&r.base, &entries)))
                 .collect();
             let mut scorer = self.lab.scorer(&r.base, members, &r.subset, r.metric)?;
             let next = r.ranking.next(scorer.as_mut())?;

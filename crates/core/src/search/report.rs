@@ -3,11 +3,13 @@
 //! Serialized as `report.json`; the schema is the one documented in the user's guide and is stable: fields are
 //! only ever added.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::cpu::CpuFeatures;
 use crate::profile::ProfileReport;
-use crate::quantize::{ModelBytes, OpsByPrecision, OverflowFix};
+use crate::quantize::{ModelBytes, OpsByPrecision, OverflowFix, Precision};
 use crate::saturation::SaturationReport;
 use crate::search::Levers;
 use crate::sensitivity::SensitivityReport;
@@ -50,8 +52,10 @@ pub struct StepReport {
     pub step: usize,
     /// Group id.
     pub group: usize,
-    /// The ops the step returned to FP32.
+    /// The ops of the group the step moved.
     pub reverted_group: Vec<String>,
+    /// The ladder rung the step moved them to (`fp32`: a revert).
+    pub precision: Precision,
     /// Value of the controlled metric after the step.
     pub metric: f64,
     /// The controlled metric: the one furthest beyond its limit before the step (`metric` and `drop` are its).
@@ -243,6 +247,9 @@ pub struct Report {
     pub reverted_ops: usize,
     /// Names of the reverted ops.
     pub reverted: Vec<String>,
+    /// The final precision of every op the search moved (`fp32`, `w8a16`…) or started elsewhere than int8
+    /// (target_device GNA), by op; ops absent run at the base precision.
+    pub precisions: BTreeMap<String, Precision>,
     /// Preset of the final model ("performance" or "mixed").
     pub preset: String,
     /// With `tune_hyperparams`: the base-algorithm parameters that replaced the given ones, if any did.
@@ -322,8 +329,16 @@ impl Report {
                 )
             })
             .collect();
+        let ops = &self.ops_by_precision;
+        let sixteen = match ops.int16 {
+            0 => String::new(),
+            n => format!(
+                " ({} int8, {n} int16, {} fp32)",
+                ops.int8, ops.fp32_reverted
+            ),
+        };
         let mut head = format!(
-            "{} of {} quantized ops reverted; {}",
+            "{} of {} quantized ops reverted{sixteen}; {}",
             self.reverted_ops,
             self.quantized_ops,
             metrics.join("; ")

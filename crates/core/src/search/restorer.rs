@@ -5,27 +5,33 @@
 //!                                                       ↑______________| (deployed engine missed the target)
 //! ```
 //!
-//! Each state does one thing and names the next. In `Restore`, one step reverts the best-ranked group and
-//! evaluates on the full set; the [`StepOutcome`] says what follows:
+//! Each state does one thing and names the next. In `Restore`, one step moves the best-ranked group one rung
+//! up the precision ladder (`fallback`; by default the one rung `fp32`: a revert) and evaluates on the full
+//! set; the [`StepOutcome`] says what follows:
 //! - `TargetMet`: stop;
 //! - `DropDecreased`: keep it and take the next group of the same ranking;
-//! - `NoImprovement` / `KeptDespiteIncrease`: keep it and re-rank the remaining groups on the new model;
-//! - `RolledBack` (`use_prev_if_drop_increase`): undo it, never try that group again, re-rank.
+//! - `NoImprovement` / `KeptDespiteIncrease`: keep it and re-rank the groups on the new model;
+//! - `RolledBack` (`use_prev_if_drop_increase`): undo it; the group's next candidate is the rung after, re-rank.
 //!
-//! Why it ends: every step either reverts a group for good or rolls it back, and a group reverted or rolled
-//! back is never a candidate again, so there are at most as many steps as groups; the deployed engine takes
-//! over the judging at most once. With several metrics the loop works on the one furthest beyond its limit.
+//! Each group has a count of rungs it has tried; a group's candidate is the rung that count names, and a
+//! group that tried every rung is never a candidate again.
+//!
+//! Why it ends: every step, kept or rolled back, adds one to the tried count of its group, which never
+//! decreases and is bounded by the ladder's length; so there are at most groups × rungs steps (groups with
+//! the default ladder). The deployed engine takes over the judging at most once. With several metrics the
+//! loop works on the one furthest beyond its limit.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use crate::cpu::CpuFeatures;
 use crate::error::{Error, Result};
 use crate::eval::Evaluation;
 use crate::metric::Metric;
-use crate::quantize::{Preset, QuantizationParams};
+use crate::quantize::{Precision, Preset, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::lab::Lab;
+use crate::search::ladder;
 use crate::search::limits::{Limits, EPSILON};
 use crate::search::params::AccuracyControlParams;
 use crate::search::ranker::Ranking;
@@ -57,6 +63,7 @@ pub(super) enum Phase {
 /// A model state evaluated on the full set.
 #[derive(Clone)]
 struct State {
+    /// The ops not at the base precision, as [`ladder`](super::ladder) entries (a bare name: FP32).
     reverted: BTreeSet<String>,
     evaluation: Evaluation,
     drops: Vec<f64>,
@@ -116,7 +123,10 @@ pub(super) struct Restorer<'m, L: Lab> {
     tuned: Option<QuantizationParams>,
     groups: Vec<QuantizerGroup>,
     steps: Vec<StepReport>,
-    rolled_back: BTreeSet<usize>,
+    /// Rungs of the ladder each group has tried (kept or rolled back); absent: none.
+    tried: BTreeMap<usize, usize>,
+    /// Where every op starts: the base precision, except for the entries here (GNA's 16-bit defaults).
+    start: BTreeSet<String>,
     ranking: Option<Current<'m>>,
     last_ranking: Vec<RankingEntry>,
     ranked_by: Option<RankedBy>,
@@ -156,7 +166,8 @@ impl<'m, L: Lab> Restorer<'m, L> {
             tuned: None,
             groups: Vec::new(),
             steps: Vec::new(),
-            rolled_back: BTreeSet::new(),
+            tried: BTreeMap::new(),
+            start: BTreeSet::new(),
             ranking: None,
             last_ranking: Vec::new(),
             ranked_by: None,
@@ -164,6 +175,19 @@ impl<'m, L: Lab> Restorer<'m, L> {
             continued: false,
             timings: Timings::default(),
         }
+    }
+
+    /// Starts the search from `entries` (ops at a precision other than the base one) instead of the base
+    /// model.
+    pub fn starting_from(mut self, entries: BTreeSet<String>) -> Self {
+        self.start = entries;
+        self
+    }
+
+    /// The rung group `group` would try next, if any is left.
+    pub(super) fn next_rung(&self, group: usize) -> Option<Precision> {
+        let tried = self.tried.get(&group).copied().unwrap_or(0);
+        self.control.fallback.get(tried).copied()
     }
 
     /// Runs the machine to the end. An interrupt at any state ends it with [`StopReason::Interrupted`].
@@ -256,7 +280,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
     }
 
     fn quantized(&mut self) -> Result<Phase> {
-        let state = self.evaluate_state(BTreeSet::new(), "INT8 evaluation")?;
+        let state = self.evaluate_state(self.start.clone(), "INT8 evaluation")?;
         self.quantized_values = state.evaluation.metrics[..self.metrics.len()]
             .iter()
             .map(|m| m.value)
@@ -311,7 +335,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
     /// goes back to the current parameters otherwise. Returns whether it was kept.
     fn try_base(&mut self, params: QuantizationParams, label: &str, name: &str) -> Result<bool> {
         self.lab.requantize(&params, None)?;
-        let candidate = self.evaluate_state(BTreeSet::new(), label)?;
+        let candidate = self.evaluate_state(self.start.clone(), label)?;
         let better = self.limits.worst(&candidate.drops) < self.limits.worst(&self.current().drops);
         if better {
             self.lab.save_intermediate(name, &candidate.reverted)?;
@@ -345,10 +369,14 @@ impl<'m, L: Lab> Restorer<'m, L> {
         Ok(Phase::Restore)
     }
 
-    /// One step: reverts `entry`'s group on top of the current model and decides what follows.
+    /// One step: moves `entry`'s group to its next rung on top of the current model and decides what
+    /// follows.
     fn revert(&mut self, entry: RankingEntry) -> Result<()> {
-        let mut reverted = self.current().reverted.clone();
-        reverted.extend(entry.nodes.iter().cloned());
+        let rung = self.next_rung(entry.group).ok_or_else(|| {
+            Error::Config(format!("group {} has no rung left to try", entry.group))
+        })?;
+        *self.tried.entry(entry.group).or_insert(0) += 1;
+        let reverted = ladder::with_moved(&self.current().reverted, &entry.nodes);
         let step = self.steps.len() + 1;
         let candidate = self.evaluate_state(reverted, &format!("step {step}"))?;
         let controlled = self.limits.controlled(&self.current().drops);
@@ -370,7 +398,12 @@ impl<'m, L: Lab> Restorer<'m, L> {
         self.steps.push(StepReport {
             step,
             group: entry.group,
-            reverted_group: entry.nodes.clone(),
+            reverted_group: entry
+                .nodes
+                .iter()
+                .map(|e| ladder::parse(e).0.to_string())
+                .collect(),
+            precision: rung,
             metric: candidate.evaluation.metrics[controlled].value,
             metric_name: self.metrics[controlled].name().into(),
             drop: after,
@@ -384,7 +417,6 @@ impl<'m, L: Lab> Restorer<'m, L> {
             self.ranking = None;
         }
         if outcome == StepOutcome::RolledBack {
-            self.rolled_back.insert(entry.group);
             return Ok(());
         }
         let best = self.best.as_ref().expect("set by the Quantized state");
@@ -503,6 +535,10 @@ mod picking;
 #[cfg(test)]
 #[path = "restorer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "ladder_tests.rs"]
+mod ladder_tests;
 
 #[cfg(test)]
 #[path = "nmse_tests.rs"]

@@ -19,6 +19,7 @@ use crate::quantize::{
 use crate::saturation::{self, SaturationReport};
 use crate::search::context::{self, SearchContext};
 use crate::search::journal::Journal;
+use crate::search::ladder;
 use crate::search::params::{AccuracyControlParams, RankingScore};
 use crate::search::record::Recorded;
 use crate::search::report::{
@@ -45,6 +46,8 @@ pub fn quantize_with_accuracy_control(
 ) -> Result<Outcome> {
     let start = Instant::now();
     control.validate()?;
+    let control = &ladder::for_device(control, quantization.target_device);
+    ladder::check(&control.fallback, quantization.target_device)?;
     check_metric_targets(metrics, control)?;
     let model_name = model
         .graph
@@ -73,6 +76,15 @@ pub fn quantize_with_accuracy_control(
         quantization,
         options,
     )?;
+    ladder::check_names(
+        &control.fallback,
+        quantized.placement().nodes.iter().map(|n| n.name.as_str()),
+    )?;
+    let start_entries: BTreeSet<String> =
+        quantize::device_precisions(quantized.placement(), quantization)
+            .into_iter()
+            .map(|(op, p)| ladder::entry(&op, p))
+            .collect();
     let calibration_seconds = summary.calibration_seconds + summary.bias_correction_seconds;
     let fp32 = quantized.fp32().model().clone();
     let nmse = ranking_nmse(metrics, control);
@@ -109,19 +121,30 @@ pub fn quantize_with_accuracy_control(
         control,
         quantization.clone(),
         options.levers.early_stop,
-    );
+    )
+    .starting_from(start_entries);
     let (mut verdict, lab) = restorer.run()?;
     let ctx = lab.into_inner();
     verdict.timings.calibration = calibration_seconds;
     let model = ctx.export(&verdict.reverted)?;
-    let saturation = analyze_saved(&model, backend, calibration, options, verdict.stop)?;
+    let sixteen_bit = ladder::precisions(&verdict.reverted)
+        .values()
+        .any(|p| p.is_sixteen_bit());
+    let saturation = analyze_saved(
+        &model,
+        saturation_engine(backend, options, sixteen_bit),
+        calibration,
+        options,
+        verdict.stop,
+    )?;
     let sensitivity = match verdict.stop {
         // The user is waiting for an interrupted run to stop.
         StopReason::Interrupted => None,
         _ => sensitivity::after_run(&ctx.quantized, backend, calibration, options)?,
     };
+    let precisions = ladder::precisions(&verdict.reverted);
     let footprint = Footprint {
-        ops_by_precision: OpsByPrecision::of(&ctx.quantized, verdict.reverted.len()),
+        ops_by_precision: OpsByPrecision::of(&ctx.quantized, &precisions),
         model_bytes: ModelBytes::of(ctx.quantized.fp32().model(), &model),
     };
     verdict.timings.sensitivity = sensitivity.as_ref().map_or(0.0, |(_, seconds)| *seconds);
@@ -132,7 +155,7 @@ pub fn quantize_with_accuracy_control(
             .quantized
             .half_range_layers()
             .into_iter()
-            .filter(|n| !verdict.reverted.contains(n))
+            .filter(|n| !precisions.contains_key(n))
             .collect(),
     };
     let report = report(
@@ -193,6 +216,7 @@ fn report(
     analyses: Analyses,
 ) -> Report {
     let target_met = verdict.target_met();
+    let fp32 = ladder::fp32_ops(&verdict.reverted);
     let metric_reports = metrics
         .iter()
         .enumerate()
@@ -215,8 +239,9 @@ fn report(
         stop_reason: verdict.stop,
         stop_message: verdict.stop.message(control.max_iter_num),
         quantized_ops: ctx.quantized.placement().nodes.len(),
-        reverted_ops: verdict.reverted.len(),
-        reverted: ordered(ctx, &verdict.reverted),
+        reverted_ops: fp32.len(),
+        reverted: ordered(ctx, &fp32),
+        precisions: ladder::precisions(&verdict.reverted),
         preset: serde_json::to_value(verdict.preset)
             .ok()
             .and_then(|v| v.as_str().map(String::from))
@@ -245,19 +270,33 @@ fn report(
     }
 }
 
+/// The engine the saturation analysis runs the saved model on: the judge's, unless the precision ladder left
+/// 16-bit Q/DQ in it, which tract cannot load (ENGINES.md) — then the deployed engine (ONNX Runtime by default),
+/// and without one no engine (the weights-only analysis).
+fn saturation_engine<'a>(
+    backend: &'a dyn Backend,
+    options: &RunOptions<'a>,
+    sixteen_bit: bool,
+) -> Option<&'a dyn Backend> {
+    match (sixteen_bit, backend.runs_qdq_natively()) {
+        (false, _) | (true, true) => Some(backend),
+        (true, false) => options.deployed,
+    }
+}
+
 /// The saturation analysis of the model to be saved, on the first calibration samples (the weights alone when
 /// the run was interrupted: the user is waiting for it to stop).
 fn analyze_saved(
     model: &ModelProto,
-    backend: &dyn Backend,
+    backend: Option<&dyn Backend>,
     calibration: &dyn Dataset,
     options: &RunOptions,
     stop: StopReason,
 ) -> Result<SaturationReport> {
     let graph = Graph::new(model.clone())?;
-    if stop == StopReason::Interrupted {
+    let Some(backend) = backend.filter(|_| stop != StopReason::Interrupted) else {
         return saturation::analyze_qdq_weights(&graph);
-    }
+    };
     let samples = quantize::AUTO_SAMPLES.min(calibration.len());
     saturation::analyze_qdq(
         &graph,

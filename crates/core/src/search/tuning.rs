@@ -21,6 +21,7 @@ pub(super) fn grid(base: &QuantizationParams) -> Vec<QuantizationParams> {
     let presets: &[Preset] = match base.preset {
         Preset::Performance => &[Preset::Performance, Preset::Mixed],
         Preset::Mixed => &[Preset::Mixed],
+        Preset::Accuracy => &[Preset::Accuracy],
     };
     let mut variants = Vec::new();
     for estimator in estimators {

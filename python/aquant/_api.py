@@ -173,6 +173,7 @@ def quantize_with_accuracy_control(
     *,
     metric: Any = None,
     metric_bounds: Optional[tuple] = None,
+    fallback: Union[str, list, None] = None,
     backend: str = "tract",
     overflow_fix: Any = None,
     deployed_check: bool = True,
@@ -194,6 +195,9 @@ def quantize_with_accuracy_control(
     sample's value of a Python ``metric`` (``(0, 1)`` for an accuracy): the ranking can then stop evaluating a
     candidate once the remaining samples cannot change its rank, as it does for the built-ins (a
     ``validation_fn`` sees whole sets, so it cannot stop early); a value outside the bounds is an error.
+
+    ``fallback`` is the precision ladder a group climbs when it must move (``"w8a16,fp32"`` or a list; default
+    ``"fp32"``, a plain revert), as the command line's ``--fallback``.
 
     aquant's own: ``backend`` ("tract", "ort" or "openvino"), ``overflow_fix`` (also in
     ``advanced_quantization_parameters``), ``deployed_check`` (judge the saved model on ONNX Runtime),
@@ -227,6 +231,8 @@ def quantize_with_accuracy_control(
         "tune_hyperparams": restorer["tune_hyperparams"],
         "restore_mode": value(restorer["restore_mode"]),
     }
+    if fallback is not None:
+        control["fallback"] = fallback.split(",") if isinstance(fallback, str) else [value(f) for f in fallback]
     calibration = source(calibration_dataset, "calibration_dataset")
     validation = (
         calibration if validation_dataset is calibration_dataset else source(validation_dataset, "validation_dataset")

@@ -34,6 +34,10 @@ class Report:
     quantized_ops: int
     reverted_ops: int
     reverted: list[str] = field(default_factory=list)
+    #: The precision each moved op ended at (``"w8a16"``, ``"fp32"``…; the precision ladder, ``fallback``).
+    precisions: dict = field(default_factory=dict)
+    #: Ops counted by precision (``int8``, ``int16``, ``fp32_reverted``…).
+    ops_by_precision: dict = field(default_factory=dict)
     metrics: list[MetricReport] = field(default_factory=list)
     target_met: bool = True
     interrupted: bool = False

@@ -200,3 +200,21 @@ def test_openvino_model_in_openvino_model_out(mnist, tmp_path, monkeypatch):
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     measured, _ = validation_ov(compiled, list(Digits(x, y)))
     assert measured == report.deployed["metrics"][0]["value"]
+
+
+def test_fallback_ladder_from_python(mnist, tmp_path, monkeypatch):
+    # The precision ladder as the CLI's --fallback: groups go to 16-bit activations before FP32, the report says
+    # which precision each moved op ended at, and the opset-21 model ONNX Runtime runs keeps the drop.
+    weights_3_levels(monkeypatch)
+    _, plain = run(mnist, metric="top1")
+    model, ladder = run(mnist, tmp_path, metric="top1", fallback="w8a16,fp32")
+    assert plain.reverted_ops > 0
+    moved = ladder.precisions
+    assert moved and set(moved.values()) <= {"w8a16", "fp32"}
+    assert ladder.ops_by_precision["int16"] == sum(1 for p in moved.values() if p == "w8a16")
+    assert ladder.target_met
+    opsets = {o.domain: o.version for o in onnx.load(model).opset_import}
+    assert opsets.get("", opsets.get("ai.onnx")) == (21 if "w8a16" in moved.values() else 13)
+    assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], MAX_DROP)
+    with pytest.raises(ValueError, match="fallback"):
+        run(mnist, metric="top1", fallback="w9a16")

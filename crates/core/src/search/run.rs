@@ -30,6 +30,54 @@ use crate::search::{Outcome, RunOptions};
 use crate::sensitivity::{self, SensitivityReport};
 use crate::tensor::Tensor;
 
+/// The run's journal: in the file `options.journal` names, keyed by a fingerprint of everything the run
+/// depends on (so a resume with other inputs is refused), else in memory.
+fn open_journal(
+    model: &ModelProto,
+    datasets: [&dyn Dataset; 2],
+    backend: &dyn Backend,
+    quantization: &QuantizationParams,
+    control: &AccuracyControlParams,
+    options: &RunOptions,
+) -> Result<Journal> {
+    match &options.journal {
+        Some(file) => {
+            let input = fingerprint(model, datasets, backend, quantization, control, options)?;
+            Journal::open(file, &input)
+        }
+        None => Ok(Journal::in_memory()),
+    }
+}
+
+/// Where the search starts: the ops the target device puts at a precision other than the base one (GNA's
+/// 16-bit defaults), as ladder entries.
+fn start_entries(
+    quantized: &QuantizedModel,
+    quantization: &QuantizationParams,
+) -> BTreeSet<String> {
+    quantize::device_precisions(quantized.placement(), quantization)
+        .into_iter()
+        .map(|(op, p)| ladder::entry(&op, p))
+        .collect()
+}
+
+/// The overflow fix as saved: its mode and the layers still quantized with half-range weights (a moved op
+/// keeps no int8 weights of its own).
+fn overflow_fix_report(
+    quantized: &QuantizedModel,
+    quantization: &QuantizationParams,
+    precisions: &quantize::Precisions,
+) -> OverflowFixReport {
+    OverflowFixReport {
+        mode: quantization.effective_overflow_fix(),
+        half_range_layers: quantized
+            .half_range_layers()
+            .into_iter()
+            .filter(|n| !precisions.contains_key(n))
+            .collect(),
+    }
+}
+
 /// Quantizes `model` and reverts quantizer groups until every metric's drop on `validation` is within
 /// `control.maximal_drop` (or nothing is left to revert). When the target cannot be reached, the best model
 /// found is returned with `report.target_met == false`: the caller decides how loud to be.
@@ -45,29 +93,22 @@ pub fn quantize_with_accuracy_control(
     options: &RunOptions,
 ) -> Result<Outcome> {
     let start = Instant::now();
-    control.validate()?;
+    control.validate_for(quantization.target_device)?;
     let control = &ladder::for_device(control, quantization.target_device);
-    ladder::check(&control.fallback, quantization.target_device)?;
     check_metric_targets(metrics, control)?;
     let model_name = model
         .graph
         .as_ref()
         .and_then(|g| g.name.clone())
         .unwrap_or_default();
-    let mut journal = match &options.journal {
-        Some(file) => {
-            let input = fingerprint(
-                &model,
-                [calibration, validation],
-                backend,
-                quantization,
-                control,
-                options,
-            )?;
-            Journal::open(file, &input)?
-        }
-        None => Journal::in_memory(),
-    };
+    let mut journal = open_journal(
+        &model,
+        [calibration, validation],
+        backend,
+        quantization,
+        control,
+        options,
+    )?;
     let (quantized, summary) = quantize_journaled(
         &mut journal,
         backend,
@@ -80,11 +121,7 @@ pub fn quantize_with_accuracy_control(
         &control.fallback,
         quantized.placement().nodes.iter().map(|n| n.name.as_str()),
     )?;
-    let start_entries: BTreeSet<String> =
-        quantize::device_precisions(quantized.placement(), quantization)
-            .into_iter()
-            .map(|(op, p)| ladder::entry(&op, p))
-            .collect();
+    let start_entries = start_entries(&quantized, quantization);
     let calibration_seconds = summary.calibration_seconds + summary.bias_correction_seconds;
     let fp32 = quantized.fp32().model().clone();
     let nmse = ranking_nmse(metrics, control);
@@ -127,9 +164,8 @@ pub fn quantize_with_accuracy_control(
     let ctx = lab.into_inner();
     verdict.timings.calibration = calibration_seconds;
     let model = ctx.export(&verdict.reverted)?;
-    let sixteen_bit = ladder::precisions(&verdict.reverted)
-        .values()
-        .any(|p| p.is_sixteen_bit());
+    let precisions = ladder::precisions(&verdict.reverted);
+    let sixteen_bit = precisions.values().any(|p| p.is_sixteen_bit());
     let saturation = analyze_saved(
         &model,
         saturation_engine(backend, options, sixteen_bit),
@@ -142,22 +178,13 @@ pub fn quantize_with_accuracy_control(
         StopReason::Interrupted => None,
         _ => sensitivity::after_run(&ctx.quantized, backend, calibration, options)?,
     };
-    let precisions = ladder::precisions(&verdict.reverted);
     let footprint = Footprint {
         ops_by_precision: OpsByPrecision::of(&ctx.quantized, &precisions),
         model_bytes: ModelBytes::of(ctx.quantized.fp32().model(), &model),
     };
     verdict.timings.sensitivity = sensitivity.as_ref().map_or(0.0, |(_, seconds)| *seconds);
     verdict.timings.total = start.elapsed().as_secs_f64();
-    let overflow_fix = OverflowFixReport {
-        mode: quantization.effective_overflow_fix(),
-        half_range_layers: ctx
-            .quantized
-            .half_range_layers()
-            .into_iter()
-            .filter(|n| !precisions.contains_key(n))
-            .collect(),
-    };
+    let overflow_fix = overflow_fix_report(&ctx.quantized, quantization, &precisions);
     let report = report(
         &ctx,
         model_name,

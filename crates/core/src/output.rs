@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::quantize::Deploy;
 
 /// The quantized model.
 const MODEL: &str = "model.onnx";
@@ -44,6 +45,14 @@ impl OutputFormat {
         } else {
             OutputFormat::Onnx
         })
+    }
+
+    /// The engine a model saved in this format runs on.
+    pub fn engine(self) -> Deploy {
+        match self {
+            OutputFormat::Onnx => Deploy::Ort,
+            OutputFormat::Ir => Deploy::Openvino,
+        }
     }
 
     /// Refuses, before any work, a model that cannot be saved in this format (an op without an IR form).

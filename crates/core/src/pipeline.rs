@@ -36,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::eval::{Evaluation, Evaluator};
 use crate::graph::Graph;
 use crate::metric::Metric;
+use crate::output::OutputFormat;
 use crate::progress::{NoProgress, Progress};
 use crate::quantize::{
     self, DefaultReport, ModelForm, Precisions, QuantizationParams, QuantizedModel, RestoreMode,
@@ -116,6 +117,14 @@ impl Algorithm {
                 quantization
             }
         }
+    }
+
+    /// Targets `format`'s engine ([`OutputFormat::engine`]) unless the parameters name one: the placement then
+    /// matches where the saved model runs.
+    pub fn deploy_as(&mut self, format: OutputFormat) {
+        let (Algorithm::Default(quantization) | Algorithm::AccuracyAware { quantization, .. }) =
+            self;
+        quantization.deploy.get_or_insert(format.engine());
     }
 
     /// Accuracy control's parameters, for AccuracyAwareQuantization.

@@ -218,8 +218,9 @@ fn run(
     let entry: serde_json::Value = serde_json::from_str(algorithm)
         .map_err(|e| PyValueError::new_err(format!("algorithm: {e}")))?;
     let target = target_device.map(|d| serde_json::Value::String(d.to_owned()));
-    let algorithm = aquant::config::read_algorithm(entry, target)
+    let mut algorithm = aquant::config::read_algorithm(entry, target)
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    algorithm.deploy_as(format);
     if workers == Some(0) {
         return Err(PyValueError::new_err(
             "num_ranking_workers must be at least 1",

@@ -26,10 +26,11 @@ use crate::progress::Bars;
 
 /// Runs `aquant quantize`; `resumed`: the arguments come from an interrupted run's state.
 pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
-    let job = Job::try_from(&args)?;
+    let mut job = Job::try_from(&args)?;
     let model = Graph::load_with_weights(&job.model, job.weights.as_deref())?.into_model();
     let output = OutputDir::plan(Some(&job.model), &job.output)?;
     let format = OutputFormat::resolve(args.output_format, &job.model);
+    job.algorithm.deploy_as(format);
     // Every op of the model must have a form in the output format: known now, not after the search.
     format.check(&model)?;
     // Every input is opened and checked before the output directory is created.

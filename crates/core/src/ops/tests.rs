@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::builder::ModelBuilder;
-use crate::quantize::{place, ModelType, QuantizedNode, TargetDevice};
+use crate::quantize::{place, Deploy, ModelType, QuantizedNode, TargetDevice};
 
 /// `x → op(x, w[, b]) → y`: one node called `node` with an initializer weight of `weight_dims` and, with
 /// `bias`, an initializer bias of `weight_dims[0]` values.
@@ -51,16 +51,17 @@ pub(super) fn all_params() -> Vec<QuantizationParams> {
         TargetDevice::Npu,
     ];
     let model_types = [None, Some(ModelType::Transformer)];
+    let engines = [None, Some(Deploy::Ort), Some(Deploy::Openvino)];
     devices
         .into_iter()
-        .flat_map(|target_device| {
-            model_types
-                .into_iter()
-                .map(move |model_type| QuantizationParams {
-                    target_device,
-                    model_type,
-                    ..Default::default()
-                })
+        .flat_map(|target_device| model_types.map(move |model_type| (target_device, model_type)))
+        .flat_map(|(target_device, model_type)| {
+            engines.map(move |deploy| QuantizationParams {
+                target_device,
+                model_type,
+                deploy,
+                ..Default::default()
+            })
         })
         .collect()
 }

@@ -24,7 +24,7 @@ pub use footprint::{ModelBytes, OpsByPrecision};
 pub use model::{FittedQuantizers, ModelForm, QuantizedModel, RestoreMode};
 pub use overflow::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
 pub use params::{
-    ActivationsParams, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
+    ActivationsParams, Deploy, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
     TargetDevice, WeightsParams,
 };
 pub use placement::{place, ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};

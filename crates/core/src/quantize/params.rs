@@ -57,6 +57,23 @@ pub enum TargetDevice {
     Gna,
 }
 
+/// The engine the quantized model is deployed on: which integer kernels the placement lets it fuse.
+///
+/// `target_device` keeps POT's meaning (which ops a device quantizes); the engine adds what its QDQ fusion
+/// needs. ONNX Runtime fuses a Conv into `QLinearConv` only when the Conv's output reaches nothing but its
+/// quantizer, so a residual `Add` left in float beside it keeps the Conv in float: for ONNX Runtime, residual
+/// Adds (`QLinearAdd`) and average pooling (`QLinearAveragePool`, `QLinearGlobalAveragePool`) are quantized
+/// under every target device. OpenVINO reads POT's placement as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Deploy {
+    /// ONNX Runtime: the natural engine of ONNX output.
+    Ort,
+    /// OpenVINO: the natural engine of IR output.
+    Openvino,
+}
+
 /// Model family: `transformer` enables transformer patterns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -355,6 +372,10 @@ pub struct QuantizationParams {
     /// Model family: transformer enables transformer patterns.
     #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub model_type: Option<ModelType>,
+    /// The engine the model is deployed on: ort also quantizes residual Add and average pooling, which ONNX
+    /// Runtime runs as integer kernels (default: the output format's engine, ort for ONNX, openvino for IR).
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub deploy: Option<Deploy>,
     /// Calibration samples (POT stat_subset_size, NNCF subset_size).
     #[serde(alias = "subset_size")]
     #[cfg_attr(
@@ -403,6 +424,7 @@ impl Default for QuantizationParams {
             preset: Preset::default(),
             target_device: TargetDevice::default(),
             model_type: None,
+            deploy: None,
             stat_subset_size: 300,
             shuffle_data: false,
             seed: 0,
@@ -470,6 +492,12 @@ impl QuantizationParams {
     fn half_range_applies(&self) -> bool {
         let w = &self.weights;
         w.bits == 8 && w.mode == Mode::Symmetric && w.level_low.is_none() && w.level_high.is_none()
+    }
+
+    /// The engine the placement targets: the one given, else ONNX Runtime (the library builds ONNX; front
+    /// ends saving IR set [`Deploy::Openvino`] when none is given).
+    pub fn deploy_engine(&self) -> Deploy {
+        self.deploy.unwrap_or(Deploy::Ort)
     }
 
     /// The activation mode after the preset and any override.

@@ -74,10 +74,18 @@ fn branches() -> Graph {
     Graph::new(b.build()).unwrap()
 }
 
+/// POT's placement for target ANY: the model deployed on OpenVINO.
+fn pot_any() -> QuantizationParams {
+    QuantizationParams {
+        deploy: Some(Deploy::Openvino),
+        ..Default::default()
+    }
+}
+
 #[test]
 fn concat_propagates_and_shared_input_has_one_quantizer() {
     let g = branches();
-    let p = place(&g, &QuantizationParams::default()).unwrap();
+    let p = place(&g, &pot_any()).unwrap();
     let x = p.activations.iter().find(|a| a.tensor == "x").unwrap();
     assert_eq!(
         x.consumers,
@@ -101,6 +109,24 @@ fn concat_propagates_and_shared_input_has_one_quantizer() {
 }
 
 #[test]
+fn residual_add_is_quantized_for_onnx_runtime_under_any() {
+    // Left in float, the Add would read conv_a's and conv_b's outputs beside their quantizer (for the
+    // concat), and ONNX Runtime would keep both convolutions in float.
+    let g = branches();
+    let p = place(&g, &QuantizationParams::default()).unwrap();
+    let add = p.node("add").expect("Add quantized for ONNX Runtime");
+    assert_eq!(
+        add.activations,
+        vec![(0, "a".to_string()), (1, "b".to_string())]
+    );
+    let explicit = QuantizationParams {
+        deploy: Some(Deploy::Ort),
+        ..Default::default()
+    };
+    assert_eq!(place(&g, &explicit).unwrap(), p, "ort is the default");
+}
+
+#[test]
 fn residual_add_is_quantized_for_cpu() {
     let g = branches();
     let params = QuantizationParams {
@@ -118,7 +144,7 @@ fn residual_add_is_quantized_for_cpu() {
 #[test]
 fn ignored_scope_by_name_pattern_and_type() {
     let g = branches();
-    let mut params = QuantizationParams::default();
+    let mut params = pot_any();
     params.ignored_scope.names = vec!["conv_a".into()];
     let p = place(&g, &params).unwrap();
     assert!(p.node("conv_a").is_none() && p.node("conv_b").is_some());
@@ -285,13 +311,10 @@ fn transformer_mode_quantizes_matmul_between_activations_and_residual_add() {
         .output("out", &[None, Some(4), Some(4)])
         .build();
     let g = Graph::new(m).unwrap();
-    assert!(place(&g, &QuantizationParams::default())
-        .unwrap()
-        .nodes
-        .is_empty());
+    assert!(place(&g, &pot_any()).unwrap().nodes.is_empty());
     let params = QuantizationParams {
         model_type: Some(ModelType::Transformer),
-        ..Default::default()
+        ..pot_any()
     };
     let p = place(&g, &params).unwrap();
     let names: Vec<&str> = p.nodes.iter().map(|n| n.name.as_str()).collect();

@@ -64,8 +64,10 @@ pub(super) fn qdq_node(
     }
 }
 
-/// Adds `tensor → QuantizeLinear → DequantizeLinear` and returns the dequantized tensor's name.
+/// Adds `tensor → QuantizeLinear → DequantizeLinear` and returns the dequantized tensor's name. The pair
+/// stores [`activation_storage`]'s integers.
 pub(super) fn activation_qdq(patch: &mut Patch, tensor: &str, params: &Quantizer) -> String {
+    let params = &activation_storage(params);
     let quantized = format!("{tensor}_quantized");
     let dequantized = format!("{tensor}_dequantized");
     let (scale, zero_point) = scale_and_zero_point(patch, tensor, params);
@@ -84,6 +86,24 @@ pub(super) fn activation_qdq(patch: &mut Patch, tensor: &str, params: &Quantizer
         None,
     )));
     dequantized
+}
+
+/// The quantizer `params` as the export form stores it: a signed 8-bit per-tensor activation quantizer becomes
+/// unsigned with its levels and zero point moved up by 128, which dequantizes to the same values (`q − zp` is
+/// unchanged) in the type ONNX Runtime's x86 integer kernels take. Its QDQ selectors refuse int8 activations
+/// there and turn an int8 pair into uint8 only when the quantizer has one reader, so a signed tensor read by
+/// two quantized ops (a residual block's input: the next Conv and the Add) would keep both in float.
+pub(super) fn activation_storage(params: &Quantizer) -> Quantizer {
+    if !(params.bits == 8 && params.signed && params.scale.len() == 1) {
+        return params.clone();
+    }
+    Quantizer {
+        zero_point: params.zero_point.iter().map(|z| z + 128).collect(),
+        qmin: params.qmin + 128,
+        qmax: params.qmax + 128,
+        signed: false,
+        ..params.clone()
+    }
 }
 
 /// The evaluation form of an activation quantizer: `Mul(Clip(Round(Div(x, s)), qmin − zp, qmax − zp), s)`.
@@ -141,4 +161,37 @@ pub(super) fn fake_quant_integer_nodes(tensor: &str) -> [String; 3] {
 /// The name of a value of `tensor`'s evaluation-form quantizer; `"clipped"` holds the integers `q − zp`.
 pub(super) fn fake_quant_name(tensor: &str, part: &str) -> String {
     format!("{tensor}_fake_quant_{part}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::{Mode, QuantSpec};
+
+    #[test]
+    fn signed_8_bit_activations_are_stored_unsigned_with_the_same_values() {
+        let spec = QuantSpec::new(8, Mode::Symmetric, true, false).unwrap();
+        let signed = Quantizer::from_range(&spec, &[-2.0], &[3.0], None).unwrap();
+        let stored = activation_storage(&signed);
+        assert!(!stored.signed);
+        assert_eq!(storage_type(&stored), DataType::Uint8);
+        assert_eq!((stored.qmin, stored.qmax), (0, 255));
+        assert_eq!(stored.scale, signed.scale);
+        let values = |q: &Quantizer| -> Vec<f32> {
+            (q.qmin..=q.qmax)
+                .map(|l| (l - q.zero_point[0]) as f32 * q.scale[0])
+                .collect()
+        };
+        assert_eq!(values(&stored), values(&signed));
+    }
+
+    #[test]
+    fn unsigned_and_16_bit_activations_are_stored_as_they_are() {
+        let unsigned = QuantSpec::new(8, Mode::Symmetric, false, false).unwrap();
+        let wide = QuantSpec::new(16, Mode::Symmetric, true, false).unwrap();
+        for spec in [unsigned, wide] {
+            let q = Quantizer::from_range(&spec, &[-1.0], &[1.0], None).unwrap();
+            assert_eq!(activation_storage(&q), q);
+        }
+    }
 }

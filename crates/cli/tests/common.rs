@@ -86,6 +86,24 @@ pub fn ort_eval_with(model: &Path, data: &Path, options: &[&str]) -> serde_json:
     serde_json::from_slice(&output.stdout).expect("ort_eval.py prints one JSON object")
 }
 
+/// ONNX Runtime's optimized graph of `model`, read by `scripts/ort_fusion.py`: op counts, the weighted ops
+/// left in float (`float_weighted`) and the DequantizeLinear→QuantizeLinear pairs (`dq_q_pairs`).
+pub fn ort_fusion(model: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_fusion.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg("--model")
+        .arg(model)
+        .output()
+        .expect("python3 runs (install scripts/requirements.txt)");
+    assert!(
+        output.status.success(),
+        "ort_fusion.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("ort_fusion.py prints one JSON object")
+}
+
 fn run_ort_eval(model: &Path, data: &Path, options: &[&str]) -> Output {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_eval.py");
     Command::new("python3")

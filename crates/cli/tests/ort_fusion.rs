@@ -1,0 +1,156 @@
+//! Quantized must mean faster (issue #25): ONNX Runtime runs aquant's default INT8 models in integer kernels.
+//!
+//! ONNX Runtime fuses a QDQ model only where its QDQ selectors find their patterns; elsewhere it keeps the float
+//! op beside `DequantizeLinear` and the INT8 model runs at FP32 speed. Timing would depend on the CPU, so these
+//! tests read ONNX Runtime's optimized graph instead (`scripts/ort_fusion.py`, `ORT_ENABLE_EXTENDED`): no
+//! Conv/Gemm/MatMul keeps a weight in float, and no DequantizeLinear feeds a QuantizeLinear, on any machine.
+//!
+//! Two gaps are written down rather than hidden: ONNX Runtime moves a quantizer up across MaxPool, Reshape,
+//! Transpose, Squeeze, Unsqueeze and Slice only, so a Conv whose output reaches its quantizer through a
+//! `Flatten` (the MNIST CNN's last Conv) or a `Pad` (EfficientNet-Lite0's stem and expansion Convs, before their
+//! depthwise Convs' explicit padding) stays in float until placement puts a quantizer on both sides of them.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::{aquant, assets, ort_fusion};
+
+/// Quantizes `model` with the defaults (plus `extra` arguments) into `out` and returns ONNX Runtime's view of
+/// the saved model.
+fn quantize(model: &str, calib: &str, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let (model, calib) = (assets().join(model), assets().join(calib));
+    let args = [
+        "quantize",
+        "--model",
+        model.to_str().unwrap(),
+        "--calib",
+        calib.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    let result = aquant(&[&args[..], extra].concat());
+    assert!(
+        matches!(result.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    ort_fusion(&out.join("model.onnx"))
+}
+
+fn names(value: &serde_json::Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The weighted ops ONNX Runtime left in float, after checking that no DQ→Q pair is left.
+fn float_weighted(graph: &serde_json::Value) -> BTreeSet<String> {
+    assert!(
+        names(&graph["dq_q_pairs"]).is_empty(),
+        "DequantizeLinear→QuantizeLinear pairs: {}",
+        graph["dq_q_pairs"]
+    );
+    names(&graph["float_weighted"])
+}
+
+#[test]
+fn mobilenet_v2_runs_wholly_in_integer_kernels() {
+    let out = tempfile::tempdir().unwrap();
+    let graph = quantize(
+        "imagenet/mobilenet_v2.onnx",
+        "imagenet/val.json",
+        out.path(),
+        &[],
+    );
+    assert_eq!(float_weighted(&graph), BTreeSet::new(), "{graph}");
+    // Every Conv and the residual Adds: the blocks stay in int8 from end to end.
+    assert_eq!(graph["ops"]["QLinearConv"], 52, "{graph}");
+    assert_eq!(graph["ops"]["QLinearAdd"], 10, "{graph}");
+    assert_eq!(graph["ops"]["QGemm"], 1, "{graph}");
+}
+
+#[test]
+fn efficientnet_lite0_keeps_in_float_only_the_convs_before_a_pad() {
+    let out = tempfile::tempdir().unwrap();
+    let graph = quantize(
+        "imagenet/efficientnet_lite0.onnx",
+        "imagenet/val.json",
+        out.path(),
+        &[],
+    );
+    let float = float_weighted(&graph);
+    let before_pad =
+        |name: &String| name.ends_with("_expand_conv/Conv") || name == "/_conv_stem/Conv";
+    assert!(float.iter().all(before_pad), "{graph}");
+    assert_eq!(
+        graph["ops"]["QLinearAdd"], 9,
+        "residual Adds in int8: {graph}"
+    );
+}
+
+#[test]
+fn mnist_cnn_keeps_in_float_only_the_conv_before_the_flatten() {
+    let out = tempfile::tempdir().unwrap();
+    let graph = quantize(
+        "mnist_cnn/mnist_cnn.onnx",
+        "mnist_cnn/calib.json",
+        out.path(),
+        &[],
+    );
+    assert_eq!(
+        float_weighted(&graph),
+        BTreeSet::from(["/c3/Conv".to_string()]),
+        "{graph}"
+    );
+}
+
+#[test]
+fn openvino_deployment_keeps_pots_placement() {
+    // POT's ANY leaves residual Adds in float: a Conv feeding one keeps ONNX Runtime from fusing it.
+    let out = tempfile::tempdir().unwrap();
+    let graph = quantize(
+        "imagenet/mobilenet_v2.onnx",
+        "imagenet/val.json",
+        out.path(),
+        &["--deploy", "openvino"],
+    );
+    assert!(graph["ops"].get("QLinearAdd").is_none(), "{graph}");
+    assert!(!float_weighted(&graph).is_empty(), "{graph}");
+}
+
+#[test]
+fn after_accuracy_control_only_reverted_ops_and_their_producers_compute_in_float() {
+    // A reverted op reads FP32 values, so the quantized op before it has no output quantizer and ONNX Runtime
+    // keeps it in float too (here fc1, whose Gemm it fuses with the Relu before looking for QDQ patterns).
+    let out = tempfile::tempdir().unwrap();
+    let val = assets().join("mnist_cnn/val.json");
+    let graph = quantize(
+        "mnist_cnn/mnist_cnn.onnx",
+        "mnist_cnn/calib.json",
+        out.path(),
+        &[
+            "--val",
+            val.to_str().unwrap(),
+            "--metric",
+            "nmse",
+            "--max-drop",
+            "0.0",
+            "--max-iter",
+            "1",
+        ],
+    );
+    let report = common::read_report(out.path());
+    let reverted = names(&report["reverted"]);
+    assert_eq!(reverted, BTreeSet::from(["/fc2/Gemm".to_string()]));
+    let float = float_weighted(&graph);
+    let expected: BTreeSet<String> = ["/c3/Conv", "fused /fc1/Gemm", "/fc2/Gemm"]
+        .map(String::from)
+        .into();
+    assert_eq!(float, expected, "{graph}");
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""INT8 latency side by side (issue #25): does a quantized model run faster than FP32, engine by engine?
+
+For each bundled model: FP32, aquant's default (`aquant quantize`, no flags), onnxruntime's `quantize_static`
+(QDQ, per-channel int8 weights, uint8 activations, 300 calibration samples) and NNCF's `quantize` when the
+package is installed. Each model runs in ONNX Runtime (CPU provider, default optimizations) and OpenVINO (CPU),
+one thread, batch 1; latency is the median over all timed runs after a warm-up, the variants interleaved in
+rounds so that a slow moment of the machine hits all of them. Beside ONNX Runtime's latency: how many weighted
+ops its optimized graph (`ORT_ENABLE_EXTENDED`, scripts/ort_fusion.py) still computes in float. Prints Markdown.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime import quantization as ortq
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import ort_eval  # noqa: E402  (the data-spec reader and preprocessing the tests use)
+import ort_fusion  # noqa: E402
+
+MODELS = {
+    "mnist_cnn": ("assets/mnist_cnn/mnist_cnn.onnx", "assets/mnist_cnn/calib.json"),
+    "mobilenet_v2": ("assets/imagenet/mobilenet_v2.onnx", "assets/imagenet/val.json"),
+    "efficientnet_lite0": ("assets/imagenet/efficientnet_lite0.onnx", "assets/imagenet/val.json"),
+}
+CALIBRATION_SAMPLES = 300
+
+
+def samples(spec):
+    """The preprocessed samples of a data spec, as one array (inputs of the bundled models: one tensor)."""
+    inputs, _, preprocess = ort_eval.load_spec(os.path.join(ROOT, spec))
+    (name, x), = inputs.items()
+    return name, ort_eval.preprocess(x[:CALIBRATION_SAMPLES], preprocess)
+
+
+class Reader(ortq.CalibrationDataReader):
+    """onnxruntime's calibration reader over the samples, one at a time."""
+
+    def __init__(self, name, x):
+        self.items = iter({name: x[i:i + 1]} for i in range(len(x)))
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def aquant_default(aquant, model, calib, out):
+    target = os.path.join(out, "aquant")
+    subprocess.run([aquant, "quantize", "--model", model, "--calib", calib, "-o", target, "-q"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return os.path.join(target, "model.onnx")
+
+
+def quantize_static(model, name, x, out):
+    path = os.path.join(out, "quantize_static.onnx")
+    ortq.quantize_static(model, path, Reader(name, x), quant_format=ortq.QuantFormat.QDQ, per_channel=True,
+                         activation_type=ortq.QuantType.QUInt8, weight_type=ortq.QuantType.QInt8)
+    return path
+
+
+def nncf_quantize(model, name, x, out):
+    """NNCF's `quantize` with its defaults, or None when NNCF is not installed."""
+    try:
+        import nncf
+        import onnx
+    except ImportError:
+        return None
+    dataset = nncf.Dataset([{name: x[i:i + 1]} for i in range(len(x))])
+    quantized = nncf.quantize(onnx.load(model), dataset, subset_size=len(x))
+    path = os.path.join(out, "nncf.onnx")
+    onnx.save(quantized, path)
+    return path
+
+
+def ort_runner(path):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})
+
+
+def openvino_runner(path):
+    import openvino as ov
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1,
+                                                     "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    return lambda x: request.infer([x])
+
+
+def medians(runners, x, warmup, rounds, per_round):
+    """Median milliseconds per runner, after `warmup` runs each, over `rounds` interleaved rounds."""
+    times = {key: [] for key in runners}
+    for run in runners.values():
+        for _ in range(warmup):
+            run(x)
+    for _ in range(rounds):
+        for key, run in runners.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                run(x)
+                times[key].append((time.perf_counter() - start) * 1e3)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def float_weighted(path):
+    graph = ort_fusion.analyse(ort_fusion.optimized_graph(path, "extended"))
+    return len(graph["float_weighted"])
+
+
+def cpu():
+    text = open("/proc/cpuinfo").read()
+    model = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
+    flags = set(next(line for line in text.splitlines() if line.startswith("flags")).split(":", 1)[1].split())
+    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return f"{model}, {os.cpu_count()} cores, flags: {' '.join(shown)}" + \
+        ("" if flags & {"avx512_vnni", "avx_vnni", "amx_int8"} else " (no VNNI)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--aquant", required=True)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--per-round", type=int, default=10)
+    args = parser.parse_args()
+    print(f"CPU: {cpu()}; onnxruntime {ort.__version__}; median of {args.rounds}×{args.per_round} runs after "
+          f"{args.warmup} warm-up, 1 thread, batch 1, load average {os.getloadavg()[0]:.2f}\n")
+    print("| model | variant | ORT ms | × FP32 | ORT float weighted ops | OpenVINO ms | × FP32 |")
+    print("|---|---|---|---|---|---|---|")
+    for key in args.models:
+        model, calib = (os.path.join(ROOT, p) for p in MODELS[key])
+        name, x = samples(calib)
+        with tempfile.TemporaryDirectory() as out:
+            variants = {"FP32": model, "aquant default": aquant_default(args.aquant, model, calib, out),
+                        "quantize_static": quantize_static(model, name, x, out)}
+            nncf_model = nncf_quantize(model, name, x, out)
+            if nncf_model:
+                variants["NNCF quantize"] = nncf_model
+            one = np.ascontiguousarray(x[:1])
+            on_ort = medians({k: ort_runner(p) for k, p in variants.items()}, one, args.warmup, args.rounds,
+                             args.per_round)
+            on_ov = medians({k: openvino_runner(p) for k, p in variants.items()}, one, args.warmup, args.rounds,
+                            args.per_round)
+            for variant, path in variants.items():
+                print(f"| {key} | {variant} | {on_ort[variant]:.3f} | {on_ort['FP32'] / on_ort[variant]:.2f} | "
+                      f"{float_weighted(path)} | {on_ov[variant]:.3f} | {on_ov['FP32'] / on_ov[variant]:.2f} |")
+        if "NNCF quantize" not in variants:
+            print(f"| {key} | NNCF quantize | not installed | | | | |")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -176,7 +176,8 @@ pub fn quantize(
         saturation,
         fp32_outputs: stats.fp32_outputs.take(),
     };
-    let model = QuantizedModel::new(graph, placement, activations, weights, biases)?;
+    let model = QuantizedModel::new(graph, placement, activations, weights, biases)?
+        .deployed_on(params.deploy_engine());
     Ok((model, summary))
 }
 
@@ -190,13 +191,14 @@ pub fn from_calibration(
     params.validate()?;
     let graph = Graph::new(with_opset_for(params, model)?)?;
     let placement = place(&graph, params)?;
-    QuantizedModel::new(
+    Ok(QuantizedModel::new(
         graph,
         placement,
         calibration.activations,
         calibration.weights,
         calibration.biases,
-    )
+    )?
+    .deployed_on(params.deploy_engine()))
 }
 
 /// Activation quantizer parameters from the calibrated ranges. In symmetric mode a tensor that is never

@@ -20,6 +20,7 @@ use crate::graph::{Edit, Graph, Patch};
 use crate::quant::Quantizer;
 use crate::quantize::placement::{ConstantSlot, Placement, QuantizedNode};
 use crate::quantize::precision::{widen, Precision, Precisions};
+use crate::quantize::Deploy;
 
 /// Every quantizer fitted by calibration, and the biases bias correction found: with the FP32 model and the
 /// placement, everything a [`QuantizedModel`] is. (Named apart from the calibration *dataset*.)
@@ -80,6 +81,7 @@ pub struct QuantizedModel {
     activations: BTreeMap<String, Quantizer>,
     weights: BTreeMap<String, Quantizer>,
     biases: BTreeMap<String, Vec<f32>>,
+    deploy: Deploy,
 }
 
 impl QuantizedModel {
@@ -133,7 +135,14 @@ impl QuantizedModel {
             activations,
             weights,
             biases,
+            deploy: Deploy::Ort,
         })
+    }
+
+    /// This model for `deploy` (ONNX Runtime when not said): the engine decides how the export form stores
+    /// activation integers ([`qdq::activation_storage`]).
+    pub fn deployed_on(self, deploy: Deploy) -> Self {
+        QuantizedModel { deploy, ..self }
     }
 
     /// The FP32 model.
@@ -242,7 +251,7 @@ impl QuantizedModel {
             let params = &self.activations[&quantizer.tensor];
             let dequantized = match form {
                 ModelForm::Export { .. } => {
-                    qdq::activation_qdq(&mut patch, &quantizer.tensor, params)
+                    qdq::activation_qdq(&mut patch, &quantizer.tensor, params, self.deploy)
                 }
                 ModelForm::Evaluation => {
                     qdq::activation_fake_quant(&mut patch, &quantizer.tensor, params)

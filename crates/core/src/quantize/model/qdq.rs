@@ -5,6 +5,7 @@ use aquant_onnx::{attr, tensor, NodeProto};
 
 use crate::graph::{Edit, Patch};
 use crate::quant::Quantizer;
+use crate::quantize::Deploy;
 
 /// The ONNX type weights of `params` are stored in.
 pub(super) fn storage_type(params: &Quantizer) -> DataType {
@@ -64,10 +65,18 @@ pub(super) fn qdq_node(
     }
 }
 
-/// Adds `tensor → QuantizeLinear → DequantizeLinear` and returns the dequantized tensor's name. The pair
-/// stores [`activation_storage`]'s integers.
-pub(super) fn activation_qdq(patch: &mut Patch, tensor: &str, params: &Quantizer) -> String {
-    let params = &activation_storage(params);
+/// Adds `tensor → QuantizeLinear → DequantizeLinear` and returns the dequantized tensor's name. For ONNX
+/// Runtime the pair stores [`activation_storage`]'s integers; OpenVINO gets the quantizer as it is.
+pub(super) fn activation_qdq(
+    patch: &mut Patch,
+    tensor: &str,
+    params: &Quantizer,
+    deploy: Deploy,
+) -> String {
+    let params = &match deploy {
+        Deploy::Ort => activation_storage(params),
+        Deploy::Openvino => params.clone(),
+    };
     let quantized = format!("{tensor}_quantized");
     let dequantized = format!("{tensor}_dequantized");
     let (scale, zero_point) = scale_and_zero_point(patch, tensor, params);
@@ -183,6 +192,24 @@ mod tests {
                 .collect()
         };
         assert_eq!(values(&stored), values(&signed));
+    }
+
+    #[test]
+    fn only_onnx_runtime_gets_signed_activations_as_uint8() {
+        let spec = QuantSpec::new(8, Mode::Symmetric, true, false).unwrap();
+        let q = Quantizer::from_range(&spec, &[-2.0], &[3.0], None).unwrap();
+        for (deploy, expected) in [
+            (Deploy::Ort, DataType::Uint8),
+            (Deploy::Openvino, DataType::Int8),
+        ] {
+            let mut patch = Patch::new("test");
+            activation_qdq(&mut patch, "x", &q, deploy);
+            let zero_point = patch.edits.iter().find_map(|e| match e {
+                Edit::AddInitializer(t) if t.name.as_deref() == Some("x_zero_point") => t.data_type,
+                _ => None,
+            });
+            assert_eq!(zero_point, Some(expected as i32), "{deploy:?}");
+        }
     }
 
     #[test]

@@ -155,7 +155,8 @@ def test_pot_script_on_an_openvino_ir(tmp_path):
                       "weights": str(tmp_path / "out" / "mnist_int8.bin")}]
     report = compressed.report
     assert report.reverted_ops > 0 and report.target_met
-    measured = ov_script("ov_eval.py", "--model", saved[0]["model"], "--data", MNIST / "val.json")
+    batch = str(report.deployed["batch"])  # measured as the deployed check did (ov_eval: one thread, f32)
+    measured = ov_script("ov_eval.py", "--model", saved[0]["model"], "--data", MNIST / "val.json", "--batch", batch)
     assert report.deployed["engine"] == "openvino-ir"
     assert report.deployed["metrics"][0]["value"] == measured["value"]
     assert measured["value"] >= report.metrics[0].baseline - PARAMS["maximal_drop"] - 1e-9

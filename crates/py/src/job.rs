@@ -28,6 +28,8 @@ pub struct Settings {
     pub format: OutputFormat,
     /// Samples per inference batch.
     pub batch_size: usize,
+    /// Samples per batch of the deployed check (the serving batch).
+    pub deployed_batch: usize,
     /// int8 weights in the saved model.
     pub compress_weights: bool,
     /// Progress lines on stderr.
@@ -115,6 +117,7 @@ impl Job {
             compress_weights: self.settings.compress_weights,
             progress,
             deployed: self.deployed.as_deref(),
+            deployed_batch: self.settings.deployed_batch,
             ..Default::default()
         };
         let model = self.model.clone();

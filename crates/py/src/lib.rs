@@ -181,7 +181,7 @@ type RunResult = (Py<PyBytes>, String, bool, Option<Py<PyBytes>>);
 /// returns the quantized model's bytes, report.json's text and whether the run was interrupted.
 #[pyfunction]
 #[pyo3(signature = (model, algorithm, calibration, validation, metric, *, target_device=None, backend="tract",
-    deployed_check=true, batch_size=1, compress_weights=true, progress=true, output_dir=None,
+    deployed_check=true, batch_size=1, deployed_batch=1, compress_weights=true, progress=true, output_dir=None,
     intermediate_dir=None, resume=false, workers=None, both_forms=false, weights=None, device=None,
     output_format="onnx"))]
 #[allow(clippy::too_many_arguments)]
@@ -196,6 +196,7 @@ fn run(
     backend: &str,
     deployed_check: bool,
     batch_size: usize,
+    deployed_batch: usize,
     compress_weights: bool,
     progress: bool,
     output_dir: Option<PathBuf>,
@@ -276,6 +277,7 @@ fn run(
         settings: Settings {
             format,
             batch_size: batch_size.max(1),
+            deployed_batch: deployed_batch.max(1),
             compress_weights,
             progress,
             output_dir,

@@ -45,6 +45,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
         journal: None,
         interrupt: None,
         deployed: inputs.deployed.as_deref(),
+        deployed_batch: args.deployed_batch,
         sensitivity_samples: match args.no_sensitivity {
             true => 0,
             false => aquant::sensitivity::DEFAULT_SAMPLES,

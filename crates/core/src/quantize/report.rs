@@ -136,7 +136,8 @@ impl DefaultReport {
 
 /// POT's DefaultQuantization as a job: quantizes `model` on `calibration`, builds the deployable model
 /// (`options.compress_weights`), analyses its int16 saturation, and, with `options.deployed` and a `target`,
-/// judges it on that engine. Of `options`, the batch size, progress and weight compression apply too.
+/// judges it on that engine at `options.deployed_batch`. Of `options`, the batch size, progress and weight
+/// compression apply too.
 pub fn quantize_default(
     backend: &dyn Backend,
     model: ModelProto,
@@ -162,7 +163,7 @@ pub fn quantize_default(
             target.data,
             target.metrics,
             target.control,
-            batch,
+            options.deployed_batch,
             options.progress,
         )?),
         _ => None,

@@ -41,8 +41,9 @@ pub(super) struct SearchContext<'a> {
     /// FP32 outputs calibration computed, usable as the FP32 evaluation of exactly those samples.
     pub known_fp32: Option<FP32Outputs>,
     pub intermediate_dir: Option<PathBuf>,
-    /// The engine the saved model is deployed on.
+    /// The engine the saved model is deployed on, and the batch it is judged at there.
     pub deployed: Option<&'a dyn Backend>,
+    pub deployed_batch: usize,
     /// The cohort of the last ranking scorer, kept for the next scorer of the same ranking.
     pub parked: Option<(CohortKey, Cohort)>,
     tag: String,
@@ -65,6 +66,7 @@ impl<'a> SearchContext<'a> {
             known_fp32: options.known_fp32,
             intermediate_dir: options.intermediate_dir,
             deployed: options.deployed,
+            deployed_batch: options.deployed_batch,
             parked: None,
             tag: String::new(),
         };
@@ -88,9 +90,10 @@ impl<'a> SearchContext<'a> {
     fn retag(&mut self) {
         let backend = self.evaluator.backend();
         self.tag = format!(
-            "{} {} {:016x}",
+            "{} {} batch {} {:016x}",
             backend.name(),
             backend.version(),
+            self.evaluator.batch_size(),
             self.quantized.calibration().fingerprint()
         );
         self.parked = None;
@@ -158,6 +161,7 @@ pub(super) struct Options<'a> {
     pub known_fp32: Option<FP32Outputs>,
     pub intermediate_dir: Option<PathBuf>,
     pub deployed: Option<&'a dyn Backend>,
+    pub deployed_batch: usize,
 }
 
 impl Lab for SearchContext<'_> {
@@ -261,6 +265,8 @@ impl Lab for SearchContext<'_> {
         self.deployed.map(|b| EngineId {
             name: b.name().to_owned(),
             version: b.version(),
+            settings: b.settings(),
+            batch: self.deployed_batch,
         })
     }
 
@@ -272,6 +278,8 @@ impl Lab for SearchContext<'_> {
         self.deployed.is_some_and(|d| {
             d.name() == judge.name()
                 && d.version() == judge.version()
+                && d.settings() == judge.settings()
+                && self.deployed_batch == self.evaluator.batch_size()
                 && self.evaluation_form == saved_form
         })
     }
@@ -287,7 +295,7 @@ impl Lab for SearchContext<'_> {
             self.evaluator.dataset(),
             self.evaluator.metrics().to_vec(),
             Some(&self.fp32),
-            self.batch_size,
+            self.deployed_batch,
             self.evaluator.progress(),
         )?
         .with_interrupt(self.evaluator.interrupt())
@@ -300,6 +308,7 @@ impl Lab for SearchContext<'_> {
         let backend = self
             .deployed
             .ok_or_else(|| Error::Config("no deployed engine to judge on".into()))?;
+        self.evaluator.set_batch_size(self.deployed_batch);
         self.judge_on(backend);
         Ok(())
     }

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::backend::EngineSettings;
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, MetricValue};
 use crate::metric::{Direction, Metric};
@@ -283,6 +284,12 @@ impl Lab for Fake {
         self.script.deployed.as_ref().map(|_| EngineId {
             name: "deployed".into(),
             version: "1".into(),
+            settings: EngineSettings {
+                threads: Some(1),
+                precision_hint: None,
+                optimization: None,
+            },
+            batch: 1,
         })
     }
 

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::backend::EngineSettings;
 use crate::error::Result;
 use crate::eval::Evaluation;
 use crate::quantize::{FittedQuantizers, QuantizationParams};
@@ -17,11 +18,14 @@ use crate::search::ranker::Scorer;
 /// A ranking candidate handed to [`Lab::scorer`]: its group id and its ladder entries (base included).
 pub(super) type Member = (usize, BTreeSet<String>);
 
-/// The engine the saved model is deployed on, as the report names it.
+/// The engine the saved model is deployed on and how it is measured there, as the report names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct EngineId {
     pub name: String,
     pub version: String,
+    pub settings: EngineSettings,
+    /// Samples per batch of the deployed check.
+    pub batch: usize,
 }
 
 /// The world the restore loop acts on.

@@ -71,6 +71,11 @@ pub struct RunOptions<'a> {
     /// set ([`Report::deployed`]); when the search met the target and that engine does not, the search goes
     /// on with it as the judge.
     pub deployed: Option<&'a dyn Backend>,
+    /// Samples per batch on the deployed engine. Its own setting, apart from [`RunOptions::batch_size`]:
+    /// on some CPUs (AMX) an engine's int8 results depend on the batch, so the saved model is judged at the
+    /// batch it will be served at (1, a latency-bound deployment, by default), whatever batch the search
+    /// used for speed.
+    pub deployed_batch: usize,
     /// Calibration samples the per-layer sensitivity of the final model is measured on after the search
     /// ([`crate::sensitivity`]); 0 skips it.
     pub sensitivity_samples: usize,
@@ -87,6 +92,7 @@ impl Default for RunOptions<'_> {
             journal: None,
             interrupt: None,
             deployed: None,
+            deployed_batch: 1,
             sensitivity_samples: crate::sensitivity::DEFAULT_SAMPLES,
         }
     }

@@ -160,10 +160,12 @@ impl<L: Lab> Lab for Recorded<L> {
     }
 
     fn evaluate_deployed(&mut self, reverted: &BTreeSet<String>) -> Result<Evaluation> {
-        let engine = self
-            .inner
-            .deployed()
-            .map(|e| format!("{} {}", e.name, e.version));
+        let engine = self.inner.deployed().map(|e| {
+            format!(
+                "{} {} batch {} ({})",
+                e.name, e.version, e.batch, e.settings
+            )
+        });
         let tag = format!("deployed {} / {}", engine.unwrap_or_default(), self.tag());
         let all: Vec<usize> = (0..self.samples()).collect();
         self.evaluation(tag, reverted, &all, |lab| lab.evaluate_deployed(reverted))

@@ -457,6 +457,8 @@ impl<'m, L: Lab> Restorer<'m, L> {
         self.deployed = Some(DeployedReport {
             engine: engine.name,
             version: engine.version,
+            batch: engine.batch,
+            settings: engine.settings,
             cpu: CpuFeatures::detect(),
             metrics: self
                 .metrics

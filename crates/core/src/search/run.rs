@@ -148,6 +148,7 @@ pub fn quantize_with_accuracy_control(
             known_fp32: summary.fp32_outputs.filter(|_| same_data),
             intermediate_dir: options.intermediate_dir.clone(),
             deployed: options.deployed,
+            deployed_batch: options.deployed_batch,
         },
     );
     let lab = Recorded::new(ctx, journal, options.levers.reuse);
@@ -423,6 +424,10 @@ fn fingerprint(
         "compress_weights": options.compress_weights,
         "engine": [backend.name(), backend.version()],
         "deployed": options.deployed.map(|d| [d.name().to_owned(), d.version()]),
+        "engine_settings": backend.settings(),
+        "deployed_settings": options.deployed.map(|d| d.settings()),
+        "batch": options.batch_size,
+        "deployed_batch": options.deployed_batch,
     });
     hash.write(settings.to_string().as_bytes());
     for data in datasets {

@@ -21,6 +21,7 @@ pub mod graph;
 pub mod metric;
 pub mod ops;
 pub mod output;
+pub mod params;
 pub mod pipeline;
 pub mod quant;
 pub mod quantize;

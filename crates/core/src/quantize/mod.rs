@@ -9,7 +9,6 @@ mod calibrate;
 mod footprint;
 mod model;
 mod overflow;
-mod params;
 mod placement;
 mod precision;
 mod report;
@@ -19,14 +18,14 @@ use std::time::Instant;
 
 use aquant_onnx::{tensor, ModelProto};
 
+pub use crate::params::{
+    ActivationsParams, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
+    TargetDevice, WeightsParams,
+};
 pub use calibrate::{calibration_indices, CalibrationStats, FP32Outputs};
 pub use footprint::{ModelBytes, OpsByPrecision};
 pub use model::{FittedQuantizers, ModelForm, QuantizedModel, RestoreMode};
 pub use overflow::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
-pub use params::{
-    ActivationsParams, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
-    TargetDevice, WeightsParams,
-};
 pub use placement::{place, ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
 pub use precision::{device_precisions, widen, Precision, Precisions};
 pub use report::{
@@ -39,6 +38,8 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::progress::Progress;
+// `crate::quantize::params::…` paths of the files not moved yet (placement.rs) resolve through this.
+use crate::params;
 use crate::quant::{weight_range, Mode, QuantSpec, Quantizer};
 
 /// Timings and counts of one run of the base algorithm.

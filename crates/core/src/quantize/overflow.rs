@@ -21,8 +21,8 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use crate::graph::Graph;
 use crate::ops;
+use crate::params::OverflowFix;
 use crate::quant::Quantizer;
-use crate::quantize::params::OverflowFix;
 use crate::quantize::placement::Placement;
 
 /// The lowest level of a half-range int8 weight quantizer.

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::graph::Graph;
 use crate::metric::{Metric, OutputError};
+use crate::params::{AccuracyControlParams, RankingScore};
 use crate::progress::Progress;
 use crate::quantize::{
     self, ModelBytes, OpsByPrecision, QuantizationParams, QuantizationSummary, QuantizedModel,
@@ -20,7 +21,6 @@ use crate::saturation::{self, SaturationReport};
 use crate::search::context::{self, SearchContext};
 use crate::search::journal::Journal;
 use crate::search::ladder;
-use crate::search::params::{AccuracyControlParams, RankingScore};
 use crate::search::record::Recorded;
 use crate::search::report::{
     EvaluationCounts, MetricReport, OverflowFixReport, Report, StopReason,
@@ -94,7 +94,7 @@ pub fn quantize_with_accuracy_control(
 ) -> Result<Outcome> {
     let start = Instant::now();
     control.validate_for(quantization.target_device)?;
-    let control = &ladder::for_device(control, quantization.target_device);
+    let control = &control.for_device(quantization.target_device);
     check_metric_targets(metrics, control)?;
     let model_name = model
         .graph

@@ -22,12 +22,12 @@ pub use crate::params::{
     ActivationsParams, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
     TargetDevice, WeightsParams,
 };
+pub use crate::quant::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
 pub use calibrate::{calibration_indices, CalibrationStats, FP32Outputs};
 pub use footprint::{ModelBytes, OpsByPrecision};
 pub use model::{FittedQuantizers, ModelForm, QuantizedModel, RestoreMode};
-pub use overflow::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
 pub use placement::{place, ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
-pub use precision::{device_precisions, widen, Precision, Precisions};
+pub use precision::{device_precisions, widen, Precision, Precisions, SIXTEEN_BIT_OPSET};
 pub use report::{
     quantize_default, DefaultOutcome, DefaultReport, DefaultTimings, DeployedTarget,
     OverflowFixApplied, DEFAULT_QUANTIZATION,
@@ -82,10 +82,6 @@ fn with_opset_for(params: &QuantizationParams, mut model: ModelProto) -> Result<
     }
     Ok(model)
 }
-
-/// The first standard opset whose QuantizeLinear/DequantizeLinear take int16/uint16 (ONNX Runtime rejects them
-/// at 13 and 19).
-pub const SIXTEEN_BIT_OPSET: i64 = 21;
 
 /// Quantizes `model` with statistics from `calibration`.
 pub fn quantize(
@@ -144,7 +140,7 @@ pub fn quantize(
     let halved = overflow::halved_layers(&graph, &placement, fix, &at_risk);
     for name in &halved {
         if let Some(p) = weights.get_mut(name) {
-            *p = overflow::half_range(p);
+            *p = crate::quant::half_range(p);
         }
     }
     let start = Instant::now();

@@ -18,6 +18,7 @@ pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod graph;
+pub mod job;
 pub mod metric;
 pub mod ops;
 pub mod output;

@@ -13,7 +13,7 @@ use super::error::ConfigError;
 use super::schema::{self, join};
 use super::suggest;
 use crate::pipeline::Algorithm;
-pub use crate::quantize::DEFAULT_QUANTIZATION;
+pub use crate::job::DEFAULT_QUANTIZATION;
 use crate::quantize::{QuantizationParams, TargetDevice};
 use crate::search::AccuracyControlParams;
 

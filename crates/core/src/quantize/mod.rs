@@ -11,7 +11,6 @@ mod model;
 mod overflow;
 mod placement;
 mod precision;
-mod report;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -28,7 +27,8 @@ pub use footprint::{ModelBytes, OpsByPrecision};
 pub use model::{FittedQuantizers, ModelForm, QuantizedModel, RestoreMode};
 pub use placement::{place, ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
 pub use precision::{device_precisions, widen, Precision, Precisions, SIXTEEN_BIT_OPSET};
-pub use report::{
+// Moved to the job layer; the old paths stay for the front ends.
+pub use crate::job::{
     quantize_default, DefaultOutcome, DefaultReport, DefaultTimings, DeployedTarget,
     OverflowFixApplied, DEFAULT_QUANTIZATION,
 };

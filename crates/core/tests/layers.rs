@@ -99,12 +99,12 @@ const ALLOWED_LONG_FNS: &[(&str, usize)] = &[
     ("ir/ops/transformer.rs::attention", 96),
     ("ir/write/ops.rs::convert", 254),
     ("ir/write/qdq.rs::dequantized", 91),
-    ("py/job.rs::execute", 114),
+    ("py/job.rs::execute", 111),
     ("py/lib.rs::run", 110),
 ];
 
 /// Public type names declared more than once across the core, the CLI and the Python extension. Only shrinks.
-const ALLOWED_SAME_NAMES: &[&str] = &["Job", "Member"];
+const ALLOWED_SAME_NAMES: &[&str] = &[];
 
 #[test]
 fn the_core_is_in_layers() {

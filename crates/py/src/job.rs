@@ -47,7 +47,7 @@ pub struct Settings {
 }
 
 /// A job with every input opened and checked.
-pub struct Job {
+pub struct OpenedJob {
     /// The FP32 model.
     pub model: ModelProto,
     /// The model's file, when it came from one (never overwritten).
@@ -84,7 +84,7 @@ pub struct Finished {
     pub other_form: Option<Vec<u8>>,
 }
 
-impl Job {
+impl OpenedJob {
     fn validation(&self) -> Option<&dyn Dataset> {
         match &self.other_validation {
             Some(v) => Some(v),

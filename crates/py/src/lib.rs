@@ -26,7 +26,7 @@ use pyo3::types::PyBytes;
 
 use dataset::{Annotations, Fingerprints, PyDataset};
 use errors::Causes;
-use job::{Job, Settings};
+use job::{OpenedJob, Settings};
 
 /// The model: read from `path` (external data resolved there; an OpenVINO IR `.xml` with its `weights`, by
 /// default the `.bin` beside it) or decoded from `bytes`, checked and indexed.
@@ -263,7 +263,7 @@ fn run(
         true => deployed_engine(format, device),
         false => None,
     };
-    let job = Job {
+    let job = OpenedJob {
         model: graph.into_model(),
         model_path,
         algorithm,

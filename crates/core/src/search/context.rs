@@ -15,7 +15,7 @@ use crate::quantize::{
 };
 use crate::search::cohort::Cohort;
 use crate::search::groups::{quantizer_groups, QuantizerGroup};
-use crate::search::lab::{EngineId, Lab, Member};
+use crate::search::lab::{EngineId, Lab, RankingCandidate};
 use crate::search::ladder;
 use crate::search::ranker::Scorer;
 use crate::search::report::EvaluationCounts;
@@ -200,7 +200,7 @@ impl Lab for SearchContext<'_> {
     fn scorer<'s>(
         &'s mut self,
         base: &BTreeSet<String>,
-        members: Vec<Member>,
+        members: Vec<RankingCandidate>,
         subset: &[usize],
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>> {

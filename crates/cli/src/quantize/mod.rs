@@ -24,6 +24,30 @@ use crate::interrupt;
 use crate::output::{OutputDir, OutputFormat};
 use crate::progress::Bars;
 
+/// How the flags say to carry the run out (no journal or interrupt yet: accuracy control adds them).
+fn run_options<'a>(
+    args: &QuantizeArgs,
+    output: &OutputDir,
+    progress: &'a Bars,
+    deployed: Option<&'a dyn aquant::Backend>,
+) -> RunOptions<'a> {
+    RunOptions {
+        batch_size: args.batch,
+        intermediate_dir: Some(output.intermediate()),
+        compress_weights: !args.no_compress_weights,
+        progress,
+        levers: args.levers(),
+        journal: None,
+        interrupt: None,
+        deployed,
+        deployed_batch: args.deployed_batch,
+        sensitivity_samples: match args.no_sensitivity {
+            true => 0,
+            false => aquant::sensitivity::DEFAULT_SAMPLES,
+        },
+    }
+}
+
 /// Runs `aquant quantize`; `resumed`: the arguments come from an interrupted run's state.
 pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let job = Job::try_from(&args)?;
@@ -36,21 +60,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let inputs = Inputs::open(&job, &args, format)?;
     let metrics: Vec<&dyn aquant::Metric> = inputs.metrics.iter().map(|m| m.as_ref()).collect();
     let progress = Bars::new(args.quiet);
-    let options = RunOptions {
-        batch_size: args.batch,
-        intermediate_dir: Some(output.intermediate()),
-        compress_weights: !args.no_compress_weights,
-        progress: &progress,
-        levers: args.levers(),
-        journal: None,
-        interrupt: None,
-        deployed: inputs.deployed.as_deref(),
-        deployed_batch: args.deployed_batch,
-        sensitivity_samples: match args.no_sensitivity {
-            true => 0,
-            false => aquant::sensitivity::DEFAULT_SAMPLES,
-        },
-    };
+    let options = run_options(&args, &output, &progress, inputs.deployed.as_deref());
     let (quantization, control) = match &job.algorithm {
         Algorithm::Default(params) => {
             output.create()?;

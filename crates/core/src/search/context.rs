@@ -15,7 +15,7 @@ use crate::quantize::{
 };
 use crate::search::cohort::Cohort;
 use crate::search::groups::{quantizer_groups, QuantizerGroup};
-use crate::search::lab::{EngineId, Lab, Member};
+use crate::search::lab::{EngineId, Lab, RankingCandidate};
 use crate::search::ladder;
 use crate::search::ranker::Scorer;
 use crate::search::report::EvaluationCounts;
@@ -164,6 +164,29 @@ pub(super) struct Options<'a> {
     pub deployed_batch: usize,
 }
 
+impl<'a> Options<'a> {
+    /// A run's context options: `run`'s settings, the restore mode, the calibration set and the FP32 outputs
+    /// calibration already computed (when they are the validation set's).
+    pub fn of_run(
+        run: &crate::params::RunOptions<'a>,
+        restore_mode: RestoreMode,
+        calibration: &'a dyn Dataset,
+        known_fp32: Option<FP32Outputs>,
+    ) -> Self {
+        Options {
+            restore_mode,
+            compress_weights: run.compress_weights,
+            levers: run.levers,
+            calibration,
+            batch_size: run.batch_size,
+            known_fp32,
+            intermediate_dir: run.intermediate_dir.clone(),
+            deployed: run.deployed,
+            deployed_batch: run.deployed_batch,
+        }
+    }
+}
+
 impl Lab for SearchContext<'_> {
     fn samples(&self) -> usize {
         self.evaluator.dataset().len()
@@ -204,7 +227,7 @@ impl Lab for SearchContext<'_> {
     fn scorer<'s>(
         &'s mut self,
         base: &BTreeSet<String>,
-        members: Vec<Member>,
+        members: Vec<RankingCandidate>,
         subset: &[usize],
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>> {

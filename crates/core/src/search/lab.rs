@@ -16,7 +16,7 @@ use crate::search::groups::QuantizerGroup;
 use crate::search::ranker::Scorer;
 
 /// A ranking candidate handed to [`Lab::scorer`]: its group id and its ladder entries (base included).
-pub(super) type Member = (usize, BTreeSet<String>);
+pub(super) type RankingCandidate = (usize, BTreeSet<String>);
 
 /// The engine the saved model is deployed on and how it is measured there, as the report names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub(super) trait Lab {
     fn scorer<'s>(
         &'s mut self,
         base: &BTreeSet<String>,
-        members: Vec<Member>,
+        members: Vec<RankingCandidate>,
         subset: &[usize],
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>>;

@@ -28,12 +28,12 @@ use crate::cpu::CpuFeatures;
 use crate::error::{Error, Result};
 use crate::eval::Evaluation;
 use crate::metric::Metric;
+use crate::params::AccuracyControlParams;
 use crate::quantize::{Precision, Preset, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::lab::Lab;
 use crate::search::ladder;
 use crate::search::limits::{Limits, EPSILON};
-use crate::search::params::AccuracyControlParams;
 use crate::search::ranker::Ranking;
 use crate::search::report::{
     DeployedMetric, DeployedReport, RankedBy, RankingEntry, StepOutcome, StepReport, StopReason,

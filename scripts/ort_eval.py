@@ -3,7 +3,9 @@
 
 Prints one JSON line: {"metric": "top1", "value": v, "samples": n, "predictions": [...]}.
 The tests use it to check that every model aquant writes loads and runs in ONNX Runtime, and to compare
-predictions with aquant's own evaluation. Exit status 2 with a one-line message on any error.
+predictions with aquant's own evaluation, so it measures under the conditions aquant's deployed check records in
+report.json: one intra-op thread, ORT_ENABLE_ALL, batch 1 unless `--batch` says otherwise (a CPU's int8 kernels
+may differ by batch size: AMX). Exit status 2 with a one-line message on any error.
 
 `--cpu avx2-no-vnni` runs the evaluation as a CPU without VNNI computes it, on any x86-64 machine: the script
 re-executes itself under `qemu-x86_64 -cpu Haswell` (user-mode emulation of an AVX2 CPU without AVX-512 or
@@ -78,7 +80,7 @@ def main():
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True)
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=1, help="report.json's deployed.batch")
     parser.add_argument("--no-optim", action="store_true", help="ORT_DISABLE_ALL (unfused reference)")
     parser.add_argument("--cpu", choices=["native", *EMULATED_CPUS], default="native",
                         help="run natively, or under qemu as an AVX2 CPU without VNNI computes")
@@ -89,6 +91,7 @@ def main():
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
     if args.no_optim:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])

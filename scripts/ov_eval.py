@@ -4,9 +4,11 @@
 Prints one JSON line: {"metric": "top1", "value": v, "samples": n, "predictions": [...],
 "convolutions": {"I8": k, "FP32": m, ...}, "version": "2026.4.1"}: "convolutions" counts the Convolution
 nodes of the compiled model's runtime (execution) graph by the precision they run in (its rt_info
-runtimePrecision), which says whether OpenVINO executes them in int8. The tests use it as OpenVINO's own
-measure of a model aquant saved. Floating-point layers run in f32 (INFERENCE_PRECISION_HINT), as aquant's
-OpenVINO backend runs them. Exit status 2 with a one-line message on any error.
+runtimePrecision), which says whether OpenVINO executes them in int8 (`i8` or `u8`: which one the CPU plugin
+picks depends on the CPU's int8 kernels, AMX or VNNI). The tests use it as OpenVINO's own measure of a model
+aquant saved, so it measures under the conditions aquant's deployed check records in report.json: float
+layers in f32 (INFERENCE_PRECISION_HINT), one thread per inference, batch 1 unless `--batch` says otherwise
+(on AMX CPUs OpenVINO's int8 results depend on the batch). Exit status 2 with a one-line message on any error.
 """
 import argparse
 import json
@@ -36,12 +38,14 @@ def main():
     parser.add_argument("--model", required=True, help=".onnx or .xml (weights .bin beside it)")
     parser.add_argument("--data", required=True)
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=1, help="report.json's deployed.batch")
+    parser.add_argument("--threads", type=int, default=1, help="report.json's deployed.threads")
     parser.add_argument("--logits", help="also save the first output of every row to this .npy file")
     args = parser.parse_args()
 
     core = ov.Core()
-    compiled = core.compile_model(args.model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    settings = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": args.threads, "NUM_STREAMS": 1}
+    compiled = core.compile_model(args.model, "CPU", settings)
     inputs, labels, prep = load_spec(args.data)
     n = len(next(iter(inputs.values())))
     if args.limit is not None:

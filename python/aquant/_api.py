@@ -178,6 +178,7 @@ def quantize_with_accuracy_control(
     overflow_fix: Any = None,
     deployed_check: bool = True,
     batch_size: int = 1,
+    deployed_batch: int = 1,
     compress_weights: bool = True,
     progress: bool = True,
     output_dir: Optional[Union[str, os.PathLike]] = None,
@@ -201,7 +202,8 @@ def quantize_with_accuracy_control(
 
     aquant's own: ``backend`` ("tract", "ort" or "openvino"), ``overflow_fix`` (also in
     ``advanced_quantization_parameters``), ``deployed_check`` (judge the saved model on ONNX Runtime),
-    ``batch_size``, ``compress_weights``, ``progress`` (lines on stderr), ``output_dir`` (model.onnx, report.json,
+    ``batch_size``, ``deployed_batch`` (the batch the deployed check runs at, the serving batch: on AMX CPUs
+    int8 results can depend on it), ``compress_weights``, ``progress`` (lines on stderr), ``output_dir`` (model.onnx, report.json,
     intermediate/, and the journal that ``resume=True`` continues an interrupted run from).
     """
     if (validation_fn is None) == (metric is None):
@@ -248,6 +250,7 @@ def quantize_with_accuracy_control(
         backend=backend,
         deployed_check=deployed_check,
         batch_size=batch_size,
+        deployed_batch=deployed_batch,
         compress_weights=compress_weights,
         progress=progress,
         output_dir=None if output_dir is None else os.fspath(output_dir),

@@ -155,7 +155,8 @@ def test_pot_script_on_an_openvino_ir(tmp_path):
                       "weights": str(tmp_path / "out" / "mnist_int8.bin")}]
     report = compressed.report
     assert report.reverted_ops > 0 and report.target_met
-    measured = ov_script("ov_eval.py", "--model", saved[0]["model"], "--data", MNIST / "val.json")
+    batch = str(report.deployed["batch"])  # measured as the deployed check did (ov_eval: one thread, f32)
+    measured = ov_script("ov_eval.py", "--model", saved[0]["model"], "--data", MNIST / "val.json", "--batch", batch)
     assert report.deployed["engine"] == "openvino-ir"
     assert report.deployed["metrics"][0]["value"] == measured["value"]
     assert measured["value"] >= report.metrics[0].baseline - PARAMS["maximal_drop"] - 1e-9
@@ -180,3 +181,46 @@ def test_save_model_never_overwrites_an_ir_input(tmp_path):
     with pytest.raises(ValueError, match="only the 'openvino' backend"):
         create_pipeline([{"name": "DefaultQuantization", "params": {}}],
                         IEEngine(config={"device": "GPU"}, data_loader=engine.data_loader)).run(model)
+
+
+def quantizer_types(model: bytes) -> tuple:
+    """The model's opset and the zero-point types of its DequantizeLinear nodes, sorted: which ops run at which
+    bits, whatever the weight storage (int8 initializers, or FP32 ones behind QuantizeLinear)."""
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    types = {i.name: i.data_type for i in proto.graph.initializer}
+    zero_points = sorted(
+        types.get(n.input[2], 0) for n in proto.graph.node if n.op_type == "DequantizeLinear" and len(n.input) > 2
+    )
+    return opset, zero_points
+
+
+def both_forms(algorithm):
+    """``pipeline.run`` on the bundled MNIST CNN: its default form (FP32 weights) and its compressed one."""
+    model = load_model({"model_name": "mnist_cnn", "model": str(MNIST / "mnist_cnn.onnx")})
+    loader = ArrayLoader({"x": "val_x.npy", "y": "val_y.npy"})
+    engine = IEEngine(config={"device": "CPU"}, data_loader=loader, metric=Accuracy(top_k=1))
+    compressed = create_pipeline([algorithm], engine).run(model)
+    fp32_weights = compressed.to_bytes()
+    compress_model_weights(compressed)
+    return compressed.report, fp32_weights, compressed.to_bytes()
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        # A ladder: groups climb to 16 bits before FP32 (w16a16: the three-level weights get their levels back).
+        {"name": "AccuracyAwareQuantization", "params": {**PARAMS, "fallback": ["w16a16", "fp32"]}},
+        # GNA: the base algorithm starts 16-bit activations (POT's gna.json).
+        {"name": "DefaultQuantization", "params": {"target_device": "GNA"}},
+    ],
+    ids=["ladder", "gna"],
+)
+def test_both_weight_forms_keep_the_precisions(algorithm):
+    # Issue 24: the form pipeline.run returns before compress_model_weights was rebuilt from the reverted ops
+    # only, so 16-bit steps and GNA's 16-bit activations came back as int8 there.
+    report, fp32_weights, int8_weights = both_forms(algorithm)
+    assert report.ops_by_precision["int16"] > 0, "the case must put ops at 16 bits"
+    assert quantizer_types(fp32_weights) == quantizer_types(int8_weights)

@@ -154,37 +154,40 @@ fn deployed_miss_on_avx2_without_vnni_continues_with_onnx_runtime_as_the_judge()
     );
 }
 
+/// `aquant quantize` of the MNIST CNN on `data` (calibration = validation) at `--max-drop 0.01`, into
+/// `dir/name`, with `extra` flags: its report and what it printed.
+fn mnist_run(dir: &Path, data: &str, name: &str, extra: &[&str]) -> (serde_json::Value, String) {
+    let model = assets().join("mnist_cnn/mnist_cnn.onnx");
+    let out = dir.join(name);
+    let mut args = vec![
+        "quantize",
+        "--model",
+        model.to_str().unwrap(),
+        "--calib",
+        data,
+        "--val",
+        data,
+        "--max-drop",
+        "0.01",
+        "--quiet",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let output = aquant(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (read_report(&out), stdout(&output))
+}
+
 #[test]
 fn deployed_check_names_engine_version_and_cpu_and_can_be_switched_off() {
     let dir = tempfile::tempdir().unwrap();
     let data = small_mnist(dir.path());
-    let model = assets().join("mnist_cnn/mnist_cnn.onnx");
-    let model = model.to_str().unwrap();
-    let run = |name: &str, extra: &[&str]| {
-        let out = dir.path().join(name);
-        let mut args = vec![
-            "quantize",
-            "--model",
-            model,
-            "--calib",
-            &data,
-            "--val",
-            &data,
-            "--max-drop",
-            "0.01",
-            "--quiet",
-            "-o",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let output = aquant(&args);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (read_report(&out), stdout(&output))
-    };
+    let run = |name: &str, extra: &[&str]| mnist_run(dir.path(), &data, name, extra);
     let cpu = aquant::CpuFeatures::detect();
     let (tract, text) = run("tract", &[]);
     let deployed = &tract["deployed"];
@@ -215,4 +218,38 @@ fn deployed_check_names_engine_version_and_cpu_and_can_be_switched_off() {
     assert_eq!(default["deployed"]["engine"], "ort");
     assert!(default["deployed"]["metrics"][0]["value"].as_f64().unwrap() > 0.9);
     assert!(text.contains("deployed on ort"), "{text}");
+}
+
+/// The deployed check measures at `--deployed-batch` and records the conditions it measured under (batch,
+/// threads, optimization level, the CPU with its AMX flags); ONNX Runtime in Python, under those conditions,
+/// measures the saved file exactly as reported. The search's own ONNX Runtime evaluation (at `--batch 1`) is
+/// not reused as the deployed measure at another batch: on AMX CPUs int8 results depend on the batch.
+#[test]
+fn deployed_check_measures_at_the_deployed_batch_and_records_its_conditions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path());
+    let (report, text) = mnist_run(
+        dir.path(),
+        &data,
+        "batch8",
+        &["--backend", "ort", "--deployed-batch", "8"],
+    );
+    let deployed = &report["deployed"];
+    assert_eq!(deployed["engine"], "ort", "{deployed}");
+    assert_eq!(deployed["batch"], 8, "{deployed}");
+    assert_eq!(deployed["threads"], 1, "{deployed}");
+    assert_eq!(deployed["optimization"], "all", "{deployed}");
+    assert!(deployed["precision_hint"].is_null(), "{deployed}");
+    let cpu = aquant::CpuFeatures::detect();
+    assert_eq!(deployed["cpu"]["amx_int8"], cpu.amx_int8, "{deployed}");
+    assert_eq!(deployed["cpu"]["amx_bf16"], cpu.amx_bf16, "{deployed}");
+    assert_eq!(deployed["reused"], false, "batch 1 is not batch 8");
+    assert!(
+        text.contains("deployed on ort 1.32.0 (batch 8, 1 thread, optimization all; "),
+        "{text}"
+    );
+    let saved = dir.path().join("batch8/model.onnx");
+    let python = common::ort_eval_with(&saved, Path::new(&data), &["--batch", "8"]);
+    assert_eq!(python["value"], deployed["metrics"][0]["value"], "{python}");
+    assert_eq!(python["samples"], 300);
 }

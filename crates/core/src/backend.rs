@@ -30,6 +30,42 @@ pub trait Backend: Send + Sync {
     fn runs_qdq_natively(&self) -> bool {
         false
     }
+
+    /// The conditions this engine runs every model under. A measure depends on them as well as on the model
+    /// and the CPU (on AMX CPUs the kernels an engine picks, and so its int8 results, depend on the threads
+    /// and batch; OpenVINO computes float layers in bf16 unless told f32), so a report names them and
+    /// whoever checks a figure runs under the same ones.
+    fn settings(&self) -> EngineSettings;
+}
+
+/// How an engine runs a model, as far as its numbers can depend on it ([`Backend::settings`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EngineSettings {
+    /// Threads one inference runs on (aquant runs independent batches in parallel instead); `None` on a
+    /// device without CPU threads (an OpenVINO GPU).
+    pub threads: Option<usize>,
+    /// The precision the engine is told to compute floating-point layers in, when it takes such a hint
+    /// (OpenVINO's `INFERENCE_PRECISION_HINT`).
+    pub precision_hint: Option<String>,
+    /// The engine's graph-optimization level, when it has one (ONNX Runtime's: "all" = `ORT_ENABLE_ALL`).
+    pub optimization: Option<String>,
+}
+
+impl std::fmt::Display for EngineSettings {
+    /// "1 thread, f32, optimization all".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let threads = self.threads.map(|n| match n {
+            1 => "1 thread".to_owned(),
+            n => format!("{n} threads"),
+        });
+        let hint = self.precision_hint.clone();
+        let level = self
+            .optimization
+            .as_ref()
+            .map(|l| format!("optimization {l}"));
+        let parts: Vec<String> = [threads, hint, level].into_iter().flatten().collect();
+        write!(f, "{}", parts.join(", "))
+    }
 }
 
 /// A model ready to run.

@@ -6,7 +6,7 @@
 //! few samples of the calibration set, by the normalised squared error of all outputs (NMSE, the `nmse`
 //! metric: scale-free, so ops compare with each other). Each op's *share* is its NMSE over the sum of all
 //! ops' NMSE. It costs one small evaluation per op (the cheap evaluation form, a handful of samples), so it
-//! runs after the search and can be skipped ([`RunOptions::sensitivity_samples`](crate::search::RunOptions)).
+//! runs after the search and can be skipped ([`RunOptions::sensitivity_samples`](crate::params::RunOptions)).
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -18,12 +18,12 @@ use crate::data::Dataset;
 use crate::error::Result;
 use crate::eval::Evaluator;
 use crate::metric::{Metric, OutputError};
+use crate::params::RunOptions;
 use crate::progress::NoProgress;
 use crate::quantize::{ModelForm, QuantizedModel, RestoreMode};
-use crate::search::RunOptions;
 
-/// Samples compared when the caller does not say (enough to rank ops; a few seconds on MobileNetV2).
-pub const DEFAULT_SAMPLES: usize = 8;
+/// Samples compared when the caller does not say.
+pub use crate::params::DEFAULT_SENSITIVITY_SAMPLES as DEFAULT_SAMPLES;
 
 /// One quantized op's sensitivity.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -21,7 +21,7 @@ mod library;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aquant::{Backend, Error, ExternalPlan, OutputSource, Result, Session, Tensor};
+use aquant::{Backend, EngineSettings, Error, ExternalPlan, OutputSource, Result, Session, Tensor};
 use aquant_onnx::ModelProto;
 use openvino::{CompiledModel, Core, DeviceType, InferRequest, RwPropertyKey};
 
@@ -167,6 +167,17 @@ impl Backend for OpenvinoBackend {
 
     fn runs_qdq_natively(&self) -> bool {
         true
+    }
+
+    /// On the CPU, as [`OpenvinoBackend::new`] configures it: one thread per infer request (as many streams
+    /// as threads), float layers in f32. Other devices run with their own defaults, which aquant does not set.
+    fn settings(&self) -> EngineSettings {
+        let cpu = self.device == DEFAULT_DEVICE;
+        EngineSettings {
+            threads: cpu.then_some(1),
+            precision_hint: cpu.then(|| "f32".to_owned()),
+            optimization: None,
+        }
     }
 
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>> {

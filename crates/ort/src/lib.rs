@@ -15,7 +15,7 @@ mod library;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aquant::{Backend, Error, ExternalPlan, OutputSource, Result, Session, Tensor};
+use aquant::{Backend, EngineSettings, Error, ExternalPlan, OutputSource, Result, Session, Tensor};
 use aquant_onnx::ModelProto;
 use ndarray::{ArrayD, IxDyn};
 use ort::environment::Environment;
@@ -118,6 +118,16 @@ impl Backend for OrtBackend {
 
     fn runs_qdq_natively(&self) -> bool {
         true
+    }
+
+    /// As [`OrtBackend::new_session`] builds every session: one intra-op and one inter-op thread,
+    /// `ORT_ENABLE_ALL` (the default of ONNX Runtime's Python sessions, so what a deployed model gets).
+    fn settings(&self) -> EngineSettings {
+        EngineSettings {
+            threads: Some(1),
+            precision_hint: None,
+            optimization: Some("all".into()),
+        }
     }
 
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>> {

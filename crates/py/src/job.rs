@@ -2,7 +2,6 @@
 //! ([`aquant::output::OutputDir`]), same journal and interrupt semantics — on a worker thread, while the
 //! calling Python thread waits with the GIL released and watches for Ctrl-C.
 
-use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +11,9 @@ use std::time::Duration;
 
 use aquant::output::{OutputDir, OutputFormat};
 use aquant::pipeline::Algorithm;
-use aquant::quantize::{quantize_default, ModelForm, QuantizedModel, RestoreMode};
+use aquant::quantize::{
+    device_precisions, quantize_default, ModelForm, Precisions, QuantizedModel, RestoreMode,
+};
 use aquant::search::{self, RunOptions};
 use aquant::{Backend, Dataset, Error, Metric, NoProgress, Progress, Result};
 use aquant_onnx::ModelProto;
@@ -28,6 +29,8 @@ pub struct Settings {
     pub format: OutputFormat,
     /// Samples per inference batch.
     pub batch_size: usize,
+    /// Samples per batch of the deployed check (the serving batch).
+    pub deployed_batch: usize,
     /// int8 weights in the saved model.
     pub compress_weights: bool,
     /// Progress lines on stderr.
@@ -46,7 +49,7 @@ pub struct Settings {
 }
 
 /// A job with every input opened and checked.
-pub struct Job {
+pub struct OpenedJob {
     /// The FP32 model.
     pub model: ModelProto,
     /// The model's file, when it came from one (never overwritten).
@@ -83,7 +86,7 @@ pub struct Finished {
     pub other_form: Option<Vec<u8>>,
 }
 
-impl Job {
+impl OpenedJob {
     fn validation(&self) -> Option<&dyn Dataset> {
         match &self.other_validation {
             Some(v) => Some(v),
@@ -93,6 +96,27 @@ impl Job {
     }
 
     /// Runs the job (on the worker thread).
+    /// How the settings say to carry the run out (no journal or interrupt yet: accuracy control adds them).
+    fn run_options<'a>(
+        &'a self,
+        output: Option<&OutputDir>,
+        progress: &'a dyn Progress,
+    ) -> RunOptions<'a> {
+        RunOptions {
+            batch_size: self.settings.batch_size,
+            intermediate_dir: self
+                .settings
+                .intermediate_dir
+                .clone()
+                .or_else(|| output.map(OutputDir::intermediate)),
+            compress_weights: self.settings.compress_weights,
+            progress,
+            deployed: self.deployed.as_deref(),
+            deployed_batch: self.settings.deployed_batch,
+            ..Default::default()
+        }
+    }
+
     fn execute(self, interrupt: &AtomicBool) -> Result<Finished> {
         let lines = Lines::default();
         let progress: &dyn Progress = if self.settings.progress {
@@ -105,18 +129,7 @@ impl Job {
             None => None,
         };
         let metrics: Vec<&dyn Metric> = self.metric.iter().map(|m| m.as_ref()).collect();
-        let options = RunOptions {
-            batch_size: self.settings.batch_size,
-            intermediate_dir: self
-                .settings
-                .intermediate_dir
-                .clone()
-                .or_else(|| output.as_ref().map(OutputDir::intermediate)),
-            compress_weights: self.settings.compress_weights,
-            progress,
-            deployed: self.deployed.as_deref(),
-            ..Default::default()
-        };
+        let options = self.run_options(output.as_ref(), progress);
         let model = self.model.clone();
         match &self.algorithm {
             Algorithm::Default(params) => {
@@ -135,16 +148,12 @@ impl Job {
                 let mut report = outcome.report;
                 report.model = self.model_name();
                 if let Some(output) = &output {
-                    report.output = Some(
-                        output
-                            .save_model(&outcome.model, self.settings.format)?
-                            .display()
-                            .to_string(),
-                    );
+                    let saved = output.save_model(&outcome.model, self.settings.format)?;
+                    report.output = Some(saved.display().to_string());
                     output.write_report(&report)?;
                 }
-                let other =
-                    self.other_form(&outcome.quantized, &Default::default(), Default::default())?;
+                let precisions = device_precisions(outcome.quantized.placement(), params);
+                let other = self.other_form(&outcome.quantized, &precisions, Default::default())?;
                 finished(&outcome.model, &report, false, other)
             }
             Algorithm::AccuracyAware {
@@ -196,8 +205,9 @@ impl Job {
                 if let (Some(state), false) = (&state, outcome.report.interrupted) {
                     let _ = std::fs::remove_dir_all(state);
                 }
-                let reverted = outcome.report.reverted.iter().cloned().collect();
-                let other = self.other_form(&outcome.quantized, &reverted, control.restore_mode)?;
+                let precisions = &outcome.report.precisions;
+                let other =
+                    self.other_form(&outcome.quantized, precisions, control.restore_mode)?;
                 finished(
                     &outcome.model,
                     &outcome.report,
@@ -208,11 +218,13 @@ impl Job {
         }
     }
 
-    /// The saved model with the other weight storage, when asked for.
+    /// The saved model with the other weight storage, when asked for: the same ops at the same precisions (the
+    /// device's for DefaultQuantization, as `quantize_default` builds it; the report's for accuracy control:
+    /// 16-bit steps and GNA's starting precisions too, not only the reverted ops).
     fn other_form(
         &self,
         quantized: &QuantizedModel,
-        reverted: &BTreeSet<String>,
+        precisions: &Precisions,
         mode: RestoreMode,
     ) -> Result<Option<Vec<u8>>> {
         if !self.settings.both_forms {
@@ -222,7 +234,7 @@ impl Job {
             compress_weights: !self.settings.compress_weights,
         };
         Ok(Some(aquant_onnx::encode_model(
-            &quantized.build(reverted, mode, form)?,
+            &quantized.build_with(precisions, mode, form)?,
         )))
     }
 

@@ -26,7 +26,7 @@ use pyo3::types::PyBytes;
 
 use dataset::{Annotations, Fingerprints, PyDataset};
 use errors::Causes;
-use job::{Job, Settings};
+use job::{OpenedJob, Settings};
 
 /// The model: read from `path` (external data resolved there; an OpenVINO IR `.xml` with its `weights`, by
 /// default the `.bin` beside it) or decoded from `bytes`, checked and indexed.
@@ -179,9 +179,31 @@ type RunResult = (Py<PyBytes>, String, bool, Option<Py<PyBytes>>);
 
 /// Runs one algorithm (`algorithm`: POT's `{"name", "params"}` entry as JSON) on `model` (bytes or a path);
 /// returns the quantized model's bytes, report.json's text and whether the run was interrupted.
+/// POT's `{"name", "params"}` entry (JSON) read through the config schema, with `target_device` and the
+/// ranking workers checked, placed for `format`'s engine unless the parameters name one.
+fn read_algorithm(
+    algorithm: &str,
+    target_device: Option<&str>,
+    workers: Option<usize>,
+    format: OutputFormat,
+) -> PyResult<aquant::pipeline::Algorithm> {
+    let entry: serde_json::Value = serde_json::from_str(algorithm)
+        .map_err(|e| PyValueError::new_err(format!("algorithm: {e}")))?;
+    let target = target_device.map(|d| serde_json::Value::String(d.to_owned()));
+    let mut algorithm = aquant::config::read_algorithm(entry, target)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    algorithm.deploy_as(format);
+    if workers == Some(0) {
+        return Err(PyValueError::new_err(
+            "num_ranking_workers must be at least 1",
+        ));
+    }
+    Ok(algorithm)
+}
+
 #[pyfunction]
 #[pyo3(signature = (model, algorithm, calibration, validation, metric, *, target_device=None, backend="tract",
-    deployed_check=true, batch_size=1, compress_weights=true, progress=true, output_dir=None,
+    deployed_check=true, batch_size=1, deployed_batch=1, compress_weights=true, progress=true, output_dir=None,
     intermediate_dir=None, resume=false, workers=None, both_forms=false, weights=None, device=None,
     output_format="onnx"))]
 #[allow(clippy::too_many_arguments)]
@@ -196,6 +218,7 @@ fn run(
     backend: &str,
     deployed_check: bool,
     batch_size: usize,
+    deployed_batch: usize,
     compress_weights: bool,
     progress: bool,
     output_dir: Option<PathBuf>,
@@ -215,17 +238,7 @@ fn run(
         .check(graph.model())
         .map_err(|e| errors::to_py(py, e, &causes))?;
     let names: Vec<String> = graph.inputs().into_iter().map(|p| p.name).collect();
-    let entry: serde_json::Value = serde_json::from_str(algorithm)
-        .map_err(|e| PyValueError::new_err(format!("algorithm: {e}")))?;
-    let target = target_device.map(|d| serde_json::Value::String(d.to_owned()));
-    let mut algorithm = aquant::config::read_algorithm(entry, target)
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    algorithm.deploy_as(format);
-    if workers == Some(0) {
-        return Err(PyValueError::new_err(
-            "num_ranking_workers must be at least 1",
-        ));
-    }
+    let algorithm = read_algorithm(algorithm, target_device, workers, format)?;
     let fingerprints = Fingerprints::default();
     let kind = metric.as_ref().map(|m| m.0.as_str()).unwrap_or("builtin");
     let same = validation.is_some_and(|v| v.is(calibration));
@@ -264,7 +277,7 @@ fn run(
         true => deployed_engine(format, device),
         false => None,
     };
-    let job = Job {
+    let job = OpenedJob {
         model: graph.into_model(),
         model_path,
         algorithm,
@@ -277,6 +290,7 @@ fn run(
         settings: Settings {
             format,
             batch_size: batch_size.max(1),
+            deployed_batch: deployed_batch.max(1),
             compress_weights,
             progress,
             output_dir,

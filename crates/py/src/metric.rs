@@ -11,8 +11,8 @@
 use std::sync::Mutex;
 
 use aquant::data::Annotation;
-use aquant::metric::{SampleOutputs, SetValue};
-use aquant::{Direction, Error, EvaluatedModel, Metric, Result, Tensor};
+use aquant::metric::{RunnableModel, SampleOutputs, SetValue};
+use aquant::{Direction, Error, Metric, Result, Tensor};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -207,7 +207,7 @@ impl Metric for PotMetric {
         self.common.bounds
     }
 
-    fn set_value(&self, samples: &[SampleOutputs], _: &EvaluatedModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         let _turn = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.common.call("the POT metric", |py| {
             self.object.bind(py).call_method0("reset")?;
@@ -293,7 +293,7 @@ impl Metric for ValidationFn {
         })
     }
 
-    fn set_value(&self, samples: &[SampleOutputs], model: &EvaluatedModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[SampleOutputs], model: &dyn RunnableModel) -> Result<SetValue> {
         let indices: Vec<usize> = samples.iter().map(|s| s.index).collect();
         let served = model::serve(model, self.replay(samples), self.names.clone(), |lent| {
             self.common.call("validation_fn", |py| {

@@ -1,6 +1,6 @@
 //! The model a `validation_fn` receives: callable on numpy inputs, valid only during that call.
 //!
-//! The library lends a dataset-level metric the evaluated model as a borrow ([`EvaluatedModel`]) that lasts
+//! The library lends a dataset-level metric the evaluated model as a borrow ([`RunnableModel`]) that lasts
 //! for one `set_value` call. Python objects live as long as Python likes, so the [`Model`] handed to Python
 //! holds no borrow: it holds a channel to the thread inside `set_value` that owns the borrow ([`serve`]), and
 //! the channel is closed when `set_value` returns — a call after that raises `RuntimeError`. No lifetime is
@@ -15,7 +15,8 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aquant::{EvaluatedModel, Result, Tensor};
+use aquant::metric::RunnableModel;
+use aquant::{Result, Tensor};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -114,7 +115,7 @@ fn expired() -> PyErr {
 /// Runs `call` (which calls Python with a [`Model`]) on a scoped thread, while this thread, which holds the
 /// borrowed `model`, answers its requests; closes the model when `call` returns.
 pub fn serve<T: Send>(
-    model: &EvaluatedModel,
+    model: &dyn RunnableModel,
     replay: Replay,
     names: Vec<String>,
     call: impl FnOnce(Model) -> T + Send,
@@ -136,7 +137,7 @@ pub fn serve<T: Send>(
 }
 
 /// Answers requests until `done` (checked between requests and every 20 ms).
-fn answer(model: &EvaluatedModel, requests: &Receiver<Request>, done: impl Fn() -> bool) {
+fn answer(model: &dyn RunnableModel, requests: &Receiver<Request>, done: impl Fn() -> bool) {
     loop {
         match requests.recv_timeout(Duration::from_millis(20)) {
             Ok(Request::Run(inputs, reply)) => {

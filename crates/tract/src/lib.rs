@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use aquant::{Backend, Error, Result, Session, Tensor};
+use aquant::{Backend, EngineSettings, Error, Result, Session, Tensor};
 use aquant_onnx::ModelProto;
 use tract_onnx::prelude::{
     Datum, Framework, InferenceModel, InferenceModelExt, IntoRunnable, IntoTValue, IntoTensor,
@@ -46,6 +46,16 @@ impl Backend for TractBackend {
     fn version(&self) -> String {
         // tract exports no version; the workspace pins it exactly (Cargo.toml: tract-onnx "=0.23.9").
         "0.23.9".into()
+    }
+
+    /// tract runs a plan on the calling thread (no `multithread-mm`) and has no precision hint: its
+    /// optimisations are always on and do not change values.
+    fn settings(&self) -> EngineSettings {
+        EngineSettings {
+            threads: Some(1),
+            precision_hint: None,
+            optimization: None,
+        }
     }
 
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>> {

@@ -61,6 +61,11 @@ pub struct QuantizeArgs {
     /// engine is found and a validation set is given.
     #[arg(long)]
     pub no_deployed_check: bool,
+    /// Samples per batch of the deployed check: the batch the model will be served at. Some CPUs' int8
+    /// kernels (AMX) give batch-dependent results, so the saved model is judged at this batch, whatever
+    /// `--batch` the search runs at; 1 is what a latency-bound deployment runs.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub deployed_batch: usize,
     /// Skip the per-layer sensitivity analysis after the run (each quantized op's share of the output error
     /// against FP32, on 8 calibration samples: one small evaluation per op; report.html draws it).
     #[arg(long)]
@@ -145,11 +150,16 @@ pub struct Job {
 impl TryFrom<&QuantizeArgs> for Job {
     type Error = anyhow::Error;
 
+    /// The job the flags or the config describe, placed for the engine its output format runs on unless
+    /// the parameters name one.
     fn try_from(args: &QuantizeArgs) -> Result<Job> {
-        match &args.config {
-            Some(path) => job_from_config(path, args.output.clone()),
-            None => args.job_from_flags(),
-        }
+        let mut job = match &args.config {
+            Some(path) => job_from_config(path, args.output.clone())?,
+            None => args.job_from_flags()?,
+        };
+        let format = crate::output::OutputFormat::resolve(args.output_format, &job.model);
+        job.algorithm.deploy_as(format);
+        Ok(job)
     }
 }
 

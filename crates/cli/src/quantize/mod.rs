@@ -24,33 +24,43 @@ use crate::interrupt;
 use crate::output::{OutputDir, OutputFormat};
 use crate::progress::Bars;
 
+/// How the flags say to carry the run out (no journal or interrupt yet: accuracy control adds them).
+fn run_options<'a>(
+    args: &QuantizeArgs,
+    output: &OutputDir,
+    progress: &'a Bars,
+    deployed: Option<&'a dyn aquant::Backend>,
+) -> RunOptions<'a> {
+    RunOptions {
+        batch_size: args.batch,
+        intermediate_dir: Some(output.intermediate()),
+        compress_weights: !args.no_compress_weights,
+        progress,
+        levers: args.levers(),
+        journal: None,
+        interrupt: None,
+        deployed,
+        deployed_batch: args.deployed_batch,
+        sensitivity_samples: match args.no_sensitivity {
+            true => 0,
+            false => aquant::sensitivity::DEFAULT_SAMPLES,
+        },
+    }
+}
+
 /// Runs `aquant quantize`; `resumed`: the arguments come from an interrupted run's state.
 pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
-    let mut job = Job::try_from(&args)?;
+    let job = Job::try_from(&args)?;
     let model = Graph::load_with_weights(&job.model, job.weights.as_deref())?.into_model();
     let output = OutputDir::plan(Some(&job.model), &job.output)?;
     let format = OutputFormat::resolve(args.output_format, &job.model);
-    job.algorithm.deploy_as(format);
     // Every op of the model must have a form in the output format: known now, not after the search.
     format.check(&model)?;
     // Every input is opened and checked before the output directory is created.
     let inputs = Inputs::open(&job, &args, format)?;
     let metrics: Vec<&dyn aquant::Metric> = inputs.metrics.iter().map(|m| m.as_ref()).collect();
     let progress = Bars::new(args.quiet);
-    let options = RunOptions {
-        batch_size: args.batch,
-        intermediate_dir: Some(output.intermediate()),
-        compress_weights: !args.no_compress_weights,
-        progress: &progress,
-        levers: args.levers(),
-        journal: None,
-        interrupt: None,
-        deployed: inputs.deployed.as_deref(),
-        sensitivity_samples: match args.no_sensitivity {
-            true => 0,
-            false => aquant::sensitivity::DEFAULT_SAMPLES,
-        },
-    };
+    let options = run_options(&args, &output, &progress, inputs.deployed.as_deref());
     let (quantization, control) = match &job.algorithm {
         Algorithm::Default(params) => {
             output.create()?;

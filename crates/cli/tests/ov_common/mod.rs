@@ -37,6 +37,13 @@ pub fn python_json(name: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value {
 
 /// Evaluates `model` (.onnx or .xml) with Python OpenVINO through `scripts/ov_eval.py`.
 pub fn ov_eval(model: &Path, data: &Path) -> serde_json::Value {
+    ov_eval_at(model, data, 1)
+}
+
+/// [`ov_eval`] at `batch` samples per inference: on AMX CPUs OpenVINO's int8 results depend on the batch, so
+/// a measure compared with a report's is taken at the report's `deployed.batch`.
+pub fn ov_eval_at(model: &Path, data: &Path, batch: u64) -> serde_json::Value {
+    let batch = batch.to_string();
     python_json(
         "ov_eval.py",
         &[
@@ -44,8 +51,25 @@ pub fn ov_eval(model: &Path, data: &Path) -> serde_json::Value {
             model.as_ref(),
             "--data".as_ref(),
             data.as_ref(),
+            "--batch".as_ref(),
+            batch.as_ref(),
         ],
     )
+}
+
+/// Whether every Convolution of OpenVINO's runtime graph (`measured["convolutions"]`, precision → count)
+/// runs in an 8-bit precision: `u8` or `i8`, whichever the CPU's kernels chose (AMX CPUs report some as `i8`
+/// where VNNI ones report `u8`); returns (8-bit, all).
+pub fn int8_convolutions(measured: &serde_json::Value) -> (u64, u64) {
+    let convolutions = measured["convolutions"].as_object().expect("convolutions");
+    let count = |precisions: &[&str]| -> u64 {
+        convolutions
+            .iter()
+            .filter(|(p, _)| precisions.is_empty() || precisions.contains(&p.as_str()))
+            .map(|(_, n)| n.as_u64().unwrap())
+            .sum()
+    };
+    (count(&["u8", "i8"]), count(&[]))
 }
 
 /// Converts bundled ONNX model `model` (under assets/) to an IR `dir/NAME.xml` + `.bin` with

@@ -126,6 +126,17 @@ impl<'a> Evaluator<'a> {
         self.backend
     }
 
+    /// Samples per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Runs later evaluations `batch_size` samples at a time (cached FP32 outputs are kept: they are the
+    /// reference the metrics compare with, not a measure of this engine).
+    pub fn set_batch_size(&mut self, batch_size: usize) {
+        self.batch_size = batch_size.max(1);
+    }
+
     /// Runs later evaluations on `backend` (cached FP32 outputs are kept: FP32 is the same model).
     pub fn set_backend(&mut self, backend: &'a dyn Backend) {
         self.backend = backend;

@@ -7,6 +7,7 @@ use aquant_onnx::ModelProto;
 use super::{Evaluator, PreparedModel};
 use crate::data::{Annotation, Sample};
 use crate::error::Result;
+use crate::metric::RunnableModel;
 use crate::runner::InputBinding;
 use crate::tensor::Tensor;
 
@@ -35,15 +36,14 @@ impl<'e> EvaluatedModel<'e> {
             prepared: cell,
         }
     }
+}
 
-    /// The model itself.
-    pub fn proto(&self) -> &ModelProto {
+impl RunnableModel for EvaluatedModel<'_> {
+    fn proto(&self) -> &ModelProto {
         self.model
     }
 
-    /// Runs the model on one batch of inputs named as in a [`Sample`] (the sole input may be named
-    /// [`crate::data::SOLE_INPUT`]); returns its outputs in the model's output order.
-    pub fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<Tensor>> {
+    fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<Tensor>> {
         let (binding, session) = match self.prepared.get() {
             Some(prepared) => prepared,
             None => {

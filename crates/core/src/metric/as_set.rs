@@ -5,8 +5,7 @@
 //! same model and data (`--metric dataset:top1`).
 
 use crate::error::{Error, Result};
-use crate::eval::EvaluatedModel;
-use crate::metric::{no_sample_value, Direction, Metric, SampleOutputs, SetValue};
+use crate::metric::{no_sample_value, Direction, Metric, RunnableModel, SampleOutputs, SetValue};
 use crate::tensor::Tensor;
 
 /// The prefix of a built-in metric name that asks for it as dataset-level.
@@ -54,7 +53,7 @@ impl Metric for AsSet {
         false
     }
 
-    fn set_value(&self, samples: &[SampleOutputs], _: &EvaluatedModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         let values = samples
             .iter()
             .map(|s| self.inner.sample_value(&s.outputs, &s.annotation, None))

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 
 use crate::data::Annotation;
 use crate::error::{Error, Result};
-use crate::eval::EvaluatedModel;
 use crate::metric::builtin::{argmax, first_output};
-use crate::metric::{no_sample_value, Metric, SampleOutputs, SetValue};
+use crate::metric::{no_sample_value, Metric, RunnableModel, SampleOutputs, SetValue};
 use crate::tensor::Tensor;
 
 fn error(metric: &str, message: impl Into<String>) -> Error {
@@ -119,7 +118,7 @@ impl Metric for F1Macro {
         false
     }
 
-    fn set_value(&self, samples: &[SampleOutputs], _: &EvaluatedModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         self.value(samples).map(SetValue::from)
     }
 
@@ -222,7 +221,7 @@ impl Metric for Auroc {
         false
     }
 
-    fn set_value(&self, samples: &[SampleOutputs], _: &EvaluatedModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         self.value(samples).map(SetValue::from)
     }
 

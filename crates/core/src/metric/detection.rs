@@ -16,8 +16,7 @@ use std::collections::BTreeSet;
 
 use crate::data::{Annotation, GroundTruthBox};
 use crate::error::{Error, Result};
-use crate::eval::EvaluatedModel;
-use crate::metric::{no_sample_value, Metric, SampleOutputs, SetValue};
+use crate::metric::{no_sample_value, Metric, RunnableModel, SampleOutputs, SetValue};
 use crate::tensor::Tensor;
 
 /// Detections kept per image and class (COCOeval's `maxDets`, the value mAP is reported at).
@@ -304,7 +303,7 @@ impl Metric for MeanAveragePrecision {
         false
     }
 
-    fn set_value(&self, samples: &[SampleOutputs], _: &EvaluatedModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         self.value(samples).map(SetValue::from)
     }
 

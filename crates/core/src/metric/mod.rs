@@ -19,9 +19,10 @@ mod builtin;
 mod classification;
 mod detection;
 
+use aquant_onnx::ModelProto;
+
 use crate::data::Annotation;
 use crate::error::{Error, Result};
-use crate::eval::EvaluatedModel;
 use crate::tensor::Tensor;
 
 pub use as_set::AsSet;
@@ -80,6 +81,18 @@ impl From<f64> for SetValue {
     }
 }
 
+/// The model a dataset-level metric's samples came from, for a metric that runs it itself (NNCF's
+/// `validation_fn` receives the model). The evaluator implements it ([`crate::EvaluatedModel`]); a metric
+/// sees only these two methods, so metrics do not depend on the evaluator.
+pub trait RunnableModel {
+    /// The model itself.
+    fn proto(&self) -> &ModelProto;
+
+    /// Runs the model on one batch of inputs named as in a [`Sample`](crate::Sample) (the sole input may be
+    /// named [`crate::data::SOLE_INPUT`]); returns its outputs in the model's output order.
+    fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<Tensor>>;
+}
+
 /// A metric: per sample (the default) or over a whole set ([`Metric::per_sample`]).
 pub trait Metric: Send + Sync {
     /// Name shown in reports ("top1").
@@ -116,7 +129,7 @@ pub trait Metric: Send + Sync {
     /// The metric over a whole set of samples, for a dataset-level metric ([`Metric::per_sample`] false).
     /// `samples` are in the order evaluated; `model` is the model that produced them, for a metric that runs it
     /// itself (a validation function given the model). A per-sample metric never receives this call.
-    fn set_value(&self, samples: &[SampleOutputs], model: &EvaluatedModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[SampleOutputs], model: &dyn RunnableModel) -> Result<SetValue> {
         let _ = (samples, model);
         Err(Error::Metric {
             name: self.name().into(),

@@ -8,5 +8,8 @@
 mod params;
 mod stats;
 
-pub use params::{Granularity, Mode, QuantSpec, Quantizer};
+pub use params::{
+    half_range, is_half_range, Granularity, Mode, QuantSpec, Quantizer, HALF_RANGE_HIGH,
+    HALF_RANGE_LOW,
+};
 pub use stats::{weight_range, Aggregator, Estimator, RangeEstimator, Statistic, TensorStats};

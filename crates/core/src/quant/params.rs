@@ -264,6 +264,29 @@ fn positive(scale: f32) -> f32 {
     }
 }
 
+/// The lowest level of a half-range int8 weight quantizer.
+pub const HALF_RANGE_LOW: i32 = -64;
+/// The highest level of a half-range int8 weight quantizer.
+pub const HALF_RANGE_HIGH: i32 = 63;
+
+/// `params` (a symmetric signed int8 weight quantizer) turned half range: scales doubled, levels [-64, 63].
+pub fn half_range(params: &Quantizer) -> Quantizer {
+    Quantizer {
+        scale: params.scale.iter().map(|s| s * 2.0).collect(),
+        qmin: HALF_RANGE_LOW,
+        qmax: HALF_RANGE_HIGH,
+        ..params.clone()
+    }
+}
+
+/// Whether a weight quantizer is half range (the overflow fix).
+pub fn is_half_range(params: &Quantizer) -> bool {
+    params.bits == 8
+        && params.signed
+        && params.qmin == HALF_RANGE_LOW
+        && params.qmax == HALF_RANGE_HIGH
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,27 +9,26 @@ mod calibrate;
 mod footprint;
 mod model;
 mod overflow;
-mod params;
 mod placement;
 mod precision;
-mod report;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use aquant_onnx::{tensor, ModelProto};
 
-pub use calibrate::{calibration_indices, CalibrationStats, FP32Outputs};
-pub use footprint::{ModelBytes, OpsByPrecision};
-pub use model::{FittedQuantizers, ModelForm, QuantizedModel, RestoreMode};
-pub use overflow::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
-pub use params::{
+pub use crate::params::{
     ActivationsParams, Deploy, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
     TargetDevice, WeightsParams,
 };
+pub use crate::quant::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
+pub use calibrate::{calibration_indices, CalibrationStats, FP32Outputs};
+pub use footprint::{ModelBytes, OpsByPrecision};
+pub use model::{FittedQuantizers, ModelForm, QuantizedModel, RestoreMode};
 pub use placement::{place, ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
-pub use precision::{device_precisions, widen, Precision, Precisions};
-pub use report::{
+pub use precision::{device_precisions, widen, Precision, Precisions, SIXTEEN_BIT_OPSET};
+// Moved to the job layer; the old paths stay for the front ends.
+pub use crate::job::{
     quantize_default, DefaultOutcome, DefaultReport, DefaultTimings, DeployedTarget,
     OverflowFixApplied, DEFAULT_QUANTIZATION,
 };
@@ -39,6 +38,8 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::progress::Progress;
+// `crate::quantize::params::…` paths of the files not moved yet (placement.rs) resolve through this.
+use crate::params;
 use crate::quant::{weight_range, Mode, QuantSpec, Quantizer};
 
 /// Timings and counts of one run of the base algorithm.
@@ -81,10 +82,6 @@ fn with_opset_for(params: &QuantizationParams, mut model: ModelProto) -> Result<
     }
     Ok(model)
 }
-
-/// The first standard opset whose QuantizeLinear/DequantizeLinear take int16/uint16 (ONNX Runtime rejects them
-/// at 13 and 19).
-pub const SIXTEEN_BIT_OPSET: i64 = 21;
 
 /// Quantizes `model` with statistics from `calibration`.
 pub fn quantize(
@@ -143,7 +140,7 @@ pub fn quantize(
     let halved = overflow::halved_layers(&graph, &placement, fix, &at_risk);
     for name in &halved {
         if let Some(p) = weights.get_mut(name) {
-            *p = overflow::half_range(p);
+            *p = crate::quant::half_range(p);
         }
     }
     let start = Instant::now();
@@ -167,12 +164,7 @@ pub fn quantize(
         calibration_seconds: stats.seconds,
         bias_correction_seconds: start.elapsed().as_secs_f64(),
         overflow_fix: fix,
-        half_range_layers: placement
-            .nodes
-            .iter()
-            .filter(|n| halved.contains(&n.name))
-            .map(|n| n.name.clone())
-            .collect(),
+        half_range_layers: in_graph_order(&placement, &halved),
         saturation,
         fp32_outputs: stats.fp32_outputs.take(),
     };
@@ -199,6 +191,16 @@ pub fn from_calibration(
         calibration.biases,
     )?
     .deployed_on(params.deploy_engine()))
+}
+
+/// The placed ops named in `names`, in graph order (the report lists layers as the model does).
+fn in_graph_order(placement: &Placement, names: &BTreeSet<String>) -> Vec<String> {
+    placement
+        .nodes
+        .iter()
+        .filter(|n| names.contains(&n.name))
+        .map(|n| n.name.clone())
+        .collect()
 }
 
 /// Activation quantizer parameters from the calibrated ranges. In symmetric mode a tensor that is never

@@ -21,14 +21,8 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use crate::graph::Graph;
 use crate::ops;
-use crate::quant::Quantizer;
-use crate::quantize::params::OverflowFix;
+use crate::params::OverflowFix;
 use crate::quantize::placement::Placement;
-
-/// The lowest level of a half-range int8 weight quantizer.
-pub const HALF_RANGE_LOW: i32 = -64;
-/// The highest level of a half-range int8 weight quantizer.
-pub const HALF_RANGE_HIGH: i32 = 63;
 
 /// The nodes whose weights `fix` halves (`auto` is decided from data: `at_risk` holds the analysis' verdict).
 pub fn halved_layers(
@@ -90,22 +84,4 @@ fn first_convolutions(graph: &Graph, placement: &Placement) -> BTreeSet<String> 
         }
     }
     found
-}
-
-/// `params` (a symmetric signed int8 weight quantizer) turned half range: scales doubled, levels [-64, 63].
-pub fn half_range(params: &Quantizer) -> Quantizer {
-    Quantizer {
-        scale: params.scale.iter().map(|s| s * 2.0).collect(),
-        qmin: HALF_RANGE_LOW,
-        qmax: HALF_RANGE_HIGH,
-        ..params.clone()
-    }
-}
-
-/// Whether a weight quantizer is half range (the overflow fix).
-pub fn is_half_range(params: &Quantizer) -> bool {
-    params.bits == 8
-        && params.signed
-        && params.qmin == HALF_RANGE_LOW
-        && params.qmax == HALF_RANGE_HIGH
 }

@@ -17,6 +17,10 @@ use crate::error::{Error, Result};
 use crate::quant::{Mode, QuantSpec, Quantizer};
 use crate::quantize::{Placement, Preset, QuantizationParams, TargetDevice};
 
+/// The first standard opset whose QuantizeLinear/DequantizeLinear take int16/uint16 (ONNX Runtime rejects them
+/// at 13 and 19).
+pub const SIXTEEN_BIT_OPSET: i64 = 21;
+
 /// Where a quantized op sits: its weight and activation bits, or FP32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Precision {

@@ -76,16 +76,31 @@ pub fn outcome(view: &ReportView) -> String {
                 (false, _) => "does NOT meet the target",
             };
             format!(
-                "; the saved model, checked on {} {} as deployed on this CPU ({}), {verdict}: {}",
+                "; the saved model, checked on {} {} as deployed on this CPU ({}{}), {verdict}: {}",
                 d.engine,
                 d.version,
                 d.cpu,
+                conditions(d),
                 metrics.join(", ")
             )
         }
         None => "; the saved model was not checked on its deployment engine".into(),
     };
     format!("{head}{deployed}.")
+}
+
+/// ", batch 1, 1 thread, f32": what the deployed check ran under, as far as the report recorded it.
+fn conditions(d: &view::DeployedView) -> String {
+    let batch = d.batch.map(|b| format!("batch {b}"));
+    let threads = d.threads.map(|n| match n {
+        1 => "1 thread".to_owned(),
+        n => format!("{n} threads"),
+    });
+    [batch, threads, d.precision_hint.clone()]
+        .into_iter()
+        .flatten()
+        .map(|part| format!(", {part}"))
+        .collect()
 }
 
 fn search_outcome(view: &ReportView) -> String {

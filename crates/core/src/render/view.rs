@@ -136,6 +136,15 @@ pub struct DeployedView {
     pub engine: String,
     /// Engine version.
     pub version: String,
+    /// Samples per batch it measured at (absent from reports before it was recorded).
+    #[serde(default)]
+    pub batch: Option<usize>,
+    /// Threads per inference, when recorded.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// The engine's precision hint, when it had one.
+    #[serde(default)]
+    pub precision_hint: Option<String>,
     /// The CPU's int8 features.
     pub cpu: CpuFeatures,
     /// Per metric.

@@ -15,7 +15,7 @@ use crate::quantize::{
 };
 use crate::search::cohort::Cohort;
 use crate::search::groups::{quantizer_groups, QuantizerGroup};
-use crate::search::lab::{EngineId, Lab, Member};
+use crate::search::lab::{EngineId, Lab, RankingCandidate};
 use crate::search::ladder;
 use crate::search::ranker::Scorer;
 use crate::search::report::EvaluationCounts;
@@ -41,8 +41,9 @@ pub(super) struct SearchContext<'a> {
     /// FP32 outputs calibration computed, usable as the FP32 evaluation of exactly those samples.
     pub known_fp32: Option<FP32Outputs>,
     pub intermediate_dir: Option<PathBuf>,
-    /// The engine the saved model is deployed on.
+    /// The engine the saved model is deployed on, and the batch it is judged at there.
     pub deployed: Option<&'a dyn Backend>,
+    pub deployed_batch: usize,
     /// The cohort of the last ranking scorer, kept for the next scorer of the same ranking.
     pub parked: Option<(CohortKey, Cohort)>,
     tag: String,
@@ -65,6 +66,7 @@ impl<'a> SearchContext<'a> {
             known_fp32: options.known_fp32,
             intermediate_dir: options.intermediate_dir,
             deployed: options.deployed,
+            deployed_batch: options.deployed_batch,
             parked: None,
             tag: String::new(),
         };
@@ -88,9 +90,10 @@ impl<'a> SearchContext<'a> {
     fn retag(&mut self) {
         let backend = self.evaluator.backend();
         self.tag = format!(
-            "{} {} {:016x}",
+            "{} {} batch {} {:016x}",
             backend.name(),
             backend.version(),
+            self.evaluator.batch_size(),
             self.quantized.calibration().fingerprint()
         );
         self.parked = None;
@@ -158,6 +161,30 @@ pub(super) struct Options<'a> {
     pub known_fp32: Option<FP32Outputs>,
     pub intermediate_dir: Option<PathBuf>,
     pub deployed: Option<&'a dyn Backend>,
+    pub deployed_batch: usize,
+}
+
+impl<'a> Options<'a> {
+    /// A run's context options: `run`'s settings, the restore mode, the calibration set and the FP32 outputs
+    /// calibration already computed (when they are the validation set's).
+    pub fn of_run(
+        run: &crate::params::RunOptions<'a>,
+        restore_mode: RestoreMode,
+        calibration: &'a dyn Dataset,
+        known_fp32: Option<FP32Outputs>,
+    ) -> Self {
+        Options {
+            restore_mode,
+            compress_weights: run.compress_weights,
+            levers: run.levers,
+            calibration,
+            batch_size: run.batch_size,
+            known_fp32,
+            intermediate_dir: run.intermediate_dir.clone(),
+            deployed: run.deployed,
+            deployed_batch: run.deployed_batch,
+        }
+    }
 }
 
 impl Lab for SearchContext<'_> {
@@ -200,7 +227,7 @@ impl Lab for SearchContext<'_> {
     fn scorer<'s>(
         &'s mut self,
         base: &BTreeSet<String>,
-        members: Vec<Member>,
+        members: Vec<RankingCandidate>,
         subset: &[usize],
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>> {
@@ -261,6 +288,8 @@ impl Lab for SearchContext<'_> {
         self.deployed.map(|b| EngineId {
             name: b.name().to_owned(),
             version: b.version(),
+            settings: b.settings(),
+            batch: self.deployed_batch,
         })
     }
 
@@ -272,6 +301,8 @@ impl Lab for SearchContext<'_> {
         self.deployed.is_some_and(|d| {
             d.name() == judge.name()
                 && d.version() == judge.version()
+                && d.settings() == judge.settings()
+                && self.deployed_batch == self.evaluator.batch_size()
                 && self.evaluation_form == saved_form
         })
     }
@@ -287,7 +318,7 @@ impl Lab for SearchContext<'_> {
             self.evaluator.dataset(),
             self.evaluator.metrics().to_vec(),
             Some(&self.fp32),
-            self.batch_size,
+            self.deployed_batch,
             self.evaluator.progress(),
         )?
         .with_interrupt(self.evaluator.interrupt())
@@ -300,6 +331,7 @@ impl Lab for SearchContext<'_> {
         let backend = self
             .deployed
             .ok_or_else(|| Error::Config("no deployed engine to judge on".into()))?;
+        self.evaluator.set_batch_size(self.deployed_batch);
         self.judge_on(backend);
         Ok(())
     }

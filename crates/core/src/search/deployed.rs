@@ -54,6 +54,8 @@ pub fn check_deployed(
     Ok(DeployedReport {
         engine: engine.name().into(),
         version: engine.version(),
+        batch: batch_size.max(1),
+        settings: engine.settings(),
         cpu: CpuFeatures::detect(),
         target_met: metrics.iter().all(|m| m.drop <= m.allowed_drop + 1e-9),
         metrics,

@@ -6,14 +6,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::backend::EngineSettings;
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, MetricValue};
 use crate::metric::{Direction, Metric};
 use crate::quantize::{FittedQuantizers, Precision, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
-use crate::search::lab::{EngineId, Lab, Member};
+use crate::search::lab::{EngineId, Lab, RankingCandidate};
 use crate::search::ladder;
-use crate::search::ranker::{Job, KeepGoing, Scorer};
+use crate::search::ranker::{KeepGoing, ScoreRequest, Scorer};
 
 /// A metric known by its name, direction, bounds and aggregate only.
 pub(super) struct FakeMetric {
@@ -249,7 +250,7 @@ impl Lab for Fake {
     fn scorer<'s>(
         &'s mut self,
         base: &BTreeSet<String>,
-        members: Vec<Member>,
+        members: Vec<RankingCandidate>,
         subset: &[usize],
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>> {
@@ -283,6 +284,12 @@ impl Lab for Fake {
         self.script.deployed.as_ref().map(|_| EngineId {
             name: "deployed".into(),
             version: "1".into(),
+            settings: EngineSettings {
+                threads: Some(1),
+                precision_hint: None,
+                optimization: None,
+            },
+            batch: 1,
         })
     }
 
@@ -327,7 +334,7 @@ impl Scorer for FakeScorer<'_> {
 
     fn extend(
         &mut self,
-        jobs: &[Job],
+        jobs: &[ScoreRequest],
         until: usize,
         keep_going: KeepGoing,
     ) -> Result<Vec<(usize, Vec<f64>)>> {

@@ -24,7 +24,7 @@ use crate::eval::Evaluation;
 use crate::quantize::FittedQuantizers;
 
 /// The format version this build writes and reads.
-pub const JOURNAL_VERSION: u32 = 2;
+pub const JOURNAL_VERSION: u32 = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -280,7 +280,10 @@ mod tests {
         assert!(journal.evaluation("tract", &reverted, &[0, 1]).is_none());
         let text = std::fs::read_to_string(&file).unwrap();
         assert_eq!(text.lines().count(), 3, "{text}");
-        assert!(text.starts_with("{\"aquant_journal\":2,"), "{text}");
+        assert!(
+            text.starts_with(&format!("{{\"aquant_journal\":{JOURNAL_VERSION},")),
+            "{text}"
+        );
 
         // A kill mid-write leaves a partial last line: ignored.
         std::fs::write(&file, format!("{text}{{\"evaluation\":{{\"ta")).unwrap();

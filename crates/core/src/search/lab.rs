@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::backend::EngineSettings;
 use crate::error::Result;
 use crate::eval::Evaluation;
 use crate::quantize::{FittedQuantizers, QuantizationParams};
@@ -15,13 +16,16 @@ use crate::search::groups::QuantizerGroup;
 use crate::search::ranker::Scorer;
 
 /// A ranking candidate handed to [`Lab::scorer`]: its group id and its ladder entries (base included).
-pub(super) type Member = (usize, BTreeSet<String>);
+pub(super) type RankingCandidate = (usize, BTreeSet<String>);
 
-/// The engine the saved model is deployed on, as the report names it.
+/// The engine the saved model is deployed on and how it is measured there, as the report names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct EngineId {
     pub name: String,
     pub version: String,
+    pub settings: EngineSettings,
+    /// Samples per batch of the deployed check.
+    pub batch: usize,
 }
 
 /// The world the restore loop acts on.
@@ -53,7 +57,7 @@ pub(super) trait Lab {
     fn scorer<'s>(
         &'s mut self,
         base: &BTreeSet<String>,
-        members: Vec<Member>,
+        members: Vec<RankingCandidate>,
         subset: &[usize],
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>>;

@@ -10,8 +10,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
-use crate::quantize::{Precision, Precisions, TargetDevice};
-use crate::search::params::AccuracyControlParams;
+use crate::quantize::{Precision, Precisions};
 
 const SEPARATOR: char = '@';
 
@@ -64,48 +63,6 @@ pub(super) fn with_moved(base: &BTreeSet<String>, moved: &[String]) -> BTreeSet<
         .collect()
 }
 
-/// `control` with the ladder `device` climbs: GNA's default is `w16a16` (POT's AccuracyAwareGNA moves 8-bit
-/// weights to 16 bits, never to FP32), where the default `fp32` would mean nothing.
-pub(super) fn for_device(
-    control: &AccuracyControlParams,
-    device: TargetDevice,
-) -> AccuracyControlParams {
-    let mut control = control.clone();
-    if device == TargetDevice::Gna && control.fallback == [Precision::Fp32] {
-        control.fallback = vec![Precision::W16A16];
-    }
-    control
-}
-
-/// Refuses a ladder the search cannot climb: empty, a step named twice, or a last step other than FP32 —
-/// except for GNA, whose top is 16-bit weights (POT's AccuracyAwareGNA never leaves integers) and whose
-/// ladder may hold 16-bit steps only.
-pub(super) fn check(ladder: &[Precision], device: TargetDevice) -> Result<()> {
-    let named: Vec<&str> = ladder.iter().map(|p| p.name()).collect();
-    let refuse = |why: &str| {
-        Err(Error::Config(format!(
-            "fallback '{}': {why}",
-            named.join(",")
-        )))
-    };
-    if ladder.is_empty() {
-        return refuse("give at least one step (fp32 reverts, as POT does)");
-    }
-    if ladder.iter().collect::<BTreeSet<_>>().len() != ladder.len() {
-        return refuse("a step is named twice");
-    }
-    let gna = device == TargetDevice::Gna;
-    let fp32_at = ladder.iter().position(|p| *p == Precision::Fp32);
-    match (gna, fp32_at) {
-        (true, Some(_)) => refuse(
-            "target_device GNA runs integers only: its ladder is 16-bit steps (w16a16 by default), never fp32",
-        ),
-        (false, None) => refuse("the last step must be fp32 (a group that no 16-bit step helps is reverted)"),
-        (false, Some(i)) if i + 1 != ladder.len() => refuse("fp32 must be the last step"),
-        _ => Ok(()),
-    }
-}
-
 /// Refuses op names an entry could not tell apart from a 16-bit step (only when the ladder has one).
 pub(super) fn check_names<'a>(
     ladder: &[Precision],
@@ -140,15 +97,8 @@ mod tests {
     }
 
     #[test]
-    fn ladders_are_checked() {
+    fn op_names_are_checked_against_the_ladder() {
         use Precision::*;
-        assert!(check(&[Fp32], TargetDevice::Any).is_ok());
-        assert!(check(&[W8A16, Fp32], TargetDevice::Cpu).is_ok());
-        assert!(check(&[W16A16], TargetDevice::Gna).is_ok());
-        for bad in [&[][..], &[W8A16], &[Fp32, W8A16], &[W8A16, W8A16, Fp32]] {
-            assert!(check(bad, TargetDevice::Cpu).is_err(), "{bad:?}");
-        }
-        assert!(check(&[W16A16, Fp32], TargetDevice::Gna).is_err());
         assert!(check_names(&[W8A16, Fp32], ["x@w16a8"]).is_err());
         assert!(check_names(&[Fp32], ["x@w16a8"]).is_ok());
     }

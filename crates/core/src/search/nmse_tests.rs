@@ -4,8 +4,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::*;
 use crate::metric::Direction;
+use crate::params::RankingScore;
 use crate::search::fake::{Fake, FakeMetric, Script};
-use crate::search::params::RankingScore;
 use crate::search::report::RankedBy;
 
 const N: usize = 10;

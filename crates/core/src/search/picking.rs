@@ -2,9 +2,9 @@
 
 use crate::error::{Error, Result};
 use crate::metric::{Direction, Metric};
+use crate::params::RankingScore;
 use crate::search::lab::Lab;
 use crate::search::ladder;
-use crate::search::params::RankingScore;
 use crate::search::ranker::Ranking;
 use crate::search::report::{RankedBy, RankingEntry};
 use crate::search::subset::ranking_subset;

@@ -28,7 +28,7 @@ const PROBE: usize = 16;
 
 /// One request to a [`Scorer`]: extend `group`'s values from position `start` of the subset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Job {
+pub(super) struct ScoreRequest {
     /// The candidate's group id.
     pub group: usize,
     /// Position in the subset of the first sample to evaluate.
@@ -48,7 +48,7 @@ pub(super) trait Scorer {
     /// more values may come back). Returns the new values per group.
     fn extend(
         &mut self,
-        jobs: &[Job],
+        jobs: &[ScoreRequest],
         until: usize,
         keep_going: KeepGoing,
     ) -> Result<Vec<(usize, Vec<f64>)>>;
@@ -254,9 +254,9 @@ impl<'m> Ranking<'m> {
         rival: Option<(f64, usize)>,
     ) -> Result<()> {
         let until = until.min(self.subset_len);
-        let jobs: Vec<Job> = indices
+        let jobs: Vec<ScoreRequest> = indices
             .iter()
-            .map(|&i| Job {
+            .map(|&i| ScoreRequest {
                 group: self.candidates[i].group,
                 start: self.candidates[i].values.len(),
             })

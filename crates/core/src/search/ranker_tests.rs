@@ -21,7 +21,7 @@ impl Scorer for Table<'_> {
 
     fn extend(
         &mut self,
-        jobs: &[Job],
+        jobs: &[ScoreRequest],
         until: usize,
         keep_going: KeepGoing,
     ) -> Result<Vec<(usize, Vec<f64>)>> {

@@ -12,8 +12,8 @@ use crate::eval::Evaluation;
 use crate::quantize::{FittedQuantizers, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::journal::{Journal, ValuesKey};
-use crate::search::lab::{EngineId, Lab, Member};
-use crate::search::ranker::{Job, KeepGoing, Scorer};
+use crate::search::lab::{EngineId, Lab, RankingCandidate};
+use crate::search::ranker::{KeepGoing, ScoreRequest, Scorer};
 
 /// Evaluations keyed by (tag, reverted ops, samples).
 type EvaluationKey = (String, BTreeSet<String>, Vec<usize>);
@@ -109,7 +109,7 @@ impl<L: Lab> Lab for Recorded<L> {
     fn scorer<'s>(
         &'s mut self,
         base: &BTreeSet<String>,
-        members: Vec<Member>,
+        members: Vec<RankingCandidate>,
         subset: &[usize],
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>> {
@@ -160,10 +160,12 @@ impl<L: Lab> Lab for Recorded<L> {
     }
 
     fn evaluate_deployed(&mut self, reverted: &BTreeSet<String>) -> Result<Evaluation> {
-        let engine = self
-            .inner
-            .deployed()
-            .map(|e| format!("{} {}", e.name, e.version));
+        let engine = self.inner.deployed().map(|e| {
+            format!(
+                "{} {} batch {} ({})",
+                e.name, e.version, e.batch, e.settings
+            )
+        });
         let tag = format!("deployed {} / {}", engine.unwrap_or_default(), self.tag());
         let all: Vec<usize> = (0..self.samples()).collect();
         self.evaluation(tag, reverted, &all, |lab| lab.evaluate_deployed(reverted))
@@ -211,7 +213,7 @@ impl Scorer for RecordedScorer<'_> {
 
     fn extend(
         &mut self,
-        jobs: &[Job],
+        jobs: &[ScoreRequest],
         until: usize,
         keep_going: KeepGoing,
     ) -> Result<Vec<(usize, Vec<f64>)>> {
@@ -233,7 +235,7 @@ impl Scorer for RecordedScorer<'_> {
                 }
             }
             if position < until {
-                rest.push(Job {
+                rest.push(ScoreRequest {
                     group: job.group,
                     start: position,
                 });

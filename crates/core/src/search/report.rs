@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::backend::EngineSettings;
 use crate::cpu::CpuFeatures;
 use crate::profile::ProfileReport;
 use crate::quantize::{ModelBytes, OpsByPrecision, OverflowFix, Precision};
@@ -168,6 +169,11 @@ pub struct DeployedReport {
     pub engine: String,
     /// The engine's version.
     pub version: String,
+    /// Samples per batch the saved model was measured at (`--deployed-batch`).
+    pub batch: usize,
+    /// How the engine ran it (threads, precision hint, optimization level).
+    #[serde(flatten)]
+    pub settings: EngineSettings,
     /// The int8 features of the CPU that measured it.
     pub cpu: CpuFeatures,
     /// Per metric.
@@ -359,7 +365,8 @@ impl Report {
 }
 
 impl DeployedReport {
-    /// "deployed on ort 1.32.0 (avx2 avx512_vnni (VNNI)): top1 0.8200, drop 0.0033 > 0.0030".
+    /// "deployed on ort 1.32.0 (batch 1, 1 thread, optimization all; avx2 avx512_vnni (VNNI)): top1 0.8200,
+    /// drop 0.0033 > 0.0030".
     pub fn summary(&self) -> String {
         let metrics: Vec<String> = self
             .metrics
@@ -377,9 +384,11 @@ impl DeployedReport {
             })
             .collect();
         format!(
-            "deployed on {} {} ({}): {}{}",
+            "deployed on {} {} (batch {}, {}; {}): {}{}",
             self.engine,
             self.version,
+            self.batch,
+            self.settings,
             self.cpu,
             metrics.join(", "),
             if self.continued {
@@ -400,6 +409,12 @@ mod tests {
         let deployed = DeployedReport {
             engine: "ort".into(),
             version: "1.32.0".into(),
+            batch: 1,
+            settings: EngineSettings {
+                threads: Some(1),
+                precision_hint: None,
+                optimization: Some("all".into()),
+            },
             cpu: CpuFeatures {
                 avx2: true,
                 avx512_vnni: true,
@@ -417,7 +432,7 @@ mod tests {
         };
         let line = deployed.summary();
         assert!(
-            line.starts_with("deployed on ort 1.32.0 (avx2 avx512_vnni (VNNI)): top1 0.8200, drop 0.0033 > 0.0030"),
+            line.starts_with("deployed on ort 1.32.0 (batch 1, 1 thread, optimization all; avx2 avx512_vnni (VNNI)): top1 0.8200, drop 0.0033 > 0.0030"),
             "{line}"
         );
     }

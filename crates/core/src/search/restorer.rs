@@ -28,12 +28,12 @@ use crate::cpu::CpuFeatures;
 use crate::error::{Error, Result};
 use crate::eval::Evaluation;
 use crate::metric::Metric;
+use crate::params::AccuracyControlParams;
 use crate::quantize::{Precision, Preset, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::lab::Lab;
 use crate::search::ladder;
 use crate::search::limits::{Limits, EPSILON};
-use crate::search::params::AccuracyControlParams;
 use crate::search::ranker::Ranking;
 use crate::search::report::{
     DeployedMetric, DeployedReport, RankedBy, RankingEntry, StepOutcome, StepReport, StopReason,
@@ -457,6 +457,8 @@ impl<'m, L: Lab> Restorer<'m, L> {
         self.deployed = Some(DeployedReport {
             engine: engine.name,
             version: engine.version,
+            batch: engine.batch,
+            settings: engine.settings,
             cpu: CpuFeatures::detect(),
             metrics: self
                 .metrics

@@ -3,9 +3,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::*;
+use crate::params::MetricTarget;
 use crate::search::fake::{Fake, FakeMetric, Script};
 use crate::search::journal::Journal;
-use crate::search::params::MetricTarget;
 use crate::search::record::Recorded;
 
 const N: usize = 10;

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::graph::Graph;
 use crate::metric::{Metric, OutputError};
+use crate::params::{AccuracyControlParams, RankingScore};
 use crate::progress::Progress;
 use crate::quantize::{
     self, ModelBytes, OpsByPrecision, QuantizationParams, QuantizationSummary, QuantizedModel,
@@ -20,7 +21,6 @@ use crate::saturation::{self, SaturationReport};
 use crate::search::context::{self, SearchContext};
 use crate::search::journal::Journal;
 use crate::search::ladder;
-use crate::search::params::{AccuracyControlParams, RankingScore};
 use crate::search::record::Recorded;
 use crate::search::report::{
     EvaluationCounts, MetricReport, OverflowFixReport, Report, StopReason,
@@ -94,7 +94,7 @@ pub fn quantize_with_accuracy_control(
 ) -> Result<Outcome> {
     let start = Instant::now();
     control.validate_for(quantization.target_device)?;
-    let control = &ladder::for_device(control, quantization.target_device);
+    let control = &control.for_device(quantization.target_device);
     check_metric_targets(metrics, control)?;
     let model_name = model
         .graph
@@ -136,20 +136,9 @@ pub fn quantize_with_accuracy_control(
     .with_interrupt(options.interrupt);
     // FP32 outputs calibration already computed are the FP32 evaluation's when validation is calibration.
     let same_data = std::ptr::addr_eq(calibration as *const dyn Dataset, validation);
-    let ctx = SearchContext::new(
-        evaluator,
-        quantized,
-        context::Options {
-            restore_mode: control.restore_mode,
-            compress_weights: options.compress_weights,
-            levers: options.levers,
-            calibration,
-            batch_size: options.batch_size,
-            known_fp32: summary.fp32_outputs.filter(|_| same_data),
-            intermediate_dir: options.intermediate_dir.clone(),
-            deployed: options.deployed,
-        },
-    );
+    let known_fp32 = summary.fp32_outputs.filter(|_| same_data);
+    let setup = context::Options::of_run(options, control.restore_mode, calibration, known_fp32);
+    let ctx = SearchContext::new(evaluator, quantized, setup);
     let lab = Recorded::new(ctx, journal, options.levers.reuse);
     let restorer = Restorer::new(
         lab,
@@ -423,6 +412,10 @@ fn fingerprint(
         "compress_weights": options.compress_weights,
         "engine": [backend.name(), backend.version()],
         "deployed": options.deployed.map(|d| [d.name().to_owned(), d.version()]),
+        "engine_settings": backend.settings(),
+        "deployed_settings": options.deployed.map(|d| d.settings()),
+        "batch": options.batch_size,
+        "deployed_batch": options.deployed_batch,
     });
     hash.write(settings.to_string().as_bytes());
     for data in datasets {

@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use crate::error::Result;
 use crate::search::cohort::{self, Cohort};
 use crate::search::context::SearchContext;
-use crate::search::lab::{Lab, Member};
-use crate::search::ranker::{Job, KeepGoing, Scorer};
+use crate::search::lab::{Lab, RankingCandidate};
+use crate::search::ranker::{KeepGoing, ScoreRequest, Scorer};
 
 /// What a cohort was prepared for: the model, the base ops, the subset and the metric.
 pub(super) type CohortKey = (String, BTreeSet<String>, Vec<usize>, usize);
@@ -27,7 +27,7 @@ impl<'s, 'a> CohortScorer<'s, 'a> {
     pub fn new(
         ctx: &'s mut SearchContext<'a>,
         base: &BTreeSet<String>,
-        members: Vec<Member>,
+        members: Vec<RankingCandidate>,
         subset: &[usize],
         metric: usize,
     ) -> Self {
@@ -52,7 +52,7 @@ impl Scorer for CohortScorer<'_, '_> {
 
     fn extend(
         &mut self,
-        jobs: &[Job],
+        jobs: &[ScoreRequest],
         until: usize,
         keep_going: KeepGoing,
     ) -> Result<Vec<(usize, Vec<f64>)>> {
@@ -125,7 +125,7 @@ impl Scorer for PlainScorer<'_, '_> {
 
     fn extend(
         &mut self,
-        jobs: &[Job],
+        jobs: &[ScoreRequest],
         until: usize,
         keep_going: KeepGoing,
     ) -> Result<Vec<(usize, Vec<f64>)>> {
@@ -153,7 +153,7 @@ fn whole(
     reverted: &BTreeSet<String>,
     subset: &[usize],
     metric: usize,
-    job: Job,
+    job: ScoreRequest,
     until: usize,
     keep_going: KeepGoing,
 ) -> Result<Vec<f64>> {

@@ -4,6 +4,7 @@
 //! [`crate::quantize::QuantizationParams`], this struct is the schema configs are read with, and (behind the
 //! `clap` feature) the definition of the command line's flags: each field's doc comment is its `--help`.
 
+use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -200,8 +201,17 @@ impl AccuracyControlParams {
     /// default w16a16; elsewhere the last step fp32).
     pub fn validate_for(&self, device: TargetDevice) -> Result<()> {
         self.validate()?;
-        let control = super::ladder::for_device(self, device);
-        super::ladder::check(&control.fallback, device)
+        check_ladder(&self.for_device(device).fallback, device)
+    }
+
+    /// These parameters with the ladder `device` climbs: GNA's default is `w16a16` (POT's AccuracyAwareGNA
+    /// moves 8-bit weights to 16 bits, never to FP32), where the default `fp32` would mean nothing.
+    pub(crate) fn for_device(&self, device: TargetDevice) -> AccuracyControlParams {
+        let mut control = self.clone();
+        if device == TargetDevice::Gna && control.fallback == [Precision::Fp32] {
+            control.fallback = vec![Precision::W16A16];
+        }
+        control
     }
 
     /// The drop allowed for a metric whose baseline is `baseline`, in the metric's own units.
@@ -210,5 +220,51 @@ impl AccuracyControlParams {
             DropType::Absolute => self.maximal_drop,
             DropType::Relative => self.maximal_drop * baseline.abs(),
         }
+    }
+}
+
+/// Refuses a ladder the search cannot climb: empty, a step named twice, or a last step other than FP32 —
+/// except for GNA, whose top is 16-bit weights (POT's AccuracyAwareGNA never leaves integers) and whose
+/// ladder may hold 16-bit steps only.
+fn check_ladder(ladder: &[Precision], device: TargetDevice) -> Result<()> {
+    let named: Vec<&str> = ladder.iter().map(|p| p.name()).collect();
+    let refuse = |why: &str| {
+        Err(Error::Config(format!(
+            "fallback '{}': {why}",
+            named.join(",")
+        )))
+    };
+    if ladder.is_empty() {
+        return refuse("give at least one step (fp32 reverts, as POT does)");
+    }
+    if ladder.iter().collect::<BTreeSet<_>>().len() != ladder.len() {
+        return refuse("a step is named twice");
+    }
+    let gna = device == TargetDevice::Gna;
+    let fp32_at = ladder.iter().position(|p| *p == Precision::Fp32);
+    match (gna, fp32_at) {
+        (true, Some(_)) => refuse(
+            "target_device GNA runs integers only: its ladder is 16-bit steps (w16a16 by default), never fp32",
+        ),
+        (false, None) => refuse("the last step must be fp32 (a group that no 16-bit step helps is reverted)"),
+        (false, Some(i)) if i + 1 != ladder.len() => refuse("fp32 must be the last step"),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ladders_are_checked() {
+        use Precision::*;
+        assert!(check_ladder(&[Fp32], TargetDevice::Any).is_ok());
+        assert!(check_ladder(&[W8A16, Fp32], TargetDevice::Cpu).is_ok());
+        assert!(check_ladder(&[W16A16], TargetDevice::Gna).is_ok());
+        for bad in [&[][..], &[W8A16], &[Fp32, W8A16], &[W8A16, W8A16, Fp32]] {
+            assert!(check_ladder(bad, TargetDevice::Cpu).is_err(), "{bad:?}");
+        }
+        assert!(check_ladder(&[W16A16, Fp32], TargetDevice::Gna).is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! ([`quantize_default`]), and what it reports ([`DefaultReport`]), next to accuracy control's
 //! [`search::Report`](crate::search::Report).
 //!
-//! The base algorithm itself is [`quantize`](super::quantize); this adds what a finished run owes its user: the
+//! The base algorithm itself is [`quantize`](crate::quantize::quantize); this adds what a finished run owes its user: the
 //! deployable model, the saturation analysis of the saved weights on this CPU family, and (with a validation
 //! set and an engine) the deployed check, so that a front end only maps arguments and writes files.
 
@@ -11,14 +11,15 @@ use std::time::Instant;
 use aquant_onnx::ModelProto;
 use serde::Serialize;
 
-use super::{
-    quantize, ModelBytes, ModelForm, OpsByPrecision, QuantizationParams, QuantizedModel,
-    AUTO_SAMPLES,
-};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::metric::Metric;
-use crate::search::{check_deployed, AccuracyControlParams, DeployedReport, RunOptions};
+use crate::params::{AccuracyControlParams, RunOptions};
+use crate::quantize::{
+    quantize, ModelBytes, ModelForm, OpsByPrecision, QuantizationParams, QuantizedModel,
+    AUTO_SAMPLES,
+};
+use crate::search::{check_deployed, DeployedReport};
 use crate::sensitivity::SensitivityReport;
 use crate::Backend;
 
@@ -79,7 +80,7 @@ pub struct DefaultReport {
 /// The overflow fix a run applied.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OverflowFixApplied {
-    /// The mode ([`OverflowFix::name`](super::OverflowFix::name)).
+    /// The mode ([`OverflowFix::name`](crate::params::OverflowFix::name)).
     pub mode: &'static str,
     /// The weight quantizers given half the int8 range.
     pub half_range_layers: Vec<String>,
@@ -136,7 +137,8 @@ impl DefaultReport {
 
 /// POT's DefaultQuantization as a job: quantizes `model` on `calibration`, builds the deployable model
 /// (`options.compress_weights`), analyses its int16 saturation, and, with `options.deployed` and a `target`,
-/// judges it on that engine. Of `options`, the batch size, progress and weight compression apply too.
+/// judges it on that engine at `options.deployed_batch`. Of `options`, the batch size, progress and weight
+/// compression apply too.
 pub fn quantize_default(
     backend: &dyn Backend,
     model: ModelProto,
@@ -152,7 +154,7 @@ pub fn quantize_default(
     let form = ModelForm::Export {
         compress_weights: options.compress_weights,
     };
-    let precisions = super::device_precisions(quantized.placement(), params);
+    let precisions = crate::quantize::device_precisions(quantized.placement(), params);
     let output_model = quantized.build_with(&precisions, Default::default(), form)?;
     let deployed = match (options.deployed, target) {
         (Some(engine), Some(target)) => Some(check_deployed(
@@ -162,7 +164,7 @@ pub fn quantize_default(
             target.data,
             target.metrics,
             target.control,
-            batch,
+            options.deployed_batch,
             options.progress,
         )?),
         _ => None,

@@ -453,8 +453,8 @@ impl QuantizationParams {
         // Accepting these and placing quantizers as for ANY would claim a device-specific model that is not.
         if matches!(self.target_device, TargetDevice::Gpu | TargetDevice::Npu) {
             return Err(Error::Config(format!(
-                "target_device {:?} is not supported: aquant places quantizers for ANY or CPU only",
-                self.target_device
+                "target_device {} is not supported: aquant places quantizers for ANY, CPU and GNA only",
+                format!("{:?}", self.target_device).to_uppercase()
             )));
         }
         for (what, bits) in [

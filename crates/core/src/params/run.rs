@@ -1,0 +1,93 @@
+//! How a run is carried out, as opposed to what it computes: batch size, where intermediate models and the
+//! journal go, the interrupt flag, the deployed engine, the evaluation shortcuts.
+//!
+//! These options sit below everything that reads them (the search, the sensitivity analysis, the base
+//! algorithm's job), so that none of those has to import another to learn how it runs.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::progress::{NoProgress, Progress};
+
+/// Calibration samples the per-layer sensitivity is measured on when the caller does not say (enough to rank
+/// ops; a few seconds on MobileNetV2).
+pub const DEFAULT_SENSITIVITY_SAMPLES: usize = 8;
+
+/// How a run is carried out (not what it computes).
+pub struct RunOptions<'a> {
+    /// Samples per inference batch.
+    pub batch_size: usize,
+    /// Where to save the model after every step (`None`: not saved).
+    pub intermediate_dir: Option<PathBuf>,
+    /// Store weights as int8 in the saved models (POT `compress_model_weights`); otherwise FP32 weights behind
+    /// QuantizeLinear/DequantizeLinear.
+    pub compress_weights: bool,
+    /// Progress reporting.
+    pub progress: &'a dyn Progress,
+    /// Evaluation shortcuts (all on by default).
+    pub levers: Levers,
+    /// The run's journal file: results are written there as they are obtained, and a run given an existing
+    /// journal resumes from it (`None`: kept in memory only).
+    pub journal: Option<PathBuf>,
+    /// Once set (by a Ctrl-C handler, say), the run stops at the next safe point and returns the best model
+    /// so far, with `interrupted` in its report.
+    pub interrupt: Option<&'a AtomicBool>,
+    /// The engine the saved model is deployed on: the saved model is judged there on the full validation
+    /// set ([`Report::deployed`](crate::search::Report::deployed)); when the search met the target and that engine does not, the search goes
+    /// on with it as the judge.
+    pub deployed: Option<&'a dyn Backend>,
+    /// Samples per batch on the deployed engine. Its own setting, apart from [`RunOptions::batch_size`]:
+    /// on some CPUs (AMX) an engine's int8 results depend on the batch, so the saved model is judged at the
+    /// batch it will be served at (1, a latency-bound deployment, by default), whatever batch the search
+    /// used for speed.
+    pub deployed_batch: usize,
+    /// Calibration samples the per-layer sensitivity of the final model is measured on after the search
+    /// ([`crate::sensitivity`]); 0 skips it.
+    pub sensitivity_samples: usize,
+}
+
+impl Default for RunOptions<'_> {
+    fn default() -> Self {
+        RunOptions {
+            batch_size: 1,
+            intermediate_dir: None,
+            compress_weights: true,
+            progress: &NoProgress,
+            levers: Levers::default(),
+            journal: None,
+            interrupt: None,
+            deployed: None,
+            deployed_batch: 1,
+            sensitivity_samples: DEFAULT_SENSITIVITY_SAMPLES,
+        }
+    }
+}
+
+/// Switches for the evaluation shortcuts of the search, all on by default. None of them changes the
+/// result (the tests check it); turning one off measures what it saves (`bench/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Levers {
+    /// Stop evaluating a ranking candidate as soon as it cannot rank first (exact branch and bound).
+    pub early_stop: bool,
+    /// Never evaluate the same candidate on the same samples twice in a run (full evaluations and ranking
+    /// values; off: every repeat runs again — a resumed run still replays its journal).
+    pub reuse: bool,
+    /// Evaluate ranking candidates together, in parallel, one sample at a time each.
+    pub cohorts: bool,
+    /// In cohorts, run only the part of a candidate downstream of its change, on cached values of the rest.
+    pub prefix_cache: bool,
+}
+
+impl Default for Levers {
+    fn default() -> Self {
+        Levers {
+            early_stop: true,
+            reuse: true,
+            cohorts: true,
+            prefix_cache: true,
+        }
+    }
+}

@@ -29,11 +29,19 @@ pub fn read_report(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&bytes).expect("report.json is JSON")
 }
 
-/// A report without what legitimately differs between runs of the same job: time, work done, where it was
-/// written.
+/// A report without what legitimately differs between runs of the same job: time (the deployed latency
+/// included), work done, where it was written.
 pub fn run_result(mut report: serde_json::Value) -> serde_json::Value {
     for key in ["timings_s", "profile", "evaluations", "output"] {
         report.as_object_mut().unwrap().remove(key);
+    }
+    without_latency(report)
+}
+
+/// `report` without the deployed check's latency: a time, measured anew by every run.
+pub fn without_latency(mut report: serde_json::Value) -> serde_json::Value {
+    if let Some(deployed) = report["deployed"].as_object_mut() {
+        deployed.remove("latency");
     }
     report
 }

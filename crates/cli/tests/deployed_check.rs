@@ -214,8 +214,12 @@ fn deployed_check_names_engine_version_and_cpu_and_can_be_switched_off() {
     assert!(off["deployed"].is_null());
     assert!(!text.contains("deployed on"), "{text}");
     // DefaultQuantization given a validation set is judged the same way.
-    let (default, text) = run("default", &["--algorithm", "default"]);
+    let (default, text) = run(
+        "default",
+        &["--algorithm", "default", "--latency-runs", "0"],
+    );
     assert_eq!(default["deployed"]["engine"], "ort");
+    assert!(default["deployed"]["latency"].is_null(), "--latency-runs 0");
     assert!(default["deployed"]["metrics"][0]["value"].as_f64().unwrap() > 0.9);
     assert!(text.contains("deployed on ort"), "{text}");
 }
@@ -246,6 +250,22 @@ fn deployed_check_measures_at_the_deployed_batch_and_records_its_conditions() {
     assert_eq!(deployed["reused"], false, "batch 1 is not batch 8");
     assert!(
         text.contains("deployed on ort 1.32.0 (batch 8, 1 thread, optimization all; "),
+        "{text}"
+    );
+    // Latency: both models timed on the deployed engine, one sample per run (a figure, never compared).
+    let latency = &deployed["latency"];
+    let (fp32, int8) = (
+        latency["fp32_ms"].as_f64().unwrap(),
+        latency["int8_ms"].as_f64().unwrap(),
+    );
+    assert!(fp32 > 0.0 && int8 > 0.0, "{latency}");
+    assert_eq!(latency["speedup"].as_f64().unwrap(), fp32 / int8);
+    assert_eq!(
+        (&latency["runs"], &latency["batch"]),
+        (&20.into(), &1.into())
+    );
+    assert!(
+        text.contains(&format!("INT8 {int8:.2} ms vs FP32 {fp32:.2} ms")),
         "{text}"
     );
     let saved = dir.path().join("batch8/model.onnx");

@@ -38,7 +38,7 @@ fn comparable(mut report: serde_json::Value) -> serde_json::Value {
     for key in ["timings_s", "profile", "evaluations", "output", "model"] {
         report.as_object_mut().unwrap().remove(key);
     }
-    report
+    common::without_latency(report)
 }
 
 fn mnist_top1_in_onnx_runtime(model: &Path) -> f64 {

@@ -13,7 +13,7 @@ fn without_run_details(mut report: serde_json::Value) -> serde_json::Value {
     for key in ["timings_s", "profile", "model", "output"] {
         object.remove(key);
     }
-    report
+    common::without_latency(report)
 }
 
 #[test]

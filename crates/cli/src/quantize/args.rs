@@ -66,6 +66,10 @@ pub struct QuantizeArgs {
     /// `--batch` the search runs at; 1 is what a latency-bound deployment runs.
     #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub deployed_batch: usize,
+    /// Timed runs of the FP32 and the saved model on the deployed engine after the deployed check (one
+    /// sample per run, after a warm-up; the medians go in report.json `deployed.latency`); 0 skips it.
+    #[arg(long, default_value_t = aquant::params::DEFAULT_LATENCY_RUNS)]
+    pub latency_runs: usize,
     /// Skip the per-layer sensitivity analysis after the run (each quantized op's share of the output error
     /// against FP32, on 8 calibration samples: one small evaluation per op; report.html draws it).
     #[arg(long)]

@@ -41,6 +41,7 @@ fn run_options<'a>(
         interrupt: None,
         deployed,
         deployed_batch: args.deployed_batch,
+        latency_runs: args.latency_runs,
         sensitivity_samples: match args.no_sensitivity {
             true => 0,
             false => aquant::sensitivity::DEFAULT_SAMPLES,

@@ -9,6 +9,7 @@
 //! Metrics are user code: they never run under the evaluator's lock (the FP32 outputs they compare with are
 //! taken out first, shared), and a metric that panics becomes one [`Error::Metric`], not a crash of the run.
 
+mod latency;
 mod model;
 mod reference;
 mod scores;
@@ -16,6 +17,7 @@ mod scores;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use latency::{measure_latency, Latency};
 pub use model::EvaluatedModel;
 use reference::ReferenceCache;
 pub use reference::DEFAULT_REFERENCE_BUDGET;

@@ -165,6 +165,7 @@ pub fn quantize_default(
             target.metrics,
             target.control,
             options.deployed_batch,
+            options.latency_runs,
             options.progress,
         )?),
         _ => None,

@@ -15,4 +15,4 @@ pub use quantization::{
     ActivationsParams, Deploy, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
     TargetDevice, WeightsParams,
 };
-pub use run::{Levers, RunOptions, DEFAULT_SENSITIVITY_SAMPLES};
+pub use run::{Levers, RunOptions, DEFAULT_LATENCY_RUNS, DEFAULT_SENSITIVITY_SAMPLES};

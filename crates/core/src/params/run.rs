@@ -16,6 +16,9 @@ use crate::progress::{NoProgress, Progress};
 /// ops; a few seconds on MobileNetV2).
 pub const DEFAULT_SENSITIVITY_SAMPLES: usize = 8;
 
+/// Timed runs of each model in the deployed check's latency measure, by default.
+pub const DEFAULT_LATENCY_RUNS: usize = 20;
+
 /// How a run is carried out (not what it computes).
 pub struct RunOptions<'a> {
     /// Samples per inference batch.
@@ -44,6 +47,9 @@ pub struct RunOptions<'a> {
     /// batch it will be served at (1, a latency-bound deployment, by default), whatever batch the search
     /// used for speed.
     pub deployed_batch: usize,
+    /// Timed runs of the FP32 and the saved model on the deployed engine, one sample each, after the
+    /// deployed check ([`crate::eval::measure_latency`]); 0 skips the measure.
+    pub latency_runs: usize,
     /// Calibration samples the per-layer sensitivity of the final model is measured on after the search
     /// ([`crate::sensitivity`]); 0 skips it.
     pub sensitivity_samples: usize,
@@ -61,6 +67,7 @@ impl Default for RunOptions<'_> {
             interrupt: None,
             deployed: None,
             deployed_batch: 1,
+            latency_runs: DEFAULT_LATENCY_RUNS,
             sensitivity_samples: DEFAULT_SENSITIVITY_SAMPLES,
         }
     }

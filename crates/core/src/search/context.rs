@@ -9,7 +9,7 @@ use aquant_onnx::ModelProto;
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::{Evaluation, Evaluator};
+use crate::eval::{measure_latency, Evaluation, Evaluator, Latency};
 use crate::quantize::{
     self, FP32Outputs, FittedQuantizers, ModelForm, QuantizationParams, QuantizedModel, RestoreMode,
 };
@@ -44,6 +44,8 @@ pub(super) struct SearchContext<'a> {
     /// The engine the saved model is deployed on, and the batch it is judged at there.
     pub deployed: Option<&'a dyn Backend>,
     pub deployed_batch: usize,
+    /// Timed runs of the deployed latency measure (0: not measured).
+    pub latency_runs: usize,
     /// The cohort of the last ranking scorer, kept for the next scorer of the same ranking.
     pub parked: Option<(CohortKey, Cohort)>,
     tag: String,
@@ -67,6 +69,7 @@ impl<'a> SearchContext<'a> {
             intermediate_dir: options.intermediate_dir,
             deployed: options.deployed,
             deployed_batch: options.deployed_batch,
+            latency_runs: options.latency_runs,
             parked: None,
             tag: String::new(),
         };
@@ -162,6 +165,7 @@ pub(super) struct Options<'a> {
     pub intermediate_dir: Option<PathBuf>,
     pub deployed: Option<&'a dyn Backend>,
     pub deployed_batch: usize,
+    pub latency_runs: usize,
 }
 
 impl<'a> Options<'a> {
@@ -183,6 +187,7 @@ impl<'a> Options<'a> {
             intermediate_dir: run.intermediate_dir.clone(),
             deployed: run.deployed,
             deployed_batch: run.deployed_batch,
+            latency_runs: run.latency_runs,
         }
     }
 }
@@ -325,6 +330,15 @@ impl Lab for SearchContext<'_> {
         .evaluate(&model, &all, "deployed check")?;
         self.counts.full += 1;
         Ok(evaluation)
+    }
+
+    fn deployed_latency(&mut self, reverted: &BTreeSet<String>) -> Result<Option<Latency>> {
+        let Some(engine) = self.deployed else {
+            return Ok(None);
+        };
+        let saved = self.export(reverted)?;
+        let data = self.evaluator.dataset();
+        measure_latency(engine, &self.fp32, &saved, data, self.latency_runs)
     }
 
     fn judge_on_deployed(&mut self) -> Result<()> {

@@ -10,14 +10,14 @@ use crate::backend::Backend;
 use crate::cpu::CpuFeatures;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::eval::Evaluator;
+use crate::eval::{measure_latency, Evaluator};
 use crate::metric::Metric;
 use crate::progress::Progress;
 use crate::search::params::AccuracyControlParams;
 use crate::search::report::{DeployedMetric, DeployedReport};
 
 /// Measures `fp32` and `saved` on `engine` over all of `validation` and compares them metric by metric, with
-/// the drops `control` allows (`maximal_drop`, `drop_type`).
+/// the drops `control` allows (`maximal_drop`, `drop_type`); then times them, `latency_runs` runs each.
 #[allow(clippy::too_many_arguments)]
 pub fn check_deployed(
     engine: &dyn Backend,
@@ -27,6 +27,7 @@ pub fn check_deployed(
     metrics: &[&dyn Metric],
     control: &AccuracyControlParams,
     batch_size: usize,
+    latency_runs: usize,
     progress: &dyn Progress,
 ) -> Result<DeployedReport> {
     control.validate()?;
@@ -61,5 +62,6 @@ pub fn check_deployed(
         metrics,
         continued: false,
         reused: false,
+        latency: measure_latency(engine, fp32, saved, validation, latency_runs)?,
     })
 }

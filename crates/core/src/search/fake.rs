@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::backend::EngineSettings;
 use crate::error::{Error, Result};
-use crate::eval::{Evaluation, MetricValue};
+use crate::eval::{Evaluation, Latency, MetricValue};
 use crate::metric::{Direction, Metric};
 use crate::quantize::{FittedQuantizers, Precision, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
@@ -308,6 +308,11 @@ impl Lab for Fake {
         self.log.push("judge on deployed".into());
         self.judge_deployed = true;
         Ok(())
+    }
+
+    /// The fake lab has no engine to time.
+    fn deployed_latency(&mut self, _: &BTreeSet<String>) -> Result<Option<Latency>> {
+        Ok(None)
     }
 
     fn check_interrupt(&self) -> Result<()> {

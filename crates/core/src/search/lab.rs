@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use crate::backend::EngineSettings;
 use crate::error::Result;
-use crate::eval::Evaluation;
+use crate::eval::{Evaluation, Latency};
 use crate::quantize::{FittedQuantizers, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::ranker::Scorer;
@@ -86,6 +86,10 @@ pub(super) trait Lab {
 
     /// Makes the deployed engine the judge of every later evaluation.
     fn judge_on_deployed(&mut self) -> Result<()>;
+
+    /// The latency of FP32 and of the candidate `reverted`'s saved model on the deployed engine (`None`
+    /// without one, or when the run measures none).
+    fn deployed_latency(&mut self, reverted: &BTreeSet<String>) -> Result<Option<Latency>>;
 
     /// [`Error::Interrupted`](crate::Error::Interrupted) once the run is asked to stop.
     fn check_interrupt(&self) -> Result<()>;

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::error::{Error, Result};
-use crate::eval::Evaluation;
+use crate::eval::{Evaluation, Latency};
 use crate::quantize::{FittedQuantizers, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::journal::{Journal, ValuesKey};
@@ -173,6 +173,11 @@ impl<L: Lab> Lab for Recorded<L> {
 
     fn judge_on_deployed(&mut self) -> Result<()> {
         self.inner.judge_on_deployed()
+    }
+
+    /// Not journaled: a time is measured again, never replayed.
+    fn deployed_latency(&mut self, reverted: &BTreeSet<String>) -> Result<Option<Latency>> {
+        self.inner.deployed_latency(reverted)
     }
 
     fn check_interrupt(&self) -> Result<()> {

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::backend::EngineSettings;
 use crate::cpu::CpuFeatures;
+use crate::eval::Latency;
 use crate::profile::ProfileReport;
 use crate::quantize::{ModelBytes, OpsByPrecision, OverflowFix, Precision};
 use crate::saturation::SaturationReport;
@@ -184,6 +185,8 @@ pub struct DeployedReport {
     pub continued: bool,
     /// The final evaluation of the search was already this one (same engine, same model bytes).
     pub reused: bool,
+    /// FP32 and the saved model timed on this engine, one sample per run (`None`: `--latency-runs 0`).
+    pub latency: Option<Latency>,
 }
 
 /// One group's ranking score (higher restores more).
@@ -383,8 +386,15 @@ impl DeployedReport {
                 )
             })
             .collect();
+        let latency = self.latency.as_ref().map_or(String::new(), |l| {
+            let verdict = if l.speedup > 1.0 { "" } else { ": NOT faster" };
+            format!(
+                "; INT8 {:.2} ms vs FP32 {:.2} ms ({:.2}×{verdict})",
+                l.int8_ms, l.fp32_ms, l.speedup
+            )
+        });
         format!(
-            "deployed on {} {} (batch {}, {}; {}): {}{}",
+            "deployed on {} {} (batch {}, {}; {}): {}{}{latency}",
             self.engine,
             self.version,
             self.batch,
@@ -429,10 +439,21 @@ mod tests {
             target_met: false,
             continued: false,
             reused: false,
+            latency: Some(Latency {
+                fp32_ms: 18.3,
+                int8_ms: 19.0,
+                speedup: 18.3 / 19.0,
+                runs: 20,
+                batch: 1,
+            }),
         };
         let line = deployed.summary();
         assert!(
             line.starts_with("deployed on ort 1.32.0 (batch 1, 1 thread, optimization all; avx2 avx512_vnni (VNNI)): top1 0.8200, drop 0.0033 > 0.0030"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("; INT8 19.00 ms vs FP32 18.30 ms (0.96×: NOT faster)"),
             "{line}"
         );
     }

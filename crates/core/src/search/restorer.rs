@@ -454,7 +454,9 @@ impl<'m, L: Lab> Restorer<'m, L> {
             self.current = Some(state);
             return Ok(Phase::Restore);
         }
+        let latency = self.lab.deployed_latency(&final_state.reverted)?;
         self.deployed = Some(DeployedReport {
+            latency,
             engine: engine.name,
             version: engine.version,
             batch: engine.batch,

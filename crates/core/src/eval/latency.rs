@@ -1,0 +1,95 @@
+//! How long one inference takes: the deployed check's second measure beside accuracy, because a quantized
+//! model exists to run faster, and whether it does depends on the engine's fusions and the CPU (without VNNI
+//! an int8 kernel can be slower than FP32).
+//!
+//! Both models run one sample at a time (batch 1, what a latency-bound service runs) on the deployed engine
+//! as it is configured ([`Backend::settings`]: one thread per inference), interleaved run by run so that a
+//! machine's drifting load touches both alike, after a warm-up; the median of the timed runs is reported. A
+//! measured figure, not a result: it is never journaled or compared in tests.
+
+use std::time::Instant;
+
+use aquant_onnx::ModelProto;
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::runner::InputBinding;
+use crate::tensor::Tensor;
+
+/// Untimed runs of each model before the timed ones (first-run allocation, caches, lazy kernel choice).
+const WARM_UP: usize = 5;
+
+/// The FP32 and the saved model's latency on one engine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median milliseconds of one FP32 inference.
+    pub fp32_ms: f64,
+    /// Median milliseconds of one inference of the saved model.
+    pub int8_ms: f64,
+    /// `fp32_ms / int8_ms`: above 1, the saved model is faster.
+    pub speedup: f64,
+    /// Timed runs of each model (after [`WARM_UP`] untimed ones).
+    pub runs: usize,
+    /// Samples per run.
+    pub batch: usize,
+}
+
+/// Times `fp32` and `saved` on `engine` on the first sample of `data`, `runs` times each (`None` for 0 runs).
+pub fn measure_latency(
+    engine: &dyn Backend,
+    fp32: &ModelProto,
+    saved: &ModelProto,
+    data: &dyn Dataset,
+    runs: usize,
+) -> Result<Option<Latency>> {
+    if runs == 0 {
+        return Ok(None);
+    }
+    let inputs = InputBinding::from_model(saved)?.bind(data.get(0)?, 0)?;
+    let sessions = [engine.prepare(fp32, &[])?, engine.prepare(saved, &[])?];
+    let mut times: [Vec<f64>; 2] = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
+    for round in 0..WARM_UP + runs {
+        for (session, times) in sessions.iter().zip(times.iter_mut()) {
+            let start = Instant::now();
+            session.run(batch_of_one(&inputs)?)?;
+            if round >= WARM_UP {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let [fp32_ms, int8_ms] = times.map(median);
+    Ok(Some(Latency {
+        fp32_ms,
+        int8_ms,
+        speedup: fp32_ms / int8_ms,
+        runs,
+        batch: 1,
+    }))
+}
+
+/// One sample's bound inputs as a batch of one (a fresh copy per run: sessions take their inputs).
+fn batch_of_one(inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    inputs.iter().map(|t| Tensor::concat_rows(&[t])).collect()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    match values.len() % 2 {
+        1 => values[middle],
+        _ => (values[middle - 1] + values[middle]) / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_two() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+}

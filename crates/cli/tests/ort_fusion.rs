@@ -59,6 +59,23 @@ fn float_weighted(graph: &serde_json::Value) -> BTreeSet<String> {
     names(&graph["float_weighted"])
 }
 
+/// The report's count of float nodes (the deployed check's, read by aquant from ONNX Runtime's optimized graph)
+/// is the one the script finds.
+fn assert_report_counts_float_ops(out: &Path, graph: &serde_json::Value) {
+    let report = common::read_report(out);
+    let float_ops = &report["deployed"]["latency"]["float_ops"];
+    assert_eq!(
+        float_ops["count"], graph["float_compute"],
+        "{float_ops} vs {graph}"
+    );
+    let weighted = names(&float_ops["weighted"]);
+    assert_eq!(
+        weighted,
+        names(&graph["float_weighted"]),
+        "{float_ops} vs {graph}"
+    );
+}
+
 #[test]
 fn mobilenet_v2_runs_wholly_in_integer_kernels() {
     let out = tempfile::tempdir().unwrap();
@@ -153,4 +170,5 @@ fn after_accuracy_control_only_reverted_ops_and_their_producers_compute_in_float
         .map(String::from)
         .into();
     assert_eq!(float, expected, "{graph}");
+    assert_report_counts_float_ops(out.path(), &graph);
 }

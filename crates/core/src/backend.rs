@@ -36,6 +36,22 @@ pub trait Backend: Send + Sync {
     /// and batch; OpenVINO computes float layers in bf16 unless told f32), so a report names them and
     /// whoever checks a figure runs under the same ones.
     fn settings(&self) -> EngineSettings;
+
+    /// The nodes of `model` this engine still computes in float once it has optimized the graph, where the
+    /// engine shows its optimized graph (`None` otherwise): an int8 model runs at int8 speed only where the
+    /// engine fused its quantizers into integer kernels, and these nodes are where it did not.
+    fn float_ops(&self, _model: &ModelProto) -> Result<Option<FloatOps>> {
+        Ok(None)
+    }
+}
+
+/// The nodes an engine computes in float in its optimized graph of a model ([`Backend::float_ops`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FloatOps {
+    /// Nodes computing in float (quantizers, integer kernels and data movement excluded).
+    pub count: usize,
+    /// Of them, the Conv/Gemm/MatMul nodes with a constant weight: weights no integer kernel took.
+    pub weighted: Vec<String>,
 }
 
 /// How an engine runs a model, as far as its numbers can depend on it ([`Backend::settings`]).

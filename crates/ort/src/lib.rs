@@ -12,10 +12,13 @@
 #![deny(missing_docs)]
 
 mod library;
+mod optimized;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aquant::{Backend, EngineSettings, Error, ExternalPlan, OutputSource, Result, Session, Tensor};
+use aquant::{
+    Backend, EngineSettings, Error, ExternalPlan, FloatOps, OutputSource, Result, Session, Tensor,
+};
 use aquant_onnx::ModelProto;
 use ndarray::{ArrayD, IxDyn};
 use ort::environment::Environment;
@@ -128,6 +131,30 @@ impl Backend for OrtBackend {
             precision_hint: None,
             optimization: Some("all".into()),
         }
+    }
+
+    /// From the graph ONNX Runtime writes after optimizing at `ORT_ENABLE_EXTENDED` ([`optimized`]).
+    fn float_ops(&self, model: &ModelProto) -> Result<Option<FloatOps>> {
+        let context = "dumping the optimized graph";
+        let dir = tempfile::tempdir().map_err(|e| backend_error(context, e))?;
+        let path = dir.path().join("optimized.onnx");
+        let fail = |e: ort::Error<_>| backend_error(context, e);
+        ort::session::Session::builder(&self.environment)
+            .map_err(|e| backend_error(context, e))?
+            .with_intra_threads(1)
+            .map_err(fail)?
+            .with_optimization_level(GraphOptimizationLevel::Level2)
+            .map_err(fail)?
+            .with_optimized_model_path(&path)
+            .map_err(fail)?
+            .with_log_level(LogLevel::Error)
+            .map_err(fail)?
+            .commit_from_memory(&aquant_onnx::encode_model(model))
+            .map_err(|e| backend_error(context, e))?;
+        let optimized = aquant_onnx::load_model(&path).map_err(|e| backend_error(context, e))?;
+        Ok(Some(optimized::float_ops(
+            &optimized.graph.unwrap_or_default(),
+        )))
     }
 
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>> {

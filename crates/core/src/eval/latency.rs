@@ -12,7 +12,7 @@ use std::time::Instant;
 use aquant_onnx::ModelProto;
 use serde::Serialize;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, FloatOps};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::runner::InputBinding;
@@ -34,9 +34,13 @@ pub struct Latency {
     pub runs: usize,
     /// Samples per run.
     pub batch: usize,
+    /// The saved model's nodes the engine still computes in float (`None`: the engine does not show its
+    /// optimized graph): why a saved model is not faster, when it is not.
+    pub float_ops: Option<FloatOps>,
 }
 
-/// Times `fp32` and `saved` on `engine` on the first sample of `data`, `runs` times each (`None` for 0 runs).
+/// Times `fp32` and `saved` on `engine` on the first sample of `data`, `runs` times each, and reads the
+/// engine's float nodes of `saved` (`None` for 0 runs).
 pub fn measure_latency(
     engine: &dyn Backend,
     fp32: &ModelProto,
@@ -66,6 +70,7 @@ pub fn measure_latency(
         speedup: fp32_ms / int8_ms,
         runs,
         batch: 1,
+        float_ops: engine.float_ops(saved)?,
     }))
 }
 

@@ -154,6 +154,30 @@ pub struct DeployedView {
     /// The search went on with the deployed engine as the judge.
     #[serde(default)]
     pub continued: bool,
+    /// FP32 and the saved model timed there (absent: not measured).
+    #[serde(default)]
+    pub latency: Option<LatencyView>,
+}
+
+/// The deployed latency measure.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LatencyView {
+    /// Median milliseconds of one FP32 inference.
+    pub fp32_ms: f64,
+    /// Median milliseconds of one inference of the saved model.
+    pub int8_ms: f64,
+    /// `fp32_ms / int8_ms`.
+    pub speedup: f64,
+    /// The saved model's nodes the engine computes in float, when it showed them.
+    #[serde(default)]
+    pub float_ops: Option<FloatOpsView>,
+}
+
+/// The nodes an engine left in float.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FloatOpsView {
+    /// How many.
+    pub count: usize,
 }
 
 /// One metric on the deployed engine.

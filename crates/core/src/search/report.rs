@@ -388,8 +388,12 @@ impl DeployedReport {
             .collect();
         let latency = self.latency.as_ref().map_or(String::new(), |l| {
             let verdict = if l.speedup > 1.0 { "" } else { ": NOT faster" };
+            let float = l
+                .float_ops
+                .as_ref()
+                .map_or(String::new(), |f| format!(", {} ops in float", f.count));
             format!(
-                "; INT8 {:.2} ms vs FP32 {:.2} ms ({:.2}×{verdict})",
+                "; INT8 {:.2} ms vs FP32 {:.2} ms ({:.2}×{verdict}{float})",
                 l.int8_ms, l.fp32_ms, l.speedup
             )
         });
@@ -413,6 +417,7 @@ impl DeployedReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::FloatOps;
 
     #[test]
     fn the_summary_names_the_deployed_engine_its_cpu_and_its_verdict() {
@@ -445,6 +450,10 @@ mod tests {
                 speedup: 18.3 / 19.0,
                 runs: 20,
                 batch: 1,
+                float_ops: Some(FloatOps {
+                    count: 17,
+                    weighted: vec!["conv".into()],
+                }),
             }),
         };
         let line = deployed.summary();
@@ -453,7 +462,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.ends_with("; INT8 19.00 ms vs FP32 18.30 ms (0.96×: NOT faster)"),
+            line.ends_with("; INT8 19.00 ms vs FP32 18.30 ms (0.96×: NOT faster, 17 ops in float)"),
             "{line}"
         );
     }

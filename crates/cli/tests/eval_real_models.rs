@@ -80,6 +80,12 @@ fn inspect_lists_io_and_quantizable_nodes() {
         text.contains("input:  input [N") || text.contains("input:  input ["),
         "{text}"
     );
-    // MobileNetV2: 52 convolutions and one classifier Gemm.
-    assert!(text.contains("quantizable nodes: 53"), "{text}");
+    // MobileNetV2 placed for ONNX Runtime: 52 convolutions, the classifier Gemm, the 10 residual Adds (which
+    // ONNX Runtime runs as QLinearAdd) and the global average pool.
+    assert!(text.contains("quantizable nodes: 64"), "{text}");
+    assert_eq!(text.matches(" (Add)").count(), 10, "{text}");
+    assert!(
+        text.contains("/GlobalAveragePool (GlobalAveragePool)"),
+        "{text}"
+    );
 }

@@ -105,10 +105,10 @@ fn half_range_layers(report: &serde_json::Value) -> Vec<String> {
     serde_json::from_value(report["overflow_fix"]["half_range_layers"].clone()).unwrap()
 }
 
-/// Default quantization halves exactly the first Conv (NNCF's `first_layer`), which then cannot saturate;
-/// with the fix disabled the first Conv uses the full range and the analysis flags it.
-fn first_layer_default_and_disable(model: &str, calib: &str) {
-    let (weights, order, report) = quantize(model, calib, &[]);
+/// `first_layer` (NNCF's and POT's default) halves exactly the first Conv, which then cannot saturate; with the
+/// fix disabled the first Conv uses the full range and the analysis flags it.
+fn first_layer_and_disable(model: &str, calib: &str) {
+    let (weights, order, report) = quantize(model, calib, &["--overflow-fix", "first_layer"]);
     let first = &order[0];
     assert_eq!(report["overflow_fix"]["mode"], "first_layer");
     assert_eq!(half_range_layers(&report), vec![first.clone()]);
@@ -139,15 +139,15 @@ fn first_layer_default_and_disable(model: &str, calib: &str) {
 }
 
 #[test]
-fn mobilenet_v2_first_conv_is_half_range_by_default_and_flagged_without_the_fix() {
-    first_layer_default_and_disable("imagenet/mobilenet_v2.onnx", "imagenet/val.json");
+fn mobilenet_v2_first_conv_is_half_range_with_first_layer_and_flagged_without_the_fix() {
+    first_layer_and_disable("imagenet/mobilenet_v2.onnx", "imagenet/val.json");
 }
 
 #[test]
-fn efficientnet_lite0_first_conv_is_half_range_by_default_and_flagged_without_the_fix() {
+fn efficientnet_lite0_first_conv_is_half_range_with_first_layer_and_flagged_without_the_fix() {
     // Calibrated on 16 samples its stem saturates 9 % of its outputs (1 % when calibrated on 300: the
     // narrower ranges of a small calibration set give larger codes).
-    first_layer_default_and_disable("imagenet/efficientnet_lite0.onnx", "imagenet/val.json");
+    first_layer_and_disable("imagenet/efficientnet_lite0.onnx", "imagenet/val.json");
 }
 
 #[test]
@@ -167,12 +167,10 @@ fn enable_halves_every_conv_and_gemm_and_nothing_can_saturate() {
 }
 
 #[test]
-fn auto_halves_exactly_the_layers_the_analysis_flags() {
-    let (weights, order, report) = quantize(
-        "mnist_cnn/mnist_cnn.onnx",
-        "mnist_cnn/calib.json",
-        &["--overflow-fix", "auto"],
-    );
+fn auto_is_the_default_on_onnx_runtime_and_halves_exactly_the_layers_the_analysis_flags() {
+    let (weights, order, report) =
+        quantize("mnist_cnn/mnist_cnn.onnx", "mnist_cnn/calib.json", &[]);
+    assert_eq!(report["overflow_fix"]["mode"], "auto");
     let flagged: Vec<String> = report["overflow_fix"]["auto_analysis"]["layers_at_risk"]
         .as_array()
         .unwrap()
@@ -188,6 +186,15 @@ fn auto_halves_exactly_the_layers_the_analysis_flags() {
         assert_eq!(half(&weights[name]), flagged.contains(name), "{name}");
     }
     assert!(at_risk(&report).is_empty(), "after the fix: {report:#}");
+
+    // Deployed on OpenVINO, whose kernels the analysis does not model: POT's and NNCF's first layer.
+    let (_, order, report) = quantize(
+        "mnist_cnn/mnist_cnn.onnx",
+        "mnist_cnn/calib.json",
+        &["--deploy", "openvino"],
+    );
+    assert_eq!(report["overflow_fix"]["mode"], "first_layer");
+    assert_eq!(half_range_layers(&report), vec![order[0].clone()]);
 }
 
 /// `aquant inspect` on the full-range models measured on a CPU without VNNI (assets/saturation/README.md):

@@ -209,8 +209,8 @@ pub enum OverflowFix {
     #[serde(alias = "no")]
     #[cfg_attr(feature = "clap", value(alias = "no"))]
     Disable,
-    /// Exactly the layers the saturation analysis finds at risk on the calibration samples (over 5% of
-    /// their outputs saturate without VNNI).
+    /// Exactly the layers the saturation analysis finds at risk on the calibration samples (over 0.1 % of
+    /// their outputs saturate without VNNI); the default when deploying on ONNX Runtime.
     Auto,
 }
 
@@ -408,8 +408,9 @@ pub struct QuantizationParams {
     #[cfg_attr(feature = "clap", command(flatten))]
     pub ignored_scope: IgnoredScope,
     /// Half-range int8 weights ([-64, 63], scale doubled) against int16 saturation on CPUs without VNNI (NNCF
-    /// overflow_fix, POT saturation_fix). By default, as in NNCF: first_layer for symmetric 8-bit weights with
-    /// the default levels, disable otherwise.
+    /// overflow_fix, POT saturation_fix). By default, for symmetric 8-bit weights with the default levels: auto
+    /// (the layers measured to saturate) when deploying on ONNX Runtime, first_layer (NNCF's and POT's default)
+    /// on OpenVINO; disable otherwise.
     #[serde(alias = "saturation_fix")]
     #[cfg_attr(
         feature = "clap",
@@ -479,13 +480,17 @@ impl QuantizationParams {
         Ok(())
     }
 
-    /// The overflow fix this run applies: the explicit one, else NNCF's default (`first_layer` when the
-    /// weights are symmetric 8-bit with default levels, `disable` otherwise, where halving means nothing).
+    /// The overflow fix this run applies: the explicit one, else, for symmetric 8-bit weights with default
+    /// levels, `auto` when deploying on ONNX Runtime (the saturation analysis models its MLAS kernels, and a
+    /// model fused end to end carries every clipped sum down its int8 chain: see
+    /// [`crate::saturation::AT_RISK_RATE`]) and NNCF's and POT's `first_layer` for OpenVINO, whose kernels
+    /// the analysis does not model; `disable` for other weights, where halving means nothing.
     pub fn effective_overflow_fix(&self) -> OverflowFix {
         match self.overflow_fix {
             Some(fix) => fix,
-            None if self.half_range_applies() => OverflowFix::FirstLayer,
-            None => OverflowFix::Disable,
+            None if !self.half_range_applies() => OverflowFix::Disable,
+            None if self.deploy_engine() == Deploy::Ort => OverflowFix::Auto,
+            None => OverflowFix::FirstLayer,
         }
     }
 

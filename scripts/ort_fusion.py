@@ -38,7 +38,7 @@ WEIGHTED = {"Conv", "FusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul",
 # Ops that compute nothing in float: quantizers, integer kernels, data movement and shape computation.
 NOT_FLOAT_COMPUTE = {
     "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Reshape", "Flatten", "Transpose", "Squeeze",
-    "Unsqueeze", "Shape", "Gather", "Slice", "Concat", "Identity", "Constant", "MaxPool", "Cast", "Expand",
+    "Unsqueeze", "Shape", "Gather", "Slice", "Concat", "Identity", "Constant", "MaxPool", "Cast", "Expand", "Pad",
 }
 
 

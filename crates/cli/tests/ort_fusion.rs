@@ -5,10 +5,10 @@
 //! tests read ONNX Runtime's optimized graph instead (`scripts/ort_fusion.py`, `ORT_ENABLE_EXTENDED`): no
 //! Conv/Gemm/MatMul keeps a weight in float, and no DequantizeLinear feeds a QuantizeLinear, on any machine.
 //!
-//! Two gaps are written down rather than hidden: ONNX Runtime moves a quantizer up across MaxPool, Reshape,
-//! Transpose, Squeeze, Unsqueeze and Slice only, so a Conv whose output reaches its quantizer through a
-//! `Flatten` (the MNIST CNN's last Conv) or a `Pad` (EfficientNet-Lite0's stem and expansion Convs, before their
-//! depthwise Convs' explicit padding) stays in float until placement puts a quantizer on both sides of them.
+//! Where ONNX Runtime's QDQ rules do not cross a value-preserving op, the export moves the quantizer: before a
+//! zero `Pad` (EfficientNet-Lite0's, before its depthwise Convs), which ONNX Runtime then folds into the Conv,
+//! and onto both sides of a `Flatten` (the MNIST CNN's last Conv). Every bundled model runs wholly in integer
+//! kernels.
 
 mod common;
 
@@ -86,14 +86,16 @@ fn mobilenet_v2_runs_wholly_in_integer_kernels() {
         &[],
     );
     assert_eq!(float_weighted(&graph), BTreeSet::new(), "{graph}");
-    // Every Conv and the residual Adds: the blocks stay in int8 from end to end.
+    assert_eq!(graph["float_compute"], 0, "{graph}");
+    // Every Conv, the residual Adds and the pooling: the blocks stay in int8 from end to end.
     assert_eq!(graph["ops"]["QLinearConv"], 52, "{graph}");
     assert_eq!(graph["ops"]["QLinearAdd"], 10, "{graph}");
+    assert_eq!(graph["ops"]["QLinearGlobalAveragePool"], 1, "{graph}");
     assert_eq!(graph["ops"]["QGemm"], 1, "{graph}");
 }
 
 #[test]
-fn efficientnet_lite0_keeps_in_float_only_the_convs_before_a_pad() {
+fn efficientnet_lite0_runs_wholly_in_integer_kernels() {
     let out = tempfile::tempdir().unwrap();
     let graph = quantize(
         "imagenet/efficientnet_lite0.onnx",
@@ -101,10 +103,10 @@ fn efficientnet_lite0_keeps_in_float_only_the_convs_before_a_pad() {
         out.path(),
         &[],
     );
-    let float = float_weighted(&graph);
-    let before_pad =
-        |name: &String| name.ends_with("_expand_conv/Conv") || name == "/_conv_stem/Conv";
-    assert!(float.iter().all(before_pad), "{graph}");
+    assert_eq!(float_weighted(&graph), BTreeSet::new(), "{graph}");
+    assert_eq!(graph["float_compute"], 0, "{graph}");
+    // The Pads before the depthwise Convs are folded into them.
+    assert_eq!(graph["ops"]["QLinearConv"], 49, "{graph}");
     assert_eq!(
         graph["ops"]["QLinearAdd"], 9,
         "residual Adds in int8: {graph}"
@@ -112,7 +114,7 @@ fn efficientnet_lite0_keeps_in_float_only_the_convs_before_a_pad() {
 }
 
 #[test]
-fn mnist_cnn_keeps_in_float_only_the_conv_before_the_flatten() {
+fn mnist_cnn_runs_wholly_in_integer_kernels() {
     let out = tempfile::tempdir().unwrap();
     let graph = quantize(
         "mnist_cnn/mnist_cnn.onnx",
@@ -120,11 +122,9 @@ fn mnist_cnn_keeps_in_float_only_the_conv_before_the_flatten() {
         out.path(),
         &[],
     );
-    assert_eq!(
-        float_weighted(&graph),
-        BTreeSet::from(["/c3/Conv".to_string()]),
-        "{graph}"
-    );
+    assert_eq!(float_weighted(&graph), BTreeSet::new(), "{graph}");
+    assert_eq!(graph["float_compute"], 0, "{graph}");
+    assert_eq!(graph["ops"]["QLinearConv"], 3, "{graph}");
 }
 
 #[test]
@@ -144,7 +144,8 @@ fn openvino_deployment_keeps_pots_placement() {
 #[test]
 fn after_accuracy_control_only_reverted_ops_and_their_producers_compute_in_float() {
     // A reverted op reads FP32 values, so the quantized op before it has no output quantizer and ONNX Runtime
-    // keeps it in float too (here fc1, whose Gemm it fuses with the Relu before looking for QDQ patterns).
+    // keeps it in float too (here fc1, whose Gemm it fuses with the Relu before looking for QDQ patterns);
+    // everything else stays in integer kernels.
     let out = tempfile::tempdir().unwrap();
     let val = assets().join("mnist_cnn/val.json");
     let graph = quantize(
@@ -166,9 +167,7 @@ fn after_accuracy_control_only_reverted_ops_and_their_producers_compute_in_float
     let reverted = names(&report["reverted"]);
     assert_eq!(reverted, BTreeSet::from(["/fc2/Gemm".to_string()]));
     let float = float_weighted(&graph);
-    let expected: BTreeSet<String> = ["/c3/Conv", "fused /fc1/Gemm", "/fc2/Gemm"]
-        .map(String::from)
-        .into();
+    let expected: BTreeSet<String> = ["fused /fc1/Gemm", "/fc2/Gemm"].map(String::from).into();
     assert_eq!(float, expected, "{graph}");
     assert_report_counts_float_ops(out.path(), &graph);
 }

@@ -41,6 +41,7 @@ const NOT_FLOAT_COMPUTE: &[&str] = &[
     "MaxPool",
     "Cast",
     "Expand",
+    "Pad",
 ];
 
 /// Whether `op_type` is one of ONNX Runtime's integer kernels (QLinear*, QGemm, *Integer*, …).

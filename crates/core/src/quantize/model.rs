@@ -18,7 +18,7 @@ use aquant_onnx::{tensor, ModelProto};
 use crate::error::{Error, Result};
 use crate::graph::{Edit, Graph, Patch};
 use crate::quant::Quantizer;
-use crate::quantize::placement::{ConstantSlot, Placement, QuantizedNode};
+use crate::quantize::placement::{ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
 use crate::quantize::precision::{widen, Precision, Precisions};
 use crate::quantize::Deploy;
 
@@ -248,14 +248,10 @@ impl QuantizedModel {
             if consumers.is_empty() {
                 continue;
             }
-            let params = &self.activations[&quantizer.tensor];
-            let dequantized = match form {
-                ModelForm::Export { .. } => {
-                    qdq::activation_qdq(&mut patch, &quantizer.tensor, params, self.deploy)
-                }
-                ModelForm::Evaluation => {
-                    qdq::activation_fake_quant(&mut patch, &quantizer.tensor, params)
-                }
+            let Some(dequantized) =
+                self.activation_quantizer(&mut patch, quantizer, form, fp32_nodes)
+            else {
+                continue;
             };
             for consumer in consumers {
                 let node = self
@@ -286,6 +282,34 @@ impl QuantizedModel {
             graph = kernels::spell_integer_kernels(self, graph, fp32_nodes)?;
         }
         Ok(graph.into_model())
+    }
+
+    /// Adds the quantizer of an activation in `form` and returns the tensor its consumers read instead, or
+    /// `None` when the export moved it before the tensor's producer ([`fusion::Lift::Before`]): the consumers
+    /// then read the tensor itself, computed from quantized values.
+    fn activation_quantizer(
+        &self,
+        patch: &mut Patch,
+        quantizer: &ActivationQuantizer,
+        form: ModelForm,
+        reverted: &BTreeSet<String>,
+    ) -> Option<String> {
+        let (tensor, params) = (&quantizer.tensor, &self.activations[&quantizer.tensor]);
+        if form == ModelForm::Evaluation {
+            return Some(qdq::activation_fake_quant(patch, tensor, params));
+        }
+        if let Some(lifted) = fusion::export_lift(self, quantizer, reverted) {
+            let value = qdq::activation_qdq(patch, &lifted.input, params, self.deploy);
+            patch.push(Edit::SetInput {
+                node: lifted.producer,
+                index: 0,
+                value,
+            });
+            if lifted.lift == fusion::Lift::Before {
+                return None;
+            }
+        }
+        Some(qdq::activation_qdq(patch, tensor, params, self.deploy))
     }
 
     /// Quantizes `node`'s weight (and, unless `weights_only`, its bias) in `form`; the FP32 initializers they

@@ -325,3 +325,75 @@ fn transformer_mode_quantizes_matmul_between_activations_and_residual_add() {
     );
     assert!(p.node("scores").unwrap().weight.is_none());
 }
+
+/// x → conv1 → relu → pad (zeros) → conv2 → y, quantized with `deploy`.
+fn quantized_conv_pad_conv(deploy: Deploy) -> QuantizedModel {
+    let b = ModelBuilder::new(13).input("x", &[None, Some(2), Some(6), Some(6)]);
+    let b = conv(b, "conv1", "x", "c1", 4, 2)
+        .node("Relu", "relu", &["c1"], &["r1"])
+        .initializer_i64("pads", &[8], &[0, 0, 1, 1, 0, 0, 1, 1])
+        .node("Pad", "pad", &["r1", "pads"], &["p"]);
+    let b = conv(b, "conv2", "p", "y", 3, 4).output("y", &[None, Some(3), Some(10), Some(10)]);
+    let g = Graph::new(b.build()).unwrap();
+    let params = QuantizationParams {
+        deploy: Some(deploy),
+        ..Default::default()
+    };
+    let placement = place(&g, &params).unwrap();
+    let spec_u8 = QuantSpec::new(8, Mode::Symmetric, false, false).unwrap();
+    let spec_i8 = QuantSpec::new(8, Mode::Symmetric, true, false).unwrap();
+    let activations = [
+        ("x", Quantizer::from_range(&spec_i8, &[-1.0], &[1.0], None)),
+        ("p", Quantizer::from_range(&spec_u8, &[0.0], &[2.0], None)),
+    ]
+    .into_iter()
+    .map(|(t, q)| (t.to_string(), q.unwrap()))
+    .collect();
+    let weights = weight_params(&g, &placement, &params).unwrap();
+    QuantizedModel::new(g, placement, activations, weights, BTreeMap::new())
+        .unwrap()
+        .deployed_on(deploy)
+}
+
+fn export(q: &QuantizedModel, reverted: &[&str]) -> Graph {
+    let reverted: BTreeSet<String> = reverted.iter().map(|s| s.to_string()).collect();
+    let form = ModelForm::Export {
+        compress_weights: true,
+    };
+    Graph::new(q.build(&reverted, RestoreMode::default(), form).unwrap()).unwrap()
+}
+
+#[test]
+fn for_onnx_runtime_the_quantizer_after_a_zero_pad_moves_before_it() {
+    // ONNX Runtime folds the Pad into conv2 only with no quantizer between them; conv1 then requantizes into
+    // the same parameters, padded with their zero point (the value 0).
+    let ort = export(&quantized_conv_pad_conv(Deploy::Ort), &[]);
+    assert_eq!(ort.node("pad").unwrap().input[0], "r1_dequantized");
+    assert_eq!(ort.node("conv2").unwrap().input[0], "p");
+    assert!(ort.node("p_QuantizeLinear").is_none());
+    let q = quantized_conv_pad_conv(Deploy::Ort);
+    let scale = ort.initializer("r1_scale").expect("p's quantizer on r1");
+    assert_eq!(
+        aquant_onnx::tensor::to_f32(scale).unwrap(),
+        q.activation_params("p").unwrap().scale
+    );
+    // OpenVINO's export keeps the quantizer where the placement put it.
+    let openvino = export(&quantized_conv_pad_conv(Deploy::Openvino), &[]);
+    assert_eq!(openvino.node("pad").unwrap().input[0], "r1");
+    assert_eq!(openvino.node("conv2").unwrap().input[0], "p_dequantized");
+    // conv2 reverted: no quantizer at all, the Pad reads FP32 values again.
+    let reverted = export(&quantized_conv_pad_conv(Deploy::Ort), &["conv2"]);
+    assert_eq!(reverted.node("pad").unwrap().input[0], "r1");
+    assert!(reverted.node("r1_QuantizeLinear").is_none());
+    // The evaluation form computes the same values with the quantizer where the placement put it.
+    let eval = Graph::new(
+        q.build(
+            &BTreeSet::new(),
+            RestoreMode::default(),
+            ModelForm::Evaluation,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(eval.node("pad").unwrap().input[0], "r1");
+}

@@ -21,7 +21,8 @@ use super::QuantizedModel;
 use crate::graph::Graph;
 use crate::ops::{self, IntegerKernel};
 use crate::quant::Quantizer;
-use crate::quantize::placement::QuantizedNode;
+use crate::quantize::placement::{ActivationQuantizer, QuantizedNode};
+use crate::quantize::Deploy;
 
 /// How a fused op's accumulator leaves the kernel.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,11 +152,88 @@ fn quantized_output(
         match op {
             "Relu" | "Clip" => removed.push(reader),
             _ if moves_quantizer(op, opset) => direct = false,
+            _ if model.deploy == Deploy::Ort && lift_across(graph, reader).is_some() => {
+                direct = false
+            }
             _ => return None,
         }
         tensor = reader.output[0].clone();
     }
     None
+}
+
+/// How the export for ONNX Runtime moves an activation quantizer across the value-preserving op producing its
+/// tensor, where ONNX Runtime's QDQ rules would leave the kernel before that op in float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lift {
+    /// Onto the op's input instead: a zero `Pad`, which ONNX Runtime folds into the Conv after it
+    /// (`PadFusion`) only when no quantizer sits between them. Padding quantized values with the zero point
+    /// is padding with 0, so the values do not change.
+    Before,
+    /// Onto the op's input as well, with the same parameters: `Flatten`, which ONNX Runtime's QDQ propagation
+    /// does not cross. The kernel before it then requantizes, and the `DequantizeLinear → Flatten →
+    /// QuantizeLinear` left is dropped (equal parameters).
+    BothSides,
+}
+
+/// Where the export for ONNX Runtime puts a quantizer besides its tensor ([`Lift`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Lifted {
+    /// The op producing the quantized tensor.
+    pub(super) producer: String,
+    /// Its data input, which gets the quantizer.
+    pub(super) input: String,
+    /// How.
+    pub(super) lift: Lift,
+}
+
+/// How the export moves a quantizer across `node`, if it does.
+fn lift_across(graph: &Graph, node: &NodeProto) -> Option<Lift> {
+    match node.op_type.as_deref() {
+        Some("Pad") if pads_with_zero(graph, node) => Some(Lift::Before),
+        Some("Flatten") => Some(Lift::BothSides),
+        _ => None,
+    }
+}
+
+/// Whether a `Pad` pads with the constant 0 (attribute `value` before opset 11, input 2 since).
+fn pads_with_zero(graph: &Graph, node: &NodeProto) -> bool {
+    let constant_mode = attr::string(node, "mode").is_none_or(|m| m == "constant");
+    let value = match node.input.get(2).filter(|n| !n.is_empty()) {
+        Some(name) => scalar(graph, name),
+        None => Some(attr::float(node, "value").unwrap_or(0.0)),
+    };
+    constant_mode && value == Some(0.0)
+}
+
+/// Where the export for ONNX Runtime lifts `quantizer` across its tensor's producer ([`Lift`]): when that
+/// producer's input is read by it alone and has no quantizer of its own, and (moving the quantizer away
+/// from the tensor) every reader of the tensor is a quantized one.
+pub(super) fn export_lift(
+    model: &QuantizedModel,
+    quantizer: &ActivationQuantizer,
+    reverted: &BTreeSet<String>,
+) -> Option<Lifted> {
+    let graph = &model.fp32;
+    let tensor = &quantizer.tensor;
+    let producer = graph
+        .producer(tensor)
+        .filter(|_| model.deploy == Deploy::Ort)?;
+    let lift = lift_across(graph, producer)?;
+    let input = producer.input.first()?;
+    let alone = graph.consumers(input).len() == 1
+        && !graph.is_output(input)
+        && !has_quantizer(model, input, reverted);
+    let quantized_readers = !graph.is_output(tensor)
+        && graph.consumers(tensor).iter().all(|r| {
+            let name = r.name.as_deref().unwrap_or_default();
+            quantizer.consumers.iter().any(|c| c == name) && !reverted.contains(name)
+        });
+    (alone && (lift == Lift::BothSides || quantized_readers)).then(|| Lifted {
+        producer: producer.name.clone().unwrap_or_default(),
+        input: input.clone(),
+        lift,
+    })
 }
 
 /// Whether ONNX Runtime's QDQ propagation moves a quantizer up across `op` (at the version `opset` gives it).

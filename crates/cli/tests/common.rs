@@ -46,6 +46,14 @@ pub fn without_latency(mut report: serde_json::Value) -> serde_json::Value {
     report
 }
 
+/// The first line of a run's summary without its latency part ("; INT8 x ms vs FP32 y ms (…)"): a time,
+/// measured anew by every run.
+pub fn summary_without_latency(output: &Output) -> Option<String> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().next()?;
+    Some(line.split("; INT8 ").next().unwrap_or(line).to_string())
+}
+
 /// Parses the single JSON line `aquant ... --json` prints.
 pub fn json_stdout(output: &Output) -> serde_json::Value {
     assert!(

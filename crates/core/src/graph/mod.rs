@@ -148,6 +148,27 @@ impl Graph {
             .map(|&i| &self.proto().initializer[i])
     }
 
+    /// Whether `value` depends on the values fed to the graph: an activation, which changes from sample to
+    /// sample and carries the batch. A value computed from initializers, constants and only the *shapes* of
+    /// the inputs (through `Shape` or `Size`: a position embedding gathered by sequence length) is the same for
+    /// every sample and has no batch axis.
+    pub fn carries_input_values(&self, value: &str) -> bool {
+        let mut pending = vec![value];
+        let mut seen: HashSet<&str> = HashSet::new();
+        // Each value is expanded once: the walk ends after at most every value of the graph.
+        while let Some(value) = pending.pop() {
+            if value.is_empty() || !seen.insert(value) || self.initializer(value).is_some() {
+                continue;
+            }
+            match self.producer(value) {
+                None => return true,
+                Some(p) if matches!(p.op_type.as_deref(), Some("Shape" | "Size")) => {}
+                Some(p) => pending.extend(p.input.iter().map(String::as_str)),
+            }
+        }
+        false
+    }
+
     /// True when `value` is a graph output.
     pub fn is_output(&self, value: &str) -> bool {
         self.proto()

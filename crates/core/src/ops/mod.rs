@@ -124,15 +124,12 @@ impl<'a> OpNode<'a> {
             .filter(|name| !name.is_empty())
     }
 
-    /// Whether input `input` carries an activation: present, neither an initializer nor a `Constant`'s output.
+    /// Whether input `input` carries an activation: a value that depends on the values fed to the graph
+    /// ([`Graph::carries_input_values`]; not a constant, nor computed from constants and input shapes alone,
+    /// which has no batch axis to calibrate along).
     pub fn is_activation(&self, input: usize) -> bool {
-        self.input(input).is_some_and(|name| {
-            self.graph.initializer(name).is_none()
-                && self
-                    .graph
-                    .producer(name)
-                    .is_none_or(|p| p.op_type.as_deref() != Some("Constant"))
-        })
+        self.input(input)
+            .is_some_and(|name| self.graph.carries_input_values(name))
     }
 
     /// The rank of input `input` when it is an initializer (a weight or bias can only be one).

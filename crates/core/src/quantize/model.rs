@@ -284,6 +284,18 @@ impl QuantizedModel {
         Ok(graph.into_model())
     }
 
+    /// How many placed ops ONNX Runtime runs as integer kernels when the ops of `reverted` stay out of INT8
+    /// (the model of [`fusion`]): a revert costs its own kernels and those of the neighbours whose int8
+    /// chain it breaks (a Conv whose output no longer reaches a quantizer stays in float).
+    pub fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize {
+        let opset = aquant_onnx::default_opset(self.fp32.model());
+        self.placement
+            .nodes
+            .iter()
+            .filter(|node| fusion::integer_kernel(self, node, reverted, opset).is_some())
+            .count()
+    }
+
     /// Adds the quantizer of an activation in `form` and returns the tensor its consumers read instead, or
     /// `None` when the export moved it before the tensor's producer ([`fusion::Lift::Before`]): the consumers
     /// then read the tensor itself, computed from quantized values.

@@ -397,3 +397,15 @@ fn for_onnx_runtime_the_quantizer_after_a_zero_pad_moves_before_it() {
     .unwrap();
     assert_eq!(eval.node("pad").unwrap().input[0], "r1");
 }
+
+#[test]
+fn reverting_an_op_costs_the_kernels_whose_int8_chain_it_breaks() {
+    // conv1 → relu → [quantizer] → conv2 → y: conv1 runs as QLinearConv (its output reaches conv2's
+    // quantizer), conv2 writes a float graph output and is no integer kernel. Reverting conv2 removes the
+    // quantizer and with it conv1's kernel.
+    let q = quantized_conv_relu_conv();
+    let reverted = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
+    assert_eq!(q.integer_kernels(&reverted(&[])), 1);
+    assert_eq!(q.integer_kernels(&reverted(&["conv2"])), 0);
+    assert_eq!(q.integer_kernels(&reverted(&["conv1"])), 0);
+}

@@ -83,6 +83,8 @@ pub(super) struct Script {
     pub deployed_is_judge: bool,
     /// Metrics that are dataset-level: their evaluations carry the value but no per-sample values.
     pub dataset_level: BTreeSet<usize>,
+    /// Each group's revert cost (absent: 0).
+    pub costs: HashMap<usize, usize>,
 }
 
 impl Script {
@@ -213,6 +215,15 @@ impl Lab for Fake {
 
     fn tag(&self) -> String {
         format!("fake{} {}", u8::from(self.judge_deployed), self.variant)
+    }
+
+    /// The scripted costs of the groups `moved` names (`g{id}`, at any rung), whatever the base.
+    fn revert_cost(&self, _base: &BTreeSet<String>, moved: &[String]) -> usize {
+        moved
+            .iter()
+            .filter_map(|e| ladder::parse(e).0.strip_prefix('g')?.parse().ok())
+            .map(|group: usize| self.script.costs.get(&group).copied().unwrap_or(0))
+            .sum()
     }
 
     fn evaluate_fp32(&mut self, indices: &[usize]) -> Result<Evaluation> {

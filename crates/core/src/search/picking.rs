@@ -28,7 +28,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
                 self.ranking = None;
             }
             if self.ranking.is_none() {
-                let candidates: Vec<(usize, Vec<String>)> = self
+                let candidates: Vec<(usize, Vec<String>, usize)> = self
                     .groups
                     .iter()
                     .filter_map(|g| {
@@ -38,7 +38,8 @@ impl<'m, L: Lab> Restorer<'m, L> {
                         // A move that changes nothing (the group already there) is no candidate.
                         let current = &self.current().reverted;
                         let moves = entries.iter().any(|e| !current.contains(e));
-                        moves.then_some((g.id, entries))
+                        let cost = moves.then(|| self.lab.revert_cost(current, &entries))?;
+                        Some((g.id, entries, cost))
                     })
                     .collect();
                 if candidates.is_empty() {

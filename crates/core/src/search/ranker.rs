@@ -3,7 +3,9 @@
 //!
 //! A group's score is the metric's own aggregate ([`Metric::aggregate`]) of its per-sample values on the
 //! subset, oriented so that higher always means "restores more" (a higher-worse metric is negated); the order
-//! is by score, ties broken by group id (topological order). That is the quantity the run is judged on.
+//! is by score, ties going to the cheaper revert (the fewer integer kernels the deployed engine loses:
+//! [`crate::search::lab::Lab::revert_cost`]), then to the lower group id (topological order). The score is the
+//! quantity the run is judged on; with equal costs the order is the score's alone.
 //!
 //! The ranking is exact but lazy. When the aggregate is the mean and one sample's value is bounded
 //! ([`Metric::sample_bounds`], e.g. accuracy), a candidate's evaluation stops as soon as even a perfect rest
@@ -57,11 +59,19 @@ pub(super) trait Scorer {
 struct Candidate {
     group: usize,
     nodes: Vec<String>,
+    /// What reverting it costs in speed.
+    cost: usize,
     /// Per-sample values of the ranking metric on the first `values.len()` samples of the subset.
     values: Vec<f64>,
     /// The oriented aggregate, once `values` cover the subset.
     score: Option<f64>,
 }
+
+/// How a tie in score is broken: the lower (cost, group id) comes first.
+type Tie = (usize, usize);
+
+/// A known score and its tie-breaker: what a challenger must beat.
+type Rival = Option<(f64, Tie)>;
 
 /// A lazily evaluated ranking of groups by one metric.
 pub(super) struct Ranking<'m> {
@@ -76,10 +86,10 @@ pub(super) struct Ranking<'m> {
 }
 
 impl<'m> Ranking<'m> {
-    /// A ranking of `candidates` (group id, ops) by `metric` on a subset of `subset_len` samples;
-    /// `early_stop`: prune with the metric's sample bounds when they bound its aggregate.
+    /// A ranking of `candidates` (group id, ops, revert cost) by `metric` on a subset of `subset_len`
+    /// samples; `early_stop`: prune with the metric's sample bounds when they bound its aggregate.
     pub fn new(
-        candidates: Vec<(usize, Vec<String>)>,
+        candidates: Vec<(usize, Vec<String>, usize)>,
         subset_len: usize,
         metric: &'m dyn Metric,
         early_stop: bool,
@@ -90,9 +100,10 @@ impl<'m> Ranking<'m> {
         Ranking {
             candidates: candidates
                 .into_iter()
-                .map(|(group, nodes)| Candidate {
+                .map(|(group, nodes, cost)| Candidate {
                     group,
                     nodes,
+                    cost,
                     values: Vec::new(),
                     score: None,
                 })
@@ -133,21 +144,21 @@ impl<'m> Ranking<'m> {
         c.score.unwrap_or_else(|| self.optimistic(&c.values))
     }
 
-    /// Whether a candidate whose values so far are `values` may still beat `rival` (score, group).
-    fn competes(&self, values: &[f64], group: usize, rival: Option<(f64, usize)>) -> bool {
-        let Some((score, rival_group)) = rival else {
+    /// Whether a candidate whose values so far are `values` may still beat `rival`.
+    fn competes(&self, values: &[f64], tie: Tie, rival: Rival) -> bool {
+        let Some((score, rival_tie)) = rival else {
             return true;
         };
         let optimistic = self.optimistic(values);
-        optimistic > score || (optimistic == score && group < rival_group)
+        optimistic > score || (optimistic == score && tie < rival_tie)
     }
 
-    /// Orders candidates `a` and `b` by promise: optimistic score, ties going to the lower group id.
+    /// Orders candidates `a` and `b` by promise: optimistic score, ties going to the lower [`Tie`].
     fn by_promise(&self, a: usize, b: usize) -> std::cmp::Ordering {
         let (a, b) = (&self.candidates[a], &self.candidates[b]);
         self.bound(a)
             .total_cmp(&self.bound(b))
-            .then(b.group.cmp(&a.group))
+            .then(tie(b).cmp(&tie(a)))
     }
 
     /// Takes the best remaining group out of the ranking, evaluating only what decides it.
@@ -159,14 +170,14 @@ impl<'m> Ranking<'m> {
                 .max_by(|&a, &b| self.by_promise(a, b))
                 .map(|i| {
                     let c = &self.candidates[i];
-                    (i, self.bound(c), c.group)
+                    (i, self.bound(c), tie(c))
                 });
-            let rival = best.map(|(_, s, g)| (s, g));
+            let rival = best.map(|(_, s, t)| (s, t));
             // The most promising candidate that could still beat it.
             let challenger = (0..self.candidates.len())
                 .filter(|&i| {
                     let c = &self.candidates[i];
-                    !self.complete(c) && self.competes(&c.values, c.group, rival)
+                    !self.complete(c) && self.competes(&c.values, tie(c), rival)
                 })
                 .max_by(|&a, &b| self.by_promise(a, b));
             match (challenger, best) {
@@ -213,27 +224,27 @@ impl<'m> Ranking<'m> {
 
     /// Indices of the cohort's members that are incomplete, have fewer than `until` values and could still
     /// beat `rival`.
-    fn cohort_challengers(&self, rival: Option<(f64, usize)>, until: usize) -> Vec<usize> {
+    fn cohort_challengers(&self, rival: Rival, until: usize) -> Vec<usize> {
         (0..self.candidates.len())
             .filter(|&i| {
                 let c = &self.candidates[i];
                 self.cohort.contains(&c.group)
                     && c.values.len() < until.min(self.subset_len)
-                    && self.competes(&c.values, c.group, rival)
+                    && self.competes(&c.values, tie(c), rival)
             })
             .collect()
     }
 
     /// Keeps the current cohort while one of its members could still beat `rival`; otherwise takes the
     /// `width` most promising challengers as the next one.
-    fn ensure_cohort(&mut self, width: usize, rival: Option<(f64, usize)>) {
+    fn ensure_cohort(&mut self, width: usize, rival: Rival) {
         if !self.cohort_challengers(rival, self.subset_len).is_empty() {
             return;
         }
         let mut challengers: Vec<usize> = (0..self.candidates.len())
             .filter(|&i| {
                 let c = &self.candidates[i];
-                !self.complete(c) && self.competes(&c.values, c.group, rival)
+                !self.complete(c) && self.competes(&c.values, tie(c), rival)
             })
             .collect();
         challengers.sort_by(|&a, &b| self.by_promise(b, a));
@@ -251,7 +262,7 @@ impl<'m> Ranking<'m> {
         scorer: &mut dyn Scorer,
         indices: &[usize],
         until: usize,
-        rival: Option<(f64, usize)>,
+        rival: Rival,
     ) -> Result<()> {
         let until = until.min(self.subset_len);
         let jobs: Vec<ScoreRequest> = indices
@@ -269,7 +280,7 @@ impl<'m> Ranking<'m> {
                 .find(|c| c.group == group)
                 .expect("jobs are candidates");
             let all: Vec<f64> = c.values.iter().chain(new).copied().collect();
-            all.len() < until && this.competes(&all, group, rival)
+            all.len() < until && this.competes(&all, tie(c), rival)
         };
         let results = scorer.extend(&jobs, until, &keep_going)?;
         for (group, values) in results {
@@ -299,7 +310,7 @@ impl<'m> Ranking<'m> {
     /// Every entry: those taken (exact scores), then the rest with their exact score or, when pruned, the
     /// bound that ruled them out.
     pub fn entries(&self) -> Vec<RankingEntry> {
-        let mut rest: Vec<(f64, RankingEntry)> = self
+        let mut rest: Vec<(f64, Tie, RankingEntry)> = self
             .candidates
             .iter()
             .map(|c| {
@@ -310,16 +321,21 @@ impl<'m> Ranking<'m> {
                     score: self.oriented(oriented),
                     exact: self.complete(c),
                 };
-                (oriented, entry)
+                (oriented, tie(c), entry)
             })
             .collect();
-        rest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.group.cmp(&b.1.group)));
+        rest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         self.taken
             .iter()
             .cloned()
-            .chain(rest.into_iter().map(|(_, e)| e))
+            .chain(rest.into_iter().map(|(_, _, e)| e))
             .collect()
     }
+}
+
+/// A candidate's tie-breaker: its cost, then its group id.
+fn tie(c: &Candidate) -> Tie {
+    (c.cost, c.group)
 }
 
 #[cfg(test)]

@@ -49,6 +49,17 @@ fn order(
     early_stop: bool,
     width: usize,
 ) -> (Vec<usize>, usize) {
+    order_with_costs(table, &vec![0; table.len()], metric, early_stop, width)
+}
+
+/// [`order`] with a revert cost per group.
+fn order_with_costs(
+    table: &[Vec<f64>],
+    costs: &[usize],
+    metric: &dyn Metric,
+    early_stop: bool,
+    width: usize,
+) -> (Vec<usize>, usize) {
     let scored = Cell::new(0);
     let mut scorer = Table {
         values: table,
@@ -56,7 +67,7 @@ fn order(
         scored: &scored,
     };
     let candidates = (0..table.len())
-        .map(|g| (g, vec![format!("g{g}")]))
+        .map(|g| (g, vec![format!("g{g}")], costs[g]))
         .collect();
     let mut ranking = Ranking::new(candidates, table[0].len(), metric, early_stop);
     let mut taken = Vec::new();
@@ -73,6 +84,11 @@ fn order(
 
 /// The full ranking: every group's aggregate, best first, ties to the lower id.
 fn full_order(table: &[Vec<f64>], metric: &dyn Metric) -> Vec<usize> {
+    full_order_with_costs(table, &vec![0; table.len()], metric)
+}
+
+/// The full ranking with revert costs: best aggregate first, ties to the lower cost, then the lower id.
+fn full_order_with_costs(table: &[Vec<f64>], costs: &[usize], metric: &dyn Metric) -> Vec<usize> {
     let sign = if metric.direction() == Direction::HigherBetter {
         1.0
     } else {
@@ -84,7 +100,7 @@ fn full_order(table: &[Vec<f64>], metric: &dyn Metric) -> Vec<usize> {
             sign * metric.aggregate(&table[a]),
             sign * metric.aggregate(&table[b]),
         );
-        sb.total_cmp(&sa).then(a.cmp(&b))
+        sb.total_cmp(&sa).then((costs[a], a).cmp(&(costs[b], b)))
     });
     groups
 }
@@ -105,6 +121,23 @@ proptest! {
             median: false,
         };
         let (taken, _) = order(&table, &metric, true, width);
+        prop_assert_eq!(taken, full_order(&table, &metric));
+    }
+
+    #[test]
+    fn among_equal_scores_the_cheaper_revert_comes_first(
+        table in (1usize..12, 1usize..30).prop_flat_map(|(groups, samples)| {
+            prop::collection::vec(prop::collection::vec(prop::sample::select(vec![0.0, 1.0]), samples), groups)
+        }),
+        costs in prop::collection::vec(0usize..4, 12),
+        width in 1usize..5,
+    ) {
+        let metric = FakeMetric::accuracy("top1");
+        let (taken, _) = order_with_costs(&table, &costs, &metric, true, width);
+        prop_assert_eq!(taken, full_order_with_costs(&table, &costs, &metric));
+        // Equal costs, whatever they are, give the order of the scores alone.
+        let equal = vec![costs[0]; 12];
+        let (taken, _) = order_with_costs(&table, &equal, &metric, true, width);
         prop_assert_eq!(taken, full_order(&table, &metric));
     }
 }

@@ -106,6 +106,10 @@ impl<L: Lab> Lab for Recorded<L> {
         })
     }
 
+    fn revert_cost(&self, base: &BTreeSet<String>, moved: &[String]) -> usize {
+        self.inner.revert_cost(base, moved)
+    }
+
     fn scorer<'s>(
         &'s mut self,
         base: &BTreeSet<String>,

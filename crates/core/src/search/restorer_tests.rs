@@ -415,3 +415,31 @@ fn without_reuse_repeated_requests_run_again() {
     // The ranking after the rollback re-scores the same candidates on the same base and subset.
     assert!(without_work > with_work, "{without_work} vs {with_work}");
 }
+
+#[test]
+fn equal_revert_costs_change_nothing_the_search_does() {
+    let free = run(rollback_script(), &exact(0.0));
+    let mut costly = rollback_script();
+    costly.costs = HashMap::from([(0, 3), (1, 3), (2, 3)]);
+    let costly = run(costly, &exact(0.0));
+    assert_eq!(outcomes(&free.0), outcomes(&costly.0));
+    assert_eq!(free.0.reverted, costly.0.reverted);
+    assert_eq!(free.1.log, costly.1.log);
+}
+
+#[test]
+fn of_two_groups_that_restore_as_much_the_cheaper_is_reverted() {
+    // g0 and g1 each fix two of the four wrong samples; reverting g0 costs the engine more kernels.
+    let mut tied = script(&[0, 1, 2, 3], &[(&[0, 1], &[]), (&[2, 3], &[])]);
+    let control = AccuracyControlParams {
+        maximal_drop: 0.25,
+        ranking_subset_size: Some(N),
+        ..Default::default()
+    };
+    let (v, _) = run(tied.clone(), &control);
+    assert_eq!(v.reverted, names(&[0]), "equal costs: the lower group id");
+    tied.costs = HashMap::from([(0, 2), (1, 1)]);
+    let (v, _) = run(tied, &control);
+    assert_eq!(v.reverted, names(&[1]));
+    assert_eq!(v.stop, StopReason::TargetMet);
+}

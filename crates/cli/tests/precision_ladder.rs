@@ -28,9 +28,6 @@ fn quantize_mnist(out: &Path, extra: &[&str]) -> std::process::Output {
         "-o",
         out.to_str().unwrap(),
         "--quiet",
-        // The NMSE thresholds of these tests were measured on the model with only its first layer halved.
-        "--overflow-fix",
-        "first_layer",
     ];
     args.extend_from_slice(extra);
     aquant(&args)
@@ -109,14 +106,16 @@ fn groups_climb_the_ladder_one_step_at_a_time_and_the_search_ends() {
 #[test]
 fn a_target_met_in_16_bits_saves_an_opset_21_model_that_onnx_runtime_judges() {
     let dir = tempfile::tempdir().unwrap();
-    // Two w8a16 steps bring the NMSE under 0.000685 (0.000692 after one, 0.000678 after two).
+    // One w8a16 step brings the NMSE under 0.00089 (0.000907 quantized, 0.000880 with /c1/Conv at w8a16). With
+    // the default overflow fix every layer is half-range here, so nothing saturates and ONNX Runtime computes
+    // the same on CPUs with and without VNNI.
     let result = quantize_mnist(
         dir.path(),
         &[
             "--metric",
             "nmse",
             "--max-drop",
-            "0.000685",
+            "0.00089",
             "--fallback",
             "w8a16,fp32",
         ],

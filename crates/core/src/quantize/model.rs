@@ -284,16 +284,17 @@ impl QuantizedModel {
         Ok(graph.into_model())
     }
 
-    /// How many placed ops ONNX Runtime runs as integer kernels when the ops of `reverted` stay out of INT8
-    /// (the model of [`fusion`]): a revert costs its own kernels and those of the neighbours whose int8
-    /// chain it breaks (a Conv whose output no longer reaches a quantizer stays in float).
+    /// How many placed ops the deployed engine runs in INT8 when the ops of `reverted` stay out of it. On
+    /// ONNX Runtime, the integer kernels of [`fusion`]'s model: a revert costs its own kernels and those of
+    /// the neighbours whose int8 chain it breaks (a Conv whose output no longer reaches a quantizer stays in
+    /// float). OpenVINO's low-precision transformations are not modelled: every op left quantized counts.
     pub fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize {
         let opset = aquant_onnx::default_opset(self.fp32.model());
-        self.placement
-            .nodes
-            .iter()
-            .filter(|node| fusion::integer_kernel(self, node, reverted, opset).is_some())
-            .count()
+        let in_int8 = |node: &&QuantizedNode| match self.deploy {
+            Deploy::Ort => fusion::integer_kernel(self, node, reverted, opset).is_some(),
+            Deploy::Openvino => !reverted.contains(&node.name),
+        };
+        self.placement.nodes.iter().filter(in_int8).count()
     }
 
     /// Adds the quantizer of an activation in `form` and returns the tensor its consumers read instead, or

@@ -5,8 +5,10 @@ For each bundled model: FP32, aquant's default (`aquant quantize`, no flags), on
 (QDQ, per-channel int8 weights, uint8 activations, 300 calibration samples) and NNCF's `quantize` when the
 package is installed. Each model runs in ONNX Runtime (CPU provider, default optimizations) and OpenVINO (CPU),
 one thread, batch 1; latency is the median over all timed runs after a warm-up, the variants interleaved in
-rounds so that a slow moment of the machine hits all of them. Beside ONNX Runtime's latency: how many weighted
-ops its optimized graph (`ORT_ENABLE_EXTENDED`, scripts/ort_fusion.py) still computes in float. Prints Markdown.
+rounds so that a slow moment of the machine hits all of them. Beside ONNX Runtime's latency: each variant's top-1
+on ONNX Runtime over the validation set (accuracy held is the other half of the claim), and how many weighted
+ops and nodes its optimized graph (`ORT_ENABLE_EXTENDED`, scripts/ort_fusion.py) still computes in float.
+Prints Markdown.
 """
 import argparse
 import os
@@ -26,9 +28,12 @@ import ort_eval  # noqa: E402  (the data-spec reader and preprocessing the tests
 import ort_fusion  # noqa: E402
 
 MODELS = {
-    "mnist_cnn": ("assets/mnist_cnn/mnist_cnn.onnx", "assets/mnist_cnn/calib.json"),
-    "mobilenet_v2": ("assets/imagenet/mobilenet_v2.onnx", "assets/imagenet/val.json"),
-    "efficientnet_lite0": ("assets/imagenet/efficientnet_lite0.onnx", "assets/imagenet/val.json"),
+    "mnist_cnn": ("assets/mnist_cnn/mnist_cnn.onnx", "assets/mnist_cnn/calib.json",
+                  "assets/mnist_cnn/val.json"),
+    "mobilenet_v2": ("assets/imagenet/mobilenet_v2.onnx", "assets/imagenet/val.json",
+                     "assets/imagenet/val.json"),
+    "efficientnet_lite0": ("assets/imagenet/efficientnet_lite0.onnx", "assets/imagenet/val.json",
+                           "assets/imagenet/val.json"),
 }
 CALIBRATION_SAMPLES = 300
 
@@ -110,9 +115,21 @@ def medians(runners, x, warmup, rounds, per_round):
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def float_weighted(path):
+def float_ops(path):
+    """"weighted / all": the Conv/Gemm/MatMul with a float weight, and every node computing in float, in ONNX
+    Runtime's optimized graph."""
     graph = ort_fusion.analyse(ort_fusion.optimized_graph(path, "extended"))
-    return len(graph["float_weighted"])
+    return f"{len(graph['float_weighted'])} / {graph['float_compute']}"
+
+
+def top1(path, spec):
+    """Top-1 of `path` on ONNX Runtime (one thread, default optimizations: as deployed) over the spec's samples."""
+    inputs, labels, preprocess = ort_eval.load_spec(os.path.join(ROOT, spec))
+    (_, x), = inputs.items()
+    run = ort_runner(path)
+    hits = [int(np.argmax(run(ort_eval.preprocess(x[i:i + 1], preprocess))[0])) == int(labels[i])
+            for i in range(len(x))]
+    return sum(hits) / len(hits)
 
 
 def cpu():
@@ -134,10 +151,10 @@ def main():
     args = parser.parse_args()
     print(f"CPU: {cpu()}; onnxruntime {ort.__version__}; median of {args.rounds}×{args.per_round} runs after "
           f"{args.warmup} warm-up, 1 thread, batch 1, load average {os.getloadavg()[0]:.2f}\n")
-    print("| model | variant | ORT ms | × FP32 | ORT float weighted ops | OpenVINO ms | × FP32 |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | variant | ORT top-1 | ORT ms | × FP32 | ORT float ops (weighted / all) | OpenVINO ms | × FP32 |")
+    print("|---|---|---|---|---|---|---|---|")
     for key in args.models:
-        model, calib = (os.path.join(ROOT, p) for p in MODELS[key])
+        model, calib = (os.path.join(ROOT, p) for p in MODELS[key][:2])
         name, x = samples(calib)
         with tempfile.TemporaryDirectory() as out:
             variants = {"FP32": model, "aquant default": aquant_default(args.aquant, model, calib, out),
@@ -151,10 +168,11 @@ def main():
             on_ov = medians({k: openvino_runner(p) for k, p in variants.items()}, one, args.warmup, args.rounds,
                             args.per_round)
             for variant, path in variants.items():
-                print(f"| {key} | {variant} | {on_ort[variant]:.3f} | {on_ort['FP32'] / on_ort[variant]:.2f} | "
-                      f"{float_weighted(path)} | {on_ov[variant]:.3f} | {on_ov['FP32'] / on_ov[variant]:.2f} |")
+                print(f"| {key} | {variant} | {top1(path, MODELS[key][2]):.4f} | {on_ort[variant]:.3f} | "
+                      f"{on_ort['FP32'] / on_ort[variant]:.2f} | {float_ops(path)} | {on_ov[variant]:.3f} | "
+                      f"{on_ov['FP32'] / on_ov[variant]:.2f} |")
         if "NNCF quantize" not in variants:
-            print(f"| {key} | NNCF quantize | not installed | | | | |")
+            print(f"| {key} | NNCF quantize | not installed | | | | | |")
         sys.stdout.flush()
 
 

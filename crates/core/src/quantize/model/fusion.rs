@@ -131,14 +131,9 @@ fn quantized_output(
             .find(|q| q.tensor == tensor)
         {
             let params = model.activations.get(&tensor)?;
-            let only_quantized_readers = !readers.is_empty()
-                && readers.iter().all(|r| {
-                    let name = r.name.as_deref().unwrap_or_default();
-                    quantizer.consumers.iter().any(|c| c == name) && !reverted.contains(name)
-                });
             let fusable = params.bits == 8
                 && params.scale.len() == 1
-                && only_quantized_readers
+                && read_only_by_its_consumers(graph, quantizer, reverted)
                 && removed.iter().all(|n| removable(graph, n, params, opset));
             return fusable.then_some((tensor, direct));
         }
@@ -152,9 +147,7 @@ fn quantized_output(
         match op {
             "Relu" | "Clip" => removed.push(reader),
             _ if moves_quantizer(op, opset) => direct = false,
-            _ if model.deploy == Deploy::Ort && lift_across(graph, reader).is_some() => {
-                direct = false
-            }
+            _ if lift_across(model, reader).is_some() => direct = false,
             _ => return None,
         }
         tensor = reader.output[0].clone();
@@ -187,10 +180,29 @@ pub(super) struct Lifted {
     pub(super) lift: Lift,
 }
 
-/// How the export moves a quantizer across `node`, if it does.
-fn lift_across(graph: &Graph, node: &NodeProto) -> Option<Lift> {
+/// True when every reader of `quantizer`'s tensor is one of its quantized consumers that is not reverted (and
+/// the tensor is no graph output): nothing reads the tensor in float.
+fn read_only_by_its_consumers(
+    graph: &Graph,
+    quantizer: &ActivationQuantizer,
+    reverted: &BTreeSet<String>,
+) -> bool {
+    let readers = graph.consumers(&quantizer.tensor);
+    !graph.is_output(&quantizer.tensor)
+        && !readers.is_empty()
+        && readers.iter().all(|r| {
+            let name = r.name.as_deref().unwrap_or_default();
+            quantizer.consumers.iter().any(|c| c == name) && !reverted.contains(name)
+        })
+}
+
+/// How the export moves a quantizer across `node`, if it does (for ONNX Runtime only).
+fn lift_across(model: &QuantizedModel, node: &NodeProto) -> Option<Lift> {
+    if model.deploy != Deploy::Ort {
+        return None;
+    }
     match node.op_type.as_deref() {
-        Some("Pad") if pads_with_zero(graph, node) => Some(Lift::Before),
+        Some("Pad") if pads_with_zero(&model.fp32, node) => Some(Lift::Before),
         Some("Flatten") => Some(Lift::BothSides),
         _ => None,
     }
@@ -215,21 +227,16 @@ pub(super) fn export_lift(
     reverted: &BTreeSet<String>,
 ) -> Option<Lifted> {
     let graph = &model.fp32;
-    let tensor = &quantizer.tensor;
-    let producer = graph
-        .producer(tensor)
-        .filter(|_| model.deploy == Deploy::Ort)?;
-    let lift = lift_across(graph, producer)?;
+    let producer = graph.producer(&quantizer.tensor)?;
+    let lift = lift_across(model, producer)?;
     let input = producer.input.first()?;
     let alone = graph.consumers(input).len() == 1
         && !graph.is_output(input)
         && !has_quantizer(model, input, reverted);
-    let quantized_readers = !graph.is_output(tensor)
-        && graph.consumers(tensor).iter().all(|r| {
-            let name = r.name.as_deref().unwrap_or_default();
-            quantizer.consumers.iter().any(|c| c == name) && !reverted.contains(name)
-        });
-    (alone && (lift == Lift::BothSides || quantized_readers)).then(|| Lifted {
+    // Moved away from the tensor, the quantizer must leave no float reader of it behind.
+    let readers_allow =
+        lift == Lift::BothSides || read_only_by_its_consumers(graph, quantizer, reverted);
+    (alone && readers_allow).then(|| Lifted {
         producer: producer.name.clone().unwrap_or_default(),
         input: input.clone(),
         lift,

@@ -251,19 +251,13 @@ impl Lab for SearchContext<'_> {
         }))
     }
 
-    fn revert_cost(&self, base: &BTreeSet<String>, moved: &[String]) -> usize {
+    fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize {
         // An op at any rung above INT8 leaves its integer kernel (ONNX Runtime fuses 8-bit QDQ only).
-        let ops = |entries: &BTreeSet<String>| -> BTreeSet<String> {
-            entries
-                .iter()
-                .map(|e| ladder::parse(e).0.to_string())
-                .collect()
-        };
-        let before = self.quantized.integer_kernels(&ops(base));
-        let after = self
-            .quantized
-            .integer_kernels(&ops(&ladder::with_moved(base, moved)));
-        before.saturating_sub(after)
+        let ops = reverted
+            .iter()
+            .map(|e| ladder::parse(e).0.to_string())
+            .collect();
+        self.quantized.integer_kernels(&ops)
     }
 
     fn requantize(

@@ -217,13 +217,16 @@ impl Lab for Fake {
         format!("fake{} {}", u8::from(self.judge_deployed), self.variant)
     }
 
-    /// The scripted costs of the groups `moved` names (`g{id}`, at any rung), whatever the base.
-    fn revert_cost(&self, _base: &BTreeSet<String>, moved: &[String]) -> usize {
-        moved
+    /// Every group's scripted cost in kernels, less those of the groups `reverted` names (`g{id}`, at any
+    /// rung): a move then costs the scripted cost of each group it takes out of INT8.
+    fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize {
+        let all: usize = self.script.costs.values().sum();
+        let out: usize = reverted
             .iter()
             .filter_map(|e| ladder::parse(e).0.strip_prefix('g')?.parse().ok())
             .map(|group: usize| self.script.costs.get(&group).copied().unwrap_or(0))
-            .sum()
+            .sum();
+        all.saturating_sub(out)
     }
 
     fn evaluate_fp32(&mut self, indices: &[usize]) -> Result<Evaluation> {

@@ -62,10 +62,10 @@ pub(super) trait Lab {
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>>;
 
-    /// What moving the ladder entries `moved` on top of `base` costs in speed: the integer kernels the
-    /// deployed engine loses ([`crate::quantize::QuantizedModel::integer_kernels`]). Ranking prefers the
-    /// cheaper of two groups that restore the metric equally.
-    fn revert_cost(&self, base: &BTreeSet<String>, moved: &[String]) -> usize;
+    /// How many quantized ops the deployed engine runs as integer kernels with the ladder entries `reverted`
+    /// out of INT8 ([`crate::quantize::QuantizedModel::integer_kernels`]). What a move loses of them is its
+    /// cost in speed: ranking prefers the cheaper of two groups that restore the metric equally.
+    fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize;
 
     /// Replaces the quantized model with the model quantized with `params`: rebuilt from `recorded` when
     /// given, calibrated otherwise. Returns the calibration to record, if one was made.

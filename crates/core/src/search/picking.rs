@@ -28,20 +28,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
                 self.ranking = None;
             }
             if self.ranking.is_none() {
-                let candidates: Vec<(usize, Vec<String>, usize)> = self
-                    .groups
-                    .iter()
-                    .filter_map(|g| {
-                        let rung = self.next_rung(g.id)?;
-                        let entries: Vec<String> =
-                            g.nodes.iter().map(|n| ladder::entry(n, rung)).collect();
-                        // A move that changes nothing (the group already there) is no candidate.
-                        let current = &self.current().reverted;
-                        let moves = entries.iter().any(|e| !current.contains(e));
-                        let cost = moves.then(|| self.lab.revert_cost(current, &entries))?;
-                        Some((g.id, entries, cost))
-                    })
-                    .collect();
+                let candidates = self.candidates();
                 if candidates.is_empty() {
                     return Ok(None);
                 }
@@ -72,6 +59,27 @@ impl<'m, L: Lab> Restorer<'m, L> {
                 None => self.ranking = None,
             }
         }
+    }
+
+    /// The groups with a rung left to try that moves something, each as (group id, its ladder entries at that
+    /// rung, the integer kernels the move costs the deployed engine).
+    fn candidates(&self) -> Vec<(usize, Vec<String>, usize)> {
+        let current = &self.current().reverted;
+        let kernels = self.lab.integer_kernels(current);
+        self.groups
+            .iter()
+            .filter_map(|g| {
+                let rung = self.next_rung(g.id)?;
+                let entries: Vec<String> = g.nodes.iter().map(|n| ladder::entry(n, rung)).collect();
+                // A move that changes nothing (the group already there) is no candidate.
+                if entries.iter().all(|e| current.contains(e)) {
+                    return None;
+                }
+                let moved = ladder::with_moved(current, &entries);
+                let cost = kernels.saturating_sub(self.lab.integer_kernels(&moved));
+                Some((g.id, entries, cost))
+            })
+            .collect()
     }
 
     /// What ranks the groups for controlled metric `controlled`: its evaluation entry and the metric. That is

@@ -106,8 +106,8 @@ impl<L: Lab> Lab for Recorded<L> {
         })
     }
 
-    fn revert_cost(&self, base: &BTreeSet<String>, moved: &[String]) -> usize {
-        self.inner.revert_cost(base, moved)
+    fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize {
+        self.inner.integer_kernels(reverted)
     }
 
     fn scorer<'s>(

@@ -35,12 +35,11 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, Evaluator};
 use crate::graph::Graph;
+use crate::job::{self, DefaultReport};
 use crate::metric::Metric;
 use crate::output::OutputFormat;
 use crate::progress::{NoProgress, Progress};
-use crate::quantize::{
-    self, DefaultReport, ModelForm, Precisions, QuantizationParams, QuantizedModel, RestoreMode,
-};
+use crate::quantize::{ModelForm, Precisions, QuantizationParams, QuantizedModel, RestoreMode};
 use crate::search::{self, AccuracyControlParams, Report, RunOptions};
 
 /// Loads an ONNX model (POT's `load_model`), checked and indexed.
@@ -209,7 +208,7 @@ impl Pipeline<'_> {
                     progress: engine.progress,
                     ..Default::default()
                 };
-                let outcome = quantize::quantize_default(
+                let outcome = job::quantize_default(
                     engine.backend,
                     model,
                     calibration,

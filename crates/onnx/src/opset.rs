@@ -18,6 +18,10 @@ use crate::proto::attribute_proto::AttributeType;
 use crate::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto};
 use crate::tensor;
 
+/// The first standard opset whose QuantizeLinear/DequantizeLinear take int16/uint16 (ONNX Runtime rejects them
+/// at 13 and 19).
+pub const SIXTEEN_BIT_OPSET: i64 = 21;
+
 /// The oldest opset an upgrade starts from.
 pub const UPGRADE_FROM: i64 = 13;
 

@@ -9,11 +9,10 @@ use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use aquant::job::quantize_default;
 use aquant::output::{OutputDir, OutputFormat};
 use aquant::pipeline::Algorithm;
-use aquant::quantize::{
-    device_precisions, quantize_default, ModelForm, Precisions, QuantizedModel, RestoreMode,
-};
+use aquant::quantize::{device_precisions, ModelForm, Precisions, QuantizedModel, RestoreMode};
 use aquant::search::{self, RunOptions};
 use aquant::{Backend, Dataset, Error, Metric, NoProgress, Progress, Result};
 use aquant_onnx::ModelProto;

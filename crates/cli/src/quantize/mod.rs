@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use aquant::config::DataSource;
+use aquant::job::{quantize_default, DefaultOutcome, DeployedTarget};
 use aquant::pipeline::Algorithm;
-use aquant::quantize::{quantize_default, DefaultOutcome, DeployedTarget};
 use aquant::search::{self, RunOptions};
 use aquant::Graph;
 

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::quantize::{Precision, RestoreMode, TargetDevice};
+use crate::params::{Precision, TargetDevice};
 
 /// How the allowed drop is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -68,6 +68,22 @@ impl FromStr for MetricTarget {
             baseline_value: Some(value),
         })
     }
+}
+
+/// What reverting an op returns to FP32 (NNCF `restore_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(
+    feature = "clap",
+    derive(clap::ValueEnum),
+    value(rename_all = "snake_case")
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreMode {
+    /// Activations and weights: reverted ops run fully in FP32 with their original weights and biases.
+    #[default]
+    ActivationsAndWeights,
+    /// Only activations: reverted ops keep int8 weights (weight-only quantization) and their original bias.
+    OnlyActivations,
 }
 
 /// Everything accuracy control takes on top of the base algorithm.

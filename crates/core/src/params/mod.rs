@@ -7,12 +7,18 @@
 //! downwards; nothing here runs a model.
 
 mod accuracy_control;
+mod precision;
 mod quantization;
+mod range;
 mod run;
 
-pub use accuracy_control::{AccuracyControlParams, DropType, MetricTarget, RankingScore};
-pub use quantization::{
-    ActivationsParams, Deploy, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
-    TargetDevice, WeightsParams,
+pub use accuracy_control::{
+    AccuracyControlParams, DropType, MetricTarget, RankingScore, RestoreMode,
 };
+pub use precision::Precision;
+pub use quantization::{
+    ActivationsParams, Deploy, Granularity, IgnoredScope, Mode, ModelType, OverflowFix, Preset,
+    QuantizationParams, TargetDevice, WeightsParams,
+};
+pub use range::{Aggregator, Estimator, RangeEstimator, Statistic};
 pub use run::{Levers, RunOptions, DEFAULT_LATENCY_RUNS, DEFAULT_SENSITIVITY_SAMPLES};

@@ -10,7 +10,31 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::quant::{Granularity, Mode, RangeEstimator};
+use crate::params::RangeEstimator;
+
+/// Symmetric (zero point fixed) or asymmetric (zero point fitted to the range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Zero point 0 (or the lowest level for unsigned tensors).
+    #[default]
+    Symmetric,
+    /// Zero point fitted so the range `[min, max]` maps onto all levels.
+    Asymmetric,
+}
+
+/// One scale for the whole tensor, or one per output channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "lower"))]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    /// One scale per tensor.
+    PerTensor,
+    /// One scale per output channel (weights).
+    #[default]
+    PerChannel,
+}
 
 /// How activations are quantized (weights are symmetric in every preset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

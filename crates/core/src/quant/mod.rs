@@ -9,7 +9,9 @@ mod params;
 mod stats;
 
 pub use params::{
-    half_range, is_half_range, Granularity, Mode, QuantSpec, Quantizer, HALF_RANGE_HIGH,
-    HALF_RANGE_LOW,
+    half_range, is_half_range, QuantSpec, Quantizer, HALF_RANGE_HIGH, HALF_RANGE_LOW,
 };
-pub use stats::{weight_range, Aggregator, Estimator, RangeEstimator, Statistic, TensorStats};
+pub use stats::{weight_range, TensorStats};
+
+/// The schema's kinds the math is parameterised by, at the paths the math's users know them under.
+pub use crate::params::{Aggregator, Estimator, Granularity, Mode, RangeEstimator, Statistic};

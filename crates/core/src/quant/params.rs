@@ -9,33 +9,8 @@
 //! - `quantize(x) = saturate(round_half_even(x / scale) + zero_point)`, the division in f32, as ONNX specifies;
 //! - `dequantize(q) = (q − zero_point) · scale`, the subtraction in integers, as ONNX Runtime computes it.
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
-
-/// Symmetric (zero point fixed) or asymmetric (zero point fitted to the range).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Zero point 0 (or the lowest level for unsigned tensors).
-    #[default]
-    Symmetric,
-    /// Zero point fitted so the range `[min, max]` maps onto all levels.
-    Asymmetric,
-}
-
-/// One scale for the whole tensor, or one per output channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "lower"))]
-#[serde(rename_all = "lowercase")]
-pub enum Granularity {
-    /// One scale per tensor.
-    PerTensor,
-    /// One scale per output channel (weights).
-    #[default]
-    PerChannel,
-}
+use crate::params::Mode;
 
 /// The integer grid a quantizer maps onto.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

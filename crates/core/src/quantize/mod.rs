@@ -18,20 +18,16 @@ use std::time::Instant;
 use aquant_onnx::{tensor, ModelProto};
 
 pub use crate::params::{
-    ActivationsParams, Deploy, IgnoredScope, ModelType, OverflowFix, Preset, QuantizationParams,
-    TargetDevice, WeightsParams,
+    ActivationsParams, Deploy, IgnoredScope, ModelType, OverflowFix, Precision, Preset,
+    QuantizationParams, RestoreMode, TargetDevice, WeightsParams,
 };
 pub use crate::quant::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
+pub use aquant_onnx::opset::SIXTEEN_BIT_OPSET;
 pub use calibrate::{calibration_indices, CalibrationStats, FP32Outputs};
 pub use footprint::{ModelBytes, OpsByPrecision};
-pub use model::{FittedQuantizers, ModelForm, QuantizedModel, RestoreMode};
+pub use model::{FittedQuantizers, ModelForm, QuantizedModel};
 pub use placement::{place, ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
-pub use precision::{device_precisions, widen, Precision, Precisions, SIXTEEN_BIT_OPSET};
-// Moved to the job layer; the old paths stay for the front ends.
-pub use crate::job::{
-    quantize_default, DefaultOutcome, DefaultReport, DefaultTimings, DeployedTarget,
-    OverflowFixApplied, DEFAULT_QUANTIZATION,
-};
+pub use precision::{device_precisions, widen, Precisions};
 
 use crate::backend::Backend;
 use crate::data::Dataset;

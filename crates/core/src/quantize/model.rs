@@ -17,9 +17,10 @@ use aquant_onnx::{tensor, ModelProto};
 
 use crate::error::{Error, Result};
 use crate::graph::{Edit, Graph, Patch};
+use crate::params::{Precision, RestoreMode};
 use crate::quant::Quantizer;
 use crate::quantize::placement::{ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
-use crate::quantize::precision::{widen, Precision, Precisions};
+use crate::quantize::precision::{widen, Precisions};
 use crate::quantize::Deploy;
 
 /// Every quantizer fitted by calibration, and the biases bias correction found: with the FP32 model and the
@@ -55,22 +56,6 @@ pub enum ModelForm {
     },
     /// For evaluation: the same numbers, with weights and biases fake-quantized into FP32 initializers.
     Evaluation,
-}
-
-/// What reverting an op returns to FP32 (NNCF `restore_mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[cfg_attr(
-    feature = "clap",
-    derive(clap::ValueEnum),
-    value(rename_all = "snake_case")
-)]
-#[serde(rename_all = "snake_case")]
-pub enum RestoreMode {
-    /// Activations and weights: reverted ops run fully in FP32 with their original weights and biases.
-    #[default]
-    ActivationsAndWeights,
-    /// Only activations: reverted ops keep int8 weights (weight-only quantization) and their original bias.
-    OnlyActivations,
 }
 
 /// The FP32 model with everything needed to build its quantized forms.
@@ -182,7 +167,7 @@ impl QuantizedModel {
     /// Builds the model with each op at its precision in `precisions` (absent: as quantized): FP32 ops are
     /// reverted as [`QuantizedModel::build`] reverts them, 16-bit ones get widened quantizers
     /// ([`widen`](super::precision::widen)). The export form of a model with any 16-bit quantizer is raised to
-    /// opset [`SIXTEEN_BIT_OPSET`](super::SIXTEEN_BIT_OPSET), the first whose standard Q/DQ take 16 bits.
+    /// opset [`SIXTEEN_BIT_OPSET`](aquant_onnx::opset::SIXTEEN_BIT_OPSET), the first whose standard Q/DQ take 16 bits.
     pub fn build_with(
         &self,
         precisions: &Precisions,
@@ -200,7 +185,7 @@ impl QuantizedModel {
         let widened = self.widened(precisions)?;
         let mut model = widened.build(&reverted, mode, form)?;
         if matches!(form, ModelForm::Export { .. }) {
-            aquant_onnx::opset::upgrade(&mut model, super::SIXTEEN_BIT_OPSET)?;
+            aquant_onnx::opset::upgrade(&mut model, aquant_onnx::opset::SIXTEEN_BIT_OPSET)?;
         }
         Ok(model)
     }

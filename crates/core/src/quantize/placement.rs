@@ -131,7 +131,10 @@ fn check_model(graph: &Graph, params: &QuantizationParams) -> Result<()> {
     }
     let opset = aquant_onnx::default_opset(graph.model());
     let needed = if params.weights.bits == 16 || params.activations.bits == 16 {
-        (super::SIXTEEN_BIT_OPSET, "16-bit QuantizeLinear")
+        (
+            aquant_onnx::opset::SIXTEEN_BIT_OPSET,
+            "16-bit QuantizeLinear",
+        )
     } else if params.weights.granularity == Granularity::PerChannel {
         (13, "per-channel DequantizeLinear")
     } else {

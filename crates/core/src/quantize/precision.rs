@@ -8,108 +8,11 @@
 //! step up never moves a range a user's statistics chose.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::params::{Precision, Preset, QuantizationParams, TargetDevice};
 use crate::quant::{Mode, QuantSpec, Quantizer};
-use crate::quantize::{Placement, Preset, QuantizationParams, TargetDevice};
-
-/// The first standard opset whose QuantizeLinear/DequantizeLinear take int16/uint16 (ONNX Runtime rejects them
-/// at 13 and 19).
-pub const SIXTEEN_BIT_OPSET: i64 = 21;
-
-/// Where a quantized op sits: its weight and activation bits, or FP32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Precision {
-    /// The base algorithm's quantizers, unchanged (int8 by default). Never a ladder step: it is where every
-    /// op starts.
-    Base,
-    /// 8-bit weights, 16-bit activations.
-    W8A16,
-    /// 16-bit weights, 8-bit activations.
-    W16A8,
-    /// 16-bit weights and activations.
-    W16A16,
-    /// Not quantized: the op runs in FP32 (a revert).
-    Fp32,
-}
-
-impl Precision {
-    /// The ladder steps a user may name, in the order the help lists them.
-    pub const STEPS: [Precision; 4] = [
-        Precision::W8A16,
-        Precision::W16A16,
-        Precision::W16A8,
-        Precision::Fp32,
-    ];
-
-    /// The name a ladder step and the report use (`w8a16`, `fp32`; the base is `int8`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Base => "int8",
-            Precision::W8A16 => "w8a16",
-            Precision::W16A8 => "w16a8",
-            Precision::W16A16 => "w16a16",
-            Precision::Fp32 => "fp32",
-        }
-    }
-
-    /// Bits the op's weights are widened to (`None`: kept as quantized).
-    pub fn weight_bits(self) -> Option<u8> {
-        matches!(self, Precision::W16A8 | Precision::W16A16).then_some(16)
-    }
-
-    /// Bits the op's input activations are widened to (`None`: kept as quantized).
-    pub fn activation_bits(self) -> Option<u8> {
-        matches!(self, Precision::W8A16 | Precision::W16A16).then_some(16)
-    }
-
-    /// Whether the op keeps quantizers with at least one of them at 16 bits.
-    pub fn is_sixteen_bit(self) -> bool {
-        self.weight_bits().is_some() || self.activation_bits().is_some()
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A ladder step: `w8a16`, `w16a16`, `w16a8` or `fp32` (case-insensitive).
-impl FromStr for Precision {
-    type Err = String;
-
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
-        let lower = text.trim().to_ascii_lowercase();
-        Precision::STEPS
-            .into_iter()
-            .find(|p| p.name() == lower)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Precision::STEPS.iter().map(|p| p.name()).collect();
-                format!(
-                    "'{text}' is not a precision step (expected one of {})",
-                    names.join(", ")
-                )
-            })
-    }
-}
-
-impl Serialize for Precision {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for Precision {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+use crate::quantize::Placement;
 
 /// The precision of every op that is not at [`Precision::Base`], by op name.
 pub type Precisions = BTreeMap<String, Precision>;

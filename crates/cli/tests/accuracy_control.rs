@@ -6,8 +6,9 @@ mod common;
 use std::path::Path;
 
 use aquant::builder::ModelBuilder;
+use aquant::job;
 use aquant::quantize::{OverflowFix, QuantizationParams};
-use aquant::search::{self, AccuracyControlParams, Levers, Report, RunOptions};
+use aquant::search::{AccuracyControlParams, Levers, Report, RunOptions};
 use aquant::{metric, Metric, NoProgress};
 use aquant_tract::TractBackend;
 use common::{aquant, assets, ort_eval, read_report, write};
@@ -91,7 +92,7 @@ fn the_hostile_layer_is_ranked_first_and_exactly_it_is_reverted() {
         progress: &NoProgress,
         ..Default::default()
     };
-    let outcome = search::quantize_with_accuracy_control(
+    let outcome = job::quantize_with_accuracy_control(
         &TractBackend::new(),
         hostile_model(),
         calibration.as_ref(),
@@ -140,7 +141,7 @@ fn hostile_search(levers: Levers) -> Report {
         levers,
         ..Default::default()
     };
-    search::quantize_with_accuracy_control(
+    job::quantize_with_accuracy_control(
         &TractBackend::new(),
         hostile_model(),
         calibration.as_ref(),
@@ -215,7 +216,7 @@ fn calibration_outputs_serve_as_the_fp32_evaluation_when_the_sets_are_one() {
     let twin = npy_dataset(dir.path(), 120, 9);
     let agreement = metric::builtin("agreement").unwrap();
     let run = |validation: &dyn aquant::Dataset| {
-        search::quantize_with_accuracy_control(
+        job::quantize_with_accuracy_control(
             &TractBackend::new(),
             hostile_model(),
             data.as_ref(),
@@ -414,7 +415,7 @@ fn only_activations_keeps_int8_weights_in_reverted_ops() {
     let calibration = npy_dataset(dir.path(), 64, 7);
     let validation = npy_dataset(dir.path(), 200, 8);
     let agreement = metric::builtin("agreement").unwrap();
-    let outcome = search::quantize_with_accuracy_control(
+    let outcome = job::quantize_with_accuracy_control(
         &TractBackend::new(),
         hostile_model(),
         calibration.as_ref(),
@@ -457,7 +458,7 @@ fn a_panicking_metric_is_one_clear_error() {
         }
         Ok(1.0)
     });
-    let error = search::quantize_with_accuracy_control(
+    let error = job::quantize_with_accuracy_control(
         &TractBackend::new(),
         hostile_model(),
         data.as_ref(),

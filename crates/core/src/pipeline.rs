@@ -40,7 +40,7 @@ use crate::metric::Metric;
 use crate::output::OutputFormat;
 use crate::progress::{NoProgress, Progress};
 use crate::quantize::{ModelForm, Precisions, QuantizationParams, QuantizedModel, RestoreMode};
-use crate::search::{self, AccuracyControlParams, Report, RunOptions};
+use crate::search::{AccuracyControlParams, Report, RunOptions};
 
 /// Loads an ONNX model (POT's `load_model`), checked and indexed.
 pub fn load_model(path: &Path) -> Result<ModelProto> {
@@ -235,7 +235,7 @@ impl Pipeline<'_> {
                     progress: engine.progress,
                     ..Default::default()
                 };
-                let outcome = search::quantize_with_accuracy_control(
+                let outcome = job::quantize_with_accuracy_control(
                     engine.backend,
                     model,
                     calibration,

@@ -87,7 +87,6 @@ const ALLOWED_LONG_FNS: &[(&str, usize)] = &[
     ("core/render/charts.rs::step_chart", 148),
     ("core/render/charts.rs::svg", 106),
     ("core/search/cohort.rs::advance", 82),
-    ("core/search/run.rs::quantize_with_accuracy_control", 111),
     ("ir/graph.rs::convert", 124),
     ("ir/graph.rs::fold_biases", 82),
     ("ir/ops/mod.rs::convert", 216),

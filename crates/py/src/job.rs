@@ -9,11 +9,11 @@ use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aquant::job::quantize_default;
+use aquant::job::{self, quantize_default};
 use aquant::output::{OutputDir, OutputFormat};
 use aquant::pipeline::Algorithm;
 use aquant::quantize::{device_precisions, ModelForm, Precisions, QuantizedModel, RestoreMode};
-use aquant::search::{self, RunOptions};
+use aquant::search::RunOptions;
 use aquant::{Backend, Dataset, Error, Metric, NoProgress, Progress, Result};
 use aquant_onnx::ModelProto;
 use pyo3::prelude::*;
@@ -174,7 +174,7 @@ impl OpenedJob {
                     interrupt: Some(interrupt),
                     ..options
                 };
-                let outcome = search::quantize_with_accuracy_control(
+                let outcome = job::quantize_with_accuracy_control(
                     self.backend.as_ref(),
                     model,
                     &self.calibration,

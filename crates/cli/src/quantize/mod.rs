@@ -1,5 +1,5 @@
 //! `aquant quantize`: maps the arguments to a library entry point per algorithm
-//! ([`quantize_default`] or [`search::quantize_with_accuracy_control`]), writes what it returns, and maps the
+//! ([`quantize_default`] or [`job::quantize_with_accuracy_control`]), writes what it returns, and maps the
 //! outcome to an exit code. The flags and the validated job they become live in `args`.
 
 mod args;
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use aquant::config::DataSource;
-use aquant::job::{quantize_default, DefaultOutcome, DeployedTarget};
+use aquant::job::{self, quantize_default, DefaultOutcome, DeployedTarget};
 use aquant::pipeline::Algorithm;
 use aquant::search::{self, RunOptions};
 use aquant::Graph;
@@ -92,7 +92,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
         interrupt: Some(interrupt::flag()),
         ..options
     };
-    let outcome = search::quantize_with_accuracy_control(
+    let outcome = job::quantize_with_accuracy_control(
         inputs.backend.as_ref(),
         model,
         inputs.calibration.as_ref(),

@@ -13,13 +13,14 @@ use serde::Serialize;
 
 use crate::data::Dataset;
 use crate::error::Result;
+use crate::job::deployed::check_deployed;
 use crate::metric::Metric;
 use crate::params::{AccuracyControlParams, RunOptions};
 use crate::quantize::{
     quantize, ModelBytes, ModelForm, OpsByPrecision, QuantizationParams, QuantizedModel,
     AUTO_SAMPLES,
 };
-use crate::search::{check_deployed, DeployedReport};
+use crate::search::DeployedReport;
 use crate::sensitivity::SensitivityReport;
 use crate::Backend;
 

@@ -3,10 +3,15 @@
 //! The layers below compute (the base algorithm in `quantize`, the search in `search`); a job adds what a
 //! finished run owes its user: the deployable model, the analyses of the saved model, the deployed check and
 //! the report. It sits above the search, so the base algorithm never imports the search to check its result
-//! where it is deployed. Today it holds DefaultQuantization's job; accuracy control's entry point still lives
-//! in `search::run`.
+//! where it is deployed. Two jobs: DefaultQuantization's (`quantize_default`) and accuracy control's
+//! (`quantize_with_accuracy_control`: the base algorithm, then the search, then the analyses of the saved model).
 
+mod accuracy_control;
 mod default_quantization;
+mod deployed;
+
+pub use accuracy_control::{quantize_with_accuracy_control, AccuracyControlOutcome};
+pub use deployed::check_deployed;
 
 pub use default_quantization::{
     quantize_default, DefaultOutcome, DefaultReport, DefaultTimings, DeployedTarget,

@@ -35,7 +35,7 @@ use crate::tensor::Tensor;
 const CHUNK: usize = 8;
 
 /// One candidate of a cohort: its id (the caller's) and the ops it reverts.
-pub(super) struct Member {
+pub(crate) struct Member {
     pub id: usize,
     pub reverted: BTreeSet<String>,
 }
@@ -68,7 +68,7 @@ struct CandidateRun {
 
 /// Candidates prepared to be evaluated together, kept alive across the ranking's steps so that each is
 /// built and prepared once.
-pub(super) struct Cohort {
+pub(crate) struct Cohort {
     states: Vec<CandidateRun>,
     tap: Option<Tap>,
 }

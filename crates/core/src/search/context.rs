@@ -23,7 +23,7 @@ use crate::search::scorer::{CohortKey, CohortScorer, PlainScorer};
 use crate::search::Levers;
 
 /// Shared state of one accuracy-controlled run.
-pub(super) struct SearchContext<'a> {
+pub(crate) struct SearchContext<'a> {
     pub evaluator: Evaluator<'a>,
     pub quantized: QuantizedModel,
     pub restore_mode: RestoreMode,
@@ -155,7 +155,7 @@ impl<'a> SearchContext<'a> {
 }
 
 /// How a [`SearchContext`] is set up besides its evaluator and model.
-pub(super) struct Options<'a> {
+pub(crate) struct Options<'a> {
     pub restore_mode: RestoreMode,
     pub compress_weights: bool,
     pub levers: Levers,

@@ -17,7 +17,7 @@ use crate::search::ladder;
 use crate::search::ranker::{KeepGoing, ScoreRequest, Scorer};
 
 /// A metric known by its name, direction, bounds and aggregate only.
-pub(super) struct FakeMetric {
+pub(crate) struct FakeMetric {
     pub name: &'static str,
     pub direction: Direction,
     pub bounds: Option<(f64, f64)>,
@@ -69,7 +69,7 @@ impl Metric for FakeMetric {
 
 /// What the fake answers. Values are `[metric][sample]`.
 #[derive(Clone, Default)]
-pub(super) struct Script {
+pub(crate) struct Script {
     pub fp32: Vec<Vec<f64>>,
     /// The quantized model's values, by variant (`"base"` or the parameters' JSON).
     pub quantized: HashMap<String, Vec<Vec<f64>>>,
@@ -99,7 +99,7 @@ impl Script {
 }
 
 /// The fake lab, with a log of what it was asked.
-pub(super) struct Fake {
+pub(crate) struct Fake {
     pub script: Script,
     pub variant: String,
     pub judge_deployed: bool,
@@ -338,7 +338,7 @@ impl Lab for Fake {
 }
 
 /// Scores ranking candidates from the script, sample by sample.
-pub(super) struct FakeScorer<'s> {
+pub(crate) struct FakeScorer<'s> {
     pub lab: &'s mut Fake,
     pub members: HashMap<usize, BTreeSet<String>>,
     pub subset: Vec<usize>,

@@ -55,7 +55,7 @@ enum Record {
 }
 
 /// Key of a candidate's per-sample values: (tag, metric, reverted ops).
-pub(super) type ValuesKey = (String, usize, BTreeSet<String>);
+pub(crate) type ValuesKey = (String, usize, BTreeSet<String>);
 
 /// What a previous run recorded.
 #[derive(Debug, Default)]
@@ -206,12 +206,12 @@ impl Journal {
     }
 
     /// Per-sample values (by dataset index) a previous run recorded for a ranking candidate.
-    pub(super) fn values(&self, key: &ValuesKey) -> Option<&BTreeMap<usize, f64>> {
+    pub(crate) fn values(&self, key: &ValuesKey) -> Option<&BTreeMap<usize, f64>> {
         self.replay.values.get(key)
     }
 
     /// Records a ranking candidate's values on samples `indices`.
-    pub(super) fn record_values(
+    pub(crate) fn record_values(
         &mut self,
         key: &ValuesKey,
         indices: &[usize],

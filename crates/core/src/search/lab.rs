@@ -16,11 +16,11 @@ use crate::search::groups::QuantizerGroup;
 use crate::search::ranker::Scorer;
 
 /// A ranking candidate handed to [`Lab::scorer`]: its group id and its ladder entries (base included).
-pub(super) type RankingCandidate = (usize, BTreeSet<String>);
+pub(crate) type RankingCandidate = (usize, BTreeSet<String>);
 
 /// The engine the saved model is deployed on and how it is measured there, as the report names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct EngineId {
+pub(crate) struct EngineId {
     pub name: String,
     pub version: String,
     pub settings: EngineSettings,
@@ -29,7 +29,7 @@ pub(super) struct EngineId {
 }
 
 /// The world the restore loop acts on.
-pub(super) trait Lab {
+pub(crate) trait Lab {
     /// Number of validation samples.
     fn samples(&self) -> usize;
 

@@ -15,7 +15,7 @@ use crate::quantize::{Precision, Precisions};
 const SEPARATOR: char = '@';
 
 /// The entry of `op` at `precision`.
-pub(super) fn entry(op: &str, precision: Precision) -> String {
+pub(crate) fn entry(op: &str, precision: Precision) -> String {
     match precision {
         Precision::Fp32 => op.to_string(),
         p => format!("{op}{SEPARATOR}{p}"),
@@ -23,7 +23,7 @@ pub(super) fn entry(op: &str, precision: Precision) -> String {
 }
 
 /// The op and precision an entry names.
-pub(super) fn parse(entry: &str) -> (&str, Precision) {
+pub(crate) fn parse(entry: &str) -> (&str, Precision) {
     match entry.rsplit_once(SEPARATOR) {
         Some((op, step)) => match step.parse::<Precision>() {
             Ok(p) if p != Precision::Fp32 => (op, p),
@@ -34,7 +34,7 @@ pub(super) fn parse(entry: &str) -> (&str, Precision) {
 }
 
 /// The precisions a candidate's entries give.
-pub(super) fn precisions(entries: &BTreeSet<String>) -> Precisions {
+pub(crate) fn precisions(entries: &BTreeSet<String>) -> Precisions {
     entries
         .iter()
         .map(|e| {
@@ -45,7 +45,7 @@ pub(super) fn precisions(entries: &BTreeSet<String>) -> Precisions {
 }
 
 /// The ops in FP32 among `entries`.
-pub(super) fn fp32_ops(entries: &BTreeSet<String>) -> BTreeSet<String> {
+pub(crate) fn fp32_ops(entries: &BTreeSet<String>) -> BTreeSet<String> {
     entries
         .iter()
         .filter(|e| parse(e).1 == Precision::Fp32)
@@ -54,7 +54,7 @@ pub(super) fn fp32_ops(entries: &BTreeSet<String>) -> BTreeSet<String> {
 }
 
 /// `base` with the ops of `moved` (entries of one group at its new step) at their new precision.
-pub(super) fn with_moved(base: &BTreeSet<String>, moved: &[String]) -> BTreeSet<String> {
+pub(crate) fn with_moved(base: &BTreeSet<String>, moved: &[String]) -> BTreeSet<String> {
     let ops: BTreeSet<&str> = moved.iter().map(|e| parse(e).0).collect();
     base.iter()
         .filter(|e| !ops.contains(parse(e).0))
@@ -64,7 +64,7 @@ pub(super) fn with_moved(base: &BTreeSet<String>, moved: &[String]) -> BTreeSet<
 }
 
 /// Refuses op names an entry could not tell apart from a 16-bit step (only when the ladder has one).
-pub(super) fn check_names<'a>(
+pub(crate) fn check_names<'a>(
     ladder: &[Precision],
     ops: impl IntoIterator<Item = &'a str>,
 ) -> Result<()> {

@@ -5,11 +5,11 @@ use crate::metric::Metric;
 
 /// Tolerance on drop comparisons: metric values are means of per-sample values, so equal models can differ in
 /// the last bits.
-pub(super) const EPSILON: f64 = 1e-9;
+pub(crate) const EPSILON: f64 = 1e-9;
 
 /// FP32 baselines and allowed drops, per metric.
 #[derive(Debug, Clone)]
-pub(super) struct Limits {
+pub(crate) struct Limits {
     pub baselines: Vec<f64>,
     pub allowed: Vec<f64>,
 }

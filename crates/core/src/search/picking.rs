@@ -14,7 +14,7 @@ use super::{Current, Restorer};
 impl<'m, L: Lab> Restorer<'m, L> {
     /// The next group to move, at its next rung: from the current ranking, or a new one over the groups with
     /// a rung left to try (`None`: there are none).
-    pub(super) fn pick(&mut self) -> Result<Option<RankingEntry>> {
+    pub(crate) fn pick(&mut self) -> Result<Option<RankingEntry>> {
         let controlled = self.limits.controlled(&self.current().drops);
         if self.groups.is_empty() {
             self.groups = self.lab.groups();
@@ -87,7 +87,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
     /// (`auto`) when the metric is dataset-level and gave no per-sample values. NMSE is ranked lowest first:
     /// the group whose revert brings the outputs closest to FP32's comes first (NNCF sorts it the other way,
     /// reverting the least harmful group: SPEC §6).
-    pub(super) fn ranking_metric(&mut self, controlled: usize) -> Result<(usize, &'m dyn Metric)> {
+    pub(crate) fn ranking_metric(&mut self, controlled: usize) -> Result<(usize, &'m dyn Metric)> {
         let metric = self.metrics[controlled];
         let has_values = !self.current().evaluation.metrics[controlled]
             .per_sample
@@ -124,7 +124,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
     /// ordered worst-first for the current model so that early-stopping evaluations meet the decisive samples
     /// first. For the output NMSE, FP32's values are all 0: the samples the current model departs from FP32
     /// most come first.
-    pub(super) fn subset_for(&self, metric: usize, ranked_by: &dyn Metric) -> Vec<usize> {
+    pub(crate) fn subset_for(&self, metric: usize, ranked_by: &dyn Metric) -> Vec<usize> {
         let current = &self.current().evaluation;
         let reference = self.reference.as_ref().expect("set by the Baselines state");
         let value = |i: usize| current.metrics[metric].per_sample[i];

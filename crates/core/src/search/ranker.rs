@@ -30,7 +30,7 @@ const PROBE: usize = 16;
 
 /// One request to a [`Scorer`]: extend `group`'s values from position `start` of the subset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ScoreRequest {
+pub(crate) struct ScoreRequest {
     /// The candidate's group id.
     pub group: usize,
     /// Position in the subset of the first sample to evaluate.
@@ -38,10 +38,10 @@ pub(super) struct ScoreRequest {
 }
 
 /// Whether a candidate should be evaluated on one more sample, given the values this call produced so far.
-pub(super) type KeepGoing<'k> = &'k (dyn Fn(usize, &[f64]) -> bool + Sync);
+pub(crate) type KeepGoing<'k> = &'k (dyn Fn(usize, &[f64]) -> bool + Sync);
 
 /// Scores ranking candidates, sample by sample along the ranking subset.
-pub(super) trait Scorer {
+pub(crate) trait Scorer {
     /// How many candidates are best evaluated together (1: one at a time, each to its end).
     fn width(&self) -> usize;
 
@@ -74,7 +74,7 @@ type Tie = (usize, usize);
 type Rival = Option<(f64, Tie)>;
 
 /// A lazily evaluated ranking of groups by one metric.
-pub(super) struct Ranking<'m> {
+pub(crate) struct Ranking<'m> {
     candidates: Vec<Candidate>,
     subset_len: usize,
     metric: &'m dyn Metric,

@@ -19,7 +19,7 @@ use crate::search::ranker::{KeepGoing, ScoreRequest, Scorer};
 type EvaluationKey = (String, BTreeSet<String>, Vec<usize>);
 
 /// A lab whose results are journaled, replayed and (with `reuse`) cached.
-pub(super) struct Recorded<L: Lab> {
+pub(crate) struct Recorded<L: Lab> {
     inner: L,
     journal: Journal,
     reuse: bool,

@@ -43,7 +43,7 @@ use crate::search::tuning;
 
 /// Where the machine is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
+pub(crate) enum Phase {
     /// Measure (or take) the FP32 baselines.
     Baselines,
     /// Evaluate the fully quantized model.
@@ -81,7 +81,7 @@ struct Current<'m> {
 }
 
 /// What the machine found: everything the report says about the search itself.
-pub(super) struct Verdict {
+pub(crate) struct Verdict {
     pub reverted: BTreeSet<String>,
     pub evaluation: Evaluation,
     pub drops: Vec<f64>,
@@ -105,7 +105,7 @@ impl Verdict {
 }
 
 /// The accuracy-control state machine over a [`Lab`].
-pub(super) struct Restorer<'m, L: Lab> {
+pub(crate) struct Restorer<'m, L: Lab> {
     lab: L,
     metrics: &'m [&'m dyn Metric],
     /// The output NMSE against FP32, when groups may be ranked by it; evaluations carry it after `metrics`.
@@ -185,7 +185,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
     }
 
     /// The rung group `group` would try next, if any is left.
-    pub(super) fn next_rung(&self, group: usize) -> Option<Precision> {
+    pub(crate) fn next_rung(&self, group: usize) -> Option<Precision> {
         let tried = self.tried.get(&group).copied().unwrap_or(0);
         self.control.fallback.get(tried).copied()
     }

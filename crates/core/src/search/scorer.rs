@@ -11,10 +11,10 @@ use crate::search::lab::{Lab, RankingCandidate};
 use crate::search::ranker::{KeepGoing, ScoreRequest, Scorer};
 
 /// What a cohort was prepared for: the model, the base ops, the subset and the metric.
-pub(super) type CohortKey = (String, BTreeSet<String>, Vec<usize>, usize);
+pub(crate) type CohortKey = (String, BTreeSet<String>, Vec<usize>, usize);
 
 /// Candidates evaluated together, sample chunk by sample chunk.
-pub(super) struct CohortScorer<'s, 'a> {
+pub(crate) struct CohortScorer<'s, 'a> {
     pub ctx: &'s mut SearchContext<'a>,
     pub key: CohortKey,
     pub members: HashMap<usize, BTreeSet<String>>,
@@ -111,7 +111,7 @@ impl Drop for CohortScorer<'_, '_> {
 }
 
 /// Candidates evaluated one at a time, each model whole.
-pub(super) struct PlainScorer<'s, 'a> {
+pub(crate) struct PlainScorer<'s, 'a> {
     pub ctx: &'s mut SearchContext<'a>,
     pub members: HashMap<usize, BTreeSet<String>>,
     pub subset: Vec<usize>,

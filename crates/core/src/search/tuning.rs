@@ -12,7 +12,7 @@ use crate::quantize::{Preset, QuantizationParams};
 use crate::search::lab::Lab;
 
 /// The variants of `base` worth trying (the base itself excluded).
-pub(super) fn grid(base: &QuantizationParams) -> Vec<QuantizationParams> {
+pub(crate) fn grid(base: &QuantizationParams) -> Vec<QuantizationParams> {
     let estimators = [
         None,
         Some(RangeEstimator::min_max()),
@@ -42,7 +42,7 @@ pub(super) fn grid(base: &QuantizationParams) -> Vec<QuantizationParams> {
 
 /// The best variant of `base` on `subset` by `metric` (number `index`), if one beats `base` there. Leaves
 /// `lab` holding the model quantized with `base`.
-pub(super) fn best_variant(
+pub(crate) fn best_variant(
     lab: &mut impl Lab,
     metric: &dyn Metric,
     index: usize,

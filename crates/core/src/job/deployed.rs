@@ -12,9 +12,9 @@ use crate::data::Dataset;
 use crate::error::Result;
 use crate::eval::{measure_latency, Evaluator};
 use crate::metric::Metric;
+use crate::params::AccuracyControlParams;
 use crate::progress::Progress;
-use crate::search::params::AccuracyControlParams;
-use crate::search::report::{DeployedMetric, DeployedReport};
+use crate::search::{DeployedMetric, DeployedReport};
 
 /// Measures `fp32` and `saved` on `engine` over all of `validation` and compares them metric by metric, with
 /// the drops `control` allows (`maximal_drop`, `drop_type`); then times them, `latency_runs` runs each.

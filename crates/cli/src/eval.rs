@@ -9,8 +9,8 @@ use aquant::config::DataSource;
 use aquant::{Evaluator, Graph};
 use clap::Args;
 
-use crate::backend::BackendName;
 use crate::progress::Bars;
+use aquant_engines::EngineName;
 
 /// Arguments of `aquant eval`.
 #[derive(Args)]
@@ -44,7 +44,7 @@ pub struct EvalArgs {
     json: bool,
     /// Inference engine.
     #[arg(long, value_enum, default_value_t)]
-    backend: BackendName,
+    backend: EngineName,
     /// Hide progress bars.
     #[arg(long, short)]
     quiet: bool,

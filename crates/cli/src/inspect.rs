@@ -11,7 +11,7 @@ use aquant::saturation::{self, KernelPath, SaturationReport};
 use aquant::Graph;
 use clap::Args;
 
-use crate::backend::BackendName;
+use aquant_engines::EngineName;
 
 /// Arguments of `aquant inspect`.
 #[derive(Args)]
@@ -26,7 +26,7 @@ pub struct InspectArgs {
     samples: usize,
     /// Inference engine that computes the layers' inputs for --data.
     #[arg(long, value_enum, default_value_t)]
-    backend: BackendName,
+    backend: EngineName,
 }
 
 fn describe(port: &Port) -> String {

@@ -11,7 +11,6 @@ macro_rules! say {
     }};
 }
 
-mod backend;
 mod eval;
 mod inspect;
 mod interrupt;

@@ -148,7 +148,7 @@ fn engine_device_is_honoured_or_refused() {
         (
             "tract",
             "GPU",
-            "only --backend openvino runs on devices other than the CPU",
+            "only backend openvino runs on devices other than the CPU",
         ),
     ] {
         let out = eval_on_device(backend, device);

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 
 use aquant::output::OutputFormat;
 use aquant::{Backend, Direction, Graph};
+use aquant_engines::EngineName;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -54,25 +55,13 @@ fn load_model(
 
 /// The engine called `name` on `device` (POT's `engine.device`; only OpenVINO has devices besides the CPU).
 fn backend(name: &str, device: Option<&str>) -> PyResult<Box<dyn Backend>> {
-    let runtime = |e: aquant::Error| pyo3::exceptions::PyRuntimeError::new_err(e.to_string());
-    let device = device.unwrap_or(aquant_openvino::DEFAULT_DEVICE);
-    if name != "openvino" && device != aquant_openvino::DEFAULT_DEVICE {
-        return Err(PyValueError::new_err(format!(
-            "device '{device}': only the 'openvino' backend runs on devices other than the CPU"
-        )));
-    }
-    match name {
-        "tract" => Ok(Box::new(aquant_tract::TractBackend::new())),
-        "ort" => aquant_ort::OrtBackend::new()
-            .map(|b| Box::new(b) as Box<dyn Backend>)
-            .map_err(runtime),
-        "openvino" => aquant_openvino::OpenvinoBackend::new(device)
-            .map(|b| Box::new(b) as Box<dyn Backend>)
-            .map_err(runtime),
-        other => Err(PyValueError::new_err(format!(
-            "backend must be 'tract', 'ort' or 'openvino', not {other:?}"
-        ))),
-    }
+    let engine: EngineName = name
+        .parse()
+        .map_err(|e: aquant::Error| PyValueError::new_err(e.to_string()))?;
+    engine.open_on(device).map_err(|e| match e {
+        aquant::Error::Config(message) => PyValueError::new_err(message),
+        other => pyo3::exceptions::PyRuntimeError::new_err(other.to_string()),
+    })
 }
 
 /// The format a quantized model will be saved in: `"onnx"` or `"ir"`.
@@ -311,26 +300,13 @@ fn run(
     ))
 }
 
-/// The engine the saved model is judged on, as the command line's: ONNX Runtime as deployed for ONNX, OpenVINO
-/// reading the saved IR (on `device`) for an IR. A missing engine is a warning.
+/// The engine the saved model is judged on, as the command line's (`aquant_engines::deployed_engine`). A missing
+/// engine is a warning.
 fn deployed_engine(format: OutputFormat, device: Option<&str>) -> Option<Box<dyn Backend>> {
-    let (name, opened) = match format {
-        OutputFormat::Onnx => (
-            "ONNX Runtime",
-            aquant_ort::OrtBackend::new().map(|b| Box::new(b) as Box<dyn Backend>),
-        ),
-        OutputFormat::Ir => (
-            "OpenVINO",
-            aquant_openvino::OpenvinoBackend::new(
-                device.unwrap_or(aquant_openvino::DEFAULT_DEVICE),
-            )
-            .map(|b| Box::new(b.reading_ir()) as Box<dyn Backend>),
-        ),
-    };
-    match opened {
+    match aquant_engines::deployed_engine(format, device) {
         Ok(engine) => Some(engine),
-        Err(error) => {
-            eprintln!("aquant: warning: the saved model is not judged on {name} ({error}); deployed_check=False silences this");
+        Err(missing) => {
+            eprintln!("aquant: warning: {missing}; deployed_check=False silences this");
             None
         }
     }

@@ -18,7 +18,7 @@ use aquant::quantize::QuantizationParams;
 use aquant::search::{AccuracyControlParams, Levers};
 use clap::{ArgGroup, Args, Command, ValueEnum};
 
-use crate::backend::BackendName;
+use aquant_engines::EngineName;
 
 /// Arguments of `aquant quantize`.
 #[derive(Args)]
@@ -76,7 +76,7 @@ pub struct QuantizeArgs {
     pub no_sensitivity: bool,
     /// Inference engine for calibration and evaluation.
     #[arg(long, value_enum, default_value_t)]
-    pub backend: BackendName,
+    pub backend: EngineName,
     /// Hide progress bars.
     #[arg(long, short)]
     pub quiet: bool,

@@ -19,7 +19,6 @@ pub use args::QuantizeArgs;
 pub use resume::resume_request;
 use resume::{prepare_state, JOURNAL};
 
-use crate::backend::BackendName;
 use crate::interrupt;
 use crate::output::{OutputDir, OutputFormat};
 use crate::progress::Bars;
@@ -277,25 +276,11 @@ fn deployed_engine(
     if args.no_deployed_check || job.validation.is_none() {
         return None;
     }
-    let (engine, opened) = match format {
-        OutputFormat::Onnx => ("ONNX Runtime", BackendName::Ort.open()),
-        OutputFormat::Ir => {
-            let device = job
-                .device
-                .as_deref()
-                .unwrap_or(aquant_openvino::DEFAULT_DEVICE);
-            let engine = aquant_openvino::OpenvinoBackend::new(device)
-                .map(|b| Box::new(b.reading_ir()) as Box<dyn aquant::Backend>);
-            ("OpenVINO", engine.map_err(anyhow::Error::from))
-        }
-    };
-    match opened {
+    let device = job.device.as_deref();
+    match aquant_engines::deployed_engine(format, device) {
         Ok(engine) => Some(engine),
-        Err(error) => {
-            eprintln!(
-                "warning: the saved model is not judged on {engine} ({error:#}); \
-                 --no-deployed-check silences this"
-            );
+        Err(missing) => {
+            eprintln!("warning: {missing}; --no-deployed-check silences this");
             None
         }
     }

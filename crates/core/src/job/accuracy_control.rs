@@ -23,10 +23,8 @@ use crate::search::context::{self, SearchContext};
 use crate::search::journal::Journal;
 use crate::search::ladder;
 use crate::search::record::Recorded;
-use crate::search::{
-    EvaluationCounts, MetricReport, OverflowFixReport, Report, StopReason,
-};
 use crate::search::restorer::{Restorer, Verdict};
+use crate::search::{EvaluationCounts, MetricReport, OverflowFixReport, Report, StopReason};
 use crate::sensitivity::{self, SensitivityReport};
 use crate::tensor::Tensor;
 

@@ -1,0 +1,147 @@
+//! Opening an inference engine by name, and the engine a saved model is deployed on.
+//!
+//! The command line and the Python package are both front ends of the same jobs; this crate is the one place
+//! either turns a name into a [`Backend`], so both accept the same names, refuse the same combinations (a device
+//! on an engine that has none) and judge a saved model on the same engine. It sits above the engine crates and
+//! below the front ends, and holds no policy of its own beyond that choice.
+
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::str::FromStr;
+
+use aquant::output::OutputFormat;
+use aquant::{Backend, Error, Result};
+
+/// The engines aquant evaluates with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum EngineName {
+    /// tract, embedded: nothing to install.
+    #[default]
+    Tract,
+    /// ONNX Runtime, loaded from ORT_DYLIB_PATH or the Python onnxruntime package: faster.
+    Ort,
+    /// OpenVINO on its CPU device, loaded from OPENVINO_LIB_PATH or the Python openvino package: what POT
+    /// and NNCF evaluate with.
+    Openvino,
+}
+
+impl EngineName {
+    /// Every engine, in the order names are listed.
+    pub const ALL: [EngineName; 3] = [EngineName::Tract, EngineName::Ort, EngineName::Openvino];
+
+    /// The name a flag and a keyword argument take (`tract`, `ort`, `openvino`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineName::Tract => "tract",
+            EngineName::Ort => "ort",
+            EngineName::Openvino => "openvino",
+        }
+    }
+
+    /// Opens the engine on the CPU (loading ONNX Runtime's or OpenVINO's library).
+    pub fn open(self) -> Result<Box<dyn Backend>> {
+        self.open_on(None)
+    }
+
+    /// Opens the engine on `device` (POT's `engine.device`; default CPU). Only OpenVINO has other devices: the
+    /// other engines refuse any but the CPU rather than ignore it.
+    pub fn open_on(self, device: Option<&str>) -> Result<Box<dyn Backend>> {
+        let device = device.unwrap_or(aquant_openvino::DEFAULT_DEVICE);
+        if self != EngineName::Openvino && device != aquant_openvino::DEFAULT_DEVICE {
+            return Err(Error::Config(format!(
+                "device '{device}': only backend openvino runs on devices other than the CPU"
+            )));
+        }
+        Ok(match self {
+            EngineName::Tract => Box::new(aquant_tract::TractBackend::new()),
+            EngineName::Ort => Box::new(aquant_ort::OrtBackend::new()?),
+            EngineName::Openvino => Box::new(aquant_openvino::OpenvinoBackend::new(device)?),
+        })
+    }
+}
+
+impl fmt::Display for EngineName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `tract`, `ort` or `openvino`, as the Python package's `backend=` takes it.
+impl FromStr for EngineName {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        EngineName::ALL
+            .into_iter()
+            .find(|e| e.name() == text)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "backend must be 'tract', 'ort' or 'openvino', not {text:?}"
+                ))
+            })
+    }
+}
+
+/// The saved model cannot be judged where it is deployed: which engine, and what opening it said. Front ends
+/// warn and go on (the run is still worth having), each naming its own way to silence the warning.
+#[derive(Debug)]
+pub struct DeployedEngineMissing {
+    /// The engine's display name (`ONNX Runtime`, `OpenVINO`).
+    pub engine: &'static str,
+    /// Why it did not open.
+    pub error: Error,
+}
+
+impl fmt::Display for DeployedEngineMissing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the saved model is not judged on {} ({})",
+            self.engine, self.error
+        )
+    }
+}
+
+/// The engine a model saved as `format` is judged on: ONNX Runtime as deployed for an ONNX output, OpenVINO
+/// reading the saved IR itself (on `device`, default CPU) for an IR output.
+pub fn deployed_engine(
+    format: OutputFormat,
+    device: Option<&str>,
+) -> std::result::Result<Box<dyn Backend>, DeployedEngineMissing> {
+    let (engine, opened) = match format {
+        OutputFormat::Onnx => ("ONNX Runtime", EngineName::Ort.open()),
+        OutputFormat::Ir => (
+            "OpenVINO",
+            aquant_openvino::OpenvinoBackend::new(
+                device.unwrap_or(aquant_openvino::DEFAULT_DEVICE),
+            )
+            .map(|b| Box::new(b.reading_ir()) as Box<dyn Backend>),
+        ),
+    };
+    opened.map_err(|error| DeployedEngineMissing { engine, error })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_an_unknown_name_is_refused() {
+        for engine in EngineName::ALL {
+            assert_eq!(engine.name().parse::<EngineName>().unwrap(), engine);
+        }
+        let error = "onnxruntime".parse::<EngineName>().unwrap_err().to_string();
+        assert!(error.contains("'tract', 'ort' or 'openvino'"), "{error}");
+    }
+
+    #[test]
+    fn a_device_on_an_engine_without_devices_is_refused_not_ignored() {
+        for engine in [EngineName::Tract, EngineName::Ort] {
+            let error = engine.open_on(Some("GPU")).err().unwrap().to_string();
+            assert!(error.contains("only backend openvino"), "{error}");
+        }
+        assert!(EngineName::Tract.open_on(Some("CPU")).is_ok());
+    }
+}

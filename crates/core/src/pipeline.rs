@@ -35,12 +35,12 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, Evaluator};
 use crate::graph::Graph;
+pub use crate::job::Algorithm;
 use crate::job::{self, DefaultReport};
 use crate::metric::Metric;
-use crate::output::OutputFormat;
 use crate::progress::{NoProgress, Progress};
-use crate::quantize::{ModelForm, Precisions, QuantizationParams, QuantizedModel, RestoreMode};
-use crate::search::{AccuracyControlParams, Report, RunOptions};
+use crate::quantize::{ModelForm, Precisions, QuantizedModel, RestoreMode};
+use crate::search::{Report, RunOptions};
 
 /// Loads an ONNX model (POT's `load_model`), checked and indexed.
 pub fn load_model(path: &Path) -> Result<ModelProto> {
@@ -91,47 +91,6 @@ impl<'a> Engine<'a> {
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size.max(1);
         self
-    }
-}
-
-/// A compression algorithm with its parameters (POT's `{"name": ..., "params": {...}}`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Algorithm {
-    /// POT `DefaultQuantization`.
-    Default(QuantizationParams),
-    /// POT `AccuracyAwareQuantization` (its base algorithm is DefaultQuantization with `quantization`).
-    AccuracyAware {
-        /// The base algorithm's parameters.
-        quantization: QuantizationParams,
-        /// Accuracy control.
-        control: AccuracyControlParams,
-    },
-}
-
-impl Algorithm {
-    /// The base algorithm's parameters.
-    pub fn quantization(&self) -> &QuantizationParams {
-        match self {
-            Algorithm::Default(quantization) | Algorithm::AccuracyAware { quantization, .. } => {
-                quantization
-            }
-        }
-    }
-
-    /// Targets `format`'s engine ([`OutputFormat::engine`]) unless the parameters name one: the placement then
-    /// matches where the saved model runs.
-    pub fn deploy_as(&mut self, format: OutputFormat) {
-        let (Algorithm::Default(quantization) | Algorithm::AccuracyAware { quantization, .. }) =
-            self;
-        quantization.deploy.get_or_insert(format.engine());
-    }
-
-    /// Accuracy control's parameters, for AccuracyAwareQuantization.
-    pub fn control(&self) -> Option<&AccuracyControlParams> {
-        match self {
-            Algorithm::Default(_) => None,
-            Algorithm::AccuracyAware { control, .. } => Some(control),
-        }
     }
 }
 

@@ -57,11 +57,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("analysis", &["saturation", "sensitivity"]),
     ("quantize", &["quantize"]),
     ("search", &["search"]),
-    ("job", &["job"]),
-    (
-        "config/pipeline",
-        &["config", "pipeline", "output", "render"],
-    ),
+    ("job", &["job", "output", "render"]),
+    ("config/pipeline", &["config", "pipeline"]),
 ];
 
 /// Today's arrows up (`from unit -> to unit`). Only shrinks.
@@ -81,7 +78,6 @@ const MAX_FN_LINES: usize = 80;
 /// Today's long functions outside tests: `crate-relative file::name` and its length now, which it may not exceed.
 /// Only shrinks.
 const ALLOWED_LONG_FNS: &[(&str, usize)] = &[
-    ("cli/quantize/mod.rs::run", 88),
     ("core/quantize/calibrate.rs::calibrate", 114),
     ("core/quantize/mod.rs::quantize", 88),
     ("core/render/charts.rs::step_chart", 148),
@@ -93,8 +89,6 @@ const ALLOWED_LONG_FNS: &[(&str, usize)] = &[
     ("ir/ops/transformer.rs::attention", 96),
     ("ir/write/ops.rs::convert", 254),
     ("ir/write/qdq.rs::dequantized", 91),
-    ("py/job.rs::execute", 100),
-    ("py/lib.rs::run", 103),
 ];
 
 /// Public type names declared more than once across the core, the CLI and the Python extension. Only shrinks.

@@ -9,12 +9,11 @@ use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aquant::job::{self, quantize_default};
+use aquant::job::{self, Algorithm, Destination, Finished, Request};
 use aquant::output::{OutputDir, OutputFormat};
-use aquant::pipeline::Algorithm;
 use aquant::quantize::{device_precisions, ModelForm, Precisions, QuantizedModel, RestoreMode};
-use aquant::search::RunOptions;
-use aquant::{Backend, Dataset, Error, Metric, NoProgress, Progress, Result};
+use aquant::search::{AccuracyControlParams, RunOptions};
+use aquant::{Backend, Dataset, Metric, NoProgress, Progress, Result};
 use aquant_onnx::ModelProto;
 use pyo3::prelude::*;
 
@@ -73,8 +72,8 @@ pub struct OpenedJob {
     pub causes: Causes,
 }
 
-/// What a finished job hands back.
-pub struct Finished {
+/// What a finished job hands back to Python.
+pub struct Returned {
     /// The quantized model's ONNX bytes.
     pub model: Vec<u8>,
     /// report.json's content.
@@ -116,7 +115,7 @@ impl OpenedJob {
         }
     }
 
-    fn execute(self, interrupt: &AtomicBool) -> Result<Finished> {
+    fn execute(self, interrupt: &AtomicBool) -> Result<Returned> {
         let lines = Lines::default();
         let progress: &dyn Progress = if self.settings.progress {
             &lines
@@ -127,94 +126,53 @@ impl OpenedJob {
             Some(dir) => Some(OutputDir::plan(self.model_path.as_deref(), dir)?),
             None => None,
         };
+        let state = match (&output, self.algorithm.control()) {
+            (Some(output), Some(_)) => {
+                output.create()?;
+                Some(output.state(self.settings.resume)?)
+            }
+            _ => None,
+        };
         let metrics: Vec<&dyn Metric> = self.metric.iter().map(|m| m.as_ref()).collect();
-        let options = self.run_options(output.as_ref(), progress);
-        let model = self.model.clone();
-        match &self.algorithm {
-            Algorithm::Default(params) => {
-                if let Some(output) = &output {
-                    output.create()?;
-                }
-                // NNCF's `quantize` takes no validation set: nothing to judge the model against.
-                let outcome = quantize_default(
-                    self.backend.as_ref(),
-                    model,
-                    &self.calibration,
-                    params,
-                    None,
-                    &options,
-                )?;
-                let mut report = outcome.report;
-                report.model = self.model_name();
-                if let Some(output) = &output {
-                    let saved = output.save_model(&outcome.model, self.settings.format)?;
-                    report.output = Some(saved.display().to_string());
-                    output.write_report(&report)?;
-                }
+        let request = Request {
+            backend: self.backend.as_ref(),
+            model: self.model.clone(),
+            model_name: self.model_name(),
+            algorithm: &self.algorithm,
+            calibration: &self.calibration,
+            // NNCF's `quantize` takes no validation set: DefaultQuantization has nothing to judge against.
+            validation: self.algorithm.control().and(self.validation()),
+            metrics: &metrics,
+            deployed_check: &AccuracyControlParams::default(),
+            options: RunOptions {
+                interrupt: Some(interrupt),
+                ..self.run_options(output.as_ref(), progress)
+            },
+            output: output.as_ref().map(|dir| Destination {
+                dir,
+                format: self.settings.format,
+                state,
+            }),
+        };
+        let finished = job::run(request)?;
+        let other = match &finished {
+            Finished::Default(outcome) => {
+                let params = self.algorithm.quantization();
                 let precisions = device_precisions(outcome.quantized.placement(), params);
-                let other = self.other_form(&outcome.quantized, &precisions, Default::default())?;
-                finished(&outcome.model, &report, false, other)
+                self.other_form(&outcome.quantized, &precisions, Default::default())?
             }
-            Algorithm::AccuracyAware {
-                quantization,
-                control,
-            } => {
-                let validation = self.validation().ok_or_else(|| {
-                    Error::Config("accuracy control needs a validation dataset".into())
-                })?;
-                let state = match &output {
-                    Some(output) => {
-                        output.create()?;
-                        Some(output.state(self.settings.resume)?)
-                    }
-                    None => None,
-                };
-                let options = RunOptions {
-                    journal: state.as_deref().map(OutputDir::journal),
-                    interrupt: Some(interrupt),
-                    ..options
-                };
-                let outcome = job::quantize_with_accuracy_control(
-                    self.backend.as_ref(),
-                    model,
-                    &self.calibration,
-                    validation,
-                    &metrics,
-                    quantization,
-                    control,
-                    &options,
-                );
-                let mut outcome = match outcome {
-                    Err(Error::Interrupted) => return Err(Error::Interrupted),
-                    Err(error) => {
-                        // Not resumable: a failed run leaves no state behind.
-                        if let Some(state) = &state {
-                            let _ = std::fs::remove_dir_all(state);
-                        }
-                        return Err(error);
-                    }
-                    Ok(outcome) => outcome,
-                };
-                outcome.report.model = self.model_name();
-                if let Some(output) = &output {
-                    let saved = output.save_model(&outcome.model, self.settings.format)?;
-                    outcome.report.output = Some(saved.display().to_string());
-                    output.write_report(&outcome.report)?;
-                }
-                if let (Some(state), false) = (&state, outcome.report.interrupted) {
-                    let _ = std::fs::remove_dir_all(state);
-                }
-                let precisions = &outcome.report.precisions;
-                let other =
-                    self.other_form(&outcome.quantized, precisions, control.restore_mode)?;
-                finished(
-                    &outcome.model,
-                    &outcome.report,
-                    outcome.report.interrupted,
-                    other,
-                )
-            }
-        }
+            Finished::AccuracyControl(outcome) => self.other_form(
+                &outcome.quantized,
+                &outcome.report.precisions,
+                restore_mode(&self.algorithm),
+            )?,
+        };
+        Ok(Returned {
+            model: aquant_onnx::encode_model(finished.model()),
+            report: finished.report_json()?,
+            interrupted: finished.interrupted(),
+            other_form: other,
+        })
     }
 
     /// The saved model with the other weight storage, when asked for: the same ops at the same precisions (the
@@ -247,7 +205,7 @@ impl OpenedJob {
     /// Runs the job on a worker thread while this thread waits without the GIL and checks for signals every
     /// 100 ms: Ctrl-C asks the run to stop at its next safe point, as the command line's does; the best model
     /// so far is then saved and returned with `interrupted`. A panic becomes a `RuntimeError`.
-    pub fn run(self, py: Python<'_>) -> PyResult<Finished> {
+    pub fn run(self, py: Python<'_>) -> PyResult<Returned> {
         let causes = self.causes.clone();
         let pool = match self.settings.workers {
             Some(n) => Some(
@@ -306,17 +264,10 @@ impl OpenedJob {
     }
 }
 
-fn finished(
-    model: &ModelProto,
-    report: &impl serde::Serialize,
-    interrupted: bool,
-    other_form: Option<Vec<u8>>,
-) -> Result<Finished> {
-    Ok(Finished {
-        other_form,
-        model: aquant_onnx::encode_model(model),
-        report: serde_json::to_string(report)
-            .map_err(|e| Error::Config(format!("encoding the report: {e}")))?,
-        interrupted,
-    })
+/// What accuracy control's reverted ops return to, for the other weight form (DefaultQuantization reverts
+/// nothing).
+fn restore_mode(algorithm: &Algorithm) -> RestoreMode {
+    algorithm
+        .control()
+        .map_or_else(RestoreMode::default, |control| control.restore_mode)
 }

@@ -166,8 +166,6 @@ fn build_metric(
 /// weight storage when asked for.
 type RunResult = (Py<PyBytes>, String, bool, Option<Py<PyBytes>>);
 
-/// Runs one algorithm (`algorithm`: POT's `{"name", "params"}` entry as JSON) on `model` (bytes or a path);
-/// returns the quantized model's bytes, report.json's text and whether the run was interrupted.
 /// POT's `{"name", "params"}` entry (JSON) read through the config schema, with `target_device` and the
 /// ranking workers checked, placed for `format`'s engine unless the parameters name one.
 fn read_algorithm(
@@ -190,6 +188,65 @@ fn read_algorithm(
     Ok(algorithm)
 }
 
+/// The calibration set and, when it is another object, the validation set, each annotated for the metric
+/// `kind`; the sets the metric reads share one fingerprint table, so that inputs aquant has already run are
+/// answered from their outputs.
+fn open_datasets(
+    calibration: &Bound<'_, PyAny>,
+    validation: Option<&Bound<'_, PyAny>>,
+    names: &[String],
+    kind: &str,
+    fingerprints: &Fingerprints,
+    causes: &Causes,
+) -> PyResult<(PyDataset, Option<PyDataset>)> {
+    let same = validation.is_some_and(|v| v.is(calibration));
+    let calibration_annotations = if same {
+        annotations(kind)
+    } else {
+        Annotations::Unused
+    };
+    let mut calibration_set = PyDataset::new(
+        calibration,
+        names.to_vec(),
+        calibration_annotations,
+        causes.clone(),
+    )?;
+    if same {
+        calibration_set = calibration_set.with_fingerprints(fingerprints.clone());
+    }
+    let other_validation = match validation.filter(|_| !same) {
+        Some(v) => Some(
+            PyDataset::new(v, names.to_vec(), annotations(kind), causes.clone())?
+                .with_fingerprints(fingerprints.clone()),
+        ),
+        None => None,
+    };
+    Ok((calibration_set, other_validation))
+}
+
+/// The metric, read from the validation set it scores (a metric without one is an error, not ignored).
+fn open_metric(
+    spec: Option<&MetricSpec<'_>>,
+    validation: Option<&Bound<'_, PyAny>>,
+    names: &[String],
+    fingerprints: &Fingerprints,
+    causes: &Causes,
+) -> PyResult<Option<Box<dyn aquant::Metric>>> {
+    match (spec, validation) {
+        (Some(spec), Some(source)) => Ok(Some(build_metric(
+            spec,
+            source,
+            names,
+            fingerprints,
+            causes,
+        )?)),
+        (Some(_), None) => Err(PyValueError::new_err("a metric needs a validation dataset")),
+        (None, _) => Ok(None),
+    }
+}
+
+/// Runs one algorithm (`algorithm`: POT's `{"name", "params"}` entry as JSON) on `model` (bytes or a path);
+/// returns the quantized model's bytes, report.json's text and whether the run was interrupted.
 #[pyfunction]
 #[pyo3(signature = (model, algorithm, calibration, validation, metric, *, target_device=None, backend="tract",
     deployed_check=true, batch_size=1, deployed_batch=1, compress_weights=true, progress=true, output_dir=None,
@@ -230,42 +287,19 @@ fn run(
     let algorithm = read_algorithm(algorithm, target_device, workers, format)?;
     let fingerprints = Fingerprints::default();
     let kind = metric.as_ref().map(|m| m.0.as_str()).unwrap_or("builtin");
-    let same = validation.is_some_and(|v| v.is(calibration));
-    let calibration_annotations = if same {
-        annotations(kind)
-    } else {
-        Annotations::Unused
-    };
-    let mut calibration_set = PyDataset::new(
+    let (calibration_set, other_validation) = open_datasets(
         calibration,
-        names.clone(),
-        calibration_annotations,
-        causes.clone(),
+        validation,
+        &names,
+        kind,
+        &fingerprints,
+        &causes,
     )?;
-    if same {
-        calibration_set = calibration_set.with_fingerprints(fingerprints.clone());
-    }
-    let other_validation = match validation.filter(|_| !same) {
-        Some(v) => Some(
-            PyDataset::new(v, names.clone(), annotations(kind), causes.clone())?
-                .with_fingerprints(fingerprints.clone()),
-        ),
-        None => None,
-    };
-    let metric = match (&metric, validation) {
-        (Some(spec), Some(source)) => {
-            Some(build_metric(spec, source, &names, &fingerprints, &causes)?)
-        }
-        (Some(_), None) => {
-            return Err(PyValueError::new_err("a metric needs a validation dataset"))
-        }
-        (None, _) => None,
-    };
+    let metric = open_metric(metric.as_ref(), validation, &names, &fingerprints, &causes)?;
     let has_validation = validation.is_some();
-    let deployed = match deployed_check && has_validation {
-        true => deployed_engine(format, device),
-        false => None,
-    };
+    let deployed = (deployed_check && has_validation)
+        .then(|| deployed_engine(format, device))
+        .flatten();
     let job = OpenedJob {
         model: graph.into_model(),
         model_path,

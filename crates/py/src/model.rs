@@ -25,7 +25,7 @@ use crate::convert;
 use crate::errors::Causes;
 
 /// What the Python thread asks of the thread that holds the model.
-pub enum Request {
+pub enum ModelRequest {
     /// Run the model on these inputs.
     Run(Vec<(String, Tensor)>, Sender<Result<Vec<Tensor>>>),
     /// The model's ONNX bytes.
@@ -39,7 +39,7 @@ pub type Replay = HashMap<u64, Vec<Tensor>>;
 /// list of arrays, or a dict name → array: it returns the list of output arrays.
 #[pyclass(frozen, module = "aquant._aquant")]
 pub struct Model {
-    requests: Arc<Mutex<Option<Sender<Request>>>>,
+    requests: Arc<Mutex<Option<Sender<ModelRequest>>>>,
     replay: Arc<Replay>,
     names: Vec<String>,
 }
@@ -60,7 +60,7 @@ impl Model {
         }
         let outputs = py.detach(move || {
             let (reply, answer) = channel();
-            sender.send(Request::Run(inputs, reply)).ok()?;
+            sender.send(ModelRequest::Run(inputs, reply)).ok()?;
             answer.recv().ok()
         });
         match outputs {
@@ -89,7 +89,7 @@ impl Model {
         let sender = self.sender()?;
         let bytes = py.detach(move || {
             let (reply, answer) = channel();
-            sender.send(Request::Encode(reply)).ok()?;
+            sender.send(ModelRequest::Encode(reply)).ok()?;
             answer.recv().ok()
         });
         bytes.map(|b| PyBytes::new(py, &b)).ok_or_else(expired)
@@ -97,7 +97,7 @@ impl Model {
 }
 
 impl Model {
-    fn sender(&self) -> PyResult<Sender<Request>> {
+    fn sender(&self) -> PyResult<Sender<ModelRequest>> {
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -137,13 +137,13 @@ pub fn serve<T: Send>(
 }
 
 /// Answers requests until `done` (checked between requests and every 20 ms).
-fn answer(model: &dyn RunnableModel, requests: &Receiver<Request>, done: impl Fn() -> bool) {
+fn answer(model: &dyn RunnableModel, requests: &Receiver<ModelRequest>, done: impl Fn() -> bool) {
     loop {
         match requests.recv_timeout(Duration::from_millis(20)) {
-            Ok(Request::Run(inputs, reply)) => {
+            Ok(ModelRequest::Run(inputs, reply)) => {
                 let _ = reply.send(model.run(inputs));
             }
-            Ok(Request::Encode(reply)) => {
+            Ok(ModelRequest::Encode(reply)) => {
                 let _ = reply.send(aquant_onnx::encode_model(model.proto()));
             }
             Err(RecvTimeoutError::Timeout) if !done() => {}

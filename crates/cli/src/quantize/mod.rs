@@ -1,6 +1,6 @@
-//! `aquant quantize`: maps the arguments to a library entry point per algorithm
-//! ([`quantize_default`] or [`job::quantize_with_accuracy_control`]), writes what it returns, and maps the
-//! outcome to an exit code. The flags and the validated job they become live in `args`.
+//! `aquant quantize`: opens what the arguments name, hands the job to the library ([`aquant::job::run`]: the
+//! algorithm, then the model and report saved), says what it returned, and maps the outcome to an exit code.
+//! The flags and the validated job they become live in `args`.
 
 mod args;
 mod resume;
@@ -9,15 +9,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use aquant::config::DataSource;
-use aquant::job::{self, quantize_default, DefaultOutcome, DeployedTarget};
-use aquant::pipeline::Algorithm;
+use aquant::job::{AccuracyControlOutcome, DefaultOutcome, Destination, Finished, Request};
 use aquant::search::{self, RunOptions};
 use aquant::Graph;
 
 use args::Job;
 pub use args::QuantizeArgs;
+use resume::prepare_state;
 pub use resume::resume_request;
-use resume::{prepare_state, JOURNAL};
 
 use crate::interrupt;
 use crate::output::{OutputDir, OutputFormat};
@@ -60,96 +59,55 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let inputs = Inputs::open(&job, &args, format)?;
     let metrics: Vec<&dyn aquant::Metric> = inputs.metrics.iter().map(|m| m.as_ref()).collect();
     let progress = Bars::new(args.quiet);
-    let options = run_options(&args, &output, &progress, inputs.deployed.as_deref());
-    let (quantization, control) = match &job.algorithm {
-        Algorithm::Default(params) => {
+    let mut options = run_options(&args, &output, &progress, inputs.deployed.as_deref());
+    let state = match job.algorithm.control() {
+        Some(control) => {
+            let validation = inputs
+                .validation()
+                .context("accuracy-aware quantization needs a validation set")?;
+            warn_if_subset_clamped(control.ranking_subset_size, validation.len());
             output.create()?;
-            let target = inputs.validation().map(|data| DeployedTarget {
-                data,
-                metrics: &metrics,
-                control: &job.deployed_check,
-            });
-            let calibration = inputs.calibration.as_ref();
-            let backend = inputs.backend.as_ref();
-            let outcome = quantize_default(backend, model, calibration, params, target, &options)?;
-            return finish_default(outcome, &job, &output, format);
+            let state = prepare_state(&job.output, resumed)?;
+            interrupt::install();
+            options.interrupt = Some(interrupt::flag());
+            Some(state)
         }
-        Algorithm::AccuracyAware {
-            quantization,
-            control,
-        } => (quantization, control),
+        None => None,
     };
-    let validation = inputs
-        .validation()
-        .context("accuracy-aware quantization needs a validation set")?;
-    warn_if_subset_clamped(control.ranking_subset_size, validation.len());
-    output.create()?;
-    let state = prepare_state(&job.output, resumed)?;
-    interrupt::install();
-    let options = RunOptions {
-        journal: Some(state.join(JOURNAL)),
-        interrupt: Some(interrupt::flag()),
-        ..options
-    };
-    let outcome = job::quantize_with_accuracy_control(
-        inputs.backend.as_ref(),
+    let request = Request {
+        backend: inputs.backend.as_ref(),
         model,
-        inputs.calibration.as_ref(),
-        validation,
-        &metrics,
-        quantization,
-        control,
-        &options,
-    );
-    let mut outcome = match outcome {
+        model_name: job.model.display().to_string(),
+        algorithm: &job.algorithm,
+        calibration: inputs.calibration.as_ref(),
+        validation: inputs.validation(),
+        metrics: &metrics,
+        deployed_check: &job.deployed_check,
+        options,
+        output: Some(Destination {
+            dir: &output,
+            format,
+            state,
+        }),
+    };
+    match aquant::job::run(request) {
         Err(aquant::Error::Interrupted) => {
             eprintln!(
                 "interrupted before the quantized model was evaluated: nothing to save yet; \
                  continue with: aquant quantize --resume {}",
                 job.output.display()
             );
-            return Ok(ExitCode::from(130));
+            Ok(ExitCode::from(130))
         }
-        Err(error) => {
-            // Not resumable: a failed run leaves nothing behind.
-            let _ = std::fs::remove_dir_all(&state);
-            return Err(error.into());
-        }
-        Ok(outcome) => outcome,
-    };
-    let target = output.save_model(&outcome.model, format)?;
-    outcome.report.output = Some(target.display().to_string());
-    outcome.report.model = job.model.display().to_string();
-    output.write_report(&outcome.report)?;
-    say!("{}", outcome.report.summary());
-    say!("model: {}", target.display());
-    if args.profile {
-        print_profile(&outcome.report);
+        Err(error) => Err(error.into()),
+        Ok(Finished::Default(outcome)) => Ok(say_default(&outcome)),
+        Ok(Finished::AccuracyControl(outcome)) => Ok(say_accuracy_control(&outcome, &args, &job)),
     }
-    if outcome.report.interrupted {
-        eprintln!(
-            "interrupted: continue with: aquant quantize --resume {}",
-            job.output.display()
-        );
-        return Ok(ExitCode::from(130));
-    }
-    // Finished: the journal has served its purpose.
-    let _ = std::fs::remove_dir_all(&state);
-    Ok(exit_code(outcome.target_met()))
 }
 
-/// Saves DefaultQuantization's model and report, and says what happened.
-fn finish_default(
-    mut outcome: DefaultOutcome,
-    job: &Job,
-    output: &OutputDir,
-    format: OutputFormat,
-) -> Result<ExitCode> {
-    let target = output.save_model(&outcome.model, format)?;
-    let report = &mut outcome.report;
-    report.model = job.model.display().to_string();
-    report.output = Some(target.display().to_string());
-    output.write_report(report)?;
+/// Says what DefaultQuantization did; its exit code.
+fn say_default(outcome: &DefaultOutcome) -> ExitCode {
+    let report = &outcome.report;
     say!("{}", report.summary());
     if let Some(deployed) = &report.deployed {
         say!("{}", deployed.summary());
@@ -157,7 +115,29 @@ fn finish_default(
             say!("accuracy target NOT met on the deployed engine");
         }
     }
-    Ok(exit_code(outcome.target_met()))
+    exit_code(outcome.target_met())
+}
+
+/// Says what accuracy control did (and how to resume an interrupted run); its exit code.
+fn say_accuracy_control(
+    outcome: &AccuracyControlOutcome,
+    args: &QuantizeArgs,
+    job: &Job,
+) -> ExitCode {
+    let report = &outcome.report;
+    say!("{}", report.summary());
+    say!("model: {}", report.output.as_deref().unwrap_or_default());
+    if args.profile {
+        print_profile(report);
+    }
+    if report.interrupted {
+        eprintln!(
+            "interrupted: continue with: aquant quantize --resume {}",
+            job.output.display()
+        );
+        return ExitCode::from(130);
+    }
+    exit_code(outcome.target_met())
 }
 
 /// 0 when the accuracy target is met, 1 when it is not (the best model is saved all the same).

@@ -7,8 +7,6 @@ use anyhow::{Context, Result};
 
 /// Where a run keeps what `--resume` needs, inside its output directory.
 const STATE_DIR: &str = "state";
-/// The journal of results (see `aquant::search::RunOptions::journal`).
-pub const JOURNAL: &str = "journal.jsonl";
 /// The command line of the run, to resume it with the same arguments.
 const ARGS: &str = "args.json";
 

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use super::error::ConfigError;
 use super::schema::{self, join};
 use super::suggest;
+use crate::job::Algorithm;
 pub use crate::job::DEFAULT_QUANTIZATION;
-use crate::pipeline::Algorithm;
 use crate::quantize::{QuantizationParams, TargetDevice};
 use crate::search::AccuracyControlParams;
 

@@ -38,7 +38,7 @@ pub use algorithm::{ACCURACY_AWARE_QUANTIZATION, DEFAULT_QUANTIZATION};
 pub use error::ConfigError;
 
 use crate::data::{open_dataset, DataSpec, Dataset};
-use crate::pipeline::Algorithm;
+use crate::job::Algorithm;
 #[cfg(doc)]
 use crate::{quantize::QuantizationParams, search::AccuracyControlParams};
 

@@ -9,9 +9,11 @@
 mod accuracy_control;
 mod default_quantization;
 mod deployed;
+mod run;
 
 pub use accuracy_control::{quantize_with_accuracy_control, AccuracyControlOutcome};
 pub use deployed::check_deployed;
+pub use run::{run, Algorithm, Destination, Finished, Request};
 
 pub use default_quantization::{
     quantize_default, DefaultOutcome, DefaultReport, DefaultTimings, DeployedTarget,

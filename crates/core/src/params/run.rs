@@ -20,6 +20,7 @@ pub const DEFAULT_SENSITIVITY_SAMPLES: usize = 8;
 pub const DEFAULT_LATENCY_RUNS: usize = 20;
 
 /// How a run is carried out (not what it computes).
+#[derive(Clone)]
 pub struct RunOptions<'a> {
     /// Samples per inference batch.
     pub batch_size: usize,

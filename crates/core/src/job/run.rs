@@ -1,0 +1,242 @@
+//! One job as a front end runs it: the algorithm on opened inputs, then the model and report written to the
+//! output directory, and the run's state kept or cleared. The command line and the Python package both call
+//! [`run`], so both save the same layout, keep the same resumable state and clear it on the same outcomes; they
+//! differ only in how they open inputs and say what happened.
+
+use std::path::PathBuf;
+
+use aquant_onnx::ModelProto;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::job::{
+    quantize_default, quantize_with_accuracy_control, AccuracyControlOutcome, DefaultOutcome,
+    DeployedTarget,
+};
+use crate::metric::Metric;
+use crate::output::{OutputDir, OutputFormat};
+use crate::params::{AccuracyControlParams, QuantizationParams, RunOptions};
+use crate::Backend;
+
+/// A compression algorithm with its parameters (POT's `{"name": ..., "params": {...}}`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Algorithm {
+    /// POT `DefaultQuantization`.
+    Default(QuantizationParams),
+    /// POT `AccuracyAwareQuantization` (its base algorithm is DefaultQuantization with `quantization`).
+    AccuracyAware {
+        /// The base algorithm's parameters.
+        quantization: QuantizationParams,
+        /// Accuracy control.
+        control: AccuracyControlParams,
+    },
+}
+
+impl Algorithm {
+    /// The base algorithm's parameters.
+    pub fn quantization(&self) -> &QuantizationParams {
+        match self {
+            Algorithm::Default(quantization) | Algorithm::AccuracyAware { quantization, .. } => {
+                quantization
+            }
+        }
+    }
+
+    /// Targets `format`'s engine ([`OutputFormat::engine`]) unless the parameters name one: the placement then
+    /// matches where the saved model runs.
+    pub fn deploy_as(&mut self, format: OutputFormat) {
+        let (Algorithm::Default(quantization) | Algorithm::AccuracyAware { quantization, .. }) =
+            self;
+        quantization.deploy.get_or_insert(format.engine());
+    }
+
+    /// Accuracy control's parameters, for AccuracyAwareQuantization.
+    pub fn control(&self) -> Option<&AccuracyControlParams> {
+        match self {
+            Algorithm::Default(_) => None,
+            Algorithm::AccuracyAware { control, .. } => Some(control),
+        }
+    }
+}
+
+/// A job with its inputs opened and checked, and where its results go.
+pub struct Request<'a> {
+    /// The engine that calibrates and judges.
+    pub backend: &'a dyn Backend,
+    /// The FP32 model.
+    pub model: ModelProto,
+    /// The input model as the report names it (its path).
+    pub model_name: String,
+    /// The algorithm and its parameters.
+    pub algorithm: &'a Algorithm,
+    /// The calibration set.
+    pub calibration: &'a dyn Dataset,
+    /// The validation set: accuracy control's, and for DefaultQuantization the deployed check's.
+    pub validation: Option<&'a dyn Dataset>,
+    /// The metrics, each with its own allowed drop.
+    pub metrics: &'a [&'a dyn Metric],
+    /// The drop DefaultQuantization's deployed check allows.
+    pub deployed_check: &'a AccuracyControlParams,
+    /// How to carry the run out; the journal is set here from `output`'s state directory.
+    pub options: RunOptions<'a>,
+    /// Where the model and report are written (`None`: returned only).
+    pub output: Option<Destination<'a>>,
+}
+
+/// Where a job writes: the output directory (created before the run), the model's format, and for accuracy
+/// control the state directory its journal lives in, which an interrupted run keeps for a resume.
+pub struct Destination<'a> {
+    /// The planned output directory.
+    pub dir: &'a OutputDir,
+    /// The saved model's format.
+    pub format: OutputFormat,
+    /// Accuracy control's state directory, prepared by the front end (fresh, or kept for a resume).
+    pub state: Option<PathBuf>,
+}
+
+/// A finished job: what the algorithm returned, with the report naming the model and where it was saved.
+pub enum Finished {
+    /// DefaultQuantization's outcome.
+    Default(DefaultOutcome),
+    /// Accuracy control's outcome (possibly interrupted: then the best model so far).
+    AccuracyControl(AccuracyControlOutcome),
+}
+
+impl Finished {
+    /// The quantized model.
+    pub fn model(&self) -> &ModelProto {
+        match self {
+            Finished::Default(outcome) => &outcome.model,
+            Finished::AccuracyControl(outcome) => &outcome.model,
+        }
+    }
+
+    /// Whether every accuracy target is met (DefaultQuantization: on the deployed engine, when checked).
+    pub fn target_met(&self) -> bool {
+        match self {
+            Finished::Default(outcome) => outcome.target_met(),
+            Finished::AccuracyControl(outcome) => outcome.target_met(),
+        }
+    }
+
+    /// Whether the run was interrupted (the model is the best so far).
+    pub fn interrupted(&self) -> bool {
+        match self {
+            Finished::Default(_) => false,
+            Finished::AccuracyControl(outcome) => outcome.report.interrupted,
+        }
+    }
+
+    /// report.json's content.
+    pub fn report_json(&self) -> Result<String> {
+        let text = match self {
+            Finished::Default(outcome) => serde_json::to_string(&outcome.report),
+            Finished::AccuracyControl(outcome) => serde_json::to_string(&outcome.report),
+        };
+        text.map_err(|e| Error::Config(format!("encoding the report: {e}")))
+    }
+}
+
+/// Runs the job's algorithm, then writes the model and report (with the report naming both). Accuracy control
+/// journals into the destination's state directory: a failed run clears it (nothing to resume), an interrupted
+/// one keeps it, a finished one clears it once its model is saved. An interrupt before the quantized model was
+/// evaluated is [`Error::Interrupted`], with the state kept.
+pub fn run(request: Request) -> Result<Finished> {
+    let state = request.output.as_ref().and_then(|o| o.state.clone());
+    if let Some(output) = &request.output {
+        output.dir.create()?;
+    }
+    let mut finished = match request.algorithm {
+        Algorithm::Default(params) => Finished::Default(run_default(&request, params)?),
+        Algorithm::AccuracyAware {
+            quantization,
+            control,
+        } => Finished::AccuracyControl(run_accuracy_control(&request, quantization, control)?),
+    };
+    name_model(&mut finished, request.model_name);
+    if let Some(output) = &request.output {
+        save(&mut finished, output)?;
+    }
+    if !finished.interrupted() {
+        // Finished: the journal has served its purpose.
+        clear_state(state.as_deref());
+    }
+    Ok(finished)
+}
+
+fn run_default(request: &Request, params: &QuantizationParams) -> Result<DefaultOutcome> {
+    let target = request.validation.map(|data| DeployedTarget {
+        data,
+        metrics: request.metrics,
+        control: request.deployed_check,
+    });
+    quantize_default(
+        request.backend,
+        request.model.clone(),
+        request.calibration,
+        params,
+        target,
+        &request.options,
+    )
+}
+
+fn run_accuracy_control(
+    request: &Request,
+    quantization: &QuantizationParams,
+    control: &AccuracyControlParams,
+) -> Result<AccuracyControlOutcome> {
+    let validation = request.validation.ok_or_else(|| {
+        Error::Config("accuracy-aware quantization needs a validation set".into())
+    })?;
+    let state = request.output.as_ref().and_then(|o| o.state.as_deref());
+    let options = RunOptions {
+        journal: state.map(OutputDir::journal),
+        ..request.options.clone()
+    };
+    let outcome = quantize_with_accuracy_control(
+        request.backend,
+        request.model.clone(),
+        request.calibration,
+        validation,
+        request.metrics,
+        quantization,
+        control,
+        &options,
+    );
+    // A failed run is not resumable and leaves nothing behind; an interrupted one keeps its journal.
+    outcome.inspect_err(|error| {
+        if !matches!(error, Error::Interrupted) {
+            clear_state(state);
+        }
+    })
+}
+
+/// Removes accuracy control's state directory (best effort: a leftover only costs a fresh start).
+fn clear_state(state: Option<&std::path::Path>) {
+    if let Some(state) = state {
+        let _ = std::fs::remove_dir_all(state);
+    }
+}
+
+fn name_model(finished: &mut Finished, model_name: String) {
+    match finished {
+        Finished::Default(outcome) => outcome.report.model = model_name,
+        Finished::AccuracyControl(outcome) => outcome.report.model = model_name,
+    }
+}
+
+/// Saves the model in the destination's format and writes report.json (and report.html) naming it.
+fn save(finished: &mut Finished, output: &Destination) -> Result<()> {
+    let saved = output.dir.save_model(finished.model(), output.format)?;
+    let saved = Some(saved.display().to_string());
+    match finished {
+        Finished::Default(outcome) => {
+            outcome.report.output = saved;
+            output.dir.write_report(&outcome.report)
+        }
+        Finished::AccuracyControl(outcome) => {
+            outcome.report.output = saved;
+            output.dir.write_report(&outcome.report)
+        }
+    }
+}

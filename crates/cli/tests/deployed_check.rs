@@ -268,6 +268,26 @@ fn deployed_check_measures_at_the_deployed_batch_and_records_its_conditions() {
         text.contains(&format!("INT8 {int8:.2} ms vs FP32 {fp32:.2} ms")),
         "{text}"
     );
+    // And at ONNX Runtime's default threads, as a service deployed with its defaults runs the model.
+    let default_threads = &latency["default_threads"];
+    let (fp32, int8) = (
+        default_threads["fp32_ms"].as_f64().unwrap(),
+        default_threads["int8_ms"].as_f64().unwrap(),
+    );
+    assert!(fp32 > 0.0 && int8 > 0.0, "{latency}");
+    assert!(
+        text.contains(&format!(
+            "at the engine's default threads INT8 {int8:.2} ms vs FP32 {fp32:.2} ms"
+        )),
+        "{text}"
+    );
+    let page = std::fs::read_to_string(dir.path().join("batch8/report.html")).unwrap();
+    assert!(
+        page.contains(&format!(
+            "{int8:.2} ms against {fp32:.2} ms at the engine's default threads"
+        )),
+        "report.html says the default-threads latency"
+    );
     let saved = dir.path().join("batch8/model.onnx");
     let python = common::ort_eval_with(&saved, Path::new(&data), &["--batch", "8"]);
     assert_eq!(python["value"], deployed["metrics"][0]["value"], "{python}");

@@ -37,6 +37,14 @@ pub trait Backend: Send + Sync {
     /// whoever checks a figure runs under the same ones.
     fn settings(&self) -> EngineSettings;
 
+    /// This engine as a latency-bound service deploys it: one inference on the threads the engine picks by
+    /// default, instead of the one thread each of aquant's parallel runs gets. The deployed check times the
+    /// saved model both ways, since a kernel's speed-up can differ between one thread and many. `None` where
+    /// the engine has no such choice (tract computes an inference on one thread).
+    fn at_default_threads(&self) -> Result<Option<Box<dyn Backend>>> {
+        Ok(None)
+    }
+
     /// The nodes of `model` this engine still computes in float once it has optimized the graph, where the
     /// engine shows its optimized graph (`None` otherwise): an int8 model runs at int8 speed only where the
     /// engine fused its quantizers into integer kernels, and these nodes are where it did not.
@@ -57,8 +65,8 @@ pub struct FloatOps {
 /// How an engine runs a model, as far as its numbers can depend on it ([`Backend::settings`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineSettings {
-    /// Threads one inference runs on (aquant runs independent batches in parallel instead); `None` on a
-    /// device without CPU threads (an OpenVINO GPU).
+    /// Threads one inference runs on (aquant runs independent batches in parallel instead); `None` where the
+    /// engine chooses (a device without CPU threads, an OpenVINO GPU; [`Backend::at_default_threads`]).
     pub threads: Option<usize>,
     /// The precision the engine is told to compute floating-point layers in, when it takes such a hint
     /// (OpenVINO's `INFERENCE_PRECISION_HINT`).

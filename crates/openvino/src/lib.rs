@@ -36,6 +36,18 @@ pub struct OpenvinoBackend {
     core: Arc<Mutex<Core>>,
     device: String,
     form: Form,
+    threads: CpuThreads,
+}
+
+/// How the CPU device runs one inference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CpuThreads {
+    /// One thread per infer request and as many streams as aquant runs threads: the search's setting, so
+    /// that parallel runs of one model do not queue behind each other.
+    One,
+    /// OpenVINO's `LATENCY` performance hint: one stream on the threads OpenVINO picks, as a latency-bound
+    /// service deploys a model ([`Backend::at_default_threads`]).
+    Latency,
 }
 
 /// What a model is handed to OpenVINO as.
@@ -64,6 +76,25 @@ pub(crate) fn backend_error(context: &str, error: impl std::fmt::Display) -> Err
     }
 }
 
+/// Float layers in f32 (see [`OpenvinoBackend::new`]), and the threads of one inference.
+fn configure_cpu(core: &mut Core, threads: CpuThreads) -> Result<()> {
+    let cpu = DeviceType::from(DEFAULT_DEVICE);
+    let streams = rayon::current_num_threads().max(1).to_string();
+    let settings: Vec<(RwPropertyKey, &str)> = match threads {
+        CpuThreads::One => vec![
+            (RwPropertyKey::HintInferencePrecision, "f32"),
+            (RwPropertyKey::InferenceNumThreads, streams.as_str()),
+            (RwPropertyKey::NumStreams, streams.as_str()),
+        ],
+        CpuThreads::Latency => vec![
+            (RwPropertyKey::HintInferencePrecision, "f32"),
+            (RwPropertyKey::HintPerformanceMode, "LATENCY"),
+        ],
+    };
+    core.set_properties(&cpu, settings)
+        .map_err(|e| backend_error("configuring the CPU", e))
+}
+
 impl OpenvinoBackend {
     /// Loads OpenVINO (see [`find_library`]) and opens `device` ("CPU", "GPU", …: POT's `engine.device`).
     ///
@@ -73,6 +104,10 @@ impl OpenvinoBackend {
     /// unaffected. Each infer request uses one thread, and the device keeps as many streams as aquant runs
     /// threads, so parallel runs of one model do not queue behind each other.
     pub fn new(device: &str) -> Result<OpenvinoBackend> {
+        Self::open(device, CpuThreads::One, Form::Onnx)
+    }
+
+    fn open(device: &str, threads: CpuThreads, form: Form) -> Result<OpenvinoBackend> {
         let loaded = LIBRARY.get_or_init(|| {
             let path = find_library().map_err(|e| e.to_string())?;
             openvino_sys::library::load_from(&path)
@@ -86,7 +121,6 @@ impl OpenvinoBackend {
         let available = core
             .available_devices()
             .map_err(|e| backend_error("listing devices", e))?;
-        let target = DeviceType::from(device);
         if !available.iter().any(|d| d.as_ref() == device) {
             let names: Vec<&str> = available.iter().map(|d| d.as_ref()).collect();
             return Err(backend_error(
@@ -95,19 +129,13 @@ impl OpenvinoBackend {
             ));
         }
         if device == DEFAULT_DEVICE {
-            let threads = rayon::current_num_threads().max(1).to_string();
-            let settings = [
-                (RwPropertyKey::HintInferencePrecision, "f32"),
-                (RwPropertyKey::InferenceNumThreads, threads.as_str()),
-                (RwPropertyKey::NumStreams, threads.as_str()),
-            ];
-            core.set_properties(&target, settings)
-                .map_err(|e| backend_error("configuring the CPU", e))?;
+            configure_cpu(&mut core, threads)?;
         }
         Ok(OpenvinoBackend {
             core: Arc::new(Mutex::new(core)),
             device: device.to_owned(),
-            form: Form::Onnx,
+            form,
+            threads,
         })
     }
 
@@ -174,10 +202,20 @@ impl Backend for OpenvinoBackend {
     fn settings(&self) -> EngineSettings {
         let cpu = self.device == DEFAULT_DEVICE;
         EngineSettings {
-            threads: cpu.then_some(1),
+            threads: (cpu && self.threads == CpuThreads::One).then_some(1),
             precision_hint: cpu.then(|| "f32".to_owned()),
             optimization: None,
         }
+    }
+
+    /// On the CPU, a core with OpenVINO's `LATENCY` hint (float layers still in f32), reading models as this
+    /// one does; other devices choose their own threads already.
+    fn at_default_threads(&self) -> Result<Option<Box<dyn Backend>>> {
+        if self.device != DEFAULT_DEVICE {
+            return Ok(None);
+        }
+        let engine = Self::open(&self.device, CpuThreads::Latency, self.form)?;
+        Ok(Some(Box::new(engine)))
     }
 
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>> {

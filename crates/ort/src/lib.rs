@@ -32,6 +32,9 @@ pub use library::{find_library, LibraryNotFound, DYLIB_VARIABLE};
 #[derive(Clone)]
 pub struct OrtBackend {
     environment: Environment,
+    /// Intra-op threads of every session: 1 (aquant runs sessions in parallel instead), or 0 for ONNX
+    /// Runtime's default (one per physical core), as [`Backend::at_default_threads`] measures a deployment.
+    intra_threads: usize,
 }
 
 impl std::fmt::Debug for OrtBackend {
@@ -69,6 +72,7 @@ impl OrtBackend {
         match environment {
             Ok(environment) => Ok(OrtBackend {
                 environment: environment.clone(),
+                intra_threads: 1,
             }),
             Err(message) => Err(Error::Backend {
                 backend: "ort".into(),
@@ -82,7 +86,7 @@ impl OrtBackend {
         let fail = |e: ort::Error<_>| backend_error(context, e);
         ort::session::Session::builder(&self.environment)
             .map_err(|e| backend_error(context, e))?
-            .with_intra_threads(1)
+            .with_intra_threads(self.intra_threads)
             .map_err(fail)?
             .with_inter_threads(1)
             .map_err(fail)?
@@ -123,14 +127,24 @@ impl Backend for OrtBackend {
         true
     }
 
-    /// As [`OrtBackend::new_session`] builds every session: one intra-op and one inter-op thread,
-    /// `ORT_ENABLE_ALL` (the default of ONNX Runtime's Python sessions, so what a deployed model gets).
+    /// As [`OrtBackend::new_session`] builds every session: one intra-op thread (or ONNX Runtime's default),
+    /// one inter-op thread, `ORT_ENABLE_ALL` (the default of ONNX Runtime's Python sessions, so what a deployed
+    /// model gets).
     fn settings(&self) -> EngineSettings {
         EngineSettings {
-            threads: Some(1),
+            threads: (self.intra_threads > 0).then_some(self.intra_threads),
             precision_hint: None,
             optimization: Some("all".into()),
         }
+    }
+
+    /// Sessions with ONNX Runtime's default intra-op threads (`intra_op_num_threads` 0: one per physical
+    /// core), what a Python `InferenceSession` with default options runs on.
+    fn at_default_threads(&self) -> Result<Option<Box<dyn Backend>>> {
+        Ok(Some(Box::new(OrtBackend {
+            intra_threads: 0,
+            ..self.clone()
+        })))
     }
 
     /// From the graph ONNX Runtime writes after optimizing at `ORT_ENABLE_EXTENDED` ([`optimized`]).

@@ -4,8 +4,10 @@
 //!
 //! Both models run one sample at a time (batch 1, what a latency-bound service runs) on the deployed engine
 //! as it is configured ([`Backend::settings`]: one thread per inference), interleaved run by run so that a
-//! machine's drifting load touches both alike, after a warm-up; the median of the timed runs is reported. A
-//! measured figure, not a result: it is never journaled or compared in tests.
+//! machine's drifting load touches both alike, after a warm-up; the median of the timed runs is reported.
+//! Where the engine picks its own threads ([`Backend::at_default_threads`]) both are timed that way too: a
+//! service deployed with the engine's defaults runs so, and int8 kernels do not scale with threads as float
+//! ones do. A measured figure, not a result: it is never journaled or compared in tests.
 
 use std::time::Instant;
 
@@ -21,15 +23,35 @@ use crate::tensor::Tensor;
 /// Untimed runs of each model before the timed ones (first-run allocation, caches, lazy kernel choice).
 const WARM_UP: usize = 5;
 
-/// The FP32 and the saved model's latency on one engine.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Latency {
+/// The FP32 and the saved model's median time of one inference, under one setting of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Timing {
     /// Median milliseconds of one FP32 inference.
     pub fp32_ms: f64,
     /// Median milliseconds of one inference of the saved model.
     pub int8_ms: f64,
     /// `fp32_ms / int8_ms`: above 1, the saved model is faster.
     pub speedup: f64,
+}
+
+impl Timing {
+    fn of(fp32_ms: f64, int8_ms: f64) -> Timing {
+        Timing {
+            fp32_ms,
+            int8_ms,
+            speedup: fp32_ms / int8_ms,
+        }
+    }
+}
+
+/// The FP32 and the saved model's latency on one engine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Latency {
+    /// At one thread per inference, as the engine judged the model.
+    #[serde(flatten)]
+    pub one_thread: Timing,
+    /// At the engine's default threads (`None`: the engine has no such choice).
+    pub default_threads: Option<Timing>,
     /// Timed runs of each model (after [`WARM_UP`] untimed ones).
     pub runs: usize,
     /// Samples per run.
@@ -39,8 +61,8 @@ pub struct Latency {
     pub float_ops: Option<FloatOps>,
 }
 
-/// Times `fp32` and `saved` on `engine` on the first sample of `data`, `runs` times each, and reads the
-/// engine's float nodes of `saved` (`None` for 0 runs).
+/// Times `fp32` and `saved` on `engine` on the first sample of `data`, `runs` times each, at one thread and at
+/// the engine's default threads, and reads the engine's float nodes of `saved` (`None` for 0 runs).
 pub fn measure_latency(
     engine: &dyn Backend,
     fp32: &ModelProto,
@@ -52,26 +74,43 @@ pub fn measure_latency(
         return Ok(None);
     }
     let inputs = InputBinding::from_model(saved)?.bind(data.get(0)?, 0)?;
-    let sessions = [engine.prepare(fp32, &[])?, engine.prepare(saved, &[])?];
+    let one_thread = time_both(engine, [fp32, saved], &inputs, runs)?;
+    let default_threads = match engine.at_default_threads()? {
+        Some(engine) => Some(time_both(engine.as_ref(), [fp32, saved], &inputs, runs)?),
+        None => None,
+    };
+    Ok(Some(Latency {
+        one_thread,
+        default_threads,
+        runs,
+        batch: 1,
+        float_ops: engine.float_ops(saved)?,
+    }))
+}
+
+/// The median times of `models` (FP32, saved) on `engine`, run interleaved after a warm-up.
+fn time_both(
+    engine: &dyn Backend,
+    models: [&ModelProto; 2],
+    inputs: &[Tensor],
+    runs: usize,
+) -> Result<Timing> {
+    let sessions = [
+        engine.prepare(models[0], &[])?,
+        engine.prepare(models[1], &[])?,
+    ];
     let mut times: [Vec<f64>; 2] = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
     for round in 0..WARM_UP + runs {
         for (session, times) in sessions.iter().zip(times.iter_mut()) {
             let start = Instant::now();
-            session.run(batch_of_one(&inputs)?)?;
+            session.run(batch_of_one(inputs)?)?;
             if round >= WARM_UP {
                 times.push(start.elapsed().as_secs_f64() * 1e3);
             }
         }
     }
     let [fp32_ms, int8_ms] = times.map(median);
-    Ok(Some(Latency {
-        fp32_ms,
-        int8_ms,
-        speedup: fp32_ms / int8_ms,
-        runs,
-        batch: 1,
-        float_ops: engine.float_ops(saved)?,
-    }))
+    Ok(Timing::of(fp32_ms, int8_ms))
 }
 
 /// One sample's bound inputs as a batch of one (a fresh copy per run: sessions take their inputs).

@@ -171,6 +171,20 @@ pub struct LatencyView {
     /// The saved model's nodes the engine computes in float, when it showed them.
     #[serde(default)]
     pub float_ops: Option<FloatOpsView>,
+    /// The same at the engine's default threads (absent: not measured, or an older report).
+    #[serde(default)]
+    pub default_threads: Option<TimingView>,
+}
+
+/// Two models' median times under one setting of the engine.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TimingView {
+    /// Median milliseconds of one FP32 inference.
+    pub fp32_ms: f64,
+    /// Median milliseconds of one inference of the saved model.
+    pub int8_ms: f64,
+    /// `fp32_ms / int8_ms`.
+    pub speedup: f64,
 }
 
 /// The nodes an engine left in float.

@@ -12,6 +12,7 @@
 
 mod ops;
 mod qdq;
+mod tensor;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -40,7 +41,7 @@ pub fn write_ir(model: &ModelProto) -> Result<WrittenIr, IrError> {
         if w.initializers.contains_key(&name) {
             continue;
         }
-        let (element, dims) = ops::value_type(input)?;
+        let (element, dims) = tensor::value_type(input)?;
         let shape = dims
             .iter()
             .map(|d| d.map_or("?".into(), |d| d.to_string()))
@@ -73,8 +74,43 @@ pub fn write_ir(model: &ModelProto) -> Result<WrittenIr, IrError> {
     Ok(w.finish(graph.name.as_deref().unwrap_or("aquant")))
 }
 
-fn unwritable(why: &str) -> IrError {
+pub(crate) fn unwritable(why: &str) -> IrError {
     IrError::Unwritable(why.to_owned())
+}
+
+/// An output port: (layer id, port id).
+pub(crate) type Port = (usize, usize);
+
+/// A Const layer of f32 `values` shaped `dims`.
+pub(crate) fn f32_const(w: &mut Writer, name: &str, dims: &[usize], values: &[f32]) -> Port {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    w.const_layer(name, "f32", dims, &bytes)
+}
+
+/// A Const layer of i64 `values` shaped `[len]` (axes, orders, shapes).
+pub(crate) fn i64_const(w: &mut Writer, name: &str, values: &[i64]) -> Port {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    w.const_layer(name, "i64", &[values.len()], &bytes)
+}
+
+/// A layer with one f32 output named `output`.
+pub(crate) fn single(
+    w: &mut Writer,
+    name: &str,
+    kind: &'static str,
+    data: &[(&'static str, String)],
+    inputs: &[Port],
+    output: &str,
+) -> usize {
+    let id = w.layer(
+        name,
+        kind,
+        data,
+        inputs,
+        &[("FP32", Some(output.to_owned()))],
+    );
+    w.define(output, id, 0);
+    id
 }
 
 /// The port precision of an IR element type.
@@ -261,7 +297,7 @@ impl<'g> Writer<'g> {
             .constant(name)
             .ok_or_else(|| unwritable(&format!("tensor '{name}' is produced by nothing")))?
             .clone();
-        let (element, dims, bytes) = ops::tensor_bytes(&tensor)?;
+        let (element, dims, bytes) = tensor::tensor_bytes(&tensor)?;
         let port = self.const_layer(name, element, &dims, &bytes);
         self.tensors.insert(name.to_owned(), port);
         Ok(port)

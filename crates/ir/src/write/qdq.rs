@@ -4,8 +4,8 @@
 use aquant_onnx::proto::tensor_proto::DataType;
 use aquant_onnx::{attr, tensor, NodeProto};
 
-use super::ops::{f32_const, onnx_error, single, tensor_bytes, Port};
-use super::{unwritable, Writer};
+use super::tensor::{onnx_error, tensor_bytes};
+use super::{f32_const, single, unwritable, Port, Writer};
 use crate::IrError;
 
 /// A per-tensor or per-channel quantity `values` shaped to broadcast along `axis` of a rank-`rank` tensor.

@@ -89,10 +89,6 @@ const ALLOWED_LONG_FNS: &[(&str, usize)] = &[
     ("core/search/cohort.rs::advance", 82),
     ("ir/graph.rs::convert", 124),
     ("ir/graph.rs::fold_biases", 82),
-    ("ir/ops/mod.rs::convert", 216),
-    ("ir/ops/transformer.rs::attention", 96),
-    ("ir/write/ops.rs::convert", 254),
-    ("ir/write/qdq.rs::dequantized", 91),
     ("py/job.rs::execute", 100),
     ("py/lib.rs::run", 103),
 ];

@@ -187,7 +187,7 @@ pub fn convert(net: &Net, bin: &[u8]) -> Result<ModelProto, IrError> {
                 furthest = furthest.max(end);
                 builder.define_constant(&layer_outputs[0], value);
             }
-            _ => ops::convert(layer, &layer_inputs, &layer_outputs, &mut builder)?,
+            _ => ops::read_layer(layer, &layer_inputs, &layer_outputs, &mut builder)?,
         }
     }
     fold_biases(&mut builder, &outputs);

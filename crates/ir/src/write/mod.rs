@@ -10,15 +10,14 @@
 //! Port dimensions are not written: OpenVINO infers them on reading (their precisions are written, which it
 //! requires).
 
-mod ops;
-mod qdq;
-mod tensor;
+pub(crate) mod tensor;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use aquant_onnx::{ModelProto, NodeProto, TensorProto};
 
+use crate::ops;
 use crate::IrError;
 
 /// A written IR: the `.xml` text and the `.bin` bytes.
@@ -58,7 +57,7 @@ pub fn write_ir(model: &ModelProto) -> Result<WrittenIr, IrError> {
         w.define(&name, id, 0);
     }
     for node in &graph.node {
-        ops::convert(&mut w, node)?;
+        ops::write_node(&mut w, node)?;
     }
     for output in &graph.output {
         let name = output.name.clone().unwrap_or_default();
@@ -289,7 +288,7 @@ impl<'g> Writer<'g> {
             return Ok(port);
         }
         if let Some(node) = self.pending.get(name).copied() {
-            let port = qdq::dequantized(self, node, None)?;
+            let port = ops::quantize::dequantized(self, node, None)?;
             self.tensors.insert(name.to_owned(), port);
             return Ok(port);
         }

@@ -87,8 +87,6 @@ const ALLOWED_LONG_FNS: &[(&str, usize)] = &[
     ("core/render/charts.rs::step_chart", 148),
     ("core/render/charts.rs::svg", 106),
     ("core/search/cohort.rs::advance", 82),
-    ("ir/graph.rs::convert", 124),
-    ("ir/graph.rs::fold_biases", 82),
     ("py/job.rs::execute", 100),
     ("py/lib.rs::run", 103),
 ];

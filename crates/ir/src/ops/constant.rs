@@ -13,6 +13,7 @@ use crate::write::{unwritable, Writer};
 use crate::xml::Layer;
 use crate::IrError;
 
+/// The IR layer types this family reads and the ONNX op types it writes.
 pub const FAMILY: Family = Family {
     reads: &[("Convert", read_convert)],
     writes: &[("Constant", write_constant)],

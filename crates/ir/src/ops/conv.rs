@@ -15,6 +15,7 @@ use crate::write::{single, unwritable, Writer};
 use crate::xml::Layer;
 use crate::IrError;
 
+/// The IR layer types this family reads and the ONNX op types it writes.
 pub const FAMILY: Family = Family {
     reads: &[("Convolution", read), ("GroupConvolution", read)],
     writes: &[("Conv", write)],

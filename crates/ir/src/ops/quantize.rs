@@ -15,6 +15,7 @@ use crate::write::tensor::{onnx_error, tensor_bytes};
 use crate::write::{f32_const, single, unwritable, Port, Writer};
 use crate::IrError;
 
+/// The IR layer types this family reads and the ONNX op types it writes.
 pub const FAMILY: Family = Family {
     reads: &[],
     writes: &[

@@ -12,6 +12,7 @@ use crate::write::{i64_const, single, unwritable, Writer};
 use crate::xml::Layer;
 use crate::IrError;
 
+/// The IR layer types this family reads and the ONNX op types it writes.
 pub const FAMILY: Family = Family {
     reads: &[
         ("ReduceMean", read),

@@ -9,6 +9,7 @@ use crate::graph::{Builder, Input};
 use crate::xml::Layer;
 use crate::IrError;
 
+/// The IR layer types this family reads and the ONNX op types it writes.
 pub const FAMILY: Family = Family {
     reads: &[
         ("MVN", read_mvn),

@@ -100,7 +100,7 @@ pub(crate) fn single(
     data: &[(&'static str, String)],
     inputs: &[Port],
     output: &str,
-) -> usize {
+) {
     let id = w.layer(
         name,
         kind,
@@ -109,7 +109,6 @@ pub(crate) fn single(
         &[("FP32", Some(output.to_owned()))],
     );
     w.define(output, id, 0);
-    id
 }
 
 /// The port precision of an IR element type.

@@ -83,12 +83,6 @@ const ALLOWED_LONG_FNS: &[(&str, usize)] = &[
     ("core/render/charts.rs::step_chart", 148),
     ("core/render/charts.rs::svg", 106),
     ("core/search/cohort.rs::advance", 82),
-    ("ir/graph.rs::convert", 124),
-    ("ir/graph.rs::fold_biases", 82),
-    ("ir/ops/mod.rs::convert", 216),
-    ("ir/ops/transformer.rs::attention", 96),
-    ("ir/write/ops.rs::convert", 254),
-    ("ir/write/qdq.rs::dequantized", 91),
 ];
 
 /// Public type names declared more than once across the core, the CLI and the Python extension. Only shrinks.

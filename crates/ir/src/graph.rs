@@ -28,6 +28,7 @@ pub struct Input {
 }
 
 /// The graph being built.
+#[derive(Default)]
 pub struct Builder {
     /// Nodes in order.
     nodes: Vec<NodeProto>,
@@ -102,26 +103,8 @@ impl Builder {
 pub fn convert(net: &Net, bin: &[u8]) -> Result<ModelProto, IrError> {
     let order = topological_order(net)?;
     let by_id: HashMap<u64, &Layer> = net.layers.iter().map(|l| (l.id, l)).collect();
-    let mut builder = Builder {
-        nodes: Vec::new(),
-        constants: HashMap::new(),
-        used: Vec::new(),
-        taken: HashSet::new(),
-    };
-    // Tensor names of every output port.
-    let mut tensor: HashMap<(u64, u64), String> = HashMap::new();
-    for &id in &order {
-        let layer = by_id[&id];
-        let single = layer.outputs.len() == 1;
-        for port in &layer.outputs {
-            let hint = match port.names.first() {
-                Some(name) => name.clone(),
-                None if single && !layer.name.is_empty() => layer.name.clone(),
-                None => format!("{}:{}", layer.name, port.id),
-            };
-            tensor.insert((id, port.id), builder.fresh(&hint));
-        }
-    }
+    let mut builder = Builder::default();
+    let tensor = name_tensors(&order, &by_id, &mut builder);
     let source: HashMap<(u64, u64), (u64, u64)> =
         net.edges.iter().map(|e| (e.to, e.from)).collect();
     let mut inputs = Vec::new();
@@ -131,44 +114,14 @@ pub fn convert(net: &Net, bin: &[u8]) -> Result<ModelProto, IrError> {
     let mut furthest = 0;
     for &id in &order {
         let layer = by_id[&id];
-        let layer_inputs = layer
-            .inputs
-            .iter()
-            .map(|port| {
-                let from = source.get(&(id, port.id)).ok_or_else(|| {
-                    layer.malformed(&format!("input port {} is not connected", port.id))
-                })?;
-                let name = tensor.get(from).ok_or_else(|| {
-                    layer.malformed(&format!(
-                        "input port {} comes from a missing port {from:?}",
-                        port.id
-                    ))
-                })?;
-                Ok(Input {
-                    name: name.clone(),
-                    dims: port.dims.clone(),
-                    precision: port.precision.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, IrError>>()?;
+        let layer_inputs = connected_inputs(layer, &source, &tensor)?;
         let layer_outputs: Vec<String> = layer
             .outputs
             .iter()
             .map(|p| tensor[&(id, p.id)].clone())
             .collect();
         match layer.kind.as_str() {
-            "Parameter" => {
-                let port = single_output(layer)?;
-                let element = layer.attr("element_type")?;
-                let element = Element::parse(element).ok_or_else(|| {
-                    layer.malformed(&format!("element type '{element}' is not supported"))
-                })?;
-                inputs.push(value_info(
-                    &layer_outputs[0],
-                    element.onnx() as i32,
-                    &port.dims,
-                ));
-            }
+            "Parameter" => inputs.push(parameter(layer, &layer_outputs[0])?),
             "Result" => {
                 let [input] = layer_inputs.as_slice() else {
                     return Err(layer.malformed("a Result has one input"));
@@ -187,7 +140,7 @@ pub fn convert(net: &Net, bin: &[u8]) -> Result<ModelProto, IrError> {
                 furthest = furthest.max(end);
                 builder.define_constant(&layer_outputs[0], value);
             }
-            _ => ops::convert(layer, &layer_inputs, &layer_outputs, &mut builder)?,
+            _ => ops::read_layer(layer, &layer_inputs, &layer_outputs, &mut builder)?,
         }
     }
     fold_biases(&mut builder, &outputs);
@@ -200,12 +153,83 @@ pub fn convert(net: &Net, bin: &[u8]) -> Result<ModelProto, IrError> {
     if outputs.is_empty() {
         return Err(IrError::Malformed("the net has no Result".into()));
     }
+    Ok(model(net, builder, inputs, outputs))
+}
+
+/// A fresh tensor name for every output port (layers in `order`): the port's first name, else its layer's
+/// (the only output) or `layer:port`.
+fn name_tensors(
+    order: &[u64],
+    by_id: &HashMap<u64, &Layer>,
+    builder: &mut Builder,
+) -> HashMap<(u64, u64), String> {
+    let mut tensor = HashMap::new();
+    for &id in order {
+        let layer = by_id[&id];
+        let single = layer.outputs.len() == 1;
+        for port in &layer.outputs {
+            let hint = match port.names.first() {
+                Some(name) => name.clone(),
+                None if single && !layer.name.is_empty() => layer.name.clone(),
+                None => format!("{}:{}", layer.name, port.id),
+            };
+            tensor.insert((id, port.id), builder.fresh(&hint));
+        }
+    }
+    tensor
+}
+
+/// The inputs of `layer`: the tensor each input port is connected to (`source`: input port → output port),
+/// with the port's declared shape and precision.
+fn connected_inputs(
+    layer: &Layer,
+    source: &HashMap<(u64, u64), (u64, u64)>,
+    tensor: &HashMap<(u64, u64), String>,
+) -> Result<Vec<Input>, IrError> {
+    layer
+        .inputs
+        .iter()
+        .map(|port| {
+            let from = source.get(&(layer.id, port.id)).ok_or_else(|| {
+                layer.malformed(&format!("input port {} is not connected", port.id))
+            })?;
+            let name = tensor.get(from).ok_or_else(|| {
+                layer.malformed(&format!(
+                    "input port {} comes from a missing port {from:?}",
+                    port.id
+                ))
+            })?;
+            Ok(Input {
+                name: name.clone(),
+                dims: port.dims.clone(),
+                precision: port.precision.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A Parameter as the graph input `name`.
+fn parameter(layer: &Layer, name: &str) -> Result<ValueInfoProto, IrError> {
+    let port = single_output(layer)?;
+    let element = layer.attr("element_type")?;
+    let element = Element::parse(element)
+        .ok_or_else(|| layer.malformed(&format!("element type '{element}' is not supported")))?;
+    Ok(value_info(name, element.onnx() as i32, &port.dims))
+}
+
+/// The ONNX model of the built graph: the constants some node or output reads become its initializers.
+fn model(
+    net: &Net,
+    builder: Builder,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+) -> ModelProto {
     let initializer: Vec<TensorProto> = builder
         .used
         .iter()
         .map(|name| builder.constants[name].tensor(name))
         .collect();
-    Ok(ModelProto {
+    ModelProto {
         ir_version: Some(8),
         producer_name: Some("aquant-ir".into()),
         opset_import: vec![OperatorSetIdProto {
@@ -221,7 +245,7 @@ pub fn convert(net: &Net, bin: &[u8]) -> Result<ModelProto, IrError> {
             ..Default::default()
         }),
         ..Default::default()
-    })
+    }
 }
 
 fn single_output(layer: &Layer) -> Result<&Port, IrError> {
@@ -313,54 +337,11 @@ fn topological_order(net: &Net) -> Result<Vec<u64>, IrError> {
 /// the Add. OpenVINO splits a biased convolution into the two (`…/Conv/WithoutBiases` and `…/Conv`); aquant
 /// quantizes and reverts a convolution with its bias, and names it as the ONNX model it came from did.
 fn fold_biases(builder: &mut Builder, outputs: &[ValueInfoProto]) {
-    let mut readers: HashMap<String, usize> = HashMap::new();
-    for node in &builder.nodes {
-        for input in &node.input {
-            *readers.entry(input.clone()).or_default() += 1;
-        }
-    }
-    for output in outputs {
-        *readers
-            .entry(output.name.clone().unwrap_or_default())
-            .or_default() += 1;
-    }
+    let readers = reader_counts(builder, outputs);
     let mut folded = vec![false; builder.nodes.len()];
     for conv in 0..builder.nodes.len() {
-        let node = &builder.nodes[conv];
-        if node.op_type.as_deref() != Some("Conv")
-            || node.input.len() != 2
-            || readers.get(&node.output[0]) != Some(&1)
-        {
+        let Some((add, other, flat)) = bias_after(builder, &readers, conv) else {
             continue;
-        }
-        let produced = &node.output[0];
-        let Some(add) = builder
-            .nodes
-            .iter()
-            .position(|n| n.op_type.as_deref() == Some("Add") && n.input.contains(produced))
-        else {
-            continue;
-        };
-        let other = builder.nodes[add]
-            .input
-            .iter()
-            .find(|i| *i != produced)
-            .cloned()
-            .unwrap_or_default();
-        let Some(bias) = builder.constants.get(&other) else {
-            continue;
-        };
-        let channels = bias.dims.get(1).copied().unwrap_or(0);
-        let per_channel = bias.dims.len() >= 2
-            && bias.dims[0] == 1
-            && bias.dims[2..].iter().all(|&d| d == 1)
-            && bias.element == Element::F32;
-        if !per_channel || channels == 0 {
-            continue;
-        }
-        let flat = Constant {
-            dims: vec![channels],
-            ..bias.clone()
         };
         let name = builder.add_constant(&format!("{other}/bias"), flat);
         let (add_name, add_output) = (
@@ -393,4 +374,61 @@ fn fold_biases(builder: &mut Builder, outputs: &[ValueInfoProto]) {
         .cloned()
         .collect();
     builder.used = used;
+}
+
+/// How many nodes and graph outputs read each tensor.
+fn reader_counts(builder: &Builder, outputs: &[ValueInfoProto]) -> HashMap<String, usize> {
+    let mut readers: HashMap<String, usize> = HashMap::new();
+    for node in &builder.nodes {
+        for input in &node.input {
+            *readers.entry(input.clone()).or_default() += 1;
+        }
+    }
+    for output in outputs {
+        *readers
+            .entry(output.name.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    readers
+}
+
+/// When node `conv` is a bias-less Conv read only by an Add of a constant per-channel f32 bias: that Add's
+/// index, the bias tensor and the bias flattened to `[C]`.
+fn bias_after(
+    builder: &Builder,
+    readers: &HashMap<String, usize>,
+    conv: usize,
+) -> Option<(usize, String, Constant)> {
+    let node = &builder.nodes[conv];
+    if node.op_type.as_deref() != Some("Conv")
+        || node.input.len() != 2
+        || readers.get(&node.output[0]) != Some(&1)
+    {
+        return None;
+    }
+    let produced = &node.output[0];
+    let add = builder
+        .nodes
+        .iter()
+        .position(|n| n.op_type.as_deref() == Some("Add") && n.input.contains(produced))?;
+    let other = builder.nodes[add]
+        .input
+        .iter()
+        .find(|i| *i != produced)
+        .cloned()
+        .unwrap_or_default();
+    let bias = builder.constants.get(&other)?;
+    let channels = bias.dims.get(1).copied().unwrap_or(0);
+    let per_channel = bias.dims.len() >= 2
+        && bias.dims[0] == 1
+        && bias.dims[2..].iter().all(|&d| d == 1)
+        && bias.element == Element::F32;
+    if !per_channel || channels == 0 {
+        return None;
+    }
+    let flat = Constant {
+        dims: vec![channels],
+        ..bias.clone()
+    };
+    Some((add, other, flat))
 }

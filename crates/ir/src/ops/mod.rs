@@ -1,242 +1,161 @@
-//! IR operations to ONNX nodes, one function per family. The set is the op set of the IRs OpenVINO makes from
-//! common CNNs (the bundled models) and transformer encoders; any other op is one error naming it, never a
-//! guess.
+//! The op families. Each file holds one family both ways, side by side: how its IR operations become ONNX
+//! nodes (reading, into a [`Builder`]) and how its ONNX nodes become IR layers (writing, into a [`Writer`]),
+//! and registers both in its [`Family`]; the two lookups below find an op's reader or writer by its type name.
+//! The set is the op set of the IRs OpenVINO makes from common CNNs (the bundled models) and transformer
+//! encoders, and of the ONNX models aquant quantizes; any other op is one error naming it, never a guess.
 
 use aquant_onnx::proto::attribute_proto::AttributeType;
-use aquant_onnx::AttributeProto;
+use aquant_onnx::{AttributeProto, NodeProto};
 
 use crate::consts::{Constant, Element};
-
-mod nn;
-mod transformer;
-
 use crate::graph::{Builder, Input};
+use crate::write::{unwritable, Writer};
 use crate::xml::Layer;
 use crate::IrError;
 
-/// Converts one layer (neither Parameter, Result nor Const).
-pub fn convert(
+mod activation;
+mod arith;
+mod constant;
+mod conv;
+mod layout;
+mod matmul;
+mod pool;
+pub(crate) mod quantize;
+mod reduce;
+mod shape;
+mod transformer;
+mod window;
+
+/// Reads one IR layer (its inputs, the names of its outputs) into ONNX nodes.
+type Read = fn(&Layer, &[Input], &[String], &mut Builder) -> Result<(), IrError>;
+
+/// Writes one ONNX node as IR layers.
+type Write = for<'g> fn(&mut Writer<'g>, &OnnxNode<'g>) -> Result<(), IrError>;
+
+/// One op family's readers, by IR layer type, and writers, by ONNX op type.
+pub struct Family {
+    /// IR layer types and how each is read.
+    reads: &'static [(&'static str, Read)],
+    /// ONNX op types and how each is written.
+    writes: &'static [(&'static str, Write)],
+}
+
+/// Every family; an op type is registered by one family at most.
+const FAMILIES: &[Family] = &[
+    activation::FAMILY,
+    arith::FAMILY,
+    constant::FAMILY,
+    conv::FAMILY,
+    layout::FAMILY,
+    matmul::FAMILY,
+    pool::FAMILY,
+    quantize::FAMILY,
+    reduce::FAMILY,
+    shape::FAMILY,
+    transformer::FAMILY,
+];
+
+/// Reads one layer (neither Parameter, Result nor Const).
+pub fn read_layer(
     layer: &Layer,
     inputs: &[Input],
     outputs: &[String],
     b: &mut Builder,
 ) -> Result<(), IrError> {
-    let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
-    let name = layer.name.as_str();
-    let arity = |n: usize| -> Result<(), IrError> {
-        if inputs.len() == n {
-            Ok(())
-        } else {
-            Err(layer.malformed(&format!("{} inputs, expected {n}", inputs.len())))
-        }
-    };
-    match layer.kind.as_str() {
-        "Add" | "Multiply" | "Subtract" | "Divide" | "Power" | "Maximum" | "Minimum" | "Equal"
-        | "Less" | "Greater" => {
-            arity(2)?;
-            let broadcast = layer
-                .data
-                .get("auto_broadcast")
-                .map_or("numpy", String::as_str);
-            if !matches!(broadcast, "numpy" | "none") {
-                return Err(
-                    layer.malformed(&format!("auto_broadcast '{broadcast}' is not supported"))
-                );
-            }
-            let op = match layer.kind.as_str() {
-                "Multiply" => "Mul",
-                "Subtract" => "Sub",
-                "Divide" => "Div",
-                "Power" => "Pow",
-                "Maximum" => "Max",
-                "Minimum" => "Min",
-                other => other,
-            };
-            b.node(op, name, names, outputs.to_vec(), vec![]);
-        }
-        "ReLU" | "Relu" | "Sigmoid" | "Tanh" | "Exp" | "Sqrt" | "Erf" | "Abs" | "Negative"
-        | "Floor" | "Log" => {
-            arity(1)?;
-            let op = match layer.kind.as_str() {
-                "ReLU" => "Relu",
-                "Negative" => "Neg",
-                other => other,
-            };
-            b.node(op, name, names, outputs.to_vec(), vec![]);
-        }
-        "Clamp" => {
-            arity(1)?;
-            let min = b.add_constant(
-                &format!("{name}/min"),
-                Constant::f32s(&[], &[layer.float("min")?]),
-            );
-            let max = b.add_constant(
-                &format!("{name}/max"),
-                Constant::f32s(&[], &[layer.float("max")?]),
-            );
-            b.node(
-                "Clip",
-                name,
-                vec![names[0].clone(), min, max],
-                outputs.to_vec(),
-                vec![],
-            );
-        }
-        "Convolution" | "GroupConvolution" => nn::convolution(layer, inputs, outputs, b)?,
-        "MaxPool" | "AvgPool" => nn::pool(layer, inputs, outputs, b)?,
-        "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceSum" => {
-            arity(2)?;
-            let axes = constant(layer, b, &inputs[1], "axes")?.ints();
-            let keep = layer.flag("keep_dims", false)?;
-            let mut attrs = vec![int("keepdims", i64::from(keep))];
-            if layer.kind == "ReduceSum" {
-                let axes = b.add_constant(&format!("{name}/axes"), Constant::i64s(&axes));
-                b.node(
-                    "ReduceSum",
-                    name,
-                    vec![names[0].clone(), axes],
-                    outputs.to_vec(),
-                    attrs,
-                );
-            } else {
-                attrs.push(ints("axes", &axes));
-                b.node(
-                    &layer.kind,
-                    name,
-                    vec![names[0].clone()],
-                    outputs.to_vec(),
-                    attrs,
-                );
-            }
-        }
-        "Reshape" => {
-            arity(2)?;
-            let shape = as_i64(layer, b, &inputs[1])?;
-            let allowzero = i64::from(!layer.flag("special_zero", false)?);
-            let attrs = if allowzero == 1 {
-                vec![int("allowzero", 1)]
-            } else {
-                vec![]
-            };
-            b.node(
-                "Reshape",
-                name,
-                vec![names[0].clone(), shape],
-                outputs.to_vec(),
-                attrs,
-            );
-        }
-        "Squeeze" | "Unsqueeze" => {
-            let mut ins = vec![names[0].clone()];
-            if let Some(axes) = inputs.get(1) {
-                ins.push(as_i64(layer, b, axes)?);
-            }
-            b.node(&layer.kind, name, ins, outputs.to_vec(), vec![]);
-        }
-        "Concat" => b.node(
-            "Concat",
-            name,
-            names,
-            outputs.to_vec(),
-            vec![int("axis", layer.int("axis")?)],
-        ),
-        "Transpose" => {
-            arity(2)?;
-            let order = constant(layer, b, &inputs[1], "order")?.ints();
-            let attrs = if order.is_empty() {
-                vec![]
-            } else {
-                vec![ints("perm", &order)]
-            };
-            b.node(
-                "Transpose",
-                name,
-                vec![names[0].clone()],
-                outputs.to_vec(),
-                attrs,
-            );
-        }
-        "Gather" => {
-            arity(3)?;
-            if layer
-                .data
-                .get("batch_dims")
-                .is_some_and(|v| v.trim() != "0")
-            {
-                return Err(layer.malformed("Gather with batch_dims is not supported"));
-            }
-            let axis = constant(layer, b, &inputs[2], "axis")?.ints();
-            let [axis] = axis.as_slice() else {
-                return Err(layer.malformed("the axis is not a single value"));
-            };
-            let indices = as_i64(layer, b, &inputs[1])?;
-            b.node(
-                "Gather",
-                name,
-                vec![names[0].clone(), indices],
-                outputs.to_vec(),
-                vec![int("axis", *axis)],
-            );
-        }
-        "Softmax" => b.node(
-            "Softmax",
-            name,
-            names,
-            outputs.to_vec(),
-            vec![int("axis", layer.int("axis")?)],
-        ),
-        "ShapeOf" => {
-            let element = layer.data.get("output_type").map_or("i64", String::as_str);
-            if element == "i64" {
-                b.node("Shape", name, names, outputs.to_vec(), vec![]);
-            } else {
-                let shape = b.fresh(&format!("{name}/i64"));
-                b.node("Shape", name, names, vec![shape.clone()], vec![]);
-                cast(layer, b, shape, &outputs[0], element)?;
-            }
-        }
-        "Convert" => {
-            arity(1)?;
-            let element = layer.attr("destination_type")?;
-            let target = Element::parse(element).ok_or_else(|| {
-                layer.malformed(&format!("destination type '{element}' is not supported"))
-            })?;
-            match b.constant(&names[0]).and_then(|c| c.converted(target)) {
-                Some(folded) => b.define_constant(&outputs[0], folded),
-                None => cast(layer, b, names[0].clone(), &outputs[0], element)?,
-            }
-        }
-        "MatMul" => nn::matmul(layer, inputs, outputs, b)?,
-        "MVN" => transformer::mvn(layer, inputs, outputs, b)?,
-        "ScaledDotProductAttention" => transformer::attention(layer, inputs, outputs, b)?,
-        "Range" => {
-            arity(3)?;
-            let element = layer.data.get("output_type").map_or("i64", String::as_str);
-            if element != "i64" {
-                return Err(layer.malformed(&format!("Range of {element} is not supported")));
-            }
-            let bounds = inputs
-                .iter()
-                .map(|i| as_i64(layer, b, i))
-                .collect::<Result<Vec<_>, _>>()?;
-            b.node("Range", name, bounds, outputs.to_vec(), vec![]);
-        }
-        "Gelu" => transformer::gelu(layer, inputs, outputs, b)?,
-        other => {
-            return Err(IrError::UnknownOp {
-                op: other.to_owned(),
-                layer: layer.name.clone(),
-            })
-        }
-    }
-    Ok(())
+    let read = FAMILIES
+        .iter()
+        .flat_map(|family| family.reads)
+        .find(|(kind, _)| *kind == layer.kind)
+        .map(|&(_, read)| read)
+        .ok_or_else(|| IrError::UnknownOp {
+            op: layer.kind.clone(),
+            layer: layer.name.clone(),
+        })?;
+    read(layer, inputs, outputs, b)
 }
 
-pub(crate) fn int(name: &str, value: i64) -> AttributeProto {
+/// An ONNX node being written, with what every writer needs of it.
+pub struct OnnxNode<'g> {
+    /// The node.
+    node: &'g NodeProto,
+    /// Its op type.
+    op: &'g str,
+    /// Its name, or its first output's when it has none.
+    name: String,
+    /// Its first output.
+    output: String,
+    /// Its first input.
+    first: String,
+    /// The rank of its first input, when known.
+    rank: Option<usize>,
+}
+
+impl OnnxNode<'_> {
+    /// Input `i`, unless absent or empty (an omitted optional input).
+    fn input(&self, i: usize) -> Option<String> {
+        self.node.input.get(i).filter(|s| !s.is_empty()).cloned()
+    }
+}
+
+/// Writes one node; a node without an output or an input is refused before its op is looked up.
+pub fn write_node<'g>(w: &mut Writer<'g>, node: &'g NodeProto) -> Result<(), IrError> {
+    let op = node.op_type.as_deref().unwrap_or_default();
+    let name = node
+        .name
+        .clone()
+        .unwrap_or_else(|| node.output.first().cloned().unwrap_or_default());
+    let output = node
+        .output
+        .first()
+        .cloned()
+        .ok_or_else(|| unwritable(&format!("node '{name}' has no output")))?;
+    let first = node
+        .input
+        .first()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .ok_or_else(|| unwritable(&format!("node '{name}' has no input")))?;
+    let rank = w.rank(&first);
+    let write = FAMILIES
+        .iter()
+        .flat_map(|family| family.writes)
+        .find(|(kind, _)| *kind == op)
+        .map(|&(_, write)| write)
+        .ok_or_else(|| {
+            unwritable(&format!(
+                "ONNX op '{op}' (node '{name}') has no IR form here"
+            ))
+        })?;
+    let node = OnnxNode {
+        node,
+        op,
+        name,
+        output,
+        first,
+        rank,
+    };
+    write(w, &node)
+}
+
+/// Checks that `layer` has `n` inputs.
+fn arity(layer: &Layer, inputs: &[Input], n: usize) -> Result<(), IrError> {
+    if inputs.len() == n {
+        Ok(())
+    } else {
+        Err(layer.malformed(&format!("{} inputs, expected {n}", inputs.len())))
+    }
+}
+
+/// The tensor names of `inputs`.
+fn names(inputs: &[Input]) -> Vec<String> {
+    inputs.iter().map(|i| i.name.clone()).collect()
+}
+
+fn int(name: &str, value: i64) -> AttributeProto {
     aquant_onnx::attr::make_int(name, value)
 }
 
-pub(crate) fn ints(name: &str, values: &[i64]) -> AttributeProto {
+fn ints(name: &str, values: &[i64]) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Ints as i32),
@@ -245,7 +164,7 @@ pub(crate) fn ints(name: &str, values: &[i64]) -> AttributeProto {
     }
 }
 
-pub(crate) fn float(name: &str, value: f32) -> AttributeProto {
+fn float(name: &str, value: f32) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Float as i32),
@@ -254,7 +173,7 @@ pub(crate) fn float(name: &str, value: f32) -> AttributeProto {
     }
 }
 
-pub(crate) fn string(name: &str, value: &str) -> AttributeProto {
+fn string(name: &str, value: &str) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::String as i32),
@@ -264,7 +183,7 @@ pub(crate) fn string(name: &str, value: &str) -> AttributeProto {
 }
 
 /// The constant value of `input`, which the op needs at conversion time (`what` names it in the error).
-pub(crate) fn constant<'b>(
+fn constant<'b>(
     layer: &Layer,
     b: &'b Builder,
     input: &Input,
@@ -275,7 +194,7 @@ pub(crate) fn constant<'b>(
 }
 
 /// `input` as an i64 tensor (ONNX shape, axes and index inputs are i64; the IR also allows i32).
-pub(crate) fn as_i64(layer: &Layer, b: &mut Builder, input: &Input) -> Result<String, IrError> {
+fn as_i64(layer: &Layer, b: &mut Builder, input: &Input) -> Result<String, IrError> {
     match b.constant(&input.name) {
         Some(c) if c.element == Element::I64 => Ok(input.name.clone()),
         Some(c) => {
@@ -291,7 +210,7 @@ pub(crate) fn as_i64(layer: &Layer, b: &mut Builder, input: &Input) -> Result<St
 }
 
 /// A Cast of `from` to `to` as IR element type `element`.
-pub(crate) fn cast(
+fn cast(
     layer: &Layer,
     b: &mut Builder,
     from: String,

@@ -1,15 +1,27 @@
 //! The ops OpenVINO fuses transformer encoders into (MVN for LayerNorm, Gelu, ScaledDotProductAttention),
-//! spelt with the ONNX ops exporters write for them.
+//! spelt with the ONNX ops exporters write for them: MVN → LayerNormalization, Gelu → Div, Erf, Add and Mul,
+//! ScaledDotProductAttention → Transpose, MatMul, Mul, (Add), Softmax and MatMul. Read only: written back, a
+//! spelling is its single ops, each by its family (Erf, MatMul, Softmax…); LayerNormalization has no IR form.
 
-use super::{constant, float, int, ints};
+use super::{constant, float, int, ints, Family};
 use crate::consts::{Constant, Element};
 use crate::graph::{Builder, Input};
 use crate::xml::Layer;
 use crate::IrError;
 
+/// The IR layer types this family reads and the ONNX op types it writes.
+pub const FAMILY: Family = Family {
+    reads: &[
+        ("MVN", read_mvn),
+        ("Gelu", read_gelu),
+        ("ScaledDotProductAttention", read_attention),
+    ],
+    writes: &[],
+};
+
 /// MVN over the last axis with the epsilon inside the square root (what OpenVINO makes of a LayerNorm) →
 /// LayerNormalization with unit scale and zero bias (the IR's own Multiply and Add follow).
-pub fn mvn(
+fn read_mvn(
     layer: &Layer,
     inputs: &[Input],
     outputs: &[String],
@@ -54,7 +66,7 @@ pub fn mvn(
 }
 
 /// Gelu (erf form) spelt 0.5·x·(1 + erf(x/√2)); the tanh approximation is refused.
-pub fn gelu(
+fn read_gelu(
     layer: &Layer,
     inputs: &[Input],
     outputs: &[String],
@@ -115,7 +127,7 @@ pub fn gelu(
 
 /// ScaledDotProductAttention (what OpenVINO fuses an encoder's attention into), spelt as exporters write it:
 /// softmax(Q·Kᵀ·scale + mask)·V, the scale 1/√d unless given; a causal or boolean mask is refused.
-pub fn attention(
+fn read_attention(
     layer: &Layer,
     inputs: &[Input],
     outputs: &[String],
@@ -132,20 +144,7 @@ pub fn attention(
         return Err(layer.malformed("the key has rank below 2"));
     }
     let name = &layer.name;
-    let scale = match rest.get(1) {
-        Some(scale) => scale.name.clone(),
-        None => {
-            let depth = *query
-                .dims
-                .last()
-                .filter(|&&d| d > 0)
-                .ok_or_else(|| layer.malformed("the head size is dynamic"))?;
-            b.add_constant(
-                &format!("{name}/scale"),
-                Constant::f32s(&[], &[1.0 / (depth as f32).sqrt()]),
-            )
-        }
-    };
+    let scale = attention_scale(layer, query, rest.get(1), b)?;
     let mut perm: Vec<i64> = (0..rank as i64).collect();
     perm.swap(rank - 2, rank - 1);
     let [key_t, scores, scaled, masked] =
@@ -172,26 +171,7 @@ pub fn attention(
         vec![],
     );
     let logits = match rest.first() {
-        Some(mask) => {
-            let boolean = mask
-                .precision
-                .as_deref()
-                .is_some_and(|p| p.eq_ignore_ascii_case("BOOL"));
-            if boolean
-                || b.constant(&mask.name)
-                    .is_some_and(|c| c.element == Element::Boolean)
-            {
-                return Err(layer.malformed("a boolean attention mask is not supported"));
-            }
-            b.node(
-                "Add",
-                &format!("{name}/masked"),
-                vec![scaled, mask.name.clone()],
-                vec![masked.clone()],
-                vec![],
-            );
-            masked
-        }
+        Some(mask) => add_mask(layer, mask, scaled, masked, b)?,
         None => scaled,
     };
     let probs = b.fresh(&format!("{name}/probs"));
@@ -210,4 +190,56 @@ pub fn attention(
         vec![],
     );
     Ok(())
+}
+
+/// The attention's scale: its input when given, else a constant 1/√d of the query's (static) head size d.
+fn attention_scale(
+    layer: &Layer,
+    query: &Input,
+    given: Option<&Input>,
+    b: &mut Builder,
+) -> Result<String, IrError> {
+    Ok(match given {
+        Some(scale) => scale.name.clone(),
+        None => {
+            let depth = *query
+                .dims
+                .last()
+                .filter(|&&d| d > 0)
+                .ok_or_else(|| layer.malformed("the head size is dynamic"))?;
+            b.add_constant(
+                &format!("{}/scale", layer.name),
+                Constant::f32s(&[], &[1.0 / (depth as f32).sqrt()]),
+            )
+        }
+    })
+}
+
+/// `scaled` + `mask` into tensor `masked`, returned; a boolean mask (by its port precision or its constant's
+/// element type) is refused.
+fn add_mask(
+    layer: &Layer,
+    mask: &Input,
+    scaled: String,
+    masked: String,
+    b: &mut Builder,
+) -> Result<String, IrError> {
+    let boolean = mask
+        .precision
+        .as_deref()
+        .is_some_and(|p| p.eq_ignore_ascii_case("BOOL"));
+    if boolean
+        || b.constant(&mask.name)
+            .is_some_and(|c| c.element == Element::Boolean)
+    {
+        return Err(layer.malformed("a boolean attention mask is not supported"));
+    }
+    b.node(
+        "Add",
+        &format!("{}/masked", layer.name),
+        vec![scaled, mask.name.clone()],
+        vec![masked.clone()],
+        vec![],
+    );
+    Ok(masked)
 }

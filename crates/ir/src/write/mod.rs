@@ -10,14 +10,14 @@
 //! Port dimensions are not written: OpenVINO infers them on reading (their precisions are written, which it
 //! requires).
 
-mod ops;
-mod qdq;
+pub(crate) mod tensor;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use aquant_onnx::{ModelProto, NodeProto, TensorProto};
 
+use crate::ops;
 use crate::IrError;
 
 /// A written IR: the `.xml` text and the `.bin` bytes.
@@ -40,7 +40,7 @@ pub fn write_ir(model: &ModelProto) -> Result<WrittenIr, IrError> {
         if w.initializers.contains_key(&name) {
             continue;
         }
-        let (element, dims) = ops::value_type(input)?;
+        let (element, dims) = tensor::value_type(input)?;
         let shape = dims
             .iter()
             .map(|d| d.map_or("?".into(), |d| d.to_string()))
@@ -57,7 +57,7 @@ pub fn write_ir(model: &ModelProto) -> Result<WrittenIr, IrError> {
         w.define(&name, id, 0);
     }
     for node in &graph.node {
-        ops::convert(&mut w, node)?;
+        ops::write_node(&mut w, node)?;
     }
     for output in &graph.output {
         let name = output.name.clone().unwrap_or_default();
@@ -73,8 +73,42 @@ pub fn write_ir(model: &ModelProto) -> Result<WrittenIr, IrError> {
     Ok(w.finish(graph.name.as_deref().unwrap_or("aquant")))
 }
 
-fn unwritable(why: &str) -> IrError {
+pub(crate) fn unwritable(why: &str) -> IrError {
     IrError::Unwritable(why.to_owned())
+}
+
+/// An output port: (layer id, port id).
+pub(crate) type Port = (usize, usize);
+
+/// A Const layer of f32 `values` shaped `dims`.
+pub(crate) fn f32_const(w: &mut Writer, name: &str, dims: &[usize], values: &[f32]) -> Port {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    w.const_layer(name, "f32", dims, &bytes)
+}
+
+/// A Const layer of i64 `values` shaped `[len]` (axes, orders, shapes).
+pub(crate) fn i64_const(w: &mut Writer, name: &str, values: &[i64]) -> Port {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    w.const_layer(name, "i64", &[values.len()], &bytes)
+}
+
+/// A layer with one f32 output named `output`.
+pub(crate) fn single(
+    w: &mut Writer,
+    name: &str,
+    kind: &'static str,
+    data: &[(&'static str, String)],
+    inputs: &[Port],
+    output: &str,
+) {
+    let id = w.layer(
+        name,
+        kind,
+        data,
+        inputs,
+        &[("FP32", Some(output.to_owned()))],
+    );
+    w.define(output, id, 0);
 }
 
 /// The port precision of an IR element type.
@@ -253,7 +287,7 @@ impl<'g> Writer<'g> {
             return Ok(port);
         }
         if let Some(node) = self.pending.get(name).copied() {
-            let port = qdq::dequantized(self, node, None)?;
+            let port = ops::quantize::dequantized(self, node, None)?;
             self.tensors.insert(name.to_owned(), port);
             return Ok(port);
         }
@@ -261,7 +295,7 @@ impl<'g> Writer<'g> {
             .constant(name)
             .ok_or_else(|| unwritable(&format!("tensor '{name}' is produced by nothing")))?
             .clone();
-        let (element, dims, bytes) = ops::tensor_bytes(&tensor)?;
+        let (element, dims, bytes) = tensor::tensor_bytes(&tensor)?;
         let port = self.const_layer(name, element, &dims, &bytes);
         self.tensors.insert(name.to_owned(), port);
         Ok(port)

@@ -1,15 +1,68 @@
-//! Quantization in NNCF's IR form: QDQ pairs on activations as FakeQuantize, dequantized initializers as
-//! int8 Const → Convert → (Subtract) → Multiply.
+//! Quantization in NNCF's IR form: ONNX QuantizeLinear → DequantizeLinear pairs on activations as
+//! FakeQuantize, dequantized initializers as int8 Const → Convert → (Subtract) → Multiply. Write only: the
+//! reader takes FP32 IRs (a FakeQuantize is an unknown op to it).
+//!
+//! A QuantizeLinear writes nothing itself: it is kept until the DequantizeLinear that closes the pair writes
+//! the FakeQuantize, and one feeding anything else is refused. A DequantizeLinear of an initializer is kept
+//! too and written where it is first read ([`stored`], [`crate::write::Writer::source`]), because a grouped
+//! convolution or a bias reads it in another shape.
 
 use aquant_onnx::proto::tensor_proto::DataType;
 use aquant_onnx::{attr, tensor, NodeProto};
 
-use super::ops::{f32_const, onnx_error, single, tensor_bytes, Port};
-use super::{unwritable, Writer};
+use super::{Family, OnnxNode};
+use crate::write::tensor::{onnx_error, tensor_bytes};
+use crate::write::{f32_const, single, unwritable, Port, Writer};
 use crate::IrError;
 
+/// The IR layer types this family reads and the ONNX op types it writes.
+pub const FAMILY: Family = Family {
+    reads: &[],
+    writes: &[
+        ("QuantizeLinear", write_quantize),
+        ("DequantizeLinear", write_dequantize),
+    ],
+};
+
+/// Keeps a QuantizeLinear for the DequantizeLinear that closes its pair; refused when it feeds anything else.
+fn write_quantize<'g>(w: &mut Writer<'g>, n: &OnnxNode<'g>) -> Result<(), IrError> {
+    if let Some(other) = w
+        .consumers(&n.output)
+        .iter()
+        .find(|c| c.op_type.as_deref() != Some("DequantizeLinear"))
+    {
+        return Err(unwritable(&format!(
+            "QuantizeLinear '{}' feeds {} '{}': only QDQ pairs are written",
+            n.name,
+            other.op_type.as_deref().unwrap_or_default(),
+            other.name.as_deref().unwrap_or_default()
+        )));
+    }
+    w.quantized.insert(n.output.clone(), n.node);
+    Ok(())
+}
+
+/// The DequantizeLinear closing a QDQ pair → FakeQuantize; one of an initializer is kept until first read.
+fn write_dequantize<'g>(w: &mut Writer<'g>, n: &OnnxNode<'g>) -> Result<(), IrError> {
+    if let Some(pair) = w.quantized.get(&n.first).copied() {
+        fake_quantize(w, pair, n.node, &n.name, &n.output)?;
+        w.set_rank(
+            &n.output,
+            w.rank(pair.input.first().map_or("", String::as_str)),
+        );
+    } else if w.constant(&n.first).is_some() {
+        w.pending.insert(n.output.clone(), n.node);
+    } else {
+        return Err(unwritable(&format!(
+            "DequantizeLinear '{}' reads neither a QuantizeLinear nor an initializer",
+            n.name
+        )));
+    }
+    Ok(())
+}
+
 /// A per-tensor or per-channel quantity `values` shaped to broadcast along `axis` of a rank-`rank` tensor.
-pub fn broadcast_dims(len: usize, axis: usize, rank: usize) -> Vec<usize> {
+fn broadcast_dims(len: usize, axis: usize, rank: usize) -> Vec<usize> {
     if len == 1 {
         return vec![];
     }
@@ -17,19 +70,19 @@ pub fn broadcast_dims(len: usize, axis: usize, rank: usize) -> Vec<usize> {
 }
 
 /// The quantization parameters of a QuantizeLinear or DequantizeLinear node.
-pub struct Parameters {
+struct Parameters {
     /// Scales (one, or one per channel).
-    pub scales: Vec<f32>,
+    scales: Vec<f32>,
     /// Zero points, as many as scales.
-    pub zeros: Vec<i64>,
+    zeros: Vec<i64>,
     /// The integer range of the zero point's type.
-    pub range: (i64, i64),
+    range: (i64, i64),
     /// The channel axis.
-    pub axis: i64,
+    axis: i64,
 }
 
 /// The [`Parameters`] of `node`, read from its constant inputs.
-pub fn parameters(w: &Writer, node: &NodeProto) -> Result<Parameters, IrError> {
+fn parameters(w: &Writer, node: &NodeProto) -> Result<Parameters, IrError> {
     let name = node.name.as_deref().unwrap_or_default();
     let constant = |i: usize| {
         node.input
@@ -71,7 +124,7 @@ pub fn parameters(w: &Writer, node: &NodeProto) -> Result<Parameters, IrError> {
 
 /// QuantizeLinear → DequantizeLinear on an activation → FakeQuantize with levels 256 and the limits the pair
 /// represents: (q_min − z)·s … (q_max − z)·s, per tensor or per channel.
-pub fn fake_quantize(
+fn fake_quantize(
     w: &mut Writer,
     quantize: &NodeProto,
     dequantize: &NodeProto,
@@ -156,22 +209,7 @@ pub fn dequantized(
             "'{name}': cannot store {original:?} as {target:?}"
         )));
     }
-    let scale_dims = if scales.len() == 1 {
-        vec![]
-    } else if target == original {
-        broadcast_dims(
-            scales.len(),
-            axis.rem_euclid(original.len().max(1) as i64) as usize,
-            original.len(),
-        )
-    } else if target.iter().product::<usize>() == scales.len() {
-        target.clone()
-    } else {
-        let mut d = vec![1; target.len()];
-        d[0] = target[0];
-        d[1] = scales.len() / target[0].max(1);
-        d
-    };
+    let scale_dims = scale_dims(scales.len(), axis, &original, &target);
     let weights = w.const_layer(&source, element, &target, &bytes);
     let output = node.output.first().cloned().unwrap_or_default();
     let convert = w.layer(
@@ -183,35 +221,7 @@ pub fn dequantized(
     );
     let mut value = w.port(convert, 0);
     if zeros.iter().any(|&z| z != 0) {
-        let zero_bytes: Vec<u8> = match element {
-            "i8" | "u8" => zeros.iter().map(|&z| z as u8).collect(),
-            _ => zeros
-                .iter()
-                .flat_map(|&z| (z as i32).to_le_bytes())
-                .collect(),
-        };
-        let zp = w.const_layer(
-            &format!("{output}/zero_point"),
-            element,
-            &scale_dims,
-            &zero_bytes,
-        );
-        let zp_convert = w.layer(
-            &format!("{output}/zero_point/convert"),
-            "Convert",
-            &[("destination_type", "f32".into())],
-            &[zp],
-            &[("FP32", None)],
-        );
-        let zp = w.port(zp_convert, 0);
-        let sub = w.layer(
-            &format!("{output}/subtract"),
-            "Subtract",
-            &[("auto_broadcast", "numpy".into())],
-            &[value, zp],
-            &[("FP32", None)],
-        );
-        value = w.port(sub, 0);
+        value = subtract_zero_point(w, &output, element, &zeros, &scale_dims, value);
     }
     let scale = f32_const(w, &format!("{output}/scale"), &scale_dims, &scales);
     let multiply = w.layer(
@@ -222,6 +232,63 @@ pub fn dequantized(
         &[("FP32", Some(output.clone()))],
     );
     Ok(w.port(multiply, 0))
+}
+
+/// The shape of the scales (and zero points) of a weight of shape `original` stored as `target`: none for one
+/// scale; stored as is, broadcast along the channel `axis`; stored reshaped, the target shape itself when it
+/// has one scale per element, else `[target[0], scales / target[0], 1…]` (a grouped convolution's weights).
+fn scale_dims(scales: usize, axis: i64, original: &[usize], target: &[usize]) -> Vec<usize> {
+    if scales == 1 {
+        vec![]
+    } else if target == original {
+        broadcast_dims(
+            scales,
+            axis.rem_euclid(original.len().max(1) as i64) as usize,
+            original.len(),
+        )
+    } else if target.iter().product::<usize>() == scales {
+        target.to_vec()
+    } else {
+        let mut d = vec![1; target.len()];
+        d[0] = target[0];
+        d[1] = scales / target[0].max(1);
+        d
+    }
+}
+
+/// `value` − the `zeros` (a Const of `element` shaped `dims`, converted to f32), as NNCF writes a zero point.
+fn subtract_zero_point(
+    w: &mut Writer,
+    output: &str,
+    element: &'static str,
+    zeros: &[i64],
+    dims: &[usize],
+    value: Port,
+) -> Port {
+    let zero_bytes: Vec<u8> = match element {
+        "i8" | "u8" => zeros.iter().map(|&z| z as u8).collect(),
+        _ => zeros
+            .iter()
+            .flat_map(|&z| (z as i32).to_le_bytes())
+            .collect(),
+    };
+    let zp = w.const_layer(&format!("{output}/zero_point"), element, dims, &zero_bytes);
+    let zp_convert = w.layer(
+        &format!("{output}/zero_point/convert"),
+        "Convert",
+        &[("destination_type", "f32".into())],
+        &[zp],
+        &[("FP32", None)],
+    );
+    let zp = w.port(zp_convert, 0);
+    let sub = w.layer(
+        &format!("{output}/subtract"),
+        "Subtract",
+        &[("auto_broadcast", "numpy".into())],
+        &[value, zp],
+        &[("FP32", None)],
+    );
+    w.port(sub, 0)
 }
 
 /// A weight or bias input stored in shape `dims`: a dequantized initializer, or an FP32 initializer (a

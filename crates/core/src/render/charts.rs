@@ -5,7 +5,8 @@
 //! size `s` at about `s / 1.24` px: the sizes below are chosen for 12–18 px text. Every chart uses the
 //! palette of [`palette`] so a colour means one thing throughout the report.
 
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
+use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -115,18 +116,35 @@ pub fn short_label(label: &str) -> String {
     }
 }
 
+/// The legend box of the labelled series, top right, as every chart draws it.
+fn draw_legend<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(0xcb, 0xd5, 0xe0))
+        .label_font((FONT, 15))
+        .draw()
+        .map_err(drawing)
+}
+
 /// `lo..hi` widened by a margin, never empty.
 fn padded(lo: f64, hi: f64, margin: f64) -> (f64, f64) {
     let span = (hi - lo).abs().max(hi.abs().max(lo.abs()) * 1e-3).max(1e-9);
     (lo - span * margin, hi + span * margin)
 }
 
+/// A bar chart's drawing area: values across, one segment per row up.
+type BarPlot<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, SegmentedCoord<RangedCoordi32>>>;
+
 impl BarChart<'_> {
     /// The chart as an SVG document.
     pub fn svg(&self) -> Result<String> {
         // Empty rows above the bars hold the legend, so it never hides a bar.
-        let bars = self.bars.len() as i32;
-        let rows = bars + self.legend_entries() as i32 + 1;
+        let rows = self.bars.len() as i32 + self.legend_entries() as i32 + 1;
         let height = 110 + ROW * rows as u32;
         let longest = self
             .bars
@@ -147,87 +165,115 @@ impl BarChart<'_> {
                 .y_label_area_size((14.0 + 7.0 * longest as f64) as u32)
                 .build_cartesian_2d(lo..hi, (0..rows).into_segmented())
                 .map_err(drawing)?;
-            let label = |v: &SegmentValue<i32>| match v {
-                SegmentValue::CenterOf(y) => self
-                    .bars
-                    .get((bars - 1 - y) as usize)
-                    .map_or(String::new(), |b| b.label.clone()),
-                _ => String::new(),
-            };
-            chart
-                .configure_mesh()
-                .disable_y_mesh()
-                .y_labels(rows as usize)
-                .y_label_formatter(&label)
-                .x_desc(self.x_desc)
-                .label_style((FONT, 15))
-                .axis_desc_style((FONT, 16))
-                .bold_line_style(GRID)
-                .light_line_style(TRANSPARENT)
-                .draw()
-                .map_err(drawing)?;
-            let row = |i: usize| bars - 1 - i as i32;
-            chart
-                .draw_series(self.bars.iter().enumerate().map(|(i, bar)| {
-                    let (y0, y1) = (SegmentValue::Exact(row(i)), SegmentValue::Exact(row(i) + 1));
-                    let mut rect = Rectangle::new(
-                        [(self.origin.max(lo), y0), (bar.value, y1)],
-                        style(bar.kind),
-                    );
-                    rect.set_margin(2, 2, 0, 0);
-                    rect
-                }))
-                .map_err(drawing)?;
-            let note_style = TextStyle::from((FONT, 14).into_font())
-                .color(&RGBColor(0x4a, 0x55, 0x68))
-                .pos(Pos::new(HPos::Left, VPos::Center));
-            chart
-                .draw_series(self.bars.iter().enumerate().map(|(i, bar)| {
-                    let at = (bar.value, SegmentValue::CenterOf(row(i)));
-                    Text::new(format!(" {}", bar.note), at, note_style.clone())
-                }))
-                .map_err(drawing)?;
-            if let Some((x, text)) = &self.line {
-                let ends = vec![
-                    (*x, SegmentValue::Exact(0)),
-                    (*x, SegmentValue::Exact(rows)),
-                ];
-                chart
-                    .draw_series(std::iter::once(DashedPathElement::new(
-                        ends,
-                        6,
-                        4,
-                        palette::ALERT.stroke_width(2),
-                    )))
-                    .map_err(drawing)?
-                    .label(text.as_str())
-                    .legend(|(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], palette::ALERT.stroke_width(2))
-                    });
-            }
-            for (kind, text) in &self.legend {
-                if self.bars.iter().any(|b| b.kind == *kind) {
-                    let swatch = style(*kind);
-                    chart
-                        .draw_series(std::iter::empty::<Rectangle<(f64, SegmentValue<i32>)>>())
-                        .map_err(drawing)?
-                        .label(*text)
-                        .legend(move |(x, y)| {
-                            Rectangle::new([(x, y - 5), (x + 18, y + 5)], swatch)
-                        });
-                }
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.9))
-                .border_style(RGBColor(0xcb, 0xd5, 0xe0))
-                .label_font((FONT, 15))
-                .draw()
-                .map_err(drawing)?;
+            self.draw_mesh(&mut chart, rows)?;
+            self.draw_bars(&mut chart, lo)?;
+            self.draw_notes(&mut chart)?;
+            self.draw_line(&mut chart, rows)?;
+            self.draw_legend_entries(&mut chart)?;
+            draw_legend(&mut chart)?;
             root.present().map_err(drawing)?;
         }
         Ok(svg)
+    }
+
+    /// The row of bar `i`, counted from the bottom: the first bar is drawn at the top.
+    fn row(&self, i: usize) -> i32 {
+        self.bars.len() as i32 - 1 - i as i32
+    }
+
+    /// The axes, the bars' labels and the grid.
+    fn draw_mesh(&self, chart: &mut BarPlot, rows: i32) -> Result<()> {
+        let bars = self.bars.len() as i32;
+        let label = |v: &SegmentValue<i32>| match v {
+            SegmentValue::CenterOf(y) => self
+                .bars
+                .get((bars - 1 - y) as usize)
+                .map_or(String::new(), |b| b.label.clone()),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(rows as usize)
+            .y_label_formatter(&label)
+            .x_desc(self.x_desc)
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .draw()
+            .map_err(drawing)
+    }
+
+    /// One bar per row, from the origin (or the axis's left end, when the origin lies left of it).
+    fn draw_bars(&self, chart: &mut BarPlot, lo: f64) -> Result<()> {
+        chart
+            .draw_series(self.bars.iter().enumerate().map(|(i, bar)| {
+                let (y0, y1) = (
+                    SegmentValue::Exact(self.row(i)),
+                    SegmentValue::Exact(self.row(i) + 1),
+                );
+                let mut rect = Rectangle::new(
+                    [(self.origin.max(lo), y0), (bar.value, y1)],
+                    style(bar.kind),
+                );
+                rect.set_margin(2, 2, 0, 0);
+                rect
+            }))
+            .map_err(drawing)?;
+        Ok(())
+    }
+
+    /// Each bar's note, after its end.
+    fn draw_notes(&self, chart: &mut BarPlot) -> Result<()> {
+        let note_style = TextStyle::from((FONT, 14).into_font())
+            .color(&RGBColor(0x4a, 0x55, 0x68))
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        chart
+            .draw_series(self.bars.iter().enumerate().map(|(i, bar)| {
+                let at = (bar.value, SegmentValue::CenterOf(self.row(i)));
+                Text::new(format!(" {}", bar.note), at, note_style.clone())
+            }))
+            .map_err(drawing)?;
+        Ok(())
+    }
+
+    /// The reference line across every row, and its legend entry, when there is one.
+    fn draw_line(&self, chart: &mut BarPlot, rows: i32) -> Result<()> {
+        if let Some((x, text)) = &self.line {
+            let ends = vec![
+                (*x, SegmentValue::Exact(0)),
+                (*x, SegmentValue::Exact(rows)),
+            ];
+            chart
+                .draw_series(std::iter::once(DashedPathElement::new(
+                    ends,
+                    6,
+                    4,
+                    palette::ALERT.stroke_width(2),
+                )))
+                .map_err(drawing)?
+                .label(text.as_str())
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], palette::ALERT.stroke_width(2))
+                });
+        }
+        Ok(())
+    }
+
+    /// A legend entry for each kind some bar has: an empty series carries its label and swatch.
+    fn draw_legend_entries(&self, chart: &mut BarPlot) -> Result<()> {
+        for (kind, text) in &self.legend {
+            if self.bars.iter().any(|b| b.kind == *kind) {
+                let swatch = style(*kind);
+                chart
+                    .draw_series(std::iter::empty::<Rectangle<(f64, SegmentValue<i32>)>>())
+                    .map_err(drawing)?
+                    .label(*text)
+                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], swatch));
+            }
+        }
+        Ok(())
     }
 
     /// Entries the legend shows: the line's and those of kinds some bar has.

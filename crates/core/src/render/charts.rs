@@ -11,7 +11,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::view::ReportView;
+use super::view::{MetricView, ReportView};
 use crate::error::{Error, Result};
 
 /// The report's colours: each means one thing in every chart.
@@ -319,59 +319,106 @@ pub fn step_chart(view: &ReportView) -> Result<Option<String>> {
     let Some(start) = view.metric(first.metric_name.as_deref()) else {
         return Ok(None);
     };
-    let allowed_at = |name: Option<&str>| {
-        view.metric(name)
-            .map_or(start.allowed_drop, |m| m.allowed_drop)
-    };
-    let n = view.steps.len() as f64;
-    let drops = view
-        .steps
-        .iter()
-        .map(|s| s.drop)
-        .chain([start.quantized_drop(), 0.0]);
-    let limits = view
-        .steps
-        .iter()
-        .map(|s| allowed_at(s.metric_name.as_deref()));
-    let all = drops.chain(limits).chain([start.allowed_drop]);
-    let (min, max) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let (lo, hi) = padded(min, max, 0.12);
-    let d = view.decimals(&start.name);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, 380)).into_drawing_area();
-        root.fill(&WHITE).map_err(drawing)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Drop after each revert step", (FONT, 22))
-            .margin(12)
-            .margin_right(40)
-            .x_label_area_size(44)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-0.5..n + 0.5, lo..hi)
-            .map_err(drawing)?;
+    StepChart { view, start }.svg().map(Some)
+}
+
+/// The step chart's drawing area: revert steps across, drops up.
+type StepPlot<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The revert steps of a report, drawn against the controlled metric of the first.
+struct StepChart<'a> {
+    view: &'a ReportView,
+    /// The first step's controlled metric: the fully quantized model's drop and the allowed drop at step 0.
+    start: &'a MetricView,
+}
+
+impl StepChart<'_> {
+    /// The chart as an SVG document.
+    fn svg(&self) -> Result<String> {
+        let n = self.view.steps.len() as f64;
+        let (lo, hi) = self.drop_range();
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (WIDTH, 380)).into_drawing_area();
+            root.fill(&WHITE).map_err(drawing)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption("Drop after each revert step", (FONT, 22))
+                .margin(12)
+                .margin_right(40)
+                .x_label_area_size(44)
+                .y_label_area_size(70)
+                .build_cartesian_2d(-0.5..n + 0.5, lo..hi)
+                .map_err(drawing)?;
+            self.draw_mesh(&mut chart)?;
+            self.draw_allowed_drop(&mut chart)?;
+            self.draw_kept_drop(&mut chart)?;
+            self.draw_kept_steps(&mut chart)?;
+            self.draw_rolled_back_steps(&mut chart)?;
+            self.draw_groups(&mut chart, hi - lo)?;
+            draw_legend(&mut chart)?;
+            root.present().map_err(drawing)?;
+        }
+        Ok(svg)
+    }
+
+    /// The allowed drop of the metric named `name` (the first step's when the report has no such metric).
+    fn allowed_at(&self, name: Option<&str>) -> f64 {
+        self.view
+            .metric(name)
+            .map_or(self.start.allowed_drop, |m| m.allowed_drop)
+    }
+
+    /// The y axis: every drop and allowed drop drawn, and zero, with a margin.
+    fn drop_range(&self) -> (f64, f64) {
+        let drops = self
+            .view
+            .steps
+            .iter()
+            .map(|s| s.drop)
+            .chain([self.start.quantized_drop(), 0.0]);
+        let limits = self
+            .view
+            .steps
+            .iter()
+            .map(|s| self.allowed_at(s.metric_name.as_deref()));
+        let all = drops.chain(limits).chain([self.start.allowed_drop]);
+        let (min, max) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        padded(min, max, 0.12)
+    }
+
+    /// The axes, labelled with step numbers and drops, and the grid.
+    fn draw_mesh(&self, chart: &mut StepPlot) -> Result<()> {
+        let d = self.view.decimals(&self.start.name);
         let integer = |v: &f64| match (v - v.round()).abs() < 1e-6 && *v >= 0.0 {
             true => format!("{}", v.round() as i64),
             false => String::new(),
         };
         chart
             .configure_mesh()
-            .x_labels((view.steps.len() + 2).min(40))
+            .x_labels((self.view.steps.len() + 2).min(40))
             .x_label_formatter(&integer)
             .y_label_formatter(&|v| format!("{v:.d$}"))
             .x_desc("revert step (0: every op quantized)")
-            .y_desc(format!("drop of {}", step_metrics(view)))
+            .y_desc(format!("drop of {}", step_metrics(self.view)))
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 16))
             .bold_line_style(GRID)
             .light_line_style(TRANSPARENT)
             .draw()
-            .map_err(drawing)?;
-        // The allowed drop of each step's controlled metric, as a step function.
-        let mut limit = vec![(-0.5, start.allowed_drop), (0.5, start.allowed_drop)];
-        for (i, step) in view.steps.iter().enumerate() {
-            let allowed = allowed_at(step.metric_name.as_deref());
+            .map_err(drawing)
+    }
+
+    /// The allowed drop of each step's controlled metric, as a step function.
+    fn draw_allowed_drop(&self, chart: &mut StepPlot) -> Result<()> {
+        let mut limit = vec![
+            (-0.5, self.start.allowed_drop),
+            (0.5, self.start.allowed_drop),
+        ];
+        for (i, step) in self.view.steps.iter().enumerate() {
+            let allowed = self.allowed_at(step.metric_name.as_deref());
             limit.extend([(i as f64 + 0.5, allowed), (i as f64 + 1.5, allowed)]);
         }
         chart
@@ -386,10 +433,14 @@ pub fn step_chart(view: &ReportView) -> Result<Option<String>> {
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], palette::ALERT.stroke_width(2))
             });
-        // The current model's drop: a rolled-back step leaves it where it was.
-        let mut current = start.quantized_drop();
+        Ok(())
+    }
+
+    /// The current model's drop: a rolled-back step leaves it where it was.
+    fn draw_kept_drop(&self, chart: &mut StepPlot) -> Result<()> {
+        let mut current = self.start.quantized_drop();
         let mut path = vec![(0.0, current)];
-        for (i, step) in view.steps.iter().enumerate() {
+        for (i, step) in self.view.steps.iter().enumerate() {
             if step.kept {
                 current = step.drop;
             }
@@ -405,11 +456,16 @@ pub fn step_chart(view: &ReportView) -> Result<Option<String>> {
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], palette::INT8.stroke_width(2))
             });
-        let kept = view.steps.iter().enumerate().filter(|(_, s)| s.kept);
+        Ok(())
+    }
+
+    /// A dot at the fully quantized model's drop, and one at each kept step's.
+    fn draw_kept_steps(&self, chart: &mut StepPlot) -> Result<()> {
+        let kept = self.view.steps.iter().enumerate().filter(|(_, s)| s.kept);
         chart
             .draw_series(
                 std::iter::once(Circle::new(
-                    (0.0, start.quantized_drop()),
+                    (0.0, self.start.quantized_drop()),
                     5,
                     palette::INT8.filled(),
                 ))
@@ -420,7 +476,13 @@ pub fn step_chart(view: &ReportView) -> Result<Option<String>> {
             .map_err(drawing)?
             .label("step kept (group reverted)")
             .legend(|(x, y)| Circle::new((x + 9, y), 5, palette::REVERTED.filled()));
-        let rolled_back: Vec<_> = view
+        Ok(())
+    }
+
+    /// A cross at each rolled-back step's drop; no legend entry when no step was rolled back.
+    fn draw_rolled_back_steps(&self, chart: &mut StepPlot) -> Result<()> {
+        let rolled_back: Vec<_> = self
+            .view
             .steps
             .iter()
             .enumerate()
@@ -435,30 +497,22 @@ pub fn step_chart(view: &ReportView) -> Result<Option<String>> {
                 .label("step rolled back (drop grew)")
                 .legend(|(x, y)| Cross::new((x + 9, y), 5, palette::ALERT.stroke_width(3)));
         }
+        Ok(())
+    }
+
+    /// Each step's group, written just above its drop (`span` is the y axis's length).
+    fn draw_groups(&self, chart: &mut StepPlot, span: f64) -> Result<()> {
         let note = TextStyle::from((FONT, 15).into_font())
             .color(&RGBColor(0x2d, 0x37, 0x48))
             .pos(Pos::new(HPos::Center, VPos::Bottom));
         chart
-            .draw_series(view.steps.iter().enumerate().map(|(i, s)| {
+            .draw_series(self.view.steps.iter().enumerate().map(|(i, s)| {
                 let text = format!("group {}", s.group);
-                Text::new(
-                    text,
-                    (i as f64 + 1.0, s.drop + (hi - lo) * 0.03),
-                    note.clone(),
-                )
+                Text::new(text, (i as f64 + 1.0, s.drop + span * 0.03), note.clone())
             }))
             .map_err(drawing)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(0xcb, 0xd5, 0xe0))
-            .label_font((FONT, 15))
-            .draw()
-            .map_err(drawing)?;
-        root.present().map_err(drawing)?;
+        Ok(())
     }
-    Ok(Some(svg))
 }
 
 /// The metrics the steps control, for the axis: "top1", or "nmse / top1".

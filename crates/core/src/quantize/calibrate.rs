@@ -108,40 +108,10 @@ pub fn calibrate(
     if indices.is_empty() {
         return Err(Error::data("the calibration dataset is empty"));
     }
-    let tensors: Vec<String> = placement
-        .activations
-        .iter()
-        .map(|a| a.tensor.clone())
-        .collect();
-    let mean_tensors: Vec<String> = placement
-        .nodes
-        .iter()
-        .filter(|n| n.bias.is_some() && params.fast_bias_correction)
-        .filter_map(|n| n.activations.first().map(|(_, t)| t.clone()))
-        .collect();
-    let estimator = params
-        .activations
-        .range_estimator
-        .unwrap_or_else(|| RangeEstimator::default_activations(params.activation_mode()));
-    let mut stats: Vec<TensorStats> = tensors
-        .iter()
-        .map(|_| TensorStats::new(estimator))
-        .collect();
-    let mut means: Vec<Option<RunningMean>> = tensors
-        .iter()
-        .map(|t| {
-            mean_tensors.contains(t).then_some(RunningMean {
-                sum: None,
-                count: 0,
-                consistent: true,
-            })
-        })
-        .collect();
-
-    let output_count = graph.outputs().len();
-    let mut kept_outputs: Option<Vec<(Vec<Tensor>, Annotation)>> = Some(Vec::new());
-    let mut kept_bytes = 0usize;
-    let session = backend.prepare(graph.model(), &tensors)?;
+    let model_outputs = graph.outputs().len();
+    let mut observers = Observers::new(placement, params, model_outputs);
+    let mut kept = KeptOutputs::new(model_outputs);
+    let session = backend.prepare(graph.model(), &observers.tensors)?;
     let binding = InputBinding::new(graph)?;
     progress.start("calibrating", indices.len() as u64);
     let result = run_batches(
@@ -152,61 +122,154 @@ pub fn calibrate(
         batch_size,
         progress,
         |_, outputs, annotations| {
-            if let Some(kept) = &mut kept_outputs {
-                let batch = annotations.len();
-                kept_bytes += outputs[..output_count]
-                    .iter()
-                    .map(|t| t.shape().iter().product::<usize>() * 4)
-                    .sum::<usize>();
-                if kept_bytes > KEPT_OUTPUTS_BYTES {
-                    kept_outputs = None;
-                } else {
-                    for (row, annotation) in (0..batch).zip(annotations) {
-                        let sample = outputs[..output_count].iter().map(|t| t.row(row)).collect();
-                        kept.push((sample, annotation));
-                    }
-                }
-            }
-            // Reducing a batch is independent per tensor: spread it over the cores.
-            stats
-                .par_iter_mut()
-                .zip(means.par_iter_mut())
-                .zip(outputs.par_iter().skip(output_count))
-                .zip(tensors.par_iter())
-                .try_for_each(|(((stat, mean), output), name)| {
-                    let data = output.as_f32(name)?;
-                    stat.observe(data.view())
-                        .map_err(|e| Error::data(format!("calibration of tensor '{name}': {e}")))?;
-                    if let Some(mean) = mean {
-                        mean.add(data);
-                    }
-                    Ok::<(), Error>(())
-                })?;
+            kept.keep(&outputs, annotations);
+            observers.observe(&outputs)?;
             Ok(Flow::Continue)
         },
     );
     progress.finish();
     result?;
 
-    let mut ranges = BTreeMap::new();
-    for (tensor, stat) in tensors.iter().zip(&stats) {
-        let (min, max) = stat
-            .finish()
-            .map_err(|e| Error::data(format!("calibration of tensor '{tensor}': {e}")))?;
-        ranges.insert(tensor.clone(), (min, max));
-    }
-    let mean_inputs = tensors
-        .iter()
-        .zip(means)
-        .filter_map(|(t, m)| m.and_then(RunningMean::finish).map(|a| (t.clone(), a)))
-        .collect();
     Ok(CalibrationStats {
-        ranges,
-        mean_inputs,
+        ranges: observers.ranges()?,
+        mean_inputs: observers.mean_inputs(),
         samples: indices.len(),
-        fp32_outputs: kept_outputs.map(|kept| (indices.clone(), kept)),
+        fp32_outputs: kept.samples.map(|kept| (indices.clone(), kept)),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The tensors calibration observes, each with its range estimator and, for the input of a layer whose bias
+/// fast bias correction corrects, its running mean.
+struct Observers {
+    /// The quantized tensors, in placement order: the session outputs them after the model's own outputs.
+    tensors: Vec<String>,
+    stats: Vec<TensorStats>,
+    means: Vec<Option<RunningMean>>,
+    /// The model's own outputs, which come first among the session's outputs.
+    model_outputs: usize,
+}
+
+impl Observers {
+    /// An observer for every activation quantizer of `placement`, with the range estimator `params` ask for.
+    fn new(placement: &Placement, params: &QuantizationParams, model_outputs: usize) -> Observers {
+        let tensors: Vec<String> = placement
+            .activations
+            .iter()
+            .map(|a| a.tensor.clone())
+            .collect();
+        let mean_tensors: Vec<String> = placement
+            .nodes
+            .iter()
+            .filter(|n| n.bias.is_some() && params.fast_bias_correction)
+            .filter_map(|n| n.activations.first().map(|(_, t)| t.clone()))
+            .collect();
+        let estimator = params
+            .activations
+            .range_estimator
+            .unwrap_or_else(|| RangeEstimator::default_activations(params.activation_mode()));
+        let stats: Vec<TensorStats> = tensors
+            .iter()
+            .map(|_| TensorStats::new(estimator))
+            .collect();
+        let means: Vec<Option<RunningMean>> = tensors
+            .iter()
+            .map(|t| {
+                mean_tensors.contains(t).then_some(RunningMean {
+                    sum: None,
+                    count: 0,
+                    consistent: true,
+                })
+            })
+            .collect();
+        Observers {
+            tensors,
+            stats,
+            means,
+            model_outputs,
+        }
+    }
+
+    /// Adds one batch of the session's outputs to the statistics of the tensors after the model's outputs.
+    fn observe(&mut self, outputs: &[Tensor]) -> Result<()> {
+        // Reducing a batch is independent per tensor: spread it over the cores.
+        self.stats
+            .par_iter_mut()
+            .zip(self.means.par_iter_mut())
+            .zip(outputs.par_iter().skip(self.model_outputs))
+            .zip(self.tensors.par_iter())
+            .try_for_each(|(((stat, mean), output), name)| {
+                let data = output.as_f32(name)?;
+                stat.observe(data.view())
+                    .map_err(|e| Error::data(format!("calibration of tensor '{name}': {e}")))?;
+                if let Some(mean) = mean {
+                    mean.add(data);
+                }
+                Ok::<(), Error>(())
+            })
+    }
+
+    /// Each tensor's estimated range.
+    fn ranges(&self) -> Result<BTreeMap<String, (f32, f32)>> {
+        let mut ranges = BTreeMap::new();
+        for (tensor, stat) in self.tensors.iter().zip(&self.stats) {
+            let (min, max) = stat
+                .finish()
+                .map_err(|e| Error::data(format!("calibration of tensor '{tensor}': {e}")))?;
+            ranges.insert(tensor.clone(), (min, max));
+        }
+        Ok(ranges)
+    }
+
+    /// The mean input of each layer with a bias, where the inputs' shape allows one.
+    fn mean_inputs(self) -> HashMap<String, ArrayD<f32>> {
+        self.tensors
+            .iter()
+            .zip(self.means)
+            .filter_map(|(t, m)| m.and_then(RunningMean::finish).map(|a| (t.clone(), a)))
+            .collect()
+    }
+}
+
+/// The FP32 model's outputs and annotations of the samples seen so far, until they outgrow
+/// [`KEPT_OUTPUTS_BYTES`] (then none are kept).
+struct KeptOutputs {
+    samples: Option<Vec<(Vec<Tensor>, Annotation)>>,
+    bytes: usize,
+    /// The model's own outputs, which come first among the session's outputs.
+    model_outputs: usize,
+}
+
+impl KeptOutputs {
+    fn new(model_outputs: usize) -> KeptOutputs {
+        KeptOutputs {
+            samples: Some(Vec::new()),
+            bytes: 0,
+            model_outputs,
+        }
+    }
+
+    /// Keeps one batch's model outputs, split per sample, with their annotations.
+    fn keep(&mut self, outputs: &[Tensor], annotations: Vec<Annotation>) {
+        if let Some(kept) = &mut self.samples {
+            let batch = annotations.len();
+            self.bytes += outputs[..self.model_outputs]
+                .iter()
+                .map(|t| t.shape().iter().product::<usize>() * 4)
+                .sum::<usize>();
+            if self.bytes > KEPT_OUTPUTS_BYTES {
+                self.samples = None;
+            } else {
+                for (row, annotation) in (0..batch).zip(annotations) {
+                    let sample = outputs[..self.model_outputs]
+                        .iter()
+                        .map(|t| t.row(row))
+                        .collect();
+                    kept.push((sample, annotation));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -90,13 +90,7 @@ pub fn quantize(
 ) -> Result<(QuantizedModel, QuantizationSummary)> {
     params.validate()?;
     let graph = Graph::new(with_opset_for(params, model)?)?;
-    let placement = place(&graph, params)?;
-    if placement.nodes.is_empty() {
-        return Err(Error::InvalidModel(
-            "nothing to quantize: no Conv, ConvTranspose, Gemm or MatMul with constant weights outside the ignored scope"
-                .into(),
-        ));
-    }
+    let placement = place_some(&graph, params)?;
     let mut stats = calibrate::calibrate(
         backend,
         &graph,
@@ -106,67 +100,139 @@ pub fn quantize(
         batch_size,
         progress,
     )?;
-    let activations = activation_params(&placement, &stats, params)?;
-    let mut weights = weight_params(&graph, &placement, params)?;
+    let mut draft = Draft::fit(graph, placement, &stats, params)?;
     let fix = params.effective_overflow_fix();
     let saturation = if fix == OverflowFix::Auto {
-        // Decide from the full-range model, on the calibration samples (before bias correction, which the
-        // halving changes: it must see the final weights).
-        let full = QuantizedModel::new(
-            graph.clone(),
-            placement.clone(),
-            activations.clone(),
-            weights.clone(),
-            BTreeMap::new(),
-        )?;
-        Some(crate::saturation::analyze(
-            &full,
-            backend,
-            calibration,
-            AUTO_SAMPLES.min(stats.samples),
-            batch_size,
-        )?)
+        let samples = AUTO_SAMPLES.min(stats.samples);
+        Some(draft.saturation(backend, calibration, samples, batch_size)?)
     } else {
         None
     };
-    let at_risk = saturation
-        .as_ref()
-        .map(|s| s.at_risk_names())
-        .unwrap_or_default();
-    let halved = overflow::halved_layers(&graph, &placement, fix, &at_risk);
-    for name in &halved {
-        if let Some(p) = weights.get_mut(name) {
-            *p = crate::quant::half_range(p);
-        }
-    }
+    let halved = draft.halve_weights(fix, saturation.as_ref());
     let start = Instant::now();
     let biases = if params.fast_bias_correction {
-        bias::fast_bias_correction(
-            backend,
-            &graph,
-            &placement,
-            &activations,
-            &weights,
-            &stats.mean_inputs,
-        )?
+        draft.corrected_biases(backend, &stats)?
     } else {
         BTreeMap::new()
     };
     let summary = QuantizationSummary {
-        quantized_ops: placement.nodes.len(),
-        activation_quantizers: placement.activations.len(),
+        quantized_ops: draft.placement.nodes.len(),
+        activation_quantizers: draft.placement.activations.len(),
         corrected_biases: biases.len(),
         calibration_samples: stats.samples,
         calibration_seconds: stats.seconds,
         bias_correction_seconds: start.elapsed().as_secs_f64(),
         overflow_fix: fix,
-        half_range_layers: in_graph_order(&placement, &halved),
+        half_range_layers: in_graph_order(&draft.placement, &halved),
         saturation,
         fp32_outputs: stats.fp32_outputs.take(),
     };
-    let model = QuantizedModel::new(graph, placement, activations, weights, biases)?
-        .deployed_on(params.deploy_engine());
+    let model = draft.finish(biases)?.deployed_on(params.deploy_engine());
     Ok((model, summary))
+}
+
+/// Where the quantizers of `graph` go; an error when there is no op to quantize (the run would change nothing).
+fn place_some(graph: &Graph, params: &QuantizationParams) -> Result<Placement> {
+    let placement = place(graph, params)?;
+    if placement.nodes.is_empty() {
+        return Err(Error::InvalidModel(
+            "nothing to quantize: no Conv, ConvTranspose, Gemm or MatMul with constant weights outside the ignored scope"
+                .into(),
+        ));
+    }
+    Ok(placement)
+}
+
+/// The model being quantized: the FP32 graph, where its quantizers go, and their parameters so far (the
+/// biases, corrected last, are added by [`Draft::finish`]).
+struct Draft {
+    graph: Graph,
+    placement: Placement,
+    activations: BTreeMap<String, Quantizer>,
+    weights: BTreeMap<String, Quantizer>,
+}
+
+impl Draft {
+    /// The quantizers' parameters fitted to the calibrated ranges and to the weights, full range.
+    fn fit(
+        graph: Graph,
+        placement: Placement,
+        stats: &CalibrationStats,
+        params: &QuantizationParams,
+    ) -> Result<Draft> {
+        let activations = activation_params(&placement, stats, params)?;
+        let weights = weight_params(&graph, &placement, params)?;
+        Ok(Draft {
+            graph,
+            placement,
+            activations,
+            weights,
+        })
+    }
+
+    /// The saturation analysis `overflow_fix: auto` decides with, on the first `samples` calibration samples.
+    fn saturation(
+        &self,
+        backend: &dyn Backend,
+        calibration: &dyn Dataset,
+        samples: usize,
+        batch_size: usize,
+    ) -> Result<crate::saturation::SaturationReport> {
+        // Decide from the full-range model, on the calibration samples (before bias correction, which the
+        // halving changes: it must see the final weights).
+        let full = QuantizedModel::new(
+            self.graph.clone(),
+            self.placement.clone(),
+            self.activations.clone(),
+            self.weights.clone(),
+            BTreeMap::new(),
+        )?;
+        crate::saturation::analyze(&full, backend, calibration, samples, batch_size)
+    }
+
+    /// Halves the weight range of the layers `fix` picks (with `auto`, those `saturation` found at risk);
+    /// returns their names.
+    fn halve_weights(
+        &mut self,
+        fix: OverflowFix,
+        saturation: Option<&crate::saturation::SaturationReport>,
+    ) -> BTreeSet<String> {
+        let at_risk = saturation.map(|s| s.at_risk_names()).unwrap_or_default();
+        let halved = overflow::halved_layers(&self.graph, &self.placement, fix, &at_risk);
+        for name in &halved {
+            if let Some(p) = self.weights.get_mut(name) {
+                *p = crate::quant::half_range(p);
+            }
+        }
+        halved
+    }
+
+    /// Fast bias correction's new biases, from the mean inputs calibration collected.
+    fn corrected_biases(
+        &self,
+        backend: &dyn Backend,
+        stats: &CalibrationStats,
+    ) -> Result<BTreeMap<String, Vec<f32>>> {
+        bias::fast_bias_correction(
+            backend,
+            &self.graph,
+            &self.placement,
+            &self.activations,
+            &self.weights,
+            &stats.mean_inputs,
+        )
+    }
+
+    /// The quantized model, with the corrected `biases`.
+    fn finish(self, biases: BTreeMap<String, Vec<f32>>) -> Result<QuantizedModel> {
+        QuantizedModel::new(
+            self.graph,
+            self.placement,
+            self.activations,
+            self.weights,
+            biases,
+        )
+    }
 }
 
 /// The quantized model of `model` with parameters calibrated earlier (placement is recomputed: it depends

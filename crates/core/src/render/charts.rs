@@ -5,12 +5,13 @@
 //! size `s` at about `s / 1.24` px: the sizes below are chosen for 12–18 px text. Every chart uses the
 //! palette of [`palette`] so a colour means one thing throughout the report.
 
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
+use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::view::ReportView;
+use super::view::{MetricView, ReportView};
 use crate::error::{Error, Result};
 
 /// The report's colours: each means one thing in every chart.
@@ -115,18 +116,35 @@ pub fn short_label(label: &str) -> String {
     }
 }
 
+/// The legend box of the labelled series, top right, as every chart draws it.
+fn draw_legend<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(0xcb, 0xd5, 0xe0))
+        .label_font((FONT, 15))
+        .draw()
+        .map_err(drawing)
+}
+
 /// `lo..hi` widened by a margin, never empty.
 fn padded(lo: f64, hi: f64, margin: f64) -> (f64, f64) {
     let span = (hi - lo).abs().max(hi.abs().max(lo.abs()) * 1e-3).max(1e-9);
     (lo - span * margin, hi + span * margin)
 }
 
+/// A bar chart's drawing area: values across, one segment per row up.
+type BarPlot<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, SegmentedCoord<RangedCoordi32>>>;
+
 impl BarChart<'_> {
     /// The chart as an SVG document.
     pub fn svg(&self) -> Result<String> {
         // Empty rows above the bars hold the legend, so it never hides a bar.
-        let bars = self.bars.len() as i32;
-        let rows = bars + self.legend_entries() as i32 + 1;
+        let rows = self.bars.len() as i32 + self.legend_entries() as i32 + 1;
         let height = 110 + ROW * rows as u32;
         let longest = self
             .bars
@@ -147,87 +165,115 @@ impl BarChart<'_> {
                 .y_label_area_size((14.0 + 7.0 * longest as f64) as u32)
                 .build_cartesian_2d(lo..hi, (0..rows).into_segmented())
                 .map_err(drawing)?;
-            let label = |v: &SegmentValue<i32>| match v {
-                SegmentValue::CenterOf(y) => self
-                    .bars
-                    .get((bars - 1 - y) as usize)
-                    .map_or(String::new(), |b| b.label.clone()),
-                _ => String::new(),
-            };
-            chart
-                .configure_mesh()
-                .disable_y_mesh()
-                .y_labels(rows as usize)
-                .y_label_formatter(&label)
-                .x_desc(self.x_desc)
-                .label_style((FONT, 15))
-                .axis_desc_style((FONT, 16))
-                .bold_line_style(GRID)
-                .light_line_style(TRANSPARENT)
-                .draw()
-                .map_err(drawing)?;
-            let row = |i: usize| bars - 1 - i as i32;
-            chart
-                .draw_series(self.bars.iter().enumerate().map(|(i, bar)| {
-                    let (y0, y1) = (SegmentValue::Exact(row(i)), SegmentValue::Exact(row(i) + 1));
-                    let mut rect = Rectangle::new(
-                        [(self.origin.max(lo), y0), (bar.value, y1)],
-                        style(bar.kind),
-                    );
-                    rect.set_margin(2, 2, 0, 0);
-                    rect
-                }))
-                .map_err(drawing)?;
-            let note_style = TextStyle::from((FONT, 14).into_font())
-                .color(&RGBColor(0x4a, 0x55, 0x68))
-                .pos(Pos::new(HPos::Left, VPos::Center));
-            chart
-                .draw_series(self.bars.iter().enumerate().map(|(i, bar)| {
-                    let at = (bar.value, SegmentValue::CenterOf(row(i)));
-                    Text::new(format!(" {}", bar.note), at, note_style.clone())
-                }))
-                .map_err(drawing)?;
-            if let Some((x, text)) = &self.line {
-                let ends = vec![
-                    (*x, SegmentValue::Exact(0)),
-                    (*x, SegmentValue::Exact(rows)),
-                ];
-                chart
-                    .draw_series(std::iter::once(DashedPathElement::new(
-                        ends,
-                        6,
-                        4,
-                        palette::ALERT.stroke_width(2),
-                    )))
-                    .map_err(drawing)?
-                    .label(text.as_str())
-                    .legend(|(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], palette::ALERT.stroke_width(2))
-                    });
-            }
-            for (kind, text) in &self.legend {
-                if self.bars.iter().any(|b| b.kind == *kind) {
-                    let swatch = style(*kind);
-                    chart
-                        .draw_series(std::iter::empty::<Rectangle<(f64, SegmentValue<i32>)>>())
-                        .map_err(drawing)?
-                        .label(*text)
-                        .legend(move |(x, y)| {
-                            Rectangle::new([(x, y - 5), (x + 18, y + 5)], swatch)
-                        });
-                }
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.9))
-                .border_style(RGBColor(0xcb, 0xd5, 0xe0))
-                .label_font((FONT, 15))
-                .draw()
-                .map_err(drawing)?;
+            self.draw_mesh(&mut chart, rows)?;
+            self.draw_bars(&mut chart, lo)?;
+            self.draw_notes(&mut chart)?;
+            self.draw_line(&mut chart, rows)?;
+            self.draw_legend_entries(&mut chart)?;
+            draw_legend(&mut chart)?;
             root.present().map_err(drawing)?;
         }
         Ok(svg)
+    }
+
+    /// The row of bar `i`, counted from the bottom: the first bar is drawn at the top.
+    fn row(&self, i: usize) -> i32 {
+        self.bars.len() as i32 - 1 - i as i32
+    }
+
+    /// The axes, the bars' labels and the grid.
+    fn draw_mesh(&self, chart: &mut BarPlot, rows: i32) -> Result<()> {
+        let bars = self.bars.len() as i32;
+        let label = |v: &SegmentValue<i32>| match v {
+            SegmentValue::CenterOf(y) => self
+                .bars
+                .get((bars - 1 - y) as usize)
+                .map_or(String::new(), |b| b.label.clone()),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(rows as usize)
+            .y_label_formatter(&label)
+            .x_desc(self.x_desc)
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .draw()
+            .map_err(drawing)
+    }
+
+    /// One bar per row, from the origin (or the axis's left end, when the origin lies left of it).
+    fn draw_bars(&self, chart: &mut BarPlot, lo: f64) -> Result<()> {
+        chart
+            .draw_series(self.bars.iter().enumerate().map(|(i, bar)| {
+                let (y0, y1) = (
+                    SegmentValue::Exact(self.row(i)),
+                    SegmentValue::Exact(self.row(i) + 1),
+                );
+                let mut rect = Rectangle::new(
+                    [(self.origin.max(lo), y0), (bar.value, y1)],
+                    style(bar.kind),
+                );
+                rect.set_margin(2, 2, 0, 0);
+                rect
+            }))
+            .map_err(drawing)?;
+        Ok(())
+    }
+
+    /// Each bar's note, after its end.
+    fn draw_notes(&self, chart: &mut BarPlot) -> Result<()> {
+        let note_style = TextStyle::from((FONT, 14).into_font())
+            .color(&RGBColor(0x4a, 0x55, 0x68))
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        chart
+            .draw_series(self.bars.iter().enumerate().map(|(i, bar)| {
+                let at = (bar.value, SegmentValue::CenterOf(self.row(i)));
+                Text::new(format!(" {}", bar.note), at, note_style.clone())
+            }))
+            .map_err(drawing)?;
+        Ok(())
+    }
+
+    /// The reference line across every row, and its legend entry, when there is one.
+    fn draw_line(&self, chart: &mut BarPlot, rows: i32) -> Result<()> {
+        if let Some((x, text)) = &self.line {
+            let ends = vec![
+                (*x, SegmentValue::Exact(0)),
+                (*x, SegmentValue::Exact(rows)),
+            ];
+            chart
+                .draw_series(std::iter::once(DashedPathElement::new(
+                    ends,
+                    6,
+                    4,
+                    palette::ALERT.stroke_width(2),
+                )))
+                .map_err(drawing)?
+                .label(text.as_str())
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], palette::ALERT.stroke_width(2))
+                });
+        }
+        Ok(())
+    }
+
+    /// A legend entry for each kind some bar has: an empty series carries its label and swatch.
+    fn draw_legend_entries(&self, chart: &mut BarPlot) -> Result<()> {
+        for (kind, text) in &self.legend {
+            if self.bars.iter().any(|b| b.kind == *kind) {
+                let swatch = style(*kind);
+                chart
+                    .draw_series(std::iter::empty::<Rectangle<(f64, SegmentValue<i32>)>>())
+                    .map_err(drawing)?
+                    .label(*text)
+                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], swatch));
+            }
+        }
+        Ok(())
     }
 
     /// Entries the legend shows: the line's and those of kinds some bar has.
@@ -273,59 +319,106 @@ pub fn step_chart(view: &ReportView) -> Result<Option<String>> {
     let Some(start) = view.metric(first.metric_name.as_deref()) else {
         return Ok(None);
     };
-    let allowed_at = |name: Option<&str>| {
-        view.metric(name)
-            .map_or(start.allowed_drop, |m| m.allowed_drop)
-    };
-    let n = view.steps.len() as f64;
-    let drops = view
-        .steps
-        .iter()
-        .map(|s| s.drop)
-        .chain([start.quantized_drop(), 0.0]);
-    let limits = view
-        .steps
-        .iter()
-        .map(|s| allowed_at(s.metric_name.as_deref()));
-    let all = drops.chain(limits).chain([start.allowed_drop]);
-    let (min, max) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let (lo, hi) = padded(min, max, 0.12);
-    let d = view.decimals(&start.name);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, 380)).into_drawing_area();
-        root.fill(&WHITE).map_err(drawing)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Drop after each revert step", (FONT, 22))
-            .margin(12)
-            .margin_right(40)
-            .x_label_area_size(44)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-0.5..n + 0.5, lo..hi)
-            .map_err(drawing)?;
+    StepChart { view, start }.svg().map(Some)
+}
+
+/// The step chart's drawing area: revert steps across, drops up.
+type StepPlot<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The revert steps of a report, drawn against the controlled metric of the first.
+struct StepChart<'a> {
+    view: &'a ReportView,
+    /// The first step's controlled metric: the fully quantized model's drop and the allowed drop at step 0.
+    start: &'a MetricView,
+}
+
+impl StepChart<'_> {
+    /// The chart as an SVG document.
+    fn svg(&self) -> Result<String> {
+        let n = self.view.steps.len() as f64;
+        let (lo, hi) = self.drop_range();
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (WIDTH, 380)).into_drawing_area();
+            root.fill(&WHITE).map_err(drawing)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption("Drop after each revert step", (FONT, 22))
+                .margin(12)
+                .margin_right(40)
+                .x_label_area_size(44)
+                .y_label_area_size(70)
+                .build_cartesian_2d(-0.5..n + 0.5, lo..hi)
+                .map_err(drawing)?;
+            self.draw_mesh(&mut chart)?;
+            self.draw_allowed_drop(&mut chart)?;
+            self.draw_kept_drop(&mut chart)?;
+            self.draw_kept_steps(&mut chart)?;
+            self.draw_rolled_back_steps(&mut chart)?;
+            self.draw_groups(&mut chart, hi - lo)?;
+            draw_legend(&mut chart)?;
+            root.present().map_err(drawing)?;
+        }
+        Ok(svg)
+    }
+
+    /// The allowed drop of the metric named `name` (the first step's when the report has no such metric).
+    fn allowed_at(&self, name: Option<&str>) -> f64 {
+        self.view
+            .metric(name)
+            .map_or(self.start.allowed_drop, |m| m.allowed_drop)
+    }
+
+    /// The y axis: every drop and allowed drop drawn, and zero, with a margin.
+    fn drop_range(&self) -> (f64, f64) {
+        let drops = self
+            .view
+            .steps
+            .iter()
+            .map(|s| s.drop)
+            .chain([self.start.quantized_drop(), 0.0]);
+        let limits = self
+            .view
+            .steps
+            .iter()
+            .map(|s| self.allowed_at(s.metric_name.as_deref()));
+        let all = drops.chain(limits).chain([self.start.allowed_drop]);
+        let (min, max) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        padded(min, max, 0.12)
+    }
+
+    /// The axes, labelled with step numbers and drops, and the grid.
+    fn draw_mesh(&self, chart: &mut StepPlot) -> Result<()> {
+        let d = self.view.decimals(&self.start.name);
         let integer = |v: &f64| match (v - v.round()).abs() < 1e-6 && *v >= 0.0 {
             true => format!("{}", v.round() as i64),
             false => String::new(),
         };
         chart
             .configure_mesh()
-            .x_labels((view.steps.len() + 2).min(40))
+            .x_labels((self.view.steps.len() + 2).min(40))
             .x_label_formatter(&integer)
             .y_label_formatter(&|v| format!("{v:.d$}"))
             .x_desc("revert step (0: every op quantized)")
-            .y_desc(format!("drop of {}", step_metrics(view)))
+            .y_desc(format!("drop of {}", step_metrics(self.view)))
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 16))
             .bold_line_style(GRID)
             .light_line_style(TRANSPARENT)
             .draw()
-            .map_err(drawing)?;
-        // The allowed drop of each step's controlled metric, as a step function.
-        let mut limit = vec![(-0.5, start.allowed_drop), (0.5, start.allowed_drop)];
-        for (i, step) in view.steps.iter().enumerate() {
-            let allowed = allowed_at(step.metric_name.as_deref());
+            .map_err(drawing)
+    }
+
+    /// The allowed drop of each step's controlled metric, as a step function.
+    fn draw_allowed_drop(&self, chart: &mut StepPlot) -> Result<()> {
+        let mut limit = vec![
+            (-0.5, self.start.allowed_drop),
+            (0.5, self.start.allowed_drop),
+        ];
+        for (i, step) in self.view.steps.iter().enumerate() {
+            let allowed = self.allowed_at(step.metric_name.as_deref());
             limit.extend([(i as f64 + 0.5, allowed), (i as f64 + 1.5, allowed)]);
         }
         chart
@@ -340,10 +433,14 @@ pub fn step_chart(view: &ReportView) -> Result<Option<String>> {
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], palette::ALERT.stroke_width(2))
             });
-        // The current model's drop: a rolled-back step leaves it where it was.
-        let mut current = start.quantized_drop();
+        Ok(())
+    }
+
+    /// The current model's drop: a rolled-back step leaves it where it was.
+    fn draw_kept_drop(&self, chart: &mut StepPlot) -> Result<()> {
+        let mut current = self.start.quantized_drop();
         let mut path = vec![(0.0, current)];
-        for (i, step) in view.steps.iter().enumerate() {
+        for (i, step) in self.view.steps.iter().enumerate() {
             if step.kept {
                 current = step.drop;
             }
@@ -359,11 +456,16 @@ pub fn step_chart(view: &ReportView) -> Result<Option<String>> {
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], palette::INT8.stroke_width(2))
             });
-        let kept = view.steps.iter().enumerate().filter(|(_, s)| s.kept);
+        Ok(())
+    }
+
+    /// A dot at the fully quantized model's drop, and one at each kept step's.
+    fn draw_kept_steps(&self, chart: &mut StepPlot) -> Result<()> {
+        let kept = self.view.steps.iter().enumerate().filter(|(_, s)| s.kept);
         chart
             .draw_series(
                 std::iter::once(Circle::new(
-                    (0.0, start.quantized_drop()),
+                    (0.0, self.start.quantized_drop()),
                     5,
                     palette::INT8.filled(),
                 ))
@@ -374,7 +476,13 @@ pub fn step_chart(view: &ReportView) -> Result<Option<String>> {
             .map_err(drawing)?
             .label("step kept (group reverted)")
             .legend(|(x, y)| Circle::new((x + 9, y), 5, palette::REVERTED.filled()));
-        let rolled_back: Vec<_> = view
+        Ok(())
+    }
+
+    /// A cross at each rolled-back step's drop; no legend entry when no step was rolled back.
+    fn draw_rolled_back_steps(&self, chart: &mut StepPlot) -> Result<()> {
+        let rolled_back: Vec<_> = self
+            .view
             .steps
             .iter()
             .enumerate()
@@ -389,30 +497,22 @@ pub fn step_chart(view: &ReportView) -> Result<Option<String>> {
                 .label("step rolled back (drop grew)")
                 .legend(|(x, y)| Cross::new((x + 9, y), 5, palette::ALERT.stroke_width(3)));
         }
+        Ok(())
+    }
+
+    /// Each step's group, written just above its drop (`span` is the y axis's length).
+    fn draw_groups(&self, chart: &mut StepPlot, span: f64) -> Result<()> {
         let note = TextStyle::from((FONT, 15).into_font())
             .color(&RGBColor(0x2d, 0x37, 0x48))
             .pos(Pos::new(HPos::Center, VPos::Bottom));
         chart
-            .draw_series(view.steps.iter().enumerate().map(|(i, s)| {
+            .draw_series(self.view.steps.iter().enumerate().map(|(i, s)| {
                 let text = format!("group {}", s.group);
-                Text::new(
-                    text,
-                    (i as f64 + 1.0, s.drop + (hi - lo) * 0.03),
-                    note.clone(),
-                )
+                Text::new(text, (i as f64 + 1.0, s.drop + span * 0.03), note.clone())
             }))
             .map_err(drawing)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(0xcb, 0xd5, 0xe0))
-            .label_font((FONT, 15))
-            .draw()
-            .map_err(drawing)?;
-        root.present().map_err(drawing)?;
+        Ok(())
     }
-    Ok(Some(svg))
 }
 
 /// The metrics the steps control, for the axis: "top1", or "nmse / top1".

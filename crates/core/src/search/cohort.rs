@@ -117,80 +117,164 @@ impl Cohort {
         start: impl Fn(usize) -> Option<usize>,
         keep_going: &(dyn Fn(usize, &[f64]) -> bool + Sync),
     ) -> Result<Vec<(usize, Vec<f64>)>> {
+        let (participants, total) = self.enter(subset.len(), start);
+        let evaluator = &ctx.evaluator;
+        let progress = evaluator.progress();
+        progress.start(&format!("ranking {participants} groups"), total);
+        let mut inferred = 0;
+        while let Some(from) = self.next_chunk_start(subset.len()) {
+            evaluator.check_interrupt()?;
+            let chunk = self.chunk(ctx, subset, from, metric)?;
+            inferred += chunk.base_runs;
+            inferred += self.run_members(ctx, &chunk, metric, keep_going)?;
+        }
+        progress.finish();
+        evaluator.count_inferred(inferred);
+        Ok(self.take_values())
+    }
+
+    /// Sets every member up for an advance on a subset of `len` samples: those `start` gives a position in it
+    /// take part from there, the others sit it out. Returns the participants and the samples left to them.
+    fn enter(&mut self, len: usize, start: impl Fn(usize) -> Option<usize>) -> (usize, u64) {
         let mut participants = 0;
         let mut total = 0;
         for state in &mut self.states {
             state.values.clear();
             match start(state.id) {
-                Some(position) if position < subset.len() => {
+                Some(position) if position < len => {
                     state.next = position;
                     state.stopped = false;
                     participants += 1;
-                    total += (subset.len() - position) as u64;
+                    total += (len - position) as u64;
                 }
                 _ => state.stopped = true,
             }
         }
+        (participants, total)
+    }
+
+    /// Where the next chunk starts: the first position a member still running has not run, if any.
+    fn next_chunk_start(&self, len: usize) -> Option<usize> {
+        self.states
+            .iter()
+            .filter(|s| s.live(len))
+            .map(|s| s.next)
+            .min()
+    }
+
+    /// The chunk of `subset` from position `from`: what every member running in it reads.
+    fn chunk<'s>(
+        &self,
+        ctx: &SearchContext,
+        subset: &'s [usize],
+        from: usize,
+        metric: usize,
+    ) -> Result<Chunk<'s>> {
         let evaluator = &ctx.evaluator;
-        let progress = evaluator.progress();
-        progress.start(&format!("ranking {participants} groups"), total);
-        let mut inferred = 0;
-        let live = |s: &CandidateRun| !s.stopped && s.next < subset.len();
-        while let Some(from) = self.states.iter().filter(|s| live(s)).map(|s| s.next).min() {
-            evaluator.check_interrupt()?;
-            let to = (from + CHUNK).min(subset.len());
-            let indices = &subset[from..to];
-            let references = match evaluator.metrics()[metric].needs_reference() {
-                true => evaluator.references(indices)?,
-                false => Vec::new(),
-            };
-            let chunk = match &self.tap {
-                Some(tap) => {
-                    inferred += indices.len();
-                    tap.run(ctx, indices)?
-                }
-                None => Vec::new(),
-            };
-            let runs: Vec<Result<usize>> = self
-                .states
-                .par_iter_mut()
-                .filter(|s| live(s) && s.next < to)
-                .map(|state| {
-                    let mut runs = 0;
-                    while !state.stopped && state.next < to {
-                        let index = subset[state.next];
-                        let sample = chunk.get(state.next - from);
-                        let (outputs, annotation) =
-                            run_member(ctx, &mut state.runner, index, sample)?;
-                        let reference = references.get(state.next - from).map(|r| r.as_slice());
-                        state.values.push(evaluator.sample_value(
-                            metric,
-                            index,
-                            &outputs,
-                            &annotation,
-                            reference,
-                        )?);
-                        state.next += 1;
-                        runs += 1;
-                        progress.advance(1);
-                        state.stopped = !keep_going(state.id, &state.values);
-                    }
-                    Ok(runs)
-                })
-                .collect();
-            for runs in runs {
-                inferred += runs?;
-            }
-        }
-        progress.finish();
-        evaluator.count_inferred(inferred);
-        Ok(self
+        let to = (from + CHUNK).min(subset.len());
+        let indices = &subset[from..to];
+        let references = match evaluator.metrics()[metric].needs_reference() {
+            true => evaluator.references(indices)?,
+            false => Vec::new(),
+        };
+        let (samples, base_runs) = match &self.tap {
+            Some(tap) => (tap.run(ctx, indices)?, indices.len()),
+            None => (Vec::new(), 0),
+        };
+        Ok(Chunk {
+            subset,
+            from,
+            to,
+            references,
+            samples,
+            base_runs,
+        })
+    }
+
+    /// Runs the members with samples left in `chunk`, in parallel, each through its part of it. Returns the
+    /// samples they ran.
+    fn run_members(
+        &mut self,
+        ctx: &SearchContext,
+        chunk: &Chunk,
+        metric: usize,
+        keep_going: &(dyn Fn(usize, &[f64]) -> bool + Sync),
+    ) -> Result<usize> {
+        let runs: Vec<Result<usize>> = self
             .states
+            .par_iter_mut()
+            .filter(|s| s.live(chunk.subset.len()) && s.next < chunk.to)
+            .map(|state| state.run_chunk(ctx, chunk, metric, keep_going))
+            .collect();
+        let mut inferred = 0;
+        for runs in runs {
+            inferred += runs?;
+        }
+        Ok(inferred)
+    }
+
+    /// Each participant's id and new values, taken from it.
+    fn take_values(&mut self) -> Vec<(usize, Vec<f64>)> {
+        self.states
             .iter_mut()
             .filter(|s| !s.values.is_empty())
             .map(|s| (s.id, std::mem::take(&mut s.values)))
-            .collect())
+            .collect()
     }
+}
+
+impl CandidateRun {
+    /// Whether it takes part and has samples of a subset of `len` left.
+    fn live(&self, len: usize) -> bool {
+        !self.stopped && self.next < len
+    }
+
+    /// Runs it one sample at a time from its next position to the end of `chunk`, stopping at the sample
+    /// where `keep_going` answers false. Returns the samples it ran.
+    fn run_chunk(
+        &mut self,
+        ctx: &SearchContext,
+        chunk: &Chunk,
+        metric: usize,
+        keep_going: &(dyn Fn(usize, &[f64]) -> bool + Sync),
+    ) -> Result<usize> {
+        let evaluator = &ctx.evaluator;
+        let mut runs = 0;
+        while !self.stopped && self.next < chunk.to {
+            let index = chunk.subset[self.next];
+            let sample = chunk.samples.get(self.next - chunk.from);
+            let (outputs, annotation) = run_member(ctx, &mut self.runner, index, sample)?;
+            let reference = chunk
+                .references
+                .get(self.next - chunk.from)
+                .map(|r| r.as_slice());
+            self.values.push(evaluator.sample_value(
+                metric,
+                index,
+                &outputs,
+                &annotation,
+                reference,
+            )?);
+            self.next += 1;
+            runs += 1;
+            evaluator.progress().advance(1);
+            self.stopped = !keep_going(self.id, &self.values);
+        }
+        Ok(runs)
+    }
+}
+
+/// Positions `from..to` of the subset, as the members read them.
+struct Chunk<'s> {
+    subset: &'s [usize],
+    from: usize,
+    to: usize,
+    /// The FP32 model's outputs of each sample, when the metric compares with them.
+    references: Vec<Arc<Vec<Tensor>>>,
+    /// Each sample's boundary values, when the base model is tapped.
+    samples: Vec<ChunkSample>,
+    /// Samples the base model ran to tap them.
+    base_runs: usize,
 }
 
 /// Builds every member's model and prepares what can be prepared, on all cores.

@@ -119,3 +119,53 @@ fn each_kind_of_damage_is_one_error() {
     assert!(error(&huge, &bin).contains("overflows"));
     assert!(error("<notnet/>", &bin).contains("not <net>"));
 }
+
+/// An ONNX Constant node has no input: it is written as the Const its readers take, not refused.
+#[test]
+fn a_constant_node_is_written_as_the_const_its_reader_takes() {
+    use aquant_onnx::proto::attribute_proto::AttributeType;
+    use aquant_onnx::{AttributeProto, NodeProto, TensorProto};
+
+    let mut model = read_ir(&xml(11, "ReLU"), &bin()).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let two = TensorProto {
+        data_type: Some(1),
+        dims: vec![1],
+        float_data: vec![2.0],
+        ..Default::default()
+    };
+    graph.node.push(NodeProto {
+        op_type: Some("Constant".into()),
+        name: Some("two".into()),
+        output: vec!["two".into()],
+        attribute: vec![AttributeProto {
+            name: Some("value".into()),
+            r#type: Some(AttributeType::Tensor as i32),
+            t: Some(two),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    graph.node.push(NodeProto {
+        op_type: Some("Mul".into()),
+        name: Some("scaled".into()),
+        input: vec!["y".into(), "two".into()],
+        output: vec!["z".into()],
+        ..Default::default()
+    });
+    graph.output[0].name = Some("z".into());
+    let written = write_ir(&model).unwrap();
+    let back = read_ir(&written.xml, &written.bin).unwrap();
+    let graph = back.graph.unwrap();
+    let mul = graph
+        .node
+        .iter()
+        .find(|n| n.op_type.as_deref() == Some("Mul"))
+        .expect("the Mul is written");
+    let constant = graph
+        .initializer
+        .iter()
+        .find(|t| t.name.as_deref() == Some(mul.input[1].as_str()))
+        .expect("the Constant's value is a Const the Mul reads");
+    assert_eq!(aquant_onnx::tensor::to_f32(constant).unwrap(), [2.0]);
+}

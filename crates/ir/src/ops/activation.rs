@@ -66,7 +66,7 @@ fn write_unary(w: &mut Writer, n: &OnnxNode) -> Result<(), IrError> {
         "Sqrt" => "Sqrt",
         _ => "Erf",
     };
-    let port = w.source(&n.first)?;
+    let port = w.source(n.first()?)?;
     single(w, &n.name, kind, &[], &[port], &n.output);
     w.set_rank(&n.output, n.rank);
     Ok(())
@@ -113,7 +113,7 @@ fn write_clip(w: &mut Writer, n: &OnnxNode) -> Result<(), IrError> {
         }
     };
     let (min, max) = (bound(w, 1, f32::MIN)?, bound(w, 2, f32::MAX)?);
-    let port = w.source(&n.first)?;
+    let port = w.source(n.first()?)?;
     single(
         w,
         name,
@@ -144,7 +144,7 @@ fn read_softmax(
 
 fn write_softmax(w: &mut Writer, n: &OnnxNode) -> Result<(), IrError> {
     let axis = attr::int(n.node, "axis").unwrap_or(-1);
-    let port = w.source(&n.first)?;
+    let port = w.source(n.first()?)?;
     single(
         w,
         &n.name,

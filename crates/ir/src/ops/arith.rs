@@ -69,7 +69,7 @@ fn write(w: &mut Writer, n: &OnnxNode) -> Result<(), IrError> {
         .input(1)
         .ok_or_else(|| unwritable(&format!("{} '{}' has one input", n.op, n.name)))?;
     let rank = n.rank.max(w.rank(&b));
-    let ports = [w.source(&n.first)?, w.source(&b)?];
+    let ports = [w.source(n.first()?)?, w.source(&b)?];
     single(
         w,
         &n.name,

@@ -1,8 +1,7 @@
 //! Values known while converting: IR Convert ↔ nothing written, ONNX Constant ↔ nothing read. A Convert of a
 //! constant is folded at read time (f16 weights of IRs saved with `compress_to_fp16` become the f32
 //! initializers aquant quantizes); a Convert of a computed tensor, or to f16, is a Cast. An ONNX Constant node
-//! writes no layer: its value is kept and becomes a Const where a layer reads it. (`write_node` refuses a node
-//! without inputs before it looks up the op, so today a Constant node, which has none, is refused there.)
+//! writes no layer: its value is kept and becomes a Const where a layer reads it.
 
 use aquant_onnx::TensorProto;
 

@@ -84,7 +84,7 @@ fn write_transpose(w: &mut Writer, n: &OnnxNode) -> Result<(), IrError> {
     let name = &n.name;
     let perm = attr::ints(n.node, "perm")
         .ok_or_else(|| unwritable(&format!("Transpose '{name}' without perm")))?;
-    let port = w.source(&n.first)?;
+    let port = w.source(n.first()?)?;
     let order = i64_const(w, &format!("{name}/order"), &perm);
     single(w, name, "Transpose", &[], &[port, order], &n.output);
     w.set_rank(&n.output, n.rank);

@@ -84,20 +84,28 @@ pub struct OnnxNode<'g> {
     name: String,
     /// Its first output.
     output: String,
-    /// Its first input.
-    first: String,
+    /// Its first input (`None`: a node without inputs, a Constant).
+    first: Option<String>,
     /// The rank of its first input, when known.
     rank: Option<usize>,
 }
 
 impl OnnxNode<'_> {
+    /// Its first input, which every op but Constant reads.
+    fn first(&self) -> Result<&str, IrError> {
+        self.first
+            .as_deref()
+            .ok_or_else(|| unwritable(&format!("node '{}' has no input", self.name)))
+    }
+
     /// Input `i`, unless absent or empty (an omitted optional input).
     fn input(&self, i: usize) -> Option<String> {
         self.node.input.get(i).filter(|s| !s.is_empty()).cloned()
     }
 }
 
-/// Writes one node; a node without an output or an input is refused before its op is looked up.
+/// Writes one node; a node without an output is refused before its op is looked up, one without an input by
+/// the writers that read it.
 pub fn write_node<'g>(w: &mut Writer<'g>, node: &'g NodeProto) -> Result<(), IrError> {
     let op = node.op_type.as_deref().unwrap_or_default();
     let name = node
@@ -109,13 +117,8 @@ pub fn write_node<'g>(w: &mut Writer<'g>, node: &'g NodeProto) -> Result<(), IrE
         .first()
         .cloned()
         .ok_or_else(|| unwritable(&format!("node '{name}' has no output")))?;
-    let first = node
-        .input
-        .first()
-        .filter(|s| !s.is_empty())
-        .cloned()
-        .ok_or_else(|| unwritable(&format!("node '{name}' has no input")))?;
-    let rank = w.rank(&first);
+    let first = node.input.first().filter(|s| !s.is_empty()).cloned();
+    let rank = first.as_deref().and_then(|first| w.rank(first));
     let write = FAMILIES
         .iter()
         .flat_map(|family| family.writes)

@@ -101,7 +101,7 @@ fn write_global_average(w: &mut Writer, n: &OnnxNode) -> Result<(), IrError> {
             "GlobalAveragePool '{name}': the input's rank is unknown"
         ))
     })?;
-    let port = w.source(&n.first)?;
+    let port = w.source(n.first()?)?;
     let axes = i64_const(
         w,
         &format!("{name}/axes"),

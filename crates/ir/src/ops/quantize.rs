@@ -44,13 +44,13 @@ fn write_quantize<'g>(w: &mut Writer<'g>, n: &OnnxNode<'g>) -> Result<(), IrErro
 
 /// The DequantizeLinear closing a QDQ pair → FakeQuantize; one of an initializer is kept until first read.
 fn write_dequantize<'g>(w: &mut Writer<'g>, n: &OnnxNode<'g>) -> Result<(), IrError> {
-    if let Some(pair) = w.quantized.get(&n.first).copied() {
+    if let Some(pair) = w.quantized.get(n.first()?).copied() {
         fake_quantize(w, pair, n.node, &n.name, &n.output)?;
         w.set_rank(
             &n.output,
             w.rank(pair.input.first().map_or("", String::as_str)),
         );
-    } else if w.constant(&n.first).is_some() {
+    } else if w.constant(n.first()?).is_some() {
         w.pending.insert(n.output.clone(), n.node);
     } else {
         return Err(unwritable(&format!(

@@ -67,7 +67,7 @@ fn write(w: &mut Writer, n: &OnnxNode) -> Result<(), IrError> {
         (None, None) => return Err(unwritable(&format!("{op} '{name}' over all axes"))),
     };
     let keep = attr::int(n.node, "keepdims").unwrap_or(1) != 0;
-    let port = w.source(&n.first)?;
+    let port = w.source(n.first()?)?;
     let axes = i64_const(w, &format!("{name}/axes"), &axes);
     let kind = if op == "ReduceMean" {
         "ReduceMean"

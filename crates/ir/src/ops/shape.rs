@@ -56,7 +56,7 @@ fn write_reshape(w: &mut Writer, n: &OnnxNode) -> Result<(), IrError> {
     let out_rank = w
         .constant(&shape)
         .map(|t| t.dims.first().copied().unwrap_or(0) as usize);
-    let ports = [w.source(&n.first)?, w.source(&shape)?];
+    let ports = [w.source(n.first()?)?, w.source(&shape)?];
     single(
         w,
         name,
@@ -77,7 +77,7 @@ fn write_flatten(w: &mut Writer, n: &OnnxNode) -> Result<(), IrError> {
             "Flatten '{name}' on an axis other than 1"
         )));
     }
-    let port = w.source(&n.first)?;
+    let port = w.source(n.first()?)?;
     let shape = i64_const(w, &format!("{name}/shape"), &[0, -1]);
     single(
         w,

@@ -15,7 +15,7 @@ use crate::quantize::{
 };
 use crate::search::cohort::Cohort;
 use crate::search::groups::{quantizer_groups, QuantizerGroup};
-use crate::search::lab::{EngineId, Lab, RankingCandidate};
+use crate::search::lab::{Bench, Deployment, EngineId, Models, RankingCandidate};
 use crate::search::ladder;
 use crate::search::ranker::Scorer;
 use crate::search::report::EvaluationCounts;
@@ -192,13 +192,9 @@ impl<'a> Options<'a> {
     }
 }
 
-impl Lab for SearchContext<'_> {
+impl Bench for SearchContext<'_> {
     fn samples(&self) -> usize {
         self.evaluator.dataset().len()
-    }
-
-    fn groups(&self) -> Vec<QuantizerGroup> {
-        quantizer_groups(self.quantized.placement())
     }
 
     fn tag(&self) -> String {
@@ -251,6 +247,16 @@ impl Lab for SearchContext<'_> {
         }))
     }
 
+    fn check_interrupt(&self) -> Result<()> {
+        self.evaluator.check_interrupt()
+    }
+}
+
+impl Models for SearchContext<'_> {
+    fn groups(&self) -> Vec<QuantizerGroup> {
+        quantizer_groups(self.quantized.placement())
+    }
+
     fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize {
         // An op at any rung above INT8 leaves its integer kernel (ONNX Runtime fuses 8-bit QDQ only).
         let ops = reverted
@@ -297,7 +303,9 @@ impl Lab for SearchContext<'_> {
         aquant_onnx::save_model(&model, &dir.join(format!("{name}.onnx")))?;
         Ok(())
     }
+}
 
+impl Deployment for SearchContext<'_> {
     fn deployed(&self) -> Option<EngineId> {
         self.deployed.map(|b| EngineId {
             name: b.name().to_owned(),
@@ -341,15 +349,6 @@ impl Lab for SearchContext<'_> {
         Ok(evaluation)
     }
 
-    fn deployed_latency(&mut self, reverted: &BTreeSet<String>) -> Result<Option<Latency>> {
-        let Some(engine) = self.deployed else {
-            return Ok(None);
-        };
-        let saved = self.export(reverted)?;
-        let data = self.evaluator.dataset();
-        measure_latency(engine, &self.fp32, &saved, data, self.latency_runs)
-    }
-
     fn judge_on_deployed(&mut self) -> Result<()> {
         let backend = self
             .deployed
@@ -359,7 +358,12 @@ impl Lab for SearchContext<'_> {
         Ok(())
     }
 
-    fn check_interrupt(&self) -> Result<()> {
-        self.evaluator.check_interrupt()
+    fn deployed_latency(&mut self, reverted: &BTreeSet<String>) -> Result<Option<Latency>> {
+        let Some(engine) = self.deployed else {
+            return Ok(None);
+        };
+        let saved = self.export(reverted)?;
+        let data = self.evaluator.dataset();
+        measure_latency(engine, &self.fp32, &saved, data, self.latency_runs)
     }
 }

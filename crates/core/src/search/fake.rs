@@ -12,7 +12,7 @@ use crate::eval::{Evaluation, Latency, MetricValue};
 use crate::metric::{Direction, Metric};
 use crate::quantize::{FittedQuantizers, Precision, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
-use crate::search::lab::{EngineId, Lab, RankingCandidate};
+use crate::search::lab::{Bench, Deployment, EngineId, Models, RankingCandidate};
 use crate::search::ladder;
 use crate::search::ranker::{KeepGoing, ScoreRequest, Scorer};
 
@@ -198,35 +198,13 @@ impl Fake {
     }
 }
 
-impl Lab for Fake {
+impl Bench for Fake {
     fn samples(&self) -> usize {
         self.script.fp32[0].len()
     }
 
-    fn groups(&self) -> Vec<QuantizerGroup> {
-        (0..self.script.effects.len())
-            .map(|id| QuantizerGroup {
-                id,
-                nodes: vec![format!("g{id}")],
-                tensors: Vec::new(),
-            })
-            .collect()
-    }
-
     fn tag(&self) -> String {
         format!("fake{} {}", u8::from(self.judge_deployed), self.variant)
-    }
-
-    /// Every group's scripted cost in kernels, less those of the groups `reverted` names (`g{id}`, at any
-    /// rung): a move then costs the scripted cost of each group it takes out of INT8.
-    fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize {
-        let all: usize = self.script.costs.values().sum();
-        let out: usize = reverted
-            .iter()
-            .filter_map(|e| ladder::parse(e).0.strip_prefix('g')?.parse().ok())
-            .map(|group: usize| self.script.costs.get(&group).copied().unwrap_or(0))
-            .sum();
-        all.saturating_sub(out)
     }
 
     fn evaluate_fp32(&mut self, indices: &[usize]) -> Result<Evaluation> {
@@ -279,6 +257,37 @@ impl Lab for Fake {
         }))
     }
 
+    fn check_interrupt(&self) -> Result<()> {
+        match self.interrupt_at {
+            Some(n) if self.work >= n => Err(Error::Interrupted),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Models for Fake {
+    fn groups(&self) -> Vec<QuantizerGroup> {
+        (0..self.script.effects.len())
+            .map(|id| QuantizerGroup {
+                id,
+                nodes: vec![format!("g{id}")],
+                tensors: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Every group's scripted cost in kernels, less those of the groups `reverted` names (`g{id}`, at any
+    /// rung): a move then costs the scripted cost of each group it takes out of INT8.
+    fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize {
+        let all: usize = self.script.costs.values().sum();
+        let out: usize = reverted
+            .iter()
+            .filter_map(|e| ladder::parse(e).0.strip_prefix('g')?.parse().ok())
+            .map(|group: usize| self.script.costs.get(&group).copied().unwrap_or(0))
+            .sum();
+        all.saturating_sub(out)
+    }
+
     fn requantize(
         &mut self,
         params: &QuantizationParams,
@@ -293,7 +302,9 @@ impl Lab for Fake {
     fn save_intermediate(&self, _: &str, _: &BTreeSet<String>) -> Result<()> {
         Ok(())
     }
+}
 
+impl Deployment for Fake {
     fn deployed(&self) -> Option<EngineId> {
         self.script.deployed.as_ref().map(|_| EngineId {
             name: "deployed".into(),
@@ -327,13 +338,6 @@ impl Lab for Fake {
     /// The fake lab has no engine to time.
     fn deployed_latency(&mut self, _: &BTreeSet<String>) -> Result<Option<Latency>> {
         Ok(None)
-    }
-
-    fn check_interrupt(&self) -> Result<()> {
-        match self.interrupt_at {
-            Some(n) if self.work >= n => Err(Error::Interrupted),
-            _ => Ok(()),
-        }
     }
 }
 

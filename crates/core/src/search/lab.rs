@@ -1,7 +1,10 @@
-//! What the restore loop needs from the world, as one trait: evaluate candidates, score ranking candidates,
-//! re-quantize, save intermediate models, judge on the deployed engine.
+//! What the restore loop needs from the world, as three small traits, one per role: a [`Bench`] evaluates
+//! candidates and scores ranking candidates, [`Models`] is the quantized model the search changes (its groups,
+//! what a revert costs in integer kernels, re-quantization, intermediate saves), a [`Deployment`] judges the
+//! saved model on the engine it is deployed on. A [`Lab`] is all three.
 //!
-//! The loop ([`restorer`](super::restorer)) only decides; a [`Lab`] does the work. The real one
+//! The loop ([`restorer`](super::restorer)) only decides; a [`Lab`] does the work. Code that needs one role
+//! asks for that one (tuning needs a bench and models, never the deployment). The real one
 //! ([`SearchContext`](super::context::SearchContext)) builds models and runs them on an engine; the journal
 //! ([`Recorded`](super::record::Recorded)) wraps any lab to record and replay its results; the unit tests'
 //! fake answers from scripted per-sample values, so that the whole loop runs in milliseconds.
@@ -15,7 +18,7 @@ use crate::quantize::{FittedQuantizers, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::ranker::Scorer;
 
-/// A ranking candidate handed to [`Lab::scorer`]: its group id and its ladder entries (base included).
+/// A ranking candidate handed to [`Bench::scorer`]: its group id and its ladder entries (base included).
 pub(crate) type RankingCandidate = (usize, BTreeSet<String>);
 
 /// The engine the saved model is deployed on and how it is measured there, as the report names them.
@@ -28,13 +31,10 @@ pub(crate) struct EngineId {
     pub batch: usize,
 }
 
-/// The world the restore loop acts on.
-pub(crate) trait Lab {
+/// Evaluates models on the validation set: the FP32 model, candidates, ranking candidates.
+pub(crate) trait Bench {
     /// Number of validation samples.
     fn samples(&self) -> usize;
-
-    /// The groups of the current quantized model.
-    fn groups(&self) -> Vec<QuantizerGroup>;
 
     /// What identifies an evaluation's conditions besides the candidate and samples: the judging engine and
     /// the quantized model (journal and cache key).
@@ -62,6 +62,15 @@ pub(crate) trait Lab {
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>>;
 
+    /// [`Error::Interrupted`](crate::Error::Interrupted) once the run is asked to stop.
+    fn check_interrupt(&self) -> Result<()>;
+}
+
+/// The quantized model the search changes: its groups, what a revert costs, re-quantization, saves.
+pub(crate) trait Models {
+    /// The groups of the current quantized model.
+    fn groups(&self) -> Vec<QuantizerGroup>;
+
     /// How many quantized ops the deployed engine runs as integer kernels with the ladder entries `reverted`
     /// out of INT8 ([`crate::quantize::QuantizedModel::integer_kernels`]). What a move loses of them is its
     /// cost in speed: ranking prefers the cheaper of two groups that restore the metric equally.
@@ -77,7 +86,10 @@ pub(crate) trait Lab {
 
     /// Saves the deployable model with `reverted` ops in FP32 as intermediate model `name` (when asked to).
     fn save_intermediate(&self, name: &str, reverted: &BTreeSet<String>) -> Result<()>;
+}
 
+/// The engine the saved model is deployed on: judging the saved model there, and timing it.
+pub(crate) trait Deployment {
     /// The engine the saved model is deployed on, when one is given.
     fn deployed(&self) -> Option<EngineId>;
 
@@ -95,7 +107,9 @@ pub(crate) trait Lab {
     /// The latency of FP32 and of the candidate `reverted`'s saved model on the deployed engine (`None`
     /// without one, or when the run measures none).
     fn deployed_latency(&mut self, reverted: &BTreeSet<String>) -> Result<Option<Latency>>;
-
-    /// [`Error::Interrupted`](crate::Error::Interrupted) once the run is asked to stop.
-    fn check_interrupt(&self) -> Result<()>;
 }
+
+/// The world the restore loop acts on: every role at once.
+pub(crate) trait Lab: Bench + Models + Deployment {}
+
+impl<T: Bench + Models + Deployment> Lab for T {}

@@ -4,7 +4,7 @@
 //! A group's score is the metric's own aggregate ([`Metric::aggregate`]) of its per-sample values on the
 //! subset, oriented so that higher always means "restores more" (a higher-worse metric is negated); the order
 //! is by score, ties going to the cheaper revert (the fewer integer kernels the deployed engine loses:
-//! [`crate::search::lab::Lab::integer_kernels`]), then to the lower group id (topological order). The score is the
+//! [`crate::search::lab::Models::integer_kernels`]), then to the lower group id (topological order). The score is the
 //! quantity the run is judged on; with equal costs the order is the score's alone.
 //!
 //! The ranking is exact but lazy. When the aggregate is the mean and one sample's value is bounded

@@ -12,7 +12,7 @@ use crate::eval::{Evaluation, Latency};
 use crate::quantize::{FittedQuantizers, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::journal::{Journal, ValuesKey};
-use crate::search::lab::{EngineId, Lab, RankingCandidate};
+use crate::search::lab::{Bench, Deployment, EngineId, Lab, Models, RankingCandidate};
 use crate::search::ranker::{KeepGoing, ScoreRequest, Scorer};
 
 /// Evaluations keyed by (tag, reverted ops, samples).
@@ -75,13 +75,9 @@ impl<L: Lab> Recorded<L> {
     }
 }
 
-impl<L: Lab> Lab for Recorded<L> {
+impl<L: Lab> Bench for Recorded<L> {
     fn samples(&self) -> usize {
         self.inner.samples()
-    }
-
-    fn groups(&self) -> Vec<QuantizerGroup> {
-        self.inner.groups()
     }
 
     fn tag(&self) -> String {
@@ -106,10 +102,6 @@ impl<L: Lab> Lab for Recorded<L> {
         })
     }
 
-    fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize {
-        self.inner.integer_kernels(reverted)
-    }
-
     fn scorer<'s>(
         &'s mut self,
         base: &BTreeSet<String>,
@@ -129,6 +121,20 @@ impl<L: Lab> Lab for Recorded<L> {
             reverted,
             subset: subset.to_vec(),
         }))
+    }
+
+    fn check_interrupt(&self) -> Result<()> {
+        self.inner.check_interrupt()
+    }
+}
+
+impl<L: Lab> Models for Recorded<L> {
+    fn groups(&self) -> Vec<QuantizerGroup> {
+        self.inner.groups()
+    }
+
+    fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize {
+        self.inner.integer_kernels(reverted)
     }
 
     fn requantize(
@@ -154,7 +160,9 @@ impl<L: Lab> Lab for Recorded<L> {
     fn save_intermediate(&self, name: &str, reverted: &BTreeSet<String>) -> Result<()> {
         self.inner.save_intermediate(name, reverted)
     }
+}
 
+impl<L: Lab> Deployment for Recorded<L> {
     fn deployed(&self) -> Option<EngineId> {
         self.inner.deployed()
     }
@@ -182,10 +190,6 @@ impl<L: Lab> Lab for Recorded<L> {
     /// Not journaled: a time is measured again, never replayed.
     fn deployed_latency(&mut self, reverted: &BTreeSet<String>) -> Result<Option<Latency>> {
         self.inner.deployed_latency(reverted)
-    }
-
-    fn check_interrupt(&self) -> Result<()> {
-        self.inner.check_interrupt()
     }
 }
 

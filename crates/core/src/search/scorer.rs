@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::error::Result;
 use crate::search::cohort::{self, Cohort};
 use crate::search::context::SearchContext;
-use crate::search::lab::{Lab, RankingCandidate};
+use crate::search::lab::{Bench, RankingCandidate};
 use crate::search::ranker::{KeepGoing, ScoreRequest, Scorer};
 
 /// What a cohort was prepared for: the model, the base ops, the subset and the metric.

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::metric::{Direction, Metric};
 use crate::quant::RangeEstimator;
 use crate::quantize::{Preset, QuantizationParams};
-use crate::search::lab::Lab;
+use crate::search::lab::{Bench, Models};
 
 /// The variants of `base` worth trying (the base itself excluded).
 pub(crate) fn grid(base: &QuantizationParams) -> Vec<QuantizationParams> {
@@ -43,7 +43,7 @@ pub(crate) fn grid(base: &QuantizationParams) -> Vec<QuantizationParams> {
 /// The best variant of `base` on `subset` by `metric` (number `index`), if one beats `base` there. Leaves
 /// `lab` holding the model quantized with `base`.
 pub(crate) fn best_variant(
-    lab: &mut impl Lab,
+    lab: &mut (impl Bench + Models),
     metric: &dyn Metric,
     index: usize,
     base: &QuantizationParams,

@@ -1,14 +1,14 @@
 //! Quantization math and calibration statistics, independent of graphs and engines.
 //!
-//! [`params`] holds the arithmetic, which must match ONNX `QuantizeLinear`/`DequantizeLinear` bit for bit
+//! [`quantizer`] holds the arithmetic, which must match ONNX `QuantizeLinear`/`DequantizeLinear` bit for bit
 //! (round half to even, saturation), because the evaluation model (fake-quantized FP32 weights) and the exported
 //! model (int8 weights behind `DequantizeLinear`) must give identical numbers. [`stats`] reduces calibration
 //! activations to ranges with POT's range estimators while keeping only a few numbers per sample.
 
-mod params;
+mod quantizer;
 mod stats;
 
-pub use params::{
+pub use quantizer::{
     half_range, is_half_range, QuantSpec, Quantizer, HALF_RANGE_HIGH, HALF_RANGE_LOW,
 };
 pub use stats::{weight_range, TensorStats};

@@ -3,12 +3,15 @@
 
 For each bundled model: FP32, aquant's default (`aquant quantize`, no flags), onnxruntime's `quantize_static`
 (QDQ, per-channel int8 weights, uint8 activations, 300 calibration samples) and NNCF's `quantize` when the
-package is installed. Each model runs in ONNX Runtime (CPU provider, default optimizations) and OpenVINO (CPU),
-one thread, batch 1; latency is the median over all timed runs after a warm-up, the variants interleaved in
-rounds so that a slow moment of the machine hits all of them. Beside ONNX Runtime's latency: each variant's top-1
-on ONNX Runtime over the validation set (accuracy held is the other half of the claim), and how many weighted
-ops and nodes its optimized graph (`ORT_ENABLE_EXTENDED`, scripts/ort_fusion.py) still computes in float.
-Prints Markdown.
+package is installed; for the transformer encoder (scripts/make_encoder.py at all-MiniLM-L6-v2's size: 6 layers,
+hidden 384, 6 heads, 64 tokens, seeded random weights) also onnxruntime's `quantize_dynamic`, the quantizer ONNX
+Runtime recommends for transformers, and NNCF with `model_type=TRANSFORMER`. Each model runs in ONNX Runtime
+(CPU provider, default optimizations) and OpenVINO (CPU), one thread, batch 1; latency is the median over all
+timed runs after a warm-up, the variants interleaved in rounds so that a slow moment of the machine hits all of
+them. Beside ONNX Runtime's latency: each variant's top-1 on ONNX Runtime over the validation set (for the
+encoder, whose weights are random, its agreement with FP32's class instead: accuracy held is the other half of
+the claim), and how many weighted ops and nodes its optimized graph (`ORT_ENABLE_EXTENDED`,
+scripts/ort_fusion.py) still computes in float. Prints Markdown.
 """
 import argparse
 import os
@@ -27,6 +30,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import ort_eval  # noqa: E402  (the data-spec reader and preprocessing the tests use)
 import ort_fusion  # noqa: E402
 
+ENCODER_SIZE = ["--layers", "6", "--hidden", "384", "--heads", "6", "--seq", "64", "--samples", "64"]
 MODELS = {
     "mnist_cnn": ("assets/mnist_cnn/mnist_cnn.onnx", "assets/mnist_cnn/calib.json",
                   "assets/mnist_cnn/val.json"),
@@ -34,22 +38,40 @@ MODELS = {
                      "assets/imagenet/val.json"),
     "efficientnet_lite0": ("assets/imagenet/efficientnet_lite0.onnx", "assets/imagenet/val.json",
                            "assets/imagenet/val.json"),
+    # Made at run time by scripts/make_encoder.py: (model, calibration, validation) inside the run's directory.
+    "encoder": ("encoder.onnx", "data.json", "data.json"),
 }
+TRANSFORMERS = {"encoder"}
 CALIBRATION_SAMPLES = 300
 
 
+def paths(key, out):
+    """The model, calibration and validation spec of `key`: bundled, or the encoder made into `out`."""
+    if key not in TRANSFORMERS:
+        return tuple(os.path.join(ROOT, p) for p in MODELS[key])
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_encoder.py"), out, *ENCODER_SIZE],
+                   check=True, stdout=subprocess.DEVNULL)
+    return tuple(os.path.join(out, p) for p in MODELS[key])
+
+
 def samples(spec):
-    """The preprocessed samples of a data spec, as one array (inputs of the bundled models: one tensor)."""
-    inputs, _, preprocess = ort_eval.load_spec(os.path.join(ROOT, spec))
-    (name, x), = inputs.items()
-    return name, ort_eval.preprocess(x[:CALIBRATION_SAMPLES], preprocess)
+    """The preprocessed samples of a data spec, by input name (integer inputs, token ids, as they are)."""
+    inputs, _, preprocess = ort_eval.load_spec(spec)
+    return {name: x[:CALIBRATION_SAMPLES] if np.issubdtype(x.dtype, np.integer)
+            else ort_eval.preprocess(x[:CALIBRATION_SAMPLES], preprocess) for name, x in inputs.items()}
+
+
+def sample(feeds, i):
+    """Sample `i` of every input, as a batch of one."""
+    return {name: np.ascontiguousarray(x[i:i + 1]) for name, x in feeds.items()}
 
 
 class Reader(ortq.CalibrationDataReader):
     """onnxruntime's calibration reader over the samples, one at a time."""
 
-    def __init__(self, name, x):
-        self.items = iter({name: x[i:i + 1]} for i in range(len(x)))
+    def __init__(self, feeds):
+        count = len(next(iter(feeds.values())))
+        self.items = iter(sample(feeds, i) for i in range(count))
 
     def get_next(self):
         return next(self.items, None)
@@ -62,22 +84,33 @@ def aquant_default(aquant, model, calib, out):
     return os.path.join(target, "model.onnx")
 
 
-def quantize_static(model, name, x, out):
+def quantize_static(model, feeds, out):
     path = os.path.join(out, "quantize_static.onnx")
-    ortq.quantize_static(model, path, Reader(name, x), quant_format=ortq.QuantFormat.QDQ, per_channel=True,
+    ortq.quantize_static(model, path, Reader(feeds), quant_format=ortq.QuantFormat.QDQ, per_channel=True,
                          activation_type=ortq.QuantType.QUInt8, weight_type=ortq.QuantType.QInt8)
     return path
 
 
-def nncf_quantize(model, name, x, out):
-    """NNCF's `quantize` with its defaults, or None when NNCF is not installed."""
+def quantize_dynamic(model, out):
+    """onnxruntime's `quantize_dynamic` (int8 weights, activations quantized at run time), as its docs advise
+    for transformers."""
+    path = os.path.join(out, "quantize_dynamic.onnx")
+    ortq.quantize_dynamic(model, path, weight_type=ortq.QuantType.QInt8)
+    return path
+
+
+def nncf_quantize(model, feeds, out, transformer):
+    """NNCF's `quantize` with its defaults (`model_type=TRANSFORMER` for a transformer, as NNCF's docs say), or
+    None when NNCF is not installed."""
     try:
         import nncf
         import onnx
     except ImportError:
         return None
-    dataset = nncf.Dataset([{name: x[i:i + 1]} for i in range(len(x))])
-    quantized = nncf.quantize(onnx.load(model), dataset, subset_size=len(x))
+    count = len(next(iter(feeds.values())))
+    dataset = nncf.Dataset([sample(feeds, i) for i in range(count)])
+    extra = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
+    quantized = nncf.quantize(onnx.load(model), dataset, subset_size=count, **extra)
     path = os.path.join(out, "nncf.onnx")
     onnx.save(quantized, path)
     return path
@@ -88,8 +121,7 @@ def ort_runner(path):
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})
+    return lambda feed: session.run(None, feed)
 
 
 def openvino_runner(path):
@@ -97,7 +129,7 @@ def openvino_runner(path):
     compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1,
                                                      "PERFORMANCE_HINT": "LATENCY"})
     request = compiled.create_infer_request()
-    return lambda x: request.infer([x])
+    return lambda feed: request.infer(feed)
 
 
 def medians(runners, x, warmup, rounds, per_round):
@@ -122,14 +154,20 @@ def float_ops(path):
     return f"{len(graph['float_weighted'])} / {graph['float_compute']}"
 
 
-def top1(path, spec):
-    """Top-1 of `path` on ONNX Runtime (one thread, default optimizations: as deployed) over the spec's samples."""
-    inputs, labels, preprocess = ort_eval.load_spec(os.path.join(ROOT, spec))
-    (_, x), = inputs.items()
-    run = ort_runner(path)
-    hits = [int(np.argmax(run(ort_eval.preprocess(x[i:i + 1], preprocess))[0])) == int(labels[i])
-            for i in range(len(x))]
-    return sum(hits) / len(hits)
+def top1(path, spec, reference=None):
+    """Top-1 of `path` on ONNX Runtime (one thread, default optimizations: as deployed) over the spec's samples;
+    against `reference`'s classes (the FP32 model's) when the spec has no labels."""
+    inputs, labels, preprocess = ort_eval.load_spec(spec)
+    feeds = {name: x if np.issubdtype(x.dtype, np.integer) else ort_eval.preprocess(x, preprocess)
+             for name, x in inputs.items()}
+    count = len(next(iter(feeds.values())))
+
+    def classes(model):
+        run = ort_runner(model)
+        return [int(np.argmax(run(sample(feeds, i))[0])) for i in range(count)]
+
+    expected = [int(label) for label in labels] if labels is not None else classes(reference)
+    return float(np.mean(np.array(classes(path)) == np.array(expected)))
 
 
 def cpu():
@@ -154,21 +192,25 @@ def main():
     print("| model | variant | ORT top-1 | ORT ms | × FP32 | ORT float ops (weighted / all) | OpenVINO ms | × FP32 |")
     print("|---|---|---|---|---|---|---|---|")
     for key in args.models:
-        model, calib = (os.path.join(ROOT, p) for p in MODELS[key][:2])
-        name, x = samples(calib)
         with tempfile.TemporaryDirectory() as out:
+            model, calib, val = paths(key, out)
+            feeds = samples(calib)
+            transformer = key in TRANSFORMERS
             variants = {"FP32": model, "aquant default": aquant_default(args.aquant, model, calib, out),
-                        "quantize_static": quantize_static(model, name, x, out)}
-            nncf_model = nncf_quantize(model, name, x, out)
+                        "quantize_static": quantize_static(model, feeds, out)}
+            if transformer:
+                variants["quantize_dynamic"] = quantize_dynamic(model, out)
+            nncf_model = nncf_quantize(model, feeds, out, transformer)
             if nncf_model:
                 variants["NNCF quantize"] = nncf_model
-            one = np.ascontiguousarray(x[:1])
+            one = sample(feeds, 0)
             on_ort = medians({k: ort_runner(p) for k, p in variants.items()}, one, args.warmup, args.rounds,
                              args.per_round)
             on_ov = medians({k: openvino_runner(p) for k, p in variants.items()}, one, args.warmup, args.rounds,
                             args.per_round)
+            label = f"{key} (agreement with FP32)" if transformer else key
             for variant, path in variants.items():
-                print(f"| {key} | {variant} | {top1(path, MODELS[key][2]):.4f} | {on_ort[variant]:.3f} | "
+                print(f"| {label} | {variant} | {top1(path, val, model):.4f} | {on_ort[variant]:.3f} | "
                       f"{on_ort['FP32'] / on_ort[variant]:.2f} | {float_ops(path)} | {on_ov[variant]:.3f} | "
                       f"{on_ov['FP32'] / on_ov[variant]:.2f} |")
         if "NNCF quantize" not in variants:

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Write a small BERT-like encoder (ONNX, opset 17, seeded random weights) and an npy data spec for it.
+"""Write a BERT-like encoder (ONNX, opset 17, seeded random weights) and an npy data spec for it.
 
-    make_encoder.py OUT_DIR
+    make_encoder.py OUT_DIR [--layers N --hidden H --heads A --ffn F --seq S --samples K]
 
-OUT_DIR gets encoder.onnx (token + position embeddings, LayerNormalization, one 4-head self-attention layer
-with an attention mask, an erf-GELU feed-forward, a classifier on the first token: the graph of a transformer
+OUT_DIR gets encoder.onnx (token + position embeddings, LayerNormalization, N self-attention layers with an
+attention mask, each with an erf-GELU feed-forward, a classifier on the first token: the graph of a transformer
 encoder as exporters write it, sequence length dynamic) and data.json with input_ids.npy / attention_mask.npy
-(16 sequences of 12 tokens). The tests turn it into an IR with scripts/make_ir.py to check aquant's IR reader
-on transformer ops. Prints one JSON line {"model": ..., "data": ...}.
+(K sequences of S tokens). The defaults (1 layer, hidden 64, 4 heads, 16 sequences of 12 tokens) are the small
+model the tests use (they turn it into an IR with scripts/make_ir.py to check aquant's IR reader on transformer
+ops); bench/latency.py times a realistic size (6 layers, hidden 384, 6 heads, seq 64), the size of
+all-MiniLM-L6-v2. Prints one JSON line {"model": ..., "data": ...}.
 """
+import argparse
 import json
 import os
 import sys
@@ -17,10 +20,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-VOCAB, HIDDEN, HEADS, FFN, MAX_LEN, CLASSES = 100, 64, 4, 128, 32, 2
+VOCAB, CLASSES = 100, 2
 
 
-def main(out):
+def main(out, size):
+    HIDDEN, HEADS, FFN, SEQ = size.hidden, size.heads, size.ffn or 2 * size.hidden, size.seq
+    MAX_LEN = max(32, SEQ)
     rng = np.random.default_rng(0)
     inits = []
 
@@ -58,24 +63,34 @@ def main(out):
     def split(t, name, perm):
         return node("Transpose", [node("Reshape", [t, heads_shape], f"{name}/reshape")], name, perm=perm)
 
-    q = split(dense(x, "att/q", HIDDEN, HIDDEN), "att/qh", [0, 2, 1, 3])
-    k = split(dense(x, "att/k", HIDDEN, HIDDEN), "att/kh", [0, 2, 3, 1])
-    v = split(dense(x, "att/v", HIDDEN, HIDDEN), "att/vh", [0, 2, 1, 3])
-    scores = node("Div", [node("MatMul", [q, k], "att/qk"), const("sqrt_dh", np.float32(np.sqrt(dh)))],
-                  "att/scaled")
-    mask = node("Cast", ["attention_mask"], "att/mask_f", to=TensorProto.FLOAT)
-    mask = node("Unsqueeze", [mask, const("mask_axes", np.array([1, 2]))], "att/mask_4d")
-    bias = node("Mul", [node("Sub", [const("one_f", np.float32(1)), mask], "att/inv"),
-                        const("neg", np.float32(-10000))], "att/mask_bias")
-    probs = node("Softmax", [node("Add", [scores, bias], "att/masked")], "att/probs", axis=-1)
-    context = node("Transpose", [node("MatMul", [probs, v], "att/ctx")], "att/ctx_t", perm=[0, 2, 1, 3])
-    context = node("Reshape", [context, const("merge_shape", np.array([0, 0, HIDDEN]))], "att/merged")
-    x = layer_norm(node("Add", [x, dense(context, "att/out", HIDDEN, HIDDEN)], "att/residual"), "att/ln")
-    h = dense(x, "ffn/in", HIDDEN, FFN)
-    erf = node("Erf", [node("Div", [h, const("sqrt2", np.float32(np.sqrt(2)))], "ffn/div")], "ffn/erf")
-    gelu = node("Mul", [node("Mul", [h, node("Add", [erf, const("one_g", np.float32(1))], "ffn/add1")],
-                             "ffn/mul"), const("half", np.float32(0.5))], "ffn/gelu")
-    x = layer_norm(node("Add", [x, dense(gelu, "ffn/out", FFN, HIDDEN)], "ffn/residual"), "ffn/ln")
+    shared_names = {}
+
+    def shared(name, array):
+        """A constant every layer reads: one initializer."""
+        if name not in shared_names:
+            shared_names[name] = const(name, array)
+        return shared_names[name]
+
+    for layer in range(size.layers):
+        p = "" if layer == 0 else f"l{layer}/"
+        q = split(dense(x, f"{p}att/q", HIDDEN, HIDDEN), f"{p}att/qh", [0, 2, 1, 3])
+        k = split(dense(x, f"{p}att/k", HIDDEN, HIDDEN), f"{p}att/kh", [0, 2, 3, 1])
+        v = split(dense(x, f"{p}att/v", HIDDEN, HIDDEN), f"{p}att/vh", [0, 2, 1, 3])
+        scores = node("Div", [node("MatMul", [q, k], f"{p}att/qk"), shared("sqrt_dh", np.float32(np.sqrt(dh)))],
+                      f"{p}att/scaled")
+        mask = node("Cast", ["attention_mask"], f"{p}att/mask_f", to=TensorProto.FLOAT)
+        mask = node("Unsqueeze", [mask, shared("mask_axes", np.array([1, 2]))], f"{p}att/mask_4d")
+        bias = node("Mul", [node("Sub", [shared("one_f", np.float32(1)), mask], f"{p}att/inv"),
+                            shared("neg", np.float32(-10000))], f"{p}att/mask_bias")
+        probs = node("Softmax", [node("Add", [scores, bias], f"{p}att/masked")], f"{p}att/probs", axis=-1)
+        context = node("Transpose", [node("MatMul", [probs, v], f"{p}att/ctx")], f"{p}att/ctx_t", perm=[0, 2, 1, 3])
+        context = node("Reshape", [context, shared("merge_shape", np.array([0, 0, HIDDEN]))], f"{p}att/merged")
+        x = layer_norm(node("Add", [x, dense(context, f"{p}att/out", HIDDEN, HIDDEN)], f"{p}att/residual"), f"{p}att/ln")
+        h = dense(x, f"{p}ffn/in", HIDDEN, FFN)
+        erf = node("Erf", [node("Div", [h, shared("sqrt2", np.float32(np.sqrt(2)))], f"{p}ffn/div")], f"{p}ffn/erf")
+        gelu = node("Mul", [node("Mul", [h, node("Add", [erf, shared("one_g", np.float32(1))], f"{p}ffn/add1")],
+                                 f"{p}ffn/mul"), shared("half", np.float32(0.5))], f"{p}ffn/gelu")
+        x = layer_norm(node("Add", [x, dense(gelu, f"{p}ffn/out", FFN, HIDDEN)], f"{p}ffn/residual"), f"{p}ffn/ln")
     first = node("Gather", [x, const("zero_idx", np.array(0))], "pool/first", axis=1)
     logits = dense(node("Tanh", [dense(first, "pool/dense", HIDDEN, HIDDEN)], "pool/tanh"), "logits",
                    HIDDEN, CLASSES)
@@ -91,10 +106,10 @@ def main(out):
     os.makedirs(out, exist_ok=True)
     onnx.save(model, os.path.join(out, "encoder.onnx"))
 
-    ids = rng.integers(0, VOCAB, (16, 12)).astype(np.int64)
-    attention = np.ones((16, 12), np.int64)
-    for i in range(16):
-        attention[i, 12 - i % 5:] = 0  # padded tails of 0 to 4 tokens
+    ids = rng.integers(0, VOCAB, (size.samples, SEQ)).astype(np.int64)
+    attention = np.ones((size.samples, SEQ), np.int64)
+    for i in range(size.samples):
+        attention[i, SEQ - i % 5:] = 0  # padded tails of 0 to 4 tokens
     np.save(os.path.join(out, "input_ids.npy"), ids)
     np.save(os.path.join(out, "attention_mask.npy"), attention)
     with open(os.path.join(out, "data.json"), "w") as f:
@@ -104,8 +119,17 @@ def main(out):
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out")
+    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--ffn", type=int, default=0, help="feed-forward width (default: 2 × hidden)")
+    parser.add_argument("--seq", type=int, default=12)
+    parser.add_argument("--samples", type=int, default=16)
+    args = parser.parse_args()
     try:
-        main(sys.argv[1])
+        main(args.out, args)
     except Exception as e:  # one clear line for the calling test
         print(f"error: {type(e).__name__}: {e}".replace("\n", " "), file=sys.stderr)
         sys.exit(2)

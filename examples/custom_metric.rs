@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use aquant::data::{Annotation, Dataset, Sample};
-use aquant::metric::{Direction, Metric};
+use aquant::metric::{Direction, Metric, SampleMetric, Scoring};
 use aquant::pipeline::{self, Algorithm, Engine};
 use aquant::search::AccuracyControlParams;
 use aquant::{Error, Result, Tensor};
@@ -83,6 +83,12 @@ impl Metric for TrueClassProbability {
         "accuracy"
     }
 
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::PerSample(self)
+    }
+}
+
+impl SampleMetric for TrueClassProbability {
     fn sample_bounds(&self) -> Option<(f64, f64)> {
         Some((0.0, 1.0))
     }

@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 
 use aquant::data::Annotation;
-use aquant::metric::{RunnableModel, SampleOutputs, SetValue};
+use aquant::metric::{RunnableModel, SampleMetric, SampleOutputs, Scoring, SetMetric, SetValue};
 use aquant::{Direction, Error, Metric, Result, Tensor};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -109,6 +109,12 @@ impl Metric for CallableMetric {
         self.common.direction
     }
 
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::PerSample(self)
+    }
+}
+
+impl SampleMetric for CallableMetric {
     fn sample_value(
         &self,
         outputs: &[Tensor],
@@ -183,10 +189,16 @@ impl Metric for PotMetric {
         &self.kind
     }
 
-    fn per_sample(&self) -> bool {
-        self.per_sample
+    fn scoring(&self) -> Scoring<'_> {
+        if self.per_sample {
+            Scoring::PerSample(self)
+        } else {
+            Scoring::WholeSet(self)
+        }
     }
+}
 
+impl SampleMetric for PotMetric {
     fn sample_value(
         &self,
         outputs: &[Tensor],
@@ -206,7 +218,9 @@ impl Metric for PotMetric {
     fn sample_bounds(&self) -> Option<(f64, f64)> {
         self.common.bounds
     }
+}
 
+impl SetMetric for PotMetric {
     fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         let _turn = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.common.call("the POT metric", |py| {
@@ -282,17 +296,12 @@ impl Metric for ValidationFn {
         self.common.direction
     }
 
-    fn per_sample(&self) -> bool {
-        false
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::WholeSet(self)
     }
+}
 
-    fn sample_value(&self, _: &[Tensor], _: &Annotation, _: Option<&[Tensor]>) -> Result<f64> {
-        Err(Error::Metric {
-            name: self.common.name.clone(),
-            message: "validation_fn scores whole sets only".into(),
-        })
-    }
-
+impl SetMetric for ValidationFn {
     fn set_value(&self, samples: &[SampleOutputs], model: &dyn RunnableModel) -> Result<SetValue> {
         let indices: Vec<usize> = samples.iter().map(|s| s.index).collect();
         let served = model::serve(model, self.replay(samples), self.names.clone(), |lent| {

@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::{EvaluatedModel, Evaluation, MetricValue};
 use crate::data::Annotation;
 use crate::error::{Error, Result};
-use crate::metric::{Metric, SampleOutputs, SetValue};
+use crate::metric::{Metric, SampleMetric, SampleOutputs, Scoring, SetMetric, SetValue};
 use crate::tensor::Tensor;
 
 /// An evaluation's results as samples come in: per-sample metrics' values, and the samples a dataset-level
@@ -68,10 +68,10 @@ impl<'m> Scores<'m> {
             .iter()
             .zip(self.per_sample)
             .map(|(metric, per_sample)| {
-                let (value, per_sample) = match metric.per_sample() {
-                    true => (aggregate(*metric, &per_sample)?, per_sample),
-                    false => {
-                        let set = set_value(*metric, &kept, model)?;
+                let (value, per_sample) = match metric.scoring() {
+                    Scoring::PerSample(_) => (aggregate(*metric, &per_sample)?, per_sample),
+                    Scoring::WholeSet(set_metric) => {
+                        let set = set_value(*metric, set_metric, &kept, model)?;
                         (set.value, set.per_sample.unwrap_or_default())
                     }
                 };
@@ -94,10 +94,11 @@ impl<'m> Scores<'m> {
 /// per-sample values that do not match the samples.
 fn set_value(
     metric: &dyn Metric,
+    set_metric: &dyn SetMetric,
     samples: &[SampleOutputs],
     model: &EvaluatedModel,
 ) -> Result<SetValue> {
-    let set = guarded(metric, "set_value", || metric.set_value(samples, model))?;
+    let set = guarded(metric, "set_value", || set_metric.set_value(samples, model))?;
     let fail = |message: String| {
         Err(Error::Metric {
             name: metric.name().into(),
@@ -144,7 +145,19 @@ fn guarded<T>(metric: &dyn Metric, what: &str, f: impl FnOnce() -> Result<T>) ->
 
 /// The metric's aggregate of `values` (a panic in it is an [`Error::Metric`]).
 pub(crate) fn aggregate(metric: &dyn Metric, values: &[f64]) -> Result<f64> {
-    guarded(metric, "aggregate", || Ok(metric.aggregate(values)))
+    let per_sample = sample_side(metric)?;
+    guarded(metric, "aggregate", || Ok(per_sample.aggregate(values)))
+}
+
+/// The per-sample side of `metric`; a whole-set metric has none to ask (the evaluator never does).
+fn sample_side(metric: &dyn Metric) -> Result<&dyn SampleMetric> {
+    match metric.scoring() {
+        Scoring::PerSample(per_sample) => Ok(per_sample),
+        Scoring::WholeSet(_) => Err(Error::Metric {
+            name: metric.name().into(),
+            message: "a dataset-level metric has no per-sample values".into(),
+        }),
+    }
 }
 
 /// One sample's value, rejecting non-finite results (a NaN would silently poison every comparison).
@@ -155,8 +168,9 @@ pub(super) fn sample_value(
     annotation: &Annotation,
     reference: Option<&[Tensor]>,
 ) -> Result<f64> {
+    let per_sample = sample_side(metric)?;
     let value = guarded(metric, &format!("sample_value (sample {index})"), || {
-        metric.sample_value(outputs, annotation, reference)
+        per_sample.sample_value(outputs, annotation, reference)
     })?;
     if !value.is_finite() {
         return Err(Error::Metric {

@@ -5,8 +5,9 @@
 //! same model and data (`--metric dataset:top1`).
 
 use crate::error::{Error, Result};
-use crate::metric::{no_sample_value, Direction, Metric, RunnableModel, SampleOutputs, SetValue};
-use crate::tensor::Tensor;
+use crate::metric::{
+    Direction, Metric, RunnableModel, SampleOutputs, Scoring, SetMetric, SetValue,
+};
 
 /// The prefix of a built-in metric name that asks for it as dataset-level.
 pub const PREFIX: &str = "dataset:";
@@ -49,24 +50,24 @@ impl Metric for AsSet {
         self.inner.kind()
     }
 
-    fn per_sample(&self) -> bool {
-        false
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::WholeSet(self)
     }
+}
 
+impl SetMetric for AsSet {
     fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
+        // `new` took only a per-sample metric; its scoring does not change.
+        let Scoring::PerSample(inner) = self.inner.scoring() else {
+            return Err(Error::Metric {
+                name: self.name().into(),
+                message: "the wrapped metric is not per-sample".into(),
+            });
+        };
         let values = samples
             .iter()
-            .map(|s| self.inner.sample_value(&s.outputs, &s.annotation, None))
+            .map(|s| inner.sample_value(&s.outputs, &s.annotation, None))
             .collect::<Result<Vec<f64>>>()?;
-        Ok(SetValue::from(self.inner.aggregate(&values)))
-    }
-
-    fn sample_value(
-        &self,
-        _: &[Tensor],
-        _: &crate::data::Annotation,
-        _: Option<&[Tensor]>,
-    ) -> Result<f64> {
-        Err(no_sample_value(self.name()))
+        Ok(SetValue::from(inner.aggregate(&values)))
     }
 }

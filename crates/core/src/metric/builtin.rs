@@ -2,7 +2,7 @@
 
 use crate::data::Annotation;
 use crate::error::{Error, Result};
-use crate::metric::{Direction, Metric};
+use crate::metric::{Direction, Metric, SampleMetric, Scoring};
 use crate::tensor::Tensor;
 
 pub(super) fn first_output<'a>(metric: &str, outputs: &'a [Tensor]) -> Result<&'a [f32]> {
@@ -60,6 +60,12 @@ impl Metric for TopK {
         &self.name
     }
 
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::PerSample(self)
+    }
+}
+
+impl SampleMetric for TopK {
     fn sample_bounds(&self) -> Option<(f64, f64)> {
         Some((0.0, 1.0))
     }
@@ -113,6 +119,12 @@ impl Metric for Agreement {
         "agreement"
     }
 
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::PerSample(self)
+    }
+}
+
+impl SampleMetric for Agreement {
     fn needs_reference(&self) -> bool {
         true
     }
@@ -201,6 +213,12 @@ impl Metric for OutputError {
         "error"
     }
 
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::PerSample(self)
+    }
+}
+
+impl SampleMetric for OutputError {
     fn needs_reference(&self) -> bool {
         true
     }
@@ -264,6 +282,12 @@ impl Metric for FnMetric {
         self.direction
     }
 
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::PerSample(self)
+    }
+}
+
+impl SampleMetric for FnMetric {
     fn sample_value(
         &self,
         outputs: &[Tensor],

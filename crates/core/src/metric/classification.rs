@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use crate::data::Annotation;
 use crate::error::{Error, Result};
 use crate::metric::builtin::{argmax, first_output};
-use crate::metric::{no_sample_value, Metric, RunnableModel, SampleOutputs, SetValue};
-use crate::tensor::Tensor;
+use crate::metric::{Metric, RunnableModel, SampleOutputs, Scoring, SetMetric, SetValue};
 
 fn error(metric: &str, message: impl Into<String>) -> Error {
     Error::Metric {
@@ -114,16 +113,14 @@ impl Metric for F1Macro {
         Self::NAME
     }
 
-    fn per_sample(&self) -> bool {
-        false
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::WholeSet(self)
     }
+}
 
+impl SetMetric for F1Macro {
     fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         self.value(samples).map(SetValue::from)
-    }
-
-    fn sample_value(&self, _: &[Tensor], _: &Annotation, _: Option<&[Tensor]>) -> Result<f64> {
-        Err(no_sample_value(Self::NAME))
     }
 }
 
@@ -217,22 +214,21 @@ impl Metric for Auroc {
         Self::NAME
     }
 
-    fn per_sample(&self) -> bool {
-        false
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::WholeSet(self)
     }
+}
 
+impl SetMetric for Auroc {
     fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         self.value(samples).map(SetValue::from)
-    }
-
-    fn sample_value(&self, _: &[Tensor], _: &Annotation, _: Option<&[Tensor]>) -> Result<f64> {
-        Err(no_sample_value(Self::NAME))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::Tensor;
     use ndarray::{ArrayD, IxDyn};
 
     fn sample(index: usize, scores: &[f32], label: i64) -> SampleOutputs {

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use crate::data::{Annotation, GroundTruthBox};
 use crate::error::{Error, Result};
-use crate::metric::{no_sample_value, Metric, RunnableModel, SampleOutputs, SetValue};
+use crate::metric::{Metric, RunnableModel, SampleOutputs, Scoring, SetMetric, SetValue};
 use crate::tensor::Tensor;
 
 /// Detections kept per image and class (COCOeval's `maxDets`, the value mAP is reported at).
@@ -299,16 +299,14 @@ impl Metric for MeanAveragePrecision {
         self.name
     }
 
-    fn per_sample(&self) -> bool {
-        false
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::WholeSet(self)
     }
+}
 
+impl SetMetric for MeanAveragePrecision {
     fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         self.value(samples).map(SetValue::from)
-    }
-
-    fn sample_value(&self, _: &[Tensor], _: &Annotation, _: Option<&[Tensor]>) -> Result<f64> {
-        Err(no_sample_value(self.name))
     }
 }
 

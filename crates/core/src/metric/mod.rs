@@ -1,7 +1,8 @@
 //! Metrics: how good a model's outputs are, sample by sample or over a whole set.
 //!
 //! POT's Metric interface is stateful (`update`, `avg_value`, `reset`); aquant asks instead for the value of
-//! *one* sample ([`Metric::sample_value`]) and an aggregate over per-sample values ([`Metric::aggregate`]).
+//! *one* sample ([`SampleMetric::sample_value`]) and an aggregate over per-sample values
+//! ([`SampleMetric::aggregate`]).
 //! That is the same information, but it lets the evaluator cache per-sample values, evaluate any subset, run
 //! samples in parallel, pick the ranking subset by per-sample change, and stop early when the remaining
 //! samples cannot change a decision — none of which a stateful accumulator allows.
@@ -10,8 +11,8 @@
 //! and NMSE do; the evaluator then supplies them.
 //!
 //! Some metrics are not a mean of per-sample values — mAP, macro-F1, AUROC. Such a *dataset-level* metric
-//! answers [`Metric::per_sample`] false and gives [`Metric::set_value`] instead; the evaluator then hands it every
-//! sample's outputs at once, and the search ranks groups by the output NMSE against FP32 (as POT and NNCF do),
+//! implements [`SetMetric`] instead of [`SampleMetric`] (its [`Metric::scoring`] says which); the evaluator then
+//! hands it every sample's outputs at once, and the search ranks groups by the output NMSE against FP32 (as POT and NNCF do),
 //! using the metric itself only for full evaluations.
 
 mod as_set;
@@ -93,7 +94,9 @@ pub trait RunnableModel {
     fn run(&self, inputs: Vec<(String, Tensor)>) -> Result<Vec<Tensor>>;
 }
 
-/// A metric: per sample (the default) or over a whole set ([`Metric::per_sample`]).
+/// A metric: what it is called, which way is better, POT's kind, and how it is computed ([`Metric::scoring`]):
+/// a value per sample ([`SampleMetric`]) or one value over the whole set ([`SetMetric`]). Each way is its own
+/// trait, so a metric implements only what it computes.
 pub trait Metric: Send + Sync {
     /// Name shown in reports ("top1").
     fn name(&self) -> &str;
@@ -108,37 +111,51 @@ pub trait Metric: Send + Sync {
         "accuracy"
     }
 
-    /// True when [`Metric::sample_value`] needs the FP32 model's outputs for the same sample.
+    /// How this metric is computed: `Scoring::PerSample(self)` or `Scoring::WholeSet(self)`.
+    fn scoring(&self) -> Scoring<'_>;
+}
+
+/// How a metric is computed ([`Metric::scoring`]).
+#[derive(Clone, Copy)]
+pub enum Scoring<'m> {
+    /// A value per sample, aggregated over a set.
+    PerSample(&'m dyn SampleMetric),
+    /// One value over the whole set (a dataset-level metric: F1, AUROC, mAP, NNCF's `validation_fn`).
+    WholeSet(&'m dyn SetMetric),
+}
+
+impl dyn Metric + '_ {
+    /// Whether the metric has a value per sample.
+    pub fn per_sample(&self) -> bool {
+        matches!(self.scoring(), Scoring::PerSample(_))
+    }
+
+    /// Whether a sample's value needs the FP32 model's outputs for the same sample (never for a whole-set
+    /// metric).
+    pub fn needs_reference(&self) -> bool {
+        match self.scoring() {
+            Scoring::PerSample(metric) => metric.needs_reference(),
+            Scoring::WholeSet(_) => false,
+        }
+    }
+}
+
+/// A metric with a value per sample, aggregated over a set (the mean by default).
+pub trait SampleMetric: Send + Sync {
+    /// True when [`SampleMetric::sample_value`] needs the FP32 model's outputs for the same sample.
     fn needs_reference(&self) -> bool {
         false
     }
 
     /// Bounds of one sample's value, when known (e.g. `(0, 1)` for accuracy). When the aggregate is the mean
-    /// ([`Metric::aggregate_is_mean`]), ranking uses them to stop evaluating a candidate once the remaining
-    /// samples cannot change its rank.
+    /// ([`SampleMetric::aggregate_is_mean`]), ranking uses them to stop evaluating a candidate once the
+    /// remaining samples cannot change its rank.
     fn sample_bounds(&self) -> Option<(f64, f64)> {
         None
     }
 
-    /// Whether the metric has a value per sample (true unless overridden). A dataset-level metric answers
-    /// false and implements [`Metric::set_value`]; [`Metric::sample_value`] is then never called.
-    fn per_sample(&self) -> bool {
-        true
-    }
-
-    /// The metric over a whole set of samples, for a dataset-level metric ([`Metric::per_sample`] false).
-    /// `samples` are in the order evaluated; `model` is the model that produced them, for a metric that runs it
-    /// itself (a validation function given the model). A per-sample metric never receives this call.
-    fn set_value(&self, samples: &[SampleOutputs], model: &dyn RunnableModel) -> Result<SetValue> {
-        let _ = (samples, model);
-        Err(Error::Metric {
-            name: self.name().into(),
-            message: "a dataset-level metric must implement set_value".into(),
-        })
-    }
-
     /// The value of one sample. `outputs` are the model's outputs for that sample (leading axis of length 1);
-    /// `reference` the FP32 model's, when [`Metric::needs_reference`].
+    /// `reference` the FP32 model's, when [`SampleMetric::needs_reference`].
     fn sample_value(
         &self,
         outputs: &[Tensor],
@@ -147,7 +164,7 @@ pub trait Metric: Send + Sync {
     ) -> Result<f64>;
 
     /// The metric over a set of samples; the mean by default. Groups are ranked and the run is judged on
-    /// this value. A metric that overrides it must also override [`Metric::aggregate_is_mean`].
+    /// this value. A metric that overrides it must also override [`SampleMetric::aggregate_is_mean`].
     fn aggregate(&self, values: &[f64]) -> f64 {
         if values.is_empty() {
             return f64::NAN;
@@ -155,12 +172,19 @@ pub trait Metric: Send + Sync {
         values.iter().sum::<f64>() / values.len() as f64
     }
 
-    /// Whether [`Metric::aggregate`] is the mean of the per-sample values (true unless overridden). Only then
-    /// do [`Metric::sample_bounds`] bound the aggregate of a partly evaluated set, so ranking stops early only
-    /// for such metrics; any other aggregate is ranked on complete evaluations.
+    /// Whether [`SampleMetric::aggregate`] is the mean of the per-sample values (true unless overridden). Only
+    /// then do [`SampleMetric::sample_bounds`] bound the aggregate of a partly evaluated set, so ranking stops
+    /// early only for such metrics; any other aggregate is ranked on complete evaluations.
     fn aggregate_is_mean(&self) -> bool {
         true
     }
+}
+
+/// A metric over a whole set of samples (a dataset-level metric).
+pub trait SetMetric: Send + Sync {
+    /// The metric over `samples`, in the order evaluated; `model` is the model that produced them, for a
+    /// metric that runs it itself (a validation function given the model).
+    fn set_value(&self, samples: &[SampleOutputs], model: &dyn RunnableModel) -> Result<SetValue>;
 }
 
 /// The built-in metric called `name`: `top1`, `top5` (any `topK`), `agreement`, `mse`, `nmse`, and the
@@ -191,12 +215,4 @@ pub fn builtin(name: &str) -> Result<Box<dyn Metric>> {
         },
     };
     Ok(metric)
-}
-
-/// The error of asking a dataset-level built-in for one sample's value (the evaluator never does).
-fn no_sample_value(metric: &str) -> Error {
-    Error::Metric {
-        name: metric.into(),
-        message: "a dataset-level metric has no per-sample values".into(),
-    }
 }

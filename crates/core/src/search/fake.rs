@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::backend::EngineSettings;
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, Latency, MetricValue};
-use crate::metric::{Direction, Metric};
+use crate::metric::{Direction, Metric, SampleMetric, Scoring};
 use crate::quantize::{FittedQuantizers, Precision, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::lab::{Bench, Deployment, EngineId, Models, RankingCandidate};
@@ -40,12 +40,21 @@ impl Metric for FakeMetric {
     fn name(&self) -> &str {
         self.name
     }
+
     fn direction(&self) -> Direction {
         self.direction
     }
+
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring::PerSample(self)
+    }
+}
+
+impl SampleMetric for FakeMetric {
     fn sample_bounds(&self) -> Option<(f64, f64)> {
         self.bounds
     }
+
     fn sample_value(
         &self,
         _: &[crate::tensor::Tensor],
@@ -54,6 +63,7 @@ impl Metric for FakeMetric {
     ) -> Result<f64> {
         unreachable!("the fake scores from its script")
     }
+
     fn aggregate(&self, values: &[f64]) -> f64 {
         if !self.median {
             return values.iter().sum::<f64>() / values.len() as f64;
@@ -62,6 +72,7 @@ impl Metric for FakeMetric {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     }
+
     fn aggregate_is_mean(&self) -> bool {
         !self.median
     }

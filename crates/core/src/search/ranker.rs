@@ -1,14 +1,14 @@
 //! Ranking: how much reverting each group alone restores the metric on the ranking subset — a pure branch
 //! and bound over a [`Scorer`].
 //!
-//! A group's score is the metric's own aggregate ([`Metric::aggregate`]) of its per-sample values on the
+//! A group's score is the metric's own aggregate ([`SampleMetric::aggregate`](crate::metric::SampleMetric::aggregate)) of its per-sample values on the
 //! subset, oriented so that higher always means "restores more" (a higher-worse metric is negated); the order
 //! is by score, ties going to the cheaper revert (the fewer integer kernels the deployed engine loses:
 //! [`crate::search::lab::Models::integer_kernels`]), then to the lower group id (topological order). The score is the
 //! quantity the run is judged on; with equal costs the order is the score's alone.
 //!
 //! The ranking is exact but lazy. When the aggregate is the mean and one sample's value is bounded
-//! ([`Metric::sample_bounds`], e.g. accuracy), a candidate's evaluation stops as soon as even a perfect rest
+//! ([`SampleMetric::sample_bounds`](crate::metric::SampleMetric::sample_bounds), e.g. accuracy), a candidate's evaluation stops as soon as even a perfect rest
 //! of the subset could not beat the best score already known exactly: that candidate cannot come first.
 //! Candidates are taken out best first ([`Ranking::next`]); a pruned candidate is resumed only when the ones
 //! ahead of it are gone and its bound still competes. The result is the order a full evaluation of every
@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use crate::error::Result;
 use crate::eval::aggregate;
-use crate::metric::{Direction, Metric};
+use crate::metric::{Direction, Metric, Scoring};
 use crate::search::report::RankingEntry;
 
 /// Samples every candidate is evaluated on before the first one is evaluated to the end.
@@ -94,9 +94,13 @@ impl<'m> Ranking<'m> {
         metric: &'m dyn Metric,
         early_stop: bool,
     ) -> Self {
-        let bounds = metric
-            .sample_bounds()
-            .filter(|_| early_stop && metric.aggregate_is_mean());
+        // Only a per-sample metric whose aggregate is the mean has bounds on a partly evaluated aggregate.
+        let bounds = match metric.scoring() {
+            Scoring::PerSample(per_sample) => per_sample
+                .sample_bounds()
+                .filter(|_| early_stop && per_sample.aggregate_is_mean()),
+            Scoring::WholeSet(_) => None,
+        };
         Ranking {
             candidates: candidates
                 .into_iter()

@@ -5,6 +5,7 @@ use std::cell::Cell;
 use proptest::prelude::*;
 
 use super::*;
+use crate::metric::Scoring;
 use crate::search::fake::FakeMetric;
 
 /// Values from a table `[group][sample]`, counting the samples scored.
@@ -94,11 +95,14 @@ fn full_order_with_costs(table: &[Vec<f64>], costs: &[usize], metric: &dyn Metri
     } else {
         -1.0
     };
+    let Scoring::PerSample(per_sample) = metric.scoring() else {
+        panic!("the ranking tests' metrics are per-sample");
+    };
     let mut groups: Vec<usize> = (0..table.len()).collect();
     groups.sort_by(|&a, &b| {
         let (sa, sb) = (
-            sign * metric.aggregate(&table[a]),
-            sign * metric.aggregate(&table[b]),
+            sign * per_sample.aggregate(&table[a]),
+            sign * per_sample.aggregate(&table[b]),
         );
         sb.total_cmp(&sa).then((costs[a], a).cmp(&(costs[b], b)))
     });

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use aquant::quant::Quantizer;
+use aquant::numerics::Quantizer;
 use aquant::quantize::{ModelForm, QuantizationParams, RestoreMode};
 use aquant::Backend;
 use aquant_onnx::proto::tensor_proto::DataType;

@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// The layers, bottom to top, and the units on each (`a::b` is the module `crate::a::b` and everything in it;
-/// a unit is the longest listed prefix of a module's path). The target order is `params → quant → ops → qmodel →
+/// a unit is the longest listed prefix of a module's path). The target order is `params → numerics → ops → qmodel →
 /// metric/eval → analysis → quantize → search → job → config/pipeline`, with the base modules below it all.
 const LAYERS: &[(&str, &[&str])] = &[
     (
@@ -42,7 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("params", &["params"]),
-    ("quant", &["quant"]),
+    ("numerics", &["numerics"]),
     ("ops", &["ops"]),
     (
         "qmodel",

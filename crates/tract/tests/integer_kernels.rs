@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aquant::builder::ModelBuilder;
-use aquant::quant::{Mode, QuantSpec, Quantizer};
+use aquant::numerics::{Mode, QuantSpec, Quantizer};
 use aquant::quantize::{place, ModelForm, QuantizationParams, QuantizedModel, RestoreMode};
 use aquant::{Backend, Graph, Tensor};
 use aquant_tract::TractBackend;

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::quant::{Aggregator, Granularity, RangeEstimator, Statistic};
+use crate::numerics::{Aggregator, Granularity, RangeEstimator, Statistic};
 use crate::quantize::{Deploy, Preset, QuantizationParams, TargetDevice};
 use crate::search::{AccuracyControlParams, DropType, MetricTarget};
 
@@ -149,8 +149,8 @@ fn the_full_spec_example_spells_out_the_defaults() {
     let config = parse(text).unwrap();
     let mut expected = QuantizationParams::default();
     expected.activations.range_estimator = Some(RangeEstimator {
-        min: crate::quant::Estimator::new(Statistic::Min, Aggregator::Mean),
-        max: crate::quant::Estimator::new(Statistic::Max, Aggregator::Mean),
+        min: crate::numerics::Estimator::new(Statistic::Min, Aggregator::Mean),
+        max: crate::numerics::Estimator::new(Statistic::Max, Aggregator::Mean),
     });
     assert_eq!(config.algorithm.quantization(), &expected);
     let control = config.algorithm.control().unwrap().clone();

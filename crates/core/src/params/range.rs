@@ -1,6 +1,6 @@
 //! How an activation's range is estimated from calibration samples: POT's `range_estimator` block and NNCF's
 //! named estimators, as the schema the config, the flags and the Python package read. The reductions that
-//! compute a range live with the quantization math (`crate::quant::TensorStats`).
+//! compute a range live with the quantization math (`crate::numerics::TensorStats`).
 
 use serde::{Deserialize, Serialize};
 

@@ -16,7 +16,7 @@ use crate::backend::Backend;
 use crate::builder::ModelBuilder;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::quant::Quantizer;
+use crate::numerics::Quantizer;
 use crate::quantize::placement::{Placement, QuantizedNode};
 use crate::tensor::Tensor;
 

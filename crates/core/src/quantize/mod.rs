@@ -17,11 +17,11 @@ use std::time::Instant;
 
 use aquant_onnx::{tensor, ModelProto};
 
+pub use crate::numerics::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
 pub use crate::params::{
     ActivationsParams, Deploy, IgnoredScope, ModelType, OverflowFix, Precision, Preset,
     QuantizationParams, RestoreMode, TargetDevice, WeightsParams,
 };
-pub use crate::quant::{is_half_range, HALF_RANGE_HIGH, HALF_RANGE_LOW};
 pub use aquant_onnx::opset::SIXTEEN_BIT_OPSET;
 pub use calibrate::{calibration_indices, CalibrationStats, FP32Outputs};
 pub use footprint::{ModelBytes, OpsByPrecision};
@@ -35,8 +35,8 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::progress::Progress;
 // `crate::quantize::params::…` paths of the files not moved yet (placement.rs) resolve through this.
+use crate::numerics::{weight_range, Mode, QuantSpec, Quantizer};
 use crate::params;
-use crate::quant::{weight_range, Mode, QuantSpec, Quantizer};
 
 /// Timings and counts of one run of the base algorithm.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -201,7 +201,7 @@ impl Draft {
         let halved = overflow::halved_layers(&self.graph, &self.placement, fix, &at_risk);
         for name in &halved {
             if let Some(p) = self.weights.get_mut(name) {
-                *p = crate::quant::half_range(p);
+                *p = crate::numerics::half_range(p);
             }
         }
         halved

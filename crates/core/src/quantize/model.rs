@@ -17,8 +17,8 @@ use aquant_onnx::{tensor, ModelProto};
 
 use crate::error::{Error, Result};
 use crate::graph::{Edit, Graph, Patch};
+use crate::numerics::Quantizer;
 use crate::params::{Precision, RestoreMode};
-use crate::quant::Quantizer;
 use crate::quantize::placement::{ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
 use crate::quantize::precision::{widen, Precisions};
 use crate::quantize::Deploy;

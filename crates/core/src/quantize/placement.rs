@@ -20,8 +20,8 @@ use regex::Regex;
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
+use crate::numerics::Granularity;
 use crate::ops::{self, OpNode};
-use crate::quant::Granularity;
 use crate::quantize::params::{IgnoredScope, QuantizationParams};
 
 /// An input slot of a quantized node holding an initializer (weight or bias).

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::numerics::{Mode, QuantSpec, Quantizer};
 use crate::params::{Precision, Preset, QuantizationParams, TargetDevice};
-use crate::quant::{Mode, QuantSpec, Quantizer};
 use crate::quantize::Placement;
 
 /// The precision of every op that is not at [`Precision::Base`], by op name.

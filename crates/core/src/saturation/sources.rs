@@ -8,8 +8,8 @@ use aquant_onnx::{attr, tensor, NodeProto};
 use super::layers::{layer, ActivationCodes, Layer};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
+use crate::numerics::Quantizer;
 use crate::ops::{self, Reduction};
-use crate::quant::Quantizer;
 use crate::quantize::QuantizedModel;
 
 /// The layers of a quantized model: every placed op with a quantized weight whose kernel is modelled.

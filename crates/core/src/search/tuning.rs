@@ -7,7 +7,7 @@
 
 use crate::error::Result;
 use crate::metric::{Direction, Metric};
-use crate::quant::RangeEstimator;
+use crate::numerics::RangeEstimator;
 use crate::quantize::{Preset, QuantizationParams};
 use crate::search::lab::{Bench, Models};
 

@@ -19,8 +19,8 @@ use aquant_onnx::{attr, tensor, NodeProto, TensorProto};
 
 use super::QuantizedModel;
 use crate::graph::Graph;
+use crate::numerics::Quantizer;
 use crate::ops::{self, IntegerKernel};
-use crate::quant::Quantizer;
 use crate::quantize::placement::{ActivationQuantizer, QuantizedNode};
 use crate::quantize::Deploy;
 

@@ -30,8 +30,8 @@ use super::qdq::{self, fake_quant_name};
 use super::QuantizedModel;
 use crate::error::Result;
 use crate::graph::{Edit, Graph, Patch};
+use crate::numerics::Quantizer;
 use crate::ops::IntegerKernel;
-use crate::quant::Quantizer;
 use crate::quantize::placement::QuantizedNode;
 
 /// Rewrites every op of `graph` (the evaluation form, built with `reverted` ops in FP32) that ONNX Runtime
@@ -288,7 +288,7 @@ mod tests {
 
     use super::*;
     use crate::builder::ModelBuilder;
-    use crate::quant::{Mode, QuantSpec};
+    use crate::numerics::{Mode, QuantSpec};
     use crate::quantize::{place, weight_params, ModelForm, QuantizationParams, RestoreMode};
 
     /// x → conv1 → relu → conv2 → y, with the quantizer of `r1` unsigned (zero point 0) or signed.

@@ -4,7 +4,7 @@ use aquant_onnx::proto::tensor_proto::DataType;
 use aquant_onnx::{attr, tensor, NodeProto};
 
 use crate::graph::{Edit, Patch};
-use crate::quant::Quantizer;
+use crate::numerics::Quantizer;
 use crate::quantize::Deploy;
 
 /// The ONNX type weights of `params` are stored in.
@@ -175,7 +175,7 @@ pub(super) fn fake_quant_name(tensor: &str, part: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::{Mode, QuantSpec};
+    use crate::numerics::{Mode, QuantSpec};
 
     #[test]
     fn signed_8_bit_activations_are_stored_unsigned_with_the_same_values() {

@@ -19,7 +19,7 @@ use crate::quantize::{
     QuantizedModel,
 };
 use crate::saturation::{self, SaturationReport};
-use crate::search::context::{self, SearchContext};
+use crate::search::engine_lab::{self, EngineLab};
 use crate::search::journal::Journal;
 use crate::search::ladder;
 use crate::search::record::Recorded;
@@ -167,14 +167,14 @@ impl Run<'_> {
     }
 
     /// Runs the [`Restorer`] from the device's starting precisions over a lab on the judging engine (recorded
-    /// in `journal`); returns its verdict and the lab's engine context, which built every candidate.
+    /// in `journal`); returns its verdict and the engine lab, which built every candidate.
     fn search<'r>(
         &'r self,
         quantized: QuantizedModel,
         fp32: &'r ModelProto,
         known_fp32: Option<FP32Outputs>,
         journal: Journal,
-    ) -> Result<(Verdict, SearchContext<'r>)> {
+    ) -> Result<(Verdict, EngineLab<'r>)> {
         let start_entries = start_entries(&quantized, self.quantization);
         let nmse = ranking_nmse(self.metrics, self.control);
         let evaluator = Evaluator::new(
@@ -189,13 +189,13 @@ impl Run<'_> {
         // FP32 outputs calibration already computed are the FP32 evaluation's when validation is calibration.
         let same_data = std::ptr::addr_eq(self.calibration as *const dyn Dataset, self.validation);
         let known_fp32 = known_fp32.filter(|_| same_data);
-        let setup = context::Options::of_run(
+        let setup = engine_lab::Options::of_run(
             self.options,
             self.control.restore_mode,
             self.calibration,
             known_fp32,
         );
-        let ctx = SearchContext::new(evaluator, quantized, setup);
+        let ctx = EngineLab::new(evaluator, quantized, setup);
         let lab = Recorded::new(ctx, journal, self.options.levers.reuse);
         let restorer = Restorer::new(
             lab,
@@ -213,7 +213,7 @@ impl Run<'_> {
     /// The model to save, the analyses of it (saturation, sensitivity, footprint) and the report.
     fn finish(
         &self,
-        ctx: SearchContext,
+        ctx: EngineLab,
         mut verdict: Verdict,
         model_name: String,
         start: Instant,
@@ -296,7 +296,7 @@ fn ranking_nmse(
 }
 
 fn report(
-    ctx: &SearchContext,
+    ctx: &EngineLab,
     model: String,
     metrics: &[&dyn Metric],
     control: &AccuracyControlParams,
@@ -432,7 +432,7 @@ fn check_metric_targets(metrics: &[&dyn Metric], control: &AccuracyControlParams
     Ok(())
 }
 
-fn ordered(ctx: &SearchContext, reverted: &BTreeSet<String>) -> Vec<String> {
+fn ordered(ctx: &EngineLab, reverted: &BTreeSet<String>) -> Vec<String> {
     ctx.quantized
         .placement()
         .nodes

@@ -28,7 +28,7 @@ use crate::error::Result;
 use crate::graph::{changed_suffix, Suffix};
 use crate::progress::NoProgress;
 use crate::runner::{run_batches, Flow, InputBinding};
-use crate::search::context::SearchContext;
+use crate::search::engine_lab::EngineLab;
 use crate::tensor::Tensor;
 
 /// Samples whose boundary values are held at once.
@@ -82,7 +82,7 @@ struct ChunkSample {
 
 impl Cohort {
     /// Builds and prepares `members`, candidates that each differ from the `base` state in a few ops.
-    pub fn new(ctx: &SearchContext, base: &BTreeSet<String>, members: &[Member]) -> Result<Cohort> {
+    pub fn new(ctx: &EngineLab, base: &BTreeSet<String>, members: &[Member]) -> Result<Cohort> {
         let base_model = if ctx.levers.prefix_cache && ctx.cut_invariant() {
             Some(ctx.build(base)?)
         } else {
@@ -111,7 +111,7 @@ impl Cohort {
     /// ends. Returns each participant's id and new values.
     pub fn advance(
         &mut self,
-        ctx: &SearchContext,
+        ctx: &EngineLab,
         subset: &[usize],
         metric: usize,
         start: impl Fn(usize) -> Option<usize>,
@@ -165,7 +165,7 @@ impl Cohort {
     /// The chunk of `subset` from position `from`: what every member running in it reads.
     fn chunk<'s>(
         &self,
-        ctx: &SearchContext,
+        ctx: &EngineLab,
         subset: &'s [usize],
         from: usize,
         metric: usize,
@@ -195,7 +195,7 @@ impl Cohort {
     /// samples they ran.
     fn run_members(
         &mut self,
-        ctx: &SearchContext,
+        ctx: &EngineLab,
         chunk: &Chunk,
         metric: usize,
         keep_going: &(dyn Fn(usize, &[f64]) -> bool + Sync),
@@ -233,7 +233,7 @@ impl CandidateRun {
     /// where `keep_going` answers false. Returns the samples it ran.
     fn run_chunk(
         &mut self,
-        ctx: &SearchContext,
+        ctx: &EngineLab,
         chunk: &Chunk,
         metric: usize,
         keep_going: &(dyn Fn(usize, &[f64]) -> bool + Sync),
@@ -279,7 +279,7 @@ struct Chunk<'s> {
 
 /// Builds every member's model and prepares what can be prepared, on all cores.
 fn prepare(
-    ctx: &SearchContext,
+    ctx: &EngineLab,
     base_model: Option<&ModelProto>,
     members: &[Member],
 ) -> Result<Vec<CandidateRun>> {
@@ -353,7 +353,7 @@ struct Tap {
 
 impl Tap {
     /// Runs the base model over a chunk of samples, keeping the boundary values every suffix reads.
-    fn run(&self, ctx: &SearchContext, indices: &[usize]) -> Result<Vec<ChunkSample>> {
+    fn run(&self, ctx: &EngineLab, indices: &[usize]) -> Result<Vec<ChunkSample>> {
         let mut chunk = Vec::with_capacity(indices.len());
         run_batches(
             self.session.as_ref(),
@@ -380,7 +380,7 @@ impl Tap {
 
 /// One sample through one member's model: its outputs and the sample's annotation.
 fn run_member(
-    ctx: &SearchContext,
+    ctx: &EngineLab,
     runner: &mut Runner,
     index: usize,
     sample: Option<&ChunkSample>,

@@ -5,7 +5,7 @@
 //!
 //! The loop ([`restorer`](super::restorer)) only decides; a [`Lab`] does the work. Code that needs one role
 //! asks for that one (tuning needs a bench and models, never the deployment). The real one
-//! ([`SearchContext`](super::context::SearchContext)) builds models and runs them on an engine; the journal
+//! ([`EngineLab`](super::engine_lab::EngineLab)) builds models and runs them on an engine; the journal
 //! ([`Recorded`](super::record::Recorded)) wraps any lab to record and replay its results; the unit tests'
 //! fake answers from scripted per-sample values, so that the whole loop runs in milliseconds.
 

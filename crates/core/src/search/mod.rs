@@ -6,13 +6,13 @@
 //! Split by role, as in NNCF: `subset` picks the ranking subset, `groups` the units of revert, `ranker` orders
 //! them (a pure branch and bound over a `Scorer`: cohorts with prefix evaluation, or plain evaluation),
 //! `restorer` is the loop as a state machine (baselines → quantized → mixed preset → tuning → restore →
-//! deployed check → done) over a `Lab` that does the work (`context`: the engine; `record`: the journal's
+//! deployed check → done) over a `Lab` that does the work (`engine_lab`: the engine; `record`: the journal's
 //! replay and the reuse cache beside it), and `report` records what happened. The quantized model is a
 //! [`QuantizedModel`](crate::quantize::QuantizedModel): every candidate is that model built with a set of ops left in FP32, so a revert
 //! restores the original weights and biases by construction.
 
 mod cohort;
-pub(crate) mod context;
+pub(crate) mod engine_lab;
 #[cfg(test)]
 mod fake;
 mod groups;

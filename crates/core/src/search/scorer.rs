@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::error::Result;
 use crate::search::cohort::{self, Cohort};
-use crate::search::context::SearchContext;
+use crate::search::engine_lab::EngineLab;
 use crate::search::lab::{Bench, RankingCandidate};
 use crate::search::ranker::{KeepGoing, ScoreRequest, Scorer};
 
@@ -15,7 +15,7 @@ pub(crate) type CohortKey = (String, BTreeSet<String>, Vec<usize>, usize);
 
 /// Candidates evaluated together, sample chunk by sample chunk.
 pub(crate) struct CohortScorer<'s, 'a> {
-    pub ctx: &'s mut SearchContext<'a>,
+    pub ctx: &'s mut EngineLab<'a>,
     pub key: CohortKey,
     pub members: HashMap<usize, BTreeSet<String>>,
     pub cohort: Option<Cohort>,
@@ -25,7 +25,7 @@ impl<'s, 'a> CohortScorer<'s, 'a> {
     /// A scorer of `members` on top of `base`; takes back the cohort the previous scorer of the same
     /// ranking prepared (kept across the steps of a ranking, so that each is built and prepared once).
     pub fn new(
-        ctx: &'s mut SearchContext<'a>,
+        ctx: &'s mut EngineLab<'a>,
         base: &BTreeSet<String>,
         members: Vec<RankingCandidate>,
         subset: &[usize],
@@ -112,7 +112,7 @@ impl Drop for CohortScorer<'_, '_> {
 
 /// Candidates evaluated one at a time, each model whole.
 pub(crate) struct PlainScorer<'s, 'a> {
-    pub ctx: &'s mut SearchContext<'a>,
+    pub ctx: &'s mut EngineLab<'a>,
     pub members: HashMap<usize, BTreeSet<String>>,
     pub subset: Vec<usize>,
     pub metric: usize,
@@ -149,7 +149,7 @@ impl Scorer for PlainScorer<'_, '_> {
 
 /// Evaluates one candidate's whole model on `subset[job.start..until]`, while `keep_going` says so.
 fn whole(
-    ctx: &mut SearchContext,
+    ctx: &mut EngineLab,
     reverted: &BTreeSet<String>,
     subset: &[usize],
     metric: usize,

@@ -1,4 +1,4 @@
-//! The real [`Lab`]: the quantized model, the evaluator on an engine, and what building and running
+//! The [`Lab`] on an engine: the quantized model, the evaluator, and what building and running
 //! candidates needs. A candidate is identified by its set of reverted ops.
 
 use std::collections::BTreeSet;
@@ -23,7 +23,7 @@ use crate::search::scorer::{CohortKey, CohortScorer, PlainScorer};
 use crate::search::Levers;
 
 /// Shared state of one accuracy-controlled run.
-pub(crate) struct SearchContext<'a> {
+pub(crate) struct EngineLab<'a> {
     pub evaluator: Evaluator<'a>,
     pub quantized: QuantizedModel,
     pub restore_mode: RestoreMode,
@@ -51,10 +51,10 @@ pub(crate) struct SearchContext<'a> {
     tag: String,
 }
 
-impl<'a> SearchContext<'a> {
+impl<'a> EngineLab<'a> {
     /// The context of a run judged by `evaluator`'s engine.
     pub fn new(evaluator: Evaluator<'a>, quantized: QuantizedModel, options: Options<'a>) -> Self {
-        let mut ctx = SearchContext {
+        let mut ctx = EngineLab {
             evaluation_form: ModelForm::Evaluation,
             fp32: quantized.fp32().model().clone(),
             evaluator,
@@ -154,7 +154,7 @@ impl<'a> SearchContext<'a> {
     }
 }
 
-/// How a [`SearchContext`] is set up besides its evaluator and model.
+/// How a [`EngineLab`] is set up besides its evaluator and model.
 pub(crate) struct Options<'a> {
     pub restore_mode: RestoreMode,
     pub compress_weights: bool,
@@ -192,7 +192,7 @@ impl<'a> Options<'a> {
     }
 }
 
-impl Bench for SearchContext<'_> {
+impl Bench for EngineLab<'_> {
     fn samples(&self) -> usize {
         self.evaluator.dataset().len()
     }
@@ -252,7 +252,7 @@ impl Bench for SearchContext<'_> {
     }
 }
 
-impl Models for SearchContext<'_> {
+impl Models for EngineLab<'_> {
     fn groups(&self) -> Vec<QuantizerGroup> {
         quantizer_groups(self.quantized.placement())
     }
@@ -305,7 +305,7 @@ impl Models for SearchContext<'_> {
     }
 }
 
-impl Deployment for SearchContext<'_> {
+impl Deployment for EngineLab<'_> {
     fn deployed(&self) -> Option<EngineId> {
         self.deployed.map(|b| EngineId {
             name: b.name().to_owned(),

@@ -100,7 +100,7 @@ impl Builder {
 }
 
 /// Converts a parsed net whose Consts point into `bin`.
-pub fn convert(net: &Net, bin: &[u8]) -> Result<ModelProto, IrError> {
+pub fn onnx_model(net: &Net, bin: &[u8]) -> Result<ModelProto, IrError> {
     let order = topological_order(net)?;
     let by_id: HashMap<u64, &Layer> = net.layers.iter().map(|l| (l.id, l)).collect();
     let mut builder = Builder::default();

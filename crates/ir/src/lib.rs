@@ -98,7 +98,7 @@ pub fn weights_beside(xml: &Path) -> PathBuf {
 
 /// Converts an IR given as its XML text and its weights.
 pub fn read_ir(xml: &str, bin: &[u8]) -> Result<ModelProto, IrError> {
-    graph::convert(&xml::parse(xml)?, bin)
+    graph::onnx_model(&xml::parse(xml)?, bin)
 }
 
 /// Reads the IR graph at `xml` with its weights `bin` (default: [`weights_beside`]).

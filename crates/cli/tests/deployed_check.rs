@@ -224,6 +224,61 @@ fn deployed_check_names_engine_version_and_cpu_and_can_be_switched_off() {
     assert!(text.contains("deployed on ort"), "{text}");
 }
 
+/// Without a validation set (NNCF's `quantize`) there is nothing to judge, but the saved model is still timed
+/// beside FP32 on its deployment engine: every report says how fast the saved model runs where it is deployed.
+#[test]
+fn without_a_validation_set_the_saved_model_is_timed_not_judged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path());
+    let model = assets().join("mnist_cnn/mnist_cnn.onnx");
+    let out = dir.path().join("timed");
+    let output = aquant(&[
+        "quantize",
+        "--model",
+        model.to_str().unwrap(),
+        "--calib",
+        &data,
+        "--latency-runs",
+        "3",
+        "--quiet",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = read_report(&out);
+    let deployed = &report["deployed"];
+    assert_eq!(deployed["engine"], "ort", "{deployed}");
+    assert_eq!(deployed["metrics"], serde_json::json!([]), "nothing judged");
+    assert_eq!(deployed["latency"]["runs"], 3, "{deployed}");
+    assert!(deployed["latency"]["int8_ms"].as_f64().unwrap() > 0.0);
+    let text = stdout(&output);
+    assert!(
+        text.contains("not judged (no validation set); INT8 "),
+        "{text}"
+    );
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("with no validation set to judge it on; one inference takes"));
+    // --no-deployed-check leaves the engine alone, as with a validation set.
+    let off = dir.path().join("off");
+    let output = aquant(&[
+        "quantize",
+        "--model",
+        model.to_str().unwrap(),
+        "--calib",
+        &data,
+        "--no-deployed-check",
+        "--quiet",
+        "-o",
+        off.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    assert!(read_report(&off)["deployed"].is_null());
+}
+
 /// The deployed check measures at `--deployed-batch` and records the conditions it measured under (batch,
 /// threads, optimization level, the CPU with its AMX flags); ONNX Runtime in Python, under those conditions,
 /// measures the saved file exactly as reported. The search's own ONNX Runtime evaluation (at `--batch 1`) is

@@ -98,7 +98,7 @@ impl fmt::Display for DeployedEngineMissing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "the saved model is not judged on {} ({})",
+            "the saved model is not checked on {} ({})",
             self.engine, self.error
         )
     }

@@ -297,7 +297,8 @@ fn run(
     )?;
     let metric = open_metric(metric.as_ref(), validation, &names, &fingerprints, &causes)?;
     let has_validation = validation.is_some();
-    let deployed = (deployed_check && has_validation)
+    // Judged there with a validation set, timed there in any case.
+    let deployed = deployed_check
         .then(|| deployed_engine(format, device))
         .flatten();
     let job = OpenedJob {

@@ -245,15 +245,17 @@ fn warn_if_subset_clamped(requested: Option<usize>, samples: usize) {
     }
 }
 
-/// The engine the saved model is judged on, when a validation set is given and `--no-deployed-check` is not:
-/// ONNX Runtime as deployed for an ONNX output; OpenVINO reading the saved IR itself, on the job's device, for
-/// an IR output. A missing engine is a warning, not an error: the run is still worth having.
+/// The engine the saved model is checked on unless `--no-deployed-check`: judged there with a validation set,
+/// timed there in any case (`--latency-runs`); ONNX Runtime as deployed for an ONNX output, OpenVINO reading the
+/// saved IR itself, on the job's device, for an IR output. A missing engine is a warning, not an error: the run
+/// is still worth having.
 fn deployed_engine(
     args: &QuantizeArgs,
     job: &Job,
     format: OutputFormat,
 ) -> Option<Box<dyn aquant::Backend>> {
-    if args.no_deployed_check || job.validation.is_none() {
+    let nothing_to_do = job.validation.is_none() && args.latency_runs == 0;
+    if args.no_deployed_check || nothing_to_do {
         return None;
     }
     let device = job.device.as_deref();

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::job::deployed::check_deployed;
+use crate::job::deployed::{check_deployed, time_deployed};
 use crate::metric::Metric;
 use crate::params::{AccuracyControlParams, RunOptions};
 use crate::quantize::{
@@ -138,7 +138,7 @@ impl DefaultReport {
 
 /// POT's DefaultQuantization as a job: quantizes `model` on `calibration`, builds the deployable model
 /// (`options.compress_weights`), analyses its int16 saturation, and, with `options.deployed` and a `target`,
-/// judges it on that engine at `options.deployed_batch`. Of `options`, the batch size, progress and weight
+/// judges it on that engine at `options.deployed_batch` (without a target, only times it there). Of `options`, the batch size, progress and weight
 /// compression apply too.
 pub fn quantize_default(
     backend: &dyn Backend,
@@ -169,7 +169,14 @@ pub fn quantize_default(
             options.latency_runs,
             options.progress,
         )?),
-        _ => None,
+        (Some(engine), None) => time_deployed(
+            engine,
+            quantized.fp32().model(),
+            &output_model,
+            calibration,
+            options.latency_runs,
+        )?,
+        (None, _) => None,
     };
     let samples = AUTO_SAMPLES.min(summary.calibration_samples);
     let saturation = crate::saturation::analyze(&quantized, backend, calibration, samples, batch)?;

@@ -2,7 +2,8 @@
 //! saved model and the FP32 model, both measured on the engine the model is deployed on, on the same samples.
 //!
 //! Accuracy control judges its own result the same way (the restorer's deployed-check phase); this is the
-//! check alone, for a user who quantized without a target but wants to know what the deployed model loses.
+//! check alone, for a user who quantized without a target but wants to know what the deployed model loses,
+//! and without a validation set the saved model's latency alone ([`time_deployed`]).
 
 use aquant_onnx::ModelProto;
 
@@ -64,4 +65,31 @@ pub fn check_deployed(
         reused: false,
         latency: measure_latency(engine, fp32, saved, validation, latency_runs)?,
     })
+}
+
+/// The saved model timed beside FP32 on `engine` when there is nothing to judge it against (DefaultQuantization
+/// without a validation set, as NNCF's `quantize`): no metric, the latency on `data`'s first sample, so that
+/// every report with a deployment engine says how fast the saved model runs there. `None` for 0 runs.
+pub fn time_deployed(
+    engine: &dyn Backend,
+    fp32: &ModelProto,
+    saved: &ModelProto,
+    data: &dyn Dataset,
+    latency_runs: usize,
+) -> Result<Option<DeployedReport>> {
+    let Some(latency) = measure_latency(engine, fp32, saved, data, latency_runs)? else {
+        return Ok(None);
+    };
+    Ok(Some(DeployedReport {
+        engine: engine.name().into(),
+        version: engine.version(),
+        batch: latency.batch,
+        settings: engine.settings(),
+        cpu: CpuFeatures::detect(),
+        metrics: Vec::new(),
+        target_met: true,
+        continued: false,
+        reused: false,
+        latency: Some(latency),
+    }))
 }

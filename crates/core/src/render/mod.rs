@@ -55,6 +55,15 @@ pub fn outcome(view: &ReportView) -> String {
         ),
     };
     let deployed = match &view.deployed {
+        Some(d) if d.metrics.is_empty() => format!(
+            "; the saved model was timed on {} {} as deployed on this CPU ({}{}), with no validation set to \
+             judge it on{}",
+            d.engine,
+            d.version,
+            d.cpu,
+            conditions(d),
+            d.latency.as_ref().map_or(String::new(), latency)
+        ),
         Some(d) => {
             let metrics: Vec<String> = d
                 .metrics

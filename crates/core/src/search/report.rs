@@ -369,7 +369,7 @@ impl Report {
 
 impl DeployedReport {
     /// "deployed on ort 1.32.0 (batch 1, 1 thread, optimization all; avx2 avx512_vnni (VNNI)): top1 0.8200,
-    /// drop 0.0033 > 0.0030".
+    /// drop 0.0033 > 0.0030", or "…: not judged (no validation set)" when the saved model was only timed.
     pub fn summary(&self) -> String {
         let metrics: Vec<String> = self
             .metrics
@@ -387,14 +387,17 @@ impl DeployedReport {
             })
             .collect();
         let latency = self.latency.as_ref().map_or(String::new(), latency_summary);
+        let judged = match metrics.is_empty() {
+            true => "not judged (no validation set)".to_owned(),
+            false => metrics.join(", "),
+        };
         format!(
-            "deployed on {} {} (batch {}, {}; {}): {}{}{latency}",
+            "deployed on {} {} (batch {}, {}; {}): {judged}{}{latency}",
             self.engine,
             self.version,
             self.batch,
             self.settings,
             self.cpu,
-            metrics.join(", "),
             if self.continued {
                 " (the search went on with it as the judge)"
             } else {

@@ -115,7 +115,7 @@ impl OpenedJob {
         }
     }
 
-    fn execute(self, interrupt: &AtomicBool) -> Result<Returned> {
+    fn execute(mut self, interrupt: &AtomicBool) -> Result<Returned> {
         let lines = Lines::default();
         let progress: &dyn Progress = if self.settings.progress {
             &lines
@@ -136,7 +136,7 @@ impl OpenedJob {
         let metrics: Vec<&dyn Metric> = self.metric.iter().map(|m| m.as_ref()).collect();
         let request = Request {
             backend: self.backend.as_ref(),
-            model: self.model.clone(),
+            model: std::mem::take(&mut self.model),
             model_name: self.model_name(),
             algorithm: &self.algorithm,
             calibration: &self.calibration,

@@ -63,7 +63,7 @@ impl Algorithm {
 pub struct Request<'a> {
     /// The engine that calibrates and judges.
     pub backend: &'a dyn Backend,
-    /// The FP32 model.
+    /// The FP32 model (moved into the algorithm).
     pub model: ModelProto,
     /// The input model as the report names it (its path).
     pub model_name: String,
@@ -141,17 +141,24 @@ impl Finished {
 /// journals into the destination's state directory: a failed run clears it (nothing to resume), an interrupted
 /// one keeps it, a finished one clears it once its model is saved. An interrupt before the quantized model was
 /// evaluated is [`Error::Interrupted`], with the state kept.
-pub fn run(request: Request) -> Result<Finished> {
+pub fn run(mut request: Request) -> Result<Finished> {
+    // The model moves into the algorithm: a large model is never held twice.
+    let model = std::mem::take(&mut request.model);
     let state = request.output.as_ref().and_then(|o| o.state.clone());
     if let Some(output) = &request.output {
         output.dir.create()?;
     }
     let mut finished = match request.algorithm {
-        Algorithm::Default(params) => Finished::Default(run_default(&request, params)?),
+        Algorithm::Default(params) => Finished::Default(run_default(&request, model, params)?),
         Algorithm::AccuracyAware {
             quantization,
             control,
-        } => Finished::AccuracyControl(run_accuracy_control(&request, quantization, control)?),
+        } => Finished::AccuracyControl(run_accuracy_control(
+            &request,
+            model,
+            quantization,
+            control,
+        )?),
     };
     name_model(&mut finished, request.model_name);
     if let Some(output) = &request.output {
@@ -164,7 +171,11 @@ pub fn run(request: Request) -> Result<Finished> {
     Ok(finished)
 }
 
-fn run_default(request: &Request, params: &QuantizationParams) -> Result<DefaultOutcome> {
+fn run_default(
+    request: &Request,
+    model: ModelProto,
+    params: &QuantizationParams,
+) -> Result<DefaultOutcome> {
     let target = request.validation.map(|data| DeployedTarget {
         data,
         metrics: request.metrics,
@@ -172,7 +183,7 @@ fn run_default(request: &Request, params: &QuantizationParams) -> Result<Default
     });
     quantize_default(
         request.backend,
-        request.model.clone(),
+        model,
         request.calibration,
         params,
         target,
@@ -182,6 +193,7 @@ fn run_default(request: &Request, params: &QuantizationParams) -> Result<Default
 
 fn run_accuracy_control(
     request: &Request,
+    model: ModelProto,
     quantization: &QuantizationParams,
     control: &AccuracyControlParams,
 ) -> Result<AccuracyControlOutcome> {
@@ -195,7 +207,7 @@ fn run_accuracy_control(
     };
     let outcome = quantize_with_accuracy_control(
         request.backend,
-        request.model.clone(),
+        model,
         request.calibration,
         validation,
         request.metrics,

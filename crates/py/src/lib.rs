@@ -297,7 +297,6 @@ fn run(
     )?;
     let metric = open_metric(metric.as_ref(), validation, &names, &fingerprints, &causes)?;
     let has_validation = validation.is_some();
-    // Judged there with a validation set, timed there in any case.
     let deployed = deployed_check
         .then(|| deployed_engine(format, device))
         .flatten();
@@ -335,8 +334,8 @@ fn run(
     ))
 }
 
-/// The engine the saved model is judged on, as the command line's (`aquant_engines::deployed_engine`). A missing
-/// engine is a warning.
+/// The engine the saved model is checked on, as the command line's (`aquant_engines::deployed_engine`): judged
+/// there with a validation set, timed there in any case. A missing engine is a warning.
 fn deployed_engine(format: OutputFormat, device: Option<&str>) -> Option<Box<dyn Backend>> {
     match aquant_engines::deployed_engine(format, device) {
         Ok(engine) => Some(engine),

@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::{EvaluatedModel, Evaluation, MetricValue};
 use crate::data::Annotation;
 use crate::error::{Error, Result};
-use crate::metric::{Metric, SampleMetric, SampleOutputs, Scoring, SetMetric, SetValue};
+use crate::metric::{mean, Metric, SampleMetric, SampleOutputs, Scoring, SetMetric, SetValue};
 use crate::tensor::Tensor;
 
 /// An evaluation's results as samples come in: per-sample metrics' values, and the samples a dataset-level
@@ -143,10 +143,15 @@ fn guarded<T>(metric: &dyn Metric, what: &str, f: impl FnOnce() -> Result<T>) ->
     })
 }
 
-/// The metric's aggregate of `values` (a panic in it is an [`Error::Metric`]).
+/// The metric's aggregate of per-sample `values` (a panic in it is an [`Error::Metric`]). A whole-set metric
+/// that gives per-sample values (NNCF's `validation_fn` returning them) is ranked by their mean.
 pub(crate) fn aggregate(metric: &dyn Metric, values: &[f64]) -> Result<f64> {
-    let per_sample = sample_side(metric)?;
-    guarded(metric, "aggregate", || Ok(per_sample.aggregate(values)))
+    match metric.scoring() {
+        Scoring::PerSample(per_sample) => {
+            guarded(metric, "aggregate", || Ok(per_sample.aggregate(values)))
+        }
+        Scoring::WholeSet(_) => Ok(mean(values)),
+    }
 }
 
 /// The per-sample side of `metric`; a whole-set metric has none to ask (the evaluator never does).

@@ -166,10 +166,7 @@ pub trait SampleMetric: Send + Sync {
     /// The metric over a set of samples; the mean by default. Groups are ranked and the run is judged on
     /// this value. A metric that overrides it must also override [`SampleMetric::aggregate_is_mean`].
     fn aggregate(&self, values: &[f64]) -> f64 {
-        if values.is_empty() {
-            return f64::NAN;
-        }
-        values.iter().sum::<f64>() / values.len() as f64
+        mean(values)
     }
 
     /// Whether [`SampleMetric::aggregate`] is the mean of the per-sample values (true unless overridden). Only
@@ -178,6 +175,14 @@ pub trait SampleMetric: Send + Sync {
     fn aggregate_is_mean(&self) -> bool {
         true
     }
+}
+
+/// The mean of `values` (NaN for none): the default aggregate of per-sample values.
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.iter().sum::<f64>() / values.len() as f64
 }
 
 /// A metric over a whole set of samples (a dataset-level metric).

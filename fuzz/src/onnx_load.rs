@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use aquant::graph::Graph;
-use aquant::quant::{weight_range, Mode, Quantizer, QuantSpec};
+use aquant::numerics::{weight_range, Mode, QuantSpec, Quantizer};
 use aquant::quantize::{
     self, ModelForm, Placement, QuantizationParams, QuantizedModel, RestoreMode,
 };

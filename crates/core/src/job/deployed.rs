@@ -11,7 +11,7 @@ use crate::backend::Backend;
 use crate::cpu::CpuFeatures;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::eval::{measure_latency, Evaluator};
+use crate::eval::{measure_latency, Evaluator, Latency};
 use crate::metric::Metric;
 use crate::params::AccuracyControlParams;
 use crate::progress::Progress;
@@ -53,18 +53,8 @@ pub fn check_deployed(
             allowed_drop: control.allowed_drop(base.value),
         })
         .collect();
-    Ok(DeployedReport {
-        engine: engine.name().into(),
-        version: engine.version(),
-        batch: batch_size.max(1),
-        settings: engine.settings(),
-        cpu: CpuFeatures::detect(),
-        target_met: metrics.iter().all(|m| m.drop <= m.allowed_drop + 1e-9),
-        metrics,
-        continued: false,
-        reused: false,
-        latency: measure_latency(engine, fp32, saved, validation, latency_runs)?,
-    })
+    let latency = measure_latency(engine, fp32, saved, validation, latency_runs)?;
+    Ok(measured_on(engine, batch_size.max(1), metrics, latency))
 }
 
 /// The saved model timed beside FP32 on `engine` when there is nothing to judge it against (DefaultQuantization
@@ -80,16 +70,32 @@ pub fn time_deployed(
     let Some(latency) = measure_latency(engine, fp32, saved, data, latency_runs)? else {
         return Ok(None);
     };
-    Ok(Some(DeployedReport {
+    Ok(Some(measured_on(
+        engine,
+        latency.batch,
+        Vec::new(),
+        Some(latency),
+    )))
+}
+
+/// What `engine` measured on this CPU at `batch`: within the target when every metric is within its drop
+/// (vacuously, for a model only timed), neither continued nor reused (only the search does either).
+fn measured_on(
+    engine: &dyn Backend,
+    batch: usize,
+    metrics: Vec<DeployedMetric>,
+    latency: Option<Latency>,
+) -> DeployedReport {
+    DeployedReport {
         engine: engine.name().into(),
         version: engine.version(),
-        batch: latency.batch,
+        batch,
         settings: engine.settings(),
         cpu: CpuFeatures::detect(),
-        metrics: Vec::new(),
-        target_met: true,
+        target_met: metrics.iter().all(|m| m.drop <= m.allowed_drop + 1e-9),
+        metrics,
         continued: false,
         reused: false,
-        latency: Some(latency),
-    }))
+        latency,
+    }
 }

@@ -71,9 +71,9 @@ pub enum TargetDevice {
     Any,
     /// CPU (also quantizes residual Add and average pooling, which CPU plugins run in INT8).
     Cpu,
-    /// GPU: refused (aquant has no GPU placement of its own and does not claim one).
+    /// Refused: aquant has no GPU placement of its own and does not claim one.
     Gpu,
-    /// NPU / VPU: refused, as GPU.
+    /// NPU / VPU: refused, as GPU is.
     Npu,
     /// Intel GNA (POT's `gna.json`): 16-bit activations everywhere, 16-bit Conv weights, 8-bit MatMul/Gemm
     /// weights in the performance preset (16 in the accuracy preset); accuracy control moves weights from 8

@@ -7,7 +7,7 @@ NNCF users change one import::
                                                             max_drop=0.01)
 
 (aquant returns the typed report beside the model). POT users import from :mod:`aquant.pot` instead of
-``openvino.tools.pot``. The work runs in Rust (tract or ONNX Runtime); Python is called only for the data, the
+``openvino.tools.pot``. The work runs in Rust (tract, ONNX Runtime or OpenVINO); Python is called only for the data, the
 transform and the metric.
 """
 

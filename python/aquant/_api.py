@@ -151,7 +151,7 @@ def _base_params(preset, target_device, subset_size, fast_bias_correction, model
             "types": list(getattr(ignored_scope, "types", [])),
         }
     if value(target_device) == "CPU_SPR":
-        raise ValueError("target_device CPU_SPR is not supported by aquant (ANY or CPU)")
+        raise ValueError("target_device CPU_SPR is not supported by aquant (ANY, CPU or GNA)")
     return params, value(target_device)
 
 
@@ -190,8 +190,8 @@ def quantize_with_accuracy_control(
 
     ``validation_fn(model, data)`` is NNCF's: ``data`` holds the raw items of the samples being evaluated and
     ``model`` is callable on what ``transform_func`` makes of them (numpy arrays; inference runs in Rust without
-    the GIL). It returns the metric, or ``(metric, per_sample_values)``, which lets aquant rank and stop early as
-    with a per-sample metric. Instead of it, ``metric`` may be a per-sample ``callable(outputs, annotation)`` or
+    the GIL). It returns the metric, or ``(metric, per_sample_values)``, which lets aquant pick the ranking subset and
+    rank groups on them (on whole-subset calls: no early stop); a bare metric is ranked by output NMSE. Instead of it, ``metric`` may be a per-sample ``callable(outputs, annotation)`` or
     a built-in name (``"top1"``…), the fastest path. ``metric_bounds=(low, high)`` declares the range of one
     sample's value of a Python ``metric`` (``(0, 1)`` for an accuracy): the ranking can then stop evaluating a
     candidate once the remaining samples cannot change its rank, as it does for the built-ins (a

@@ -27,7 +27,8 @@ class QuantizationPreset(Enum):
 
 
 class TargetDevice(Enum):
-    """Target device (NNCF ``TargetDevice``); aquant places quantizers for ANY and CPU."""
+    """Target device (NNCF ``TargetDevice``); aquant places quantizers for ANY and CPU (and POT's ``"GNA"``, given
+    as a string); GPU, NPU and CPU_SPR are refused."""
 
     ANY = "ANY"
     CPU = "CPU"

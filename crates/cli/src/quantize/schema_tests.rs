@@ -1,5 +1,7 @@
 //! Every parameter of the library's schema ([`QuantizationParams`], [`AccuracyControlParams`], nested groups
-//! included) has a config key, a flag, a default in the guide's reference table, and a did-you-mean entry.
+//! included) has a config key, a flag, a did-you-mean entry and a row in the guide's reference tables whose
+//! default is the schema's (where the schema has a value; a default the library computes is described in words);
+//! every value a row of the guide says is refused is refused by the config parser.
 //! The parameters are found by serialising the structs' defaults, so a field added to a struct is walked
 //! without touching this test; the flags are the ones `aquant quantize` really has (the structs derive them),
 //! and the flags spanning them (`--config`'s conflicts, `--val`'s requirement) are checked too.
@@ -189,24 +191,112 @@ fn flags_not_given_leave_the_library_defaults() {
     assert_eq!(args.control, AccuracyControlParams::default());
 }
 
-#[test]
-fn every_parameter_has_a_default_in_the_guide() {
-    let rows: Vec<Vec<&str>> = GUIDE
+/// The cells of the guide's table rows that start with a backticked name (`| `key` | default | meaning |`).
+fn guide_rows() -> Vec<Vec<&'static str>> {
+    GUIDE
         .lines()
         .filter(|line| line.starts_with("| `"))
-        .map(|line| line.split(" | ").collect())
+        .map(|line| line.trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect()
+}
+
+/// The backticked names of a cell, in order.
+fn backticked(cell: &str) -> Vec<&str> {
+    cell.split('`').skip(1).step_by(2).collect()
+}
+
+/// The guide's row for the parameter at `path` and the default it gives that parameter: a row naming several
+/// parameters (`weights.bits`, `weights.mode`) gives their defaults in the same order, comma-separated.
+fn guide_default(path: &str) -> (Vec<&'static str>, String) {
+    let paths: Vec<String> = parameters().into_iter().map(|(p, _)| p).collect();
+    let row = guide_rows()
+        .into_iter()
+        .find(|cells| backticked(cells[0]).contains(&path))
+        .unwrap_or_else(|| panic!("docs/guide.md has no row for `{path}`"));
+    assert!(row.len() >= 3, "`{path}`: no default in {row:?}");
+    let keys: Vec<&str> = backticked(row[0])
+        .into_iter()
+        .filter(|k| paths.iter().any(|p| p == k))
         .collect();
-    for (path, _) in parameters() {
-        let name = format!("`{path}`");
-        let row = rows
-            .iter()
-            .find(|cells| cells[0].contains(&name))
-            .unwrap_or_else(|| panic!("docs/guide.md has no row for {name}"));
+    let position = keys.iter().position(|k| *k == path).unwrap();
+    let defaults: Vec<&str> = if keys.len() == 1 {
+        vec![row[1]]
+    } else {
+        row[1].split(", ").collect()
+    };
+    assert_eq!(
+        defaults.len(),
+        keys.len(),
+        "`{path}`: one default per key in {row:?}"
+    );
+    let default = defaults[position].trim().to_string();
+    assert!(!default.is_empty(), "`{path}`: no default in {row:?}");
+    (row, default)
+}
+
+/// How the guide may write a schema default: the value itself (`0.01`, `true`, `ANY`, `["fp32"]`); a default
+/// the library computes (`None`) is described in words, which only a reader checks.
+fn written_as(default: &Value) -> Option<String> {
+    match default {
+        Value::Null => None,
+        Value::String(s) => Some(s.to_lowercase()),
+        Value::Array(items) if items.is_empty() => Some("[]".into()),
+        other => Some(other.to_string().to_lowercase()),
+    }
+}
+
+#[test]
+fn every_parameter_has_its_schema_default_in_the_guide() {
+    for (path, default) in parameters() {
+        let (row, written) = guide_default(&path);
+        let Some(spelling) = written_as(&default) else {
+            continue;
+        };
+        let cell = written.to_lowercase().replace('`', "");
         assert!(
-            row.len() >= 3 && !row[1].trim().is_empty(),
-            "{name}: no default in {row:?}"
+            cell == spelling,
+            "docs/guide.md gives `{path}` the default {written:?}, the schema {default} ({row:?})"
         );
     }
+}
+
+/// The guide's table rows about a parameter: (the parameter's path, the row's meaning cell). A row of
+/// `compression.target_device` is about `target_device`.
+fn parameter_rows() -> Vec<(String, &'static str)> {
+    let paths: Vec<String> = parameters().into_iter().map(|(p, _)| p).collect();
+    let mut found = Vec::new();
+    for row in guide_rows().into_iter().filter(|row| row.len() >= 3) {
+        for key in backticked(row[0]) {
+            let key = key.strip_prefix("compression.").unwrap_or(key);
+            if paths.iter().any(|p| p == key) {
+                found.push((key.to_string(), row[2]));
+            }
+        }
+    }
+    found
+}
+
+/// Every value a row of the guide says is refused (`` `GPU`, `NPU` are refused ``) is refused by the config
+/// parser, and the values it offers beside them in the same row are accepted.
+#[test]
+fn every_refusal_the_guide_names_is_made() {
+    let mut checked = 0;
+    for (path, meaning) in parameter_rows() {
+        for clause in meaning.split(';').filter(|c| c.contains("refused")) {
+            for value in backticked(clause) {
+                let text = config(nested(&path, json!(value)));
+                assert!(
+                    aquant::config::parse(&text).is_err(),
+                    "docs/guide.md says `{path}` {value} is refused, but the config parses: {text}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 2,
+        "the guide's refusals were not found (GPU, NPU)"
+    );
 }
 
 #[test]

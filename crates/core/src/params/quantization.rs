@@ -71,9 +71,9 @@ pub enum TargetDevice {
     Any,
     /// CPU (also quantizes residual Add and average pooling, which CPU plugins run in INT8).
     Cpu,
-    /// GPU.
+    /// Refused: aquant has no GPU placement of its own and does not claim one.
     Gpu,
-    /// NPU / VPU: weighted ops only.
+    /// NPU / VPU: refused, as GPU is.
     Npu,
     /// Intel GNA (POT's `gna.json`): 16-bit activations everywhere, 16-bit Conv weights, 8-bit MatMul/Gemm
     /// weights in the performance preset (16 in the accuracy preset); accuracy control moves weights from 8
@@ -384,7 +384,8 @@ impl Default for ActivationsParams {
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields, default)]
 pub struct QuantizationParams {
-    /// Activation preset: performance (symmetric activations) or mixed (asymmetric activations).
+    /// Activation preset: performance (symmetric activations), mixed (asymmetric activations), or accuracy
+    /// (target_device GNA only: every quantizer in 16 bits).
     #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = Preset::Performance))]
     pub preset: Preset,
     /// Target device: which ops are quantized.

@@ -40,6 +40,10 @@ def load_spec(path):
 
 
 def preprocess(x, p):
+    """The model's input from the spec's array: integer arrays (token ids) as they are, as aquant reads them;
+    the rest as float32, with the spec's preprocessing."""
+    if np.issubdtype(np.asarray(x).dtype, np.integer):
+        return np.asarray(x)
     x = np.asarray(x, dtype=np.float32)
     if not p:
         return x

@@ -89,7 +89,7 @@ pub fn quantize_with_accuracy_control(
     options: &RunOptions,
 ) -> Result<AccuracyControlOutcome> {
     let start = Instant::now();
-    control.validate_for(quantization.target_device)?;
+    control.validate_for(quantization)?;
     let control = &control.for_device(quantization.target_device);
     check_metric_targets(metrics, control)?;
     let run = Run {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """INT8 latency side by side (issue #25): does a quantized model run faster than FP32, engine by engine?
 
-For each bundled model: FP32, aquant's default (`aquant quantize`, no flags), onnxruntime's `quantize_static`
+For each bundled model: FP32, aquant's default (`aquant quantize`, no flags: placed for ONNX Runtime), aquant
+placed for OpenVINO (`--deploy openvino`, the default of IR output), onnxruntime's `quantize_static`
 (QDQ, per-channel int8 weights, uint8 activations, 300 calibration samples) and NNCF's `quantize` when the
 package is installed; for the transformer encoder (scripts/make_encoder.py at all-MiniLM-L6-v2's size: 6 layers,
 hidden 384, 6 heads, 64 tokens, seeded random weights) also onnxruntime's `quantize_dynamic`, the quantizer ONNX
@@ -77,10 +78,10 @@ class Reader(ortq.CalibrationDataReader):
         return next(self.items, None)
 
 
-def aquant_default(aquant, model, calib, out):
-    target = os.path.join(out, "aquant")
-    subprocess.run([aquant, "quantize", "--model", model, "--calib", calib, "-o", target, "-q"], check=True,
-                   stdout=subprocess.DEVNULL)
+def aquant_default(aquant, model, calib, out, extra=()):
+    target = os.path.join(out, "aquant" + "".join(extra).replace("-", "_"))
+    subprocess.run([aquant, "quantize", "--model", model, "--calib", calib, "-o", target, "-q", *extra],
+                   check=True, stdout=subprocess.DEVNULL)
     return os.path.join(target, "model.onnx")
 
 
@@ -197,6 +198,9 @@ def main():
             feeds = samples(calib)
             transformer = key in TRANSFORMERS
             variants = {"FP32": model, "aquant default": aquant_default(args.aquant, model, calib, out),
+                        # What a user deploying on OpenVINO asks for (the default of IR output).
+                        "aquant --deploy openvino": aquant_default(args.aquant, model, calib, out,
+                                                                   ("--deploy", "openvino")),
                         "quantize_static": quantize_static(model, feeds, out)}
             if transformer:
                 variants["quantize_dynamic"] = quantize_dynamic(model, out)

@@ -85,6 +85,9 @@ struct Current<'m> {
 pub(crate) struct Verdict {
     pub reverted: BTreeSet<String>,
     pub evaluation: Evaluation,
+    /// FP32's evaluation on the samples the drops compare (all of them, or a prefix when baselines are
+    /// given): the other half of each drop's pairs.
+    pub reference: Option<Evaluation>,
     pub drops: Vec<f64>,
     pub limits: Limits,
     pub quantized_values: Vec<f64>,
@@ -511,6 +514,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
         let verdict = Verdict {
             reverted: final_state.reverted,
             evaluation: final_state.evaluation,
+            reference: self.reference,
             drops: final_state.drops,
             limits: self.limits,
             quantized_values: self.quantized_values,

@@ -56,10 +56,9 @@ def paths(key, out):
 
 
 def samples(spec):
-    """The preprocessed samples of a data spec, by input name (integer inputs, token ids, as they are)."""
+    """The preprocessed samples of a data spec, by input name (token ids as they are: ort_eval's rule)."""
     inputs, _, preprocess = ort_eval.load_spec(spec)
-    return {name: x[:CALIBRATION_SAMPLES] if np.issubdtype(x.dtype, np.integer)
-            else ort_eval.preprocess(x[:CALIBRATION_SAMPLES], preprocess) for name, x in inputs.items()}
+    return {name: ort_eval.preprocess(x[:CALIBRATION_SAMPLES], preprocess) for name, x in inputs.items()}
 
 
 def sample(feeds, i):
@@ -159,8 +158,7 @@ def top1(path, spec, reference=None):
     """Top-1 of `path` on ONNX Runtime (one thread, default optimizations: as deployed) over the spec's samples;
     against `reference`'s classes (the FP32 model's) when the spec has no labels."""
     inputs, labels, preprocess = ort_eval.load_spec(spec)
-    feeds = {name: x if np.issubdtype(x.dtype, np.integer) else ort_eval.preprocess(x, preprocess)
-             for name, x in inputs.items()}
+    feeds = {name: ort_eval.preprocess(x, preprocess) for name, x in inputs.items()}
     count = len(next(iter(feeds.values())))
 
     def classes(model):

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """INT8 latency side by side (issue #25): does a quantized model run faster than FP32, engine by engine?
 
-For each bundled model: FP32, aquant's default (`aquant quantize`, no flags), onnxruntime's `quantize_static`
+For each bundled model: FP32, aquant's default (`aquant quantize`, no flags: placed for ONNX Runtime), aquant
+placed for OpenVINO (`--deploy openvino`, the default of IR output), onnxruntime's `quantize_static`
 (QDQ, per-channel int8 weights, uint8 activations, 300 calibration samples) and NNCF's `quantize` when the
 package is installed; for the transformer encoder (scripts/make_encoder.py at all-MiniLM-L6-v2's size: 6 layers,
 hidden 384, 6 heads, 64 tokens, seeded random weights) also onnxruntime's `quantize_dynamic`, the quantizer ONNX
@@ -55,10 +56,9 @@ def paths(key, out):
 
 
 def samples(spec):
-    """The preprocessed samples of a data spec, by input name (integer inputs, token ids, as they are)."""
+    """The preprocessed samples of a data spec, by input name (token ids as they are: ort_eval's rule)."""
     inputs, _, preprocess = ort_eval.load_spec(spec)
-    return {name: x[:CALIBRATION_SAMPLES] if np.issubdtype(x.dtype, np.integer)
-            else ort_eval.preprocess(x[:CALIBRATION_SAMPLES], preprocess) for name, x in inputs.items()}
+    return {name: ort_eval.preprocess(x[:CALIBRATION_SAMPLES], preprocess) for name, x in inputs.items()}
 
 
 def sample(feeds, i):
@@ -77,10 +77,10 @@ class Reader(ortq.CalibrationDataReader):
         return next(self.items, None)
 
 
-def aquant_default(aquant, model, calib, out):
-    target = os.path.join(out, "aquant")
-    subprocess.run([aquant, "quantize", "--model", model, "--calib", calib, "-o", target, "-q"], check=True,
-                   stdout=subprocess.DEVNULL)
+def aquant_default(aquant, model, calib, out, extra=()):
+    target = os.path.join(out, "aquant" + "".join(extra).replace("-", "_"))
+    subprocess.run([aquant, "quantize", "--model", model, "--calib", calib, "-o", target, "-q", *extra],
+                   check=True, stdout=subprocess.DEVNULL)
     return os.path.join(target, "model.onnx")
 
 
@@ -158,8 +158,7 @@ def top1(path, spec, reference=None):
     """Top-1 of `path` on ONNX Runtime (one thread, default optimizations: as deployed) over the spec's samples;
     against `reference`'s classes (the FP32 model's) when the spec has no labels."""
     inputs, labels, preprocess = ort_eval.load_spec(spec)
-    feeds = {name: x if np.issubdtype(x.dtype, np.integer) else ort_eval.preprocess(x, preprocess)
-             for name, x in inputs.items()}
+    feeds = {name: ort_eval.preprocess(x, preprocess) for name, x in inputs.items()}
     count = len(next(iter(feeds.values())))
 
     def classes(model):
@@ -197,6 +196,9 @@ def main():
             feeds = samples(calib)
             transformer = key in TRANSFORMERS
             variants = {"FP32": model, "aquant default": aquant_default(args.aquant, model, calib, out),
+                        # What a user deploying on OpenVINO asks for (the default of IR output).
+                        "aquant --deploy openvino": aquant_default(args.aquant, model, calib, out,
+                                                                   ("--deploy", "openvino")),
                         "quantize_static": quantize_static(model, feeds, out)}
             if transformer:
                 variants["quantize_dynamic"] = quantize_dynamic(model, out)

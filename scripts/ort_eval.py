@@ -40,6 +40,10 @@ def load_spec(path):
 
 
 def preprocess(x, p):
+    """The model's input from the spec's array: int64/int32 arrays without preprocessing (token ids) as they
+    are, as aquant reads them; the rest as float32, with the spec's preprocessing."""
+    if not p and np.asarray(x).dtype in (np.int64, np.int32):
+        return np.asarray(x)
     x = np.asarray(x, dtype=np.float32)
     if not p:
         return x

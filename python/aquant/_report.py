@@ -9,7 +9,9 @@ from typing import Any, Optional
 
 @dataclass(frozen=True)
 class MetricReport:
-    """One controlled metric: FP32 baseline, fully quantized and final values, drop and allowed drop."""
+    """One controlled metric: FP32 baseline, fully quantized and final values, drop and allowed drop, and the
+    drop's 95 % confidence interval (``{level, low, high, samples, method}``; ``None`` for a dataset-level
+    metric)."""
 
     name: str
     direction: str
@@ -18,6 +20,7 @@ class MetricReport:
     final: float
     drop: float
     allowed_drop: float
+    drop_ci: Optional[dict] = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,8 @@ class Report:
         raw = json.loads(text)
         known = {name for name in cls.__dataclass_fields__ if name not in ("metrics", "raw")}
         return cls(
-            metrics=[MetricReport(**{k: m[k] for k in MetricReport.__dataclass_fields__}) for m in raw.get("metrics", [])],
+            metrics=[MetricReport(**{k: m[k] for k in MetricReport.__dataclass_fields__ if k in m})
+                     for m in raw.get("metrics", [])],
             raw=raw,
             **{k: v for k, v in raw.items() if k in known},
         )
@@ -78,9 +82,11 @@ class Report:
             return f"{self.quantized_ops} ops quantized"
         parts = [f"{self.reverted_ops} of {self.quantized_ops} quantized ops reverted"]
         for m in self.metrics:
+            interval = (f" ({m.drop_ci['level'] * 100:.0f}% CI [{m.drop_ci['low']:.4f}, {m.drop_ci['high']:.4f}])"
+                        if m.drop_ci else "")
             parts.append(
                 f"{m.name} {m.baseline:.4f} → {m.final:.4f}, drop {m.drop:.4f} "
-                f"{'≤' if m.drop <= m.allowed_drop + 1e-12 else '>'} {m.allowed_drop:.4f}"
+                f"{'≤' if m.drop <= m.allowed_drop + 1e-12 else '>'} {m.allowed_drop:.4f}{interval}"
             )
         if not self.target_met:
             parts.append("accuracy target NOT met")

@@ -120,6 +120,11 @@ def test_validation_fn_returning_float(mnist, monkeypatch):
     assert with_values.ranked_by == "metric"
     assert report.ranked_by == "output_nmse" and report.reverted_ops > 0
     assert report.metrics[0].final == pytest.approx(with_values.metrics[0].final, abs=1e-12)
+    # Per-sample values give the drop a confidence interval around it; a bare float gives none.
+    ci = with_values.metrics[0].drop_ci
+    assert ci["method"] == "paired_score" and ci["low"] <= with_values.metrics[0].drop <= ci["high"]
+    assert f"95% CI [{ci['low']:.4f}, {ci['high']:.4f}]" in with_values.summary()
+    assert report.metrics[0].drop_ci is None
     assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], MAX_DROP)
 
 

@@ -105,6 +105,7 @@ def test_pot_script_matches_cli(tmp_path, mnist):
     assert report.reverted == cli["reverted"]
     assert report.metrics[0].final == pytest.approx(cli["metrics"][0]["final"], abs=1e-12)
     assert report.metrics[0].baseline == pytest.approx(cli["metrics"][0]["baseline"], abs=1e-12)
+    assert report.metrics[0].drop_ci == cli["metrics"][0]["drop_ci"]
     path, x, y = saved[0]["model"], mnist[2], mnist[3]
     # pipeline.evaluate scores the compressed model with the POT metric, as POT does.
     evaluated = pipeline.evaluate(compressed)["accuracy@top1"]

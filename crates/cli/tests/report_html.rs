@@ -194,6 +194,23 @@ fn check_search(out: &Path, svgs: &[String]) {
                 &format!("{name} {key}"),
             );
         }
+        // The drop's confidence interval, as report.json has it.
+        let ci = &metric["drop_ci"];
+        let shown = row
+            .children()
+            .find(|n| n.attribute("data-key") == Some("drop_ci"))
+            .map(text)
+            .unwrap();
+        let inside = shown
+            .strip_prefix("95% CI [")
+            .and_then(|t| t.strip_suffix(']'));
+        let (low, high) = inside.and_then(|t| t.split_once(", ")).expect(&shown);
+        assert_shows(low, ci["low"].as_f64().unwrap(), &format!("{name} CI low"));
+        assert_shows(
+            high,
+            ci["high"].as_f64().unwrap(),
+            &format!("{name} CI high"),
+        );
     }
     let steps = report["steps"].as_array().unwrap();
     let rows: Vec<Node> = by_id(&page, "steps-table")

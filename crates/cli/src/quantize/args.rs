@@ -220,7 +220,7 @@ impl QuantizeArgs {
 
     /// Accuracy control's parameters, validated.
     fn control(&self) -> Result<AccuracyControlParams> {
-        self.control.validate_for(self.quantization.target_device)?;
+        self.control.validate_for(&self.quantization)?;
         Ok(self.control.clone())
     }
 }

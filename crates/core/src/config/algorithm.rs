@@ -94,7 +94,7 @@ pub fn read(
     }
     let control: AccuracyControlParams = schema::from_value(Value::Object(control), &params_path)?;
     control
-        .validate_for(quantization.target_device)
+        .validate_for(&quantization)
         .map_err(|e| ConfigError::rejected(&params_path, e))?;
     Ok(Algorithm::AccuracyAware {
         quantization,

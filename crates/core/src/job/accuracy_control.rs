@@ -11,7 +11,8 @@ use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::graph::Graph;
-use crate::metric::{Metric, OutputError};
+use crate::metric::confidence::{self, DropInterval};
+use crate::metric::{Direction, Metric, OutputError};
 use crate::params::RunOptions;
 use crate::params::{AccuracyControlParams, RankingScore};
 use crate::quantize::{
@@ -89,7 +90,7 @@ pub fn quantize_with_accuracy_control(
     options: &RunOptions,
 ) -> Result<AccuracyControlOutcome> {
     let start = Instant::now();
-    control.validate_for(quantization.target_device)?;
+    control.validate_for(quantization)?;
     let control = &control.for_device(quantization.target_device);
     check_metric_targets(metrics, control)?;
     let run = Run {
@@ -295,6 +296,13 @@ fn ranking_nmse(
     }
 }
 
+/// Metric `i`'s drop interval from the paired per-sample values of FP32 and the final model.
+fn drop_interval(verdict: &Verdict, i: usize, direction: Direction) -> Option<DropInterval> {
+    let fp32 = &verdict.reference.as_ref()?.metrics.get(i)?.per_sample;
+    let quantized = &verdict.evaluation.metrics.get(i)?.per_sample;
+    confidence::drop_interval(fp32, quantized, direction, confidence::LEVEL)
+}
+
 fn report(
     ctx: &EngineLab,
     model: String,
@@ -316,6 +324,7 @@ fn report(
             r#final: verdict.evaluation.metrics[i].value,
             drop: verdict.drops[i],
             allowed_drop: verdict.limits.allowed[i],
+            drop_ci: drop_interval(&verdict, i, m.direction()),
         })
         .collect();
     Report {

@@ -18,6 +18,7 @@
 mod as_set;
 mod builtin;
 mod classification;
+pub mod confidence;
 mod detection;
 
 use aquant_onnx::ModelProto;

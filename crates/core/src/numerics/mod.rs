@@ -6,11 +6,13 @@
 //! activations to ranges with POT's range estimators while keeping only a few numbers per sample.
 
 mod quantizer;
+mod random;
 mod stats;
 
 pub use quantizer::{
     half_range, is_half_range, QuantSpec, Quantizer, HALF_RANGE_HIGH, HALF_RANGE_LOW,
 };
+pub use random::SplitMix64;
 pub use stats::{weight_range, TensorStats};
 
 /// The schema's kinds the math is parameterised by, at the paths the math's users know them under.

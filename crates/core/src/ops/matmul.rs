@@ -4,7 +4,8 @@
 //! weight's axis 1, or axis 0 with `transB`; `MatMul`'s are on the weight's last axis. In transformer mode a
 //! `MatMul` between two activations (attention scores) is quantized too, on both inputs. ONNX Runtime fuses a
 //! quantized `Gemm` (`alpha` = `beta` = 1) into `QGemm`; `MatMul` (`QLinearMatMul`, `MatMulIntegerToFloat`)
-//! keeps the QDQ simulation. Both reduce the activation's last axis in the int8 GEMM kernel.
+//! keeps the QDQ simulation. Both reduce the activation's last axis in the int8 GEMM kernel. A `MatMul` with a
+//! constant weight can also quantize its input at run time (the ladder's `dynamic` step).
 
 use aquant_onnx::{attr, NodeProto};
 
@@ -51,6 +52,12 @@ impl QuantizedOp for MatMul {
             (transformer && node.is_activation(0) && node.is_activation(1))
                 .then(|| Inputs::activations(vec![0, 1]))
         })
+    }
+
+    /// ONNX Runtime fuses `DynamicQuantizeLinear → DequantizeLinear → MatMul ← DequantizeLinear(int8 weight)`
+    /// into `DynamicQuantizeMatMul` (checked by tests/ort_fusion.rs).
+    fn quantizes_input_at_run_time(&self) -> bool {
+        true
     }
 
     fn reduction(&self, _node: &NodeProto) -> Option<Reduction> {

@@ -42,6 +42,12 @@ pub trait QuantizedOp: Sync {
         None
     }
 
+    /// Whether ONNX Runtime runs this op, with a constant 8-bit weight, as an integer kernel that quantizes
+    /// its input at run time (`DynamicQuantizeMatMul`): the precision ladder's `dynamic` step.
+    fn quantizes_input_at_run_time(&self) -> bool {
+        false
+    }
+
     /// How an x86 int8 kernel reduces `node` (the saturation analysis); `None` when it is not modelled.
     fn reduction(&self, _node: &NodeProto) -> Option<Reduction> {
         None

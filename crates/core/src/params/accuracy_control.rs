@@ -10,7 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::params::{Precision, TargetDevice};
+use crate::params::{Deploy, Precision, QuantizationParams, TargetDevice};
 
 /// How the allowed drop is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -150,9 +150,11 @@ pub struct AccuracyControlParams {
     )]
     pub ranking_score: RankingScore,
     /// The precision ladder a group climbs, one step at a time, when it must move: a comma-separated list of
-    /// w8a16, w16a16, w16a8, fp32 (the last step fp32; default fp32, a plain revert). Each step is ranked and
-    /// kept or rolled back like a revert; a step rolled back sends the group to the next one. target_device
-    /// GNA: 16-bit steps only (default w16a16).
+    /// w8a16, w16a16, w16a8, dynamic, fp32 (the last step fp32; default fp32, a plain revert). Each step is
+    /// ranked and kept or rolled back like a revert; a step rolled back sends the group to the next one.
+    /// dynamic: the group's MatMuls quantize their input at run time (ONNX Runtime's DynamicQuantizeMatMul;
+    /// deployment on ONNX Runtime only), a group without such a MatMul skips it. target_device GNA: 16-bit
+    /// steps only (default w16a16).
     #[serde(alias = "precision_ladder")]
     #[cfg_attr(
         feature = "clap",
@@ -213,11 +215,14 @@ impl AccuracyControlParams {
         Ok(())
     }
 
-    /// [`validate`](Self::validate), and the precision ladder as `device` climbs it (GNA: 16-bit steps only,
-    /// default w16a16; elsewhere the last step fp32).
-    pub fn validate_for(&self, device: TargetDevice) -> Result<()> {
+    /// [`validate`](Self::validate), and the precision ladder as `quantization` climbs it (GNA: 16-bit steps
+    /// only, default w16a16; elsewhere the last step fp32; the dynamic step on ONNX Runtime only).
+    pub fn validate_for(&self, quantization: &QuantizationParams) -> Result<()> {
         self.validate()?;
-        check_ladder(&self.for_device(device).fallback, device)
+        let device = quantization.target_device;
+        let ladder = &self.for_device(device).fallback;
+        check_ladder(ladder, device)?;
+        check_dynamic_step(ladder, quantization.deploy_engine())
     }
 
     /// These parameters with the ladder `device` climbs: GNA's default is `w16a16` (POT's AccuracyAwareGNA
@@ -259,13 +264,27 @@ fn check_ladder(ladder: &[Precision], device: TargetDevice) -> Result<()> {
     let gna = device == TargetDevice::Gna;
     let fp32_at = ladder.iter().position(|p| *p == Precision::Fp32);
     match (gna, fp32_at) {
-        (true, Some(_)) => refuse(
-            "target_device GNA runs integers only: its ladder is 16-bit steps (w16a16 by default), never fp32",
+        (true, _) if !ladder.iter().all(|p| p.is_sixteen_bit()) => refuse(
+            "target_device GNA runs static integers only: its ladder is 16-bit steps (w16a16 by default), \
+             never dynamic or fp32",
         ),
         (false, None) => refuse("the last step must be fp32 (a group that no 16-bit step helps is reverted)"),
         (false, Some(i)) if i + 1 != ladder.len() => refuse("fp32 must be the last step"),
         _ => Ok(()),
     }
+}
+
+/// Refuses the dynamic step where no engine runs it: OpenVINO (an IR has no run-time quantizer; POT's and
+/// NNCF's OpenVINO placement is static). GNA's ladder is refused by [`check_ladder`] already.
+fn check_dynamic_step(ladder: &[Precision], deploy: Deploy) -> Result<()> {
+    if ladder.contains(&Precision::Dynamic) && deploy != Deploy::Ort {
+        return Err(Error::Config(
+            "fallback step 'dynamic' is ONNX Runtime's DynamicQuantizeMatMul: deploy on ONNX Runtime \
+             (--deploy ort, ONNX output), or leave the step out"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -282,5 +301,23 @@ mod tests {
             assert!(check_ladder(bad, TargetDevice::Cpu).is_err(), "{bad:?}");
         }
         assert!(check_ladder(&[W16A16, Fp32], TargetDevice::Gna).is_err());
+        assert!(check_ladder(&[Dynamic, Fp32], TargetDevice::Any).is_ok());
+        assert!(check_ladder(&[Dynamic, W16A16], TargetDevice::Gna).is_err());
+    }
+
+    #[test]
+    fn the_dynamic_step_needs_onnx_runtime() {
+        let control = AccuracyControlParams {
+            fallback: vec![Precision::Dynamic, Precision::Fp32],
+            ..Default::default()
+        };
+        let mut quantization = QuantizationParams::default();
+        assert!(control.validate_for(&quantization).is_ok());
+        quantization.deploy = Some(Deploy::Openvino);
+        let error = control.validate_for(&quantization).unwrap_err().to_string();
+        assert!(
+            error.contains("'dynamic'") && error.contains("ONNX Runtime"),
+            "{error}"
+        );
     }
 }

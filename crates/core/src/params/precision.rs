@@ -18,16 +18,22 @@ pub enum Precision {
     W16A8,
     /// 16-bit weights and activations.
     W16A16,
+    /// 8-bit weights, 8-bit activations quantized at run time from each input's own range (ONNX Runtime's
+    /// `DynamicQuantizeMatMul`, the kernel its `quantize_dynamic` makes for transformers): no calibrated
+    /// range to clip an outlier, the MatMul still an integer kernel. Only a MatMul with a constant weight
+    /// takes it (`crate::quantize::QuantizerGroup` says which ops of a group do).
+    Dynamic,
     /// Not quantized: the op runs in FP32 (a revert).
     Fp32,
 }
 
 impl Precision {
     /// The ladder steps a user may name, in the order the help lists them.
-    pub const STEPS: [Precision; 4] = [
+    pub const STEPS: [Precision; 5] = [
         Precision::W8A16,
         Precision::W16A16,
         Precision::W16A8,
+        Precision::Dynamic,
         Precision::Fp32,
     ];
 
@@ -38,6 +44,7 @@ impl Precision {
             Precision::W8A16 => "w8a16",
             Precision::W16A8 => "w16a8",
             Precision::W16A16 => "w16a16",
+            Precision::Dynamic => "dynamic",
             Precision::Fp32 => "fp32",
         }
     }
@@ -52,6 +59,12 @@ impl Precision {
         matches!(self, Precision::W8A16 | Precision::W16A16).then_some(16)
     }
 
+    /// Whether the op keeps its quantizers but not as the base algorithm made them (a 16-bit or dynamic step):
+    /// its ladder entry then names the step (`op@w8a16`).
+    pub fn is_kept_quantized(self) -> bool {
+        !matches!(self, Precision::Base | Precision::Fp32)
+    }
+
     /// Whether the op keeps quantizers with at least one of them at 16 bits.
     pub fn is_sixteen_bit(self) -> bool {
         self.weight_bits().is_some() || self.activation_bits().is_some()
@@ -64,7 +77,7 @@ impl fmt::Display for Precision {
     }
 }
 
-/// A ladder step: `w8a16`, `w16a16`, `w16a8` or `fp32` (case-insensitive).
+/// A ladder step: `w8a16`, `w16a16`, `w16a8`, `dynamic` or `fp32` (case-insensitive).
 impl FromStr for Precision {
     type Err = String;
 

@@ -15,7 +15,7 @@ use crate::backend::Backend;
 use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::numerics::{RangeEstimator, TensorStats};
+use crate::numerics::{RangeEstimator, SplitMix64, TensorStats};
 use crate::params::QuantizationParams;
 use crate::progress::Progress;
 use crate::quantize::placement::Placement;
@@ -51,22 +51,13 @@ pub fn calibration_indices(len: usize, params: &QuantizationParams) -> Vec<usize
     let mut indices: Vec<usize> = (0..len).collect();
     if params.shuffle_data {
         // Fisher–Yates with SplitMix64: reproducible across platforms for a given seed.
-        let mut state = params.seed;
+        let mut random = SplitMix64::new(params.seed);
         for i in (1..len).rev() {
-            let j = (split_mix64(&mut state) % (i as u64 + 1)) as usize;
-            indices.swap(i, j);
+            indices.swap(i, random.below(i + 1));
         }
     }
     indices.truncate(count);
     indices
-}
-
-fn split_mix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 struct RunningMean {

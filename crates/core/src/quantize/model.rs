@@ -67,6 +67,9 @@ pub struct QuantizedModel {
     weights: BTreeMap<String, Quantizer>,
     biases: BTreeMap<String, Vec<f32>>,
     deploy: Deploy,
+    /// Ops that quantize their input at run time (the ladder's `dynamic` step) instead of with its calibrated
+    /// quantizer, which their tensor keeps for its other readers.
+    dynamic: BTreeSet<String>,
 }
 
 impl QuantizedModel {
@@ -121,6 +124,7 @@ impl QuantizedModel {
             weights,
             biases,
             deploy: Deploy::Ort,
+            dynamic: BTreeSet::new(),
         })
     }
 
@@ -166,8 +170,11 @@ impl QuantizedModel {
 
     /// Builds the model with each op at its precision in `precisions` (absent: as quantized): FP32 ops are
     /// reverted as [`QuantizedModel::build`] reverts them, 16-bit ones get widened quantizers
-    /// ([`widen`](super::precision::widen)). The export form of a model with any 16-bit quantizer is raised to
-    /// opset [`SIXTEEN_BIT_OPSET`](aquant_onnx::opset::SIXTEEN_BIT_OPSET), the first whose standard Q/DQ take 16 bits.
+    /// ([`widen`](super::precision::widen)), dynamic ones quantize their input at run time. The export form
+    /// of a model with any 16-bit quantizer is raised to opset
+    /// [`SIXTEEN_BIT_OPSET`](aquant_onnx::opset::SIXTEEN_BIT_OPSET), the first whose standard Q/DQ take 16
+    /// bits; a model with a dynamic op to [`DYNAMIC_OPSET`] in both forms, the first with
+    /// `DynamicQuantizeLinear`.
     pub fn build_with(
         &self,
         precisions: &Precisions,
@@ -179,12 +186,17 @@ impl QuantizedModel {
             .filter(|(_, p)| **p == Precision::Fp32)
             .map(|(op, _)| op.clone())
             .collect();
-        if !precisions.values().any(|p| p.is_sixteen_bit()) {
+        if !precisions.values().any(|p| p.is_kept_quantized()) {
             return self.build(&reverted, mode, form);
         }
         let widened = self.widened(precisions)?;
         let mut model = widened.build(&reverted, mode, form)?;
-        if matches!(form, ModelForm::Export { .. }) {
+        if !widened.dynamic.is_empty() {
+            aquant_onnx::opset::upgrade(&mut model, DYNAMIC_OPSET)?;
+        }
+        if matches!(form, ModelForm::Export { .. })
+            && precisions.values().any(|p| p.is_sixteen_bit())
+        {
             aquant_onnx::opset::upgrade(&mut model, aquant_onnx::opset::SIXTEEN_BIT_OPSET)?;
         }
         Ok(model)
@@ -210,6 +222,14 @@ impl QuantizedModel {
                 *q = widen(q, bits)?;
             }
         }
+        model.dynamic = self
+            .placement
+            .nodes
+            .iter()
+            .filter(|n| precisions.get(&n.name) == Some(&Precision::Dynamic))
+            .filter(|n| n.can_quantize_input_at_run_time())
+            .map(|n| n.name.clone())
+            .collect();
         Ok(model)
     }
 
@@ -225,33 +245,21 @@ impl QuantizedModel {
         let mut patch = Patch::new("quantize");
         let mut replaced: HashSet<String> = HashSet::new();
         for quantizer in &self.placement.activations {
-            let consumers: Vec<&String> = quantizer
+            let (at_run_time, calibrated): (Vec<&String>, Vec<&String>) = quantizer
                 .consumers
                 .iter()
                 .filter(|c| !fp32_nodes.contains(*c))
-                .collect();
-            if consumers.is_empty() {
-                continue;
-            }
-            let Some(dequantized) =
-                self.activation_quantizer(&mut patch, quantizer, form, fp32_nodes)
-            else {
-                continue;
-            };
-            for consumer in consumers {
-                let node = self
-                    .placement
-                    .node(consumer)
-                    .expect("consumers are placed nodes");
-                for (input, tensor) in &node.activations {
-                    if *tensor == quantizer.tensor {
-                        patch.push(Edit::SetInput {
-                            node: node.name.clone(),
-                            index: *input,
-                            value: dequantized.clone(),
-                        });
-                    }
+                .partition(|c| self.dynamic.contains(*c));
+            if !calibrated.is_empty() {
+                if let Some(dequantized) =
+                    self.activation_quantizer(&mut patch, quantizer, form, fp32_nodes)
+                {
+                    self.read_from(&mut patch, &quantizer.tensor, &calibrated, &dequantized);
                 }
+            }
+            if !at_run_time.is_empty() {
+                let dequantized = qdq::run_time_quantizer(&mut patch, &quantizer.tensor, form);
+                self.read_from(&mut patch, &quantizer.tensor, &at_run_time, &dequantized);
             }
         }
         for node in &self.placement.nodes {
@@ -267,6 +275,25 @@ impl QuantizedModel {
             graph = kernels::spell_integer_kernels(self, graph, fp32_nodes)?;
         }
         Ok(graph.into_model())
+    }
+
+    /// Makes `consumers` read `dequantized` where they read `tensor`.
+    fn read_from(&self, patch: &mut Patch, tensor: &str, consumers: &[&String], dequantized: &str) {
+        for consumer in consumers {
+            let node = self
+                .placement
+                .node(consumer)
+                .expect("consumers are placed nodes");
+            for (input, read) in &node.activations {
+                if read == tensor {
+                    patch.push(Edit::SetInput {
+                        node: node.name.clone(),
+                        index: *input,
+                        value: dequantized.to_string(),
+                    });
+                }
+            }
+        }
     }
 
     /// How many placed ops the deployed engine runs in INT8 when the ops of `reverted` stay out of it. On
@@ -439,6 +466,9 @@ impl QuantizedModel {
         Ok(())
     }
 }
+
+/// The first opset with `DynamicQuantizeLinear`, which the ladder's `dynamic` step needs.
+pub const DYNAMIC_OPSET: i64 = 11;
 
 /// The largest bias integer before a channel gets a scale of its own: 2^30, well inside int32.
 const BIAS_LIMIT: f32 = 1_073_741_824.0;

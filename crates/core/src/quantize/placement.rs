@@ -75,6 +75,16 @@ impl Placement {
     }
 }
 
+impl QuantizedNode {
+    /// Whether the node can quantize its input at run time: one activation input, a constant weight, and an
+    /// op ONNX Runtime runs so ([`ops::QuantizedOp::quantizes_input_at_run_time`]).
+    pub fn can_quantize_input_at_run_time(&self) -> bool {
+        self.weight.is_some()
+            && self.activations.len() == 1
+            && ops::lookup(&self.op_type).is_some_and(|op| op.quantizes_input_at_run_time())
+    }
+}
+
 /// Decides which nodes are quantized and where their quantizers go.
 pub fn place(graph: &Graph, params: &QuantizationParams) -> Result<Placement> {
     check_model(graph, params)?;

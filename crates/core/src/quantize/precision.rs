@@ -82,7 +82,10 @@ mod tests {
         }
         assert_eq!("W8A16".parse::<Precision>(), Ok(Precision::W8A16));
         let error = "int4".parse::<Precision>().unwrap_err();
-        assert!(error.contains("w8a16, w16a16, w16a8, fp32"), "{error}");
+        assert!(
+            error.contains("w8a16, w16a16, w16a8, dynamic, fp32"),
+            "{error}"
+        );
         assert!("int8".parse::<Precision>().is_err(), "the base is no step");
     }
 

@@ -157,8 +157,11 @@ fn search_outcome(view: &ReportView) -> String {
         .map(|m| {
             let sign = within_sign(m.drop, m.allowed_drop);
             let d = view.decimals(&m.name);
+            let interval = m
+                .drop_ci
+                .map_or(String::new(), |ci| format!(", {}", ci.text(d)));
             format!(
-                "{} {} → {} (drop {} {sign} {})",
+                "{} {} → {} (drop {} {sign} {}{interval})",
                 m.name,
                 fixed(m.baseline, d),
                 fixed(m.r#final, d),

@@ -154,7 +154,7 @@ fn search_metrics(view: &ReportView) -> String {
         };
         let _ = writeln!(
             rows,
-            "<tr data-metric=\"{}\"><th>{}</th><td>{}</td>{}{}{}{}{}{deployed_cell}<td>{verdict}</td></tr>",
+            "<tr data-metric=\"{}\"><th>{}</th><td>{}</td>{}{}{}{}{}{}{deployed_cell}<td>{verdict}</td></tr>",
             esc(&m.name),
             esc(&m.name),
             esc(direction(m.direction)),
@@ -162,15 +162,17 @@ fn search_metrics(view: &ReportView) -> String {
             cell("quantized", &fixed(m.quantized, d)),
             cell("final", &fixed(m.r#final, d)),
             cell("drop", &fixed(m.drop, d)),
+            cell("drop_ci", &m.drop_ci.map_or("–".into(), |ci| ci.text(d))),
             cell("allowed_drop", &fixed(m.allowed_drop, d)),
         );
     }
     format!(
         "<table id=\"metrics-table\">\n<thead><tr><th>metric</th><th>direction</th><th>FP32</th>\
-         <th>INT8 (all ops)</th><th>final</th><th>drop</th><th>allowed drop</th>{deployed_head}\
-         <th>final drop</th></tr></thead>\n<tbody>\n{rows}</tbody>\n</table>\n\
+         <th>INT8 (all ops)</th><th>final</th><th>drop</th><th>its confidence interval</th>\
+         <th>allowed drop</th>{deployed_head}<th>final drop</th></tr></thead>\n<tbody>\n{rows}</tbody>\n</table>\n\
          <p class=\"note\">FP32, INT8 and final are measured by the search engine on the whole validation set; \
-         drop = how much worse than FP32, in the metric's units.</p>\n"
+         drop = how much worse than FP32, in the metric's units; its confidence interval comes from the paired \
+         per-sample values of FP32 and the final model (on n samples one sample is 1/n).</p>\n"
     )
 }
 

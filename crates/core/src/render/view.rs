@@ -81,6 +81,32 @@ pub struct MetricView {
     pub drop: f64,
     /// Allowed drop.
     pub allowed_drop: f64,
+    /// The drop's confidence interval (absent: a dataset-level metric, or a report from before it).
+    #[serde(default)]
+    pub drop_ci: Option<IntervalView>,
+}
+
+/// A drop's confidence interval.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct IntervalView {
+    /// Confidence level.
+    pub level: f64,
+    /// Lower bound.
+    pub low: f64,
+    /// Upper bound.
+    pub high: f64,
+}
+
+impl IntervalView {
+    /// `95% CI [low, high]` with `decimals` digits.
+    pub fn text(&self, decimals: usize) -> String {
+        format!(
+            "{:.0}% CI [{}, {}]",
+            self.level * 100.0,
+            super::fixed(self.low, decimals),
+            super::fixed(self.high, decimals)
+        )
+    }
 }
 
 impl MetricView {

@@ -86,7 +86,8 @@ pub(crate) struct Script {
     pub quantized: HashMap<String, Vec<Vec<f64>>>,
     /// Each group's effect when reverted: `[group][metric][sample]`.
     pub effects: Vec<Vec<Vec<f64>>>,
-    /// A group's effect at a 16-bit rung of the precision ladder, `[metric][sample]` (absent: none).
+    /// A group's effect at a 16-bit or dynamic rung of the precision ladder, `[metric][sample]` (absent: none;
+    /// a group has an op the dynamic step moves only when it has an effect at it).
     pub rung_effects: HashMap<(usize, Precision), Vec<Vec<f64>>>,
     /// The deployed engine: (group whose revert it needs, penalty per sample otherwise), if any.
     pub deployed: Option<(usize, Vec<f64>)>,
@@ -279,10 +280,18 @@ impl Bench for Fake {
 impl Models for Fake {
     fn groups(&self) -> Vec<QuantizerGroup> {
         (0..self.script.effects.len())
-            .map(|id| QuantizerGroup {
-                id,
-                nodes: vec![format!("g{id}")],
-                tensors: Vec::new(),
+            .map(|id| {
+                let nodes = vec![format!("g{id}")];
+                let dynamic = self
+                    .script
+                    .rung_effects
+                    .contains_key(&(id, Precision::Dynamic));
+                QuantizerGroup {
+                    id,
+                    dynamic: if dynamic { nodes.clone() } else { Vec::new() },
+                    nodes,
+                    tensors: Vec::new(),
+                }
             })
             .collect()
     }

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::params::Precision;
 use crate::quantize::Placement;
 
 /// A set of quantized ops reverted together.
@@ -20,6 +21,21 @@ pub struct QuantizerGroup {
     pub nodes: Vec<String>,
     /// Activation quantizers (tensor names) of the group.
     pub tensors: Vec<String>,
+    /// The ops the ladder's `dynamic` step moves: those that can quantize their input at run time
+    /// ([`QuantizedNode::can_quantize_input_at_run_time`](crate::quantize::QuantizedNode)). Empty: the group
+    /// skips that step.
+    #[serde(skip)]
+    pub dynamic: Vec<String>,
+}
+
+impl QuantizerGroup {
+    /// The ops a move to `rung` changes: [`QuantizerGroup::dynamic`] for the dynamic step, every op else.
+    pub fn ops_at(&self, rung: Precision) -> &[String] {
+        match rung {
+            Precision::Dynamic => &self.dynamic,
+            _ => &self.nodes,
+        }
+    }
 }
 
 /// Partitions the placement into groups.
@@ -54,6 +70,7 @@ pub fn quantizer_groups(placement: &Placement) -> Vec<QuantizerGroup> {
             id: 0,
             nodes: Vec::new(),
             tensors: Vec::new(),
+            dynamic: Vec::new(),
         });
         group.nodes.push(node.name.clone());
         for (_, tensor) in &node.activations {
@@ -65,6 +82,19 @@ pub fn quantizer_groups(placement: &Placement) -> Vec<QuantizerGroup> {
     by_root
         .into_values()
         .enumerate()
-        .map(|(id, g)| QuantizerGroup { id, ..g })
+        .map(|(id, g)| QuantizerGroup {
+            id,
+            dynamic: g
+                .nodes
+                .iter()
+                .filter(|n| {
+                    placement
+                        .node(n)
+                        .is_some_and(|n| n.can_quantize_input_at_run_time())
+                })
+                .cloned()
+                .collect(),
+            ..g
+        })
         .collect()
 }

@@ -63,12 +63,13 @@ pub(crate) fn with_moved(base: &BTreeSet<String>, moved: &[String]) -> BTreeSet<
         .collect()
 }
 
-/// Refuses op names an entry could not tell apart from a 16-bit step (only when the ladder has one).
+/// Refuses op names an entry could not tell apart from a step that keeps quantizers (only when the ladder has
+/// one).
 pub(crate) fn check_names<'a>(
     ladder: &[Precision],
     ops: impl IntoIterator<Item = &'a str>,
 ) -> Result<()> {
-    if !ladder.iter().any(|p| p.is_sixteen_bit()) {
+    if !ladder.iter().any(|p| p.is_kept_quantized()) {
         return Ok(());
     }
     match ops.into_iter().find(|op| parse(op).1 != Precision::Fp32) {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::*;
-use crate::quantize::Precision::{self, Fp32, W16A16, W8A16};
+use crate::quantize::Precision::{self, Dynamic, Fp32, W16A16, W8A16};
 use crate::search::fake::{Fake, FakeMetric, Script};
 use crate::search::journal::Journal;
 use crate::search::record::Recorded;
@@ -173,8 +173,35 @@ fn a_group_rolled_back_at_its_last_rung_is_excluded() {
     assert!(!v.reverted.iter().any(|e| e.starts_with("g0")));
 }
 
+#[test]
+fn a_group_without_a_dynamic_op_skips_the_dynamic_step() {
+    // Group 0 has a MatMul the dynamic step moves (scripted with an effect there), group 1 has none.
+    let s = script(
+        &[0, 1, 2, 3],
+        &[(&[0, 1], &[]), (&[2, 3], &[])],
+        &[(0, Dynamic, &[0, 1], &[])],
+    );
+    let (v, fake) = run_lab(Fake::new(s), &control(&[Dynamic, Fp32]));
+    let climbed = |g: usize| -> Vec<Precision> {
+        v.steps
+            .iter()
+            .filter(|s| s.group == g)
+            .map(|s| s.precision)
+            .collect()
+    };
+    assert_eq!(climbed(0), [Dynamic], "{:?}", steps(&v));
+    assert_eq!(climbed(1), [Fp32], "{:?}", steps(&v));
+    assert_eq!(v.reverted, set(&["g0@dynamic", "g1"]));
+    // Never evaluated at a step that moves nothing.
+    assert!(
+        !fake.log.iter().any(|l| l.contains("g1@dynamic")),
+        "{:?}",
+        fake.log
+    );
+}
+
 /// Deterministic pseudo-random scripts: whatever the effects, every group tries its rungs in ladder order, at
-/// most once each, so the loop ends within groups × rungs steps.
+/// most once each and only those that move some of its ops, so the loop ends within groups × rungs steps.
 #[test]
 fn the_loop_ends_within_groups_times_rungs_steps() {
     let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -184,7 +211,7 @@ fn the_loop_ends_within_groups_times_rungs_steps() {
         seed ^= seed << 17;
         seed
     };
-    let ladder = [W8A16, W16A16, Fp32];
+    let ladder = [W8A16, Dynamic, W16A16, Fp32];
     for case in 0..40 {
         let groups = 1 + (next() % 5) as usize;
         let pick = |r: u64| -> Vec<usize> { (0..N).filter(|i| r >> i & 1 == 1).collect() };
@@ -193,7 +220,10 @@ fn the_loop_ends_within_groups_times_rungs_steps() {
             .map(|_| (pick(next()), pick(next() & next())))
             .collect();
         let rungs: Vec<(usize, Precision, Vec<usize>, Vec<usize>)> = (0..groups)
-            .flat_map(|g| [W8A16, W16A16].map(|p| (g, p, pick(next()), pick(next() & next()))))
+            .flat_map(|g| {
+                [W8A16, Dynamic, W16A16].map(|p| (g, p, pick(next()), pick(next() & next())))
+            })
+            .filter(|(g, p, _, _)| *p != Dynamic || (g + case) % 2 == 0)
             .collect();
         let fp32_refs: Vec<(&[usize], &[usize])> =
             fp32.iter().map(|(f, b)| (&f[..], &b[..])).collect();
@@ -211,8 +241,17 @@ fn the_loop_ends_within_groups_times_rungs_steps() {
                 .filter(|s| s.group == g)
                 .map(|s| s.precision)
                 .collect();
+            let at: Vec<usize> = climbed
+                .iter()
+                .map(|p| ladder.iter().position(|l| l == p).unwrap())
+                .collect();
             assert!(
-                ladder.starts_with(&climbed),
+                at.windows(2).all(|w| w[0] < w[1]),
+                "case {case}, group {g}: {climbed:?}"
+            );
+            let dynamic = rungs.iter().any(|r| r.0 == g && r.1 == Dynamic);
+            assert!(
+                dynamic || !climbed.contains(&Dynamic),
                 "case {case}, group {g}: {climbed:?}"
             );
         }

@@ -69,8 +69,12 @@ impl<'m, L: Lab> Restorer<'m, L> {
         self.groups
             .iter()
             .filter_map(|g| {
-                let rung = self.next_rung(g.id)?;
-                let entries: Vec<String> = g.nodes.iter().map(|n| ladder::entry(n, rung)).collect();
+                let (_, rung) = self.next_rung(g)?;
+                let entries: Vec<String> = g
+                    .ops_at(rung)
+                    .iter()
+                    .map(|n| ladder::entry(n, rung))
+                    .collect();
                 // A move that changes nothing (the group already there) is no candidate.
                 if entries.iter().all(|e| current.contains(e)) {
                     return None;

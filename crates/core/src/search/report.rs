@@ -16,6 +16,7 @@ use crate::saturation::SaturationReport;
 use crate::search::Levers;
 use crate::sensitivity::SensitivityReport;
 
+use crate::metric::confidence::DropInterval;
 use crate::metric::Direction;
 
 /// One controlled metric's outcome.
@@ -35,6 +36,9 @@ pub struct MetricReport {
     pub drop: f64,
     /// Allowed drop, in the metric's units.
     pub allowed_drop: f64,
+    /// The drop's 95 % confidence interval from the paired per-sample values of FP32 and the final model
+    /// (`None` for a dataset-level metric, which gives no per-sample values).
+    pub drop_ci: Option<DropInterval>,
 }
 
 /// What ranked the groups of a run.
@@ -323,8 +327,16 @@ impl Report {
             .metrics
             .iter()
             .map(|m| {
+                let interval = m.drop_ci.map_or(String::new(), |ci| {
+                    format!(
+                        " ({:.0}% CI [{:.4}, {:.4}])",
+                        ci.level * 100.0,
+                        ci.low,
+                        ci.high
+                    )
+                });
                 format!(
-                    "{} {:.4} → {:.4}, drop {:.4} {} {:.4}",
+                    "{} {:.4} → {:.4}, drop {:.4} {} {:.4}{interval}",
                     m.name,
                     m.baseline,
                     m.r#final,

@@ -13,10 +13,11 @@
 //! - `NoImprovement` / `KeptDespiteIncrease`: keep it and re-rank the groups on the new model;
 //! - `RolledBack` (`use_prev_if_drop_increase`): undo it; the group's next candidate is the rung after, re-rank.
 //!
-//! Each group has a count of rungs it has tried; a group's candidate is the rung that count names, and a
-//! group that tried every rung is never a candidate again.
+//! Each group has a place on the ladder: its candidate is the first rung from there that moves some of its ops
+//! (a group without a MatMul skips the `dynamic` step), and a group past the last rung is never a candidate
+//! again.
 //!
-//! Why it ends: every step, kept or rolled back, adds one to the tried count of its group, which never
+//! Why it ends: every step, kept or rolled back, moves its group's place past the rung it tried, which never
 //! decreases and is bounded by the ladder's length; so there are at most groups × rungs steps (groups with
 //! the default ladder). The deployed engine takes over the judging at most once. With several metrics the
 //! loop works on the one furthest beyond its limit.
@@ -84,6 +85,9 @@ struct Current<'m> {
 pub(crate) struct Verdict {
     pub reverted: BTreeSet<String>,
     pub evaluation: Evaluation,
+    /// FP32's evaluation on the samples the drops compare (all of them, or a prefix when baselines are
+    /// given): the other half of each drop's pairs.
+    pub reference: Option<Evaluation>,
     pub drops: Vec<f64>,
     pub limits: Limits,
     pub quantized_values: Vec<f64>,
@@ -123,7 +127,8 @@ pub(crate) struct Restorer<'m, L: Lab> {
     tuned: Option<QuantizationParams>,
     groups: Vec<QuantizerGroup>,
     steps: Vec<StepReport>,
-    /// Rungs of the ladder each group has tried (kept or rolled back); absent: none.
+    /// Each group's place on the ladder: the index of the first rung it has not tried (kept or rolled back);
+    /// absent: 0.
     tried: BTreeMap<usize, usize>,
     /// Where every op starts: the base precision, except for the entries here (GNA's 16-bit defaults).
     start: BTreeSet<String>,
@@ -184,10 +189,13 @@ impl<'m, L: Lab> Restorer<'m, L> {
         self
     }
 
-    /// The rung group `group` would try next, if any is left.
-    pub(crate) fn next_rung(&self, group: usize) -> Option<Precision> {
-        let tried = self.tried.get(&group).copied().unwrap_or(0);
-        self.control.fallback.get(tried).copied()
+    /// The rung `group` would try next and its index in the ladder: the first untried one that moves some of
+    /// its ops, if any is left.
+    pub(crate) fn next_rung(&self, group: &QuantizerGroup) -> Option<(usize, Precision)> {
+        let tried = self.tried.get(&group.id).copied().unwrap_or(0);
+        (tried..self.control.fallback.len())
+            .map(|i| (i, self.control.fallback[i]))
+            .find(|(_, rung)| !group.ops_at(*rung).is_empty())
     }
 
     /// Runs the machine to the end. An interrupt at any state ends it with [`StopReason::Interrupted`].
@@ -372,10 +380,10 @@ impl<'m, L: Lab> Restorer<'m, L> {
     /// One step: moves `entry`'s group to its next rung on top of the current model and decides what
     /// follows.
     fn revert(&mut self, entry: RankingEntry) -> Result<()> {
-        let rung = self.next_rung(entry.group).ok_or_else(|| {
-            Error::Config(format!("group {} has no rung left to try", entry.group))
-        })?;
-        *self.tried.entry(entry.group).or_insert(0) += 1;
+        let no_rung = || Error::Config(format!("group {} has no rung left to try", entry.group));
+        let group = self.groups.iter().find(|g| g.id == entry.group);
+        let (index, rung) = group.and_then(|g| self.next_rung(g)).ok_or_else(no_rung)?;
+        self.tried.insert(entry.group, index + 1);
         let reverted = ladder::with_moved(&self.current().reverted, &entry.nodes);
         let step = self.steps.len() + 1;
         let candidate = self.evaluate_state(reverted, &format!("step {step}"))?;
@@ -506,6 +514,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
         let verdict = Verdict {
             reverted: final_state.reverted,
             evaluation: final_state.evaluation,
+            reference: self.reference,
             drops: final_state.drops,
             limits: self.limits,
             quantized_values: self.quantized_values,

@@ -86,10 +86,11 @@ fn has_integer_operands(model: &QuantizedModel, node: &QuantizedNode) -> bool {
     let [(0, input)] = node.activations.as_slice() else {
         return false;
     };
-    model
-        .activations
-        .get(input)
-        .is_some_and(|input| input.bits == 8 && input.scale.len() == 1)
+    !model.dynamic.contains(&node.name)
+        && model
+            .activations
+            .get(input)
+            .is_some_and(|input| input.bits == 8 && input.scale.len() == 1)
 }
 
 /// Whether `node` has no bias or one that quantizes to int32 per output channel.
@@ -97,13 +98,20 @@ fn has_integer_bias(model: &QuantizedModel, node: &QuantizedNode) -> bool {
     node.bias.is_none() || model.bias_integers(node).is_ok_and(|b| b.is_some())
 }
 
-/// True when `tensor` has a quantizer in the built model (a quantized reader that is not reverted).
+/// True when `tensor` has a calibrated quantizer in the built model (a quantized reader that is neither
+/// reverted nor quantizing its input at run time).
 fn has_quantizer(model: &QuantizedModel, tensor: &str, reverted: &BTreeSet<String>) -> bool {
-    model
-        .placement
-        .activations
-        .iter()
-        .any(|q| q.tensor == tensor && q.consumers.iter().any(|c| !reverted.contains(c)))
+    model.placement.activations.iter().any(|q| {
+        q.tensor == tensor
+            && q.consumers
+                .iter()
+                .any(|c| calibrated_reader(model, c, reverted))
+    })
+}
+
+/// Whether `op` reads its input through the calibrated quantizer in the built model.
+fn calibrated_reader(model: &QuantizedModel, op: &str, reverted: &BTreeSet<String>) -> bool {
+    !reverted.contains(op) && !model.dynamic.contains(op)
 }
 
 /// The 8-bit quantized tensor that `output` reaches through nodes ONNX Runtime removes or moves its
@@ -133,7 +141,7 @@ fn quantized_output(
             let params = model.activations.get(&tensor)?;
             let fusable = params.bits == 8
                 && params.scale.len() == 1
-                && read_only_by_its_consumers(graph, quantizer, reverted)
+                && read_only_by_its_consumers(model, quantizer, reverted)
                 && removed.iter().all(|n| removable(graph, n, params, opset));
             return fusable.then_some((tensor, direct));
         }
@@ -180,19 +188,22 @@ pub(super) struct Lifted {
     pub(super) lift: Lift,
 }
 
-/// True when every reader of `quantizer`'s tensor is one of its quantized consumers that is not reverted (and
-/// the tensor is no graph output): nothing reads the tensor in float.
+/// True when every reader of `quantizer`'s tensor is one of its quantized consumers reading it through the
+/// calibrated quantizer (and the tensor is no graph output): nothing reads the tensor in float, nor quantizes
+/// it at run time.
 fn read_only_by_its_consumers(
-    graph: &Graph,
+    model: &QuantizedModel,
     quantizer: &ActivationQuantizer,
     reverted: &BTreeSet<String>,
 ) -> bool {
+    let graph = &model.fp32;
     let readers = graph.consumers(&quantizer.tensor);
     !graph.is_output(&quantizer.tensor)
         && !readers.is_empty()
         && readers.iter().all(|r| {
             let name = r.name.as_deref().unwrap_or_default();
-            quantizer.consumers.iter().any(|c| c == name) && !reverted.contains(name)
+            quantizer.consumers.iter().any(|c| c == name)
+                && calibrated_reader(model, name, reverted)
         })
 }
 
@@ -235,8 +246,13 @@ pub(super) fn export_lift(
         && !has_quantizer(model, input, reverted);
     // Moved away from the tensor, the quantizer must leave no float reader of it behind.
     let readers_allow =
-        lift == Lift::BothSides || read_only_by_its_consumers(graph, quantizer, reverted);
-    (alone && readers_allow).then(|| Lifted {
+        lift == Lift::BothSides || read_only_by_its_consumers(model, quantizer, reverted);
+    // A reader quantizing at run time reads the tensor itself, which a lift would change.
+    let no_run_time = quantizer
+        .consumers
+        .iter()
+        .all(|c| !model.dynamic.contains(c));
+    (alone && readers_allow && no_run_time).then(|| Lifted {
         producer: producer.name.clone().unwrap_or_default(),
         input: input.clone(),
         lift,

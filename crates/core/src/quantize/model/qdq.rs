@@ -3,6 +3,7 @@
 use aquant_onnx::proto::tensor_proto::DataType;
 use aquant_onnx::{attr, tensor, NodeProto};
 
+use super::ModelForm;
 use crate::graph::{Edit, Patch};
 use crate::numerics::Quantizer;
 use crate::quantize::Deploy;
@@ -151,6 +152,44 @@ pub(super) fn activation_fake_quant(patch: &mut Patch, tensor: &str, params: &Qu
             name: Some(format!("{output}_{op}")),
             input: inputs,
             output: vec![output],
+            ..Default::default()
+        }));
+    }
+    out
+}
+
+/// Adds the quantizer of `tensor` that takes its parameters from the tensor itself at run time (the ladder's
+/// `dynamic` step) and returns the dequantized tensor's name: `DynamicQuantizeLinear` (uint8, the range of
+/// the tensor and 0) then, for export, `DequantizeLinear`, which ONNX Runtime fuses with the MatMul reading it
+/// into `DynamicQuantizeMatMul`. tract's `DequantizeLinear` takes constant parameters only, so the evaluation
+/// form spells it `(Cast(q) − Cast(zp)) · s`: the same values, `q − zp` exact in f32.
+pub(super) fn run_time_quantizer(patch: &mut Patch, tensor: &str, form: ModelForm) -> String {
+    let p = |n: &str| format!("{tensor}_dynamic_{n}");
+    let out = p("dequantized");
+    let mut nodes = vec![(
+        "DynamicQuantizeLinear",
+        vec![tensor.to_string()],
+        vec![p("quantized"), p("scale"), p("zero_point")],
+    )];
+    if form == ModelForm::Evaluation {
+        nodes.extend([
+            ("Cast", vec![p("quantized")], vec![p("levels")]),
+            ("Cast", vec![p("zero_point")], vec![p("zero")]),
+            ("Sub", vec![p("levels"), p("zero")], vec![p("centered")]),
+            ("Mul", vec![p("centered"), p("scale")], vec![out.clone()]),
+        ]);
+    } else {
+        let inputs = vec![p("quantized"), p("scale"), p("zero_point")];
+        nodes.push(("DequantizeLinear", inputs, vec![out.clone()]));
+    }
+    for (op, input, output) in nodes {
+        let to_float = (op == "Cast").then(|| attr::make_int("to", DataType::Float as i64));
+        patch.push(Edit::AddNode(NodeProto {
+            op_type: Some(op.into()),
+            name: Some(format!("{}_{op}", output[0])),
+            input,
+            output,
+            attribute: to_float.into_iter().collect(),
             ..Default::default()
         }));
     }

@@ -174,6 +174,7 @@ def quantize_with_accuracy_control(
     metric: Any = None,
     metric_bounds: Optional[tuple] = None,
     fallback: Union[str, list, None] = None,
+    holdout_fraction: float = 0.0,
     backend: str = "tract",
     overflow_fix: Any = None,
     deployed_check: bool = True,
@@ -198,7 +199,9 @@ def quantize_with_accuracy_control(
     ``validation_fn`` sees whole sets, so it cannot stop early); a value outside the bounds is an error.
 
     ``fallback`` is the precision ladder a group climbs when it must move (``"w8a16,fp32"`` or a list; default
-    ``"fp32"``, a plain revert), as the command line's ``--fallback``.
+    ``"fp32"``, a plain revert), as the command line's ``--fallback``. ``holdout_fraction`` keeps that share of
+    the validation set from the search and judges the saved model there afterwards (``report.confirmation``), as
+    ``--holdout-fraction``.
 
     aquant's own: ``backend`` ("tract", "ort" or "openvino"), ``overflow_fix`` (also in
     ``advanced_quantization_parameters``), ``deployed_check`` (judge the saved model on ONNX Runtime),
@@ -235,6 +238,8 @@ def quantize_with_accuracy_control(
     }
     if fallback is not None:
         control["fallback"] = fallback.split(",") if isinstance(fallback, str) else [value(f) for f in fallback]
+    if holdout_fraction:
+        control["holdout_fraction"] = holdout_fraction
     calibration = source(calibration_dataset, "calibration_dataset")
     validation = (
         calibration if validation_dataset is calibration_dataset else source(validation_dataset, "validation_dataset")

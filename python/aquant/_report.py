@@ -59,6 +59,9 @@ class Report:
     #: Work done: ``full`` and ``subset`` evaluations, ``samples_inferred``.
     evaluations: dict = field(default_factory=dict)
     backend: Optional[str] = None
+    #: FP32 and the saved model on the held-out samples (``holdout_fraction``): ``samples``, ``indices``,
+    #: ``engine``, ``metrics`` (``baseline``, ``final``, ``drop``, ``allowed_drop``, ``drop_ci``), ``met``.
+    confirmation: Optional[dict] = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -88,6 +91,9 @@ class Report:
                 f"{m.name} {m.baseline:.4f} → {m.final:.4f}, drop {m.drop:.4f} "
                 f"{'≤' if m.drop <= m.allowed_drop + 1e-12 else '>'} {m.allowed_drop:.4f}{interval}"
             )
+        if self.confirmation:
+            verdict = "confirmed" if self.confirmation["met"] else "NOT confirmed"
+            parts.append(f"held out {self.confirmation['samples']} samples: {verdict}")
         if not self.target_met:
             parts.append("accuracy target NOT met")
         return "; ".join(parts)

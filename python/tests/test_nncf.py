@@ -228,3 +228,15 @@ def test_fallback_ladder_from_python(mnist, tmp_path, monkeypatch):
     assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], MAX_DROP)
     with pytest.raises(ValueError, match="fallback"):
         run(mnist, metric="top1", fallback="w9a16")
+
+
+def test_holdout_fraction_confirms_on_samples_the_search_never_saw(mnist):
+    _, report = run(mnist, metric="top1", holdout_fraction=0.3)
+    confirmation = report.confirmation
+    assert confirmation["samples"] == len(confirmation["indices"]) == round(0.3 * len(mnist[3]))
+    assert report.metrics[0].drop_ci["samples"] == len(mnist[3]) - confirmation["samples"]
+    m = confirmation["metrics"][0]
+    assert confirmation["met"] == (m["drop"] <= m["allowed_drop"] + 1e-12)
+    assert "held out" in report.summary()
+    with pytest.raises(ValueError, match=r"holdout_fraction must be in \[0, 1\)"):
+        run(mnist, metric="top1", holdout_fraction=1.5)

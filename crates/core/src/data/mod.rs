@@ -66,7 +66,9 @@ mod images;
 mod npy;
 mod resample;
 mod spec;
+mod subset;
 
 pub use images::ImageFolderDataset;
 pub use npy::npy_bytes;
 pub use spec::{open_dataset, DataSpec, NpyDataset, PerChannel, Preprocess};
+pub use subset::Subset;

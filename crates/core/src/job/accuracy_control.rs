@@ -7,10 +7,11 @@ use std::time::Instant;
 use aquant_onnx::ModelProto;
 
 use crate::backend::Backend;
-use crate::data::{Annotation, Dataset};
+use crate::data::{Annotation, Dataset, Subset};
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::graph::Graph;
+use crate::job::holdout;
 use crate::metric::confidence::{self, DropInterval};
 use crate::metric::{Direction, Metric, OutputError};
 use crate::params::RunOptions;
@@ -25,7 +26,9 @@ use crate::search::journal::Journal;
 use crate::search::ladder;
 use crate::search::record::Recorded;
 use crate::search::restorer::{Restorer, Verdict};
-use crate::search::{EvaluationCounts, MetricReport, OverflowFixReport, Report, StopReason};
+use crate::search::{
+    Confirmation, EvaluationCounts, MetricReport, OverflowFixReport, Report, StopReason,
+};
 use crate::sensitivity::{self, SensitivityReport};
 use crate::tensor::Tensor;
 
@@ -69,9 +72,9 @@ pub struct AccuracyControlOutcome {
 }
 
 impl AccuracyControlOutcome {
-    /// Whether every metric is within its allowed drop.
+    /// Whether every metric is within its allowed drop, on the held-out samples too when some were held out.
     pub fn target_met(&self) -> bool {
-        self.report.target_met
+        self.report.target_met && self.report.confirmation.as_ref().is_none_or(|c| c.met)
     }
 }
 
@@ -93,10 +96,13 @@ pub fn quantize_with_accuracy_control(
     control.validate_for(quantization)?;
     let control = &control.for_device(quantization.target_device);
     check_metric_targets(metrics, control)?;
+    let split = holdout::split(validation, control.holdout_fraction, quantization.seed)?;
     let run = Run {
         backend,
         calibration,
-        validation,
+        validation: split
+            .as_ref()
+            .map_or(validation, |s| &s.search as &dyn Dataset),
         metrics,
         quantization,
         control,
@@ -117,7 +123,15 @@ pub fn quantize_with_accuracy_control(
     let fp32 = quantized.fp32().model().clone();
     let (mut verdict, ctx) = run.search(quantized, &fp32, summary.fp32_outputs, journal)?;
     verdict.timings.calibration = summary.calibration_seconds + summary.bias_correction_seconds;
-    run.finish(ctx, verdict, model_name, start)
+    let mut outcome = run.finish(ctx, verdict, model_name, start)?;
+    if let Some(split) = split.as_ref().filter(|_| !outcome.report.interrupted) {
+        outcome.report.confirmation = Some(Box::new(run.confirm(
+            &fp32,
+            &outcome.model,
+            &split.held_out,
+        )?));
+    }
+    Ok(outcome)
 }
 
 /// What one run reads: the engine, the data, the metrics and the parameters (the device's accuracy control).
@@ -132,6 +146,27 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// FP32 and the saved model on the held-out samples, judged on the deployed engine (the search's when
+    /// there is none).
+    fn confirm(
+        &self,
+        fp32: &ModelProto,
+        saved: &ModelProto,
+        held_out: &Subset,
+    ) -> Result<Confirmation> {
+        let engine = self.options.deployed.unwrap_or(self.backend);
+        holdout::confirm(
+            engine,
+            fp32,
+            saved,
+            held_out,
+            self.metrics,
+            self.control,
+            self.options.deployed_batch.max(1),
+            self.options.progress,
+        )
+    }
+
     /// The run's journal: in the file `options.journal` names, keyed by a fingerprint of everything the run
     /// depends on (so a resume with other inputs is refused), else in memory.
     fn open_journal(&self, model: &ModelProto) -> Result<Journal> {
@@ -364,6 +399,7 @@ fn report(
         sensitivity: analyses.sensitivity,
         ops_by_precision: analyses.footprint.ops_by_precision,
         model_bytes: analyses.footprint.model_bytes,
+        confirmation: None,
     }
 }
 

@@ -9,6 +9,7 @@
 mod accuracy_control;
 mod default_quantization;
 mod deployed;
+mod holdout;
 mod run;
 
 pub use accuracy_control::{quantize_with_accuracy_control, AccuracyControlOutcome};

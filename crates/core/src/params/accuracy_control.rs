@@ -161,6 +161,14 @@ pub struct AccuracyControlParams {
         arg(long, value_delimiter = ',', value_name = "STEPS", default_values_t = vec![Precision::Fp32])
     )]
     pub fallback: Vec<Precision>,
+    /// Fraction of the validation set held out from the search (0: none): after it, FP32 and the saved model
+    /// are evaluated there, on the deployed engine, and the report's confirmation says whether the drop holds
+    /// on samples the search never saw. A seeded split (--seed).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "FRACTION", default_value_t = 0.0)
+    )]
+    pub holdout_fraction: f64,
 }
 
 impl Default for AccuracyControlParams {
@@ -178,6 +186,7 @@ impl Default for AccuracyControlParams {
             restore_mode: RestoreMode::ActivationsAndWeights,
             ranking_score: RankingScore::Auto,
             fallback: vec![Precision::Fp32],
+            holdout_fraction: 0.0,
         }
     }
 }
@@ -200,6 +209,12 @@ impl AccuracyControlParams {
             return Err(Error::Config(format!(
                 "metric_subset_ratio must be in (0, 1], not {}",
                 self.metric_subset_ratio
+            )));
+        }
+        if !(0.0..1.0).contains(&self.holdout_fraction) {
+            return Err(Error::Config(format!(
+                "holdout_fraction must be in [0, 1), not {}",
+                self.holdout_fraction
             )));
         }
         if let Some(t) = self

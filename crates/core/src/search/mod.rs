@@ -34,7 +34,8 @@ pub use crate::params::{
 pub use groups::{quantizer_groups, QuantizerGroup};
 pub use journal::JOURNAL_VERSION;
 pub use report::{
-    DeployedMetric, DeployedReport, EvaluationCounts, MetricReport, OverflowFixReport, RankedBy,
-    RankingEntry, Report, StepOutcome, StepReport, StopReason, Timings,
+    Confirmation, ConfirmedMetric, DeployedMetric, DeployedReport, EvaluationCounts, MetricReport,
+    OverflowFixReport, RankedBy, RankingEntry, Report, StepOutcome, StepReport, StopReason,
+    Timings,
 };
 pub use subset::ranking_subset;

@@ -302,6 +302,81 @@ pub struct Report {
     pub ops_by_precision: OpsByPrecision,
     /// The FP32 and saved models' sizes.
     pub model_bytes: ModelBytes,
+    /// The drop on the held-out samples the search never saw (`--holdout-fraction`; `None` without).
+    pub confirmation: Option<Box<Confirmation>>,
+}
+
+/// FP32 and the saved model on the held-out samples, judged on the deployed engine (the search engine when
+/// there is none): does the drop the search promised hold on samples it never saw?
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Confirmation {
+    /// Held-out samples.
+    pub samples: usize,
+    /// Their indices in the validation set (the seeded split: `--seed`).
+    pub indices: Vec<usize>,
+    /// The engine that judged them, with its version.
+    pub engine: String,
+    /// Each controlled metric there.
+    pub metrics: Vec<ConfirmedMetric>,
+    /// Whether every metric is within its allowed drop there.
+    pub met: bool,
+}
+
+/// One metric on the held-out samples.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfirmedMetric {
+    /// Metric name.
+    pub name: String,
+    /// FP32's value.
+    pub baseline: f64,
+    /// The saved model's value.
+    pub r#final: f64,
+    /// The drop (positive = worse than FP32).
+    pub drop: f64,
+    /// Allowed drop, in the metric's units (from the held-out FP32 value for a relative drop).
+    pub allowed_drop: f64,
+    /// The drop's 95 % confidence interval (`None` for a dataset-level metric).
+    pub drop_ci: Option<DropInterval>,
+}
+
+impl Confirmation {
+    /// "held out 90 samples, judged on ort 1.32.0: top1 drop 0.0111 > 0.0100 (95% CI [..]): NOT confirmed".
+    pub fn summary(&self) -> String {
+        let metrics: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|m| {
+                let sign = if m.drop <= m.allowed_drop + 1e-12 {
+                    "≤"
+                } else {
+                    ">"
+                };
+                let interval = m.drop_ci.map_or(String::new(), |ci| {
+                    format!(
+                        " ({:.0}% CI [{:.4}, {:.4}])",
+                        ci.level * 100.0,
+                        ci.low,
+                        ci.high
+                    )
+                });
+                format!(
+                    "{} drop {:.4} {sign} {:.4}{interval}",
+                    m.name, m.drop, m.allowed_drop
+                )
+            })
+            .collect();
+        let verdict = if self.met {
+            "confirmed"
+        } else {
+            "NOT confirmed"
+        };
+        format!(
+            "held out {} samples, judged on {}: {}: {verdict}",
+            self.samples,
+            self.engine,
+            metrics.join(", ")
+        )
+    }
 }
 
 /// Which weights use half the int8 range, and why.
@@ -367,6 +442,16 @@ impl Report {
         if let Some(d) = &self.deployed {
             head.push_str("; ");
             head.push_str(&d.summary());
+        }
+        if let Some(c) = &self.confirmation {
+            head.push_str("; ");
+            head.push_str(&c.summary());
+            if self.target_met && !c.met {
+                head.push_str(&format!(
+                    "\naccuracy target NOT confirmed on the {} held-out samples; the model found was saved",
+                    c.samples
+                ));
+            }
         }
         if self.target_met {
             head

@@ -12,7 +12,8 @@ timed runs after a warm-up, the variants interleaved in rounds so that a slow mo
 them. Beside ONNX Runtime's latency: each variant's top-1 on ONNX Runtime over the validation set (for the
 encoder, whose weights are random, its agreement with FP32's class instead: accuracy held is the other half of
 the claim), and how many weighted ops and nodes its optimized graph (`ORT_ENABLE_EXTENDED`,
-scripts/ort_fusion.py) still computes in float. Prints Markdown.
+scripts/ort_fusion.py) still computes in float; the same count in OpenVINO's CPU runtime model (the layers the
+plugin compiled to run at f32). Prints Markdown.
 """
 import argparse
 import os
@@ -154,6 +155,29 @@ def float_ops(path):
     return f"{len(graph['float_weighted'])} / {graph['float_compute']}"
 
 
+# OpenVINO's layer types that hold a weight, and those that only move or hold data.
+OV_WEIGHTED = {"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul", "Gemm"}
+OV_DATA = {"Const", "Input", "Output", "Parameter", "Result", "Reorder", "Reshape", "Transpose", "Concatenation",
+           "Split", "Gather", "Broadcast", "ShapeOf", "FakeQuantize"}
+
+
+def openvino_float_ops(path):
+    """"weighted / all" in OpenVINO's CPU runtime model (`compiled_model.get_runtime_model()`): the layers with a
+    weight, and every computing layer, that run at f32 (`runtimePrecision`), as the plugin compiled them."""
+    import openvino as ov
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": 1})
+    weighted = compute = 0
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        kind = info["layerType"].astype(str) if "layerType" in info else ""
+        precision = info["runtimePrecision"].astype(str) if "runtimePrecision" in info else ""
+        if precision != "f32" or kind in OV_DATA:
+            continue
+        compute += 1
+        weighted += kind in OV_WEIGHTED
+    return f"{weighted} / {compute}"
+
+
 def top1(path, spec, reference=None):
     """Top-1 of `path` on ONNX Runtime (one thread, default optimizations: as deployed) over the spec's samples;
     against `reference`'s classes (the FP32 model's) when the spec has no labels."""
@@ -188,8 +212,9 @@ def main():
     args = parser.parse_args()
     print(f"CPU: {cpu()}; onnxruntime {ort.__version__}; median of {args.rounds}×{args.per_round} runs after "
           f"{args.warmup} warm-up, 1 thread, batch 1, load average {os.getloadavg()[0]:.2f}\n")
-    print("| model | variant | ORT top-1 | ORT ms | × FP32 | ORT float ops (weighted / all) | OpenVINO ms | × FP32 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | variant | ORT top-1 | ORT ms | × FP32 | ORT float ops (weighted / all) | OpenVINO ms | × FP32 "
+          "| OpenVINO float ops (weighted / all) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for key in args.models:
         with tempfile.TemporaryDirectory() as out:
             model, calib, val = paths(key, out)
@@ -214,9 +239,9 @@ def main():
             for variant, path in variants.items():
                 print(f"| {label} | {variant} | {top1(path, val, model):.4f} | {on_ort[variant]:.3f} | "
                       f"{on_ort['FP32'] / on_ort[variant]:.2f} | {float_ops(path)} | {on_ov[variant]:.3f} | "
-                      f"{on_ov['FP32'] / on_ov[variant]:.2f} |")
+                      f"{on_ov['FP32'] / on_ov[variant]:.2f} | {openvino_float_ops(path)} |")
         if "NNCF quantize" not in variants:
-            print(f"| {key} | NNCF quantize | not installed | | | | | |")
+            print(f"| {key} | NNCF quantize | not installed | | | | | | |")
         sys.stdout.flush()
 
 

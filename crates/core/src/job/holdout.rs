@@ -10,7 +10,7 @@ use crate::data::{Dataset, Subset};
 use crate::error::Result;
 use crate::eval::Evaluator;
 use crate::metric::confidence::{self, LEVEL};
-use crate::metric::Metric;
+use crate::metric::{within_limit, Metric};
 use crate::numerics::SplitMix64;
 use crate::params::AccuracyControlParams;
 use crate::progress::Progress;
@@ -97,7 +97,7 @@ pub(crate) fn confirm(
         samples: held_out.len(),
         indices: held_out.indices().to_vec(),
         engine: format!("{} {}", engine.name(), engine.version()),
-        met: metrics.iter().all(|m| m.drop <= m.allowed_drop + 1e-12),
+        met: metrics.iter().all(|m| within_limit(m.drop, m.allowed_drop)),
         metrics,
     })
 }

@@ -50,6 +50,18 @@ pub struct DropInterval {
     pub method: IntervalMethod,
 }
 
+impl DropInterval {
+    /// "95% CI [-0.0037, 0.0037]", as the summary lines write it.
+    pub fn summary(&self) -> String {
+        format!(
+            "{:.0}% CI [{:.4}, {:.4}]",
+            self.level * 100.0,
+            self.low,
+            self.high
+        )
+    }
+}
+
 /// The interval at `level` of the drop from `fp32` to `quantized`, paired sample by sample (`None` when there
 /// are no pairs).
 pub fn drop_interval(

@@ -52,6 +52,21 @@ impl Direction {
     }
 }
 
+/// Whether `drop` is within `allowed`, up to the rounding of a mean of per-sample values: the one comparison
+/// every summary, page and confirmation makes.
+pub fn within_limit(drop: f64, allowed: f64) -> bool {
+    drop <= allowed + 1e-12
+}
+
+/// `≤` for a drop within `allowed` ([`within_limit`]), `>` otherwise: how summaries write the comparison.
+pub fn limit_sign(drop: f64, allowed: f64) -> &'static str {
+    if within_limit(drop, allowed) {
+        "≤"
+    } else {
+        ">"
+    }
+}
+
 /// One sample's outputs, as a dataset-level metric receives them.
 #[derive(Debug, Clone)]
 pub struct SampleOutputs {

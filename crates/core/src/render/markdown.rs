@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use super::view::ReportView;
-use super::{bytes, fixed, outcome, seconds, within_sign};
+use super::{bytes, fixed, outcome, seconds};
+use crate::metric::limit_sign;
 
 /// Ops listed in the sensitivity and ranking tables: a summary names the few that matter.
 const TOP: usize = 5;
@@ -45,7 +46,7 @@ fn metrics(view: &ReportView, md: &mut String) {
                 fixed(m.quantized, d),
                 fixed(m.r#final, d),
                 fixed(m.drop, d),
-                within_sign(m.drop, m.allowed_drop),
+                limit_sign(m.drop, m.allowed_drop),
                 fixed(m.allowed_drop, d)
             );
         }
@@ -55,7 +56,7 @@ fn metrics(view: &ReportView, md: &mut String) {
         let _ = writeln!(md, "Deployed on {} {} ({}):\n", d.engine, d.version, d.cpu);
         md.push_str("| metric | value | drop | allowed |\n|---|---:|---:|---:|\n");
         for m in &d.metrics {
-            let sign = within_sign(m.drop, m.allowed_drop);
+            let sign = limit_sign(m.drop, m.allowed_drop);
             let d = view.decimals(&m.name);
             let (value, drop, allowed) = (
                 fixed(m.value, d),

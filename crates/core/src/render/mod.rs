@@ -15,19 +15,14 @@ pub use markdown::markdown;
 pub use page::html;
 pub use view::{ReportView, StepView};
 
+use crate::metric::limit_sign;
+
 /// `x` with `decimals` decimals ([`ReportView::decimals`]).
 fn fixed(x: f64, decimals: usize) -> String {
     format!("{x:.decimals$}")
 }
 
 /// "≤" when `drop` is within `allowed`, else ">".
-fn within_sign(drop: f64, allowed: f64) -> &'static str {
-    match drop <= allowed + 1e-12 {
-        true => "≤",
-        false => ">",
-    }
-}
-
 /// Seconds in words: "0.42 s", "95.4 s".
 fn seconds(s: f64) -> String {
     match s < 10.0 {
@@ -81,7 +76,7 @@ fn deployed_outcome(view: &ReportView, d: &view::DeployedView) -> String {
         .metrics
         .iter()
         .map(|m| {
-            let sign = within_sign(m.drop, m.allowed_drop);
+            let sign = limit_sign(m.drop, m.allowed_drop);
             let d = view.decimals(&m.name);
             let (value, drop, allowed) = (
                 fixed(m.value, d),
@@ -155,7 +150,7 @@ fn search_outcome(view: &ReportView) -> String {
         .metrics
         .iter()
         .map(|m| {
-            let sign = within_sign(m.drop, m.allowed_drop);
+            let sign = limit_sign(m.drop, m.allowed_drop);
             let d = view.decimals(&m.name);
             let interval = m
                 .drop_ci

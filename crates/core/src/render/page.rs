@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 
 use super::charts::{palette, ranking_chart, saturation_chart, sensitivity_chart, step_chart};
 use super::view::ReportView;
-use super::{bytes, fixed, outcome, seconds, within_sign};
+use super::{bytes, fixed, outcome, seconds};
 use crate::error::Result;
+use crate::metric::limit_sign;
 
 /// The page's style: a plain, print-friendly layout 1200 px wide at most.
 const CSS: &str = "
@@ -201,7 +202,7 @@ fn deployed_metrics(view: &ReportView) -> String {
             cell("deployed", &fixed(m.value, digits)),
             cell("drop", &fixed(m.drop, digits)),
             cell("allowed_drop", &fixed(m.allowed_drop, digits)),
-            within_sign(m.drop, m.allowed_drop),
+            limit_sign(m.drop, m.allowed_drop),
         );
     }
     format!(

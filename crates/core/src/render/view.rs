@@ -117,7 +117,7 @@ impl MetricView {
 
     /// Whether the final model is within the limit.
     pub fn within(&self) -> bool {
-        self.drop <= self.allowed_drop + 1e-12
+        crate::metric::within_limit(self.drop, self.allowed_drop)
     }
 }
 

@@ -17,7 +17,7 @@ use crate::search::Levers;
 use crate::sensitivity::SensitivityReport;
 
 use crate::metric::confidence::DropInterval;
-use crate::metric::Direction;
+use crate::metric::{limit_sign, Direction};
 
 /// One controlled metric's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -346,19 +346,10 @@ impl Confirmation {
             .metrics
             .iter()
             .map(|m| {
-                let sign = if m.drop <= m.allowed_drop + 1e-12 {
-                    "≤"
-                } else {
-                    ">"
-                };
-                let interval = m.drop_ci.map_or(String::new(), |ci| {
-                    format!(
-                        " ({:.0}% CI [{:.4}, {:.4}])",
-                        ci.level * 100.0,
-                        ci.low,
-                        ci.high
-                    )
-                });
+                let sign = limit_sign(m.drop, m.allowed_drop);
+                let interval = m
+                    .drop_ci
+                    .map_or(String::new(), |ci| format!(" ({})", ci.summary()));
                 format!(
                     "{} drop {:.4} {sign} {:.4}{interval}",
                     m.name, m.drop, m.allowed_drop
@@ -402,25 +393,16 @@ impl Report {
             .metrics
             .iter()
             .map(|m| {
-                let interval = m.drop_ci.map_or(String::new(), |ci| {
-                    format!(
-                        " ({:.0}% CI [{:.4}, {:.4}])",
-                        ci.level * 100.0,
-                        ci.low,
-                        ci.high
-                    )
-                });
+                let interval = m
+                    .drop_ci
+                    .map_or(String::new(), |ci| format!(" ({})", ci.summary()));
                 format!(
                     "{} {:.4} → {:.4}, drop {:.4} {} {:.4}{interval}",
                     m.name,
                     m.baseline,
                     m.r#final,
                     m.drop,
-                    if m.drop <= m.allowed_drop + 1e-12 {
-                        "≤"
-                    } else {
-                        ">"
-                    },
+                    limit_sign(m.drop, m.allowed_drop),
                     m.allowed_drop
                 )
             })
@@ -472,11 +454,7 @@ impl DeployedReport {
             .metrics
             .iter()
             .map(|m| {
-                let sign = if m.drop <= m.allowed_drop + 1e-12 {
-                    "≤"
-                } else {
-                    ">"
-                };
+                let sign = limit_sign(m.drop, m.allowed_drop);
                 format!(
                     "{} {:.4}, drop {:.4} {sign} {:.4}",
                     m.name, m.value, m.drop, m.allowed_drop

@@ -27,4 +27,13 @@ impl SplitMix64 {
     pub fn below(&mut self, bound: usize) -> usize {
         (self.next_u64() % bound as u64) as usize
     }
+
+    /// `0..len` in this sequence's order (Fisher–Yates): calibration's shuffled draw, the held-out split.
+    pub fn permutation(&mut self, len: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..len).collect();
+        for i in (1..len).rev() {
+            order.swap(i, self.below(i + 1));
+        }
+        order
+    }
 }

@@ -48,14 +48,11 @@ pub const KEPT_OUTPUTS_BYTES: usize = 64 << 20;
 /// The dataset indices used for calibration: the first `stat_subset_size`, or a seeded random draw.
 pub fn calibration_indices(len: usize, params: &QuantizationParams) -> Vec<usize> {
     let count = params.stat_subset_size.min(len);
-    let mut indices: Vec<usize> = (0..len).collect();
-    if params.shuffle_data {
-        // Fisher–Yates with SplitMix64: reproducible across platforms for a given seed.
-        let mut random = SplitMix64::new(params.seed);
-        for i in (1..len).rev() {
-            indices.swap(i, random.below(i + 1));
-        }
-    }
+    let mut indices: Vec<usize> = match params.shuffle_data {
+        // Reproducible across platforms for a given seed.
+        true => SplitMix64::new(params.seed).permutation(len),
+        false => (0..len).collect(),
+    };
     indices.truncate(count);
     indices
 }

@@ -11,7 +11,7 @@ use crate::backend::Backend;
 use crate::cpu::CpuFeatures;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::eval::{measure_latency, Evaluator, Latency};
+use crate::eval::{measure_latency, Evaluation, Evaluator, Latency};
 use crate::metric::Metric;
 use crate::params::AccuracyControlParams;
 use crate::progress::Progress;
@@ -32,17 +32,15 @@ pub fn check_deployed(
     progress: &dyn Progress,
 ) -> Result<DeployedReport> {
     control.validate()?;
-    let evaluator = Evaluator::new(
+    let judged = Judged {
         engine,
-        validation,
-        metrics.to_vec(),
-        Some(fp32),
+        data: validation,
+        metrics,
         batch_size,
         progress,
-    )?;
-    let all = evaluator.all_indices();
-    let baseline = evaluator.evaluate(fp32, &all, "FP32 (deployed engine)")?;
-    let quantized = evaluator.evaluate(saved, &all, "deployed check")?;
+    };
+    let (baseline, quantized) =
+        judged.evaluate(fp32, saved, ["FP32 (deployed engine)", "deployed check"])?;
     let metrics: Vec<DeployedMetric> = metrics
         .iter()
         .zip(baseline.metrics.iter().zip(&quantized.metrics))
@@ -55,6 +53,38 @@ pub fn check_deployed(
         .collect();
     let latency = measure_latency(engine, fp32, saved, validation, latency_runs)?;
     Ok(measured_on(engine, batch_size.max(1), metrics, latency))
+}
+
+/// Where FP32 and a saved model are judged side by side: the engine, the samples, the metrics.
+pub(crate) struct Judged<'a> {
+    pub engine: &'a dyn Backend,
+    pub data: &'a dyn Dataset,
+    pub metrics: &'a [&'a dyn Metric],
+    pub batch_size: usize,
+    pub progress: &'a dyn Progress,
+}
+
+impl Judged<'_> {
+    /// `fp32` and `saved` evaluated on every sample (labelled `labels` in the progress lines): FP32's
+    /// evaluation, then the saved model's.
+    pub fn evaluate(
+        &self,
+        fp32: &ModelProto,
+        saved: &ModelProto,
+        labels: [&str; 2],
+    ) -> Result<(Evaluation, Evaluation)> {
+        let evaluator = Evaluator::new(
+            self.engine,
+            self.data,
+            self.metrics.to_vec(),
+            Some(fp32),
+            self.batch_size,
+            self.progress,
+        )?;
+        let all = evaluator.all_indices();
+        let baseline = evaluator.evaluate(fp32, &all, labels[0])?;
+        Ok((baseline, evaluator.evaluate(saved, &all, labels[1])?))
+    }
 }
 
 /// The saved model timed beside FP32 on `engine` when there is nothing to judge it against (DefaultQuantization

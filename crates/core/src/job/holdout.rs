@@ -8,7 +8,7 @@
 use crate::backend::Backend;
 use crate::data::{Dataset, Subset};
 use crate::error::Result;
-use crate::eval::Evaluator;
+use crate::job::deployed::Judged;
 use crate::metric::confidence::{self, LEVEL};
 use crate::metric::{within_limit, Metric};
 use crate::numerics::SplitMix64;
@@ -35,11 +35,7 @@ pub(crate) fn split(
         return Ok(None);
     }
     let count = ((len as f64 * fraction).round() as usize).clamp(1, len - 1);
-    let mut order: Vec<usize> = (0..len).collect();
-    let mut random = SplitMix64::new(seed);
-    for i in (1..len).rev() {
-        order.swap(i, random.below(i + 1));
-    }
+    let order = SplitMix64::new(seed).permutation(len);
     let mut held_out = order[..count].to_vec();
     let mut search = order[count..].to_vec();
     held_out.sort_unstable();
@@ -62,17 +58,15 @@ pub(crate) fn confirm(
     batch_size: usize,
     progress: &dyn Progress,
 ) -> Result<Confirmation> {
-    let evaluator = Evaluator::new(
+    let judged = Judged {
         engine,
-        held_out,
-        metrics.to_vec(),
-        Some(fp32),
+        data: held_out,
+        metrics,
         batch_size,
         progress,
-    )?;
-    let all = evaluator.all_indices();
-    let baseline = evaluator.evaluate(fp32, &all, "FP32 (held out)")?;
-    let quantized = evaluator.evaluate(saved, &all, "held-out confirmation")?;
+    };
+    let (baseline, quantized) =
+        judged.evaluate(fp32, saved, ["FP32 (held out)", "held-out confirmation"])?;
     let metrics: Vec<ConfirmedMetric> = metrics
         .iter()
         .zip(baseline.metrics.iter().zip(&quantized.metrics))

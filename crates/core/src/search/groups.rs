@@ -73,6 +73,9 @@ pub fn quantizer_groups(placement: &Placement) -> Vec<QuantizerGroup> {
             dynamic: Vec::new(),
         });
         group.nodes.push(node.name.clone());
+        if node.can_quantize_input_at_run_time() {
+            group.dynamic.push(node.name.clone());
+        }
         for (_, tensor) in &node.activations {
             if !group.tensors.contains(tensor) {
                 group.tensors.push(tensor.clone());
@@ -82,19 +85,6 @@ pub fn quantizer_groups(placement: &Placement) -> Vec<QuantizerGroup> {
     by_root
         .into_values()
         .enumerate()
-        .map(|(id, g)| QuantizerGroup {
-            id,
-            dynamic: g
-                .nodes
-                .iter()
-                .filter(|n| {
-                    placement
-                        .node(n)
-                        .is_some_and(|n| n.can_quantize_input_at_run_time())
-                })
-                .cloned()
-                .collect(),
-            ..g
-        })
+        .map(|(id, g)| QuantizerGroup { id, ..g })
         .collect()
 }

@@ -175,6 +175,7 @@ def quantize_with_accuracy_control(
     metric_bounds: Optional[tuple] = None,
     fallback: Union[str, list, None] = None,
     holdout_fraction: float = 0.0,
+    confidence: Optional[float] = None,
     backend: str = "tract",
     overflow_fix: Any = None,
     deployed_check: bool = True,
@@ -201,7 +202,8 @@ def quantize_with_accuracy_control(
     ``fallback`` is the precision ladder a group climbs when it must move (``"w8a16,fp32"`` or a list; default
     ``"fp32"``, a plain revert), as the command line's ``--fallback``. ``holdout_fraction`` keeps that share of
     the validation set from the search and judges the saved model there afterwards (``report.confirmation``), as
-    ``--holdout-fraction``.
+    ``--holdout-fraction``. ``confidence`` (e.g. ``0.95``) judges the target on the upper end of each drop's
+    interval at that level instead of the drop itself, as ``--confidence``.
 
     aquant's own: ``backend`` ("tract", "ort" or "openvino"), ``overflow_fix`` (also in
     ``advanced_quantization_parameters``), ``deployed_check`` (judge the saved model on ONNX Runtime),
@@ -240,6 +242,8 @@ def quantize_with_accuracy_control(
         control["fallback"] = fallback.split(",") if isinstance(fallback, str) else [value(f) for f in fallback]
     if holdout_fraction:
         control["holdout_fraction"] = holdout_fraction
+    if confidence is not None:
+        control["confidence"] = confidence
     calibration = source(calibration_dataset, "calibration_dataset")
     validation = (
         calibration if validation_dataset is calibration_dataset else source(validation_dataset, "validation_dataset")

@@ -62,6 +62,9 @@ class Report:
     #: FP32 and the saved model on the held-out samples (``holdout_fraction``): ``samples``, ``indices``,
     #: ``engine``, ``metrics`` (``baseline``, ``final``, ``drop``, ``allowed_drop``, ``drop_ci``), ``met``.
     confirmation: Optional[dict] = None
+    #: The confidence level the target was judged at (``confidence``): each metric's ``drop_ci`` is at that
+    #: level and its upper end is what met or missed the allowed drop. ``None``: the drop itself was judged.
+    confidence: Optional[float] = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -85,12 +88,17 @@ class Report:
             return f"{self.quantized_ops} ops quantized"
         parts = [f"{self.reverted_ops} of {self.quantized_ops} quantized ops reverted"]
         for m in self.metrics:
-            interval = (f" ({m.drop_ci['level'] * 100:.0f}% CI [{m.drop_ci['low']:.4f}, {m.drop_ci['high']:.4f}])"
-                        if m.drop_ci else "")
-            parts.append(
-                f"{m.name} {m.baseline:.4f} → {m.final:.4f}, drop {m.drop:.4f} "
-                f"{'≤' if m.drop <= m.allowed_drop + 1e-12 else '>'} {m.allowed_drop:.4f}{interval}"
-            )
+            ci = m.drop_ci
+            interval = f"{round(ci['level'] * 1000) / 10:g}% CI [{ci['low']:.4f}, {ci['high']:.4f}]" if ci else ""
+            values = f"{m.name} {m.baseline:.4f} → {m.final:.4f}"
+            if ci and self.confidence is not None:
+                sign = "≤" if ci["high"] <= m.allowed_drop + 1e-12 else ">"
+                parts.append(f"{values}, drop {m.drop:.4f} ({interval}), upper end {ci['high']:.4f} {sign} "
+                             f"{m.allowed_drop:.4f}")
+            else:
+                sign = "≤" if m.drop <= m.allowed_drop + 1e-12 else ">"
+                parts.append(f"{values}, drop {m.drop:.4f} {sign} {m.allowed_drop:.4f}"
+                             + (f" ({interval})" if ci else ""))
         if self.confirmation:
             verdict = "confirmed" if self.confirmation["met"] else "NOT confirmed"
             parts.append(f"held out {self.confirmation['samples']} samples: {verdict}")

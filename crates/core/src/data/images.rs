@@ -239,4 +239,11 @@ impl Dataset for ImageFolderDataset {
             metadata: BTreeMap::from([("file".to_string(), file)]),
         })
     }
+
+    fn label(&self, index: usize) -> Option<i64> {
+        match self.files.get(index)? {
+            (_, Annotation::Label(label)) => Some(*label),
+            _ => None,
+        }
+    }
 }

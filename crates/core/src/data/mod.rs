@@ -51,6 +51,12 @@ pub trait Dataset: Send + Sync {
     /// Builds sample `index` (`index < len()`).
     fn get(&self, index: usize) -> Result<Sample>;
 
+    /// Sample `index`'s class label when the dataset knows it without building the sample (a labels array, a
+    /// folder name), so that a held-out split can be stratified by class; `None`: not known that cheaply.
+    fn label(&self, _index: usize) -> Option<i64> {
+        None
+    }
+
     /// True when the dataset holds no sample.
     fn is_empty(&self) -> bool {
         self.len() == 0

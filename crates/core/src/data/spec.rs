@@ -306,4 +306,9 @@ impl Dataset for NpyDataset {
             metadata: BTreeMap::new(),
         })
     }
+
+    fn label(&self, index: usize) -> Option<i64> {
+        let row = self.labels.as_ref()?.row_i64(index).ok()?;
+        row.first().copied()
+    }
 }

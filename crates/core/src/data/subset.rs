@@ -42,4 +42,8 @@ impl Dataset for Subset<'_> {
         })?;
         self.dataset.get(*inner)
     }
+
+    fn label(&self, index: usize) -> Option<i64> {
+        self.dataset.label(*self.indices.get(index)?)
+    }
 }

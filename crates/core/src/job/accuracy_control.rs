@@ -7,7 +7,7 @@ use std::time::Instant;
 use aquant_onnx::ModelProto;
 
 use crate::backend::Backend;
-use crate::data::{Annotation, Dataset, Subset};
+use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::graph::Graph;
@@ -125,11 +125,7 @@ pub fn quantize_with_accuracy_control(
     verdict.timings.calibration = summary.calibration_seconds + summary.bias_correction_seconds;
     let mut outcome = run.finish(ctx, verdict, model_name, start)?;
     if let Some(split) = split.as_ref().filter(|_| !outcome.report.interrupted) {
-        outcome.report.confirmation = Some(Box::new(run.confirm(
-            &fp32,
-            &outcome.model,
-            &split.held_out,
-        )?));
+        outcome.report.confirmation = Some(Box::new(run.confirm(&fp32, &outcome.model, split)?));
     }
     Ok(outcome)
 }
@@ -152,14 +148,14 @@ impl Run<'_> {
         &self,
         fp32: &ModelProto,
         saved: &ModelProto,
-        held_out: &Subset,
+        split: &holdout::Split,
     ) -> Result<Confirmation> {
         let engine = self.options.deployed.unwrap_or(self.backend);
         holdout::confirm(
             engine,
             fp32,
             saved,
-            held_out,
+            split,
             self.metrics,
             self.control,
             self.options.deployed_batch.max(1),
@@ -332,10 +328,17 @@ fn ranking_nmse(
 }
 
 /// Metric `i`'s drop interval from the paired per-sample values of FP32 and the final model.
-fn drop_interval(verdict: &Verdict, i: usize, direction: Direction) -> Option<DropInterval> {
+/// At the level the target was judged at, if it was judged at one (`level`), else at 95 %.
+fn drop_interval(
+    verdict: &Verdict,
+    i: usize,
+    direction: Direction,
+    level: Option<f64>,
+) -> Option<DropInterval> {
     let fp32 = &verdict.reference.as_ref()?.metrics.get(i)?.per_sample;
     let quantized = &verdict.evaluation.metrics.get(i)?.per_sample;
-    confidence::drop_interval(fp32, quantized, direction, confidence::LEVEL)
+    let level = level.unwrap_or(confidence::LEVEL);
+    confidence::drop_interval(fp32, quantized, direction, level)
 }
 
 fn report(
@@ -359,17 +362,18 @@ fn report(
             r#final: verdict.evaluation.metrics[i].value,
             drop: verdict.drops[i],
             allowed_drop: verdict.limits.allowed[i],
-            drop_ci: drop_interval(&verdict, i, m.direction()),
+            drop_ci: drop_interval(&verdict, i, m.direction(), control.confidence),
         })
         .collect();
     Report {
         algorithm: "AccuracyAwareQuantization".into(),
         model,
         metrics: metric_reports,
+        confidence: control.confidence,
         target_met,
         interrupted: verdict.stop == StopReason::Interrupted,
         stop_reason: verdict.stop,
-        stop_message: verdict.stop.message(control.max_iter_num),
+        stop_message: verdict.stop.message(control),
         quantized_ops: ctx.quantized.placement().nodes.len(),
         reverted_ops: fp32.len(),
         reverted: ordered(ctx, &fp32),
@@ -455,6 +459,15 @@ fn check_metric_targets(metrics: &[&dyn Metric], control: &AccuracyControlParams
             "a baseline is given for metric '{}', which is not evaluated",
             t.name
         )));
+    }
+    if let Some(m) = metrics.iter().find(|m| !m.per_sample()) {
+        if let Some(level) = control.confidence {
+            return Err(Error::Config(format!(
+                "confidence {level} needs per-sample values, and metric '{}' is dataset-level: its drop has \
+                 no interval yet",
+                m.name()
+            )));
+        }
     }
     let given = |m: &&&dyn Metric| {
         control

@@ -48,6 +48,7 @@ pub fn check_deployed(
             name: metric.name().into(),
             value: value.value,
             drop: metric.direction().drop(base.value, value.value),
+            judged_drop: None,
             allowed_drop: control.allowed_drop(base.value),
         })
         .collect();

@@ -5,6 +5,8 @@
 //! samples no decision depended on does not. The search runs on a [`Subset`] view renumbered from 0, so no
 //! index of a held-out sample can reach it (nor its deployed check, its journal or its ranking subset).
 
+use std::collections::HashMap;
+
 use crate::backend::Backend;
 use crate::data::{Dataset, Subset};
 use crate::error::Result;
@@ -21,10 +23,14 @@ use aquant_onnx::ModelProto;
 pub(crate) struct Split<'a> {
     pub search: Subset<'a>,
     pub held_out: Subset<'a>,
+    /// Whether the draw was stratified by class label.
+    pub stratified: bool,
 }
 
 /// `validation` split by a seeded draw of `fraction` of its samples (at least one, never all), or `None` for a
-/// fraction of 0. Each part keeps the samples' order.
+/// fraction of 0. Each part keeps the samples' order. Where the dataset knows every sample's class label, the
+/// draw is stratified: each class gives its share, so that the held-out drop is not that of another mix of
+/// classes than the search's.
 pub(crate) fn split(
     validation: &dyn Dataset,
     fraction: f64,
@@ -36,28 +42,67 @@ pub(crate) fn split(
     }
     let count = ((len as f64 * fraction).round() as usize).clamp(1, len - 1);
     let order = SplitMix64::new(seed).permutation(len);
-    let mut held_out = order[..count].to_vec();
-    let mut search = order[count..].to_vec();
+    let labels: Option<Vec<i64>> = (0..len).map(|i| validation.label(i)).collect();
+    let mut held_out = match &labels {
+        Some(labels) => stratified(&order, labels, count),
+        None => order[..count].to_vec(),
+    };
     held_out.sort_unstable();
+    let mut search: Vec<usize> = order
+        .into_iter()
+        .filter(|i| held_out.binary_search(i).is_err())
+        .collect();
     search.sort_unstable();
     Ok(Some(Split {
         search: Subset::new(validation, search)?,
         held_out: Subset::new(validation, held_out)?,
+        stratified: labels.is_some(),
     }))
 }
 
-/// FP32 and the saved model judged on the held-out samples by `engine`.
+/// `count` samples of `order` (a seeded permutation), each class giving its share: `count × its size / len`
+/// rounded down, the samples left over going to the classes with the largest remainders (ties: the class met
+/// first in `order`, so that the seed decides). Within a class the samples come in `order`'s order.
+fn stratified(order: &[usize], labels: &[i64], count: usize) -> Vec<usize> {
+    let mut first_seen: HashMap<i64, usize> = HashMap::new();
+    let mut classes: Vec<Vec<usize>> = Vec::new();
+    for &i in order {
+        let class = *first_seen.entry(labels[i]).or_insert_with(|| {
+            classes.push(Vec::new());
+            classes.len() - 1
+        });
+        classes[class].push(i);
+    }
+    let len = order.len();
+    let mut takes: Vec<usize> = classes.iter().map(|c| c.len() * count / len).collect();
+    let left = count - takes.iter().sum::<usize>();
+    let mut by_remainder: Vec<usize> = (0..classes.len()).collect();
+    by_remainder.sort_by_key(|&k| std::cmp::Reverse(classes[k].len() * count % len));
+    for &k in &by_remainder[..left] {
+        takes[k] += 1;
+    }
+    classes
+        .iter()
+        .zip(takes)
+        .flat_map(|(members, take)| members[..take].iter().copied())
+        .collect()
+}
+
+/// FP32 and the saved model judged on the held-out samples by `engine`. The confirmation is the drop there
+/// (intervals at the run's confidence level, for reading): the held-out part is usually too small for its own
+/// interval to meet a target the search met at that level on the larger part.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn confirm(
     engine: &dyn Backend,
     fp32: &ModelProto,
     saved: &ModelProto,
-    held_out: &Subset,
+    split: &Split,
     metrics: &[&dyn Metric],
     control: &AccuracyControlParams,
     batch_size: usize,
     progress: &dyn Progress,
 ) -> Result<Confirmation> {
+    let held_out = &split.held_out;
     let judged = Judged {
         engine,
         data: held_out,
@@ -82,7 +127,7 @@ pub(crate) fn confirm(
                     &base.per_sample,
                     &value.per_sample,
                     direction,
-                    LEVEL,
+                    control.confidence.unwrap_or(LEVEL),
                 ),
             }
         })
@@ -90,6 +135,7 @@ pub(crate) fn confirm(
     Ok(Confirmation {
         samples: held_out.len(),
         indices: held_out.indices().to_vec(),
+        stratified: split.stratified,
         engine: format!("{} {}", engine.name(), engine.version()),
         met: metrics.iter().all(|m| within_limit(m.drop, m.allowed_drop)),
         metrics,
@@ -115,6 +161,62 @@ mod tests {
                 metadata: Default::default(),
             })
         }
+    }
+
+    /// `len` samples whose class labels the dataset knows: class `i % classes`.
+    struct Labelled {
+        len: usize,
+        classes: usize,
+    }
+
+    impl Dataset for Labelled {
+        fn len(&self) -> usize {
+            self.len
+        }
+
+        fn get(&self, index: usize) -> Result<Sample> {
+            Numbers(self.len).get(index)
+        }
+
+        fn label(&self, index: usize) -> Option<i64> {
+            Some((index % self.classes) as i64)
+        }
+    }
+
+    #[test]
+    fn with_known_labels_every_class_gives_its_share() {
+        // 3 classes of 100, 100 and 100 samples: 30 % held out is 30 of each.
+        let data = Labelled {
+            len: 300,
+            classes: 3,
+        };
+        let per_class = |split: &Split| {
+            let mut counts = [0; 3];
+            split
+                .held_out
+                .indices()
+                .iter()
+                .for_each(|i| counts[i % 3] += 1);
+            counts
+        };
+        let a = split(&data, 0.3, 7).unwrap().unwrap();
+        assert_eq!(per_class(&a), [30, 30, 30]);
+        assert_eq!(a.search.len(), 210);
+        // 7 classes of 10: 15 of 70 → 2 each, one more for one class; the seed picks which.
+        let uneven = Labelled {
+            len: 70,
+            classes: 7,
+        };
+        let extra = |seed| {
+            let s = split(&uneven, 15.0 / 70.0, seed).unwrap().unwrap();
+            let mut counts = [0; 7];
+            s.held_out.indices().iter().for_each(|i| counts[i % 7] += 1);
+            assert_eq!(counts.iter().sum::<usize>(), 15);
+            assert!(counts.iter().all(|&c| c == 2 || c == 3), "{counts:?}");
+            counts.iter().position(|&c| c == 3).unwrap()
+        };
+        let extras: std::collections::BTreeSet<usize> = (0..20).map(extra).collect();
+        assert!(extras.len() > 1, "always class {extras:?}");
     }
 
     #[test]

@@ -54,12 +54,17 @@ impl DropInterval {
     /// "95% CI [-0.0037, 0.0037]", as the summary lines write it.
     pub fn summary(&self) -> String {
         format!(
-            "{:.0}% CI [{:.4}, {:.4}]",
-            self.level * 100.0,
+            "{}% CI [{:.4}, {:.4}]",
+            percent(self.level),
             self.low,
             self.high
         )
     }
+}
+
+/// A confidence level as a percentage without float noise: 0.95 → "95", 0.975 → "97.5".
+pub fn percent(level: f64) -> String {
+    ((level * 1000.0).round() / 10.0).to_string()
 }
 
 /// The interval at `level` of the drop from `fp32` to `quantized`, paired sample by sample (`None` when there

@@ -169,6 +169,12 @@ pub struct AccuracyControlParams {
         arg(long, value_name = "FRACTION", default_value_t = 0.0)
     )]
     pub holdout_fraction: f64,
+    /// Confidence level of the target (off: the point estimate, as POT and NNCF judge): the search goes on until
+    /// the upper end of each drop's two-sided interval at this level (from the paired per-sample values of FP32
+    /// and the model on the validation set) is within the allowed drop, which rules out a target met by the luck
+    /// of a small set. Needs per-sample metrics and FP32 measured, not given as baseline_value.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "LEVEL"))]
+    pub confidence: Option<f64>,
 }
 
 impl Default for AccuracyControlParams {
@@ -187,6 +193,7 @@ impl Default for AccuracyControlParams {
             ranking_score: RankingScore::Auto,
             fallback: vec![Precision::Fp32],
             holdout_fraction: 0.0,
+            confidence: None,
         }
     }
 }
@@ -217,6 +224,7 @@ impl AccuracyControlParams {
                 self.holdout_fraction
             )));
         }
+        self.validate_confidence()?;
         if let Some(t) = self
             .metrics
             .iter()
@@ -224,6 +232,26 @@ impl AccuracyControlParams {
         {
             return Err(Error::Config(format!(
                 "baseline_value of metric '{}' is not a number",
+                t.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// A confidence level is a probability, and the interval it asks for pairs FP32's per-sample values with the
+    /// model's: given baselines skip measuring them.
+    fn validate_confidence(&self) -> Result<()> {
+        let Some(level) = self.confidence else {
+            return Ok(());
+        };
+        if !(level > 0.0 && level < 1.0) {
+            return Err(Error::Config(format!(
+                "confidence must be in (0, 1), not {level}"
+            )));
+        }
+        if let Some(t) = self.metrics.iter().find(|t| t.baseline_value.is_some()) {
+            return Err(Error::Config(format!(
+                "confidence needs FP32's per-sample values, which baseline_value of metric '{}' skips measuring",
                 t.name
             )));
         }

@@ -31,6 +31,14 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
+/// The drop; judged at a confidence level, with the interval whose upper end was compared.
+fn drop_cell(view: &ReportView, m: &super::view::MetricView, decimals: usize) -> String {
+    match (m.drop_ci, view.confidence) {
+        (Some(ci), Some(_)) => format!("{} ({})", fixed(m.drop, decimals), ci.text(decimals)),
+        _ => fixed(m.drop, decimals),
+    }
+}
+
 fn metrics(view: &ReportView, md: &mut String) {
     if !view.metrics.is_empty() {
         md.push_str(
@@ -45,8 +53,8 @@ fn metrics(view: &ReportView, md: &mut String) {
                 fixed(m.baseline, d),
                 fixed(m.quantized, d),
                 fixed(m.r#final, d),
-                fixed(m.drop, d),
-                limit_sign(m.drop, m.allowed_drop),
+                drop_cell(view, m, d),
+                limit_sign(m.judged(view.confidence.is_some()), m.allowed_drop),
                 fixed(m.allowed_drop, d)
             );
         }

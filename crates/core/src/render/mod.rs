@@ -76,14 +76,21 @@ fn deployed_outcome(view: &ReportView, d: &view::DeployedView) -> String {
         .metrics
         .iter()
         .map(|m| {
-            let sign = limit_sign(m.drop, m.allowed_drop);
             let d = view.decimals(&m.name);
             let (value, drop, allowed) = (
                 fixed(m.value, d),
                 fixed(m.drop, d),
                 fixed(m.allowed_drop, d),
             );
-            format!("{} {value} (drop {drop} {sign} {allowed})", m.name)
+            let (judged, upper_end) = match m.judged_drop {
+                Some(high) => (high, format!(", upper end {}", fixed(high, d))),
+                None => (m.drop, String::new()),
+            };
+            let sign = limit_sign(judged, m.allowed_drop);
+            format!(
+                "{} {value} (drop {drop}{upper_end} {sign} {allowed})",
+                m.name
+            )
         })
         .collect();
     let verdict = match (d.target_met, d.continued) {
@@ -150,19 +157,31 @@ fn search_outcome(view: &ReportView) -> String {
         .metrics
         .iter()
         .map(|m| {
-            let sign = limit_sign(m.drop, m.allowed_drop);
             let d = view.decimals(&m.name);
-            let interval = m
-                .drop_ci
-                .map_or(String::new(), |ci| format!(", {}", ci.text(d)));
-            format!(
-                "{} {} → {} (drop {} {sign} {}{interval})",
+            let values = format!(
+                "{} {} → {}",
                 m.name,
                 fixed(m.baseline, d),
-                fixed(m.r#final, d),
-                fixed(m.drop, d),
-                fixed(m.allowed_drop, d)
-            )
+                fixed(m.r#final, d)
+            );
+            let allowed = fixed(m.allowed_drop, d);
+            match (m.drop_ci, view.confidence.is_some()) {
+                (Some(ci), true) => format!(
+                    "{values} (drop {}, {}, upper end {} {} {allowed})",
+                    fixed(m.drop, d),
+                    ci.text(d),
+                    fixed(ci.high, d),
+                    limit_sign(ci.high, m.allowed_drop)
+                ),
+                (ci, _) => {
+                    let interval = ci.map_or(String::new(), |ci| format!(", {}", ci.text(d)));
+                    let sign = limit_sign(m.drop, m.allowed_drop);
+                    format!(
+                        "{values} (drop {} {sign} {allowed}{interval})",
+                        fixed(m.drop, d)
+                    )
+                }
+            }
         })
         .collect();
     let reverted = format!(

@@ -149,7 +149,7 @@ fn search_metrics(view: &ReportView) -> String {
                 .map(|x| fixed(x.value, d));
             cell("deployed", value.as_deref().unwrap_or("–"))
         });
-        let verdict = match m.within() {
+        let verdict = match m.within(view.confidence.is_some()) {
             true => "within",
             false => "beyond",
         };
@@ -173,8 +173,20 @@ fn search_metrics(view: &ReportView) -> String {
          <th>allowed drop</th>{deployed_head}<th>final drop</th></tr></thead>\n<tbody>\n{rows}</tbody>\n</table>\n\
          <p class=\"note\">FP32, INT8 and final are measured by the search engine on the whole validation set; \
          drop = how much worse than FP32, in the metric's units; its confidence interval comes from the paired \
-         per-sample values of FP32 and the final model (on n samples one sample is 1/n).</p>\n"
+         per-sample values of FP32 and the final model (on n samples one sample is 1/n).{}</p>\n",
+        judged_at(view)
     )
+}
+
+/// What the "final drop" column judged, when it is not the drop itself.
+fn judged_at(view: &ReportView) -> String {
+    view.confidence.map_or(String::new(), |level| {
+        format!(
+            " The target was judged at {}% confidence: the interval's upper end, not the drop, must be within \
+             the allowed drop.",
+            crate::metric::confidence::percent(level)
+        )
+    })
 }
 
 fn direction(direction: crate::metric::Direction) -> &'static str {

@@ -31,6 +31,9 @@ pub struct ReportView {
     /// Controlled metrics (accuracy-aware only).
     #[serde(default)]
     pub metrics: Vec<MetricView>,
+    /// The confidence level the target was judged at (absent: the point estimate).
+    #[serde(default)]
+    pub confidence: Option<f64>,
     /// Whether every metric is within its limit (accuracy-aware only).
     pub target_met: Option<bool>,
     /// Why the search stopped, in words.
@@ -101,8 +104,8 @@ impl IntervalView {
     /// `95% CI [low, high]` with `decimals` digits.
     pub fn text(&self, decimals: usize) -> String {
         format!(
-            "{:.0}% CI [{}, {}]",
-            self.level * 100.0,
+            "{}% CI [{}, {}]",
+            crate::metric::confidence::percent(self.level),
             super::fixed(self.low, decimals),
             super::fixed(self.high, decimals)
         )
@@ -115,9 +118,17 @@ impl MetricView {
         self.direction.drop(self.baseline, self.quantized)
     }
 
-    /// Whether the final model is within the limit.
-    pub fn within(&self) -> bool {
-        crate::metric::within_limit(self.drop, self.allowed_drop)
+    /// What the limit was compared with: the drop, or judged at a confidence level its interval's upper end.
+    pub fn judged(&self, at_confidence: bool) -> f64 {
+        match (self.drop_ci, at_confidence) {
+            (Some(ci), true) => ci.high,
+            _ => self.drop,
+        }
+    }
+
+    /// Whether the final model is within the limit, as it was judged.
+    pub fn within(&self, at_confidence: bool) -> bool {
+        crate::metric::within_limit(self.judged(at_confidence), self.allowed_drop)
     }
 }
 
@@ -229,6 +240,9 @@ pub struct DeployedMetricView {
     pub value: f64,
     /// Drop.
     pub drop: f64,
+    /// The upper end of the drop's interval, when that was judged (a confidence level).
+    #[serde(default)]
+    pub judged_drop: Option<f64>,
     /// Allowed drop.
     pub allowed_drop: f64,
 }

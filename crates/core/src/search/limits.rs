@@ -1,7 +1,7 @@
 //! FP32 baselines and allowed drops, and the comparisons of model states the loop makes with them.
 
 use crate::eval::Evaluation;
-use crate::metric::Metric;
+use crate::metric::{confidence, Metric};
 
 /// Tolerance on drop comparisons: metric values are means of per-sample values, so equal models can differ in
 /// the last bits.
@@ -12,6 +12,8 @@ pub(crate) const EPSILON: f64 = 1e-9;
 pub(crate) struct Limits {
     pub baselines: Vec<f64>,
     pub allowed: Vec<f64>,
+    /// The confidence level the target is judged at (`None`: on the point estimate).
+    pub confidence: Option<f64>,
 }
 
 impl Limits {
@@ -22,6 +24,33 @@ impl Limits {
             .zip(&evaluation.metrics)
             .zip(&self.baselines)
             .map(|((metric, value), baseline)| metric.direction().drop(*baseline, value.value))
+            .collect()
+    }
+
+    /// What each metric's limit is compared with: its drop, or with a confidence level the upper end of the
+    /// drop's interval at that level, paired sample by sample with FP32's values in `reference` (the drop
+    /// where a metric has no per-sample values, which validation refuses beforehand).
+    pub fn judged(
+        &self,
+        metrics: &[&dyn Metric],
+        evaluation: &Evaluation,
+        reference: Option<&Evaluation>,
+    ) -> Vec<f64> {
+        let drops = self.drops(metrics, evaluation);
+        let (Some(level), Some(reference)) = (self.confidence, reference) else {
+            return drops;
+        };
+        metrics
+            .iter()
+            .enumerate()
+            .map(|(i, metric)| {
+                let pairs = (
+                    &reference.metrics[i].per_sample,
+                    &evaluation.metrics[i].per_sample,
+                );
+                confidence::drop_interval(pairs.0, pairs.1, metric.direction(), level)
+                    .map_or(drops[i], |interval| interval.high)
+            })
             .collect()
     }
 
@@ -64,6 +93,7 @@ mod tests {
         let limits = Limits {
             baselines: vec![0.9, 0.1],
             allowed: vec![0.01, 0.05],
+            confidence: None,
         };
         assert_eq!(limits.controlled(&[0.02, 0.07]), 1);
         assert_eq!(limits.controlled(&[0.05, 0.07]), 0);

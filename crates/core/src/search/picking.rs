@@ -15,7 +15,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
     /// The next group to move, at its next rung: from the current ranking, or a new one over the groups with
     /// a rung left to try (`None`: there are none).
     pub(crate) fn pick(&mut self) -> Result<Option<RankingEntry>> {
-        let controlled = self.limits.controlled(&self.current().drops);
+        let controlled = self.limits.controlled(&self.current().judged);
         if self.groups.is_empty() {
             self.groups = self.lab.groups();
         }

@@ -16,8 +16,9 @@ use crate::saturation::SaturationReport;
 use crate::search::Levers;
 use crate::sensitivity::SensitivityReport;
 
-use crate::metric::confidence::DropInterval;
+use crate::metric::confidence::{percent, DropInterval};
 use crate::metric::{limit_sign, Direction};
+use crate::params::AccuracyControlParams;
 
 /// One controlled metric's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,9 +37,36 @@ pub struct MetricReport {
     pub drop: f64,
     /// Allowed drop, in the metric's units.
     pub allowed_drop: f64,
-    /// The drop's 95 % confidence interval from the paired per-sample values of FP32 and the final model
-    /// (`None` for a dataset-level metric, which gives no per-sample values).
+    /// The drop's confidence interval (95 %, or the level of `--confidence`) from the paired per-sample values
+    /// of FP32 and the final model (`None` for a dataset-level metric, which gives no per-sample values).
     pub drop_ci: Option<DropInterval>,
+}
+
+impl MetricReport {
+    /// "top1 0.8233 → 0.8300, drop -0.0067 ≤ 0.0030 (95% CI [-0.0270, 0.0132])"; judged at a confidence level,
+    /// the comparison is the interval's upper end's: "…, drop -0.0067 (90% CI [-0.0240, 0.0100]), upper end
+    /// 0.0100 > 0.0030".
+    fn summary(&self, at_confidence: bool) -> String {
+        let values = format!("{} {:.4} → {:.4}", self.name, self.baseline, self.r#final);
+        let allowed = self.allowed_drop;
+        match (self.drop_ci, at_confidence) {
+            (Some(ci), true) => format!(
+                "{values}, drop {:.4} ({}), upper end {:.4} {} {allowed:.4}",
+                self.drop,
+                ci.summary(),
+                ci.high,
+                limit_sign(ci.high, allowed)
+            ),
+            (ci, _) => {
+                let interval = ci.map_or(String::new(), |ci| format!(" ({})", ci.summary()));
+                let sign = limit_sign(self.drop, allowed);
+                format!(
+                    "{values}, drop {:.4} {sign} {allowed:.4}{interval}",
+                    self.drop
+                )
+            }
+        }
+    }
 }
 
 /// What ranked the groups of a run.
@@ -68,6 +96,9 @@ pub struct StepReport {
     pub metric_name: String,
     /// Drop of the controlled metric after the step.
     pub drop: f64,
+    /// With a confidence level: the upper end of that drop's interval, which the step was judged on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judged_drop: Option<f64>,
     /// Whether the revert was kept (false: rolled back because the drop grew).
     pub kept: bool,
     /// What the step led to.
@@ -132,11 +163,15 @@ pub enum StopReason {
     /// The search met the target, but the saved model on the deployed engine does not, even after the
     /// search went on with that engine as the judge.
     DeployedMissed,
+    /// With a confidence level: the search ran out of moves with a model whose drops meet the target, but
+    /// whose intervals reach past it at that level.
+    NotConfident,
 }
 
 impl StopReason {
     /// The reason in words.
-    pub fn message(self, max_iter_num: Option<usize>) -> String {
+    pub fn message(self, control: &AccuracyControlParams) -> String {
+        let max_iter_num = control.max_iter_num;
         match self {
             StopReason::TargetMet => "target met".into(),
             StopReason::MaxIterations => format!(
@@ -150,6 +185,10 @@ impl StopReason {
             StopReason::DeployedMissed => {
                 "the deployed engine misses the target the search engine met".into()
             }
+            StopReason::NotConfident => format!(
+                "met on the point estimate, not at {}% confidence: a drop's interval reaches past its limit",
+                percent(control.confidence.unwrap_or_default())
+            ),
         }
     }
 }
@@ -163,6 +202,9 @@ pub struct DeployedMetric {
     pub value: f64,
     /// Drop from the FP32 baseline (the search engine's).
     pub drop: f64,
+    /// With a confidence level: the upper end of the drop's interval at that level, which was judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judged_drop: Option<f64>,
     /// Allowed drop.
     pub allowed_drop: f64,
 }
@@ -246,6 +288,11 @@ pub struct Report {
     pub model: String,
     /// Per controlled metric.
     pub metrics: Vec<MetricReport>,
+    /// The confidence level the target was judged at (`--confidence`): each metric's `drop_ci` is at that
+    /// level and its upper end, not the drop, is what met or missed the allowed drop. Absent: the point
+    /// estimate was judged, and `drop_ci` is at 95 %.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
     /// Whether every metric is within its allowed drop.
     pub target_met: bool,
     /// The run was interrupted: the model is the best found so far.
@@ -314,6 +361,9 @@ pub struct Confirmation {
     pub samples: usize,
     /// Their indices in the validation set (the seeded split: `--seed`).
     pub indices: Vec<usize>,
+    /// Whether they were drawn class by class (the dataset knew every sample's label), each class giving its
+    /// share; otherwise uniformly.
+    pub stratified: bool,
     /// The engine that judged them, with its version.
     pub engine: String,
     /// Each controlled metric there.
@@ -392,20 +442,7 @@ impl Report {
         let metrics: Vec<String> = self
             .metrics
             .iter()
-            .map(|m| {
-                let interval = m
-                    .drop_ci
-                    .map_or(String::new(), |ci| format!(" ({})", ci.summary()));
-                format!(
-                    "{} {:.4} → {:.4}, drop {:.4} {} {:.4}{interval}",
-                    m.name,
-                    m.baseline,
-                    m.r#final,
-                    m.drop,
-                    limit_sign(m.drop, m.allowed_drop),
-                    m.allowed_drop
-                )
-            })
+            .map(|m| m.summary(self.confidence.is_some()))
             .collect();
         let ops = &self.ops_by_precision;
         let sixteen = match ops.int16 {
@@ -454,11 +491,13 @@ impl DeployedReport {
             .metrics
             .iter()
             .map(|m| {
-                let sign = limit_sign(m.drop, m.allowed_drop);
-                format!(
-                    "{} {:.4}, drop {:.4} {sign} {:.4}",
-                    m.name, m.value, m.drop, m.allowed_drop
-                )
+                let values = format!("{} {:.4}, drop {:.4}", m.name, m.value, m.drop);
+                let (judged, upper_end) = match m.judged_drop {
+                    Some(high) => (high, format!(", upper end {high:.4}")),
+                    None => (m.drop, String::new()),
+                };
+                let sign = limit_sign(judged, m.allowed_drop);
+                format!("{values}{upper_end} {sign} {:.4}", m.allowed_drop)
             })
             .collect();
         let latency = self.latency.as_ref().map_or(String::new(), latency_summary);
@@ -529,6 +568,7 @@ mod tests {
                 name: "top1".into(),
                 value: 0.82,
                 drop: 0.0033,
+                judged_drop: None,
                 allowed_drop: 0.003,
             }],
             target_met: false,

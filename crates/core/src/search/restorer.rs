@@ -68,6 +68,8 @@ struct State {
     reverted: BTreeSet<String>,
     evaluation: Evaluation,
     drops: Vec<f64>,
+    /// What the limits are compared with ([`Limits::judged`]): the drops, or their intervals' upper ends.
+    judged: Vec<f64>,
 }
 
 /// The ranking in use, and what it ranks on.
@@ -162,6 +164,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
             limits: Limits {
                 baselines: Vec::new(),
                 allowed: Vec::new(),
+                confidence: control.confidence,
             },
             reference: None,
             comparison: Vec::new(),
@@ -246,7 +249,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
     }
 
     fn met(&self) -> bool {
-        self.limits.met(&self.current().drops)
+        self.limits.met(&self.current().judged)
     }
 
     fn baselines(&mut self) -> Result<Phase> {
@@ -283,6 +286,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
                 .map(|b| self.control.allowed_drop(*b))
                 .collect(),
             baselines,
+            confidence: self.control.confidence,
         };
         Ok(Phase::Quantized)
     }
@@ -326,7 +330,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
     }
 
     fn tuning(&mut self) -> Result<Phase> {
-        let controlled = self.limits.controlled(&self.current().drops);
+        let controlled = self.limits.controlled(&self.current().judged);
         let (index, metric) = self.ranking_metric(controlled)?;
         let subset = self.subset_for(index, metric);
         if let Some(variant) =
@@ -344,7 +348,8 @@ impl<'m, L: Lab> Restorer<'m, L> {
     fn try_base(&mut self, params: QuantizationParams, label: &str, name: &str) -> Result<bool> {
         self.lab.requantize(&params, None)?;
         let candidate = self.evaluate_state(self.start.clone(), label)?;
-        let better = self.limits.worst(&candidate.drops) < self.limits.worst(&self.current().drops);
+        let better =
+            self.limits.worst(&candidate.judged) < self.limits.worst(&self.current().judged);
         if better {
             self.lab.save_intermediate(name, &candidate.reverted)?;
             self.params = params;
@@ -387,12 +392,12 @@ impl<'m, L: Lab> Restorer<'m, L> {
         let reverted = ladder::with_moved(&self.current().reverted, &entry.nodes);
         let step = self.steps.len() + 1;
         let candidate = self.evaluate_state(reverted, &format!("step {step}"))?;
-        let controlled = self.limits.controlled(&self.current().drops);
+        let controlled = self.limits.controlled(&self.current().judged);
         let (before, after) = (
-            self.current().drops[controlled],
-            candidate.drops[controlled],
+            self.current().judged[controlled],
+            candidate.judged[controlled],
         );
-        let outcome = if self.limits.met(&candidate.drops) {
+        let outcome = if self.limits.met(&candidate.judged) {
             StepOutcome::TargetMet
         } else if after < before - EPSILON {
             StepOutcome::DropDecreased
@@ -414,7 +419,8 @@ impl<'m, L: Lab> Restorer<'m, L> {
             precision: rung,
             metric: candidate.evaluation.metrics[controlled].value,
             metric_name: self.metrics[controlled].name().into(),
-            drop: after,
+            drop: candidate.drops[controlled],
+            judged_drop: self.limits.confidence.map(|_| after),
             kept: outcome.kept(),
             outcome,
             reason: outcome.message().into(),
@@ -428,8 +434,8 @@ impl<'m, L: Lab> Restorer<'m, L> {
             return Ok(());
         }
         let best = self.best.as_ref().expect("set by the Quantized state");
-        if self.limits.worst(&candidate.drops) < self.limits.worst(&best.drops) - EPSILON
-            || self.limits.met(&candidate.drops)
+        if self.limits.worst(&candidate.judged) < self.limits.worst(&best.judged) - EPSILON
+            || self.limits.met(&candidate.judged)
         {
             self.best = Some(candidate.clone());
         }
@@ -451,7 +457,10 @@ impl<'m, L: Lab> Restorer<'m, L> {
             self.lab.evaluate_deployed(&final_state.reverted)?
         };
         let drops = self.limits.drops(self.metrics, &evaluation);
-        let met = self.limits.met(&drops);
+        let judged = self
+            .limits
+            .judged(self.metrics, &evaluation, self.reference.as_ref());
+        let met = self.limits.met(&judged);
         if stop == StopReason::TargetMet && !met && !self.continued {
             self.continued = true;
             self.lab.judge_on_deployed()?;
@@ -479,6 +488,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
                     name: m.name().into(),
                     value: v.value,
                     drop: drops[i],
+                    judged_drop: self.limits.confidence.map(|_| judged[i]),
                     allowed_drop: self.limits.allowed[i],
                 })
                 .collect(),
@@ -506,11 +516,12 @@ impl<'m, L: Lab> Restorer<'m, L> {
         let Some(current) = &self.current else {
             return Err(Error::Interrupted);
         };
-        let final_state = if self.limits.met(&current.drops) {
+        let final_state = if self.limits.met(&current.judged) {
             current.clone()
         } else {
             self.final_state().clone()
         };
+        let stop = self.confidence_missed(stop, &final_state);
         let verdict = Verdict {
             reverted: final_state.reverted,
             evaluation: final_state.evaluation,
@@ -530,14 +541,30 @@ impl<'m, L: Lab> Restorer<'m, L> {
         Ok((verdict, self.lab))
     }
 
+    /// A search that ran out of moves with a model meeting the target on its point estimate, though not at
+    /// the confidence level asked for, says so instead of just that it ran out.
+    fn confidence_missed(&self, stop: StopReason, final_state: &State) -> StopReason {
+        let out_of_moves = matches!(stop, StopReason::MaxIterations | StopReason::NothingLeft);
+        let point_met = self.limits.met(&final_state.drops);
+        if self.limits.confidence.is_some() && out_of_moves && point_met {
+            StopReason::NotConfident
+        } else {
+            stop
+        }
+    }
+
     fn evaluate_state(&mut self, reverted: BTreeSet<String>, label: &str) -> Result<State> {
         let all = self.all();
         let evaluation = self.lab.evaluate(&reverted, &all, label)?;
         let drops = self.limits.drops(self.metrics, &evaluation);
+        let judged = self
+            .limits
+            .judged(self.metrics, &evaluation, self.reference.as_ref());
         Ok(State {
             reverted,
             evaluation,
             drops,
+            judged,
         })
     }
 }

@@ -13,11 +13,16 @@ const N: usize = 10;
 /// One metric, FP32 right on every sample; INT8 wrong on `wrong`; group g fixes `fixes[g]` and breaks
 /// `breaks[g]`.
 fn script(wrong: &[usize], groups: &[(&[usize], &[usize])]) -> Script {
-    let quantized: Vec<f64> = (0..N).map(|i| f64::from(!wrong.contains(&i))).collect();
+    script_of(N, wrong, groups)
+}
+
+/// [`script`] on `n` samples.
+fn script_of(n: usize, wrong: &[usize], groups: &[(&[usize], &[usize])]) -> Script {
+    let quantized: Vec<f64> = (0..n).map(|i| f64::from(!wrong.contains(&i))).collect();
     let effects = groups
         .iter()
         .map(|(fixes, breaks)| {
-            vec![(0..N)
+            vec![(0..n)
                 .map(|i| {
                     if fixes.contains(&i) {
                         1.0
@@ -31,7 +36,7 @@ fn script(wrong: &[usize], groups: &[(&[usize], &[usize])]) -> Script {
         })
         .collect();
     Script {
-        fp32: vec![vec![1.0; N]],
+        fp32: vec![vec![1.0; n]],
         quantized: HashMap::from([("base".to_string(), vec![quantized])]),
         effects,
         ..Default::default()
@@ -442,4 +447,54 @@ fn of_two_groups_that_restore_as_much_the_cheaper_is_reverted() {
     let (v, _) = run(tied, &control);
     assert_eq!(v.reverted, names(&[1]));
     assert_eq!(v.stop, StopReason::TargetMet);
+}
+
+/// 200 samples; INT8 wrong on four, which g0 and g1 fix two each (g2 fixes nothing): a drop of 0.02, and its
+/// interval's upper end at 95 % (Newcombe) 0.0188 with no sample differing, about 0.03 with two.
+fn confidence_script() -> Script {
+    script_of(
+        200,
+        &[0, 1, 2, 3],
+        &[(&[0, 1], &[]), (&[2, 3], &[]), (&[], &[])],
+    )
+}
+
+#[test]
+fn a_target_met_on_the_point_estimate_is_judged_on_the_intervals_upper_end_at_a_confidence_level() {
+    let point = exact(0.02);
+    let (v, _) = run(confidence_script(), &point);
+    assert_eq!((v.stop, v.steps.len()), (StopReason::TargetMet, 0));
+
+    let confident = AccuracyControlParams {
+        confidence: Some(0.95),
+        ..exact(0.02)
+    };
+    let (v, _) = run(confidence_script(), &confident);
+    assert_eq!(v.stop, StopReason::TargetMet);
+    assert_eq!(v.reverted, names(&[0, 1]));
+    let last = v.steps.last().unwrap();
+    assert_eq!(last.drop, 0.0);
+    let bound = last.judged_drop.expect("judged on the interval");
+    assert!(bound > 0.0 && bound <= 0.02, "{bound}");
+    // The step before met the drop (0.01 ≤ 0.02) but not its upper end.
+    let first = &v.steps[0];
+    assert!(
+        first.drop <= 0.02 && first.judged_drop.unwrap() > 0.02,
+        "{first:?}"
+    );
+}
+
+#[test]
+fn a_search_out_of_moves_that_met_only_the_point_estimate_stops_as_not_confident() {
+    // 0.01 allowed: met by the INT8 model's point estimate after one revert, never at 95 % on 200 samples.
+    let confident = AccuracyControlParams {
+        confidence: Some(0.95),
+        ..exact(0.01)
+    };
+    let (v, _) = run(confidence_script(), &confident);
+    assert_eq!(v.stop, StopReason::NotConfident);
+    assert!(!v.target_met());
+    assert!(v.drops[0] <= 0.01, "{:?}", v.drops);
+    let message = v.stop.message(&confident);
+    assert!(message.contains("not at 95% confidence"), "{message}");
 }

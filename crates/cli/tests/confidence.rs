@@ -1,0 +1,85 @@
+//! A target judged at a confidence level (issue #30): `--confidence` makes the upper end of each drop's interval,
+//! not the drop, what must be within the allowed drop; report.json, the summary line, report.html and the exit
+//! status say so; values that cannot be honoured are refused.
+
+mod common;
+
+use std::path::Path;
+
+use common::{aquant, assets, read_report};
+
+fn quantize(out: &Path, extra: &[&str]) -> std::process::Output {
+    let (model, calib, val) = (
+        assets().join("mnist_cnn/mnist_cnn.onnx"),
+        assets().join("mnist_cnn/calib.json"),
+        assets().join("mnist_cnn/val.json"),
+    );
+    let mut args = vec![
+        "quantize",
+        "--model",
+        model.to_str().unwrap(),
+        "--calib",
+        calib.to_str().unwrap(),
+        "--val",
+        val.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    aquant(&args)
+}
+
+#[test]
+fn the_target_is_judged_on_the_intervals_upper_end_and_every_output_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = quantize(&out, &["--max-drop", "0.01", "--confidence", "0.9"]);
+    let report = read_report(&out);
+    assert_eq!(report["confidence"], 0.9, "{report}");
+    let m = &report["metrics"][0];
+    let ci = &m["drop_ci"];
+    assert_eq!(ci["level"], 0.9, "the interval is at the level judged: {m}");
+    let (high, allowed) = (
+        ci["high"].as_f64().unwrap(),
+        m["allowed_drop"].as_f64().unwrap(),
+    );
+    let met = report["target_met"].as_bool().unwrap();
+    assert_eq!(met, high <= allowed + 1e-9, "{report}");
+    assert_eq!(run.status.code(), Some(if met { 0 } else { 1 }), "{report}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let sign = if met { "≤" } else { ">" };
+    assert!(
+        stdout.contains(&format!("(90% CI ["))
+            && stdout.contains(&format!("upper end {high:.4} {sign}")),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("judged at 90% confidence"), "report.html");
+    // Every step was judged on an upper end; the one that met the target met it there.
+    for step in report["steps"].as_array().unwrap() {
+        let judged = step["judged_drop"].as_f64().expect("judged_drop");
+        assert!(judged >= step["drop"].as_f64().unwrap(), "{step}");
+    }
+}
+
+#[test]
+fn a_confidence_that_cannot_be_honoured_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, needle) in [
+        (
+            &["--confidence", "1"][..],
+            "confidence must be in (0, 1), not 1",
+        ),
+        (
+            &["--confidence", "0"][..],
+            "confidence must be in (0, 1), not 0",
+        ),
+        (
+            &["--confidence", "0.9", "--metric", "f1_macro"][..],
+            "metric 'f1_macro' is dataset-level",
+        ),
+    ] {
+        let refused = quantize(&dir.path().join("refused"), extra);
+        common::assert_clean_error(&refused, needle);
+    }
+}

@@ -33,7 +33,17 @@ fn quantize(out: &Path, extra: &[&str]) -> std::process::Output {
 fn the_target_is_judged_on_the_intervals_upper_end_and_every_output_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let run = quantize(&out, &["--max-drop", "0.01", "--confidence", "0.9"]);
+    let run = quantize(
+        &out,
+        &[
+            "--max-drop",
+            "0.01",
+            "--confidence",
+            "0.9",
+            "--holdout-fraction",
+            "0.3",
+        ],
+    );
     let report = read_report(&out);
     assert_eq!(report["confidence"], 0.9, "{report}");
     let m = &report["metrics"][0];
@@ -55,6 +65,12 @@ fn the_target_is_judged_on_the_intervals_upper_end_and_every_output_says_so() {
     );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("judged at 90% confidence"), "report.html");
+    // The held-out confirmation: its interval at the same level, the split stratified (val.json has labels),
+    // shown in report.html too.
+    let confirmation = &report["confirmation"];
+    assert_eq!(confirmation["metrics"][0]["drop_ci"]["level"], 0.9);
+    assert_eq!(confirmation["stratified"], true);
+    assert!(html.contains("id=\"confirmation-table\"") && html.contains("(stratified by class)"));
     // Every step was judged on an upper end; the one that met the target met it there.
     for step in report["steps"].as_array().unwrap() {
         let judged = step["judged_drop"].as_f64().expect("judged_drop");
@@ -82,4 +98,57 @@ fn a_confidence_that_cannot_be_honoured_is_refused() {
         let refused = quantize(&dir.path().join("refused"), extra);
         common::assert_clean_error(&refused, needle);
     }
+}
+
+#[test]
+#[ignore = "slow: a MobileNetV2 search (minutes): cargo test --release -p aquant-cli --test confidence -- --ignored"]
+fn mobilenet_v2_at_90_percent_confidence_with_a_held_out_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (model, val) = (
+        assets().join("imagenet/mobilenet_v2.onnx"),
+        assets().join("imagenet/val.json"),
+    );
+    let run = aquant(&[
+        "quantize",
+        "--model",
+        model.to_str().unwrap(),
+        "--calib",
+        val.to_str().unwrap(),
+        "--val",
+        val.to_str().unwrap(),
+        "--metric",
+        "top1",
+        "--max-drop",
+        "0.003",
+        "--holdout-fraction",
+        "0.3",
+        "--confidence",
+        "0.9",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    eprintln!("{stdout}");
+    let report = read_report(&out);
+    assert_eq!(report["confidence"], 0.9);
+    let (m, confirmation) = (&report["metrics"][0], &report["confirmation"]);
+    assert_eq!(m["drop_ci"]["level"], 0.9, "{m}");
+    assert_eq!(confirmation["metrics"][0]["drop_ci"]["level"], 0.9);
+    assert_eq!(confirmation["stratified"], true, "val.json has labels");
+    let met = report["target_met"] == true;
+    assert_eq!(
+        met,
+        m["drop_ci"]["high"].as_f64().unwrap() <= m["allowed_drop"].as_f64().unwrap() + 1e-9
+    );
+    if !met {
+        let stop = report["stop_reason"].as_str().unwrap();
+        assert!(["not_confident", "nothing_left"].contains(&stop), "{stop}");
+    }
+    assert!(
+        stdout.contains("upper end") && stdout.contains("held out "),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("judged at 90% confidence") && html.contains("held"));
 }

@@ -39,6 +39,28 @@ fn drop_cell(view: &ReportView, m: &super::view::MetricView, decimals: usize) ->
     }
 }
 
+fn confirmation(view: &ReportView, c: &super::view::ConfirmationView, md: &mut String) {
+    let _ = writeln!(md, "Held-out confirmation: {}\n", c.sentence());
+    md.push_str("| metric | FP32 | final | drop | allowed |\n|---|---:|---:|---:|---:|\n");
+    for m in &c.metrics {
+        let d = view.decimals(&m.name);
+        let drop = match m.drop_ci {
+            Some(ci) => format!("{} ({})", fixed(m.drop, d), ci.text(d)),
+            None => fixed(m.drop, d),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {drop} | {} {} |",
+            cell(&m.name),
+            fixed(m.baseline, d),
+            fixed(m.r#final, d),
+            limit_sign(m.drop, m.allowed_drop),
+            fixed(m.allowed_drop, d)
+        );
+    }
+    md.push('\n');
+}
+
 fn metrics(view: &ReportView, md: &mut String) {
     if !view.metrics.is_empty() {
         md.push_str(
@@ -60,11 +82,14 @@ fn metrics(view: &ReportView, md: &mut String) {
         }
         md.push('\n');
     }
+    if let Some(c) = &view.confirmation {
+        confirmation(view, c, md);
+    }
     if let Some(d) = &view.deployed {
         let _ = writeln!(md, "Deployed on {} {} ({}):\n", d.engine, d.version, d.cpu);
         md.push_str("| metric | value | drop | allowed |\n|---|---:|---:|---:|\n");
         for m in &d.metrics {
-            let sign = limit_sign(m.drop, m.allowed_drop);
+            let sign = limit_sign(m.judged_drop.unwrap_or(m.drop), m.allowed_drop);
             let d = view.decimals(&m.name);
             let (value, drop, allowed) = (
                 fixed(m.value, d),

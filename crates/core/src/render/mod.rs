@@ -53,7 +53,11 @@ pub fn outcome(view: &ReportView) -> String {
         Some(d) => deployed_outcome(view, d),
         None => "; the saved model was not checked on its deployment engine".into(),
     };
-    format!("{head}{deployed}.")
+    let confirmation = view
+        .confirmation
+        .as_ref()
+        .map_or(String::new(), |c| format!("; {}", c.sentence()));
+    format!("{head}{deployed}{confirmation}.")
 }
 
 /// "; the saved model, checked on ort 1.32.0 as deployed on this CPU (…), meets the target: top1 …", or for a

@@ -126,11 +126,45 @@ fn outcome_section(view: &ReportView) -> String {
 }
 
 fn metrics_section(view: &ReportView) -> String {
+    let confirmation = view
+        .confirmation
+        .as_ref()
+        .map_or(String::new(), |c| confirmation_table(view, c));
     if view.is_search() {
-        search_metrics(view)
+        search_metrics(view) + &confirmation
     } else {
         deployed_metrics(view)
     }
+}
+
+/// FP32 and the saved model on the samples the search never saw.
+fn confirmation_table(view: &ReportView, c: &super::view::ConfirmationView) -> String {
+    let mut rows = String::new();
+    for m in &c.metrics {
+        let d = view.decimals(&m.name);
+        let _ = writeln!(
+            rows,
+            "<tr data-metric=\"{}\"><th>{}</th>{}{}{}{}{}<td>{}</td></tr>",
+            esc(&m.name),
+            esc(&m.name),
+            cell("baseline", &fixed(m.baseline, d)),
+            cell("final", &fixed(m.r#final, d)),
+            cell("drop", &fixed(m.drop, d)),
+            cell("drop_ci", &m.drop_ci.map_or("–".into(), |ci| ci.text(d))),
+            cell("allowed_drop", &fixed(m.allowed_drop, d)),
+            limit_sign(m.drop, m.allowed_drop),
+        );
+    }
+    format!(
+        "<h3>Held-out confirmation</h3>\n{}\
+         <table id=\"confirmation-table\">\n<thead><tr><th>metric</th><th>FP32</th><th>final</th><th>drop</th>\
+         <th>its confidence interval</th><th>allowed drop</th><th></th></tr></thead>\n<tbody>\n{rows}</tbody>\n\
+         </table>\n",
+        paragraph(&format!(
+            "The search never saw these samples: {}.",
+            c.sentence()
+        ))
+    )
 }
 
 fn search_metrics(view: &ReportView) -> String {

@@ -57,6 +57,8 @@ pub struct ReportView {
     pub timings_s: Stages,
     /// The saved model on its deployment engine.
     pub deployed: Option<DeployedView>,
+    /// FP32 and the saved model on the held-out samples (`--holdout-fraction`).
+    pub confirmation: Option<ConfirmationView>,
     /// The saturation analysis of the saved model.
     pub saturation: Option<SaturationView>,
     /// Per-layer sensitivity.
@@ -245,6 +247,60 @@ pub struct DeployedMetricView {
     pub judged_drop: Option<f64>,
     /// Allowed drop.
     pub allowed_drop: f64,
+}
+
+/// The held-out confirmation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfirmationView {
+    /// Held-out samples.
+    pub samples: usize,
+    /// Drawn class by class (absent in reports from before it).
+    #[serde(default)]
+    pub stratified: bool,
+    /// The engine that judged them.
+    pub engine: String,
+    /// Each controlled metric there.
+    pub metrics: Vec<ConfirmedView>,
+    /// Whether every drop there is within its limit.
+    pub met: bool,
+}
+
+impl ConfirmationView {
+    /// "held out 300 samples (stratified by class), judged on ort 1.32.0: confirmed".
+    pub fn sentence(&self) -> String {
+        let how = if self.stratified {
+            "stratified by class"
+        } else {
+            "drawn uniformly"
+        };
+        let verdict = if self.met {
+            "confirmed"
+        } else {
+            "NOT confirmed"
+        };
+        format!(
+            "held out {} samples ({how}), judged on {}: {verdict}",
+            self.samples, self.engine
+        )
+    }
+}
+
+/// One metric on the held-out samples.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfirmedView {
+    /// Name.
+    pub name: String,
+    /// FP32's value there.
+    pub baseline: f64,
+    /// The saved model's value there.
+    pub r#final: f64,
+    /// The drop there.
+    pub drop: f64,
+    /// Allowed drop.
+    pub allowed_drop: f64,
+    /// The drop's interval.
+    #[serde(default)]
+    pub drop_ci: Option<IntervalView>,
 }
 
 /// The saturation analysis summary.

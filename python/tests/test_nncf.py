@@ -240,3 +240,14 @@ def test_holdout_fraction_confirms_on_samples_the_search_never_saw(mnist):
     assert "held out" in report.summary()
     with pytest.raises(ValueError, match=r"holdout_fraction must be in \[0, 1\)"):
         run(mnist, metric="top1", holdout_fraction=1.5)
+
+
+def test_confidence_judges_the_target_on_the_upper_end_of_the_drops_interval(mnist):
+    _, report = run(mnist, metric="top1", confidence=0.9)
+    assert report.confidence == 0.9
+    ci = report.metrics[0].drop_ci
+    assert ci["level"] == 0.9
+    assert report.target_met == (ci["high"] <= report.metrics[0].allowed_drop + 1e-9)
+    assert "upper end" in report.summary() and "90% CI" in report.summary()
+    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
+        run(mnist, metric="top1", confidence=1.5)

@@ -54,6 +54,13 @@ impl Limits {
             .collect()
     }
 
+    /// Whether any model could meet the limits as they are judged: one identical to FP32 (`reference`) does
+    /// on its point estimate, but at a confidence level its intervals keep a width that on a small set can
+    /// exceed the allowed drop, and then no search can meet them.
+    pub fn attainable(&self, metrics: &[&dyn Metric], reference: &Evaluation) -> bool {
+        self.met(&self.judged(metrics, reference, Some(reference)))
+    }
+
     /// How far each metric is beyond its limit (≤ 0: within).
     fn excess(&self, drops: &[f64]) -> Vec<f64> {
         drops

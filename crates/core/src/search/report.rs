@@ -166,6 +166,9 @@ pub enum StopReason {
     /// With a confidence level: the search ran out of moves with a model whose drops meet the target, but
     /// whose intervals reach past it at that level.
     NotConfident,
+    /// With a confidence level: the validation set is too small for any model to meet the target at that level
+    /// (even FP32 itself has an interval reaching past the allowed drop), so the search did not start.
+    Unprovable,
 }
 
 impl StopReason {
@@ -185,6 +188,11 @@ impl StopReason {
             StopReason::DeployedMissed => {
                 "the deployed engine misses the target the search engine met".into()
             }
+            StopReason::Unprovable => format!(
+                "at {}% confidence no model can meet the target on this validation set: even one identical to \
+                 FP32 has an interval reaching past the allowed drop (use more samples or a lower level)",
+                percent(control.confidence.unwrap_or_default())
+            ),
             StopReason::NotConfident => format!(
                 "met on the point estimate, not at {}% confidence: a drop's interval reaches past its limit",
                 percent(control.confidence.unwrap_or_default())

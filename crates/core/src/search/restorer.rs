@@ -252,6 +252,11 @@ impl<'m, L: Lab> Restorer<'m, L> {
         self.limits.met(&self.current().judged)
     }
 
+    fn attainable(&self) -> bool {
+        let reference = self.reference.as_ref().expect("set by the Baselines state");
+        self.limits.attainable(self.metrics, reference)
+    }
+
     fn baselines(&mut self) -> Result<Phase> {
         let all = self.all();
         let given: Option<Vec<f64>> = self
@@ -308,6 +313,9 @@ impl<'m, L: Lab> Restorer<'m, L> {
     fn after_base(&self, done: Phase) -> Phase {
         if self.met() {
             return Phase::DeployedCheck(StopReason::TargetMet);
+        }
+        if !self.attainable() {
+            return Phase::DeployedCheck(StopReason::Unprovable);
         }
         let mixed =
             self.control.convert_to_mixed_preset && self.params.preset == Preset::Performance;

@@ -465,11 +465,7 @@ fn a_target_met_on_the_point_estimate_is_judged_on_the_intervals_upper_end_at_a_
     let (v, _) = run(confidence_script(), &point);
     assert_eq!((v.stop, v.steps.len()), (StopReason::TargetMet, 0));
 
-    let confident = AccuracyControlParams {
-        confidence: Some(0.95),
-        ..exact(0.02)
-    };
-    let (v, _) = run(confidence_script(), &confident);
+    let (v, _) = run(confidence_script(), &exact_at(0.02, 0.95));
     assert_eq!(v.stop, StopReason::TargetMet);
     assert_eq!(v.reverted, names(&[0, 1]));
     let last = v.steps.last().unwrap();
@@ -486,15 +482,39 @@ fn a_target_met_on_the_point_estimate_is_judged_on_the_intervals_upper_end_at_a_
 
 #[test]
 fn a_search_out_of_moves_that_met_only_the_point_estimate_stops_as_not_confident() {
-    // 0.01 allowed: met by the INT8 model's point estimate after one revert, never at 95 % on 200 samples.
+    // One step allowed: it brings the drop to 0.01 ≤ 0.02, its upper end stays above.
     let confident = AccuracyControlParams {
         confidence: Some(0.95),
-        ..exact(0.01)
+        max_iter_num: Some(1),
+        ..exact(0.02)
     };
     let (v, _) = run(confidence_script(), &confident);
-    assert_eq!(v.stop, StopReason::NotConfident);
+    assert_eq!((v.stop, v.steps.len()), (StopReason::NotConfident, 1));
     assert!(!v.target_met());
-    assert!(v.drops[0] <= 0.01, "{:?}", v.drops);
+    assert!(v.drops[0] <= 0.02, "{:?}", v.drops);
     let message = v.stop.message(&confident);
     assert!(message.contains("not at 95% confidence"), "{message}");
+}
+
+#[test]
+fn a_target_no_model_can_meet_at_the_confidence_level_stops_before_searching() {
+    // 0.01 allowed: on 200 samples even FP32 itself has an upper end of 0.0188 at 95 %.
+    let confident = exact_at(0.01, 0.95);
+    let (v, fake) = run(confidence_script(), &confident);
+    assert_eq!((v.stop, v.steps.len()), (StopReason::Unprovable, 0));
+    assert!(
+        !fake.log.iter().any(|l| l.starts_with("scorer")),
+        "no ranking"
+    );
+    assert!(v.stop.message(&confident).contains("more samples"));
+    // 0.02 is within reach: the search runs.
+    let (v, _) = run(confidence_script(), &exact_at(0.02, 0.95));
+    assert_eq!(v.stop, StopReason::TargetMet);
+}
+
+fn exact_at(max_drop: f64, confidence: f64) -> AccuracyControlParams {
+    AccuracyControlParams {
+        confidence: Some(confidence),
+        ..exact(max_drop)
+    }
 }

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::graph::Graph;
 use crate::job::holdout;
-use crate::metric::confidence::{self, DropInterval};
+use crate::metric::confidence::{self, DropInterval, IntervalParams};
 use crate::metric::{Direction, Metric, OutputError};
 use crate::params::RunOptions;
 use crate::params::{AccuracyControlParams, RankingScore};
@@ -328,17 +328,15 @@ fn ranking_nmse(
 }
 
 /// Metric `i`'s drop interval from the paired per-sample values of FP32 and the final model.
-/// At the level the target was judged at, if it was judged at one (`level`), else at 95 %.
 fn drop_interval(
     verdict: &Verdict,
     i: usize,
     direction: Direction,
-    level: Option<f64>,
+    asked: IntervalParams,
 ) -> Option<DropInterval> {
     let fp32 = &verdict.reference.as_ref()?.metrics.get(i)?.per_sample;
     let quantized = &verdict.evaluation.metrics.get(i)?.per_sample;
-    let level = level.unwrap_or(confidence::LEVEL);
-    confidence::drop_interval(fp32, quantized, direction, level)
+    confidence::drop_interval(fp32, quantized, direction, asked)
 }
 
 fn report(
@@ -362,7 +360,7 @@ fn report(
             r#final: verdict.evaluation.metrics[i].value,
             drop: verdict.drops[i],
             allowed_drop: verdict.limits.allowed[i],
-            drop_ci: drop_interval(&verdict, i, m.direction(), control.confidence),
+            drop_ci: drop_interval(&verdict, i, m.direction(), IntervalParams::of(control)),
         })
         .collect();
     Report {

@@ -11,7 +11,7 @@ use crate::backend::Backend;
 use crate::data::{Dataset, Subset};
 use crate::error::Result;
 use crate::job::deployed::Judged;
-use crate::metric::confidence::{self, LEVEL};
+use crate::metric::confidence::{self, IntervalParams};
 use crate::metric::{within_limit, Metric};
 use crate::numerics::SplitMix64;
 use crate::params::AccuracyControlParams;
@@ -127,7 +127,7 @@ pub(crate) fn confirm(
                     &base.per_sample,
                     &value.per_sample,
                     direction,
-                    control.confidence.unwrap_or(LEVEL),
+                    IntervalParams::of(control),
                 ),
             }
         })

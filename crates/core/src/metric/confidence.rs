@@ -17,11 +17,10 @@ use serde::Serialize;
 
 use super::Direction;
 use crate::numerics::SplitMix64;
+use crate::params::AccuracyControlParams;
 
 /// The confidence level of the reported intervals.
 pub const LEVEL: f64 = 0.95;
-/// Bootstrap resamples of a non-binary metric's interval.
-pub const BOOTSTRAP_RESAMPLES: usize = 2000;
 /// The bootstrap's seed: the same report for the same run.
 const BOOTSTRAP_SEED: u64 = 0x5EED;
 
@@ -67,14 +66,34 @@ pub fn percent(level: f64) -> String {
     ((level * 1000.0).round() / 10.0).to_string()
 }
 
-/// The interval at `level` of the drop from `fp32` to `quantized`, paired sample by sample (`None` when there
-/// are no pairs).
+/// What an interval is asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IntervalParams {
+    /// Confidence level.
+    pub level: f64,
+    /// Resamples of a bootstrap interval (a non-binary metric's).
+    pub resamples: usize,
+}
+
+impl IntervalParams {
+    /// The intervals a run reports: at its confidence level (95 % without one), with its bootstrap resamples.
+    pub fn of(control: &AccuracyControlParams) -> Self {
+        IntervalParams {
+            level: control.confidence.unwrap_or(LEVEL),
+            resamples: control.bootstrap_samples,
+        }
+    }
+}
+
+/// The interval of the drop from `fp32` to `quantized`, paired sample by sample (`None` when there are no
+/// pairs).
 pub fn drop_interval(
     fp32: &[f64],
     quantized: &[f64],
     direction: Direction,
-    level: f64,
+    asked: IntervalParams,
 ) -> Option<DropInterval> {
+    let IntervalParams { level, resamples } = asked;
     let n = fp32.len().min(quantized.len());
     if n == 0 {
         return None;
@@ -92,7 +111,7 @@ pub fn drop_interval(
         )
     } else {
         let seed = BOOTSTRAP_SEED;
-        let bounds = paired_bootstrap(first, second, level, BOOTSTRAP_RESAMPLES, seed);
+        let bounds = paired_bootstrap(first, second, level, resamples, seed);
         (bounds, IntervalMethod::PairedBootstrap)
     };
     Some(DropInterval {

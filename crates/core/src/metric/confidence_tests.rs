@@ -82,7 +82,7 @@ fn the_paired_score_interval_covers_the_true_drop_95_percent_of_the_time() {
 fn score_coverage(both: f64, lost: f64, gained: f64) -> f64 {
     coverage(|random| {
         let (fp32, quantized) = paired_accuracy(random, 300, both, lost, gained);
-        let i = drop_interval(&fp32, &quantized, Direction::HigherBetter, 0.95).unwrap();
+        let i = drop_interval(&fp32, &quantized, Direction::HigherBetter, at_95()).unwrap();
         assert_eq!(i.method, IntervalMethod::PairedScore);
         ((i.low, i.high), lost - gained)
     })
@@ -117,7 +117,7 @@ fn an_interval_narrows_like_one_over_root_n() {
                 quantized.iter().map(|v| 1.5 - v).collect(),
             ),
         };
-        let i = drop_interval(&fp32, &quantized, direction, 0.95).unwrap();
+        let i = drop_interval(&fp32, &quantized, direction, at_95()).unwrap();
         i.high - i.low
     };
     for direction in [Direction::HigherBetter, Direction::HigherWorse] {
@@ -132,15 +132,45 @@ fn an_interval_narrows_like_one_over_root_n() {
 #[test]
 fn identical_models_get_an_interval_around_zero_and_no_pairs_none() {
     let same = vec![1.0, 0.0, 1.0, 1.0];
-    let i = drop_interval(&same, &same, Direction::HigherBetter, 0.95).unwrap();
+    let i = drop_interval(&same, &same, Direction::HigherBetter, at_95()).unwrap();
     assert!(i.low < 0.0 && i.high > 0.0, "{i:?}");
     assert_eq!(i.samples, 4);
-    assert_eq!(drop_interval(&[], &[], Direction::HigherBetter, 0.95), None);
+    assert_eq!(
+        drop_interval(&[], &[], Direction::HigherBetter, at_95()),
+        None
+    );
     // For an error-like metric the drop is quantized − FP32: a quantized model 0.5 worse everywhere.
     let (fp32, worse) = (vec![1.0, 2.0, 3.0], vec![1.5, 2.5, 3.5]);
-    let i = drop_interval(&fp32, &worse, Direction::HigherWorse, 0.95).unwrap();
+    let i = drop_interval(&fp32, &worse, Direction::HigherWorse, at_95()).unwrap();
     assert_eq!(
         (i.low, i.high, i.method),
         (0.5, 0.5, IntervalMethod::PairedBootstrap)
     );
+}
+
+#[test]
+fn the_bootstrap_resamples_are_the_ones_asked_for_and_seeded() {
+    let mut random = SplitMix64::new(5);
+    let losses = |v: Vec<f64>| v.into_iter().map(|x| 1.5 - x).collect::<Vec<f64>>();
+    let (fp32, quantized) = paired_accuracy(&mut random, 300, 0.75, 0.04, 0.02);
+    let (fp32, quantized) = (losses(fp32), losses(quantized));
+    let with = |resamples| {
+        let asked = IntervalParams {
+            resamples,
+            ..at_95()
+        };
+        drop_interval(&fp32, &quantized, Direction::HigherWorse, asked).unwrap()
+    };
+    assert_eq!(with(2000), with(2000), "seeded: the same interval again");
+    assert_ne!(
+        with(2000),
+        with(20),
+        "another count of resamples, other bounds"
+    );
+    assert_eq!(with(1).low, with(1).high, "one resample: one mean");
+}
+
+/// 95 %, 2,000 resamples: the defaults.
+fn at_95() -> IntervalParams {
+    IntervalParams::of(&Default::default())
 }

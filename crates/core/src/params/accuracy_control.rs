@@ -175,6 +175,10 @@ pub struct AccuracyControlParams {
     /// of a small set. Needs per-sample metrics and FP32 measured, not given as baseline_value.
     #[cfg_attr(feature = "clap", arg(long, value_name = "LEVEL"))]
     pub confidence: Option<f64>,
+    /// Resamples of the paired bootstrap that gives the interval of a drop whose per-sample values are not all
+    /// 0 or 1 (a loss, an error); seeded, so the same run reports the same interval.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 2000))]
+    pub bootstrap_samples: usize,
 }
 
 impl Default for AccuracyControlParams {
@@ -194,6 +198,7 @@ impl Default for AccuracyControlParams {
             fallback: vec![Precision::Fp32],
             holdout_fraction: 0.0,
             confidence: None,
+            bootstrap_samples: 2000,
         }
     }
 }
@@ -206,6 +211,9 @@ impl AccuracyControlParams {
                 "maximal_drop must be a number ≥ 0, not {}",
                 self.maximal_drop
             )));
+        }
+        if self.bootstrap_samples == 0 {
+            return Err(Error::Config("bootstrap_samples must be at least 1".into()));
         }
         if self.ranking_subset_size == Some(0) {
             return Err(Error::Config(

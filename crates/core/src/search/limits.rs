@@ -1,7 +1,8 @@
 //! FP32 baselines and allowed drops, and the comparisons of model states the loop makes with them.
 
 use crate::eval::Evaluation;
-use crate::metric::{confidence, Metric};
+use crate::metric::confidence::{self, IntervalParams};
+use crate::metric::Metric;
 
 /// Tolerance on drop comparisons: metric values are means of per-sample values, so equal models can differ in
 /// the last bits.
@@ -12,8 +13,8 @@ pub(crate) const EPSILON: f64 = 1e-9;
 pub(crate) struct Limits {
     pub baselines: Vec<f64>,
     pub allowed: Vec<f64>,
-    /// The confidence level the target is judged at (`None`: on the point estimate).
-    pub confidence: Option<f64>,
+    /// The interval the target is judged on the upper end of (`None`: on the point estimate).
+    pub confidence: Option<IntervalParams>,
 }
 
 impl Limits {
@@ -37,7 +38,7 @@ impl Limits {
         reference: Option<&Evaluation>,
     ) -> Vec<f64> {
         let drops = self.drops(metrics, evaluation);
-        let (Some(level), Some(reference)) = (self.confidence, reference) else {
+        let (Some(asked), Some(reference)) = (self.confidence, reference) else {
             return drops;
         };
         metrics
@@ -48,7 +49,7 @@ impl Limits {
                     &reference.metrics[i].per_sample,
                     &evaluation.metrics[i].per_sample,
                 );
-                confidence::drop_interval(pairs.0, pairs.1, metric.direction(), level)
+                confidence::drop_interval(pairs.0, pairs.1, metric.direction(), asked)
                     .map_or(drops[i], |interval| interval.high)
             })
             .collect()

@@ -28,6 +28,7 @@ use std::time::Instant;
 use crate::cpu::CpuFeatures;
 use crate::error::{Error, Result};
 use crate::eval::Evaluation;
+use crate::metric::confidence::IntervalParams;
 use crate::metric::Metric;
 use crate::params::AccuracyControlParams;
 use crate::quantize::{Precision, Preset, QuantizationParams};
@@ -164,7 +165,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
             limits: Limits {
                 baselines: Vec::new(),
                 allowed: Vec::new(),
-                confidence: control.confidence,
+                confidence: control.confidence.map(|_| IntervalParams::of(control)),
             },
             reference: None,
             comparison: Vec::new(),
@@ -291,7 +292,10 @@ impl<'m, L: Lab> Restorer<'m, L> {
                 .map(|b| self.control.allowed_drop(*b))
                 .collect(),
             baselines,
-            confidence: self.control.confidence,
+            confidence: self
+                .control
+                .confidence
+                .map(|_| IntervalParams::of(self.control)),
         };
         Ok(Phase::Quantized)
     }

@@ -136,7 +136,7 @@ def load_model(model_config: dict) -> _Model:
     path = os.fspath(model_config["model"])
     if not Path(path).is_file():
         raise ValueError(f"model_config.model: '{path}' is not a file")
-    weights = model_config.get("weights")
+    weights = model_config.get("weights") or None  # POT reads an empty string as no weights file
     if Path(path).suffix.lower() == ".xml":
         weights = os.fspath(weights) if weights else str(Path(path).with_suffix(".bin"))
         if not Path(weights).is_file():

@@ -225,3 +225,12 @@ def test_both_weight_forms_keep_the_precisions(algorithm):
     report, fp32_weights, int8_weights = both_forms(algorithm)
     assert report.ops_by_precision["int16"] > 0, "the case must put ops at 16 bits"
     assert quantizer_types(fp32_weights) == quantizer_types(int8_weights)
+
+
+def test_issue_26_empty_weights_for_an_onnx_model_is_no_weights():
+    # POT reads "weights": "" as absent (its samples write it for ONNX models); it once stopped the run with
+    # "weights '' given for '…mnist_cnn.onnx', which is not an OpenVINO IR".
+    model = load_model({"model_name": "mnist_cnn", "model": str(MNIST / "mnist_cnn.onnx"), "weights": ""})
+    engine = IEEngine(config={"device": "CPU"}, data_loader=ArrayLoader({"x": "calib_x.npy", "y": "calib_y.npy"}))
+    compressed = create_pipeline([{"name": "DefaultQuantization", "params": {"stat_subset_size": 50}}], engine).run(model)
+    assert compressed.report.quantized_ops > 0

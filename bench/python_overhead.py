@@ -79,7 +79,8 @@ def main():
             "validation_fn": {"validation_fn": validation_fn},
         }[args.way]
         _, report = aquant.quantize_with_accuracy_control(
-            model, dataset, dataset, max_drop=0.003, backend=args.backend, progress=False, **kwargs)
+            model, dataset, dataset, max_drop=0.003, backend=args.backend, progress=False, return_report=True,
+            **kwargs)
         result = {
             "final": report.metrics[0].final,
             "reverted_ops": report.reverted_ops,

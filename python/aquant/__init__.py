@@ -3,33 +3,40 @@
 NNCF users change one import::
 
     import aquant as nncf
-    quantized, report = nncf.quantize_with_accuracy_control(model, calibration, validation, validation_fn,
-                                                            max_drop=0.01)
+    quantized = nncf.quantize_with_accuracy_control(model, calibration, validation, validation_fn, max_drop=0.01)
 
-(aquant returns the typed report beside the model). POT users import from :mod:`aquant.pot` instead of
+(the typed report is ``aquant.last_report()``, report.json in the output directory, or returned beside the model
+with ``return_report=True``). POT users import from :mod:`aquant.pot` instead of
 ``openvino.tools.pot``. The work runs in Rust (tract, ONNX Runtime or OpenVINO); Python is called only for the data, the
 transform and the metric.
 """
 
 from ._aquant import Model, __version__
-from ._api import BUILTIN_METRICS, quantize, quantize_with_accuracy_control
+from ._api import BUILTIN_METRICS, last_report, quantize, quantize_with_accuracy_control
 from ._data import Dataset
 from ._params import (
     AdvancedAccuracyRestorerParameters,
+    AdvancedBiasCorrectionParameters,
     AdvancedQuantizationParameters,
+    AdvancedSmoothQuantParameters,
     DropType,
     IgnoredScope,
     ModelType,
     OverflowFix,
     QuantizationPreset,
+    RangeEstimatorParameters,
     RestoreMode,
+    StatisticsCollectorParameters,
+    Subgraph,
     TargetDevice,
 )
 from ._report import MetricReport, Report
 
 __all__ = [
     "AdvancedAccuracyRestorerParameters",
+    "AdvancedBiasCorrectionParameters",
     "AdvancedQuantizationParameters",
+    "AdvancedSmoothQuantParameters",
     "BUILTIN_METRICS",
     "Dataset",
     "DropType",
@@ -39,10 +46,14 @@ __all__ = [
     "ModelType",
     "OverflowFix",
     "QuantizationPreset",
+    "RangeEstimatorParameters",
     "Report",
     "RestoreMode",
+    "StatisticsCollectorParameters",
+    "Subgraph",
     "TargetDevice",
     "__version__",
+    "last_report",
     "quantize",
     "quantize_with_accuracy_control",
 ]

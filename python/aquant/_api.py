@@ -5,20 +5,42 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from . import _aquant
 from ._data import source
+from ._lent import lending
 from ._params import (
     DropType,
     TargetDevice,
+    ignored_scope_params,
     quantization_params,
     restorer_params,
     value,
 )
 from ._report import Report
+
+#: The report of the last run in this process (:func:`last_report`).
+_last: Optional[Report] = None
+
+
+def last_report() -> Optional[Report]:
+    """The report of the last :func:`quantize_with_accuracy_control` or :func:`quantize` run (also written to its
+    output directory as report.json); None before the first. Set before an interrupted run raises."""
+    return _last
+
+
+def _output_dir(output_dir: Any, progress: bool) -> str:
+    """Where a run writes its model and report.json: ``output_dir``, or a fresh directory, named on stderr."""
+    if output_dir is not None:
+        return os.fspath(output_dir)
+    fresh = tempfile.mkdtemp(prefix="aquant-")
+    if progress:
+        print(f"aquant: writing the quantized model and report.json to {fresh}", file=sys.stderr)
+    return fresh
 
 #: Metrics aquant computes itself (``metric="top1"``…): annotations must then be integer class indices.
 BUILTIN_METRICS = ("top1", "top5", "agreement", "mse", "nmse")
@@ -111,15 +133,21 @@ def _find_engines() -> None:
 
 def run(model: Any, algorithm: dict, calibration: Any, validation: Any, metric: Optional[tuple], **options: Any):
     """Runs one algorithm; returns ``(quantized model, Report)`` and raises ``KeyboardInterrupt`` (carrying
-    both as ``.model`` and ``.report``) when Ctrl-C stopped it."""
+    both as ``.model`` and ``.report``) when Ctrl-C stopped it. A ``validation_fn`` is lent the model with the
+    face NNCF's backend for the model's kind lends (:mod:`aquant._lent`)."""
+    global _last
     _find_engines()
     with tempfile.TemporaryDirectory(prefix="aquant-") as scratch:
         given, kind = _model_input(model, scratch)
+        output_format = _output_format(given, kind)
+        if metric is not None and metric[0] == "validation_fn":
+            face = "openvino" if output_format == "ir" else "onnx"
+            metric = (metric[0], lending(metric[1], face), *metric[2:])
         data, report_text, interrupted, _ = _aquant.run(
-            given, json.dumps(algorithm), calibration, validation, metric,
-            output_format=_output_format(given, kind), **options
+            given, json.dumps(algorithm), calibration, validation, metric, output_format=output_format, **options
         )
     report = Report.from_json(report_text)
+    _last = report
     result = _model_output(data, kind, report.output)
     if interrupted:
         stop = KeyboardInterrupt(
@@ -132,8 +160,8 @@ def run(model: Any, algorithm: dict, calibration: Any, validation: Any, metric: 
 
 
 def _base_params(preset, target_device, subset_size, fast_bias_correction, model_type, ignored_scope, advanced):
-    advanced = quantization_params(advanced)
     model_type = None if model_type is None else value(model_type)
+    advanced = quantization_params(advanced, model_type)
     if preset is None:  # NNCF: mixed for transformers, performance otherwise
         preset = "mixed" if model_type == "transformer" else "performance"
     params: dict[str, Any] = {
@@ -144,12 +172,10 @@ def _base_params(preset, target_device, subset_size, fast_bias_correction, model
     }
     if advanced["overflow_fix"] is not None:
         params["overflow_fix"] = advanced["overflow_fix"]
+    if advanced["activations"] is not None:
+        params["activations"] = advanced["activations"]
     if ignored_scope is not None:
-        params["ignored_scope"] = {
-            "names": list(getattr(ignored_scope, "names", [])),
-            "patterns": list(getattr(ignored_scope, "patterns", [])),
-            "types": list(getattr(ignored_scope, "types", [])),
-        }
+        params["ignored_scope"] = ignored_scope_params(ignored_scope)
     if value(target_device) == "CPU_SPR":
         raise ValueError("target_device CPU_SPR is not supported by aquant (ANY, CPU or GNA)")
     return params, value(target_device)
@@ -185,14 +211,21 @@ def quantize_with_accuracy_control(
     progress: bool = True,
     output_dir: Optional[Union[str, os.PathLike]] = None,
     resume: bool = False,
+    return_report: bool = False,
 ):
-    """NNCF's ``quantize_with_accuracy_control``, run by aquant. Returns ``(quantized_model, report)``: the model
-    of the same kind as ``model`` (``onnx.ModelProto``, bytes, or for a path the path of the saved model when
-    ``output_dir`` is given, else bytes) and the typed :class:`Report`.
+    """NNCF's ``quantize_with_accuracy_control``, run by aquant. Returns what NNCF returns: the quantized model,
+    of the same kind as ``model`` (an ``onnx.ModelProto``, an ``openvino.Model``, bytes, or for a path the path of
+    the saved model). The typed :class:`Report` is written to the output directory as report.json (``output_dir``,
+    else a fresh directory named on stderr), kept as :func:`last_report`, and with ``return_report=True``
+    returned beside the model: ``(model, report)``.
 
-    ``validation_fn(model, data)`` is NNCF's: ``data`` holds the raw items of the samples being evaluated and
-    ``model`` is callable on what ``transform_func`` makes of them (numpy arrays; inference runs in Rust without
-    the GIL). It returns the metric, or ``(metric, per_sample_values)``, which lets aquant pick the ranking subset and
+    ``validation_fn(model, data)`` is NNCF's: ``data`` holds the raw items of the samples being evaluated, and
+    ``model`` is what NNCF's backend lends: for an ONNX model an ``onnx.ModelProto`` (parsed only when an attribute
+    is read; ``SerializeToString()`` needs no parse), for an OpenVINO model a compiled model (``outputs``,
+    ``output(i)``, a call returning results keyed by output). Both are also callable on what ``transform_func``
+    makes of the items, with inference in Rust without the GIL and the inputs aquant has just run answered
+    without inference — much faster than a session built from ``SerializeToString()``. It returns the metric,
+    or ``(metric, per_sample_values)`` (``(metric, None)``: no values), which lets aquant pick the ranking subset and
     rank groups on them (on whole-subset calls: no early stop); a bare metric is ranked by output NMSE. Instead of it, ``metric`` may be a per-sample ``callable(outputs, annotation)`` or
     a built-in name (``"top1"``…), the fastest path. ``metric_bounds=(low, high)`` declares the range of one
     sample's value of a Python ``metric`` (``(0, 1)`` for an accuracy): the ranking can then stop evaluating a
@@ -209,8 +242,10 @@ def quantize_with_accuracy_control(
     ``advanced_quantization_parameters``), ``deployed_check`` (judge the saved model on ONNX Runtime),
     ``batch_size``, ``deployed_batch`` (the batch the deployed check runs at, the serving batch: on AMX CPUs
     int8 results can depend on it), ``compress_weights``, ``progress`` (lines on stderr), ``output_dir`` (model.onnx, report.json,
-    intermediate/, and the journal that ``resume=True`` continues an interrupted run from).
+    intermediate/, and the journal that ``resume=True`` continues an interrupted run from), ``return_report``.
     """
+    if resume and output_dir is None:
+        raise ValueError("resume=True continues the run in output_dir: give output_dir")
     if (validation_fn is None) == (metric is None):
         raise ValueError("give exactly one of validation_fn (NNCF) and metric (a per-sample callable or name)")
     if validation_fn is not None:
@@ -249,7 +284,7 @@ def quantize_with_accuracy_control(
         calibration if validation_dataset is calibration_dataset else source(validation_dataset, "validation_dataset")
     )
     intermediate = restorer["intermediate_model_dir"]
-    return run(
+    model, report = run(
         model,
         {"name": "AccuracyAwareQuantization", "params": {**base, **control}},
         calibration,
@@ -262,11 +297,12 @@ def quantize_with_accuracy_control(
         deployed_batch=deployed_batch,
         compress_weights=compress_weights,
         progress=progress,
-        output_dir=None if output_dir is None else os.fspath(output_dir),
+        output_dir=_output_dir(output_dir, progress),
         intermediate_dir=None if intermediate is None else os.fspath(intermediate),
         resume=resume,
         workers=restorer["num_ranking_workers"],
     )
+    return (model, report) if return_report else model
 
 
 def quantize(
@@ -287,9 +323,11 @@ def quantize(
     compress_weights: bool = True,
     progress: bool = True,
     output_dir: Optional[Union[str, os.PathLike]] = None,
+    return_report: bool = False,
 ):
-    """NNCF's ``quantize`` (post-training INT8, no accuracy control), run by aquant: ``(quantized_model,
-    report)`` as :func:`quantize_with_accuracy_control` returns them. ``mode`` (NNCF's FP8 modes) must be None."""
+    """NNCF's ``quantize`` (post-training INT8, no accuracy control), run by aquant: the quantized model as
+    :func:`quantize_with_accuracy_control` returns it (the report in the output directory, :func:`last_report`, and
+    with ``return_report=True`` beside the model). ``mode`` (NNCF's FP8 modes) must be None."""
     if mode is not None:
         raise ValueError(f"mode={mode!r} is not supported by aquant (INT8 only: leave mode=None)")
     base, device = _base_params(
@@ -297,7 +335,7 @@ def quantize(
     )
     if overflow_fix is not None:
         base["overflow_fix"] = value(overflow_fix)
-    return run(
+    model, report = run(
         model,
         {"name": "DefaultQuantization", "params": base},
         source(calibration_dataset, "calibration_dataset"),
@@ -309,7 +347,8 @@ def quantize(
         batch_size=batch_size,
         compress_weights=compress_weights,
         progress=progress,
-        output_dir=None if output_dir is None else os.fspath(output_dir),
+        output_dir=_output_dir(output_dir, progress),
     )
+    return (model, report) if return_report else model
 
 

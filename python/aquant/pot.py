@@ -2,6 +2,7 @@
 
     from aquant.pot import (DataLoader, IEEngine, Metric, compress_model_weights, create_pipeline,
                             load_model, save_model)
+    from aquant.pot import init_logger  # openvino.tools.pot.utils.logger's
 
 ``DataLoader`` and ``Metric`` are the base classes POT scripts subclass; ``load_model``, ``IEEngine``,
 ``create_pipeline``, ``compress_model_weights`` and ``save_model`` take POT's config dicts. Algorithms are POT's
@@ -20,11 +21,12 @@ engine's ``device``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -32,6 +34,20 @@ from . import _aquant
 from ._api import _find_engines
 from ._data import Source
 from ._report import Report
+
+
+#: Whether runs and evaluations print their progress lines on stderr (:func:`init_logger`).
+_progress = True
+
+
+def init_logger(level: Union[str, int] = "INFO") -> None:
+    """POT's ``init_logger`` (``openvino.tools.pot.utils.logger``): at ``INFO`` or more verbose, ``pipeline.run``
+    and ``pipeline.evaluate`` print their progress lines on stderr (the default); above it they are quiet."""
+    global _progress
+    number = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if not isinstance(number, int):
+        raise ValueError(f"init_logger: unknown level {level!r} (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+    _progress = number <= logging.INFO
 
 
 class DataLoader(ABC):
@@ -80,19 +96,27 @@ class Metric(ABC):
         return {}
 
 
+def _parts(item: Any) -> tuple[Any, Any]:
+    """``(data, annotation)`` of a loader item, read as POT's engine reads it (``IEEngine._process_batch``):
+    ``(data, annotation[, metadata])``, or POT's older ``((img_id, annotation), data[, metadata])`` — an item
+    whose first element is a tuple —, as its older samples return."""
+    if not isinstance(item, (tuple, list)):
+        return item, None
+    if isinstance(item[0], tuple) and len(item) > 1:
+        return item[1], item[0][1] if len(item[0]) > 1 else None
+    return item[0], item[1] if len(item) > 1 else None
+
+
 def _loader_source(loader: Any) -> Source:
-    """A POT data loader as a source: data batched (leading axis added), annotation second."""
+    """A POT data loader as a source: data batched (leading axis added), and its annotation."""
 
     def data(item: Any) -> Any:
-        sample = item[0] if isinstance(item, (tuple, list)) else item
+        sample = _parts(item)[0]
         if isinstance(sample, dict):
             return {name: np.expand_dims(np.asarray(x), 0) for name, x in sample.items()}
         return np.expand_dims(np.asarray(sample), 0)
 
-    def annotation(item: Any) -> Any:
-        return item[1] if isinstance(item, (tuple, list)) and len(item) > 1 else None
-
-    return Source(loader, data, annotation)
+    return Source(loader, data, lambda item: _parts(item)[1])
 
 
 def _metric_spec(metric: Any, bounds: Optional[tuple] = None) -> tuple:
@@ -136,7 +160,7 @@ def load_model(model_config: dict) -> _Model:
     path = os.fspath(model_config["model"])
     if not Path(path).is_file():
         raise ValueError(f"model_config.model: '{path}' is not a file")
-    weights = model_config.get("weights")
+    weights = model_config.get("weights") or None  # POT reads an empty string as no weights file
     if Path(path).suffix.lower() == ".xml":
         weights = os.fspath(weights) if weights else str(Path(path).with_suffix(".bin"))
         if not Path(weights).is_file():
@@ -150,9 +174,12 @@ class IEEngine:
     """POT's ``IEEngine(config, data_loader, metric)``. ``config``: ``{"device": "CPU"}`` (another device needs
     ``"backend": "openvino"``), plus aquant's ``"backend"`` ("tract", "ort" or "openvino"), ``"batch_size"`` and
     ``"metric_bounds"`` (the range of one per-sample value, e.g. ``[0, 1]``: the ranking then stops a candidate
-    early, as for built-in metrics; a value outside it is an error)."""
+    early, as for built-in metrics; a value outside it is an error). POT's ``stat_requests_number`` and
+    ``eval_requests_number`` (parallel inference requests) set the worker threads of ``pipeline.run`` (the larger
+    of the two; results do not depend on it)."""
 
-    KEYS = ("device", "backend", "batch_size", "type", "metric_bounds")
+    KEYS = ("device", "backend", "batch_size", "type", "metric_bounds", "stat_requests_number",
+            "eval_requests_number")
 
     def __init__(self, config: dict, data_loader: Any = None, metric: Any = None):
         unknown = set(config) - set(self.KEYS)
@@ -170,7 +197,12 @@ class IEEngine:
             "backend": self.config.get("backend", "tract"),
             "batch_size": int(self.config.get("batch_size", 1)),
             "device": self.config.get("device", "CPU"),
+            "progress": _progress,
         }
+
+    def _workers(self) -> Optional[int]:
+        requests = [int(self.config[key]) for key in ("stat_requests_number", "eval_requests_number") if key in self.config]
+        return max(requests) if requests else None
 
     def _metric(self) -> tuple:
         return _metric_spec(self.metric, self.config.get("metric_bounds"))
@@ -222,6 +254,7 @@ class Pipeline:
             compress_weights=True,
             weights=model.weights,
             output_format="ir" if model.is_ir else "onnx",
+            workers=engine._workers(),
             **engine._options(),
         )
         compressed = CompressedModel(fp32, int8, Report.from_json(report_text), model)

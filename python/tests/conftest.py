@@ -15,6 +15,18 @@ MNIST = ROOT / "assets" / "mnist_cnn"
 IMAGENET = ROOT / "assets" / "imagenet"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fresh_output_dirs_in_pytest_tmp(tmp_path_factory):
+    """A run without ``output_dir`` writes to a fresh temporary directory (NNCF's contract: the model is
+    returned, the report saved): keep those under pytest's own temporary tree, which pytest prunes."""
+    import tempfile
+
+    before = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("runs"))
+    yield
+    tempfile.tempdir = before
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """(model path, calibration x, validation x, validation labels)."""
@@ -24,6 +36,33 @@ def mnist():
         np.load(MNIST / "val_x.npy"),
         np.load(MNIST / "val_y.npy"),
     )
+
+
+class Digits:
+    """A custom dataset: numpy images and labels, indexable, items ``(image, label)``."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.y[i])
+
+
+def transform(item):
+    """An NNCF ``transform_func`` for :class:`Digits` items: the image, batched."""
+    image, _ = item
+    return image[None]
+
+
+def nncf_datasets(mnist):
+    """(calibration, validation) as NNCF scripts build them: ``aquant.Dataset`` over the digits."""
+    import aquant
+
+    _, calib_x, x, y = mnist
+    return aquant.Dataset(calib_x, lambda image: image[None]), aquant.Dataset(Digits(x, y), transform)
 
 
 def cli_binary() -> Path:

@@ -8,34 +8,12 @@ import onnx
 import pytest
 
 import aquant
-from conftest import MNIST, assert_deployed_drop
+from conftest import Digits, assert_deployed_drop, transform
+from conftest import nncf_datasets as datasets
 
 MAX_DROP = 0.002
 # Three-level weights: the bundled MNIST CNN then loses accuracy and accuracy control reverts ops.
 ADVANCED = aquant.AdvancedQuantizationParameters(overflow_fix=aquant.OverflowFix.DISABLE)
-
-
-class Digits:
-    """A custom dataset: numpy images and labels, indexable, items ``(image, label)``."""
-
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-
-    def __len__(self):
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return self.x[i], int(self.y[i])
-
-
-def transform(item):
-    image, _ = item
-    return image[None]  # batched, as NNCF transform_funcs return
-
-
-def datasets(mnist):
-    _, calib_x, x, y = mnist
-    return aquant.Dataset(calib_x, lambda image: image[None]), aquant.Dataset(Digits(x, y), transform)
 
 
 def run(mnist, tmp_path=None, model=None, advanced=ADVANCED, **kwargs):
@@ -43,7 +21,7 @@ def run(mnist, tmp_path=None, model=None, advanced=ADVANCED, **kwargs):
     return aquant.quantize_with_accuracy_control(
         model if model is not None else str(mnist[0]), calibration, validation, max_drop=MAX_DROP,
         advanced_quantization_parameters=advanced, progress=False,
-        output_dir=None if tmp_path is None else tmp_path, **kwargs,
+        output_dir=None if tmp_path is None else tmp_path, return_report=True, **kwargs,
     )
 
 
@@ -159,7 +137,8 @@ def test_custom_dataset_with_transform_and_nncf_duck_typing(mnist):
     calibration = NncfLikeDataset(generator, lambda image: {"input": image[None]})
     validation = NncfLikeDataset(Digits(x, y), transform)
     model, report = aquant.quantize_with_accuracy_control(
-        str(mnist[0]), calibration, validation, validation_with_values, max_drop=MAX_DROP, progress=False
+        str(mnist[0]), calibration, validation, validation_with_values, max_drop=MAX_DROP, progress=False,
+        return_report=True,
     )
     assert report.target_met
     assert_deployed_drop(model, x, y, mnist[0], MAX_DROP)
@@ -179,7 +158,8 @@ def test_model_outlives_validation_fn_is_an_error(mnist):
 
 def test_quantize_default(mnist, tmp_path):
     calibration, _ = datasets(mnist)
-    model, report = aquant.quantize(str(mnist[0]), calibration, subset_size=100, output_dir=tmp_path, progress=False)
+    model, report = aquant.quantize(str(mnist[0]), calibration, subset_size=100, output_dir=tmp_path, progress=False,
+                                    return_report=True)
     assert report.algorithm == "DefaultQuantization" and report.quantized_ops > 0
     assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], 0.01)
 
@@ -198,7 +178,7 @@ def test_openvino_model_in_openvino_model_out(mnist, tmp_path, monkeypatch):
     calibration, validation = datasets(mnist)
     model, report = aquant.quantize_with_accuracy_control(
         ov.convert_model(str(mnist[0])), calibration, validation, validation_ov, max_drop=MAX_DROP,
-        advanced_quantization_parameters=ADVANCED, progress=False, output_dir=tmp_path,
+        advanced_quantization_parameters=ADVANCED, progress=False, output_dir=tmp_path, return_report=True,
     )
     assert isinstance(model, ov.Model)
     assert report.reverted_ops > 0 and report.target_met

@@ -225,3 +225,49 @@ def test_both_weight_forms_keep_the_precisions(algorithm):
     report, fp32_weights, int8_weights = both_forms(algorithm)
     assert report.ops_by_precision["int16"] > 0, "the case must put ops at 16 bits"
     assert quantizer_types(fp32_weights) == quantizer_types(int8_weights)
+
+
+def test_issue_26_empty_weights_for_an_onnx_model_is_no_weights():
+    # POT reads "weights": "" as absent (its samples write it for ONNX models); it once stopped the run with
+    # "weights '' given for '…mnist_cnn.onnx', which is not an OpenVINO IR".
+    model = load_model({"model_name": "mnist_cnn", "model": str(MNIST / "mnist_cnn.onnx"), "weights": ""})
+    engine = IEEngine(config={"device": "CPU"}, data_loader=ArrayLoader({"x": "calib_x.npy", "y": "calib_y.npy"}))
+    compressed = create_pipeline([{"name": "DefaultQuantization", "params": {"stat_subset_size": 50}}], engine).run(model)
+    assert compressed.report.quantized_ops > 0
+
+
+class OlderItems(ArrayLoader):
+    """POT's older item form, as its classification sample returns it: ``((index, annotation), data)``."""
+
+    def __getitem__(self, index):
+        return (index, int(self._y[index])), self._x[index]
+
+
+def test_older_item_form_requests_numbers_and_init_logger(monkeypatch):
+    # POT's classification sample: items ((index, label), image), an engine config with POT's infer-request
+    # counts (worker threads of the run), init_logger choosing whether progress lines are printed (the progress
+    # lines themselves only appear for tasks longer than a few seconds, so what the run is asked is checked).
+    import aquant.pot as pot
+
+    asked = []
+    real = pot._aquant.run
+    monkeypatch.setattr(pot._aquant, "run", lambda *args, **kwargs: asked.append(kwargs) or real(*args, **kwargs))
+    model = load_model({"model_name": "mnist_cnn", "model": str(MNIST / "mnist_cnn.onnx")})
+    algorithm = [{"name": "AccuracyAwareQuantization", "params": PARAMS}]
+    reports = []
+    try:
+        for loader, config, level in [
+            (ArrayLoader({"x": "val_x.npy", "y": "val_y.npy"}), {"device": "CPU"}, "WARNING"),
+            (OlderItems({"x": "val_x.npy", "y": "val_y.npy"}),
+             {"device": "CPU", "stat_requests_number": 4, "eval_requests_number": 2}, "INFO"),
+        ]:
+            pot.init_logger(level=level)
+            reports.append(create_pipeline(algorithm, IEEngine(config, loader, Accuracy())).run(model).report)
+    finally:
+        pot.init_logger(level="INFO")
+    quiet, loud = reports
+    assert loud.reverted_ops > 0 and loud.reverted == quiet.reverted
+    assert loud.metrics[0].final == quiet.metrics[0].final
+    assert [(a["progress"], a["workers"]) for a in asked] == [(False, None), (True, 4)]
+    with pytest.raises(ValueError, match="unknown level 'LOUD'"):
+        pot.init_logger(level="LOUD")

@@ -81,11 +81,21 @@ impl InputBinding {
                         "the data gives inputs {given:?} but the model's inputs are {expected:?}"
                     ))
                     })?;
-                let tensor = inputs.swap_remove(pos).1;
+                let tensor = widened(port, inputs.swap_remove(pos).1);
                 check_port(port, &tensor, index)?;
                 Ok(tensor)
             })
             .collect()
+    }
+}
+
+/// Integer data for a float input, as float: OpenVINO converts an array to its port's element type, and POT's
+/// engine relies on it (its samples feed `uint8` images to float models). The other way (float data for an
+/// integer input) would truncate, so it stays an error.
+fn widened(port: &Port, tensor: Tensor) -> Tensor {
+    match (port.elem_type, tensor) {
+        (1, Tensor::I64(a)) => Tensor::F32(a.mapv(|v| v as f32)),
+        (_, tensor) => tensor,
     }
 }
 
@@ -222,4 +232,39 @@ fn run_one_batch(
         })
         .collect::<Result<_>>()?;
     Ok((outputs, annotations))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::ArrayD;
+
+    fn binding(elem_type: i32) -> InputBinding {
+        let port = Port {
+            name: "x".into(),
+            elem_type,
+            shape: None,
+        };
+        InputBinding::from_ports(vec![port]).unwrap()
+    }
+
+    fn sample(tensor: Tensor) -> Sample {
+        Sample {
+            inputs: vec![("x".into(), tensor)],
+            annotation: Annotation::None,
+            metadata: Default::default(),
+        }
+    }
+
+    #[test]
+    fn integer_data_for_a_float_input_is_widened_and_float_for_an_integer_one_refused() {
+        let bytes = ArrayD::from_shape_vec(vec![1, 2], vec![3i64, 255]).unwrap();
+        let bound = binding(1).bind(sample(Tensor::I64(bytes)), 0).unwrap();
+        assert!(matches!(&bound[0], Tensor::F32(a) if a.iter().copied().eq([3.0, 255.0])));
+        let floats = ArrayD::from_shape_vec(vec![1, 1], vec![0.5f32]).unwrap();
+        let refused = binding(7).bind(sample(Tensor::F32(floats)), 4).unwrap_err();
+        assert!(refused
+            .to_string()
+            .contains("sample 4, input 'x': the model expects ONNX element type 7"));
+    }
 }

@@ -1,4 +1,6 @@
-//! The model a `validation_fn` receives: callable on numpy inputs, valid only during that call.
+//! The model a `validation_fn` receives: callable on numpy inputs, valid only during that call. The Python
+//! package wraps it in NNCF's face for the model's kind (`aquant._lent`: a lazily parsed `onnx.ModelProto`, an
+//! OpenVINO `CompiledModel`); this side gives what both need: calls, names, and the ONNX bytes.
 //!
 //! The library lends a dataset-level metric the evaluated model as a borrow ([`RunnableModel`]) that lasts
 //! for one `set_value` call. Python objects live as long as Python likes, so the [`Model`] handed to Python
@@ -42,6 +44,7 @@ pub struct Model {
     requests: Arc<Mutex<Option<Sender<ModelRequest>>>>,
     replay: Arc<Replay>,
     names: Vec<String>,
+    outputs: Vec<String>,
 }
 
 #[pymethods]
@@ -70,16 +73,17 @@ impl Model {
         }
     }
 
-    /// OpenVINO `CompiledModel.output(index)`'s stand-in: the key of output `index` in the list a call returns,
-    /// so a `validation_fn` written for NNCF's OpenVINO backend (`compiled(x)[compiled.output(0)]`) runs as is.
-    fn output(&self, index: usize) -> usize {
-        index
-    }
-
     /// The model's names of its inputs, in order.
     #[getter]
     fn input_names(&self) -> Vec<String> {
         self.names.clone()
+    }
+
+    /// The model's names of its outputs, in the order a call returns them (the keys of OpenVINO's results, which
+    /// the Python package's `CompiledModel` face builds on).
+    #[getter]
+    fn output_names(&self) -> Vec<String> {
+        self.outputs.clone()
     }
 
     /// The model as ONNX bytes (so `onnxruntime.InferenceSession(model.SerializeToString())` works, as with
@@ -122,10 +126,17 @@ pub fn serve<T: Send>(
 ) -> std::thread::Result<T> {
     let (sender, requests) = channel();
     let slot = Arc::new(Mutex::new(Some(sender)));
+    let outputs = model.proto().graph.as_ref().map_or_else(Vec::new, |g| {
+        g.output
+            .iter()
+            .map(|o| o.name.clone().unwrap_or_default())
+            .collect()
+    });
     let lent = Model {
         requests: slot.clone(),
         replay: Arc::new(replay),
         names,
+        outputs,
     };
     std::thread::scope(|scope| {
         let caller = scope.spawn(move || call(lent));

@@ -223,6 +223,10 @@ fn check_search(out: &Path, svgs: &[String]) {
         .find(|s| s.contains("Drop after each revert step"))
         .expect("a step chart");
     let step_texts = svg_texts(step_chart);
+    assert!(
+        step_texts.contains(&"final drop's 95% confidence interval".to_string()),
+        "the final drop's interval in the step chart's legend: {step_texts:?}"
+    );
     for (row, step) in rows.iter().zip(steps) {
         assert_eq!(
             row.attribute("data-step"),

@@ -356,6 +356,7 @@ impl StepChart<'_> {
             self.draw_kept_steps(&mut chart)?;
             self.draw_rolled_back_steps(&mut chart)?;
             self.draw_groups(&mut chart, hi - lo)?;
+            self.draw_final_interval(&mut chart)?;
             draw_legend(&mut chart)?;
             root.present().map_err(drawing)?;
         }
@@ -382,7 +383,11 @@ impl StepChart<'_> {
             .steps
             .iter()
             .map(|s| self.allowed_at(s.metric_name.as_deref()));
-        let all = drops.chain(limits).chain([self.start.allowed_drop]);
+        let interval = self.start.drop_ci.map(|ci| [ci.low, ci.high]);
+        let all = drops
+            .chain(limits)
+            .chain([self.start.allowed_drop])
+            .chain(interval.into_iter().flatten());
         let (min, max) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
@@ -433,6 +438,31 @@ impl StepChart<'_> {
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], palette::ALERT.stroke_width(2))
             });
+        Ok(())
+    }
+
+    /// The final model's drop with its confidence interval, as an error bar right of the last step: how far
+    /// the population's drop may be from the one drawn.
+    fn draw_final_interval(&self, chart: &mut StepPlot) -> Result<()> {
+        let Some(ci) = self.start.drop_ci else {
+            return Ok(());
+        };
+        let x = self.view.steps.len() as f64 + 0.3;
+        let cap = 0.08;
+        let style = palette::INT8.stroke_width(2);
+        let bar = [
+            vec![(x, ci.low), (x, ci.high)],
+            vec![(x - cap, ci.low), (x + cap, ci.low)],
+            vec![(x - cap, ci.high), (x + cap, ci.high)],
+        ];
+        chart
+            .draw_series(bar.into_iter().map(|p| PathElement::new(p, style)))
+            .map_err(drawing)?
+            .label(format!(
+                "final drop's {}% confidence interval",
+                crate::metric::confidence::percent(ci.level)
+            ))
+            .legend(move |(x, y)| PathElement::new(vec![(x + 9, y - 6), (x + 9, y + 6)], style));
         Ok(())
     }
 

@@ -183,6 +183,7 @@ def quantize_with_accuracy_control(
     compress_weights: bool = True,
     progress: bool = True,
     output_dir: Optional[Union[str, os.PathLike]] = None,
+    external_data: str = "auto",
     resume: bool = False,
 ):
     """NNCF's ``quantize_with_accuracy_control``, run by aquant. Returns ``(quantized_model, report)``: the model
@@ -207,7 +208,9 @@ def quantize_with_accuracy_control(
     ``advanced_quantization_parameters``), ``deployed_check`` (judge the saved model on ONNX Runtime),
     ``batch_size``, ``deployed_batch`` (the batch the deployed check runs at, the serving batch: on AMX CPUs
     int8 results can depend on it), ``compress_weights``, ``progress`` (lines on stderr), ``output_dir`` (model.onnx, report.json,
-    intermediate/, and the journal that ``resume=True`` continues an interrupted run from).
+    intermediate/, and the journal that ``resume=True`` continues an interrupted run from), ``external_data``
+    (``"auto"``, ``"always"`` or ``"never"``: whether ``output_dir`` gets the weights in ``model.onnx.data``, as
+    ``--external-data``; auto when the input had external data or the model would pass 2 GiB).
     """
     if (validation_fn is None) == (metric is None):
         raise ValueError("give exactly one of validation_fn (NNCF) and metric (a per-sample callable or name)")
@@ -259,6 +262,7 @@ def quantize_with_accuracy_control(
         compress_weights=compress_weights,
         progress=progress,
         output_dir=None if output_dir is None else os.fspath(output_dir),
+        external_data=external_data,
         intermediate_dir=None if intermediate is None else os.fspath(intermediate),
         resume=resume,
         workers=restorer["num_ranking_workers"],
@@ -283,9 +287,11 @@ def quantize(
     compress_weights: bool = True,
     progress: bool = True,
     output_dir: Optional[Union[str, os.PathLike]] = None,
+    external_data: str = "auto",
 ):
     """NNCF's ``quantize`` (post-training INT8, no accuracy control), run by aquant: ``(quantized_model,
-    report)`` as :func:`quantize_with_accuracy_control` returns them. ``mode`` (NNCF's FP8 modes) must be None."""
+    report)`` as :func:`quantize_with_accuracy_control` returns them (``external_data`` as there). ``mode``
+    (NNCF's FP8 modes) must be None."""
     if mode is not None:
         raise ValueError(f"mode={mode!r} is not supported by aquant (INT8 only: leave mode=None)")
     base, device = _base_params(
@@ -306,6 +312,7 @@ def quantize(
         compress_weights=compress_weights,
         progress=progress,
         output_dir=None if output_dir is None else os.fspath(output_dir),
+        external_data=external_data,
     )
 
 

@@ -80,6 +80,12 @@ pub fn encode_model(model: &ModelProto) -> Vec<u8> {
     model.encode_to_vec()
 }
 
+/// The size of a model's encoding, without encoding it (more than [`crate::PROTOBUF_LIMIT`]: it cannot be
+/// saved inline).
+pub fn encoded_len(model: &ModelProto) -> usize {
+    model.encoded_len()
+}
+
 /// Encodes and writes a model atomically (temp file, fsync, rename, directory fsync).
 pub fn save_model(model: &ModelProto, path: &Path) -> Result<(), OnnxError> {
     write_atomic(path, &encode_model(model)).map_err(|source| OnnxError::Io {

@@ -29,8 +29,8 @@ pub use error::OnnxError;
 pub use external::{external_data_path, save_model_external, INLINE_BELOW, PROTOBUF_LIMIT};
 pub use fs::{write_atomic, write_atomic_with};
 pub use io::{
-    decode_model, default_opset, encode_model, load, load_model, save_model, LoadedModel,
-    SUPPORTED_OPSETS,
+    decode_model, default_opset, encode_model, encoded_len, load, load_model, save_model,
+    LoadedModel, SUPPORTED_OPSETS,
 };
 pub use proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,

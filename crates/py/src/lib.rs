@@ -18,7 +18,8 @@ mod progress;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use aquant::output::OutputFormat;
+use aquant::graph::Sources;
+use aquant::output::{ExternalData, OutputFormat};
 use aquant::{Backend, Direction, Graph};
 use aquant_engines::EngineName;
 use pyo3::exceptions::PyValueError;
@@ -30,13 +31,13 @@ use errors::Causes;
 use job::{OpenedJob, Settings};
 
 /// The model: read from `path` (external data resolved there; an OpenVINO IR `.xml` with its `weights`, by
-/// default the `.bin` beside it) or decoded from `bytes`, checked and indexed.
+/// default the `.bin` beside it) or decoded from `bytes`, checked and indexed; with the files it was read from.
 fn load_model(
     py: Python<'_>,
     model: &Bound<'_, PyAny>,
     weights: Option<&Path>,
     causes: &Causes,
-) -> PyResult<(Graph, Option<PathBuf>)> {
+) -> PyResult<(Graph, Option<Sources>)> {
     let to_py = |e| errors::to_py(py, e, causes);
     if let Ok(bytes) = model.cast::<PyBytes>() {
         if weights.is_some() {
@@ -49,8 +50,8 @@ fn load_model(
         return Ok((Graph::new(proto).map_err(to_py)?, None));
     }
     let path: PathBuf = model.extract()?;
-    let graph = Graph::load_with_weights(&path, weights).map_err(to_py)?;
-    Ok((graph, Some(path)))
+    let (graph, sources) = Graph::open(&path, weights).map_err(to_py)?;
+    Ok((graph, Some(sources)))
 }
 
 /// The engine called `name` on `device` (POT's `engine.device`; only OpenVINO has devices besides the CPU).
@@ -251,7 +252,7 @@ fn open_metric(
 #[pyo3(signature = (model, algorithm, calibration, validation, metric, *, target_device=None, backend="tract",
     deployed_check=true, batch_size=1, deployed_batch=1, compress_weights=true, progress=true, output_dir=None,
     intermediate_dir=None, resume=false, workers=None, both_forms=false, weights=None, device=None,
-    output_format="onnx"))]
+    output_format="onnx", external_data="auto"))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -275,10 +276,14 @@ fn run(
     weights: Option<PathBuf>,
     device: Option<&str>,
     output_format: &str,
+    external_data: &str,
 ) -> PyResult<RunResult> {
     let causes = Causes::default();
     let format = self::output_format(output_format)?;
-    let (graph, model_path) = load_model(py, model, weights.as_deref(), &causes)?;
+    let external_data = ExternalData::parse(external_data)
+        .and_then(|chosen| chosen.check(format).map(|()| chosen))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let (graph, sources) = load_model(py, model, weights.as_deref(), &causes)?;
     // Every op must have a form in the output format: known now, not after the search.
     format
         .check(graph.model())
@@ -302,7 +307,8 @@ fn run(
         .flatten();
     let job = OpenedJob {
         model: graph.into_model(),
-        model_path,
+        external_data: external_data.for_input(sources.as_ref()),
+        sources,
         algorithm,
         calibration: calibration_set,
         other_validation,

@@ -349,6 +349,31 @@ mod tests {
         }
     }
 
+    /// Past protobuf's 2 GiB the model can only have been saved with external data; such an input loads, and
+    /// cheaply: the data file is sparse and mapped, so only the pages read are ever in memory.
+    #[test]
+    fn an_input_with_more_than_2_gib_of_external_data_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("model.onnx.data");
+        let length = PROTOBUF_LIMIT + 4096;
+        let mut file = File::create(&data).unwrap();
+        file.set_len(length as u64).unwrap();
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).unwrap();
+        file.write_all(&f32_bytes(&[1.5, -2.5])).unwrap();
+        let model = model_of(vec![
+            external("huge", length / 4, "model.onnx.data", 0, Some(length)),
+            external("tail", 2, "model.onnx.data", length as u64, Some(8)),
+        ]);
+        let path = dir.path().join("model.onnx");
+        std::fs::write(&path, model.encode_to_vec()).unwrap();
+        let loaded = load_model(&path).unwrap();
+        let [huge, tail] = initializers(&loaded) else {
+            panic!("two initializers")
+        };
+        assert_eq!(huge.raw_data.as_ref().unwrap().len(), length);
+        assert_eq!(tensor::to_f32(tail).unwrap(), [1.5, -2.5]);
+    }
+
     #[test]
     fn no_length_reads_to_the_end_of_the_file() {
         let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 sizes="${1:-small mid}"
 work="${AQUANT_MEMORY_DIR:-/tmp/aquant-memory}"
 cargo build --release --quiet -p aquant-cli
-aquant="$(pwd)/${CARGO_TARGET_DIR:-target}/release/aquant"
+aquant="$(realpath "${CARGO_TARGET_DIR:-target}")/release/aquant"
 mkdir -p "$work"
 
 layers() {

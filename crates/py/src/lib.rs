@@ -76,6 +76,14 @@ fn output_format(name: &str) -> PyResult<OutputFormat> {
     }
 }
 
+/// Whether the saved model keeps its weights in external data: `"auto"`, `"always"` or `"never"`, checked
+/// against the output format.
+fn external_data(name: &str, format: OutputFormat) -> PyResult<ExternalData> {
+    ExternalData::parse(name)
+        .and_then(|chosen| chosen.check(format).map(|()| chosen))
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 fn direction(name: &str) -> PyResult<Direction> {
     match name {
         "higher-better" => Ok(Direction::HigherBetter),
@@ -280,9 +288,7 @@ fn run(
 ) -> PyResult<RunResult> {
     let causes = Causes::default();
     let format = self::output_format(output_format)?;
-    let external_data = ExternalData::parse(external_data)
-        .and_then(|chosen| chosen.check(format).map(|()| chosen))
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let external_data = self::external_data(external_data, format)?;
     let (graph, sources) = load_model(py, model, weights.as_deref(), &causes)?;
     // Every op must have a form in the output format: known now, not after the search.
     format
@@ -301,10 +307,6 @@ fn run(
         &causes,
     )?;
     let metric = open_metric(metric.as_ref(), validation, &names, &fingerprints, &causes)?;
-    let has_validation = validation.is_some();
-    let deployed = deployed_check
-        .then(|| deployed_engine(format, device))
-        .flatten();
     let job = OpenedJob {
         model: graph.into_model(),
         external_data: external_data.for_input(sources.as_ref()),
@@ -312,10 +314,10 @@ fn run(
         algorithm,
         calibration: calibration_set,
         other_validation,
-        has_validation,
+        has_validation: validation.is_some(),
         metric,
         backend: self::backend(backend, device)?,
-        deployed,
+        deployed: deployed_engine(deployed_check, format, device),
         settings: Settings {
             format,
             batch_size: batch_size.max(1),
@@ -341,8 +343,15 @@ fn run(
 }
 
 /// The engine the saved model is checked on, as the command line's (`aquant_engines::deployed_engine`): judged
-/// there with a validation set, timed there in any case. A missing engine is a warning.
-fn deployed_engine(format: OutputFormat, device: Option<&str>) -> Option<Box<dyn Backend>> {
+/// there with a validation set, timed there in any case; none unless `check`. A missing engine is a warning.
+fn deployed_engine(
+    check: bool,
+    format: OutputFormat,
+    device: Option<&str>,
+) -> Option<Box<dyn Backend>> {
+    if !check {
+        return None;
+    }
     match aquant_engines::deployed_engine(format, device) {
         Ok(engine) => Some(engine),
         Err(missing) => {

@@ -95,6 +95,29 @@ def onnx_seeds():
         "matmul_add.onnx": matmul_add,
         "residual.onnx": residual,
         "external_weights.onnx": external_weights,
+        **external_data_seeds(),
+    }
+
+
+def external_data_seeds():
+    """External data gone wrong (issue 27): a range past the end of weights.bin, two tensors on overlapping
+    bytes (legal: each is a slice of the same mapping), and a file that is not there."""
+    def matmul(*initializers):
+        return model(
+            [helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul")]
+            + [helper.make_node("MatMul", ["x", "w2"], ["y2"], name="matmul2")] * (len(initializers) - 1),
+            [value("x", "N", 4)],
+            [value("y", "N", 3)] + [value("y2", "N", 3)] * (len(initializers) - 1),
+            list(initializers),
+            check=False,
+        )
+
+    return {
+        "external_past_end.onnx": matmul(external("w", [4, 3], "weights.bin", 40, 48)),
+        "external_overlapping.onnx": matmul(
+            external("w", [4, 3], "weights.bin", 0, 48), external("w2", [4, 3], "weights.bin", 16, 48)
+        ),
+        "external_missing_file.onnx": matmul(external("w", [4, 3], "missing.bin", 0, 48)),
     }
 
 

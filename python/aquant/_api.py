@@ -210,6 +210,7 @@ def quantize_with_accuracy_control(
     compress_weights: bool = True,
     progress: bool = True,
     output_dir: Optional[Union[str, os.PathLike]] = None,
+    external_data: str = "auto",
     resume: bool = False,
     return_report: bool = False,
 ):
@@ -242,7 +243,9 @@ def quantize_with_accuracy_control(
     ``advanced_quantization_parameters``), ``deployed_check`` (judge the saved model on ONNX Runtime),
     ``batch_size``, ``deployed_batch`` (the batch the deployed check runs at, the serving batch: on AMX CPUs
     int8 results can depend on it), ``compress_weights``, ``progress`` (lines on stderr), ``output_dir`` (model.onnx, report.json,
-    intermediate/, and the journal that ``resume=True`` continues an interrupted run from), ``return_report``.
+    intermediate/, and the journal that ``resume=True`` continues an interrupted run from), ``external_data``
+    (``"auto"``, ``"always"`` or ``"never"``: whether ``output_dir`` gets the weights in ``model.onnx.data``, as
+    ``--external-data``; auto when the input had external data or the model would pass 2 GiB), ``return_report``.
     """
     if resume and output_dir is None:
         raise ValueError("resume=True continues the run in output_dir: give output_dir")
@@ -298,6 +301,7 @@ def quantize_with_accuracy_control(
         compress_weights=compress_weights,
         progress=progress,
         output_dir=_output_dir(output_dir, progress),
+        external_data=external_data,
         intermediate_dir=None if intermediate is None else os.fspath(intermediate),
         resume=resume,
         workers=restorer["num_ranking_workers"],
@@ -324,10 +328,12 @@ def quantize(
     progress: bool = True,
     output_dir: Optional[Union[str, os.PathLike]] = None,
     return_report: bool = False,
+    external_data: str = "auto",
 ):
     """NNCF's ``quantize`` (post-training INT8, no accuracy control), run by aquant: the quantized model as
     :func:`quantize_with_accuracy_control` returns it (the report in the output directory, :func:`last_report`, and
-    with ``return_report=True`` beside the model). ``mode`` (NNCF's FP8 modes) must be None."""
+    with ``return_report=True`` beside the model; ``external_data`` as there). ``mode`` (NNCF's FP8 modes) must be
+    None."""
     if mode is not None:
         raise ValueError(f"mode={mode!r} is not supported by aquant (INT8 only: leave mode=None)")
     base, device = _base_params(
@@ -348,6 +354,7 @@ def quantize(
         compress_weights=compress_weights,
         progress=progress,
         output_dir=_output_dir(output_dir, progress),
+        external_data=external_data,
     )
     return (model, report) if return_report else model
 

@@ -164,6 +164,20 @@ def test_quantize_default(mnist, tmp_path):
     assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], 0.01)
 
 
+def test_external_data_keyword_saves_weights_beside_the_model(mnist, tmp_path):
+    # external_data="always" (the command line's --external-data): model.onnx + model.onnx.data, which ONNX
+    # Runtime loads from the path with the drop kept; an unknown value is refused before any work.
+    calibration, _ = datasets(mnist)
+    model, _ = aquant.quantize(str(mnist[0]), calibration, subset_size=100, output_dir=tmp_path, progress=False,
+                               external_data="always")
+    assert model == str(tmp_path / "model.onnx") and (tmp_path / "model.onnx.data").stat().st_size > 0
+    assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], 0.01)
+    with pytest.raises(ValueError, match="'auto', 'always' or 'never'"):
+        aquant.quantize(str(mnist[0]), calibration, output_dir=tmp_path / "other", progress=False,
+                        external_data="sometimes")
+    assert not (tmp_path / "other").exists()
+
+
 def test_openvino_model_in_openvino_model_out(mnist, tmp_path, monkeypatch):
     # NNCF's OpenVINO flow: an ov.Model in, a validation_fn written for a CompiledModel (compiled(x)[output(0)]),
     # an ov.Model out — the IR aquant saved — which OpenVINO compiles and runs with the reported metric.

@@ -14,6 +14,7 @@ macro_rules! say {
 mod eval;
 mod inspect;
 mod interrupt;
+mod memory;
 mod output;
 mod progress;
 mod quantize;
@@ -45,6 +46,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    memory::return_large_frees_to_the_os();
     let argv: Vec<String> = std::env::args().collect();
     let (cli, resumed) = match quantize::resume_request(&argv[1..]) {
         Some(Ok(original)) => {

@@ -1,5 +1,5 @@
-//! A run's output directory: `model.onnx` (or `model.xml` + `model.bin`), `report.json`, `report.html`, `intermediate/` and the resume journal
-//! in `state/`,
+//! A run's output directory: `model.onnx` (with `model.onnx.data` when saved with external data, or
+//! `model.xml` + `model.bin`), `report.json`, `report.html`, `intermediate/` and the resume journal in `state/`,
 //! for every front end (the command line and the Python package write the same layout).
 //!
 //! Nothing is created until every input has been read and checked, so a run refused for bad input leaves no
@@ -9,10 +9,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::graph::Sources;
 use crate::quantize::Deploy;
 
 /// The quantized model.
 const MODEL: &str = "model.onnx";
+/// Its external data (ONNX's layout: the model's file name + `.data`).
+const MODEL_DATA: &str = "model.onnx.data";
 /// The quantized model as an OpenVINO IR: graph and weights.
 const MODEL_XML: &str = "model.xml";
 const MODEL_BIN: &str = "model.bin";
@@ -64,30 +67,80 @@ impl OutputFormat {
     }
 }
 
+/// Whether the saved ONNX model keeps its weights in an external data file (`model.onnx.data`) or inline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ExternalData {
+    /// External when the input model had external data, or when the model would not fit in one protobuf
+    /// (2 GiB).
+    #[default]
+    Auto,
+    /// Always external.
+    Always,
+    /// Always inline; a model past 2 GiB then cannot be saved (an error).
+    Never,
+}
+
+impl ExternalData {
+    /// The name as the flag and the Python keyword spell it.
+    pub fn parse(name: &str) -> Result<ExternalData> {
+        match name {
+            "auto" => Ok(ExternalData::Auto),
+            "always" => Ok(ExternalData::Always),
+            "never" => Ok(ExternalData::Never),
+            other => Err(Error::Config(format!(
+                "external data must be 'auto', 'always' or 'never', not {other:?}"
+            ))),
+        }
+    }
+
+    /// The choice for a model read from `sources`: `Auto` keeps external data that the input had.
+    pub fn for_input(self, sources: Option<&Sources>) -> ExternalData {
+        match self {
+            ExternalData::Auto if sources.is_some_and(|s| s.external_data) => ExternalData::Always,
+            chosen => chosen,
+        }
+    }
+
+    /// Refuses, before any work, a choice the output format cannot honour: an IR keeps its weights in its
+    /// `.bin` whatever this says, so only `Auto` goes with it.
+    pub fn check(self, format: OutputFormat) -> Result<()> {
+        match (self, format) {
+            (ExternalData::Always | ExternalData::Never, OutputFormat::Ir) => Err(Error::Config(
+                "external data applies to an ONNX output only (an IR keeps its weights in model.bin)"
+                    .into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Where one run's outputs go.
 pub struct OutputDir {
     dir: PathBuf,
 }
 
 impl OutputDir {
-    /// Plans outputs in `dir`, refusing a directory whose outputs would overwrite the input model `model`
-    /// (when the model came from a file). Creates nothing.
-    pub fn plan(model: Option<&Path>, dir: &Path) -> Result<Self> {
+    /// Plans outputs in `dir`, refusing a directory whose outputs would overwrite one of the files the input
+    /// model was read from (`inputs`: the model, its external data or IR weights). Creates nothing.
+    pub fn plan(inputs: &[PathBuf], dir: &Path) -> Result<Self> {
         let output = OutputDir {
             dir: dir.to_path_buf(),
         };
-        // A directory that does not exist yet cannot hold the (existing) input model.
-        let canonical = model.map(|m| (m.canonicalize(), dir.canonicalize()));
-        if let Some((Ok(model), Ok(dir))) = canonical {
-            let overwritten = [MODEL, MODEL_XML, MODEL_BIN, REPORT, REPORT_HTML]
+        // A directory that does not exist yet cannot hold the (existing) input files.
+        let Ok(canonical_dir) = dir.canonicalize() else {
+            return Ok(output);
+        };
+        for input in inputs.iter().filter_map(|m| m.canonicalize().ok()) {
+            let overwritten = [MODEL, MODEL_DATA, MODEL_XML, MODEL_BIN, REPORT, REPORT_HTML]
                 .iter()
-                .any(|name| model == dir.join(name))
-                || model.starts_with(dir.join(INTERMEDIATE));
+                .any(|name| input == canonical_dir.join(name))
+                || input.starts_with(canonical_dir.join(INTERMEDIATE));
             if overwritten {
                 return Err(Error::Config(format!(
-                    "the output directory '{}' would overwrite the input model '{}'; choose another output directory",
+                    "the output directory '{}' would overwrite the input model's file '{}'; choose another output directory",
                     output.dir.display(),
-                    model.display()
+                    input.display()
                 )));
             }
         }
@@ -135,15 +188,17 @@ impl OutputDir {
         state.join(JOURNAL)
     }
 
-    /// Saves the quantized model in `format`; returns the path of the model (the `.xml` of an IR).
+    /// Saves the quantized model in `format`, an ONNX one with or without external data as `external` says;
+    /// returns the path of the model (the `.xml` of an IR).
     pub fn save_model(
         &self,
         model: &aquant_onnx::ModelProto,
         format: OutputFormat,
+        external: ExternalData,
     ) -> Result<PathBuf> {
         if format == OutputFormat::Onnx {
             let path = self.dir.join(MODEL);
-            aquant_onnx::save_model(model, &path)?;
+            save_onnx(model, &path, external)?;
             return Ok(path);
         }
         let ir = aquant_ir::write_ir(model)?;
@@ -164,6 +219,32 @@ impl OutputDir {
         })
         .map_err(|e| Error::io("writing", &path, e))?;
         write_html(&self.dir).map(drop)
+    }
+}
+
+/// Saves `model` at `path`, with external data as `external` says; an inline save removes the external data
+/// file an earlier run may have left beside it, which no longer belongs to the model.
+pub fn save_onnx(
+    model: &aquant_onnx::ModelProto,
+    path: &Path,
+    external: ExternalData,
+) -> Result<()> {
+    let size = aquant_onnx::encoded_len(model);
+    let too_big = size > aquant_onnx::PROTOBUF_LIMIT;
+    if external == ExternalData::Always || (external == ExternalData::Auto && too_big) {
+        return Ok(aquant_onnx::save_model_external(model, path)?);
+    }
+    if too_big {
+        return Err(Error::Config(format!(
+            "the quantized model is {size} bytes, past protobuf's 2 GiB limit: it cannot be saved inline \
+             (external data 'never'); use 'auto' or 'always'"
+        )));
+    }
+    aquant_onnx::save_model(model, path)?;
+    let stale = aquant_onnx::external_data_path(path);
+    match std::fs::remove_file(&stale) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("removing", &stale, e)),
+        _ => Ok(()),
     }
 }
 

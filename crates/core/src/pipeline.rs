@@ -243,6 +243,6 @@ pub fn compress_model_weights(model: &mut CompressedModel) {
 pub fn save_model(model: &CompressedModel, save_path: &Path, model_name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(save_path).map_err(|e| Error::io("creating", save_path, e))?;
     let path = save_path.join(format!("{model_name}.onnx"));
-    aquant_onnx::save_model(&model.to_onnx()?, &path)?;
+    crate::output::save_onnx(&model.to_onnx()?, &path, crate::output::ExternalData::Auto)?;
     Ok(path)
 }

@@ -122,7 +122,7 @@ impl Constant {
             name: Some(name.to_owned()),
             dims: self.dims.iter().map(|&d| d as i64).collect(),
             data_type: Some(self.element.onnx() as i32),
-            raw_data: Some(self.bytes.clone()),
+            raw_data: Some(self.bytes.clone().into()),
             ..Default::default()
         }
     }

@@ -5,11 +5,13 @@
 //! scalar an `Option`; [`tensor`] and [`attr`] hide that for the few fields aquant reads and writes.
 //!
 //! Loading is lossless: a decode → encode round trip keeps the graph and initializers byte-identical, because
-//! prost keeps every known field and aquant only ever edits what it means to. External data is inlined on
-//! load (the in-memory model is self-contained) and written inline on save.
+//! prost keeps every known field and aquant only ever edits what it means to. External data is resolved on
+//! load (the in-memory model is self-contained; its tensors are slices of the memory-mapped files) and written
+//! inline, or in ONNX's external-data layout, on save.
 #![deny(missing_docs)]
 
 mod error;
+mod external;
 mod fs;
 mod io;
 
@@ -24,8 +26,12 @@ pub mod proto {
 }
 
 pub use error::OnnxError;
+pub use external::{external_data_path, save_model_external, INLINE_BELOW, PROTOBUF_LIMIT};
 pub use fs::{write_atomic, write_atomic_with};
-pub use io::{decode_model, default_opset, encode_model, load_model, save_model, SUPPORTED_OPSETS};
+pub use io::{
+    decode_model, default_opset, encode_model, encoded_len, load, load_model, save_model,
+    LoadedModel, SUPPORTED_OPSETS,
+};
 pub use proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
 };

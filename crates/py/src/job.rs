@@ -9,8 +9,9 @@ use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use aquant::graph::Sources;
 use aquant::job::{self, Algorithm, Destination, Finished, Request};
-use aquant::output::{OutputDir, OutputFormat};
+use aquant::output::{ExternalData, OutputDir, OutputFormat};
 use aquant::quantize::{device_precisions, ModelForm, Precisions, QuantizedModel, RestoreMode};
 use aquant::search::{AccuracyControlParams, RunOptions};
 use aquant::{Backend, Dataset, Metric, NoProgress, Progress, Result};
@@ -50,8 +51,10 @@ pub struct Settings {
 pub struct OpenedJob {
     /// The FP32 model.
     pub model: ModelProto,
-    /// The model's file, when it came from one (never overwritten).
-    pub model_path: Option<PathBuf>,
+    /// The model's files, when it came from a file (never overwritten).
+    pub sources: Option<Sources>,
+    /// Whether `output_dir` gets the model with external data (resolved against the input).
+    pub external_data: ExternalData,
     /// The algorithm and its parameters.
     pub algorithm: Algorithm,
     /// The calibration set.
@@ -123,7 +126,10 @@ impl OpenedJob {
             &NoProgress
         };
         let output = match &self.settings.output_dir {
-            Some(dir) => Some(OutputDir::plan(self.model_path.as_deref(), dir)?),
+            Some(dir) => {
+                let inputs = self.sources.as_ref().map_or(&[][..], |s| &s.files[..]);
+                Some(OutputDir::plan(inputs, dir)?)
+            }
             None => None,
         };
         let state = match (&output, self.algorithm.control()) {
@@ -151,6 +157,7 @@ impl OpenedJob {
             output: output.as_ref().map(|dir| Destination {
                 dir,
                 format: self.settings.format,
+                external_data: self.external_data,
                 state,
             }),
         };
@@ -196,9 +203,9 @@ impl OpenedJob {
     }
 
     fn model_name(&self) -> String {
-        self.model_path
+        self.sources
             .as_ref()
-            .map(|p| p.display().to_string())
+            .map(|s| s.files[0].display().to_string())
             .unwrap_or_default()
     }
 

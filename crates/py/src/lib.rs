@@ -18,7 +18,8 @@ mod progress;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use aquant::output::OutputFormat;
+use aquant::graph::Sources;
+use aquant::output::{ExternalData, OutputFormat};
 use aquant::{Backend, Direction, Graph};
 use aquant_engines::EngineName;
 use pyo3::exceptions::PyValueError;
@@ -30,13 +31,13 @@ use errors::Causes;
 use job::{OpenedJob, Settings};
 
 /// The model: read from `path` (external data resolved there; an OpenVINO IR `.xml` with its `weights`, by
-/// default the `.bin` beside it) or decoded from `bytes`, checked and indexed.
+/// default the `.bin` beside it) or decoded from `bytes`, checked and indexed; with the files it was read from.
 fn load_model(
     py: Python<'_>,
     model: &Bound<'_, PyAny>,
     weights: Option<&Path>,
     causes: &Causes,
-) -> PyResult<(Graph, Option<PathBuf>)> {
+) -> PyResult<(Graph, Option<Sources>)> {
     let to_py = |e| errors::to_py(py, e, causes);
     if let Ok(bytes) = model.cast::<PyBytes>() {
         if weights.is_some() {
@@ -49,8 +50,8 @@ fn load_model(
         return Ok((Graph::new(proto).map_err(to_py)?, None));
     }
     let path: PathBuf = model.extract()?;
-    let graph = Graph::load_with_weights(&path, weights).map_err(to_py)?;
-    Ok((graph, Some(path)))
+    let (graph, sources) = Graph::open(&path, weights).map_err(to_py)?;
+    Ok((graph, Some(sources)))
 }
 
 /// The engine called `name` on `device` (POT's `engine.device`; only OpenVINO has devices besides the CPU).
@@ -73,6 +74,14 @@ fn output_format(name: &str) -> PyResult<OutputFormat> {
             "output_format must be 'onnx' or 'ir', not {other:?}"
         ))),
     }
+}
+
+/// Whether the saved model keeps its weights in external data: `"auto"`, `"always"` or `"never"`, checked
+/// against the output format.
+fn external_data(name: &str, format: OutputFormat) -> PyResult<ExternalData> {
+    ExternalData::parse(name)
+        .and_then(|chosen| chosen.check(format).map(|()| chosen))
+        .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 fn direction(name: &str) -> PyResult<Direction> {
@@ -251,7 +260,7 @@ fn open_metric(
 #[pyo3(signature = (model, algorithm, calibration, validation, metric, *, target_device=None, backend="tract",
     deployed_check=true, batch_size=1, deployed_batch=1, compress_weights=true, progress=true, output_dir=None,
     intermediate_dir=None, resume=false, workers=None, both_forms=false, weights=None, device=None,
-    output_format="onnx"))]
+    output_format="onnx", external_data="auto"))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -275,10 +284,12 @@ fn run(
     weights: Option<PathBuf>,
     device: Option<&str>,
     output_format: &str,
+    external_data: &str,
 ) -> PyResult<RunResult> {
     let causes = Causes::default();
     let format = self::output_format(output_format)?;
-    let (graph, model_path) = load_model(py, model, weights.as_deref(), &causes)?;
+    let external_data = self::external_data(external_data, format)?;
+    let (graph, sources) = load_model(py, model, weights.as_deref(), &causes)?;
     // Every op must have a form in the output format: known now, not after the search.
     format
         .check(graph.model())
@@ -296,20 +307,17 @@ fn run(
         &causes,
     )?;
     let metric = open_metric(metric.as_ref(), validation, &names, &fingerprints, &causes)?;
-    let has_validation = validation.is_some();
-    let deployed = deployed_check
-        .then(|| deployed_engine(format, device))
-        .flatten();
     let job = OpenedJob {
         model: graph.into_model(),
-        model_path,
+        external_data: external_data.for_input(sources.as_ref()),
+        sources,
         algorithm,
         calibration: calibration_set,
         other_validation,
-        has_validation,
+        has_validation: validation.is_some(),
         metric,
         backend: self::backend(backend, device)?,
-        deployed,
+        deployed: deployed_engine(deployed_check, format, device),
         settings: Settings {
             format,
             batch_size: batch_size.max(1),
@@ -335,8 +343,15 @@ fn run(
 }
 
 /// The engine the saved model is checked on, as the command line's (`aquant_engines::deployed_engine`): judged
-/// there with a validation set, timed there in any case. A missing engine is a warning.
-fn deployed_engine(format: OutputFormat, device: Option<&str>) -> Option<Box<dyn Backend>> {
+/// there with a validation set, timed there in any case; none unless `check`. A missing engine is a warning.
+fn deployed_engine(
+    check: bool,
+    format: OutputFormat,
+    device: Option<&str>,
+) -> Option<Box<dyn Backend>> {
+    if !check {
+        return None;
+    }
     match aquant_engines::deployed_engine(format, device) {
         Ok(engine) => Some(engine),
         Err(missing) => {

@@ -2,9 +2,15 @@
 //!
 //! tract runs QDQ models as simulated quantization (weights dequantized by constant folding, compute in f32),
 //! which is what accuracy evaluation needs, and agrees with ONNX Runtime's unfused reference. Models are handed
-//! over as encoded bytes (tract reads ONNX itself) and optimised for exactly the requested outputs. The model's
-//! own input facts are kept: overriding a symbolic batch dimension with a concrete one breaks models whose
-//! `value_info` carries the symbol. Each run is single-threaded; callers parallelise across runs.
+//! over as tract's own protobuf (tract reads ONNX itself) and optimised for exactly the requested outputs. The
+//! model's own input facts are kept: overriding a symbolic batch dimension with a concrete one breaks models
+//! whose `value_info` carries the symbol. Each run is single-threaded; callers parallelise across runs.
+//!
+//! Memory: a session holds one copy of the weights, its optimised plan's. Handing the model over copies each
+//! initializer once into tract's protobuf (the graph alone is encoded and decoded: tract's `model_for_read`
+//! would hold the encoded model, a second read of it and the decoded one at once), and a session whose inputs
+//! have a symbolic dimension keeps the model (whose tensors share their bytes with the caller's) to build a plan
+//! for another binding, not tract's typed model, a second copy of every weight.
 #![deny(missing_docs)]
 
 use std::collections::HashMap;
@@ -59,49 +65,77 @@ impl Backend for TractBackend {
     }
 
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>> {
-        let bytes = aquant_onnx::encode_model(model);
-        let mut inference = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
-            .map_err(|e| backend_error("loading model", e))?;
-        if let Some(error) = unimplemented_op(model, &inference) {
-            return Err(error);
-        }
-        if !extra_outputs.is_empty() {
-            let graph = model
-                .graph
-                .as_ref()
-                .ok_or_else(|| backend_error("loading model", "no graph"))?;
-            let names: Vec<&str> = graph
-                .output
-                .iter()
-                .filter_map(|o| o.name.as_deref())
-                .chain(extra_outputs.iter().map(String::as_str))
-                .collect();
-            inference
-                .select_outputs_by_name(names)
-                .map_err(|e| backend_error("selecting outputs", e))?;
-        }
-        let typed = inference
-            .into_typed()
-            .and_then(|t| t.into_decluttered())
-            .map_err(|e| backend_error("typing model", e))?;
+        let typed = typed_model(model, extra_outputs)?;
         let symbols = input_symbols(&typed).map_err(|e| backend_error("reading input facts", e))?;
         if symbols.is_empty() {
-            // Fully concrete inputs: the one plan there will ever be is built now, and the typed model (a
-            // second copy of the weights) is not kept.
+            // Fully concrete inputs: the one plan there will ever be is built now.
             let plan = optimise(typed, &HashMap::new())?;
             return Ok(Arc::new(TractSession {
-                typed: None,
+                source: None,
+                typed: Mutex::new(None),
                 symbols,
                 plans: Mutex::new(HashMap::from([(Vec::new(), plan)])),
             }));
         }
         Ok(Arc::new(TractSession {
-            typed: Some(typed),
+            source: Some((model.clone(), extra_outputs.to_vec())),
+            typed: Mutex::new(Some(typed)),
             symbols,
             plans: Mutex::new(HashMap::new()),
         }))
     }
+}
+
+/// tract's protobuf of `model`: the graph without its weights encoded and decoded, then each initializer's
+/// bytes copied in once (module doc).
+fn tract_proto(model: &ModelProto) -> Result<tract_onnx::pb::ModelProto> {
+    let mut skeleton = model.clone();
+    let initializers = skeleton.graph.iter_mut().flat_map(|g| &mut g.initializer);
+    let payloads: Vec<_> = initializers.map(|t| t.raw_data.take()).collect();
+    let bytes = aquant_onnx::encode_model(&skeleton);
+    drop(skeleton);
+    let mut proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut bytes.as_slice())
+        .map_err(|e| backend_error("loading model", e))?;
+    let initializers = proto.graph.iter_mut().flat_map(|g| &mut g.initializer);
+    for (tensor, raw) in initializers.zip(payloads) {
+        if let Some(raw) = raw {
+            tensor.raw_data = raw.to_vec();
+        }
+    }
+    Ok(proto)
+}
+
+/// `model` loaded, checked for ops tract lacks, cut to its outputs and `extra_outputs`, typed and decluttered.
+fn typed_model(model: &ModelProto, extra_outputs: &[String]) -> Result<TypedModel> {
+    let mut inference = {
+        let proto = tract_proto(model)?;
+        tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .map_err(|e| backend_error("loading model", e))?
+    };
+    if let Some(error) = unimplemented_op(model, &inference) {
+        return Err(error);
+    }
+    if !extra_outputs.is_empty() {
+        let graph = model
+            .graph
+            .as_ref()
+            .ok_or_else(|| backend_error("loading model", "no graph"))?;
+        let names: Vec<&str> = graph
+            .output
+            .iter()
+            .filter_map(|o| o.name.as_deref())
+            .chain(extra_outputs.iter().map(String::as_str))
+            .collect();
+        inference
+            .select_outputs_by_name(names)
+            .map_err(|e| backend_error("selecting outputs", e))?;
+    }
+    inference
+        .into_typed()
+        .and_then(|t| t.into_decluttered())
+        .map_err(|e| backend_error("typing model", e))
 }
 
 /// The first op tract cannot run, as an [`Error::UnsupportedOp`] naming the node and its op type.
@@ -149,8 +183,12 @@ fn input_symbols(model: &TypedModel) -> TractResult<SymbolSlots> {
 /// own, built on first use. Binding the symbol everywhere at once also avoids the failure of overriding input
 /// facts in models whose `value_info` repeats the symbol.
 struct TractSession {
-    /// Kept to build plans for new symbol bindings; `None` when the inputs have no symbol.
-    typed: Option<TypedModel>,
+    /// The model and extra outputs, kept to build plans for new symbol bindings; `None` when the inputs have
+    /// no symbol.
+    source: Option<(ModelProto, Vec<String>)>,
+    /// The typed model `prepare` built, until the first plan consumes it (later plans rebuild it from
+    /// `source`).
+    typed: Mutex<Option<TypedModel>>,
     symbols: SymbolSlots,
     plans: Mutex<HashMap<Vec<i64>, Arc<TypedRunnableModel>>>,
 }
@@ -183,11 +221,16 @@ impl TractSession {
             .zip(&values)
             .map(|((_, _, symbol), &v)| (symbol.clone(), TDim::Val(v)))
             .collect();
-        let typed = self
-            .typed
+        let (model, extra_outputs) = self
+            .source
             .as_ref()
             .ok_or_else(|| backend_error("running model", "no plan for these input shapes"))?;
-        let plan = optimise(typed.clone(), &bindings)?;
+        let first = self.typed.lock().ok().and_then(|mut typed| typed.take());
+        let typed = match first {
+            Some(typed) => typed,
+            None => typed_model(model, extra_outputs)?,
+        };
+        let plan = optimise(typed, &bindings)?;
         plans.insert(values, plan.clone());
         Ok(plan)
     }

@@ -12,6 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&out)?;
     prost_build::Config::new()
         .out_dir(&out)
+        // Tensor payloads are shared buffers: cloning a model, or slicing a memory-mapped file into it, copies
+        // no weights.
+        .bytes([".onnx.TensorProto.raw_data"])
         .compile_protos(&[root.join("proto/onnx.proto")], &[root.join("proto")])?;
     println!("wrote {}", out.join("onnx.rs").display());
     Ok(())

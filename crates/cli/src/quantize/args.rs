@@ -46,6 +46,10 @@ pub struct QuantizeArgs {
     /// model.bin). Default: the input model's format.
     #[arg(long, value_enum)]
     pub output_format: Option<aquant::output::OutputFormat>,
+    /// Save an ONNX model's weights in model.onnx.data beside model.onnx (ONNX's external data): auto when
+    /// the input model had external data or the model would pass protobuf's 2 GiB limit.
+    #[arg(long, value_enum, default_value_t)]
+    pub external_data: aquant::output::ExternalData,
     /// Samples per inference batch.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,

@@ -50,11 +50,13 @@ fn run_options<'a>(
 /// Runs `aquant quantize`; `resumed`: the arguments come from an interrupted run's state.
 pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let job = Job::try_from(&args)?;
-    let model = Graph::load_with_weights(&job.model, job.weights.as_deref())?.into_model();
-    let output = OutputDir::plan(Some(&job.model), &job.output)?;
+    let (graph, sources) = Graph::open(&job.model, job.weights.as_deref())?;
+    let model = graph.into_model();
+    let output = OutputDir::plan(&sources.files, &job.output)?;
     let format = OutputFormat::resolve(args.output_format, &job.model);
     // Every op of the model must have a form in the output format: known now, not after the search.
     format.check(&model)?;
+    args.external_data.check(format)?;
     // Every input is opened and checked before the output directory is created.
     let inputs = Inputs::open(&job, &args, format)?;
     let metrics: Vec<&dyn aquant::Metric> = inputs.metrics.iter().map(|m| m.as_ref()).collect();
@@ -87,6 +89,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
         output: Some(Destination {
             dir: &output,
             format,
+            external_data: args.external_data.for_input(Some(&sources)),
             state,
         }),
     };

@@ -44,6 +44,15 @@ pub struct Port {
     pub shape: Option<Vec<Dim>>,
 }
 
+/// The files a model was read from: what a run must never write over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources {
+    /// The model file, then its external data files (ONNX) or its weights (IR `.bin`).
+    pub files: Vec<std::path::PathBuf>,
+    /// Whether an ONNX model kept tensors in external data files.
+    pub external_data: bool,
+}
+
 /// An indexed, validated ONNX model.
 #[derive(Debug, Clone)]
 pub struct Graph {
@@ -86,8 +95,21 @@ impl Graph {
         path: &std::path::Path,
         weights: Option<&std::path::Path>,
     ) -> Result<Graph> {
+        Graph::open(path, weights).map(|(graph, _)| graph)
+    }
+
+    /// [`Graph::load_with_weights`], with the files the model was read from.
+    pub fn open(
+        path: &std::path::Path,
+        weights: Option<&std::path::Path>,
+    ) -> Result<(Graph, Sources)> {
         if aquant_ir::is_ir(path) {
-            return Graph::new(aquant_ir::load_ir(path, weights)?);
+            let bin = weights.map_or_else(|| aquant_ir::weights_beside(path), |w| w.to_path_buf());
+            let sources = Sources {
+                files: vec![path.to_path_buf(), bin],
+                external_data: false,
+            };
+            return Ok((Graph::new(aquant_ir::load_ir(path, weights)?)?, sources));
         }
         if let Some(weights) = weights {
             return Err(Error::InvalidModel(format!(
@@ -96,7 +118,14 @@ impl Graph {
                 path.display()
             )));
         }
-        Graph::new(aquant_onnx::load_model(path)?)
+        let loaded = aquant_onnx::load(path)?;
+        let sources = Sources {
+            external_data: !loaded.external_files.is_empty(),
+            files: std::iter::once(path.to_path_buf())
+                .chain(loaded.external_files)
+                .collect(),
+        };
+        Ok((Graph::new(loaded.model)?, sources))
     }
 
     /// The underlying model.

@@ -14,7 +14,7 @@ use crate::job::{
     DeployedTarget,
 };
 use crate::metric::Metric;
-use crate::output::{OutputDir, OutputFormat};
+use crate::output::{ExternalData, OutputDir, OutputFormat};
 use crate::params::{AccuracyControlParams, QuantizationParams, RunOptions};
 use crate::Backend;
 
@@ -90,6 +90,9 @@ pub struct Destination<'a> {
     pub dir: &'a OutputDir,
     /// The saved model's format.
     pub format: OutputFormat,
+    /// Whether an ONNX model is saved with external data (`Auto` already resolved against the input by
+    /// [`ExternalData::for_input`]).
+    pub external_data: ExternalData,
     /// Accuracy control's state directory, prepared by the front end (fresh, or kept for a resume).
     pub state: Option<PathBuf>,
 }
@@ -239,7 +242,9 @@ fn name_model(finished: &mut Finished, model_name: String) {
 
 /// Saves the model in the destination's format and writes report.json (and report.html) naming it.
 fn save(finished: &mut Finished, output: &Destination) -> Result<()> {
-    let saved = output.dir.save_model(finished.model(), output.format)?;
+    let saved = output
+        .dir
+        .save_model(finished.model(), output.format, output.external_data)?;
     let saved = Some(saved.display().to_string());
     match finished {
         Finished::Default(outcome) => {

@@ -69,8 +69,8 @@ impl ModelBytes {
     /// The sizes of `fp32` and `saved` as ONNX files.
     pub fn of(fp32: &ModelProto, saved: &ModelProto) -> Self {
         ModelBytes {
-            fp32: aquant_onnx::encode_model(fp32).len(),
-            int8: aquant_onnx::encode_model(saved).len(),
+            fp32: aquant_onnx::encoded_len(fp32),
+            int8: aquant_onnx::encoded_len(saved),
         }
     }
 }

@@ -87,7 +87,7 @@ impl QuantizedModel {
         self.fp32.model().graph.as_ref().map_or(0, |g| {
             g.initializer
                 .iter()
-                .map(|t| t.raw_data.as_ref().map_or(0, Vec::len) + 4 * t.float_data.len())
+                .map(|t| t.raw_data.as_ref().map_or(0, |raw| raw.len()) + 4 * t.float_data.len())
                 .sum()
         })
     }

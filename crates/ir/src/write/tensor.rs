@@ -81,7 +81,8 @@ pub fn tensor_bytes(t: &TensorProto) -> Result<(&'static str, Vec<usize>, Vec<u8
             .collect(),
         _ => t
             .raw_data
-            .clone()
+            .as_ref()
+            .map(|raw| raw.to_vec())
             .ok_or_else(|| unwritable(&format!("'{name}' has no raw data")))?,
     };
     Ok((element, dims, bytes))

@@ -175,7 +175,7 @@ def quantize_with_accuracy_control(
     metric_bounds: Optional[tuple] = None,
     fallback: Union[str, list, None] = None,
     holdout_fraction: float = 0.0,
-    backend: str = "tract",
+    backend: str = "auto",
     overflow_fix: Any = None,
     deployed_check: bool = True,
     batch_size: int = 1,
@@ -203,7 +203,8 @@ def quantize_with_accuracy_control(
     the validation set from the search and judges the saved model there afterwards (``report.confirmation``), as
     ``--holdout-fraction``.
 
-    aquant's own: ``backend`` ("tract", "ort" or "openvino"), ``overflow_fix`` (also in
+    aquant's own: ``backend`` ("auto", "tract", "ort" or "openvino"; "auto": ONNX Runtime, where the saved ONNX
+    model is deployed, when it is installed, else tract; ``report.backend`` says which and why), ``overflow_fix`` (also in
     ``advanced_quantization_parameters``), ``deployed_check`` (judge the saved model on ONNX Runtime),
     ``batch_size``, ``deployed_batch`` (the batch the deployed check runs at, the serving batch: on AMX CPUs
     int8 results can depend on it), ``compress_weights``, ``progress`` (lines on stderr), ``output_dir`` (model.onnx, report.json,
@@ -277,7 +278,7 @@ def quantize(
     ignored_scope: Any = None,
     advanced_parameters: Any = None,
     *,
-    backend: str = "tract",
+    backend: str = "auto",
     overflow_fix: Any = None,
     batch_size: int = 1,
     compress_weights: bool = True,

@@ -58,7 +58,9 @@ class Report:
     timings_s: dict = field(default_factory=dict)
     #: Work done: ``full`` and ``subset`` evaluations, ``samples_inferred``.
     evaluations: dict = field(default_factory=dict)
-    backend: Optional[str] = None
+    #: The engine that calibrated and searched, and why that one: ``{"name": "ort", "chosen_because": "auto: …"}``
+    #: (``backend="auto"`` picks the saved model's engine when it is installed, else tract).
+    backend: Optional[dict] = None
     #: FP32 and the saved model on the held-out samples (``holdout_fraction``): ``samples``, ``indices``,
     #: ``engine``, ``metrics`` (``baseline``, ``final``, ``drop``, ``allowed_drop``, ``drop_ci``), ``met``.
     confirmation: Optional[dict] = None
@@ -81,8 +83,9 @@ class Report:
 
     def summary(self) -> str:
         """One line, as the command line prints it."""
+        engine = f"{self.backend['name']} ({self.backend['chosen_because']})" if self.backend else None
         if self.algorithm != "AccuracyAwareQuantization":
-            return f"{self.quantized_ops} ops quantized"
+            return f"{self.quantized_ops} ops quantized" + (f" on {engine}" if engine else "")
         parts = [f"{self.reverted_ops} of {self.quantized_ops} quantized ops reverted"]
         for m in self.metrics:
             interval = (f" ({m.drop_ci['level'] * 100:.0f}% CI [{m.drop_ci['low']:.4f}, {m.drop_ci['high']:.4f}])"
@@ -91,6 +94,8 @@ class Report:
                 f"{m.name} {m.baseline:.4f} → {m.final:.4f}, drop {m.drop:.4f} "
                 f"{'≤' if m.drop <= m.allowed_drop + 1e-12 else '>'} {m.allowed_drop:.4f}{interval}"
             )
+        if engine:
+            parts.append(f"searched on {engine}")
         if self.confirmation:
             verdict = "confirmed" if self.confirmation["met"] else "NOT confirmed"
             parts.append(f"held out {self.confirmation['samples']} samples: {verdict}")

@@ -101,7 +101,7 @@ impl BackendChoice {
         }
     }
 
-    /// "ort (auto: ONNX Runtime, which an ONNX model is deployed on, was found)".
+    /// "ort (auto: ONNX Runtime, where an ONNX output runs, was found)".
     pub fn describe(&self) -> String {
         format!("{} ({})", self.name, self.chosen_because)
     }

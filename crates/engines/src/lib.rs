@@ -99,11 +99,11 @@ impl EngineName {
 fn auto(format: OutputFormat) -> ChosenBackend {
     let (engine, opened) = match format {
         OutputFormat::Onnx => (
-            "ONNX Runtime, which an ONNX model is deployed on,",
+            "ONNX Runtime, where an ONNX output runs,",
             aquant_ort::OrtBackend::new().map(|b| Box::new(b) as Box<dyn Backend>),
         ),
         OutputFormat::Ir => (
-            "OpenVINO, which an IR model is deployed on,",
+            "OpenVINO, where an IR output runs,",
             aquant_openvino::OpenvinoBackend::new(aquant_openvino::DEFAULT_DEVICE)
                 .map(|b| Box::new(b) as Box<dyn Backend>),
         ),

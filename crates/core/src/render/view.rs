@@ -29,7 +29,7 @@ pub enum BackendView {
 }
 
 impl BackendView {
-    /// "ort (auto: ONNX Runtime, which an ONNX model is deployed on, was found)", or the name alone.
+    /// "ort (auto: ONNX Runtime, where an ONNX output runs, was found)", or the name alone.
     pub fn describe(&self) -> String {
         match self {
             BackendView::Chosen(choice) => choice.describe(),

@@ -247,7 +247,7 @@ def test_holdout_fraction_confirms_on_samples_the_search_never_saw(mnist):
 
 
 def test_backend_auto_searches_on_onnx_runtime_when_installed_and_says_why(mnist):
-    _, report = run(mnist)
+    _, report = run(mnist, metric="top1")
     assert report.backend["name"] == "ort"
     assert report.backend["chosen_because"].startswith("auto: ONNX Runtime")
     assert f"searched on ort ({report.backend['chosen_because']})" in report.summary()

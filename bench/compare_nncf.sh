@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side run of NNCF quantize_with_accuracy_control and aquant (tract and ONNX Runtime backends) on the
+# Side-by-side run of NNCF quantize_with_accuracy_control and aquant (--backend auto, its default, and tract) on the
 # same models, data, metric and max_drop, one after the other on this machine. Creates its own venv with pinned
 # packages (bench/requirements.txt) and prints Markdown tables (see bench/compare.py).
 #   bench/compare_nncf.sh                     the four standard cases
@@ -14,6 +14,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 cargo build --release --quiet
 aquant="${CARGO_TARGET_DIR:-target}/release/aquant"
-echo "$(date -u +%F) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|amx_int8|amx_bf16' | xargs)
+echo "$(date -u +%F) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) (int8 flags: ${flags:-none})"
 echo
 exec "$venv/bin/python" bench/compare.py --aquant "$aquant" "$@"

@@ -202,7 +202,7 @@ def quantize_with_accuracy_control(
     fallback: Union[str, list, None] = None,
     holdout_fraction: float = 0.0,
     confidence: Optional[float] = None,
-    backend: str = "tract",
+    backend: str = "auto",
     overflow_fix: Any = None,
     deployed_check: bool = True,
     batch_size: int = 1,
@@ -239,7 +239,8 @@ def quantize_with_accuracy_control(
     ``--holdout-fraction``. ``confidence`` (e.g. ``0.95``) judges the target on the upper end of each drop's
     interval at that level instead of the drop itself, as ``--confidence``.
 
-    aquant's own: ``backend`` ("tract", "ort" or "openvino"), ``overflow_fix`` (also in
+    aquant's own: ``backend`` ("auto", "tract", "ort" or "openvino"; "auto": ONNX Runtime, where the saved ONNX
+    model is deployed, when it is installed, else tract; ``report.backend`` says which and why), ``overflow_fix`` (also in
     ``advanced_quantization_parameters``), ``deployed_check`` (judge the saved model on ONNX Runtime),
     ``batch_size``, ``deployed_batch`` (the batch the deployed check runs at, the serving batch: on AMX CPUs
     int8 results can depend on it), ``compress_weights``, ``progress`` (lines on stderr), ``output_dir`` (model.onnx, report.json,
@@ -321,7 +322,7 @@ def quantize(
     ignored_scope: Any = None,
     advanced_parameters: Any = None,
     *,
-    backend: str = "tract",
+    backend: str = "auto",
     overflow_fix: Any = None,
     batch_size: int = 1,
     compress_weights: bool = True,

@@ -58,7 +58,9 @@ class Report:
     timings_s: dict = field(default_factory=dict)
     #: Work done: ``full`` and ``subset`` evaluations, ``samples_inferred``.
     evaluations: dict = field(default_factory=dict)
-    backend: Optional[str] = None
+    #: The engine that calibrated and searched, and why that one: ``{"name": "ort", "chosen_because": "auto: …"}``
+    #: (``backend="auto"`` picks the saved model's engine when it is installed, else tract).
+    backend: Optional[dict] = None
     #: FP32 and the saved model on the held-out samples (``holdout_fraction``): ``samples``, ``indices``,
     #: ``engine``, ``metrics`` (``baseline``, ``final``, ``drop``, ``allowed_drop``, ``drop_ci``), ``met``.
     confirmation: Optional[dict] = None
@@ -84,8 +86,9 @@ class Report:
 
     def summary(self) -> str:
         """One line, as the command line prints it."""
+        engine = f"{self.backend['name']} ({self.backend['chosen_because']})" if self.backend else None
         if self.algorithm != "AccuracyAwareQuantization":
-            return f"{self.quantized_ops} ops quantized"
+            return f"{self.quantized_ops} ops quantized" + (f" on {engine}" if engine else "")
         parts = [f"{self.reverted_ops} of {self.quantized_ops} quantized ops reverted"]
         for m in self.metrics:
             ci = m.drop_ci
@@ -99,6 +102,8 @@ class Report:
                 sign = "≤" if m.drop <= m.allowed_drop + 1e-12 else ">"
                 parts.append(f"{values}, drop {m.drop:.4f} {sign} {m.allowed_drop:.4f}"
                              + (f" ({interval})" if ci else ""))
+        if engine:
+            parts.append(f"searched on {engine}")
         if self.confirmation:
             verdict = "confirmed" if self.confirmation["met"] else "NOT confirmed"
             parts.append(f"held out {self.confirmation['samples']} samples: {verdict}")

@@ -171,8 +171,9 @@ def load_model(model_config: dict) -> _Model:
 
 
 class IEEngine:
-    """POT's ``IEEngine(config, data_loader, metric)``. ``config``: ``{"device": "CPU"}`` (another device needs
-    ``"backend": "openvino"``), plus aquant's ``"backend"`` ("tract", "ort" or "openvino"), ``"batch_size"`` and
+    """POT's ``IEEngine(config, data_loader, metric)``. ``config``: ``{"device": "CPU"}`` (another device runs on
+    OpenVINO), plus aquant's ``"backend"`` ("auto", the default: the saved model's engine when it is installed,
+    else tract; "tract", "ort" or "openvino"), ``"batch_size"`` and
     ``"metric_bounds"`` (the range of one per-sample value, e.g. ``[0, 1]``: the ranking then stops a candidate
     early, as for built-in metrics; a value outside it is an error). POT's ``stat_requests_number`` and
     ``eval_requests_number`` (parallel inference requests) set the worker threads of ``pipeline.run`` (the larger
@@ -194,7 +195,7 @@ class IEEngine:
 
     def _options(self) -> dict:
         return {
-            "backend": self.config.get("backend", "tract"),
+            "backend": self.config.get("backend", "auto"),
             "batch_size": int(self.config.get("batch_size", 1)),
             "device": self.config.get("device", "CPU"),
             "progress": _progress,

@@ -3,6 +3,10 @@ per-sample metric, a custom numpy dataset with ``transform_func`` — and the mo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import onnx
 import pytest
@@ -245,3 +249,27 @@ def test_confidence_judges_the_target_on_the_upper_end_of_the_drops_interval(mni
     assert "upper end" in report.summary() and "90% CI" in report.summary()
     with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
         run(mnist, metric="top1", confidence=1.5)
+
+
+def test_backend_auto_searches_on_onnx_runtime_when_installed_and_says_why(mnist):
+    _, report = run(mnist, metric="top1")
+    assert report.backend["name"] == "ort"
+    assert report.backend["chosen_because"].startswith("auto: ONNX Runtime")
+    assert f"searched on ort ({report.backend['chosen_because']})" in report.summary()
+    assert report.deployed["reused"] is True
+
+
+def test_backend_auto_falls_back_to_tract_without_onnx_runtime(tmp_path):
+    """An empty ORT_DYLIB_PATH (which the package leaves as given) names no library: ONNX Runtime is not found."""
+    script = (
+        "import numpy as np, aquant\n"
+        f"m = {str(MNIST)!r}\n"
+        "calib = aquant.Dataset(np.load(m + '/calib_x.npy')[:32], lambda x: x[None])\n"
+        "_, report = aquant.quantize(m + '/mnist_cnn.onnx', calib, progress=False, return_report=True)\n"
+        "print(report.backend['name']); print(report.backend['chosen_because'])\n"
+    )
+    env = {**os.environ, "ORT_DYLIB_PATH": ""}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    name, because = done.stdout.strip().splitlines()[-2:]
+    assert name == "tract"
+    assert because.startswith("auto: ONNX Runtime") and "not found" in because

@@ -181,6 +181,11 @@ def test_save_model_never_overwrites_an_ir_input(tmp_path):
     assert Path(made["bin"]).read_bytes() == before
     with pytest.raises(ValueError, match="only backend openvino"):
         create_pipeline([{"name": "DefaultQuantization", "params": {}}],
+                        IEEngine(config={"device": "GPU", "backend": "tract"},
+                                 data_loader=engine.data_loader)).run(model)
+    # backend "auto" takes OpenVINO for a device other than the CPU, which says this machine has no GPU.
+    with pytest.raises(RuntimeError, match="no device 'GPU'"):
+        create_pipeline([{"name": "DefaultQuantization", "params": {}}],
                         IEEngine(config={"device": "GPU"}, data_loader=engine.data_loader)).run(model)
 
 

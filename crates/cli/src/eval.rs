@@ -42,8 +42,8 @@ pub struct EvalArgs {
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
-    /// Inference engine.
-    #[arg(long, value_enum, default_value_t)]
+    /// Inference engine (auto: the engine of the model's format when it is found, else tract).
+    #[arg(long, value_enum, default_value_t = EngineName::Tract)]
     backend: EngineName,
     /// Hide progress bars.
     #[arg(long, short)]
@@ -115,7 +115,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         .iter()
         .map(|m| aquant::metric::builtin(m))
         .collect::<aquant::Result<Vec<_>>>()?;
-    let backend = args.backend.open_on(task.device.as_deref())?;
+    let format = aquant::output::OutputFormat::resolve(None, &task.model);
+    let backend = args.backend.choose(format, task.device.as_deref())?.engine;
     let progress = Bars::new(args.quiet || args.json);
     let evaluator = Evaluator::new(
         backend.as_ref(),

@@ -24,8 +24,9 @@ pub struct InspectArgs {
     /// Samples of --data measured.
     #[arg(long, default_value_t = 32)]
     samples: usize,
-    /// Inference engine that computes the layers' inputs for --data.
-    #[arg(long, value_enum, default_value_t)]
+    /// Inference engine that computes the layers' inputs for --data (auto: ONNX Runtime when it is found, else
+    /// tract).
+    #[arg(long, value_enum, default_value_t = EngineName::Tract)]
     backend: EngineName,
 }
 

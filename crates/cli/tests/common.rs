@@ -22,6 +22,16 @@ pub fn aquant(args: &[&str]) -> Output {
         .expect("the aquant binary runs")
 }
 
+/// Runs the `aquant` binary with the environment variables `env` set (an empty value hides an engine:
+/// `ORT_DYLIB_PATH=""` names no library, so ONNX Runtime is not found).
+pub fn aquant_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aquant"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the aquant binary runs")
+}
+
 /// The `report.json` a run wrote to `dir`.
 pub fn read_report(dir: &Path) -> serde_json::Value {
     let path = dir.join("report.json");

@@ -56,6 +56,8 @@ fn saturating_run<'a>(
         "0.01",
         "--overflow-fix",
         "disable",
+        "--backend",
+        "tract",
         "--quiet",
         "-o",
         out,
@@ -189,7 +191,7 @@ fn deployed_check_names_engine_version_and_cpu_and_can_be_switched_off() {
     let data = small_mnist(dir.path());
     let run = |name: &str, extra: &[&str]| mnist_run(dir.path(), &data, name, extra);
     let cpu = aquant::CpuFeatures::detect();
-    let (tract, text) = run("tract", &[]);
+    let (tract, text) = run("tract", &["--backend", "tract"]);
     let deployed = &tract["deployed"];
     assert_eq!(deployed["engine"], "ort");
     assert_eq!(
@@ -203,13 +205,17 @@ fn deployed_check_names_engine_version_and_cpu_and_can_be_switched_off() {
         "tract's evaluation is not ONNX Runtime's"
     );
     assert!(text.contains("deployed on ort 1.32.0"), "{text}");
-    // With ONNX Runtime as the search engine, its final evaluation of the saved bytes is the deployed one.
-    let (ort, _) = run("ort", &["--backend", "ort"]);
-    assert_eq!(ort["deployed"]["reused"], true);
-    assert_eq!(
-        ort["deployed"]["metrics"][0]["value"],
-        ort["metrics"][0]["final"]
-    );
+    // With ONNX Runtime as the search engine (named, or auto's choice: the default), its final evaluation of
+    // the saved bytes is the deployed one.
+    for (name, extra) in [("ort", &["--backend", "ort"][..]), ("auto", &[][..])] {
+        let (ort, _) = run(name, extra);
+        assert_eq!(ort["backend"]["name"], "ort", "{name}");
+        assert_eq!(ort["deployed"]["reused"], true, "{name}");
+        assert_eq!(
+            ort["deployed"]["metrics"][0]["value"],
+            ort["metrics"][0]["final"]
+        );
+    }
     let (off, text) = run("off", &["--no-deployed-check"]);
     assert!(off["deployed"].is_null());
     assert!(!text.contains("deployed on"), "{text}");

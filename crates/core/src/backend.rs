@@ -53,6 +53,60 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// An engine a front end opened for a run, and why it is that one (`auto`'s resolution, or the user's name): the
+/// report says both, since the engine decides how fast the search is and what its numbers were measured on.
+pub struct ChosenBackend {
+    /// The engine.
+    pub engine: Box<dyn Backend>,
+    /// Why this engine: "auto: …" or "named".
+    pub because: String,
+}
+
+impl ChosenBackend {
+    /// An engine the caller named (`--backend ort`, `backend="ort"`, a library user's own).
+    pub fn named(engine: Box<dyn Backend>) -> ChosenBackend {
+        ChosenBackend {
+            engine,
+            because: BackendChoice::NAMED.to_owned(),
+        }
+    }
+
+    /// What report.json says of it.
+    pub fn choice(&self) -> BackendChoice {
+        BackendChoice {
+            name: self.engine.name().to_owned(),
+            chosen_because: self.because.clone(),
+        }
+    }
+}
+
+/// The engine a run calibrated and searched with, and why that one (report.json `backend`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BackendChoice {
+    /// The engine's name ([`Backend::name`]).
+    pub name: String,
+    /// Why: `auto`'s reason, or [`BackendChoice::NAMED`].
+    pub chosen_because: String,
+}
+
+impl BackendChoice {
+    /// The reason of an engine the caller named rather than left to `auto`.
+    pub const NAMED: &'static str = "named";
+
+    /// An engine handed to the library as it is: the caller chose it.
+    pub fn named(engine: &dyn Backend) -> BackendChoice {
+        BackendChoice {
+            name: engine.name().to_owned(),
+            chosen_because: BackendChoice::NAMED.to_owned(),
+        }
+    }
+
+    /// "ort (auto: ONNX Runtime, where an ONNX output runs, was found)".
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.name, self.chosen_because)
+    }
+}
+
 /// The nodes an engine computes in float in its optimized graph of a model ([`Backend::float_ops`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FloatOps {

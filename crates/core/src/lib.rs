@@ -32,7 +32,10 @@ pub mod saturation;
 pub mod search;
 pub mod sensitivity;
 
-pub use backend::{Backend, EngineSettings, ExternalPlan, FloatOps, OutputSource, Session};
+pub use backend::{
+    Backend, BackendChoice, ChosenBackend, EngineSettings, ExternalPlan, FloatOps, OutputSource,
+    Session,
+};
 pub use cpu::CpuFeatures;
 pub use data::{open_dataset, Annotation, DataSpec, Dataset, Sample};
 pub use error::{Error, Result};

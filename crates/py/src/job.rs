@@ -14,7 +14,7 @@ use aquant::job::{self, Algorithm, Destination, Finished, Request};
 use aquant::output::{ExternalData, OutputDir, OutputFormat};
 use aquant::quantize::{device_precisions, ModelForm, Precisions, QuantizedModel, RestoreMode};
 use aquant::search::{AccuracyControlParams, RunOptions};
-use aquant::{Backend, Dataset, Metric, NoProgress, Progress, Result};
+use aquant::{Backend, ChosenBackend, Dataset, Metric, NoProgress, Progress, Result};
 use aquant_onnx::ModelProto;
 use pyo3::prelude::*;
 
@@ -65,8 +65,8 @@ pub struct OpenedJob {
     pub has_validation: bool,
     /// The controlled metric.
     pub metric: Option<Box<dyn Metric>>,
-    /// The engine.
-    pub backend: Box<dyn Backend>,
+    /// The engine that calibrates and searches, and why that one.
+    pub backend: ChosenBackend,
     /// The engine the saved model is judged on (ONNX Runtime), if any.
     pub deployed: Option<Box<dyn Backend>>,
     /// How to run.
@@ -141,7 +141,7 @@ impl OpenedJob {
         };
         let metrics: Vec<&dyn Metric> = self.metric.iter().map(|m| m.as_ref()).collect();
         let request = Request {
-            backend: self.backend.as_ref(),
+            backend: &self.backend,
             model: std::mem::take(&mut self.model),
             model_name: self.model_name(),
             algorithm: &self.algorithm,

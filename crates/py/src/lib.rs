@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 use aquant::graph::Sources;
 use aquant::output::{ExternalData, OutputFormat};
-use aquant::{Backend, Direction, Graph};
+use aquant::{Backend, ChosenBackend, Direction, Graph};
 use aquant_engines::EngineName;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -54,12 +54,13 @@ fn load_model(
     Ok((graph, Some(sources)))
 }
 
-/// The engine called `name` on `device` (POT's `engine.device`; only OpenVINO has devices besides the CPU).
-fn backend(name: &str, device: Option<&str>) -> PyResult<Box<dyn Backend>> {
+/// The engine called `name` (`auto`: the one a model saved as `format` is deployed on, when it is found) on
+/// `device` (POT's `engine.device`; only OpenVINO has devices besides the CPU), and why it is that one.
+fn backend(name: &str, format: OutputFormat, device: Option<&str>) -> PyResult<ChosenBackend> {
     let engine: EngineName = name
         .parse()
         .map_err(|e: aquant::Error| PyValueError::new_err(e.to_string()))?;
-    engine.open_on(device).map_err(|e| match e {
+    engine.choose(format, device).map_err(|e| match e {
         aquant::Error::Config(message) => PyValueError::new_err(message),
         other => pyo3::exceptions::PyRuntimeError::new_err(other.to_string()),
     })
@@ -257,7 +258,7 @@ fn open_metric(
 /// Runs one algorithm (`algorithm`: POT's `{"name", "params"}` entry as JSON) on `model` (bytes or a path);
 /// returns the quantized model's bytes, report.json's text and whether the run was interrupted.
 #[pyfunction]
-#[pyo3(signature = (model, algorithm, calibration, validation, metric, *, target_device=None, backend="tract",
+#[pyo3(signature = (model, algorithm, calibration, validation, metric, *, target_device=None, backend="auto",
     deployed_check=true, batch_size=1, deployed_batch=1, compress_weights=true, progress=true, output_dir=None,
     intermediate_dir=None, resume=false, workers=None, both_forms=false, weights=None, device=None,
     output_format="onnx", external_data="auto"))]
@@ -316,7 +317,7 @@ fn run(
         other_validation,
         has_validation: validation.is_some(),
         metric,
-        backend: self::backend(backend, device)?,
+        backend: self::backend(backend, format, device)?,
         deployed: deployed_engine(deployed_check, format, device),
         settings: Settings {
             format,
@@ -395,7 +396,7 @@ fn evaluate(
     let dataset = PyDataset::new(data, names.clone(), annotations(&metric.0), causes.clone())?
         .with_fingerprints(fingerprints.clone());
     let metric = build_metric(&metric, data, &names, &fingerprints, &causes)?;
-    let engine = self::backend(backend, device)?;
+    let engine = self::backend(backend, OutputFormat::Onnx, device)?.engine;
     let model = graph.into_model();
     let lines = progress::Lines::default();
     let shown: &dyn aquant::Progress = if progress {

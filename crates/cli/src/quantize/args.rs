@@ -78,7 +78,8 @@ pub struct QuantizeArgs {
     /// against FP32, on 8 calibration samples: one small evaluation per op; report.html draws it).
     #[arg(long)]
     pub no_sensitivity: bool,
-    /// Inference engine for calibration and evaluation.
+    /// Inference engine for calibration and the search: auto (default) is the engine the saved model is
+    /// deployed on when it is found (ONNX Runtime for an ONNX output, OpenVINO for an IR output), else tract.
     #[arg(long, value_enum, default_value_t)]
     pub backend: EngineName,
     /// Hide progress bars.

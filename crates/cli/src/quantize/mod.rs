@@ -77,7 +77,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
         None => None,
     };
     let request = Request {
-        backend: inputs.backend.as_ref(),
+        backend: &inputs.backend,
         model,
         model_name: job.model.display().to_string(),
         algorithm: &job.algorithm,
@@ -160,14 +160,14 @@ struct Inputs {
     other_validation: Option<Box<dyn aquant::Dataset>>,
     has_validation: bool,
     metrics: Vec<Box<dyn aquant::Metric>>,
-    backend: Box<dyn aquant::Backend>,
+    backend: aquant::ChosenBackend,
     deployed: Option<Box<dyn aquant::Backend>>,
 }
 
 impl Inputs {
     fn open(job: &Job, args: &QuantizeArgs, format: OutputFormat) -> Result<Inputs> {
         let calibration = job.calibration.open().context("calibration data")?;
-        let backend = args.backend.open_on(job.device.as_deref())?;
+        let backend = args.backend.choose(format, job.device.as_deref())?;
         let other_validation = match &job.validation {
             Some(source) if !same_source(source, &job.calibration) => {
                 Some(source.open().context("validation data")?)
@@ -204,7 +204,7 @@ fn print_profile(report: &search::Report) {
     let t = &report.timings_s;
     let p = &report.profile;
     let e = &report.evaluations;
-    say!("profile ({} backend):", report.backend);
+    say!("profile ({} backend):", report.backend.name);
     for (stage, seconds) in [
         ("calibration + bias correction", t.calibration),
         ("FP32 evaluation", t.fp32_eval),

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use aquant_onnx::ModelProto;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendChoice};
 use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
@@ -278,6 +278,7 @@ impl Run<'_> {
         verdict.timings.total = start.elapsed().as_secs_f64();
         let overflow_fix = overflow_fix_report(&ctx.quantized, self.quantization, &precisions);
         let report = report(
+            self.backend,
             &ctx,
             model_name,
             self.metrics,
@@ -340,6 +341,7 @@ fn drop_interval(
 }
 
 fn report(
+    backend: &dyn Backend,
     ctx: &EngineLab,
     model: String,
     metrics: &[&dyn Metric],
@@ -393,7 +395,7 @@ fn report(
         timings_s: verdict.timings,
         profile: ctx.evaluator.profile().report(),
         levers: ctx.levers,
-        backend: ctx.evaluator.backend().name().to_owned(),
+        backend: BackendChoice::named(backend),
         output: None,
         deployed: verdict.deployed,
         overflow_fix: analyses.overflow_fix,

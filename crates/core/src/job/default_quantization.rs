@@ -22,7 +22,7 @@ use crate::quantize::{
 };
 use crate::search::DeployedReport;
 use crate::sensitivity::SensitivityReport;
-use crate::Backend;
+use crate::{Backend, BackendChoice};
 
 /// POT's name of the base algorithm, as reports spell it.
 pub const DEFAULT_QUANTIZATION: &str = "DefaultQuantization";
@@ -56,6 +56,8 @@ pub struct DefaultReport {
     pub calibration_samples: usize,
     /// The parameters the run used.
     pub parameters: QuantizationParams,
+    /// The engine that calibrated, and why that one.
+    pub backend: BackendChoice,
     /// The overflow fix applied.
     pub overflow_fix: OverflowFixApplied,
     /// Where int16 saturation threatens the saved model on CPUs without VNNI
@@ -123,7 +125,7 @@ impl DefaultReport {
     /// One line for a terminal.
     pub fn summary(&self) -> String {
         format!(
-            "{} ops quantized ({} activation quantizers, {} biases corrected, {} half-range: overflow fix {}; {} at risk of int16 saturation without VNNI) in {:.1} s → {}",
+            "{} ops quantized ({} activation quantizers, {} biases corrected, {} half-range: overflow fix {}; {} at risk of int16 saturation without VNNI) in {:.1} s on {} → {}",
             self.quantized_ops,
             self.activation_quantizers,
             self.corrected_biases,
@@ -131,6 +133,7 @@ impl DefaultReport {
             self.overflow_fix.mode,
             self.layers_at_risk,
             self.timings_s.total,
+            self.backend.describe(),
             self.output.as_deref().unwrap_or("(not saved)"),
         )
     }
@@ -190,6 +193,7 @@ pub fn quantize_default(
         corrected_biases: summary.corrected_biases,
         calibration_samples: summary.calibration_samples,
         parameters: params.clone(),
+        backend: BackendChoice::named(backend),
         overflow_fix: OverflowFixApplied {
             mode: summary.overflow_fix.name(),
             half_range_layers: summary.half_range_layers,

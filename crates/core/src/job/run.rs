@@ -16,7 +16,7 @@ use crate::job::{
 use crate::metric::Metric;
 use crate::output::{ExternalData, OutputDir, OutputFormat};
 use crate::params::{AccuracyControlParams, QuantizationParams, RunOptions};
-use crate::Backend;
+use crate::{BackendChoice, ChosenBackend};
 
 /// A compression algorithm with its parameters (POT's `{"name": ..., "params": {...}}`).
 #[derive(Debug, Clone, PartialEq)]
@@ -61,8 +61,8 @@ impl Algorithm {
 
 /// A job with its inputs opened and checked, and where its results go.
 pub struct Request<'a> {
-    /// The engine that calibrates and judges.
-    pub backend: &'a dyn Backend,
+    /// The engine that calibrates and judges, and why it is that one (the report says both).
+    pub backend: &'a ChosenBackend,
     /// The FP32 model (moved into the algorithm).
     pub model: ModelProto,
     /// The input model as the report names it (its path).
@@ -163,7 +163,7 @@ pub fn run(mut request: Request) -> Result<Finished> {
             control,
         )?),
     };
-    name_model(&mut finished, request.model_name);
+    name_inputs(&mut finished, request.model_name, request.backend.choice());
     if let Some(output) = &request.output {
         save(&mut finished, output)?;
     }
@@ -185,7 +185,7 @@ fn run_default(
         control: request.deployed_check,
     });
     quantize_default(
-        request.backend,
+        request.backend.engine.as_ref(),
         model,
         request.calibration,
         params,
@@ -209,7 +209,7 @@ fn run_accuracy_control(
         ..request.options.clone()
     };
     let outcome = quantize_with_accuracy_control(
-        request.backend,
+        request.backend.engine.as_ref(),
         model,
         request.calibration,
         validation,
@@ -233,10 +233,17 @@ fn clear_state(state: Option<&std::path::Path>) {
     }
 }
 
-fn name_model(finished: &mut Finished, model_name: String) {
+/// The report names the input model as the front end does, and the engine with the front end's reason for it.
+fn name_inputs(finished: &mut Finished, model_name: String, backend: BackendChoice) {
     match finished {
-        Finished::Default(outcome) => outcome.report.model = model_name,
-        Finished::AccuracyControl(outcome) => outcome.report.model = model_name,
+        Finished::Default(outcome) => {
+            outcome.report.model = model_name;
+            outcome.report.backend = backend;
+        }
+        Finished::AccuracyControl(outcome) => {
+            outcome.report.model = model_name;
+            outcome.report.backend = backend;
+        }
     }
 }
 

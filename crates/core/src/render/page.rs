@@ -74,9 +74,10 @@ pub fn html(view: &ReportView) -> Result<String> {
         esc(&view.algorithm),
         esc(&view.model),
         esc(view.output.as_deref().unwrap_or("(not saved)")),
-        view.backend
-            .as_deref()
-            .map_or(String::new(), |b| format!(" · search engine {}", esc(b)))
+        view.backend.as_ref().map_or(String::new(), |b| format!(
+            " · search engine {}",
+            esc(&b.describe())
+        ))
     );
     Ok(format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n\

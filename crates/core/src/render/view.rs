@@ -9,12 +9,34 @@ use std::path::Path;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::backend::BackendChoice;
 use crate::cpu::CpuFeatures;
 use crate::error::{Error, Result};
 use crate::metric::Direction;
 
 /// POT's name of the accuracy-aware algorithm, as reports spell it.
 const ACCURACY_AWARE: &str = "AccuracyAwareQuantization";
+
+/// report.json's `backend`: the engine and why it was chosen, or in reports written before `auto` existed, the
+/// engine's name alone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum BackendView {
+    /// `{name, chosen_because}`.
+    Chosen(BackendChoice),
+    /// A name alone.
+    Name(String),
+}
+
+impl BackendView {
+    /// "ort (auto: ONNX Runtime, where an ONNX output runs, was found)", or the name alone.
+    pub fn describe(&self) -> String {
+        match self {
+            BackendView::Chosen(choice) => choice.describe(),
+            BackendView::Name(name) => name.clone(),
+        }
+    }
+}
 
 /// A report as read back from `report.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -26,8 +48,8 @@ pub struct ReportView {
     pub model: String,
     /// Where the model was saved.
     pub output: Option<String>,
-    /// The search's engine (accuracy-aware only).
-    pub backend: Option<String>,
+    /// The engine that calibrated and searched, and why that one.
+    pub backend: Option<BackendView>,
     /// Controlled metrics (accuracy-aware only).
     #[serde(default)]
     pub metrics: Vec<MetricView>,

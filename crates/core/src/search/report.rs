@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::backend::EngineSettings;
+use crate::backend::{BackendChoice, EngineSettings};
 use crate::cpu::CpuFeatures;
 use crate::eval::{Latency, Timing};
 use crate::profile::ProfileReport;
@@ -338,8 +338,8 @@ pub struct Report {
     pub profile: ProfileReport,
     /// The evaluation shortcuts used.
     pub levers: Levers,
-    /// The inference engine.
-    pub backend: String,
+    /// The engine that calibrated and searched, and why that one.
+    pub backend: BackendChoice,
     /// Where the final model was written (set by the caller that saves it).
     pub output: Option<String>,
     /// The saved model on the engine it is deployed on, when one was given.
@@ -461,10 +461,11 @@ impl Report {
             ),
         };
         let mut head = format!(
-            "{} of {} quantized ops reverted{sixteen}; {}",
+            "{} of {} quantized ops reverted{sixteen}; {}; searched on {}",
             self.reverted_ops,
             self.quantized_ops,
-            metrics.join("; ")
+            metrics.join("; "),
+            self.backend.describe()
         );
         if let Some(d) = &self.deployed {
             head.push_str("; ");

@@ -59,8 +59,7 @@ fn the_target_is_judged_on_the_intervals_upper_end_and_every_output_says_so() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     let sign = if met { "≤" } else { ">" };
     assert!(
-        stdout.contains(&format!("(90% CI ["))
-            && stdout.contains(&format!("upper end {high:.4} {sign}")),
+        stdout.contains("(90% CI [") && stdout.contains(&format!("upper end {high:.4} {sign}")),
         "{stdout}"
     );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();

@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 import aquant
-from conftest import Digits, assert_deployed_drop, transform
+from conftest import MNIST, Digits, assert_deployed_drop, transform
 from conftest import nncf_datasets as datasets
 
 MAX_DROP = 0.002
@@ -172,8 +172,8 @@ def test_external_data_keyword_saves_weights_beside_the_model(mnist, tmp_path):
     # external_data="always" (the command line's --external-data): model.onnx + model.onnx.data, which ONNX
     # Runtime loads from the path with the drop kept; an unknown value is refused before any work.
     calibration, _ = datasets(mnist)
-    model, _ = aquant.quantize(str(mnist[0]), calibration, subset_size=100, output_dir=tmp_path, progress=False,
-                               external_data="always")
+    model = aquant.quantize(str(mnist[0]), calibration, subset_size=100, output_dir=tmp_path, progress=False,
+                            external_data="always")
     assert model == str(tmp_path / "model.onnx") and (tmp_path / "model.onnx.data").stat().st_size > 0
     assert_deployed_drop(model, mnist[2], mnist[3], mnist[0], 0.01)
     with pytest.raises(ValueError, match="'auto', 'always' or 'never'"):

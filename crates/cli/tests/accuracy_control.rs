@@ -241,25 +241,7 @@ fn calibration_outputs_serve_as_the_fp32_evaluation_when_the_sets_are_one() {
 }
 
 fn quantize_mnist(out: &Path, extra: &[&str]) -> std::process::Output {
-    let (model, calib, val) = (
-        assets().join("mnist_cnn/mnist_cnn.onnx"),
-        assets().join("mnist_cnn/calib.json"),
-        assets().join("mnist_cnn/val.json"),
-    );
-    let mut args = vec![
-        "quantize",
-        "--model",
-        model.to_str().unwrap(),
-        "--calib",
-        calib.to_str().unwrap(),
-        "--val",
-        val.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    aquant(&args)
+    common::quantize_mnist(out, &[extra, &["--quiet"]].concat())
 }
 
 #[test]

@@ -250,3 +250,25 @@ pub fn i64_npy(values: &[i64]) -> Vec<u8> {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     aquant::data::npy_bytes("<i8", &[values.len()], &bytes)
 }
+
+/// `aquant quantize` of the bundled MNIST CNN with its calibration and validation data into `out`, then `extra`.
+pub fn quantize_mnist(out: &Path, extra: &[&str]) -> Output {
+    let (model, calib, val) = (
+        assets().join("mnist_cnn/mnist_cnn.onnx"),
+        assets().join("mnist_cnn/calib.json"),
+        assets().join("mnist_cnn/val.json"),
+    );
+    let mut args = vec![
+        "quantize",
+        "--model",
+        model.to_str().unwrap(),
+        "--calib",
+        calib.to_str().unwrap(),
+        "--val",
+        val.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    aquant(&args)
+}

@@ -4,30 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{aquant, assets, read_report};
-
-fn quantize(out: &Path, extra: &[&str]) -> std::process::Output {
-    let (model, calib, val) = (
-        assets().join("mnist_cnn/mnist_cnn.onnx"),
-        assets().join("mnist_cnn/calib.json"),
-        assets().join("mnist_cnn/val.json"),
-    );
-    let mut args = vec![
-        "quantize",
-        "--model",
-        model.to_str().unwrap(),
-        "--calib",
-        calib.to_str().unwrap(),
-        "--val",
-        val.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    aquant(&args)
-}
+use common::{aquant, assets, quantize_mnist as quantize, read_report};
 
 #[test]
 fn the_target_is_judged_on_the_intervals_upper_end_and_every_output_says_so() {

@@ -12,25 +12,7 @@ use aquant_tract::TractBackend;
 use common::{aquant, assert_clean_error, assets, npy_f32, ort_eval, ort_eval_with, read_report};
 
 fn quantize_mnist(out: &Path, extra: &[&str]) -> std::process::Output {
-    let (model, calib, val) = (
-        assets().join("mnist_cnn/mnist_cnn.onnx"),
-        assets().join("mnist_cnn/calib.json"),
-        assets().join("mnist_cnn/val.json"),
-    );
-    let mut args = vec![
-        "quantize",
-        "--model",
-        model.to_str().unwrap(),
-        "--calib",
-        calib.to_str().unwrap(),
-        "--val",
-        val.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    aquant(&args)
+    common::quantize_mnist(out, &[extra, &["--quiet"]].concat())
 }
 
 #[test]

@@ -10,8 +10,8 @@ from typing import Any, Optional
 @dataclass(frozen=True)
 class MetricReport:
     """One controlled metric: FP32 baseline, fully quantized and final values, drop and allowed drop, and the
-    drop's 95 % confidence interval (``{level, low, high, samples, method}``; ``None`` for a dataset-level
-    metric)."""
+    drop's 95 % confidence interval (``{level, low, high, samples, method}``; ``None`` for a metric user code
+    scores over the whole set: a validation_fn, a POT metric)."""
 
     name: str
     direction: str

@@ -249,6 +249,9 @@ def test_confidence_judges_the_target_on_the_upper_end_of_the_drops_interval(mni
     assert "upper end" in report.summary() and "90% CI" in report.summary()
     with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
         run(mnist, metric="top1", confidence=1.5)
+    # A validation function runs the model itself: it cannot be scored on thousands of bootstrap resamples.
+    with pytest.raises(ValueError, match="metric 'validation_fn' has none"):
+        run(mnist, validation_fn=validation_float, confidence=0.9)
 
 
 def test_backend_auto_searches_on_onnx_runtime_when_installed_and_says_why(mnist):

@@ -55,6 +55,51 @@ fn the_target_is_judged_on_the_intervals_upper_end_and_every_output_says_so() {
 }
 
 #[test]
+fn a_dataset_level_metrics_drop_gets_a_bootstrap_interval_and_can_be_judged_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let metric = ["--metric", "f1_macro", "--max-drop", "0.05"];
+    let run = quantize(&out, &[&metric[..], &["--confidence", "0.9"]].concat());
+    let report = read_report(&out);
+    let m = &report["metrics"][0];
+    let ci = &m["drop_ci"];
+    assert_eq!(
+        (&ci["method"], &ci["level"]),
+        (&"set_bootstrap".into(), &0.9.into()),
+        "{m}"
+    );
+    let (low, high, drop) = (
+        ci["low"].as_f64().unwrap(),
+        ci["high"].as_f64().unwrap(),
+        m["drop"].as_f64().unwrap(),
+    );
+    assert!(low <= high, "{ci}");
+    let met = report["target_met"].as_bool().unwrap();
+    assert_eq!(
+        met,
+        high <= 0.05 + 1e-9,
+        "judged on the upper end: {report}"
+    );
+    assert_eq!(run.status.code(), Some(if met { 0 } else { 1 }), "{report}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("(90% CI ["), "{stdout}");
+    // Without a confidence level the interval is reported at 95 %, around the same drop.
+    let out95 = dir.path().join("out95");
+    quantize(&out95, &metric);
+    let m95 = &read_report(&out95)["metrics"][0];
+    assert_eq!(m95["drop_ci"]["level"], 0.95, "{m95}");
+    assert_eq!(m95["drop_ci"]["method"], "set_bootstrap");
+    if m95["drop"].as_f64().unwrap() == drop {
+        let width =
+            |ci: &serde_json::Value| ci["high"].as_f64().unwrap() - ci["low"].as_f64().unwrap();
+        assert!(
+            width(&m95["drop_ci"]) >= width(ci),
+            "95 % is at least as wide as 90 %"
+        );
+    }
+}
+
+#[test]
 fn a_confidence_that_cannot_be_honoured_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     for (extra, needle) in [
@@ -65,10 +110,6 @@ fn a_confidence_that_cannot_be_honoured_is_refused() {
         (
             &["--confidence", "0"][..],
             "confidence must be in (0, 1), not 0",
-        ),
-        (
-            &["--confidence", "0.9", "--metric", "f1_macro"][..],
-            "metric 'f1_macro' is dataset-level",
         ),
     ] {
         let refused = quantize(&dir.path().join("refused"), extra);

@@ -221,7 +221,7 @@ impl SampleMetric for PotMetric {
 }
 
 impl SetMetric for PotMetric {
-    fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[&SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         let _turn = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.common.call("the POT metric", |py| {
             self.object.bind(py).call_method0("reset")?;
@@ -233,6 +233,12 @@ impl SetMetric for PotMetric {
                 "avg_value",
             )?))
         })
+    }
+
+    /// A POT metric's `update` is Python, called per sample: scoring thousands of resamples would cost more
+    /// than the search.
+    fn bootstrappable(&self) -> bool {
+        false
     }
 }
 
@@ -250,7 +256,7 @@ pub struct ValidationFn {
 
 impl ValidationFn {
     /// The outputs of `samples` by their inputs' fingerprint.
-    fn replay(&self, samples: &[SampleOutputs]) -> Replay {
+    fn replay(&self, samples: &[&SampleOutputs]) -> Replay {
         let known = self.fingerprints.lock().unwrap_or_else(|p| p.into_inner());
         samples
             .iter()
@@ -302,7 +308,7 @@ impl Metric for ValidationFn {
 }
 
 impl SetMetric for ValidationFn {
-    fn set_value(&self, samples: &[SampleOutputs], model: &dyn RunnableModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[&SampleOutputs], model: &dyn RunnableModel) -> Result<SetValue> {
         let indices: Vec<usize> = samples.iter().map(|s| s.index).collect();
         let served = model::serve(model, self.replay(samples), self.names.clone(), |lent| {
             self.common.call("validation_fn", |py| {
@@ -319,5 +325,11 @@ impl SetMetric for ValidationFn {
             name: self.common.name.clone(),
             message: "validation_fn's thread panicked".into(),
         })?
+    }
+
+    /// It runs the model itself over the data it is given: once per resample would be a search's worth of
+    /// inference.
+    fn bootstrappable(&self) -> bool {
+        false
     }
 }

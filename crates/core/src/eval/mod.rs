@@ -30,7 +30,8 @@ use aquant_onnx::ModelProto;
 use crate::backend::{Backend, Session};
 use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
-use crate::metric::Metric;
+use crate::metric::confidence::{self, DropInterval, IntervalParams};
+use crate::metric::{Direction, Metric};
 use crate::profile::Profile;
 use crate::progress::{NoProgress, Progress};
 use crate::runner::{run_batches, Flow, InputBinding};
@@ -45,6 +46,12 @@ pub struct MetricValue {
     pub value: f64,
     /// Per-sample values, aligned with [`Evaluation::indices`].
     pub per_sample: Vec<f64>,
+    /// A dataset-level metric's values over seeded bootstrap resamples of the evaluated samples
+    /// ([`confidence::resamples`](crate::metric::confidence::resamples)), when the evaluator is asked for them
+    /// ([`Evaluator::with_bootstrap`]); empty otherwise. Two evaluations of the same samples are scored on the
+    /// same resamples, so their values pair up into an interval of the drop as per-sample values do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resampled: Vec<f64>,
 }
 
 /// The result of one evaluation.
@@ -62,6 +69,35 @@ impl Evaluation {
     /// The first metric's aggregate value.
     pub fn value(&self) -> f64 {
         self.metrics[0].value
+    }
+
+    /// The interval of metric number `metric`'s drop from `fp32`, the FP32 model's evaluation of the same
+    /// samples, to this one: paired per-sample values when the metric has them, otherwise its paired values
+    /// over bootstrap resamples ([`MetricValue::resampled`]); `None` when it has neither.
+    pub fn drop_interval(
+        &self,
+        fp32: &Evaluation,
+        metric: usize,
+        direction: Direction,
+        asked: IntervalParams,
+    ) -> Option<DropInterval> {
+        let (base, value) = (fp32.metrics.get(metric)?, self.metrics.get(metric)?);
+        if !base.per_sample.is_empty() {
+            return confidence::drop_interval(
+                &base.per_sample,
+                &value.per_sample,
+                direction,
+                asked,
+            );
+        }
+        let samples = self.indices.len();
+        confidence::set_drop_interval(
+            &base.resampled,
+            &value.resampled,
+            samples,
+            direction,
+            asked.level,
+        )
     }
 }
 
@@ -81,6 +117,7 @@ pub struct Evaluator<'a> {
     samples_inferred: AtomicUsize,
     profile: Arc<Profile>,
     interrupt: Option<&'a AtomicBool>,
+    bootstrap: usize,
 }
 
 impl<'a> Evaluator<'a> {
@@ -120,6 +157,7 @@ impl<'a> Evaluator<'a> {
             samples_inferred: AtomicUsize::new(0),
             profile: Arc::default(),
             interrupt: None,
+            bootstrap: 0,
         })
     }
 
@@ -180,6 +218,19 @@ impl<'a> Evaluator<'a> {
     pub fn with_interrupt(mut self, flag: Option<&'a AtomicBool>) -> Self {
         self.interrupt = flag;
         self
+    }
+
+    /// Scores dataset-level metrics on `resamples` bootstrap resamples too in [`Evaluator::evaluate`] and
+    /// [`Evaluator::score`] ([`MetricValue::resampled`]), for the interval of their drop. Ranking
+    /// ([`Evaluator::evaluate_while`]) never needs them.
+    pub fn with_bootstrap(mut self, resamples: usize) -> Self {
+        self.bootstrap = resamples;
+        self
+    }
+
+    /// The bootstrap resamples dataset-level metrics are scored on ([`Evaluator::with_bootstrap`]).
+    pub fn bootstrap(&self) -> usize {
+        self.bootstrap
     }
 
     /// [`Error::Interrupted`] once the interrupt flag is set.
@@ -373,7 +424,7 @@ impl<'a> Evaluator<'a> {
         if !self.metrics[metric].per_sample() {
             // A dataset-level metric is evaluated on the whole of `indices` at once; it may still say per-sample
             // values (SetValue::per_sample), which are then the answer.
-            let evaluation = self.evaluate(model, indices, label)?;
+            let evaluation = self.evaluate_resampled(model, indices, label, 0)?;
             let values = evaluation
                 .metrics
                 .into_iter()
@@ -437,8 +488,19 @@ impl<'a> Evaluator<'a> {
         indices: &[usize],
         label: &str,
     ) -> Result<Evaluation> {
+        self.evaluate_resampled(model, indices, label, self.bootstrap)
+    }
+
+    /// [`Evaluator::evaluate`], scoring dataset-level metrics on `resamples` bootstrap resamples too.
+    fn evaluate_resampled(
+        &self,
+        model: &ModelProto,
+        indices: &[usize],
+        label: &str,
+        resamples: usize,
+    ) -> Result<Evaluation> {
         let start = Instant::now();
-        let mut scores = Scores::new(&self.metrics, indices.len());
+        let mut scores = Scores::new(&self.metrics, indices.len(), resamples);
         let prepared = self.prepared(model)?;
         self.stream_prepared(
             &prepared,
@@ -468,7 +530,7 @@ impl<'a> Evaluator<'a> {
             true => self.references(indices)?,
             false => Vec::new(),
         };
-        let mut scores = Scores::new(&self.metrics, indices.len());
+        let mut scores = Scores::new(&self.metrics, indices.len(), self.bootstrap);
         for (position, (&index, (tensors, annotation))) in indices.iter().zip(outputs).enumerate() {
             let reference = references.get(position).map(|r| r.as_slice());
             scores.add(index, tensors.clone(), annotation.clone(), reference)?;

@@ -6,20 +6,23 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::{EvaluatedModel, Evaluation, MetricValue};
 use crate::data::Annotation;
 use crate::error::{Error, Result};
+use crate::metric::confidence;
 use crate::metric::{mean, Metric, SampleMetric, SampleOutputs, Scoring, SetMetric, SetValue};
 use crate::tensor::Tensor;
 
 /// An evaluation's results as samples come in: per-sample metrics' values, and the samples a dataset-level
-/// metric needs all at once (kept only when there is such a metric).
+/// metric needs all at once (kept only when there is such a metric), scored on `resamples` bootstrap resamples
+/// of them too when asked (see [`MetricValue::resampled`]).
 pub(super) struct Scores<'m> {
     metrics: &'m [&'m dyn Metric],
     per_sample: Vec<Vec<f64>>,
     kept: Vec<SampleOutputs>,
     keep_samples: bool,
+    resamples: usize,
 }
 
 impl<'m> Scores<'m> {
-    pub(super) fn new(metrics: &'m [&'m dyn Metric], samples: usize) -> Self {
+    pub(super) fn new(metrics: &'m [&'m dyn Metric], samples: usize, resamples: usize) -> Self {
         let keep_samples = metrics.iter().any(|m| !m.per_sample());
         Scores {
             metrics,
@@ -29,6 +32,7 @@ impl<'m> Scores<'m> {
                 .collect(),
             kept: Vec::with_capacity(if keep_samples { samples } else { 0 }),
             keep_samples,
+            resamples,
         }
     }
 
@@ -62,24 +66,29 @@ impl<'m> Scores<'m> {
 
     /// Every metric's value: the aggregate of its per-sample values, or its value over the kept samples.
     pub(super) fn finish(self, indices: &[usize], model: &EvaluatedModel) -> Result<Evaluation> {
-        let kept = self.kept;
+        // In dataset-index order: the order resamples are drawn in, the same for every model.
+        let mut kept: Vec<&SampleOutputs> = self.kept.iter().collect();
+        kept.sort_by_key(|s| s.index);
         let metrics = self
             .metrics
             .iter()
             .zip(self.per_sample)
-            .map(|(metric, per_sample)| {
-                let (value, per_sample) = match metric.scoring() {
-                    Scoring::PerSample(_) => (aggregate(*metric, &per_sample)?, per_sample),
-                    Scoring::WholeSet(set_metric) => {
-                        let set = set_value(*metric, set_metric, &kept, model)?;
-                        (set.value, set.per_sample.unwrap_or_default())
-                    }
-                };
-                Ok(MetricValue {
+            .map(|(metric, per_sample)| match metric.scoring() {
+                Scoring::PerSample(_) => Ok(MetricValue {
                     name: metric.name().into(),
-                    value,
+                    value: aggregate(*metric, &per_sample)?,
                     per_sample,
-                })
+                    resampled: Vec::new(),
+                }),
+                Scoring::WholeSet(set_metric) => {
+                    let set = set_value(*metric, set_metric, &kept, model)?;
+                    Ok(MetricValue {
+                        name: metric.name().into(),
+                        value: set.value,
+                        per_sample: set.per_sample.unwrap_or_default(),
+                        resampled: resampled(*metric, set_metric, &kept, model, self.resamples),
+                    })
+                }
             })
             .collect::<Result<_>>()?;
         Ok(Evaluation {
@@ -90,12 +99,34 @@ impl<'m> Scores<'m> {
     }
 }
 
+/// The dataset-level `metric` over `count` bootstrap resamples of `samples` ([`confidence::resamples`]); none
+/// when the metric is not [`SetMetric::bootstrappable`], or when a resample cannot be scored (an AUROC resample
+/// with one class): an interval from the rest would be biased toward resamples the metric likes.
+fn resampled(
+    metric: &dyn Metric,
+    set_metric: &dyn SetMetric,
+    samples: &[&SampleOutputs],
+    model: &EvaluatedModel,
+    count: usize,
+) -> Vec<f64> {
+    if !set_metric.bootstrappable() {
+        return Vec::new();
+    }
+    let mut resample = Vec::with_capacity(samples.len());
+    let scored = confidence::resamples(samples.len(), count).map(|positions| {
+        resample.clear();
+        resample.extend(positions.into_iter().map(|p| samples[p]));
+        set_value(metric, set_metric, &resample, model).map(|set| set.value)
+    });
+    scored.collect::<Result<Vec<f64>>>().unwrap_or_default()
+}
+
 /// A dataset-level metric's value over `samples`, rejecting non-finite results as [`sample_value`] does, and
 /// per-sample values that do not match the samples.
 fn set_value(
     metric: &dyn Metric,
     set_metric: &dyn SetMetric,
-    samples: &[SampleOutputs],
+    samples: &[&SampleOutputs],
     model: &EvaluatedModel,
 ) -> Result<SetValue> {
     let set = guarded(metric, "set_value", || set_metric.set_value(samples, model))?;

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::graph::Graph;
 use crate::job::holdout;
-use crate::metric::confidence::{self, DropInterval, IntervalParams};
+use crate::metric::confidence::{DropInterval, IntervalParams};
 use crate::metric::{Direction, Metric, OutputError};
 use crate::params::RunOptions;
 use crate::params::{AccuracyControlParams, RankingScore};
@@ -217,7 +217,8 @@ impl Run<'_> {
             self.options.batch_size,
             self.options.progress,
         )?
-        .with_interrupt(self.options.interrupt);
+        .with_interrupt(self.options.interrupt)
+        .with_bootstrap(self.control.bootstrap_samples);
         // FP32 outputs calibration already computed are the FP32 evaluation's when validation is calibration.
         let same_data = std::ptr::addr_eq(self.calibration as *const dyn Dataset, self.validation);
         let known_fp32 = known_fp32.filter(|_| same_data);
@@ -328,16 +329,15 @@ fn ranking_nmse(
     }
 }
 
-/// Metric `i`'s drop interval from the paired per-sample values of FP32 and the final model.
+/// Metric `i`'s drop interval from FP32's evaluation to the final model's.
 fn drop_interval(
     verdict: &Verdict,
     i: usize,
     direction: Direction,
     asked: IntervalParams,
 ) -> Option<DropInterval> {
-    let fp32 = &verdict.reference.as_ref()?.metrics.get(i)?.per_sample;
-    let quantized = &verdict.evaluation.metrics.get(i)?.per_sample;
-    confidence::drop_interval(fp32, quantized, direction, asked)
+    let fp32 = verdict.reference.as_ref()?;
+    verdict.evaluation.drop_interval(fp32, i, direction, asked)
 }
 
 fn report(
@@ -460,11 +460,12 @@ fn check_metric_targets(metrics: &[&dyn Metric], control: &AccuracyControlParams
             t.name
         )));
     }
-    if let Some(m) = metrics.iter().find(|m| !m.per_sample()) {
+    if let Some(m) = metrics.iter().find(|m| !m.has_drop_interval()) {
         if let Some(level) = control.confidence {
             return Err(Error::Config(format!(
-                "confidence {level} needs per-sample values, and metric '{}' is dataset-level: its drop has \
-                 no interval yet",
+                "confidence {level} needs an interval of every metric's drop, and metric '{}' has none: user \
+                 code scores it over the whole set (a validation function or a POT metric), which cannot be \
+                 scored again on thousands of bootstrap resamples; use a built-in or a per-sample metric",
                 m.name()
             )));
         }

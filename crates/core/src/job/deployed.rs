@@ -38,6 +38,7 @@ pub fn check_deployed(
         metrics,
         batch_size,
         progress,
+        bootstrap: 0,
     };
     let (baseline, quantized) =
         judged.evaluate(fp32, saved, ["FP32 (deployed engine)", "deployed check"])?;
@@ -63,6 +64,8 @@ pub(crate) struct Judged<'a> {
     pub metrics: &'a [&'a dyn Metric],
     pub batch_size: usize,
     pub progress: &'a dyn Progress,
+    /// Bootstrap resamples dataset-level metrics are scored on, for their drop's interval (0: none).
+    pub bootstrap: usize,
 }
 
 impl Judged<'_> {
@@ -81,7 +84,8 @@ impl Judged<'_> {
             Some(fp32),
             self.batch_size,
             self.progress,
-        )?;
+        )?
+        .with_bootstrap(self.bootstrap);
         let all = evaluator.all_indices();
         let baseline = evaluator.evaluate(fp32, &all, labels[0])?;
         Ok((baseline, evaluator.evaluate(saved, &all, labels[1])?))

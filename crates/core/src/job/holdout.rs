@@ -11,7 +11,7 @@ use crate::backend::Backend;
 use crate::data::{Dataset, Subset};
 use crate::error::Result;
 use crate::job::deployed::Judged;
-use crate::metric::confidence::{self, IntervalParams};
+use crate::metric::confidence::IntervalParams;
 use crate::metric::{within_limit, Metric};
 use crate::numerics::SplitMix64;
 use crate::params::AccuracyControlParams;
@@ -109,13 +109,15 @@ pub(crate) fn confirm(
         metrics,
         batch_size,
         progress,
+        bootstrap: control.bootstrap_samples,
     };
     let (baseline, quantized) =
         judged.evaluate(fp32, saved, ["FP32 (held out)", "held-out confirmation"])?;
     let metrics: Vec<ConfirmedMetric> = metrics
         .iter()
+        .enumerate()
         .zip(baseline.metrics.iter().zip(&quantized.metrics))
-        .map(|(metric, (base, value))| {
+        .map(|((i, metric), (base, value))| {
             let direction = metric.direction();
             ConfirmedMetric {
                 name: metric.name().into(),
@@ -123,9 +125,9 @@ pub(crate) fn confirm(
                 r#final: value.value,
                 drop: direction.drop(base.value, value.value),
                 allowed_drop: control.allowed_drop(base.value),
-                drop_ci: confidence::drop_interval(
-                    &base.per_sample,
-                    &value.per_sample,
+                drop_ci: quantized.drop_interval(
+                    &baseline,
+                    i,
                     direction,
                     IntervalParams::of(control),
                 ),

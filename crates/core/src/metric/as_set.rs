@@ -56,7 +56,7 @@ impl Metric for AsSet {
 }
 
 impl SetMetric for AsSet {
-    fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[&SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         // `new` took only a per-sample metric; its scoring does not change.
         let Scoring::PerSample(inner) = self.inner.scoring() else {
             return Err(Error::Metric {

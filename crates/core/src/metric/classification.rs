@@ -5,6 +5,7 @@
 //! by aquant can be compared with one from a Python evaluation script. Neither has per-sample values: the search
 //! ranks groups by output NMSE for them, and computes them on full evaluations only.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use crate::data::Annotation;
@@ -75,12 +76,12 @@ impl F1Macro {
     const NAME: &'static str = "f1_macro";
 
     /// The metric over `samples` (in any order).
-    pub fn value(&self, samples: &[SampleOutputs]) -> Result<f64> {
+    pub fn value<S: Borrow<SampleOutputs>>(&self, samples: &[S]) -> Result<f64> {
         if samples.is_empty() {
             return Err(no_samples(Self::NAME));
         }
         let mut classes: BTreeMap<i64, ClassCounts> = BTreeMap::new();
-        for sample in samples {
+        for sample in samples.iter().map(Borrow::borrow) {
             let scores = finite_scores(Self::NAME, sample)?;
             let truth = label(Self::NAME, sample)?;
             if !(0..scores.len() as i64).contains(&truth) {
@@ -119,7 +120,7 @@ impl Metric for F1Macro {
 }
 
 impl SetMetric for F1Macro {
-    fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[&SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         self.value(samples).map(SetValue::from)
     }
 }
@@ -140,12 +141,13 @@ impl Auroc {
     const NAME: &'static str = "auroc";
 
     /// The metric over `samples` (in any order); an error unless both classes occur.
-    pub fn value(&self, samples: &[SampleOutputs]) -> Result<f64> {
+    pub fn value<S: Borrow<SampleOutputs>>(&self, samples: &[S]) -> Result<f64> {
         if samples.is_empty() {
             return Err(no_samples(Self::NAME));
         }
         let mut scored = samples
             .iter()
+            .map(Borrow::borrow)
             .map(|s| Ok((positive_score(s)?, binary_label(s)?)))
             .collect::<Result<Vec<(f64, bool)>>>()?;
         let positives = scored.iter().filter(|(_, positive)| *positive).count();
@@ -220,7 +222,7 @@ impl Metric for Auroc {
 }
 
 impl SetMetric for Auroc {
-    fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[&SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         self.value(samples).map(SetValue::from)
     }
 }
@@ -266,7 +268,7 @@ mod tests {
 
     #[test]
     fn f1_macro_refuses_bad_input() {
-        assert!(F1Macro.value(&[]).is_err());
+        assert!(F1Macro.value::<SampleOutputs>(&[]).is_err());
         let nan = F1Macro
             .value(&[sample(4, &[f32::NAN, 1.0], 0)])
             .unwrap_err();

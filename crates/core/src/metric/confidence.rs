@@ -11,7 +11,10 @@
 //!   discordant pairs, where the normal approximation is not.
 //! - Other per-sample values (a loss, an error): the percentile interval of a paired bootstrap of the mean
 //!   difference, over seeded resamples of the samples.
-//! - A dataset-level metric (mAP, F1) gives no per-sample values: no interval (`None`).
+//! - A dataset-level metric (mAP, F1) has no per-sample values, but it can be scored again on resamples of the
+//!   samples: the percentile interval of the drop over seeded bootstrap resamples ([`resamples`]), each scored
+//!   for both models ([`set_drop_interval`]). The same seed and sample order give both models the same
+//!   resamples, so the drops pair up resample by resample.
 
 use serde::Serialize;
 
@@ -32,6 +35,8 @@ pub enum IntervalMethod {
     PairedScore,
     /// Percentile interval of a paired bootstrap of the mean difference.
     PairedBootstrap,
+    /// Percentile interval of the drop of a dataset-level metric scored on both models' bootstrap resamples.
+    SetBootstrap,
 }
 
 /// A confidence interval of a drop, in the metric's units (positive = worse than FP32).
@@ -123,6 +128,49 @@ pub fn drop_interval(
     })
 }
 
+/// `count` seeded bootstrap resamples of `n` samples, as positions into them (drawn with replacement).
+/// Deterministic: two evaluations of the same samples in the same order get the same resamples, which is what
+/// pairs their scores in [`set_drop_interval`].
+pub fn resamples(n: usize, count: usize) -> impl Iterator<Item = Vec<usize>> {
+    let mut random = SplitMix64::new(BOOTSTRAP_SEED);
+    (0..if n == 0 { 0 } else { count }).map(move |_| (0..n).map(|_| random.below(n)).collect())
+}
+
+/// The interval at `level` of the drop from `fp32` to `quantized`, a dataset-level metric's values over the
+/// same [`resamples`] of `samples` samples, resample by resample (`None` without resamples or when their counts
+/// differ, which would unpair them).
+pub fn set_drop_interval(
+    fp32: &[f64],
+    quantized: &[f64],
+    samples: usize,
+    direction: Direction,
+    level: f64,
+) -> Option<DropInterval> {
+    if fp32.is_empty() || fp32.len() != quantized.len() {
+        return None;
+    }
+    let mut drops: Vec<f64> = fp32
+        .iter()
+        .zip(quantized)
+        .map(|(&f, &q)| direction.drop(f, q))
+        .collect();
+    drops.sort_by(f64::total_cmp);
+    let (low, high) = percentiles(&drops, level);
+    Some(DropInterval {
+        level,
+        low,
+        high,
+        samples,
+        method: IntervalMethod::SetBootstrap,
+    })
+}
+
+/// The two-sided percentile bounds at `level` of `sorted` values (at least one).
+fn percentiles(sorted: &[f64], level: f64) -> (f64, f64) {
+    let at = |q: f64| sorted[((q * sorted.len() as f64) as usize).min(sorted.len() - 1)];
+    (at((1.0 - level) / 2.0), at((1.0 + level) / 2.0))
+}
+
 /// Newcombe's method 10 for `mean(x) − mean(y)`, `x` and `y` 0/1 values of the same samples.
 fn paired_score(x: &[f64], y: &[f64], level: f64) -> (f64, f64) {
     let n = x.len() as f64;
@@ -172,8 +220,7 @@ fn paired_bootstrap(x: &[f64], y: &[f64], level: f64, resamples: usize, seed: u6
         .map(|_| (0..n).map(|_| differences[random.below(n)]).sum::<f64>() / n as f64)
         .collect();
     means.sort_by(f64::total_cmp);
-    let at = |q: f64| means[((q * means.len() as f64) as usize).min(means.len() - 1)];
-    (at((1.0 - level) / 2.0), at((1.0 + level) / 2.0))
+    percentiles(&means, level)
 }
 
 /// The standard normal distribution's quantile at `p` in (0, 1) (Acklam's rational approximation, relative

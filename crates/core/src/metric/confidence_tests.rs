@@ -1,5 +1,6 @@
 //! The intervals cover what they claim: simulated paired sets with a known true drop are covered at the
-//! nominal rate (93–97 % of 1,000 sets at 95 %), and an interval narrows like 1/√n.
+//! nominal rate (93–97 % of 1,000 sets at 95 %), and an interval narrows like 1/√n — for per-sample metrics
+//! and for a dataset-level one (macro-F1) scored on bootstrap resamples.
 
 use super::*;
 
@@ -168,6 +169,105 @@ fn the_bootstrap_resamples_are_the_ones_asked_for_and_seeded() {
         "another count of resamples, other bounds"
     );
     assert_eq!(with(1).low, with(1).high, "one resample: one mean");
+}
+
+/// Macro-F1 of `(truth, predicted)` class pairs over `classes` classes: a dataset-level metric, not a mean of
+/// per-sample values.
+fn macro_f1(pairs: &[(usize, usize)], classes: usize) -> f64 {
+    let mut counts = vec![(0usize, 0usize, 0usize); classes]; // (truth, predicted, correct)
+    for &(truth, predicted) in pairs {
+        counts[truth].0 += 1;
+        counts[predicted].1 += 1;
+        counts[truth].2 += usize::from(truth == predicted);
+    }
+    let seen: Vec<_> = counts.iter().filter(|c| c.0 + c.1 > 0).collect();
+    seen.iter()
+        .map(|c| 2.0 * c.2 as f64 / (c.0 + c.1) as f64)
+        .sum::<f64>()
+        / seen.len() as f64
+}
+
+/// `n` samples of 3 classes: the label, FP32's prediction (right 80 % of the time) and the quantized model's
+/// (FP32's, changed to another class 8 % of the time).
+fn three_class_predictions(random: &mut SplitMix64, n: usize) -> Vec<(usize, usize, usize)> {
+    (0..n)
+        .map(|_| {
+            let truth = random.below(3);
+            let fp32 = match uniform(random) < 0.8 {
+                true => truth,
+                false => (truth + 1 + random.below(2)) % 3,
+            };
+            let quantized = match uniform(random) < 0.08 {
+                true => (fp32 + 1 + random.below(2)) % 3,
+                false => fp32,
+            };
+            (truth, fp32, quantized)
+        })
+        .collect()
+}
+
+/// The set bootstrap's interval of the macro-F1 drop over `samples`, each model scored on the same resamples.
+fn f1_drop_interval(samples: &[(usize, usize, usize)], resamples_asked: usize) -> DropInterval {
+    let score = |model: fn(&(usize, usize, usize)) -> (usize, usize)| {
+        resamples(samples.len(), resamples_asked)
+            .map(|positions| {
+                let pairs: Vec<_> = positions.iter().map(|&p| model(&samples[p])).collect();
+                macro_f1(&pairs, 3)
+            })
+            .collect::<Vec<f64>>()
+    };
+    let (fp32, quantized) = (score(|s| (s.0, s.1)), score(|s| (s.0, s.2)));
+    set_drop_interval(
+        &fp32,
+        &quantized,
+        samples.len(),
+        Direction::HigherBetter,
+        0.95,
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_set_bootstrap_covers_a_dataset_level_metrics_true_drop_95_percent_of_the_time() {
+    // The true drop: macro-F1's drop on a population of a million samples.
+    let population = three_class_predictions(&mut SplitMix64::new(3), 1_000_000);
+    let f1 = |model: fn(&(usize, usize, usize)) -> (usize, usize)| {
+        macro_f1(&population.iter().map(model).collect::<Vec<_>>(), 3)
+    };
+    let truth = f1(|s| (s.0, s.1)) - f1(|s| (s.0, s.2));
+    let rate = coverage(|random| {
+        let samples = three_class_predictions(random, 300);
+        let i = f1_drop_interval(&samples, 500);
+        assert_eq!(i.method, IntervalMethod::SetBootstrap);
+        ((i.low, i.high), truth)
+    });
+    assert!((0.93..=0.97).contains(&rate), "{rate} (true drop {truth})");
+    // And it narrows like 1/√n.
+    let width = |n| {
+        let i = f1_drop_interval(&three_class_predictions(&mut SplitMix64::new(9), n), 2000);
+        i.high - i.low
+    };
+    let ratio = width(4800) / width(300);
+    assert!(
+        (0.2..=0.3).contains(&ratio),
+        "16× the samples, {ratio}× the width"
+    );
+}
+
+#[test]
+fn set_resamples_are_seeded_and_unpaired_values_give_no_interval() {
+    let drawn: Vec<Vec<usize>> = resamples(5, 3).collect();
+    assert_eq!(drawn, resamples(5, 3).collect::<Vec<_>>(), "seeded");
+    assert!(drawn
+        .iter()
+        .all(|r| r.len() == 5 && r.iter().all(|&p| p < 5)));
+    assert_ne!(drawn[0], drawn[1], "each resample its own draw");
+    assert_eq!(resamples(0, 3).count(), 0, "nothing to draw from");
+    let up = Direction::HigherBetter;
+    assert_eq!(set_drop_interval(&[0.5], &[0.4, 0.3], 5, up, 0.95), None);
+    assert_eq!(set_drop_interval(&[], &[], 5, up, 0.95), None);
+    let i = set_drop_interval(&[0.9, 0.8], &[0.85, 0.8], 5, up, 0.95).unwrap();
+    assert_eq!((i.low, i.high, i.samples), (0.0, 0.9 - 0.85, 5));
 }
 
 /// 95 %, 2,000 resamples: the defaults.

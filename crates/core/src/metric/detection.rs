@@ -12,6 +12,7 @@
 //! have ground truth and over the IoU thresholds. Its float expressions (thresholds, the epsilon in the
 //! precision) are reproduced too, so that a recall on a threshold falls on the same side as in pycocotools.
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 
 use crate::data::{Annotation, GroundTruthBox};
@@ -54,8 +55,8 @@ impl MeanAveragePrecision {
 
     /// The metric over `samples` (in any order: they are taken in dataset-index order, as COCOeval takes
     /// images in id order, which decides between detections of equal score).
-    pub fn value(&self, samples: &[SampleOutputs]) -> Result<f64> {
-        let mut ordered: Vec<&SampleOutputs> = samples.iter().collect();
+    pub fn value<S: Borrow<SampleOutputs>>(&self, samples: &[S]) -> Result<f64> {
+        let mut ordered: Vec<&SampleOutputs> = samples.iter().map(Borrow::borrow).collect();
         ordered.sort_by_key(|s| s.index);
         let images = ordered
             .iter()
@@ -305,7 +306,7 @@ impl Metric for MeanAveragePrecision {
 }
 
 impl SetMetric for MeanAveragePrecision {
-    fn set_value(&self, samples: &[SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
+    fn set_value(&self, samples: &[&SampleOutputs], _: &dyn RunnableModel) -> Result<SetValue> {
         self.value(samples).map(SetValue::from)
     }
 }

@@ -146,6 +146,16 @@ impl dyn Metric + '_ {
         matches!(self.scoring(), Scoring::PerSample(_))
     }
 
+    /// Whether the drop of this metric between two models can be given a confidence interval
+    /// ([`confidence`]): from per-sample values, or for a dataset-level metric from bootstrap resamples it can
+    /// be scored on ([`SetMetric::bootstrappable`]).
+    pub fn has_drop_interval(&self) -> bool {
+        match self.scoring() {
+            Scoring::PerSample(_) => true,
+            Scoring::WholeSet(set_metric) => set_metric.bootstrappable(),
+        }
+    }
+
     /// Whether a sample's value needs the FP32 model's outputs for the same sample (never for a whole-set
     /// metric).
     pub fn needs_reference(&self) -> bool {
@@ -205,7 +215,18 @@ pub fn mean(values: &[f64]) -> f64 {
 pub trait SetMetric: Send + Sync {
     /// The metric over `samples`, in the order evaluated; `model` is the model that produced them, for a
     /// metric that runs it itself (a validation function given the model).
-    fn set_value(&self, samples: &[SampleOutputs], model: &dyn RunnableModel) -> Result<SetValue>;
+    ///
+    /// A sample may occur more than once: a bootstrap interval of the metric's drop
+    /// ([`confidence`]) scores resamples drawn with replacement.
+    fn set_value(&self, samples: &[&SampleOutputs], model: &dyn RunnableModel) -> Result<SetValue>;
+
+    /// Whether the metric may be scored on resamples of the evaluated samples, once per resample, for a bootstrap
+    /// interval of its drop: true for a metric computed from the samples' outputs alone. A metric that runs the
+    /// model itself (NNCF's `validation_fn`) or calls user code per sample says false: two thousand calls would
+    /// cost more than the search, and its drop then has no interval.
+    fn bootstrappable(&self) -> bool {
+        true
+    }
 }
 
 /// The built-in metric called `name`: `top1`, `top5` (any `topK`), `agreement`, `mse`, `nmse`, and the

@@ -171,12 +171,14 @@ pub struct AccuracyControlParams {
     pub holdout_fraction: f64,
     /// Confidence level of the target (off: the point estimate, as POT and NNCF judge): the search goes on until
     /// the upper end of each drop's two-sided interval at this level (from the paired per-sample values of FP32
-    /// and the model on the validation set) is within the allowed drop, which rules out a target met by the luck
-    /// of a small set. Needs per-sample metrics and FP32 measured, not given as baseline_value.
+    /// and the model on the validation set, or a built-in dataset-level metric's bootstrap resamples) is within
+    /// the allowed drop, which rules out a target met by the luck of a small set. Needs a metric with an interval
+    /// (not a validation function or a POT metric) and FP32 measured, not given as baseline_value.
     #[cfg_attr(feature = "clap", arg(long, value_name = "LEVEL"))]
     pub confidence: Option<f64>,
     /// Resamples of the paired bootstrap that gives the interval of a drop whose per-sample values are not all
-    /// 0 or 1 (a loss, an error); seeded, so the same run reports the same interval.
+    /// 0 or 1 (a loss, an error), or of a dataset-level metric's drop (mAP, F1: scored on each resample); seeded,
+    /// so the same run reports the same interval.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 2000))]
     pub bootstrap_samples: usize,
 }

@@ -108,7 +108,7 @@ pub struct MetricView {
     pub drop: f64,
     /// Allowed drop.
     pub allowed_drop: f64,
-    /// The drop's confidence interval (absent: a dataset-level metric, or a report from before it).
+    /// The drop's confidence interval (absent: a metric user code scores over the whole set, or a report from before it).
     #[serde(default)]
     pub drop_ci: Option<IntervalView>,
 }

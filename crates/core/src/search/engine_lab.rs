@@ -344,6 +344,7 @@ impl Deployment for EngineLab<'_> {
             self.evaluator.progress(),
         )?
         .with_interrupt(self.evaluator.interrupt())
+        .with_bootstrap(self.evaluator.bootstrap())
         .evaluate(&model, &all, "deployed check")?;
         self.counts.full += 1;
         Ok(evaluation)

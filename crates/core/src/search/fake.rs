@@ -9,12 +9,15 @@ use std::collections::{BTreeSet, HashMap};
 use crate::backend::EngineSettings;
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, Latency, MetricValue};
-use crate::metric::{Direction, Metric, SampleMetric, Scoring};
+use crate::metric::{confidence, mean, Direction, Metric, SampleMetric, Scoring};
 use crate::quantize::{FittedQuantizers, Precision, QuantizationParams};
 use crate::search::groups::QuantizerGroup;
 use crate::search::lab::{Bench, Deployment, EngineId, Models, RankingCandidate};
 use crate::search::ladder;
 use crate::search::ranker::{KeepGoing, ScoreRequest, Scorer};
+
+/// Bootstrap resamples a scripted dataset-level metric is scored on.
+const RESAMPLES: usize = 500;
 
 /// A metric known by its name, direction, bounds and aggregate only.
 pub(crate) struct FakeMetric {
@@ -174,16 +177,26 @@ impl Fake {
         v
     }
 
-    /// Metric `m`'s result from its values: their mean, and the values unless the metric is dataset-level.
+    /// Metric `m`'s result from its values: their mean, and the values unless the metric is dataset-level,
+    /// which instead gives the mean over bootstrap resamples as a real one is scored on them.
     fn metric_value(&self, m: usize, per_sample: Vec<f64>) -> MetricValue {
-        let value = per_sample.iter().sum::<f64>() / per_sample.len() as f64;
+        let value = mean(&per_sample);
+        if !self.script.dataset_level.contains(&m) {
+            return MetricValue {
+                name: format!("m{m}"),
+                value,
+                per_sample,
+                resampled: Vec::new(),
+            };
+        }
+        let resampled = confidence::resamples(per_sample.len(), RESAMPLES)
+            .map(|positions| mean(&positions.iter().map(|&p| per_sample[p]).collect::<Vec<_>>()))
+            .collect();
         MetricValue {
             name: format!("m{m}"),
             value,
-            per_sample: match self.script.dataset_level.contains(&m) {
-                true => Vec::new(),
-                false => per_sample,
-            },
+            per_sample: Vec::new(),
+            resampled,
         }
     }
 

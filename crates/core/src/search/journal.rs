@@ -260,6 +260,7 @@ mod tests {
                 name: "agreement".into(),
                 value: 59.0 / 60.0,
                 per_sample: vec![0.1 + 0.2, 1.0 / 3.0],
+                resampled: vec![0.7, 1.0 / 7.0],
             }],
             seconds: 0.0,
         }

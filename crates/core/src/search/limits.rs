@@ -1,7 +1,7 @@
 //! FP32 baselines and allowed drops, and the comparisons of model states the loop makes with them.
 
 use crate::eval::Evaluation;
-use crate::metric::confidence::{self, IntervalParams};
+use crate::metric::confidence::IntervalParams;
 use crate::metric::Metric;
 
 /// Tolerance on drop comparisons: metric values are means of per-sample values, so equal models can differ in
@@ -29,28 +29,25 @@ impl Limits {
     }
 
     /// What each metric's limit is compared with: its drop, or with a confidence level the upper end of the
-    /// drop's interval at that level, paired sample by sample with FP32's values in `reference` (the drop
-    /// where a metric has no per-sample values, which validation refuses beforehand).
+    /// drop's interval at that level from FP32's evaluation `reference` ([`Evaluation::drop_interval`]). A
+    /// metric whose drop has no interval cannot be shown within any limit at a confidence level: its judged
+    /// drop is infinite (validation refuses such metrics beforehand; this keeps a miss from passing silently).
     pub fn judged(
         &self,
         metrics: &[&dyn Metric],
         evaluation: &Evaluation,
         reference: Option<&Evaluation>,
     ) -> Vec<f64> {
-        let drops = self.drops(metrics, evaluation);
         let (Some(asked), Some(reference)) = (self.confidence, reference) else {
-            return drops;
+            return self.drops(metrics, evaluation);
         };
         metrics
             .iter()
             .enumerate()
             .map(|(i, metric)| {
-                let pairs = (
-                    &reference.metrics[i].per_sample,
-                    &evaluation.metrics[i].per_sample,
-                );
-                confidence::drop_interval(pairs.0, pairs.1, metric.direction(), asked)
-                    .map_or(drops[i], |interval| interval.high)
+                evaluation
+                    .drop_interval(reference, i, metric.direction(), asked)
+                    .map_or(f64::INFINITY, |interval| interval.high)
             })
             .collect()
     }

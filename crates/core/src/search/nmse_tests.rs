@@ -129,3 +129,20 @@ fn ranking_a_dataset_level_metric_by_itself_is_a_clear_error() {
         ),
     }
 }
+
+#[test]
+fn a_dataset_level_metric_at_a_confidence_level_is_judged_on_its_bootstrap_intervals_upper_end() {
+    let confident = AccuracyControlParams {
+        confidence: Some(0.9),
+        ..control(RankingScore::Auto)
+    };
+    let (v, _) = run(script(true), &confident).unwrap();
+    // g1 meets 0.2 on the point estimate (2 of 10 wrong), but on 10 samples the upper end of its drop's
+    // interval is far above: the search goes on, and runs out of moves that could prove it.
+    let first = &v.steps[0];
+    assert_eq!(first.group, 1);
+    let judged = first.judged_drop.expect("judged on an interval");
+    assert!(first.drop <= 0.2 && judged > 0.2, "{first:?}");
+    assert_eq!(v.stop, StopReason::NotConfident, "{:?}", v.steps);
+    assert!(v.steps.iter().all(|s| s.judged_drop.unwrap() >= s.drop));
+}

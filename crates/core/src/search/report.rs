@@ -38,7 +38,8 @@ pub struct MetricReport {
     /// Allowed drop, in the metric's units.
     pub allowed_drop: f64,
     /// The drop's confidence interval (95 %, or the level of `--confidence`) from the paired per-sample values
-    /// of FP32 and the final model (`None` for a dataset-level metric, which gives no per-sample values).
+    /// of FP32 and the final model, or a dataset-level metric's paired bootstrap resamples (`None` for a metric
+    /// user code scores over the whole set).
     pub drop_ci: Option<DropInterval>,
 }
 
@@ -393,7 +394,7 @@ pub struct ConfirmedMetric {
     pub drop: f64,
     /// Allowed drop, in the metric's units (from the held-out FP32 value for a relative drop).
     pub allowed_drop: f64,
-    /// The drop's 95 % confidence interval (`None` for a dataset-level metric).
+    /// The drop's 95 % confidence interval (`None` for a metric user code scores over the whole set).
     pub drop_ci: Option<DropInterval>,
 }
 

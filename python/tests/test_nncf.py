@@ -250,7 +250,7 @@ def test_confidence_judges_the_target_on_the_upper_end_of_the_drops_interval(mni
     with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
         run(mnist, metric="top1", confidence=1.5)
     # A validation function runs the model itself: it cannot be scored on thousands of bootstrap resamples.
-    with pytest.raises(ValueError, match="metric 'validation_fn' has none"):
+    with pytest.raises(ValueError, match="metric 'validation_float' has none"):
         run(mnist, validation_fn=validation_float, confidence=0.9)
 
 

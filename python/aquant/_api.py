@@ -143,10 +143,10 @@ def run(model: Any, algorithm: dict, calibration: Any, validation: Any, metric: 
         if metric is not None and metric[0] == "validation_fn":
             face = "openvino" if output_format == "ir" else "onnx"
             metric = (metric[0], lending(metric[1], face), *metric[2:])
-        data, report_text, interrupted, _ = _aquant.run(
+        data, report_text, summary, interrupted, _ = _aquant.run(
             given, json.dumps(algorithm), calibration, validation, metric, output_format=output_format, **options
         )
-    report = Report.from_json(report_text)
+    report = Report.from_json(report_text, summary)
     _last = report
     result = _model_output(data, kind, report.output)
     if interrupted:

@@ -68,15 +68,18 @@ class Report:
     #: level and its upper end is what met or missed the allowed drop. ``None``: the drop itself was judged.
     confidence: Optional[float] = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    summary_line: str = field(default="", repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "Report":
+    def from_json(cls, text: str, summary: str = "") -> "Report":
+        """The report of report.json's ``text``, with the run's ``summary`` line."""
         raw = json.loads(text)
-        known = {name for name in cls.__dataclass_fields__ if name not in ("metrics", "raw")}
+        known = {name for name in cls.__dataclass_fields__ if name not in ("metrics", "raw", "summary_line")}
         return cls(
             metrics=[MetricReport(**{k: m[k] for k in MetricReport.__dataclass_fields__ if k in m})
                      for m in raw.get("metrics", [])],
             raw=raw,
+            summary_line=summary,
             **{k: v for k, v in raw.items() if k in known},
         )
 
@@ -85,28 +88,5 @@ class Report:
         return json.loads(json.dumps(self.raw))
 
     def summary(self) -> str:
-        """One line, as the command line prints it."""
-        engine = f"{self.backend['name']} ({self.backend['chosen_because']})" if self.backend else None
-        if self.algorithm != "AccuracyAwareQuantization":
-            return f"{self.quantized_ops} ops quantized" + (f" on {engine}" if engine else "")
-        parts = [f"{self.reverted_ops} of {self.quantized_ops} quantized ops reverted"]
-        for m in self.metrics:
-            ci = m.drop_ci
-            interval = f"{round(ci['level'] * 1000) / 10:g}% CI [{ci['low']:.4f}, {ci['high']:.4f}]" if ci else ""
-            values = f"{m.name} {m.baseline:.4f} → {m.final:.4f}"
-            if ci and self.confidence is not None:
-                sign = "≤" if ci["high"] <= m.allowed_drop + 1e-12 else ">"
-                parts.append(f"{values}, drop {m.drop:.4f} ({interval}), upper end {ci['high']:.4f} {sign} "
-                             f"{m.allowed_drop:.4f}")
-            else:
-                sign = "≤" if m.drop <= m.allowed_drop + 1e-12 else ">"
-                parts.append(f"{values}, drop {m.drop:.4f} {sign} {m.allowed_drop:.4f}"
-                             + (f" ({interval})" if ci else ""))
-        if engine:
-            parts.append(f"searched on {engine}")
-        if self.confirmation:
-            verdict = "confirmed" if self.confirmation["met"] else "NOT confirmed"
-            parts.append(f"held out {self.confirmation['samples']} samples: {verdict}")
-        if not self.target_met:
-            parts.append("accuracy target NOT met")
-        return "; ".join(parts)
+        """One line, as the command line prints it (the same text, written by the run)."""
+        return self.summary_line

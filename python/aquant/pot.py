@@ -245,7 +245,7 @@ class Pipeline:
         if accuracy_aware and engine.metric is None:
             raise ValueError("AccuracyAwareQuantization needs an engine with a metric")
         _find_engines()
-        int8, report_text, interrupted, fp32 = _aquant.run(
+        int8, report_text, summary, interrupted, fp32 = _aquant.run(
             model.path,
             json.dumps(self.algorithm),
             engine.source,
@@ -258,7 +258,7 @@ class Pipeline:
             workers=engine._workers(),
             **engine._options(),
         )
-        compressed = CompressedModel(fp32, int8, Report.from_json(report_text), model)
+        compressed = CompressedModel(fp32, int8, Report.from_json(report_text, summary), model)
         if interrupted:
             stop = KeyboardInterrupt("interrupted: the best model so far is .model")
             stop.model = compressed

@@ -81,6 +81,8 @@ pub struct Returned {
     pub model: Vec<u8>,
     /// report.json's content.
     pub report: String,
+    /// The run's summary line, as the command line prints it.
+    pub summary: String,
     /// The run was interrupted: the model is the best so far.
     pub interrupted: bool,
     /// With [`Settings::both_forms`]: the same model with the other weight storage.
@@ -177,6 +179,7 @@ impl OpenedJob {
         Ok(Returned {
             model: aquant_onnx::encode_model(finished.model()),
             report: finished.report_json()?,
+            summary: finished.summary(),
             interrupted: finished.interrupted(),
             other_form: other,
         })

@@ -172,9 +172,9 @@ fn build_metric(
     })
 }
 
-/// The quantized model, report.json's text, whether the run was interrupted, and the model with the other
-/// weight storage when asked for.
-type RunResult = (Py<PyBytes>, String, bool, Option<Py<PyBytes>>);
+/// The quantized model, report.json's text, the summary line, whether the run was interrupted, and the model
+/// with the other weight storage when asked for.
+type RunResult = (Py<PyBytes>, String, String, bool, Option<Py<PyBytes>>);
 
 /// POT's `{"name", "params"}` entry (JSON) read through the config schema, with `target_device` and the
 /// ranking workers checked, placed for `format`'s engine unless the parameters name one.
@@ -338,6 +338,7 @@ fn run(
     Ok((
         PyBytes::new(py, &finished.model).unbind(),
         finished.report,
+        finished.summary,
         finished.interrupted,
         other,
     ))

@@ -205,14 +205,20 @@ fn print_profile(report: &search::Report) {
     let p = &report.profile;
     let e = &report.evaluations;
     say!("profile ({} backend):", report.backend.name);
-    for (stage, seconds) in [
+    let stages = [
         ("calibration + bias correction", t.calibration),
         ("FP32 evaluation", t.fp32_eval),
         ("INT8 evaluation", t.int8_eval),
         ("ranking", t.ranking),
         ("revert steps", t.restore),
-        ("total", t.total),
-    ] {
+        ("deployed check + latency", t.deployed),
+        ("saturation analysis", t.saturation),
+        ("sensitivity analysis", t.sensitivity),
+    ];
+    let named: f64 = stages.iter().map(|(_, seconds)| seconds).sum();
+    // What no stage names: loading, quantizing, building the model to save, the float-op dump.
+    let rest = ("the rest", (t.total - named).max(0.0));
+    for (stage, seconds) in stages.into_iter().chain([rest, ("total", t.total)]) {
         say!("  {stage:<30} {seconds:>8.1} s");
     }
     say!(

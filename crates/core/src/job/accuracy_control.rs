@@ -254,6 +254,7 @@ impl Run<'_> {
         let model = ctx.export(&verdict.reverted)?;
         let precisions = ladder::precisions(&verdict.reverted);
         let sixteen_bit = precisions.values().any(|p| p.is_sixteen_bit());
+        let saturation_start = Instant::now();
         let saturation = analyze_saved(
             &model,
             saturation_engine(self.backend, self.options, sixteen_bit),
@@ -261,6 +262,7 @@ impl Run<'_> {
             self.options,
             verdict.stop,
         )?;
+        verdict.timings.saturation = saturation_start.elapsed().as_secs_f64();
         let sensitivity = match verdict.stop {
             // The user is waiting for an interrupted run to stop.
             StopReason::Interrupted => None,

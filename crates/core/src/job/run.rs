@@ -122,6 +122,15 @@ impl Finished {
         }
     }
 
+    /// The line the command line prints for the run: one text wherever a run is summed up (the Python
+    /// package's `Report.summary()` returns it too).
+    pub fn summary(&self) -> String {
+        match self {
+            Finished::Default(outcome) => outcome.report.summary(),
+            Finished::AccuracyControl(outcome) => outcome.report.summary(),
+        }
+    }
+
     /// Whether the run was interrupted (the model is the best so far).
     pub fn interrupted(&self) -> bool {
         match self {

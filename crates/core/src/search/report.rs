@@ -282,8 +282,13 @@ pub struct Timings {
     pub ranking: f64,
     /// Revert steps (full evaluations and saving intermediate models).
     pub restore: f64,
+    /// The deployed check: the saved model judged on its engine (unless the search's final evaluation already
+    /// was that) and timed there beside FP32, and a search continued on that engine when it missed there.
+    pub deployed: f64,
     /// The per-layer sensitivity analysis after the search (0 when skipped).
     pub sensitivity: f64,
+    /// The saturation analysis of the saved model after the search.
+    pub saturation: f64,
     /// Everything.
     pub total: f64,
 }

@@ -236,6 +236,9 @@ impl<'m, L: Lab> Restorer<'m, L> {
         match phase {
             Phase::Baselines => self.timings.fp32_eval += seconds,
             Phase::Quantized => self.timings.int8_eval += seconds,
+            Phase::DeployedCheck(_) => {
+                self.timings.deployed += seconds - (self.timings.ranking - ranking)
+            }
             _ => self.timings.restore += seconds - (self.timings.ranking - ranking),
         }
         next

@@ -44,6 +44,7 @@ fn run_options<'a>(
             true => 0,
             false => aquant::sensitivity::DEFAULT_SAMPLES,
         },
+        executor: None,
     }
 }
 

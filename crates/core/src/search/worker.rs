@@ -175,7 +175,15 @@ impl Worker {
             .get(&unit.setup)
             .ok_or_else(|| Error::Executor(format!("setup {} was not received", unit.setup)))?;
         let setup = &prepared.setup;
-        open(open_engine, open_metric, engines, metrics, setup)?;
+        let names = unit
+            .metrics
+            .iter()
+            .map(|&m| {
+                let name = setup.metrics.get(m);
+                name.ok_or_else(|| Error::Executor(format!("no metric {m} in the setup")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        open(open_engine, open_metric, engines, metrics, setup, &names)?;
         let model = prepared.quantized.build_with(
             &ladder::precisions(&unit.reverted),
             setup.restore_mode,
@@ -222,13 +230,15 @@ impl Worker {
     }
 }
 
-/// Opens `setup`'s engine (checking its version against the search's) and metrics, once each.
+/// Opens `setup`'s engine (checking its version against the search's) and the metrics `names`, once each (a
+/// setup may name metrics that never leave the search: a `validation_fn`).
 fn open(
     open_engine: &OpenEngine,
     open_metric: &OpenMetric,
     engines: &mut HashMap<String, Box<dyn Backend>>,
     metrics: &mut HashMap<String, Box<dyn Metric>>,
     setup: &Setup,
+    names: &[&String],
 ) -> Result<()> {
     if !engines.contains_key(&setup.engine) {
         let engine = open_engine(&setup.engine)?;
@@ -242,7 +252,7 @@ fn open(
         }
         engines.insert(setup.engine.clone(), engine);
     }
-    for name in &setup.metrics {
+    for &name in names {
         if !metrics.contains_key(name) {
             metrics.insert(name.clone(), open_metric(name)?);
         }

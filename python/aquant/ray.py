@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any, Optional
 
 #: Samples per work unit by default: small enough that branch and bound stops a losing candidate early, large
@@ -48,6 +49,7 @@ class _WorkerActor:
         _api._find_engines()
         self._node = ray.util.get_node_ip_address()
         self._worker = _aquant.Worker(metric, annotations)
+        self._busy = 0.0
 
     def pid(self) -> int:
         return os.getpid()
@@ -59,6 +61,7 @@ class _WorkerActor:
         """The values of ``unit``, fetching first the blobs (``key: (kind, [ref])``) this worker lacks."""
         import ray
 
+        start = time.perf_counter()
         try:
             for key, (kind, boxed) in blobs.items():
                 if not self._worker.has(key):
@@ -66,6 +69,11 @@ class _WorkerActor:
             return self._worker.run(unit)
         except Exception as error:
             raise RuntimeError(f"aquant worker on node {self._node} (pid {os.getpid()}): {error}") from error
+        finally:
+            self._busy += time.perf_counter() - start
+
+    def busy(self) -> float:
+        return self._busy
 
     def received(self) -> dict:
         return self._worker.received()
@@ -96,8 +104,9 @@ class RayExecutor:
         max_task_retries: int = 3,
         object_store_memory: Optional[int] = None,
         runtime_env: Optional[dict] = None,
+        cpus_per_worker: int = 1,
     ):
-        for name, given in (("num_workers", num_workers), ("shard_size", shard_size)):
+        for name, given in (("num_workers", num_workers), ("shard_size", shard_size), ("cpus_per_worker", cpus_per_worker)):
             if given is not None and (not isinstance(given, int) or given < 1):
                 raise ValueError(f"{name} must be a positive integer, not {given!r}")
         if not timeout > 0:
@@ -111,16 +120,26 @@ class RayExecutor:
         if not ray.is_initialized():
             ray.init(address=address, object_store_memory=object_store_memory, log_to_driver=False)
             self._started = address is None
-        self.workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.workers = num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_worker)
         self.shard_size = shard_size
         self.timeout = float(timeout)
-        self._options = {"max_restarts": max_restarts, "max_task_retries": max_task_retries, "num_cpus": 1}
-        if runtime_env is not None:
-            self._options["runtime_env"] = runtime_env
+        # A worker's inference threads (rayon's pool) match the CPUs Ray reserves for it.
+        runtime_env = dict(runtime_env or {})
+        env_vars = {"RAYON_NUM_THREADS": str(cpus_per_worker), **runtime_env.get("env_vars", {})}
+        runtime_env["env_vars"] = env_vars
+        self._options = {
+            "max_restarts": max_restarts,
+            "max_task_retries": max_task_retries,
+            "num_cpus": cpus_per_worker,
+            "runtime_env": runtime_env,
+        }
         self._actors: list = []
         self._refs: dict[str, tuple[str, Any]] = {}
         #: Blobs put in the object store (each once per run, whatever the number of workers).
         self.puts = 0
+        #: Work units sent, and the batches they went in (one batch per round of the ranking).
+        self.units = 0
+        self.batches = 0
 
     def _bind(self, metric: Optional[tuple], validation: Any) -> None:
         """Starts the workers of a run scored by ``metric`` (a Python per-sample metric is shipped to them with
@@ -152,6 +171,8 @@ class RayExecutor:
         if not self._actors:
             raise RuntimeError("RayExecutor: no workers (the run did not bind the executor)")
         calls = []
+        self.batches += 1
+        self.units += len(units)
         for i, text in enumerate(units):
             needed = json.loads(text)["blobs"]
             blobs = {key: (self._refs[key][0], [self._refs[key][1]]) for key in needed}
@@ -171,6 +192,10 @@ class RayExecutor:
             raise TimeoutError(
                 f"RayExecutor: {len(calls)} work units not answered within {self.timeout:g} s"
             ) from late
+
+    def busy_seconds(self) -> list[float]:
+        """Seconds each worker spent answering units (fetching blobs included)."""
+        return self._ray.get([a.busy.remote() for a in self._actors], timeout=self.timeout)
 
     def received(self) -> list[dict]:
         """What reached each worker: blobs by kind (``model``, ``setup``, ``samples``)."""

@@ -66,7 +66,7 @@ impl Evaluation {
 }
 
 /// A model ready to run: how dataset inputs bind to it, and its engine session.
-type PreparedModel = (Arc<InputBinding>, Arc<dyn Session>);
+pub(crate) type PreparedModel = (Arc<InputBinding>, Arc<dyn Session>);
 
 /// Runs models over one dataset with one or more metrics.
 pub struct Evaluator<'a> {
@@ -264,7 +264,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// `model`'s input binding and engine session.
-    fn prepared(&self, model: &ModelProto) -> Result<PreparedModel> {
+    pub(crate) fn prepared(&self, model: &ModelProto) -> Result<PreparedModel> {
         Ok((
             Arc::new(InputBinding::from_model(model)?),
             self.prepare(model, &[])?,
@@ -437,11 +437,22 @@ impl<'a> Evaluator<'a> {
         indices: &[usize],
         label: &str,
     ) -> Result<Evaluation> {
+        self.evaluate_prepared(&self.prepared(model)?, model, indices, label)
+    }
+
+    /// [`Evaluator::evaluate`] of `model` already prepared (by [`Evaluator::prepared`], on this engine): a
+    /// worker evaluates one candidate on several shards with one session.
+    pub(crate) fn evaluate_prepared(
+        &self,
+        prepared: &PreparedModel,
+        model: &ModelProto,
+        indices: &[usize],
+        label: &str,
+    ) -> Result<Evaluation> {
         let start = Instant::now();
         let mut scores = Scores::new(&self.metrics, indices.len());
-        let prepared = self.prepared(model)?;
         self.stream_prepared(
-            &prepared,
+            prepared,
             indices,
             label,
             self.needs_reference(),
@@ -450,8 +461,10 @@ impl<'a> Evaluator<'a> {
                 Ok(Flow::Continue)
             },
         )?;
-        let mut evaluation =
-            scores.finish(indices, &EvaluatedModel::new(self, model, Some(prepared)))?;
+        let mut evaluation = scores.finish(
+            indices,
+            &EvaluatedModel::new(self, model, Some(prepared.clone())),
+        )?;
         evaluation.seconds = start.elapsed().as_secs_f64();
         Ok(evaluation)
     }

@@ -8,7 +8,7 @@
 //! would compute itself (a test checks it). The worker knows neither engines nor metric code: its owner opens
 //! them by name (the Python extension through `aquant-engines`, with the user's metric shipped beside it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use aquant_onnx::ModelProto;
@@ -16,7 +16,7 @@ use aquant_onnx::ModelProto;
 use crate::backend::Backend;
 use crate::data::{Annotation, Dataset, Sample};
 use crate::error::{Error, Result};
-use crate::eval::Evaluator;
+use crate::eval::{Evaluator, PreparedModel};
 use crate::executor::{decode_samples, BlobKind, UnitValues, WorkUnit};
 use crate::metric::Metric;
 use crate::params::RestoreMode;
@@ -83,6 +83,20 @@ pub struct Worker {
     references: HashMap<(String, String), HashMap<usize, Vec<Tensor>>>,
     /// Every blob received: its kind, by key.
     loaded: HashMap<String, BlobKind>,
+    /// The last candidates built and prepared, most recent last: a candidate's next shards usually come to
+    /// the same worker, and building and preparing it costs more than a shard's inference.
+    candidates: VecDeque<Candidate>,
+}
+
+/// Candidates kept prepared per worker.
+const KEPT_CANDIDATES: usize = 3;
+
+/// A candidate built and prepared: its setup key, its ladder entries, its model and session.
+struct Candidate {
+    setup: String,
+    reverted: BTreeSet<String>,
+    model: ModelProto,
+    prepared: PreparedModel,
 }
 
 impl Worker {
@@ -98,6 +112,7 @@ impl Worker {
             samples: Held::default(),
             references: HashMap::new(),
             loaded: HashMap::new(),
+            candidates: VecDeque::new(),
         }
     }
 
@@ -169,6 +184,7 @@ impl Worker {
             setups,
             samples,
             references,
+            candidates,
             ..
         } = self;
         let prepared = setups
@@ -184,21 +200,7 @@ impl Worker {
             })
             .collect::<Result<Vec<_>>>()?;
         open(open_engine, open_metric, engines, metrics, setup, &names)?;
-        let model = prepared.quantized.build_with(
-            &ladder::precisions(&unit.reverted),
-            setup.restore_mode,
-            setup.form(),
-        )?;
-        let chosen = unit
-            .metrics
-            .iter()
-            .map(|&m| {
-                let name = setup.metrics.get(m);
-                let name =
-                    name.ok_or_else(|| Error::Executor(format!("no metric {m} in the setup")))?;
-                Ok(metrics[name].as_ref())
-            })
-            .collect::<Result<Vec<&dyn Metric>>>()?;
+        let chosen: Vec<&dyn Metric> = names.iter().map(|n| metrics[*n].as_ref()).collect();
         let fp32 = &models[&setup.model];
         let cache = references
             .entry((setup.model.clone(), setup.engine.clone()))
@@ -213,7 +215,13 @@ impl Worker {
             &NoProgress,
         )?;
         seed(&evaluator, cache, &unit.samples);
-        let evaluation = evaluator.evaluate(&model, &unit.samples, "work unit")?;
+        let candidate = candidate(candidates, &evaluator, prepared, unit)?;
+        let evaluation = evaluator.evaluate_prepared(
+            &candidate.prepared,
+            &candidate.model,
+            &unit.samples,
+            "work unit",
+        )?;
         for &index in &unit.samples {
             if let Some(outputs) = evaluator.reference_outputs(index) {
                 cache.entry(index).or_insert(outputs);
@@ -228,6 +236,40 @@ impl Worker {
                 .collect(),
         })
     }
+}
+
+/// The candidate of `unit`, from the kept ones or built from `prepared` and prepared on `evaluator`'s engine.
+fn candidate<'c>(
+    kept: &'c mut VecDeque<Candidate>,
+    evaluator: &Evaluator,
+    prepared: &Prepared,
+    unit: &WorkUnit,
+) -> Result<&'c Candidate> {
+    let position = kept
+        .iter()
+        .position(|c| c.setup == unit.setup && c.reverted == unit.reverted);
+    let candidate = match position.and_then(|p| kept.remove(p)) {
+        Some(candidate) => candidate,
+        None => {
+            let setup = &prepared.setup;
+            let precisions = ladder::precisions(&unit.reverted);
+            let model =
+                prepared
+                    .quantized
+                    .build_with(&precisions, setup.restore_mode, setup.form())?;
+            Candidate {
+                setup: unit.setup.clone(),
+                reverted: unit.reverted.clone(),
+                prepared: evaluator.prepared(&model)?,
+                model,
+            }
+        }
+    };
+    if kept.len() == KEPT_CANDIDATES {
+        kept.pop_front();
+    }
+    kept.push_back(candidate);
+    Ok(kept.back().expect("pushed"))
 }
 
 /// Opens `setup`'s engine (checking its version against the search's) and the metrics `names`, once each (a

@@ -162,3 +162,29 @@ def test_pot_engine_config_runs_the_search_on_ray(cluster, tmp_path):
     assert_same_search(remote.report, local.report)
     with pytest.raises(ValueError, match="engine_config.executor is for AccuracyAwareQuantization"):
         create_pipeline([{"name": "DefaultQuantization", "params": {}}], engine).run(model)
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_on_ray_is_the_local_search(cluster):
+    """MobileNetV2 at max_drop 0.003 (built-in top1, ONNX Runtime): 2 Ray workers give the local search's
+    decisions (minutes: `pytest -m slow`)."""
+    data = os.path.join(os.path.dirname(MNIST), "imagenet")
+    x, y = np.load(os.path.join(data, "val_u8.npy")), np.load(os.path.join(data, "val_y.npy"))
+    mean = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(3, 1, 1)
+    std = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(3, 1, 1)
+    dataset = aquant.Dataset(
+        [(x[i], int(y[i])) for i in range(len(y))],
+        lambda item: ((item[0].astype(np.float32) * np.float32(1 / 255) - mean) / std)[None],
+    )
+
+    def run(**kwargs):
+        _, report = aquant.quantize_with_accuracy_control(
+            os.path.join(data, "mobilenet_v2.onnx"), dataset, dataset, metric="top1", max_drop=0.003,
+            backend="ort", deployed_check=False, progress=False, return_report=True, **kwargs)
+        return report
+
+    local = run()
+    executor = RayExecutor(num_workers=2, shard_size=16)
+    remote = run(executor=executor)
+    assert_same_search(remote, local)
+    executor.shutdown()

@@ -27,7 +27,7 @@ SHARD = 64
 def cluster():
     """A local Ray: this process is the driver, the workers are processes of their own."""
     ray.init(
-        num_cpus=3, object_store_memory=100 * 2**20, include_dashboard=False, log_to_driver=False,
+        num_cpus=3, object_store_memory=400 * 2**20, include_dashboard=False, log_to_driver=False,
     )
     yield
     ray.shutdown()

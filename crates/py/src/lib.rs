@@ -290,9 +290,6 @@ fn run(
     executor: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<RunResult> {
     let causes = Causes::default();
-    let executor = executor
-        .map(|e| remote::PyExecutor::new(e, causes.clone()))
-        .transpose()?;
     let format = self::output_format(output_format)?;
     let external_data = self::external_data(external_data, format)?;
     let (graph, sources) = load_model(py, model, weights.as_deref(), &causes)?;
@@ -303,12 +300,11 @@ fn run(
     let names: Vec<String> = graph.inputs().into_iter().map(|p| p.name).collect();
     let algorithm = read_algorithm(algorithm, target_device, workers, format)?;
     let fingerprints = Fingerprints::default();
-    let kind = metric.as_ref().map(|m| m.0.as_str()).unwrap_or("builtin");
     let (calibration_set, other_validation) = open_datasets(
         calibration,
         validation,
         &names,
-        kind,
+        metric.as_ref().map_or("builtin", |m| m.0.as_str()),
         &fingerprints,
         &causes,
     )?;
@@ -335,7 +331,7 @@ fn run(
             resume,
             workers,
             both_forms,
-            executor,
+            executor: remote::PyExecutor::optional(executor, &causes)?,
         },
         causes,
     };
@@ -437,7 +433,7 @@ fn _aquant(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(evaluate, module)?)?;
     module.add_function(wrap_pyfunction!(to_ir, module)?)?;
     module.add_class::<model::Model>()?;
-    module.add_class::<remote::Worker>()?;
+    module.add_class::<remote::PyWorker>()?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Both ends of an executor written in Python (`aquant.ray.RayExecutor`).
 //!
 //! [`PyExecutor`] is the search's end: it hands work units (JSON) and blobs (bytes) to the Python object's
-//! `_publish` and `_run`, which move them (Ray's object store, actor calls) and never read them. [`Worker`] is
+//! `_publish` and `_run`, which move them (Ray's object store, actor calls) and never read them. [`PyWorker`] is
 //! the other end, the object a Ray actor holds: the library's [`aquant::search::worker::Worker`] with engines
 //! opened by name on the worker's machine and the user's per-sample metric (shipped by Ray with cloudpickle)
 //! beside the built-in ones. Work runs without the GIL except where the metric is Python.
@@ -28,6 +28,13 @@ pub struct PyExecutor {
 }
 
 impl PyExecutor {
+    /// [`PyExecutor::new`] of the executor given, if any.
+    pub fn optional(object: Option<&Bound<'_, PyAny>>, causes: &Causes) -> PyResult<Option<Self>> {
+        object
+            .map(|o| PyExecutor::new(o, causes.clone()))
+            .transpose()
+    }
+
     /// Wraps `object` (its `workers` and `shard_size` read now); its exceptions are kept in `causes`.
     pub fn new(object: &Bound<'_, PyAny>, causes: Causes) -> PyResult<Self> {
         Ok(PyExecutor {
@@ -109,14 +116,14 @@ fn kind_of(name: &str) -> PyResult<BlobKind> {
 }
 
 /// Evaluates work units on the machine it runs on: what a Ray actor of `aquant.ray` holds.
-#[pyclass(module = "aquant._aquant")]
-pub struct Worker {
+#[pyclass(module = "aquant._aquant", name = "Worker")]
+pub struct PyWorker {
     inner: worker::Worker,
     causes: Causes,
 }
 
 #[pymethods]
-impl Worker {
+impl PyWorker {
     /// A worker that opens engines by name here and metrics by name: `metric` (the run's Python per-sample
     /// metric, as `aquant._api.metric_spec` describes it) under its own name, the built-ins otherwise;
     /// `annotations` (`annotation(i)`) is what that metric scores sample `i` against.
@@ -149,7 +156,7 @@ impl Worker {
             }
             _ => aquant::metric::builtin(name),
         });
-        Ok(Worker {
+        Ok(PyWorker {
             inner: worker::Worker::new(Box::new(open_engine), open_metric),
             causes,
         })

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One MobileNetV2 run at max_drop 0.003 (built-in top1, ONNX Runtime judging) through aquant's Python API,
+"""(Not named ray.py: run as a script, that name would shadow the ray package.) One MobileNetV2 run at max_drop 0.003 (built-in top1, ONNX Runtime judging) through aquant's Python API,
 locally or with a RayExecutor of N worker processes on a local Ray; prints one JSON line. bench/ray.sh runs it
 for the local search and 1, 2 and 4 workers.
 

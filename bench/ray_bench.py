@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""(Not named ray.py: run as a script, that name would shadow the ray package.) One MobileNetV2 run at max_drop 0.003 (built-in top1, ONNX Runtime judging) through aquant's Python API,
+"""One MobileNetV2 run at max_drop 0.003 (built-in top1, ONNX Runtime judging) through aquant's Python API,
 locally or with a RayExecutor of N worker processes on a local Ray; prints one JSON line. bench/ray.sh runs it
-for the local search and 1, 2 and 4 workers.
+for the local search and 1, 2 and 4 workers. (Not named ray.py: run as a script, it would shadow the ray
+package.)
 
 The line holds the wall seconds, the decisions (reverted ops, final metric), and for Ray the units and batches
 sent, the seconds the workers spent answering them (busy), and from those the mean cost of a unit on a worker

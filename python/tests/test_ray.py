@@ -188,3 +188,31 @@ def test_mobilenet_v2_on_ray_is_the_local_search(cluster):
     remote = run(executor=executor)
     assert_same_search(remote, local)
     executor.shutdown()
+
+
+def test_the_console_script_runs_the_command_line_with_executor_ray(mnist, tmp_path):
+    """`aquant quantize … --executor ray` through the wheel's console script (the clap parser in the extension):
+    the local command line's decisions. No address and no Ray in that process: the executor starts a local one."""
+    import json
+    import subprocess
+    import sysconfig
+
+    script = os.path.join(sysconfig.get_path("scripts"), "aquant")
+    flags = ["--max-drop", "0.002", "--weights-level-low=-3", "--weights-level-high", "3", "--overflow-fix",
+             "disable", "--backend", "ort", "--no-deployed-check", "--quiet"]
+    data = os.path.dirname(mnist[0])
+
+    def quantize(out, *extra):
+        command = [script, "quantize", "--model", str(mnist[0]), "--calib", os.path.join(data, "calib.json"),
+                   "--val", os.path.join(data, "val.json"), "-o", str(out), *flags, *extra]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return json.loads((out / "report.json").read_text()), done.stderr
+
+    local, _ = quantize(tmp_path / "local")
+    remote, said = quantize(tmp_path / "ray", "--executor", "ray")
+    assert "Started a local Ray instance" in said
+    assert local["reverted_ops"] > 0
+    for key in ("reverted", "steps", "metrics"):
+        assert remote[key] == local[key], key
+    assert remote["evaluations"]["subset"] > 0

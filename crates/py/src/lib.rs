@@ -426,12 +426,20 @@ fn evaluate(
     }
 }
 
+/// Runs the command line `argv` (the program's name first), as the `aquant` binary does, with `--executor ray`
+/// besides (the wheel's `aquant` console script); returns the exit status. The GIL is released meanwhile.
+#[pyfunction]
+fn cli(py: Python<'_>, argv: Vec<String>) -> u8 {
+    py.detach(|| aquant_cli::main(argv, &remote::RayExecutors))
+}
+
 /// The Python module.
 #[pymodule]
 fn _aquant(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(run, module)?)?;
     module.add_function(wrap_pyfunction!(evaluate, module)?)?;
     module.add_function(wrap_pyfunction!(to_ir, module)?)?;
+    module.add_function(wrap_pyfunction!(cli, module)?)?;
     module.add_class::<model::Model>()?;
     module.add_class::<remote::PyWorker>()?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -96,6 +96,27 @@ impl Executor for PyExecutor {
     }
 }
 
+/// The console script's executors: `--executor ray[:ADDRESS]` is an `aquant.ray.RayExecutor` at that address.
+pub struct RayExecutors;
+
+impl aquant_cli::Executors for RayExecutors {
+    fn open(&self, spec: &aquant_cli::ExecutorSpec) -> anyhow::Result<Box<dyn Executor>> {
+        let opened = Python::attach(|py| -> PyResult<PyExecutor> {
+            let class = py.import("aquant.ray")?.getattr("RayExecutor")?;
+            let executor = class.call1((spec.address.as_deref(),))?;
+            // The command line's metrics are built-ins: nothing to ship with the workers.
+            executor.call_method1("_bind", (py.None(), py.None()))?;
+            PyExecutor::new(&executor, Causes::default())
+        });
+        opened
+            .map(|e| Box::new(e) as Box<dyn Executor>)
+            .map_err(|e| {
+                let message = Python::attach(|py| errors::describe(py, &e));
+                anyhow::anyhow!("--executor ray: {message}")
+            })
+    }
+}
+
 fn kind_name(kind: BlobKind) -> &'static str {
     match kind {
         BlobKind::Model => "model",

@@ -189,6 +189,8 @@ pub(crate) fn evaluate(
     let results = ordered(executor.run(units.clone())?, &units);
     progress.finish();
     let results = results?;
+    // The workers' inferences are this run's too (the report's samples inferred).
+    ctx.evaluator.count_inferred(indices.len());
     let metrics = ctx
         .evaluator
         .metrics()
@@ -328,6 +330,7 @@ impl Scorer for ExecutorScorer<'_, '_> {
                 let flight = &mut flights[answer.id];
                 let new = answer.values.into_iter().next().unwrap_or_default();
                 progress.advance(new.len() as u64);
+                self.ctx.evaluator.count_inferred(new.len());
                 flight.next += new.len();
                 flight.values.extend(new);
                 flight.live = flight.next < until && keep_going(flight.group, &flight.values);

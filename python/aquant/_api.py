@@ -137,6 +137,13 @@ def run(model: Any, algorithm: dict, calibration: Any, validation: Any, metric: 
     face NNCF's backend for the model's kind lends (:mod:`aquant._lent`)."""
     global _last
     _find_engines()
+    executor = options.get("executor")
+    if executor is not None:
+        from .ray import RayExecutor
+
+        if not isinstance(executor, RayExecutor):
+            raise TypeError(f"executor must be an aquant.ray.RayExecutor or None, not {executor!r}")
+        executor._bind(metric, validation)
     with tempfile.TemporaryDirectory(prefix="aquant-") as scratch:
         given, kind = _model_input(model, scratch)
         output_format = _output_format(given, kind)
@@ -213,6 +220,7 @@ def quantize_with_accuracy_control(
     external_data: str = "auto",
     resume: bool = False,
     return_report: bool = False,
+    executor: Any = None,
 ):
     """NNCF's ``quantize_with_accuracy_control``, run by aquant. Returns what NNCF returns: the quantized model,
     of the same kind as ``model`` (an ``onnx.ModelProto``, an ``openvino.Model``, bytes, or for a path the path of
@@ -246,7 +254,9 @@ def quantize_with_accuracy_control(
     int8 results can depend on it), ``compress_weights``, ``progress`` (lines on stderr), ``output_dir`` (model.onnx, report.json,
     intermediate/, and the journal that ``resume=True`` continues an interrupted run from), ``external_data``
     (``"auto"``, ``"always"`` or ``"never"``: whether ``output_dir`` gets the weights in ``model.onnx.data``, as
-    ``--external-data``; auto when the input had external data or the model would pass 2 GiB), ``return_report``.
+    ``--external-data``; auto when the input had external data or the model would pass 2 GiB), ``return_report``,
+    ``executor`` (an :class:`aquant.ray.RayExecutor`: the search's evaluations run on a Ray cluster, the decisions
+    here).
     """
     if resume and output_dir is None:
         raise ValueError("resume=True continues the run in output_dir: give output_dir")
@@ -306,6 +316,7 @@ def quantize_with_accuracy_control(
         intermediate_dir=None if intermediate is None else os.fspath(intermediate),
         resume=resume,
         workers=restorer["num_ranking_workers"],
+        executor=executor,
     )
     return (model, report) if return_report else model
 

@@ -177,10 +177,12 @@ class IEEngine:
     ``"metric_bounds"`` (the range of one per-sample value, e.g. ``[0, 1]``: the ranking then stops a candidate
     early, as for built-in metrics; a value outside it is an error). POT's ``stat_requests_number`` and
     ``eval_requests_number`` (parallel inference requests) set the worker threads of ``pipeline.run`` (the larger
-    of the two; results do not depend on it)."""
+    of the two; results do not depend on it). ``"executor": {"type": "ray", ...}`` runs AccuracyAwareQuantization's
+    evaluations on a Ray cluster (the rest of the entry: :class:`aquant.ray.RayExecutor`'s arguments; its workers
+    end with the run), or an ``aquant.ray.RayExecutor`` the caller keeps."""
 
     KEYS = ("device", "backend", "batch_size", "type", "metric_bounds", "stat_requests_number",
-            "eval_requests_number")
+            "eval_requests_number", "executor")
 
     def __init__(self, config: dict, data_loader: Any = None, metric: Any = None):
         unknown = set(config) - set(self.KEYS)
@@ -207,6 +209,19 @@ class IEEngine:
 
     def _metric(self) -> tuple:
         return _metric_spec(self.metric, self.config.get("metric_bounds"))
+
+    def _executor(self, accuracy_aware: bool) -> Any:
+        """The config's executor, bound to this engine's metric and data (None without one)."""
+        config = self.config.get("executor")
+        if config is None:
+            return None
+        if not accuracy_aware:
+            raise ValueError("engine_config.executor is for AccuracyAwareQuantization (DefaultQuantization has no search)")
+        from .ray import executor_from_config
+
+        executor = executor_from_config(config)
+        executor._bind(self._metric(), self.source)
+        return executor
 
 
 class CompressedModel:
@@ -245,19 +260,25 @@ class Pipeline:
         if accuracy_aware and engine.metric is None:
             raise ValueError("AccuracyAwareQuantization needs an engine with a metric")
         _find_engines()
-        int8, report_text, summary, interrupted, fp32 = _aquant.run(
-            model.path,
-            json.dumps(self.algorithm),
-            engine.source,
-            engine.source if accuracy_aware else None,
-            engine._metric() if accuracy_aware else None,
-            both_forms=True,
-            compress_weights=True,
-            weights=model.weights,
-            output_format="ir" if model.is_ir else "onnx",
-            workers=engine._workers(),
-            **engine._options(),
-        )
+        executor = engine._executor(accuracy_aware)
+        try:
+            int8, report_text, summary, interrupted, fp32 = _aquant.run(
+                model.path,
+                json.dumps(self.algorithm),
+                engine.source,
+                engine.source if accuracy_aware else None,
+                engine._metric() if accuracy_aware else None,
+                both_forms=True,
+                compress_weights=True,
+                weights=model.weights,
+                output_format="ir" if model.is_ir else "onnx",
+                workers=engine._workers(),
+                executor=executor,
+                **engine._options(),
+            )
+        finally:
+            if executor is not None and isinstance(engine.config.get("executor"), dict):
+                executor.shutdown()
         compressed = CompressedModel(fp32, int8, Report.from_json(report_text, summary), model)
         if interrupted:
             stop = KeyboardInterrupt("interrupted: the best model so far is .model")

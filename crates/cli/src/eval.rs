@@ -1,7 +1,6 @@
 //! `aquant eval`: the metric of one model on one dataset.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -102,7 +101,7 @@ impl EvalArgs {
 }
 
 /// Runs `aquant eval`.
-pub fn run(args: EvalArgs) -> Result<ExitCode> {
+pub fn run(args: EvalArgs) -> Result<u8> {
     let task = args.task()?;
     let model = task.load(&task.model)?;
     let reference = match &task.reference {
@@ -164,7 +163,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             evaluation.seconds
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// The top-1 class: argmax of the first output.

@@ -3,7 +3,6 @@
 //! measured on `--data`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use aquant::graph::{Dim, Port};
@@ -47,7 +46,7 @@ fn describe(port: &Port) -> String {
 }
 
 /// Runs `aquant inspect`.
-pub fn run(args: InspectArgs) -> Result<ExitCode> {
+pub fn run(args: InspectArgs) -> Result<u8> {
     let graph = Graph::load(&args.model)?;
     let quantized = graph.nodes().iter().any(|n| {
         matches!(
@@ -86,7 +85,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
             }
         };
         print_saturation(&report);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     }
     // Exactly what `aquant quantize` would quantize with default parameters.
     let placement = aquant::quantize::place(&graph, &Default::default())?;
@@ -94,7 +93,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
     for node in &placement.nodes {
         say!("  {} ({})", node.name, node.op_type);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// The saturation table: one line per int8 Conv/MatMul/Gemm.

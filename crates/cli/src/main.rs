@@ -1,78 +1,10 @@
-//! The `aquant` command line: a thin front end over the `aquant` library.
-//!
-//! Exit status: 0 success, 1 accuracy target not met (the best model is still saved), 2 error. Errors print
-//! one line, `error: <cause chain>`, on stderr.
-
-/// Prints a line on stdout, ignoring a closed pipe: `aquant inspect M | head` must not panic.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
-mod eval;
-mod inspect;
-mod interrupt;
-mod memory;
-mod output;
-mod progress;
-mod quantize;
-mod report;
+//! The `aquant` binary: the command line ([`aquant_cli::main`]) without Python, so without `--executor ray`.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
-/// Accuracy-aware post-training INT8 quantization of ONNX models.
-#[derive(Parser)]
-#[command(name = "aquant", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Evaluate a model on a dataset with a metric.
-    Eval(eval::EvalArgs),
-    /// List a model's inputs, outputs, op counts and quantizable nodes.
-    Inspect(inspect::InspectArgs),
-    /// Quantize a model to INT8 (QDQ ONNX). `aquant quantize --resume OUT_DIR` continues an interrupted
-    /// accuracy-aware run with its original arguments.
-    Quantize(Box<quantize::QuantizeArgs>),
-    /// Re-render a run's report.html from its report.json, or print a Markdown summary (--format md).
-    Report(report::ReportArgs),
-}
-
 fn main() -> ExitCode {
-    memory::return_large_frees_to_the_os();
-    let argv: Vec<String> = std::env::args().collect();
-    let (cli, resumed) = match quantize::resume_request(&argv[1..]) {
-        Some(Ok(original)) => {
-            let program = argv[0].clone();
-            (
-                Cli::parse_from(std::iter::once(program).chain(original)),
-                true,
-            )
-        }
-        Some(Err(error)) => {
-            eprintln!("error: {error:#}");
-            return ExitCode::from(2);
-        }
-        None => (Cli::parse(), false),
-    };
-    let result = match cli.command {
-        Command::Eval(args) => eval::run(args),
-        Command::Inspect(args) => inspect::run(args),
-        Command::Quantize(args) => quantize::run(*args, resumed),
-        Command::Report(args) => report::run(args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(2)
-        }
-    }
+    ExitCode::from(aquant_cli::main(
+        std::env::args().collect(),
+        &aquant_cli::NoExecutors,
+    ))
 }

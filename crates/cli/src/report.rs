@@ -2,7 +2,6 @@
 //! on stdout (`--format md`, for a terminal or a pull-request comment).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -29,7 +28,7 @@ enum Format {
 }
 
 /// Runs `aquant report`.
-pub fn run(args: ReportArgs) -> Result<ExitCode> {
+pub fn run(args: ReportArgs) -> Result<u8> {
     match args.format {
         Format::Html => say!("{}", output::write_html(&args.dir)?.display()),
         Format::Md => {
@@ -37,5 +36,5 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
             say!("{}", aquant::render::markdown(&view));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

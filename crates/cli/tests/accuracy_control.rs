@@ -8,6 +8,7 @@ use std::path::Path;
 use aquant::builder::ModelBuilder;
 use aquant::job;
 use aquant::quantize::{OverflowFix, QuantizationParams};
+use aquant::search::worker::{LocalExecutor, Worker};
 use aquant::search::{AccuracyControlParams, Levers, Report, RunOptions};
 use aquant::{metric, Metric, NoProgress};
 use aquant_tract::TractBackend;
@@ -133,14 +134,18 @@ fn the_hostile_layer_is_ranked_first_and_exactly_it_is_reverted() {
 
 /// The hostile model's search with max_drop 0 (every group is ranked and reverted in turn) with `levers`.
 fn hostile_search(levers: Levers) -> Report {
+    hostile_search_with(RunOptions {
+        levers,
+        ..Default::default()
+    })
+}
+
+/// The hostile model's search with max_drop 0, carried out as `options` say.
+fn hostile_search_with(options: RunOptions) -> Report {
     let dir = tempfile::tempdir().unwrap();
     let calibration = npy_dataset(dir.path(), 64, 7);
     let validation = npy_dataset(dir.path(), 200, 8);
     let agreement = metric::builtin("agreement").unwrap();
-    let options = RunOptions {
-        levers,
-        ..Default::default()
-    };
     job::quantize_with_accuracy_control(
         &TractBackend::new(),
         hostile_model(),
@@ -207,6 +212,82 @@ fn evaluation_shortcuts_do_not_change_the_search() {
             report.levers
         );
     }
+}
+
+/// In-process workers opening tract and the built-in metrics, `shard_size` samples a unit.
+fn local_executor(workers: usize, shard_size: usize) -> LocalExecutor {
+    LocalExecutor::new(workers, shard_size, || {
+        Worker::new(
+            Box::new(|name| match name {
+                "tract" => Ok(Box::new(TractBackend::new()) as Box<dyn aquant::Backend>),
+                other => Err(aquant::Error::Executor(format!("no engine {other} here"))),
+            }),
+            Box::new(metric::builtin),
+        )
+    })
+}
+
+#[test]
+fn a_search_through_an_executor_is_the_local_search_and_sends_everything_once_per_worker() {
+    let local = hostile_search(Levers::default());
+    for (workers, shard_size) in [(1, 200), (3, 7)] {
+        let executor = local_executor(workers, shard_size);
+        let remote = hostile_search_with(RunOptions {
+            executor: Some(&executor),
+            ..Default::default()
+        });
+        let what = format!("{workers} workers, shards of {shard_size}");
+        assert_eq!(remote.reverted, local.reverted, "{what}");
+        assert_eq!(remote.steps, local.steps, "{what}");
+        assert_eq!(remote.metrics, local.metrics, "{what}");
+        assert_eq!(remote.ranking[0], local.ranking[0], "{what}");
+        // 200 validation samples in shards: every worker got the FP32 model once, each shard at most once
+        // (every worker needed some), and the one setup of the run's quantized model.
+        let shards = 200usize.div_ceil(shard_size);
+        for received in executor.received() {
+            assert_eq!(received["model"], 1, "{what}: {received:?}");
+            assert_eq!(received["setup"], 1, "{what}: {received:?}");
+            assert!(
+                (1..=shards).contains(&received["samples"]),
+                "{what}: {received:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_worker_without_the_engine_is_an_error_not_a_hang() {
+    let executor = LocalExecutor::new(2, 50, || {
+        Worker::new(
+            Box::new(|name| {
+                Err(aquant::Error::Executor(format!(
+                    "node test-node: no {name} engine"
+                )))
+            }),
+            Box::new(metric::builtin),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let agreement = metric::builtin("agreement").unwrap();
+    let error = job::quantize_with_accuracy_control(
+        &TractBackend::new(),
+        hostile_model(),
+        npy_dataset(dir.path(), 64, 7).as_ref(),
+        npy_dataset(dir.path(), 100, 8).as_ref(),
+        &[agreement.as_ref()],
+        &full_range(),
+        &AccuracyControlParams::default(),
+        &RunOptions {
+            executor: Some(&executor),
+            ..Default::default()
+        },
+    )
+    .err()
+    .expect("no engine on the workers");
+    assert_eq!(
+        error.to_string(),
+        "executor: node test-node: no tract engine"
+    );
 }
 
 #[test]

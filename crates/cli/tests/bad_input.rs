@@ -114,3 +114,36 @@ fn unknown_metric() {
     ]);
     assert_clean_error(&out, "unknown metric 'f1'");
 }
+
+#[test]
+fn issue_29_the_binary_has_no_ray_executor_and_says_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnist_dir = assets().join("mnist_cnn");
+    let (calib, val) = (mnist_dir.join("calib.json"), mnist_dir.join("val.json"));
+    let out = dir.path().join("out");
+    let model = mnist();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "quantize",
+            "--model",
+            &model,
+            "--calib",
+            calib.to_str().unwrap(),
+        ];
+        args.extend(["-o", out.to_str().unwrap(), "--quiet"]);
+        args.extend(extra);
+        common::aquant(&args)
+    };
+    let val = val.to_str().unwrap();
+    assert_clean_error(
+        &run(&["--val", val, "--executor", "ray"]),
+        "Python package's aquant command",
+    );
+    assert_clean_error(
+        &run(&["--executor", "ray"]),
+        "--executor is for accuracy-aware quantization",
+    );
+    let unknown = run(&["--val", val, "--executor", "dask"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("expected ray or ray:ADDRESS"));
+}

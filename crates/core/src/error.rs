@@ -56,6 +56,9 @@ pub enum Error {
     /// A report could not be read or drawn (a malformed `report.json`, say).
     #[error("report: {0}")]
     Report(String),
+    /// An executor's worker failed (it names the node), or the executor itself did.
+    #[error("executor: {0}")]
+    Executor(String),
     /// The run was interrupted (Ctrl-C) before it had a result to save.
     #[error("interrupted")]
     Interrupted,

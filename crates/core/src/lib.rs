@@ -8,6 +8,7 @@
 mod backend;
 mod error;
 mod eval;
+mod executor;
 mod profile;
 mod progress;
 mod runner;
@@ -40,6 +41,9 @@ pub use cpu::CpuFeatures;
 pub use data::{open_dataset, Annotation, DataSpec, Dataset, Sample};
 pub use error::{Error, Result};
 pub use eval::{EvaluatedModel, Evaluation, Evaluator, MetricValue};
+pub use executor::{
+    decode_samples, encode_samples, Blob, BlobKind, Executor, UnitValues, WorkUnit,
+};
 pub use graph::{Graph, Patch};
 pub use metric::{Direction, Metric};
 pub use profile::ProfileReport;

@@ -39,6 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "cpu",
             "runtime_library",
             "builder",
+            "executor",
         ],
     ),
     ("params", &["params"]),

@@ -62,7 +62,7 @@ pub fn to_py(py: Python<'_>, error: aquant::Error, causes: &Causes) -> PyErr {
         | E::Report(_) => PyValueError::new_err(message),
         E::Ir(aquant_ir::IrError::Io { .. }) => PyRuntimeError::new_err(message),
         E::Ir(_) => PyValueError::new_err(message),
-        E::Backend { .. } | E::Io { .. } => PyRuntimeError::new_err(message),
+        E::Backend { .. } | E::Io { .. } | E::Executor(_) => PyRuntimeError::new_err(message),
     };
     if let Some(cause) = causes.take() {
         raised.set_cause(py, Some(cause));

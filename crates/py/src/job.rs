@@ -42,6 +42,8 @@ pub struct Settings {
     pub resume: bool,
     /// Worker threads (NNCF `num_ranking_workers`); default: one per core.
     pub workers: Option<usize>,
+    /// Where the search's candidates are evaluated (`aquant.ray.RayExecutor`); `None`: here.
+    pub executor: Option<crate::remote::PyExecutor>,
     /// Also build the model with the other weight storage (POT's flow decides on `compress_model_weights`
     /// after the run).
     pub both_forms: bool,
@@ -154,6 +156,11 @@ impl OpenedJob {
             deployed_check: &AccuracyControlParams::default(),
             options: RunOptions {
                 interrupt: Some(interrupt),
+                executor: self
+                    .settings
+                    .executor
+                    .as_ref()
+                    .map(|e| e as &dyn aquant::Executor),
                 ..self.run_options(output.as_ref(), progress)
             },
             output: output.as_ref().map(|dir| Destination {

@@ -14,6 +14,7 @@ mod job;
 mod metric;
 mod model;
 mod progress;
+mod remote;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -98,7 +99,7 @@ fn direction(name: &str) -> PyResult<Direction> {
 /// A metric as the Python side describes it: `(kind, object, name, direction, type, bounds)`, kind one of
 /// `builtin` (object: the name), `callable`, `pot`, `pot_set`, `validation_fn`; bounds `None` or the
 /// declared `(low, high)` of one sample's value.
-type MetricSpec<'py> = (
+pub(crate) type MetricSpec<'py> = (
     String,
     Bound<'py, PyAny>,
     String,
@@ -115,7 +116,7 @@ fn annotations(kind: &str) -> Annotations {
     }
 }
 
-fn build_metric(
+pub(crate) fn build_metric(
     spec: &MetricSpec<'_>,
     source: &Bound<'_, PyAny>,
     names: &[String],
@@ -261,7 +262,7 @@ fn open_metric(
 #[pyo3(signature = (model, algorithm, calibration, validation, metric, *, target_device=None, backend="auto",
     deployed_check=true, batch_size=1, deployed_batch=1, compress_weights=true, progress=true, output_dir=None,
     intermediate_dir=None, resume=false, workers=None, both_forms=false, weights=None, device=None,
-    output_format="onnx", external_data="auto"))]
+    output_format="onnx", external_data="auto", executor=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -286,6 +287,7 @@ fn run(
     device: Option<&str>,
     output_format: &str,
     external_data: &str,
+    executor: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<RunResult> {
     let causes = Causes::default();
     let format = self::output_format(output_format)?;
@@ -298,12 +300,11 @@ fn run(
     let names: Vec<String> = graph.inputs().into_iter().map(|p| p.name).collect();
     let algorithm = read_algorithm(algorithm, target_device, workers, format)?;
     let fingerprints = Fingerprints::default();
-    let kind = metric.as_ref().map(|m| m.0.as_str()).unwrap_or("builtin");
     let (calibration_set, other_validation) = open_datasets(
         calibration,
         validation,
         &names,
-        kind,
+        metric.as_ref().map_or("builtin", |m| m.0.as_str()),
         &fingerprints,
         &causes,
     )?;
@@ -330,6 +331,7 @@ fn run(
             resume,
             workers,
             both_forms,
+            executor: remote::PyExecutor::optional(executor, &causes)?,
         },
         causes,
     };
@@ -425,13 +427,22 @@ fn evaluate(
     }
 }
 
+/// Runs the command line `argv` (the program's name first), as the `aquant` binary does, with `--executor ray`
+/// besides (the wheel's `aquant` console script); returns the exit status. The GIL is released meanwhile.
+#[pyfunction]
+fn cli(py: Python<'_>, argv: Vec<String>) -> u8 {
+    py.detach(|| aquant_cli::main(argv, &remote::RayExecutors))
+}
+
 /// The Python module.
 #[pymodule]
 fn _aquant(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(run, module)?)?;
     module.add_function(wrap_pyfunction!(evaluate, module)?)?;
     module.add_function(wrap_pyfunction!(to_ir, module)?)?;
+    module.add_function(wrap_pyfunction!(cli, module)?)?;
     module.add_class::<model::Model>()?;
+    module.add_class::<remote::PyWorker>()?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -85,6 +85,10 @@ pub struct QuantizeArgs {
     /// Hide progress bars.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Where accuracy control's evaluations run: ray, or ray:ADDRESS (a Ray cluster; the search and its
+    /// decisions stay here). Through the Python package's aquant command only.
+    #[arg(long, value_parser = super::ExecutorSpec::parse)]
+    pub executor: Option<super::ExecutorSpec>,
 }
 
 /// What to quantize, on which data, judged how (a config replaces all of these).

@@ -3,11 +3,10 @@
 //! The flags and the validated job they become live in `args`.
 
 mod args;
+mod executor;
 mod resume;
 
-use std::process::ExitCode;
-
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use aquant::config::DataSource;
 use aquant::job::{AccuracyControlOutcome, DefaultOutcome, Destination, Finished, Request};
 use aquant::search::{self, RunOptions};
@@ -15,6 +14,7 @@ use aquant::Graph;
 
 use args::Job;
 pub use args::QuantizeArgs;
+pub use executor::{ExecutorSpec, Executors, NoExecutors};
 use resume::prepare_state;
 pub use resume::resume_request;
 
@@ -44,11 +44,12 @@ fn run_options<'a>(
             true => 0,
             false => aquant::sensitivity::DEFAULT_SAMPLES,
         },
+        executor: None,
     }
 }
 
 /// Runs `aquant quantize`; `resumed`: the arguments come from an interrupted run's state.
-pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
+pub fn run(args: QuantizeArgs, resumed: bool, executors: &dyn Executors) -> Result<u8> {
     let job = Job::try_from(&args)?;
     let (graph, sources) = Graph::open(&job.model, job.weights.as_deref())?;
     let model = graph.into_model();
@@ -61,7 +62,16 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
     let inputs = Inputs::open(&job, &args, format)?;
     let metrics: Vec<&dyn aquant::Metric> = inputs.metrics.iter().map(|m| m.as_ref()).collect();
     let progress = Bars::new(args.quiet);
+    if args.executor.is_some() && job.algorithm.control().is_none() {
+        bail!("--executor is for accuracy-aware quantization (DefaultQuantization has no search)");
+    }
+    let executor = args
+        .executor
+        .as_ref()
+        .map(|spec| executors.open(spec))
+        .transpose()?;
     let mut options = run_options(&args, &output, &progress, inputs.deployed.as_deref());
+    options.executor = executor.as_deref();
     let state = match job.algorithm.control() {
         Some(control) => {
             let validation = inputs
@@ -100,7 +110,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
                  continue with: aquant quantize --resume {}",
                 job.output.display()
             );
-            Ok(ExitCode::from(130))
+            Ok(130)
         }
         Err(error) => Err(error.into()),
         Ok(Finished::Default(outcome)) => Ok(say_default(&outcome)),
@@ -109,7 +119,7 @@ pub fn run(args: QuantizeArgs, resumed: bool) -> Result<ExitCode> {
 }
 
 /// Says what DefaultQuantization did; its exit code.
-fn say_default(outcome: &DefaultOutcome) -> ExitCode {
+fn say_default(outcome: &DefaultOutcome) -> u8 {
     let report = &outcome.report;
     say!("{}", report.summary());
     if let Some(deployed) = &report.deployed {
@@ -122,11 +132,7 @@ fn say_default(outcome: &DefaultOutcome) -> ExitCode {
 }
 
 /// Says what accuracy control did (and how to resume an interrupted run); its exit code.
-fn say_accuracy_control(
-    outcome: &AccuracyControlOutcome,
-    args: &QuantizeArgs,
-    job: &Job,
-) -> ExitCode {
+fn say_accuracy_control(outcome: &AccuracyControlOutcome, args: &QuantizeArgs, job: &Job) -> u8 {
     let report = &outcome.report;
     say!("{}", report.summary());
     say!("model: {}", report.output.as_deref().unwrap_or_default());
@@ -138,17 +144,17 @@ fn say_accuracy_control(
             "interrupted: continue with: aquant quantize --resume {}",
             job.output.display()
         );
-        return ExitCode::from(130);
+        return 130;
     }
     exit_code(outcome.target_met())
 }
 
 /// 0 when the accuracy target is met, 1 when it is not (the best model is saved all the same).
-fn exit_code(target_met: bool) -> ExitCode {
+fn exit_code(target_met: bool) -> u8 {
     if target_met {
-        ExitCode::SUCCESS
+        0
     } else {
-        ExitCode::from(1)
+        1
     }
 }
 

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// What a sample is scored against.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Annotation {
     /// No label (calibration data, or metrics that compare with the FP32 model).
     None,
@@ -24,7 +24,7 @@ pub enum Annotation {
 }
 
 /// One ground-truth object of a detection sample.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GroundTruthBox {
     /// Class index (non-negative).
     pub class: i64,

@@ -102,7 +102,7 @@ impl Evaluation {
 }
 
 /// A model ready to run: how dataset inputs bind to it, and its engine session.
-type PreparedModel = (Arc<InputBinding>, Arc<dyn Session>);
+pub(crate) type PreparedModel = (Arc<InputBinding>, Arc<dyn Session>);
 
 /// Runs models over one dataset with one or more metrics.
 pub struct Evaluator<'a> {
@@ -315,7 +315,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// `model`'s input binding and engine session.
-    fn prepared(&self, model: &ModelProto) -> Result<PreparedModel> {
+    pub(crate) fn prepared(&self, model: &ModelProto) -> Result<PreparedModel> {
         Ok((
             Arc::new(InputBinding::from_model(model)?),
             self.prepare(model, &[])?,
@@ -424,7 +424,8 @@ impl<'a> Evaluator<'a> {
         if !self.metrics[metric].per_sample() {
             // A dataset-level metric is evaluated on the whole of `indices` at once; it may still say per-sample
             // values (SetValue::per_sample), which are then the answer.
-            let evaluation = self.evaluate_resampled(model, indices, label, 0)?;
+            let evaluation =
+                self.evaluate_resampled(&self.prepared(model)?, model, indices, label, 0)?;
             let values = evaluation
                 .metrics
                 .into_iter()
@@ -488,12 +489,31 @@ impl<'a> Evaluator<'a> {
         indices: &[usize],
         label: &str,
     ) -> Result<Evaluation> {
-        self.evaluate_resampled(model, indices, label, self.bootstrap)
+        self.evaluate_resampled(
+            &self.prepared(model)?,
+            model,
+            indices,
+            label,
+            self.bootstrap,
+        )
     }
 
-    /// [`Evaluator::evaluate`], scoring dataset-level metrics on `resamples` bootstrap resamples too.
+    /// [`Evaluator::evaluate`] of `model` already prepared (by [`Evaluator::prepared`], on this engine): a
+    /// worker evaluates one candidate on several shards with one session.
+    pub(crate) fn evaluate_prepared(
+        &self,
+        prepared: &PreparedModel,
+        model: &ModelProto,
+        indices: &[usize],
+        label: &str,
+    ) -> Result<Evaluation> {
+        self.evaluate_resampled(prepared, model, indices, label, self.bootstrap)
+    }
+
+    /// [`Evaluator::evaluate_prepared`], scoring dataset-level metrics on `resamples` bootstrap resamples too.
     fn evaluate_resampled(
         &self,
+        prepared: &PreparedModel,
         model: &ModelProto,
         indices: &[usize],
         label: &str,
@@ -501,9 +521,8 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Evaluation> {
         let start = Instant::now();
         let mut scores = Scores::new(&self.metrics, indices.len(), resamples);
-        let prepared = self.prepared(model)?;
         self.stream_prepared(
-            &prepared,
+            prepared,
             indices,
             label,
             self.needs_reference(),
@@ -512,8 +531,10 @@ impl<'a> Evaluator<'a> {
                 Ok(Flow::Continue)
             },
         )?;
-        let mut evaluation =
-            scores.finish(indices, &EvaluatedModel::new(self, model, Some(prepared)))?;
+        let mut evaluation = scores.finish(
+            indices,
+            &EvaluatedModel::new(self, model, Some(prepared.clone())),
+        )?;
         evaluation.seconds = start.elapsed().as_secs_f64();
         Ok(evaluation)
     }

@@ -224,6 +224,7 @@ impl Run<'_> {
         let known_fp32 = known_fp32.filter(|_| same_data);
         let setup = engine_lab::Options::of_run(
             self.options,
+            self.quantization.clone(),
             self.control.restore_mode,
             self.calibration,
             known_fp32,

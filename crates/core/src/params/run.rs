@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use serde::Serialize;
 
 use crate::backend::Backend;
+use crate::executor::Executor;
 use crate::progress::{NoProgress, Progress};
 
 /// Calibration samples the per-layer sensitivity is measured on when the caller does not say (enough to rank
@@ -54,6 +55,9 @@ pub struct RunOptions<'a> {
     /// Calibration samples the per-layer sensitivity of the final model is measured on after the search
     /// ([`crate::sensitivity`]); 0 skips it.
     pub sensitivity_samples: usize,
+    /// Where candidates of the search are evaluated on samples of the validation set (a cluster, say);
+    /// `None`: on this machine's cores, with cohorts and prefix caching. Decisions stay here either way.
+    pub executor: Option<&'a dyn Executor>,
 }
 
 impl Default for RunOptions<'_> {
@@ -70,6 +74,7 @@ impl Default for RunOptions<'_> {
             deployed_batch: 1,
             latency_runs: DEFAULT_LATENCY_RUNS,
             sensitivity_samples: DEFAULT_SENSITIVITY_SAMPLES,
+            executor: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::{measure_latency, Evaluation, Evaluator, Latency};
+use crate::executor::Executor;
 use crate::quantize::{
     self, FP32Outputs, FittedQuantizers, ModelForm, QuantizationParams, QuantizedModel, RestoreMode,
 };
@@ -18,6 +19,7 @@ use crate::search::groups::{quantizer_groups, QuantizerGroup};
 use crate::search::lab::{Bench, Deployment, EngineId, Models, RankingCandidate};
 use crate::search::ladder;
 use crate::search::ranker::Scorer;
+use crate::search::remote::{self, ExecutorScorer, Remote};
 use crate::search::report::EvaluationCounts;
 use crate::search::scorer::{CohortKey, CohortScorer, PlainScorer};
 use crate::search::Levers;
@@ -48,6 +50,10 @@ pub(crate) struct EngineLab<'a> {
     pub latency_runs: usize,
     /// The cohort of the last ranking scorer, kept for the next scorer of the same ranking.
     pub parked: Option<(CohortKey, Cohort)>,
+    /// The base algorithm's parameters of the current quantized model (what a remote worker rebuilds it with).
+    pub params: QuantizationParams,
+    /// Where candidates are evaluated instead of here, and what was sent there.
+    pub remote: Option<Remote<'a>>,
     tag: String,
 }
 
@@ -71,6 +77,8 @@ impl<'a> EngineLab<'a> {
             deployed_batch: options.deployed_batch,
             latency_runs: options.latency_runs,
             parked: None,
+            params: options.params,
+            remote: options.executor.map(Remote::new),
             tag: String::new(),
         };
         ctx.judge_on(ctx.evaluator.backend());
@@ -145,12 +153,17 @@ impl<'a> EngineLab<'a> {
         label: &str,
     ) -> Result<Evaluation> {
         let evaluation = self.evaluator.evaluate(model, indices, label)?;
+        self.count(indices);
+        Ok(evaluation)
+    }
+
+    /// Counts an evaluation on `indices`: full or on a subset.
+    fn count(&mut self, indices: &[usize]) {
         if indices.len() == self.evaluator.dataset().len() {
             self.counts.full += 1;
         } else {
             self.counts.subset += 1;
         }
-        Ok(evaluation)
     }
 }
 
@@ -166,13 +179,17 @@ pub(crate) struct Options<'a> {
     pub deployed: Option<&'a dyn Backend>,
     pub deployed_batch: usize,
     pub latency_runs: usize,
+    /// The quantized model's base parameters.
+    pub params: QuantizationParams,
+    pub executor: Option<&'a dyn Executor>,
 }
 
 impl<'a> Options<'a> {
-    /// A run's context options: `run`'s settings, the restore mode, the calibration set and the FP32 outputs
-    /// calibration already computed (when they are the validation set's).
+    /// A run's context options: `run`'s settings, the quantization parameters, the restore mode, the
+    /// calibration set and the FP32 outputs calibration already computed (when they are the validation set's).
     pub fn of_run(
         run: &crate::params::RunOptions<'a>,
+        params: QuantizationParams,
         restore_mode: RestoreMode,
         calibration: &'a dyn Dataset,
         known_fp32: Option<FP32Outputs>,
@@ -188,6 +205,8 @@ impl<'a> Options<'a> {
             deployed: run.deployed,
             deployed_batch: run.deployed_batch,
             latency_runs: run.latency_runs,
+            params,
+            executor: run.executor,
         }
     }
 }
@@ -221,6 +240,11 @@ impl Bench for EngineLab<'_> {
         indices: &[usize],
         label: &str,
     ) -> Result<Evaluation> {
+        if remote::evaluates_remotely(self) {
+            let evaluation = remote::evaluate(self, reverted, indices, label)?;
+            self.count(indices);
+            return Ok(evaluation);
+        }
         let model = self.build(reverted)?;
         self.run_evaluation(&model, indices, label)
     }
@@ -232,6 +256,9 @@ impl Bench for EngineLab<'_> {
         subset: &[usize],
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>> {
+        if self.remote.is_some() && self.evaluator.metrics()[metric].per_sample() {
+            return Ok(Box::new(ExecutorScorer::new(self, members, subset, metric)));
+        }
         // Cohorts score sample by sample: a dataset-level metric (even one that returns per-sample values) is
         // scored by whole-subset evaluations instead.
         if self.levers.cohorts && self.evaluator.metrics()[metric].per_sample() {
@@ -290,6 +317,7 @@ impl Models for EngineLab<'_> {
             }
         };
         self.quantized = quantized;
+        self.params = params.clone();
         self.retag();
         Ok(made)
     }

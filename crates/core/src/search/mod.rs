@@ -22,11 +22,13 @@ pub(crate) mod ladder;
 mod limits;
 mod ranker;
 pub(crate) mod record;
+mod remote;
 mod report;
 pub(crate) mod restorer;
 mod scorer;
 mod subset;
 mod tuning;
+pub mod worker;
 
 pub use crate::params::{
     AccuracyControlParams, DropType, Levers, MetricTarget, RankingScore, RunOptions,

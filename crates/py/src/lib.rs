@@ -335,15 +335,19 @@ fn run(
         },
         causes,
     };
-    let finished = job.run(py)?;
+    Ok(returned(py, job.run(py)?))
+}
+
+/// What a finished job hands back, as Python receives it.
+fn returned(py: Python<'_>, finished: job::Returned) -> RunResult {
     let other = finished.other_form.map(|b| PyBytes::new(py, &b).unbind());
-    Ok((
+    (
         PyBytes::new(py, &finished.model).unbind(),
         finished.report,
         finished.summary,
         finished.interrupted,
         other,
-    ))
+    )
 }
 
 /// The engine the saved model is checked on, as the command line's (`aquant_engines::deployed_engine`): judged

@@ -259,8 +259,29 @@ fn save(finished: &mut Finished, output: &Destination) -> Result<()> {
             output.dir.write_report(&outcome.report)
         }
         Finished::AccuracyControl(outcome) => {
-            outcome.report.output = saved;
+            outcome.report.output = saved.clone();
+            save_targets(outcome, output, saved)?;
             output.dir.write_report(&outcome.report)
         }
     }
+}
+
+/// Saves each looser target's model in its own directory ([`OutputDir::target`]), in the run's format, and
+/// names every target's model in the report (the tightest's is the run's own, `saved`).
+fn save_targets(
+    outcome: &mut AccuracyControlOutcome,
+    output: &Destination,
+    saved: Option<String>,
+) -> Result<()> {
+    let Some((tightest, looser)) = outcome.report.targets.split_first_mut() else {
+        return Ok(());
+    };
+    tightest.output = saved;
+    for (target, model) in looser.iter_mut().zip(&outcome.target_models) {
+        let dir = output.dir.target(target.max_drop);
+        dir.create()?;
+        let path = dir.save_model(model, output.format, output.external_data)?;
+        target.output = Some(path.display().to_string());
+    }
+    Ok(())
 }

@@ -759,3 +759,7 @@ mod ladder_tests;
 #[cfg(test)]
 #[path = "nmse_tests.rs"]
 mod nmse_tests;
+
+#[cfg(test)]
+#[path = "targets_tests.rs"]
+mod targets_tests;

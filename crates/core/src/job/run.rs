@@ -99,10 +99,11 @@ pub struct Destination<'a> {
 
 /// A finished job: what the algorithm returned, with the report naming the model and where it was saved.
 pub enum Finished {
-    /// DefaultQuantization's outcome.
-    Default(DefaultOutcome),
+    /// DefaultQuantization's outcome (boxed, as the other: each holds a report of kilobytes, and the two
+    /// differ in size by more than the enum should carry inline).
+    Default(Box<DefaultOutcome>),
     /// Accuracy control's outcome (possibly interrupted: then the best model so far).
-    AccuracyControl(AccuracyControlOutcome),
+    AccuracyControl(Box<AccuracyControlOutcome>),
 }
 
 impl Finished {
@@ -152,16 +153,18 @@ pub fn run(mut request: Request) -> Result<Finished> {
         output.dir.create()?;
     }
     let mut finished = match request.algorithm {
-        Algorithm::Default(params) => Finished::Default(run_default(&request, model, params)?),
+        Algorithm::Default(params) => {
+            Finished::Default(Box::new(run_default(&request, model, params)?))
+        }
         Algorithm::AccuracyAware {
             quantization,
             control,
-        } => Finished::AccuracyControl(run_accuracy_control(
+        } => Finished::AccuracyControl(Box::new(run_accuracy_control(
             &request,
             model,
             quantization,
             control,
-        )?),
+        )?)),
     };
     name_inputs(&mut finished, request.model_name, request.backend.choice());
     if let Some(output) = &request.output {

@@ -323,3 +323,16 @@ fn the_precision_ladder_is_the_fallback_key() {
     assert!(parse(&gna).is_ok());
     assert!(error(&accuracy_aware(r#"{"preset": "accuracy"}"#)).contains("POT's GNA preset"));
 }
+
+#[test]
+fn maximal_drop_takes_a_list_of_targets() {
+    let config = parse(&accuracy_aware(r#"{"maximal_drop": [0.01, 0.001, 0.003]}"#)).unwrap();
+    let control = config.algorithm.control().unwrap();
+    assert!(control.maximal_drop.several());
+    assert_eq!(control.maximal_drop.tightest(), 0.001);
+    assert_eq!(control.maximal_drop.looser(), [0.003, 0.01]);
+    let message = error(&accuracy_aware(r#"{"maximal_drop": [0.01, "big"]}"#));
+    assert!(message.contains("maximal_drop"), "{message}");
+    let message = error(&accuracy_aware(r#"{"max_drop": []}"#));
+    assert!(message.contains("at least one target"), "{message}");
+}

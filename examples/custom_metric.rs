@@ -138,7 +138,7 @@ pub fn run(out: &Path) -> Result<Summary> {
     let algorithm = Algorithm::AccuracyAware {
         quantization: Default::default(),
         control: AccuracyControlParams {
-            maximal_drop: 0.0001,
+            maximal_drop: 0.0001.into(),
             ..Default::default()
         },
     };

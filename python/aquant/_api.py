@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from . import _aquant
 from ._data import source
@@ -193,7 +193,7 @@ def quantize_with_accuracy_control(
     calibration_dataset: Any,
     validation_dataset: Any,
     validation_fn: Optional[Callable] = None,
-    max_drop: float = 0.01,
+    max_drop: Union[float, Sequence[float]] = 0.01,
     drop_type: Union[DropType, str] = DropType.ABSOLUTE,
     preset: Any = None,
     target_device: Union[TargetDevice, str] = TargetDevice.ANY,
@@ -241,6 +241,12 @@ def quantize_with_accuracy_control(
     candidate once the remaining samples cannot change its rank, as it does for the built-ins (a
     ``validation_fn`` sees whole sets, so it cannot stop early); a value outside the bounds is an error.
 
+    ``max_drop=[0.001, 0.003, 0.01]`` runs one search to the tightest target and saves, for each looser one, the
+    first model of the search's path that meets it (on the deployed engine too) in
+    ``output_dir/max_drop_<value>/``, as ``--max-drop 0.001,0.003,0.01``; the model returned is the tightest's,
+    and ``report.targets`` says what each target got. ``report.front`` lists every model the search evaluated with
+    its metrics, size, ops by precision and latency on the deployed engine.
+
     ``fallback`` is the precision ladder a group climbs when it must move (``"w8a16,fp32"`` or a list; default
     ``"fp32"``, a plain revert), as the command line's ``--fallback``. ``holdout_fraction`` keeps that share of
     the validation set from the search and judges the saved model there afterwards (``report.confirmation``), as
@@ -280,7 +286,7 @@ def quantize_with_accuracy_control(
     restorer = restorer_params(advanced_accuracy_restorer_parameters)
     max_iterations = restorer["max_num_iterations"]
     control = {
-        "max_drop": max_drop,
+        "max_drop": list(max_drop) if isinstance(max_drop, (list, tuple)) else max_drop,
         "drop_type": value(drop_type),
         "ranking_subset_size": restorer["ranking_subset_size"],
         "max_num_iterations": None if max_iterations >= 2**31 else max_iterations,

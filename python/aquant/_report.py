@@ -67,6 +67,13 @@ class Report:
     #: The confidence level the target was judged at (``confidence``): each metric's ``drop_ci`` is at that
     #: level and its upper end is what met or missed the allowed drop. ``None``: the drop itself was judged.
     confidence: Optional[float] = None
+    #: Every model of the search's path, FP32 first, then the fully quantized model and each step's candidate:
+    #: ``label``, ``step``, ``kept``, ``chosen`` (the saved model), ``metrics`` (``name``, ``value``, ``drop``),
+    #: ``bytes``, ``ops_by_precision`` and ``latency_ms`` on the deployed engine (``None``: not timed).
+    front: list[dict] = field(default_factory=list)
+    #: With several targets (``max_drop=[...]``), each one's model, tightest first: ``max_drop``, ``point`` (its
+    #: front label), ``metrics``, ``target_met``, ``deployed``, ``output``; empty with one target.
+    targets: list[dict] = field(default_factory=list)
     raw: dict = field(default_factory=dict, repr=False, compare=False)
     summary_line: str = field(default="", repr=False, compare=False)
 

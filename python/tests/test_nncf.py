@@ -276,3 +276,20 @@ def test_backend_auto_falls_back_to_tract_without_onnx_runtime(tmp_path):
     name, because = done.stdout.strip().splitlines()[-2:]
     assert name == "tract"
     assert because.startswith("auto: ONNX Runtime") and "not found" in because
+
+
+def test_several_targets_save_a_model_per_target_and_the_front_lists_every_model(mnist, tmp_path):
+    calibration, validation = datasets(mnist)
+    model, report = aquant.quantize_with_accuracy_control(
+        str(mnist[0]), calibration, validation, metric="nmse", max_drop=[0.0003, 0.00003, 0.0001],
+        progress=False, output_dir=tmp_path, return_report=True,
+    )
+    assert [t["max_drop"] for t in report.targets] == [0.00003, 0.0001, 0.0003]
+    assert report.targets[0]["output"] == report.output == model
+    for target in report.targets:
+        assert target["target_met"], target
+        assert os.path.exists(target["output"]), target
+    assert os.path.exists(tmp_path / "max_drop_0.0003" / "model.onnx")
+    labels = [p["label"] for p in report.front]
+    assert labels[:2] == ["FP32", "INT8"] and {t["point"] for t in report.targets} <= set(labels)
+    assert sum(p["chosen"] for p in report.front) == 1

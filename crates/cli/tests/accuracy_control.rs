@@ -103,7 +103,7 @@ fn the_hostile_layer_is_ranked_first_and_exactly_it_is_reverted() {
         &AccuracyControlParams {
             // Random 4-class logits have near ties that plain 8-bit noise flips now and then; the outlier
             // costs far more than this.
-            maximal_drop: 0.05,
+            maximal_drop: 0.05.into(),
             ..Default::default()
         },
         &options,
@@ -154,7 +154,7 @@ fn hostile_search_with(options: RunOptions) -> Report {
         &[agreement.as_ref()],
         &full_range(),
         &AccuracyControlParams {
-            maximal_drop: 0.0,
+            maximal_drop: 0.0.into(),
             ..Default::default()
         },
         &options,
@@ -305,7 +305,7 @@ fn calibration_outputs_serve_as_the_fp32_evaluation_when_the_sets_are_one() {
             &[agreement.as_ref()],
             &full_range(),
             &AccuracyControlParams {
-                maximal_drop: 0.05,
+                maximal_drop: 0.05.into(),
                 ..Default::default()
             },
             &RunOptions::default(),
@@ -486,7 +486,7 @@ fn only_activations_keeps_int8_weights_in_reverted_ops() {
         &[agreement.as_ref()],
         &full_range(),
         &AccuracyControlParams {
-            maximal_drop: 0.05,
+            maximal_drop: 0.05.into(),
             restore_mode: aquant::quantize::RestoreMode::OnlyActivations,
             ..Default::default()
         },

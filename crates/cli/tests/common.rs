@@ -48,10 +48,22 @@ pub fn run_result(mut report: serde_json::Value) -> serde_json::Value {
     without_latency(report)
 }
 
-/// `report` without the deployed check's latency: a time, measured anew by every run.
+/// `report` without the deployed checks' latencies and the front's: times, measured anew by every run.
 pub fn without_latency(mut report: serde_json::Value) -> serde_json::Value {
     if let Some(deployed) = report["deployed"].as_object_mut() {
         deployed.remove("latency");
+    }
+    if let Some(front) = report["front"].as_array_mut() {
+        for point in front.iter_mut().filter_map(|p| p.as_object_mut()) {
+            point.remove("latency_ms");
+        }
+    }
+    if let Some(targets) = report["targets"].as_array_mut() {
+        for target in targets.iter_mut() {
+            if let Some(deployed) = target["deployed"].as_object_mut() {
+                deployed.remove("latency");
+            }
+        }
     }
     report
 }

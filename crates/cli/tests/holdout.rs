@@ -41,7 +41,7 @@ fn the_search_never_reads_a_held_out_sample() {
     // NMSE against FP32 is 0 only in FP32: the search reverts until nothing is left.
     let nmse = metric::builtin("nmse").unwrap();
     let control = AccuracyControlParams {
-        maximal_drop: 0.0,
+        maximal_drop: 0.0.into(),
         holdout_fraction: 0.3,
         ..Default::default()
     };

@@ -272,8 +272,22 @@ fn an_accuracy_aware_run_writes_a_page_that_shows_its_report() {
     let out = dir.path().join("out");
     mnist_accuracy_aware(&out, &[]);
     let svgs = check_page(&out);
-    // Steps, ranking, sensitivity, saturation (two MNIST layers saturate).
-    assert_eq!(svgs.len(), 4);
+    // Steps, the front against size and against latency, ranking, sensitivity, saturation (two MNIST layers
+    // saturate).
+    assert_eq!(svgs.len(), 6);
+    for axis in [
+        "against model size",
+        "against latency on the deployed engine",
+    ] {
+        let chart = svgs.iter().find(|s| s.contains(axis)).expect(axis);
+        let texts = svg_texts(chart);
+        for label in ["saved model", "INT8", "FP32"] {
+            assert!(
+                texts.iter().any(|t| t == label),
+                "{label} in {axis}: {texts:?}"
+            );
+        }
+    }
     check_search(&out, &svgs);
 
     // `aquant report` renders the same page from report.json alone.

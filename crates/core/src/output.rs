@@ -162,6 +162,14 @@ impl OutputDir {
             .map_err(|e| Error::io("writing in the output directory", &self.dir, e))
     }
 
+    /// Where the model of target `max_drop` of a run given several is saved: `max_drop_<value>/` (the tightest's
+    /// model is the run's own, saved here).
+    pub fn target(&self, max_drop: f64) -> OutputDir {
+        OutputDir {
+            dir: self.dir.join(format!("max_drop_{max_drop}")),
+        }
+    }
+
     /// Where accuracy control saves the model after every step.
     pub fn intermediate(&self) -> PathBuf {
         self.dir.join(INTERMEDIATE)

@@ -220,6 +220,7 @@ fn print_profile(report: &search::Report) {
         ("deployed check + latency", t.deployed),
         ("saturation analysis", t.saturation),
         ("sensitivity analysis", t.sensitivity),
+        ("front (export + latency)", t.front),
     ];
     let named: f64 = stages.iter().map(|(_, seconds)| seconds).sum();
     // What no stage names: loading, quantizing, building the model to save, the float-op dump.

@@ -130,7 +130,7 @@ fn pot_params_map_onto_the_library_params() {
         Some(RangeEstimator::min_max())
     );
     let c = config.algorithm.control().unwrap().clone();
-    assert_eq!(c.maximal_drop, 0.5);
+    assert_eq!(c.maximal_drop, 0.5.into());
     assert_eq!(c.drop_type, DropType::Relative);
     assert_eq!(c.max_iter_num, Some(3));
     assert_eq!(
@@ -157,7 +157,7 @@ fn the_full_spec_example_spells_out_the_defaults() {
     assert_eq!(
         control,
         AccuracyControlParams {
-            maximal_drop: 0.003,
+            maximal_drop: 0.003.into(),
             metrics: vec![MetricTarget {
                 name: "top1".into(),
                 baseline_value: None
@@ -261,7 +261,7 @@ fn nncf_spellings_are_aliases_of_pot_keys() {
     .unwrap();
     let control = config.algorithm.control().unwrap();
     assert_eq!(
-        (control.maximal_drop, control.max_iter_num),
+        (control.maximal_drop.tightest(), control.max_iter_num),
         (0.02, Some(2))
     );
     let q = config.algorithm.quantization();
@@ -322,4 +322,17 @@ fn the_precision_ladder_is_the_fallback_key() {
         .replace(r#""algorithms""#, r#""target_device": "GNA", "algorithms""#);
     assert!(parse(&gna).is_ok());
     assert!(error(&accuracy_aware(r#"{"preset": "accuracy"}"#)).contains("POT's GNA preset"));
+}
+
+#[test]
+fn maximal_drop_takes_a_list_of_targets() {
+    let config = parse(&accuracy_aware(r#"{"maximal_drop": [0.01, 0.001, 0.003]}"#)).unwrap();
+    let control = config.algorithm.control().unwrap();
+    assert!(control.maximal_drop.several());
+    assert_eq!(control.maximal_drop.tightest(), 0.001);
+    assert_eq!(control.maximal_drop.looser(), [0.003, 0.01]);
+    let message = error(&accuracy_aware(r#"{"maximal_drop": [0.01, "big"]}"#));
+    assert!(message.contains("maximal_drop"), "{message}");
+    let message = error(&accuracy_aware(r#"{"max_drop": []}"#));
+    assert!(message.contains("at least one target"), "{message}");
 }

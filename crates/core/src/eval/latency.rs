@@ -8,6 +8,10 @@
 //! Where the engine picks its own threads ([`Backend::at_default_threads`]) both are timed that way too: a
 //! service deployed with the engine's defaults runs so, and int8 kernels do not scale with threads as float
 //! ones do. A measured figure, not a result: it is never journaled or compared in tests.
+//!
+//! The accuracy / size / latency front times each of its models the same way ([`measure_each`]: the same
+//! warm-up, interleaving and median), at the engine's default threads only, a few models at a time so that
+//! their prepared sessions stay small beside the run.
 
 use std::time::Instant;
 
@@ -22,6 +26,9 @@ use crate::tensor::Tensor;
 
 /// Untimed runs of each model before the timed ones (first-run allocation, caches, lazy kernel choice).
 const WARM_UP: usize = 5;
+/// Models of a front prepared and timed together: interleaved against drift, few enough that their sessions
+/// (about twice a model's weights each) stay small.
+const TIMED_TOGETHER: usize = 4;
 
 /// The FP32 and the saved model's median time of one inference, under one setting of the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -95,11 +102,22 @@ fn time_both(
     inputs: &[Tensor],
     runs: usize,
 ) -> Result<Timing> {
-    let sessions = [
-        engine.prepare(models[0], &[])?,
-        engine.prepare(models[1], &[])?,
-    ];
-    let mut times: [Vec<f64>; 2] = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
+    let medians = time_interleaved(engine, &models, inputs, runs)?;
+    Ok(Timing::of(medians[0], medians[1]))
+}
+
+/// Each of `models`' median milliseconds of one inference on `engine`, run interleaved run by run after a
+/// warm-up.
+fn time_interleaved(
+    engine: &dyn Backend,
+    models: &[&ModelProto],
+    inputs: &[Tensor],
+    runs: usize,
+) -> Result<Vec<f64>> {
+    let sessions = (models.iter())
+        .map(|m| engine.prepare(m, &[]))
+        .collect::<Result<Vec<_>>>()?;
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); models.len()];
     for round in 0..WARM_UP + runs {
         for (session, times) in sessions.iter().zip(times.iter_mut()) {
             let start = Instant::now();
@@ -109,8 +127,30 @@ fn time_both(
             }
         }
     }
-    let [fp32_ms, int8_ms] = times.map(median);
-    Ok(Timing::of(fp32_ms, int8_ms))
+    Ok(times.into_iter().map(median).collect())
+}
+
+/// Each of `models`' median milliseconds of one inference on `engine` at its default threads (as configured,
+/// when it has no such choice), batch 1, on the first sample of `data`, `runs` timed runs each (`None` for 0
+/// runs): the latency axis of the accuracy / size / latency front.
+pub fn measure_each(
+    engine: &dyn Backend,
+    models: &[ModelProto],
+    data: &dyn Dataset,
+    runs: usize,
+) -> Result<Option<Vec<f64>>> {
+    let Some(first) = models.first().filter(|_| runs > 0) else {
+        return Ok(None);
+    };
+    let inputs = InputBinding::from_model(first)?.bind(data.get(0)?, 0)?;
+    let default_threads = engine.at_default_threads()?;
+    let engine = default_threads.as_deref().unwrap_or(engine);
+    let mut medians = Vec::with_capacity(models.len());
+    for chunk in models.chunks(TIMED_TOGETHER) {
+        let chunk: Vec<&ModelProto> = chunk.iter().collect();
+        medians.extend(time_interleaved(engine, &chunk, &inputs, runs)?);
+    }
+    Ok(Some(medians))
 }
 
 /// One sample's bound inputs as a batch of one (a fresh copy per run: sessions take their inputs).

@@ -17,7 +17,7 @@ mod scores;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use latency::{measure_latency, Latency, Timing};
+pub use latency::{measure_each, measure_latency, Latency, Timing};
 pub use model::EvaluatedModel;
 use reference::ReferenceCache;
 pub use reference::DEFAULT_REFERENCE_BUDGET;

@@ -11,7 +11,7 @@ use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::graph::Graph;
-use crate::job::holdout;
+use crate::job::{front, holdout};
 use crate::metric::confidence::{DropInterval, IntervalParams};
 use crate::metric::{Direction, Metric, OutputError};
 use crate::params::RunOptions;
@@ -69,6 +69,9 @@ pub struct AccuracyControlOutcome {
     pub model: ModelProto,
     /// What happened.
     pub report: Report,
+    /// With several targets, each looser one's model, in the order of `report.targets` after the first (the
+    /// tightest, whose model is `model`).
+    pub target_models: Vec<ModelProto>,
 }
 
 impl AccuracyControlOutcome {
@@ -279,9 +282,21 @@ impl Run<'_> {
             model_bytes: ModelBytes::of(ctx.quantized.fp32().model(), &model),
         };
         verdict.timings.sensitivity = sensitivity.as_ref().map_or(0.0, |(_, seconds)| *seconds);
+        let front_start = Instant::now();
+        let front = front::front(&ctx, &verdict, self.metrics)?;
+        let (targets, target_models) = match self.control.maximal_drop.several() {
+            true => front::targets(
+                &ctx,
+                &verdict,
+                self.metrics,
+                self.control.maximal_drop.tightest(),
+            )?,
+            false => (Vec::new(), Vec::new()),
+        };
+        verdict.timings.front = front_start.elapsed().as_secs_f64();
         verdict.timings.total = start.elapsed().as_secs_f64();
         let overflow_fix = overflow_fix_report(&ctx.quantized, self.quantization, &precisions);
-        let report = report(
+        let mut report = report(
             self.backend,
             &ctx,
             model_name,
@@ -295,10 +310,13 @@ impl Run<'_> {
                 footprint,
             },
         );
+        report.front = front;
+        report.targets = targets;
         Ok(AccuracyControlOutcome {
             quantized: ctx.quantized,
             model,
             report,
+            target_models,
         })
     }
 }
@@ -407,6 +425,8 @@ fn report(
         ops_by_precision: analyses.footprint.ops_by_precision,
         model_bytes: analyses.footprint.model_bytes,
         confirmation: None,
+        front: Vec::new(),
+        targets: Vec::new(),
     }
 }
 

@@ -10,7 +10,7 @@ use aquant_onnx::ModelProto;
 use crate::backend::Backend;
 use crate::cpu::CpuFeatures;
 use crate::data::Dataset;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::{measure_latency, Evaluation, Evaluator, Latency};
 use crate::metric::Metric;
 use crate::params::AccuracyControlParams;
@@ -32,6 +32,13 @@ pub fn check_deployed(
     progress: &dyn Progress,
 ) -> Result<DeployedReport> {
     control.validate()?;
+    if control.maximal_drop.several() {
+        return Err(Error::Config(format!(
+            "maximal_drop {}: the deployed check of DefaultQuantization judges one model against one target; \
+             several targets are for accuracy control (--val with AccuracyAwareQuantization)",
+            control.maximal_drop
+        )));
+    }
     let judged = Judged {
         engine,
         data: validation,

@@ -9,6 +9,7 @@
 mod accuracy_control;
 mod default_quantization;
 mod deployed;
+mod front;
 mod holdout;
 mod run;
 

@@ -99,10 +99,11 @@ pub struct Destination<'a> {
 
 /// A finished job: what the algorithm returned, with the report naming the model and where it was saved.
 pub enum Finished {
-    /// DefaultQuantization's outcome.
-    Default(DefaultOutcome),
+    /// DefaultQuantization's outcome (boxed, as the other: each holds a report of kilobytes, and the two
+    /// differ in size by more than the enum should carry inline).
+    Default(Box<DefaultOutcome>),
     /// Accuracy control's outcome (possibly interrupted: then the best model so far).
-    AccuracyControl(AccuracyControlOutcome),
+    AccuracyControl(Box<AccuracyControlOutcome>),
 }
 
 impl Finished {
@@ -161,16 +162,18 @@ pub fn run(mut request: Request) -> Result<Finished> {
         output.dir.create()?;
     }
     let mut finished = match request.algorithm {
-        Algorithm::Default(params) => Finished::Default(run_default(&request, model, params)?),
+        Algorithm::Default(params) => {
+            Finished::Default(Box::new(run_default(&request, model, params)?))
+        }
         Algorithm::AccuracyAware {
             quantization,
             control,
-        } => Finished::AccuracyControl(run_accuracy_control(
+        } => Finished::AccuracyControl(Box::new(run_accuracy_control(
             &request,
             model,
             quantization,
             control,
-        )?),
+        )?)),
     };
     name_inputs(&mut finished, request.model_name, request.backend.choice());
     if let Some(output) = &request.output {
@@ -268,8 +271,29 @@ fn save(finished: &mut Finished, output: &Destination) -> Result<()> {
             output.dir.write_report(&outcome.report)
         }
         Finished::AccuracyControl(outcome) => {
-            outcome.report.output = saved;
+            outcome.report.output = saved.clone();
+            save_targets(outcome, output, saved)?;
             output.dir.write_report(&outcome.report)
         }
     }
+}
+
+/// Saves each looser target's model in its own directory ([`OutputDir::target`]), in the run's format, and
+/// names every target's model in the report (the tightest's is the run's own, `saved`).
+fn save_targets(
+    outcome: &mut AccuracyControlOutcome,
+    output: &Destination,
+    saved: Option<String>,
+) -> Result<()> {
+    let Some((tightest, looser)) = outcome.report.targets.split_first_mut() else {
+        return Ok(());
+    };
+    tightest.output = saved;
+    for (target, model) in looser.iter_mut().zip(&outcome.target_models) {
+        let dir = output.dir.target(target.max_drop);
+        dir.create()?;
+        let path = dir.save_model(model, output.format, output.external_data)?;
+        target.output = Some(path.display().to_string());
+    }
+    Ok(())
 }

@@ -5,9 +5,11 @@
 //! `clap` feature) the definition of the command line's flags: each field's doc comment is its `--help`.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 use crate::params::{Deploy, Precision, QuantizationParams, TargetDevice};
@@ -39,6 +41,133 @@ pub enum RankingScore {
     /// the ranking subset is the samples whose INT8 outputs depart from FP32's most (POT's and NNCF's way
     /// for metrics without per-sample values).
     Nmse,
+}
+
+/// The allowed drop: one target, or several met by one search (`0.001,0.003,0.01`). The search runs to the
+/// tightest; each looser one gets the first model on the search's path that meets it, so a user who does not
+/// know their target in advance sees what each extra point of accuracy costs without a search per target.
+///
+/// Read from a number or a list of numbers, and written back the same way: one target serialises as the
+/// number it always was, so single-target configs, journals and reports do not change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaxDrop(Vec<f64>);
+
+impl MaxDrop {
+    /// The tightest target: the one the search runs to.
+    pub fn tightest(&self) -> f64 {
+        self.0.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    /// Every target other than the tightest, loosest last.
+    pub fn looser(&self) -> Vec<f64> {
+        let mut looser: Vec<f64> = self.0.clone();
+        looser.sort_by(f64::total_cmp);
+        looser.remove(0);
+        looser
+    }
+
+    /// Whether several targets were given.
+    pub fn several(&self) -> bool {
+        self.0.len() > 1
+    }
+
+    /// Refuses an empty list, a target that is not a number ≥ 0, and a target named twice.
+    fn validate(&self) -> Result<()> {
+        if let Some(bad) = self.0.iter().find(|d| !(d.is_finite() && **d >= 0.0)) {
+            return Err(Error::Config(format!(
+                "maximal_drop must be a number ≥ 0, not {bad}"
+            )));
+        }
+        if self.0.is_empty() {
+            return Err(Error::Config(
+                "maximal_drop: give at least one target".into(),
+            ));
+        }
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::Config(format!(
+                "maximal_drop {self}: a target is named twice"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl From<f64> for MaxDrop {
+    fn from(drop: f64) -> Self {
+        MaxDrop(vec![drop])
+    }
+}
+
+impl From<Vec<f64>> for MaxDrop {
+    fn from(drops: Vec<f64>) -> Self {
+        MaxDrop(drops)
+    }
+}
+
+/// `0.001,0.003,0.01`, as the command line takes it.
+impl FromStr for MaxDrop {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        text.split(',')
+            .map(|part| {
+                part.trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("'{part}' is not a number"))
+            })
+            .collect::<std::result::Result<Vec<f64>, String>>()
+            .map(MaxDrop)
+    }
+}
+
+impl fmt::Display for MaxDrop {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(f64::to_string).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl Serialize for MaxDrop {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_f64(*one),
+            several => several.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxDrop {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Drops;
+        impl<'de> Visitor<'de> for Drops {
+            type Value = MaxDrop;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number (f64) or a list of numbers")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<MaxDrop, E> {
+                Ok(MaxDrop(vec![v]))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<MaxDrop, E> {
+                Ok(MaxDrop(vec![v as f64]))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<MaxDrop, E> {
+                Ok(MaxDrop(vec![v as f64]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<MaxDrop, A::Error> {
+                let mut drops = Vec::new();
+                while let Some(drop) = seq.next_element::<f64>()? {
+                    drops.push(drop);
+                }
+                Ok(MaxDrop(drops))
+            }
+        }
+        deserializer.deserialize_any(Drops)
+    }
 }
 
 /// One controlled metric (POT `metrics: [{name, baseline_value}]`).
@@ -91,18 +220,20 @@ pub enum RestoreMode {
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields, default)]
 pub struct AccuracyControlParams {
-    /// Allowed drop of each metric (POT maximal_drop, NNCF max_drop).
+    /// Allowed drop of each metric (POT maximal_drop, NNCF max_drop); several comma-separated targets
+    /// (0.001,0.003,0.01) run one search to the tightest and save, for each looser one, the first model on its
+    /// path that meets it (OUT/max_drop_<value>/).
     #[serde(alias = "max_drop")]
     #[cfg_attr(
         feature = "clap",
         arg(
             long = "max-drop",
             visible_alias = "maximal-drop",
-            value_name = "DROP",
-            default_value_t = 0.01
+            value_name = "DROP[,DROP...]",
+            default_value_t = MaxDrop::from(0.01)
         )
     )]
-    pub maximal_drop: f64,
+    pub maximal_drop: MaxDrop,
     /// How the drop is measured: absolute, or relative to the FP32 value.
     #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = DropType::Absolute))]
     pub drop_type: DropType,
@@ -186,7 +317,7 @@ pub struct AccuracyControlParams {
 impl Default for AccuracyControlParams {
     fn default() -> Self {
         AccuracyControlParams {
-            maximal_drop: 0.01,
+            maximal_drop: MaxDrop::from(0.01),
             drop_type: DropType::Absolute,
             ranking_subset_size: None,
             max_iter_num: None,
@@ -208,9 +339,11 @@ impl Default for AccuracyControlParams {
 impl AccuracyControlParams {
     /// Checks values no type can rule out.
     pub fn validate(&self) -> Result<()> {
-        if !(self.maximal_drop.is_finite() && self.maximal_drop >= 0.0) {
+        self.maximal_drop.validate()?;
+        if self.maximal_drop.several() && self.holdout_fraction > 0.0 {
             return Err(Error::Config(format!(
-                "maximal_drop must be a number ≥ 0, not {}",
+                "maximal_drop {}: several targets save several models, and holdout_fraction confirms one; \
+                 give one target with a hold-out, or no hold-out",
                 self.maximal_drop
             )));
         }
@@ -288,11 +421,17 @@ impl AccuracyControlParams {
         control
     }
 
-    /// The drop allowed for a metric whose baseline is `baseline`, in the metric's own units.
+    /// The drop the tightest target allows for a metric whose baseline is `baseline`, in the metric's own
+    /// units.
     pub fn allowed_drop(&self, baseline: f64) -> f64 {
+        self.allowed_drop_at(self.maximal_drop.tightest(), baseline)
+    }
+
+    /// The drop the target `max_drop` allows for a metric whose baseline is `baseline` (`drop_type` applied).
+    pub fn allowed_drop_at(&self, max_drop: f64, baseline: f64) -> f64 {
         match self.drop_type {
-            DropType::Absolute => self.maximal_drop,
-            DropType::Relative => self.maximal_drop * baseline.abs(),
+            DropType::Absolute => max_drop,
+            DropType::Relative => max_drop * baseline.abs(),
         }
     }
 }
@@ -356,6 +495,45 @@ mod tests {
         assert!(check_ladder(&[W16A16, Fp32], TargetDevice::Gna).is_err());
         assert!(check_ladder(&[Dynamic, Fp32], TargetDevice::Any).is_ok());
         assert!(check_ladder(&[Dynamic, W16A16], TargetDevice::Gna).is_err());
+    }
+
+    #[test]
+    fn several_targets_read_as_a_list_and_one_stays_a_number() {
+        let one: MaxDrop = serde_json::from_str("0.01").unwrap();
+        assert_eq!(serde_json::to_string(&one).unwrap(), "0.01");
+        let three: MaxDrop = serde_json::from_str("[0.01, 0.001, 0.003]").unwrap();
+        assert_eq!(
+            (three.tightest(), three.looser()),
+            (0.001, vec![0.003, 0.01])
+        );
+        assert_eq!(serde_json::to_string(&three).unwrap(), "[0.01,0.001,0.003]");
+        assert_eq!(
+            "0.001, 0.01".parse::<MaxDrop>().unwrap(),
+            vec![0.001, 0.01].into()
+        );
+        assert!("0.001,big"
+            .parse::<MaxDrop>()
+            .unwrap_err()
+            .contains("'big'"));
+        for (bad, why) in [
+            (vec![], "at least one"),
+            (vec![0.01, 0.01], "named twice"),
+            (vec![0.01, -1.0], "≥ 0"),
+        ] {
+            let control = AccuracyControlParams {
+                maximal_drop: bad.into(),
+                ..Default::default()
+            };
+            let error = control.validate().unwrap_err().to_string();
+            assert!(error.contains(why), "{error}");
+        }
+        let held_out = AccuracyControlParams {
+            maximal_drop: vec![0.001, 0.01].into(),
+            holdout_fraction: 0.2,
+            ..Default::default()
+        };
+        let error = held_out.validate().unwrap_err().to_string();
+        assert!(error.contains("holdout_fraction"), "{error}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod range;
 mod run;
 
 pub use accuracy_control::{
-    AccuracyControlParams, DropType, MetricTarget, RankingScore, RestoreMode,
+    AccuracyControlParams, DropType, MaxDrop, MetricTarget, RankingScore, RestoreMode,
 };
 pub use precision::Precision;
 pub use quantization::{

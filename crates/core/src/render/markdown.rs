@@ -19,6 +19,7 @@ pub fn markdown(view: &ReportView) -> String {
     );
     metrics(view, &mut md);
     steps(view, &mut md);
+    front(view, &mut md);
     ranking(view, &mut md);
     sensitivity(view, &mut md);
     saturation(view, &mut md);
@@ -56,6 +57,72 @@ fn confirmation(view: &ReportView, c: &super::view::ConfirmationView, md: &mut S
             fixed(m.r#final, d),
             limit_sign(m.drop, m.allowed_drop),
             fixed(m.allowed_drop, d)
+        );
+    }
+    md.push('\n');
+}
+
+/// Every model of the front, then with several targets each one's model.
+fn front(view: &ReportView, md: &mut String) {
+    if view.front.is_empty() {
+        return;
+    }
+    let name = view.metrics.first().map_or("metric", |m| m.name.as_str());
+    let d = view.decimals(name);
+    md.push_str("## Accuracy, size and latency of every model\n\n");
+    let _ = writeln!(
+        md,
+        "| model | {} | drop | size | int8 / int16 / fp32 ops | latency | |\n|---|---:|---:|---:|---:|---:|---|",
+        cell(name)
+    );
+    for p in &view.front {
+        let (value, drop) = p
+            .metrics
+            .first()
+            .map_or((String::new(), String::new()), |m| {
+                (fixed(m.value, d), fixed(m.drop, d))
+            });
+        let ops = &p.ops_by_precision;
+        let mut notes = view.target_of(&p.label);
+        if p.chosen {
+            notes.insert(0, "**saved model**".into());
+        }
+        if !p.kept {
+            notes.push("rolled back".into());
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {value} | {drop} | {} | {} / {} / {} | {} | {} |",
+            p.label,
+            bytes(p.bytes),
+            ops.int8,
+            ops.int16,
+            ops.fp32_reverted,
+            p.latency_ms.map_or("–".into(), |ms| format!("{ms:.3} ms")),
+            notes.join(", ")
+        );
+    }
+    md.push('\n');
+    if view.targets.is_empty() {
+        return;
+    }
+    md.push_str("| max_drop | model | met | saved to |\n|---:|---|---|---|\n");
+    for t in &view.targets {
+        let met = match (&t.deployed, t.target_met) {
+            (Some(dep), met) => format!(
+                "{} on {} {}",
+                if met { "yes" } else { "NO" },
+                dep.engine,
+                dep.version
+            ),
+            (None, met) => (if met { "yes" } else { "NO" }).to_string(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {met} | {} |",
+            t.max_drop,
+            t.point,
+            cell(t.output.as_deref().unwrap_or("(not saved)"))
         );
     }
     md.push('\n');

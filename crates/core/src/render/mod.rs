@@ -217,6 +217,7 @@ mod tests {
             "outcome",
             "metrics",
             "steps",
+            "front",
             "ranking",
             "sensitivity",
             "saturation",

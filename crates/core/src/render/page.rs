@@ -6,7 +6,9 @@
 
 use std::fmt::Write as _;
 
-use super::charts::{palette, ranking_chart, saturation_chart, sensitivity_chart, step_chart};
+use super::charts::{
+    front_chart, palette, ranking_chart, saturation_chart, sensitivity_chart, step_chart, FrontAxis,
+};
 use super::view::ReportView;
 use super::{bytes, fixed, outcome, seconds};
 use crate::error::Result;
@@ -46,6 +48,11 @@ pub fn html(view: &ReportView) -> Result<String> {
         ("outcome", "Outcome", outcome_section(view)),
         ("metrics", "Metrics", metrics_section(view)),
         ("steps", "Revert steps", steps_section(view)?),
+        (
+            "front",
+            "Accuracy, size and latency of every model",
+            front_section(view)?,
+        ),
         ("ranking", "Ranking", ranking_section(view)?),
         (
             "sensitivity",
@@ -399,6 +406,108 @@ fn saturation_section(view: &ReportView) -> Result<String> {
         s.threshold * 100.0,
         s.layers.len(),
     ))
+}
+
+/// The front: the metric against size and latency, every point in a table, and each target's model.
+fn front_section(view: &ReportView) -> Result<String> {
+    if view.front.is_empty() {
+        return Ok(paragraph("Not in this report."));
+    }
+    let mut out = String::new();
+    for axis in [FrontAxis::Bytes, FrontAxis::Latency] {
+        if let Some(svg) = front_chart(view, axis)? {
+            out.push_str(&figure(&svg));
+        }
+    }
+    let name = view.metrics.first().map_or("metric", |m| m.name.as_str());
+    let d = view.decimals(name);
+    let mut rows = String::new();
+    for p in &view.front {
+        let (value, drop) = p
+            .metrics
+            .first()
+            .map_or((String::new(), String::new()), |m| {
+                (fixed(m.value, d), fixed(m.drop, d))
+            });
+        let ops = &p.ops_by_precision;
+        let mut notes = view.target_of(&p.label);
+        if p.chosen {
+            notes.insert(0, "saved model".into());
+        }
+        if !p.kept {
+            notes.push("rolled back".into());
+        }
+        let _ = writeln!(
+            rows,
+            "<tr><th>{}</th>{}{}{}{}{}<td>{}</td></tr>",
+            esc(&p.label),
+            cell("value", &value),
+            cell("drop", &drop),
+            cell("bytes", &bytes(p.bytes)),
+            cell(
+                "ops",
+                &format!("{} / {} / {}", ops.int8, ops.int16, ops.fp32_reverted)
+            ),
+            cell(
+                "latency",
+                &p.latency_ms.map_or("–".into(), |ms| format!("{ms:.3} ms"))
+            ),
+            esc(&notes.join(", "))
+        );
+    }
+    let _ = write!(
+        out,
+        "<table id=\"front-table\">\n<thead><tr><th>model</th><th>{}</th><th>drop</th><th>size</th>\
+         <th>int8 / int16 / fp32 ops</th><th>latency</th><th></th></tr></thead>\n<tbody>\n{rows}</tbody>\n</table>\n\
+         <p class=\"note\">Every model the search evaluated on the full validation set, FP32 first; metrics as the \
+         search judged them; latency: median of one inference on the deployed engine on this CPU, batch 1, at \
+         the engine's default threads.</p>\n",
+        esc(name)
+    );
+    out.push_str(&targets_table(view));
+    Ok(out)
+}
+
+/// With several targets, each one's model and its verdict.
+fn targets_table(view: &ReportView) -> String {
+    if view.targets.is_empty() {
+        return String::new();
+    }
+    let mut rows = String::new();
+    for t in &view.targets {
+        let drops: Vec<String> = (t.metrics.iter())
+            .map(|m| {
+                let d = view.decimals(&m.name);
+                let judged = m.judged_drop.unwrap_or(m.drop);
+                format!(
+                    "{} {} {} {}",
+                    m.name,
+                    fixed(m.drop, d),
+                    limit_sign(judged, m.allowed_drop),
+                    fixed(m.allowed_drop, d)
+                )
+            })
+            .collect();
+        let verdict = match (t.target_met, &t.deployed) {
+            (true, Some(d)) => format!("met on {} {}", d.engine, d.version),
+            (false, Some(d)) => format!("NOT met on {} {}", d.engine, d.version),
+            (true, None) => "met".into(),
+            (false, None) => "NOT met".into(),
+        };
+        let _ = writeln!(
+            rows,
+            "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            t.max_drop,
+            esc(&t.point),
+            esc(&drops.join(", ")),
+            esc(&verdict),
+            esc(t.output.as_deref().unwrap_or("(not saved)"))
+        );
+    }
+    format!(
+        "<table id=\"targets-table\">\n<thead><tr><th>max_drop</th><th>model</th><th>drop</th>\
+         <th>verdict</th><th>saved to</th></tr></thead>\n<tbody>\n{rows}</tbody>\n</table>\n"
+    )
 }
 
 fn timings_section(view: &ReportView) -> String {

@@ -89,6 +89,63 @@ pub struct ReportView {
     pub ops_by_precision: Option<OpsView>,
     /// Model sizes.
     pub model_bytes: Option<BytesView>,
+    /// The accuracy / size / latency front: FP32, then every model of the search's path (absent from
+    /// DefaultQuantization's reports and from reports before it).
+    #[serde(default)]
+    pub front: Vec<FrontPointView>,
+    /// With several targets, each one's model, tightest first.
+    #[serde(default)]
+    pub targets: Vec<TargetView>,
+}
+
+/// One model of the front.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FrontPointView {
+    /// "FP32", "INT8", "step N".
+    pub label: String,
+    /// On the kept path (false: a step rolled back).
+    pub kept: bool,
+    /// The run's saved model.
+    pub chosen: bool,
+    /// Each controlled metric's value and drop.
+    pub metrics: Vec<FrontMetricView>,
+    /// Size of its ONNX file.
+    pub bytes: usize,
+    /// Its ops by precision.
+    pub ops_by_precision: OpsView,
+    /// Median milliseconds of one inference on the deployed engine (absent: not timed).
+    #[serde(default)]
+    pub latency_ms: Option<f64>,
+}
+
+/// One metric of a front point.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FrontMetricView {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: f64,
+    /// Drop from FP32.
+    pub drop: f64,
+}
+
+/// One target of a run given several.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TargetView {
+    /// The target.
+    pub max_drop: f64,
+    /// The front point saved for it.
+    pub point: String,
+    /// Each metric of that model as the search judged it, against this target's allowed drop.
+    pub metrics: Vec<DeployedMetricView>,
+    /// Whether it meets the target (on the deployed engine when there is one).
+    pub target_met: bool,
+    /// The model on the deployed engine.
+    #[serde(default)]
+    pub deployed: Option<DeployedView>,
+    /// Where it was saved.
+    #[serde(default)]
+    pub output: Option<String>,
 }
 
 /// One controlled metric.
@@ -472,6 +529,14 @@ impl ReportView {
             Some(a) => (1 - a.log10().floor() as i64).clamp(4, 12) as usize,
             None => 4,
         }
+    }
+
+    /// The front's points labelled as the targets that saved them: "max_drop 0.003" by point label.
+    pub fn target_of(&self, point: &str) -> Vec<String> {
+        (self.targets.iter())
+            .filter(|t| t.point == point)
+            .map(|t| format!("max_drop {}", t.max_drop))
+            .collect()
     }
 
     /// Whether `group` was reverted by a step that was kept, rolled back, or neither.

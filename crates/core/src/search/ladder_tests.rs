@@ -47,7 +47,7 @@ fn script(
 
 fn control(ladder: &[Precision]) -> AccuracyControlParams {
     AccuracyControlParams {
-        maximal_drop: 0.0,
+        maximal_drop: 0.0.into(),
         ranking_subset_size: Some(5),
         fallback: ladder.to_vec(),
         ..Default::default()

@@ -31,13 +31,13 @@ mod tuning;
 pub mod worker;
 
 pub use crate::params::{
-    AccuracyControlParams, DropType, Levers, MetricTarget, RankingScore, RunOptions,
+    AccuracyControlParams, DropType, Levers, MaxDrop, MetricTarget, RankingScore, RunOptions,
 };
 pub use groups::{quantizer_groups, QuantizerGroup};
 pub use journal::JOURNAL_VERSION;
 pub use report::{
-    Confirmation, ConfirmedMetric, DeployedMetric, DeployedReport, EvaluationCounts, MetricReport,
-    OverflowFixReport, RankedBy, RankingEntry, Report, StepOutcome, StepReport, StopReason,
-    Timings,
+    Confirmation, ConfirmedMetric, DeployedMetric, DeployedReport, EvaluationCounts, FrontMetric,
+    FrontPoint, MetricReport, OverflowFixReport, RankedBy, RankingEntry, Report, StepOutcome,
+    StepReport, StopReason, TargetReport, Timings,
 };
 pub use subset::ranking_subset;

@@ -62,7 +62,7 @@ fn run(script: Script, control: &AccuracyControlParams) -> Result<(Verdict, Fake
 
 fn control(ranking_score: RankingScore) -> AccuracyControlParams {
     AccuracyControlParams {
-        maximal_drop: 0.2,
+        maximal_drop: 0.2.into(),
         ranking_subset_size: Some(5),
         ranking_score,
         ..Default::default()

@@ -1,7 +1,7 @@
 //! The restore loop (SPEC §4) as an explicit state machine:
 //!
 //! ```text
-//! Baselines → Quantized → [MixedPreset] → [Tuning] → Restore ⟲ → DeployedCheck → Done(StopReason)
+//! Baselines → Quantized → [MixedPreset] → [Tuning] → Restore ⟲ → DeployedCheck → Targets → Done(StopReason)
 //!                                                       ↑______________| (deployed engine missed the target)
 //! ```
 //!
@@ -16,6 +16,12 @@
 //! Each group has a place on the ladder: its candidate is the first rung from there that moves some of its ops
 //! (a group without a MatMul skips the `dynamic` step), and a group past the last rung is never a candidate
 //! again.
+//!
+//! Every model evaluated on the full set on the way (the INT8 start, each step's candidate, kept or rolled
+//! back) is a point of the path the verdict returns: the accuracy / size / latency front the job measures.
+//! With several targets (`maximal_drop` a list) the loop runs to the tightest; `Targets` then gives each looser
+//! one the first model of the kept path that meets it, judged on the deployed engine (the next one when that
+//! engine misses it), so several targets cost one search plus their deployed checks.
 //!
 //! Why it ends: every step, kept or rolled back, moves its group's place past the rung it tried, which never
 //! decreases and is bounded by the ladder's length; so there are at most groups × rungs steps (groups with
@@ -58,6 +64,8 @@ pub(crate) enum Phase {
     Restore,
     /// Judge the final model on the deployed engine; the search stopped for the given reason.
     DeployedCheck(StopReason),
+    /// Pick and judge the model of each looser target.
+    Targets(StopReason),
     /// Finished.
     Done(StopReason),
 }
@@ -71,6 +79,46 @@ struct State {
     drops: Vec<f64>,
     /// What the limits are compared with ([`Limits::judged`]): the drops, or their intervals' upper ends.
     judged: Vec<f64>,
+}
+
+/// A model evaluated on the full set on the search's path: a point of the front.
+#[derive(Debug, Clone)]
+pub(crate) struct PathPoint {
+    /// The step whose candidate it is (`None`: the quantized model the steps start from).
+    pub step: Option<usize>,
+    /// Its ops not at the base precision ([`ladder`](super::ladder) entries).
+    pub reverted: BTreeSet<String>,
+    /// Its evaluation on the full set (the controlled metrics first), each metric's drop, and what each limit
+    /// was compared with.
+    pub evaluation: Evaluation,
+    pub drops: Vec<f64>,
+    pub judged: Vec<f64>,
+    /// On the kept path (the start and every kept step), not rolled back.
+    pub kept: bool,
+    /// Evaluated by the deployed engine on the saved model's bytes: its deployed check is this evaluation.
+    pub on_deployed: bool,
+}
+
+/// The model a looser target gets and how it fares.
+#[derive(Debug, Clone)]
+pub(crate) struct TargetVerdict {
+    /// The target (`maximal_drop`).
+    pub max_drop: f64,
+    /// The path's model saved for it.
+    pub point: PathPoint,
+    /// The drop it allows each metric.
+    pub allowed: Vec<f64>,
+    /// Whether the model meets it: on the deployed engine when there is one.
+    pub met: bool,
+    /// The model judged on the deployed engine (`None`: no deployed engine, or no model of the path met the
+    /// target on the search's engine).
+    pub deployed: Option<DeployedReport>,
+}
+
+/// A model's evaluation on the deployed engine, and whether it was the search's own (same engine and bytes).
+struct Deployed {
+    evaluation: Evaluation,
+    reused: bool,
 }
 
 /// The ranking in use, and what it ranks on.
@@ -92,6 +140,8 @@ pub(crate) struct Verdict {
     /// given): the other half of each drop's pairs.
     pub reference: Option<Evaluation>,
     pub drops: Vec<f64>,
+    /// What each limit was compared with: the drops, or their intervals' upper ends.
+    pub judged: Vec<f64>,
     pub limits: Limits,
     pub quantized_values: Vec<f64>,
     pub preset: Preset,
@@ -102,6 +152,10 @@ pub(crate) struct Verdict {
     pub stop: StopReason,
     pub deployed: Option<DeployedReport>,
     pub timings: Timings,
+    /// Every model evaluated on the full set, in order: the start, then each step's candidate.
+    pub path: Vec<PathPoint>,
+    /// Each looser target's model, tightest first.
+    pub targets: Vec<TargetVerdict>,
 }
 
 impl Verdict {
@@ -141,6 +195,8 @@ pub(crate) struct Restorer<'m, L: Lab> {
     deployed: Option<DeployedReport>,
     continued: bool,
     timings: Timings,
+    path: Vec<PathPoint>,
+    targets: Vec<TargetVerdict>,
 }
 
 impl<'m, L: Lab> Restorer<'m, L> {
@@ -183,6 +239,8 @@ impl<'m, L: Lab> Restorer<'m, L> {
             deployed: None,
             continued: false,
             timings: Timings::default(),
+            path: Vec::new(),
+            targets: Vec::new(),
         }
     }
 
@@ -208,9 +266,8 @@ impl<'m, L: Lab> Restorer<'m, L> {
         loop {
             phase = match phase {
                 Phase::Done(stop) => return self.finish(stop),
-                Phase::DeployedCheck(StopReason::Interrupted) => {
-                    Phase::Done(StopReason::Interrupted)
-                }
+                Phase::DeployedCheck(StopReason::Interrupted)
+                | Phase::Targets(StopReason::Interrupted) => Phase::Done(StopReason::Interrupted),
                 phase => match self.step(phase) {
                     Err(Error::Interrupted) => Phase::Done(StopReason::Interrupted),
                     other => other?,
@@ -230,13 +287,14 @@ impl<'m, L: Lab> Restorer<'m, L> {
             Phase::Tuning => self.tuning(),
             Phase::Restore => self.restore(),
             Phase::DeployedCheck(stop) => self.deployed_check(stop),
+            Phase::Targets(stop) => self.targets(stop),
             Phase::Done(stop) => Ok(Phase::Done(stop)),
         };
         let seconds = start.elapsed().as_secs_f64();
         match phase {
             Phase::Baselines => self.timings.fp32_eval += seconds,
             Phase::Quantized => self.timings.int8_eval += seconds,
-            Phase::DeployedCheck(_) => {
+            Phase::DeployedCheck(_) | Phase::Targets(_) => {
                 self.timings.deployed += seconds - (self.timings.ranking - ranking)
             }
             _ => self.timings.restore += seconds - (self.timings.ranking - ranking),
@@ -311,6 +369,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
             .collect();
         self.lab
             .save_intermediate("00_quantized", &state.reverted)?;
+        self.record(None, &state, true);
         self.best = Some(state.clone());
         self.current = Some(state);
         Ok(self.after_base(Phase::Quantized))
@@ -367,6 +426,9 @@ impl<'m, L: Lab> Restorer<'m, L> {
             self.limits.worst(&candidate.judged) < self.limits.worst(&self.current().judged);
         if better {
             self.lab.save_intermediate(name, &candidate.reverted)?;
+            // The path starts from the base model the steps will change.
+            self.path.clear();
+            self.record(None, &candidate, true);
             self.params = params;
             self.best = Some(candidate.clone());
             self.current = Some(candidate);
@@ -442,6 +504,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
         });
         self.lab
             .save_intermediate(&format!("step_{step:03}"), &candidate.reverted)?;
+        self.record(Some(step), &candidate, outcome.kept());
         if outcome.reranks() {
             self.ranking = None;
         }
@@ -461,9 +524,9 @@ impl<'m, L: Lab> Restorer<'m, L> {
     /// Judges the model to be saved on the deployed engine. When the search met the target and the deployed
     /// engine does not, that engine becomes the judge and the loop goes on (once).
     fn deployed_check(&mut self, stop: StopReason) -> Result<Phase> {
-        let Some(engine) = self.lab.deployed() else {
-            return Ok(Phase::Done(stop));
-        };
+        if self.lab.deployed().is_none() {
+            return Ok(Phase::Targets(stop));
+        }
         let final_state = self.final_state().clone();
         let reused = self.lab.judge_is_deployed();
         let evaluation = if reused {
@@ -471,7 +534,6 @@ impl<'m, L: Lab> Restorer<'m, L> {
         } else {
             self.lab.evaluate_deployed(&final_state.reverted)?
         };
-        let drops = self.limits.drops(self.metrics, &evaluation);
         let judged = self
             .limits
             .judged(self.metrics, &evaluation, self.reference.as_ref());
@@ -486,8 +548,32 @@ impl<'m, L: Lab> Restorer<'m, L> {
             self.current = Some(state);
             return Ok(Phase::Restore);
         }
-        let latency = self.lab.deployed_latency(&final_state.reverted)?;
-        self.deployed = Some(DeployedReport {
+        let limits = self.limits.clone();
+        let deployed = Deployed { evaluation, reused };
+        self.deployed = Some(self.deployed_report(&final_state.reverted, deployed, &limits)?);
+        Ok(Phase::Targets(if stop == StopReason::TargetMet && !met {
+            StopReason::DeployedMissed
+        } else {
+            stop
+        }))
+    }
+
+    /// The report of the model `reverted`, measured as `deployed` says on the deployed engine, against
+    /// `limits`; its latency is timed there.
+    fn deployed_report(
+        &mut self,
+        reverted: &BTreeSet<String>,
+        deployed: Deployed,
+        limits: &Limits,
+    ) -> Result<DeployedReport> {
+        let engine = self.lab.deployed().ok_or_else(|| {
+            Error::Config("no deployed engine to judge the saved model on".into())
+        })?;
+        let evaluation = &deployed.evaluation;
+        let drops = limits.drops(self.metrics, evaluation);
+        let judged = limits.judged(self.metrics, evaluation, self.reference.as_ref());
+        let latency = self.lab.deployed_latency(reverted)?;
+        Ok(DeployedReport {
             latency,
             engine: engine.name,
             version: engine.version,
@@ -503,19 +589,94 @@ impl<'m, L: Lab> Restorer<'m, L> {
                     name: m.name().into(),
                     value: v.value,
                     drop: drops[i],
-                    judged_drop: self.limits.confidence.map(|_| judged[i]),
-                    allowed_drop: self.limits.allowed[i],
+                    judged_drop: limits.confidence.map(|_| judged[i]),
+                    allowed_drop: limits.allowed[i],
                 })
                 .collect(),
-            target_met: met,
+            target_met: limits.met(&judged),
             continued: self.continued,
-            reused,
-        });
-        Ok(Phase::Done(if stop == StopReason::TargetMet && !met {
-            StopReason::DeployedMissed
-        } else {
-            stop
-        }))
+            reused: deployed.reused,
+        })
+    }
+
+    /// Gives each looser target its model (see the module's doc).
+    fn targets(&mut self, stop: StopReason) -> Result<Phase> {
+        for max_drop in self.control.maximal_drop.looser() {
+            let target = self.target(max_drop)?;
+            self.targets.push(target);
+        }
+        Ok(Phase::Done(stop))
+    }
+
+    /// The first model of the kept path that meets `max_drop` on the search's judge and on the deployed
+    /// engine; when the deployed engine misses every one, the last it judged; when none meets it at all, the
+    /// model the run returns, unjudged.
+    fn target(&mut self, max_drop: f64) -> Result<TargetVerdict> {
+        let limits = Limits {
+            allowed: (self.limits.baselines.iter())
+                .map(|b| self.control.allowed_drop_at(max_drop, *b))
+                .collect(),
+            ..self.limits.clone()
+        };
+        let meeting: Vec<PathPoint> = (self.path.iter())
+            .filter(|p| p.kept && limits.met(&p.judged))
+            .cloned()
+            .collect();
+        let verdict = |point: PathPoint, met, deployed| TargetVerdict {
+            max_drop,
+            point,
+            allowed: limits.allowed.clone(),
+            met,
+            deployed,
+        };
+        let mut missed = None;
+        for point in meeting {
+            if self.lab.deployed().is_none() {
+                return Ok(verdict(point, true, None));
+            }
+            let deployed = match point.on_deployed {
+                true => Deployed {
+                    evaluation: point.evaluation.clone(),
+                    reused: true,
+                },
+                false => Deployed {
+                    evaluation: self.lab.evaluate_deployed(&point.reverted)?,
+                    reused: false,
+                },
+            };
+            let report = self.deployed_report(&point.reverted, deployed, &limits)?;
+            if report.target_met {
+                return Ok(verdict(point, true, Some(report)));
+            }
+            missed = Some((point, report));
+        }
+        if let Some((point, report)) = missed {
+            return Ok(verdict(point, false, Some(report)));
+        }
+        let last = self.final_state().clone();
+        let point = (self.path.iter().rev())
+            .find(|p| p.reverted == last.reverted)
+            .cloned()
+            .unwrap_or_else(|| self.point_of(None, &last, true));
+        Ok(verdict(point, false, None))
+    }
+
+    /// Adds `state`, made by `step` (kept or rolled back), to the path.
+    fn record(&mut self, step: Option<usize>, state: &State, kept: bool) {
+        let point = self.point_of(step, state, kept);
+        self.path.push(point);
+    }
+
+    fn point_of(&self, step: Option<usize>, state: &State, kept: bool) -> PathPoint {
+        PathPoint {
+            step,
+            reverted: state.reverted.clone(),
+            evaluation: state.evaluation.clone(),
+            drops: state.drops.clone(),
+            judged: state.judged.clone(),
+            kept,
+            on_deployed: self.lab.judge_is_deployed(),
+        }
     }
 
     /// The model the run returns: the current one when it meets the target, the best seen otherwise.
@@ -542,6 +703,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
             evaluation: final_state.evaluation,
             reference: self.reference,
             drops: final_state.drops,
+            judged: final_state.judged,
             limits: self.limits,
             quantized_values: self.quantized_values,
             preset: self.params.preset,
@@ -552,6 +714,8 @@ impl<'m, L: Lab> Restorer<'m, L> {
             stop,
             deployed: self.deployed,
             timings: self.timings,
+            path: self.path,
+            targets: self.targets,
         };
         Ok((verdict, self.lab))
     }
@@ -598,3 +762,7 @@ mod ladder_tests;
 #[cfg(test)]
 #[path = "nmse_tests.rs"]
 mod nmse_tests;
+
+#[cfg(test)]
+#[path = "targets_tests.rs"]
+mod targets_tests;

@@ -45,7 +45,7 @@ fn script_of(n: usize, wrong: &[usize], groups: &[(&[usize], &[usize])]) -> Scri
 
 fn exact(max_drop: f64) -> AccuracyControlParams {
     AccuracyControlParams {
-        maximal_drop: max_drop,
+        maximal_drop: max_drop.into(),
         ranking_subset_size: Some(5),
         ..Default::default()
     }
@@ -437,7 +437,7 @@ fn of_two_groups_that_restore_as_much_the_cheaper_is_reverted() {
     // g0 and g1 each fix two of the four wrong samples; reverting g0 costs the engine more kernels.
     let mut tied = script(&[0, 1, 2, 3], &[(&[0, 1], &[]), (&[2, 3], &[])]);
     let control = AccuracyControlParams {
-        maximal_drop: 0.25,
+        maximal_drop: 0.25.into(),
         ranking_subset_size: Some(N),
         ..Default::default()
     };

@@ -73,13 +73,20 @@ fn the_front_holds_every_model_with_what_it_costs() {
         assert_eq!(point["kept"], step["kept"]);
         assert_eq!(point["metrics"][0]["value"], step["metric"]);
     }
-    // Bytes never decrease along the kept path away from the all-INT8 end: each kept step adds FP32 weights.
-    let kept: Vec<u64> = (front[1..].iter())
+    // Along the kept path away from the all-INT8 end every step moves ops out of int8. Bytes need not follow:
+    // a small layer's quantized form (per-channel scales and zero points, an int32 bias with its own, the Q/DQ
+    // nodes) can outweigh its FP32 weights — reverting MobileNetV2's depthwise features.3 conv (144 3×3
+    // filters) makes the file 62 bytes smaller, and here the model with only the first conv in int8 is larger
+    // than FP32.
+    let kept: Vec<(u64, u64)> = (front[1..].iter())
         .filter(|p| p["kept"] == true)
-        .map(|p| p["bytes"].as_u64().unwrap())
+        .map(|p| {
+            let int8 = p["ops_by_precision"]["int8"].as_u64().unwrap();
+            (int8, p["bytes"].as_u64().unwrap())
+        })
         .collect();
     assert!(kept.len() >= 3, "{kept:?}");
-    assert!(kept.windows(2).all(|w| w[0] <= w[1]), "{kept:?}");
+    assert!(kept.windows(2).all(|w| w[0].0 > w[1].0), "{kept:?}");
     // One point is the saved model, and it carries the saved model's figures.
     let chosen: Vec<&Value> = front.iter().filter(|p| p["chosen"] == true).collect();
     assert_eq!(chosen.len(), 1, "{front:?}");

@@ -96,3 +96,18 @@ def assert_deployed_drop(model, x, y, fp32_path, max_drop):
     int8 = ort_top1(model, x, y)
     assert fp32 - int8 <= max_drop + 1e-9, f"ONNX Runtime: FP32 {fp32:.4f}, INT8 {int8:.4f}, allowed drop {max_drop}"
     return int8
+
+
+def weights_3_levels(monkeypatch):
+    """Three-level weights (aquant's POT parameter, passed through the algorithm entry): coarse enough that the
+    MNIST search reverts several groups."""
+    import aquant._api as api
+
+    base = api._base_params
+
+    def patched(*args):
+        params, device = base(*args)
+        params["weights"] = {"level_low": -3, "level_high": 3}
+        return params, device
+
+    monkeypatch.setattr(api, "_base_params", patched)

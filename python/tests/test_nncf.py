@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 import aquant
-from conftest import MNIST, Digits, assert_deployed_drop, transform
+from conftest import MNIST, Digits, assert_deployed_drop, transform, weights_3_levels
 from conftest import nncf_datasets as datasets
 
 MAX_DROP = 0.002
@@ -27,20 +27,6 @@ def run(mnist, tmp_path=None, model=None, advanced=ADVANCED, **kwargs):
         advanced_quantization_parameters=advanced, progress=False,
         output_dir=None if tmp_path is None else tmp_path, return_report=True, **kwargs,
     )
-
-
-def weights_3_levels(monkeypatch):
-    """The three-level weights are aquant's POT parameter: passed through the algorithm entry."""
-    import aquant._api as api
-
-    base = api._base_params
-
-    def patched(*args):
-        params, device = base(*args)
-        params["weights"] = {"level_low": -3, "level_high": 3}
-        return params, device
-
-    monkeypatch.setattr(api, "_base_params", patched)
 
 
 def validation_with_values(model, data):

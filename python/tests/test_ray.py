@@ -14,7 +14,7 @@ ray = pytest.importorskip("ray")
 
 import aquant  # noqa: E402
 from aquant.ray import RayExecutor, executor_from_config  # noqa: E402
-from conftest import MNIST, nncf_datasets  # noqa: E402
+from conftest import MNIST, nncf_datasets, weights_3_levels  # noqa: E402
 
 MAX_DROP = 0.002
 # Full-range weights with the overflow fix off: the bundled MNIST CNN then loses accuracy and accuracy
@@ -31,20 +31,6 @@ def cluster():
     )
     yield
     ray.shutdown()
-
-
-def weights_3_levels(monkeypatch):
-    """Three-level weights, as test_nncf.py sets them: the search then reverts several groups."""
-    import aquant._api as api
-
-    base = api._base_params
-
-    def patched(*args):
-        params, device = base(*args)
-        params["weights"] = {"level_low": -3, "level_high": 3}
-        return params, device
-
-    monkeypatch.setattr(api, "_base_params", patched)
 
 
 def top1(outputs, annotation):

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::view::ReportView;
-use super::{bytes, fixed, outcome, seconds};
+use super::{bytes, fixed, front_rows, outcome, seconds};
 use crate::metric::limit_sign;
 
 /// Ops listed in the sensitivity and ranking tables: a summary names the few that matter.
@@ -68,37 +68,24 @@ fn front(view: &ReportView, md: &mut String) {
         return;
     }
     let name = view.metrics.first().map_or("metric", |m| m.name.as_str());
-    let d = view.decimals(name);
     md.push_str("## Accuracy, size and latency of every model\n\n");
     let _ = writeln!(
         md,
         "| model | {} | drop | size | int8 / int16 / fp32 ops | latency | |\n|---|---:|---:|---:|---:|---:|---|",
         cell(name)
     );
-    for p in &view.front {
-        let (value, drop) = p
-            .metrics
-            .first()
-            .map_or((String::new(), String::new()), |m| {
-                (fixed(m.value, d), fixed(m.drop, d))
-            });
-        let ops = &p.ops_by_precision;
-        let mut notes = view.target_of(&p.label);
-        if p.chosen {
-            notes.insert(0, "**saved model**".into());
-        }
-        if !p.kept {
-            notes.push("rolled back".into());
-        }
+    for row in front_rows(view) {
+        let saved = row.saved.then(|| "**saved model**".to_string());
+        let notes: Vec<String> = saved.into_iter().chain(row.notes).collect();
         let _ = writeln!(
             md,
-            "| {} | {value} | {drop} | {} | {} / {} / {} | {} | {} |",
-            p.label,
-            bytes(p.bytes),
-            ops.int8,
-            ops.int16,
-            ops.fp32_reverted,
-            p.latency_ms.map_or("–".into(), |ms| format!("{ms:.3} ms")),
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            row.label,
+            row.value,
+            row.drop,
+            row.size,
+            row.ops,
+            row.latency,
             notes.join(", ")
         );
     }

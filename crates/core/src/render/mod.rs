@@ -156,6 +156,46 @@ fn conditions(d: &view::DeployedView) -> String {
         .collect()
 }
 
+/// One model of the front as both the page and the Markdown summary tabulate it, its cells formatted.
+struct FrontRow {
+    label: String,
+    value: String,
+    drop: String,
+    size: String,
+    ops: String,
+    latency: String,
+    /// The saved model.
+    saved: bool,
+    /// The targets it is the model of, and "rolled back" for a step that was.
+    notes: Vec<String>,
+}
+
+/// The front's rows, in its order, the first metric's value and drop at that metric's decimals.
+fn front_rows(view: &ReportView) -> Vec<FrontRow> {
+    let name = view.metrics.first().map_or("metric", |m| m.name.as_str());
+    let d = view.decimals(name);
+    (view.front.iter())
+        .map(|p| {
+            let first = p.metrics.first();
+            let ops = &p.ops_by_precision;
+            let mut notes = view.target_of(&p.label);
+            if !p.kept {
+                notes.push("rolled back".into());
+            }
+            FrontRow {
+                label: p.label.clone(),
+                value: first.map_or(String::new(), |m| fixed(m.value, d)),
+                drop: first.map_or(String::new(), |m| fixed(m.drop, d)),
+                size: bytes(p.bytes),
+                ops: format!("{} / {} / {}", ops.int8, ops.int16, ops.fp32_reverted),
+                latency: p.latency_ms.map_or("–".into(), |ms| format!("{ms:.3} ms")),
+                saved: p.chosen,
+                notes,
+            }
+        })
+        .collect()
+}
+
 fn search_outcome(view: &ReportView) -> String {
     let metrics: Vec<String> = view
         .metrics

@@ -10,7 +10,7 @@ use super::charts::{
     front_chart, palette, ranking_chart, saturation_chart, sensitivity_chart, step_chart, FrontAxis,
 };
 use super::view::ReportView;
-use super::{bytes, fixed, outcome, seconds};
+use super::{bytes, fixed, front_rows, outcome, seconds};
 use crate::error::Result;
 use crate::metric::limit_sign;
 
@@ -420,38 +420,19 @@ fn front_section(view: &ReportView) -> Result<String> {
         }
     }
     let name = view.metrics.first().map_or("metric", |m| m.name.as_str());
-    let d = view.decimals(name);
     let mut rows = String::new();
-    for p in &view.front {
-        let (value, drop) = p
-            .metrics
-            .first()
-            .map_or((String::new(), String::new()), |m| {
-                (fixed(m.value, d), fixed(m.drop, d))
-            });
-        let ops = &p.ops_by_precision;
-        let mut notes = view.target_of(&p.label);
-        if p.chosen {
-            notes.insert(0, "saved model".into());
-        }
-        if !p.kept {
-            notes.push("rolled back".into());
-        }
+    for row in front_rows(view) {
+        let saved = row.saved.then(|| "saved model".to_string());
+        let notes: Vec<String> = saved.into_iter().chain(row.notes).collect();
         let _ = writeln!(
             rows,
             "<tr><th>{}</th>{}{}{}{}{}<td>{}</td></tr>",
-            esc(&p.label),
-            cell("value", &value),
-            cell("drop", &drop),
-            cell("bytes", &bytes(p.bytes)),
-            cell(
-                "ops",
-                &format!("{} / {} / {}", ops.int8, ops.int16, ops.fp32_reverted)
-            ),
-            cell(
-                "latency",
-                &p.latency_ms.map_or("–".into(), |ms| format!("{ms:.3} ms"))
-            ),
+            esc(&row.label),
+            cell("value", &row.value),
+            cell("drop", &row.drop),
+            cell("bytes", &row.size),
+            cell("ops", &row.ops),
+            cell("latency", &row.latency),
             esc(&notes.join(", "))
         );
     }

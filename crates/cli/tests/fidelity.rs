@@ -99,26 +99,9 @@ fn efficientnet_lite0_logits_match_onnx_runtime() {
 #[test]
 fn ort_backend_scores_a_quantized_model_as_onnx_runtime_python_does() {
     let dir = tempfile::tempdir().unwrap();
-    let (model, calib, val) = (
-        assets().join("mnist_cnn/mnist_cnn.onnx"),
-        assets().join("mnist_cnn/calib.json"),
-        assets().join("mnist_cnn/val.json"),
-    );
+    let val = assets().join("mnist_cnn/val.json");
     let out = dir.path().join("q");
-    let quantize = common::aquant(&[
-        "quantize",
-        "--model",
-        model.to_str().unwrap(),
-        "--calib",
-        calib.to_str().unwrap(),
-        "--val",
-        val.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--backend",
-        "ort",
-        "-q",
-    ]);
+    let quantize = common::quantize_mnist(&out, &["--backend", "ort", "-q"]);
     assert!(
         quantize.status.code() == Some(0) || quantize.status.code() == Some(1),
         "{quantize:?}"

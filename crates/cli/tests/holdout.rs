@@ -11,7 +11,7 @@ use aquant::job;
 use aquant::search::{AccuracyControlParams, RunOptions};
 use aquant::{metric, Dataset};
 use aquant_tract::TractBackend;
-use common::{aquant, assets, read_report};
+use common::{assets, quantize_mnist, read_report};
 
 /// A dataset that logs every sample read, by index, in order.
 struct Logged {
@@ -80,27 +80,8 @@ fn the_search_never_reads_a_held_out_sample() {
 fn the_report_summary_and_exit_status_carry_the_confirmation() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let (model, calib, val) = (
-        assets().join("mnist_cnn/mnist_cnn.onnx"),
-        assets().join("mnist_cnn/calib.json"),
-        assets().join("mnist_cnn/val.json"),
-    );
     let run = |fraction: &str, out: &std::path::Path| {
-        aquant(&[
-            "quantize",
-            "--model",
-            model.to_str().unwrap(),
-            "--calib",
-            calib.to_str().unwrap(),
-            "--val",
-            val.to_str().unwrap(),
-            "--max-drop",
-            "0.01",
-            "--holdout-fraction",
-            fraction,
-            "-o",
-            out.to_str().unwrap(),
-        ])
+        quantize_mnist(out, &["--max-drop", "0.01", "--holdout-fraction", fraction])
     };
     let result = run("0.3", &out);
     let report = read_report(&out);

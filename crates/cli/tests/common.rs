@@ -263,6 +263,28 @@ pub fn i64_npy(values: &[i64]) -> Vec<u8> {
     aquant::data::npy_bytes("<i8", &[values.len()], &bytes)
 }
 
+/// `aquant quantize` of the bundled MobileNetV2 into `out`, its 300 ImageNet samples both calibrating and
+/// validating, then `extra`.
+pub fn quantize_mobilenet_v2(out: &Path, extra: &[&str]) -> Output {
+    let (model, val) = (
+        assets().join("imagenet/mobilenet_v2.onnx"),
+        assets().join("imagenet/val.json"),
+    );
+    let mut args = vec![
+        "quantize",
+        "--model",
+        model.to_str().unwrap(),
+        "--calib",
+        val.to_str().unwrap(),
+        "--val",
+        val.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    aquant(&args)
+}
+
 /// `aquant quantize` of the bundled MNIST CNN with its calibration and validation data into `out`, then `extra`.
 pub fn quantize_mnist(out: &Path, extra: &[&str]) -> Output {
     let (model, calib, val) = (

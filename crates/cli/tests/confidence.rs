@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{aquant, assets, quantize_mnist as quantize, read_report};
+use common::{quantize_mnist as quantize, read_report};
 
 #[test]
 fn the_target_is_judged_on_the_intervals_upper_end_and_every_output_says_so() {
@@ -122,29 +122,19 @@ fn a_confidence_that_cannot_be_honoured_is_refused() {
 fn mobilenet_v2_at_90_percent_confidence_with_a_held_out_confirmation() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let (model, val) = (
-        assets().join("imagenet/mobilenet_v2.onnx"),
-        assets().join("imagenet/val.json"),
+    let run = common::quantize_mobilenet_v2(
+        &out,
+        &[
+            "--metric",
+            "top1",
+            "--max-drop",
+            "0.003",
+            "--holdout-fraction",
+            "0.3",
+            "--confidence",
+            "0.9",
+        ],
     );
-    let run = aquant(&[
-        "quantize",
-        "--model",
-        model.to_str().unwrap(),
-        "--calib",
-        val.to_str().unwrap(),
-        "--val",
-        val.to_str().unwrap(),
-        "--metric",
-        "top1",
-        "--max-drop",
-        "0.003",
-        "--holdout-fraction",
-        "0.3",
-        "--confidence",
-        "0.9",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     eprintln!("{stdout}");
     let report = read_report(&out);

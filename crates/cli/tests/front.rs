@@ -226,20 +226,8 @@ fn mobilenet_v2_three_targets_each_met_on_onnx_runtime() {
         assets().join("imagenet/mobilenet_v2.onnx"),
         assets().join("imagenet/val.json"),
     );
-    let output = common::aquant(&[
-        "quantize",
-        "--model",
-        model.to_str().unwrap(),
-        "--calib",
-        val.to_str().unwrap(),
-        "--val",
-        val.to_str().unwrap(),
-        "--max-drop",
-        "0.001,0.003,0.01",
-        "-o",
-        dir.path().to_str().unwrap(),
-        "--quiet",
-    ]);
+    let output =
+        common::quantize_mobilenet_v2(dir.path(), &["--max-drop", "0.001,0.003,0.01", "--quiet"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("{stdout}");
     let report = read_report(dir.path());

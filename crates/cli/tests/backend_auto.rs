@@ -111,14 +111,16 @@ fn auto_searches_on_openvino_for_an_ir_output() {
     let dir = tempfile::tempdir().unwrap();
     quantize(dir.path(), &["--output-format", "ir"], &[]);
     let report = read_report(dir.path());
-    assert_eq!(report["backend"]["name"], "openvino", "{report}");
+    // The search reads its candidates as the IR they are saved as, so it judges the saved IR itself, and the
+    // deployed check is its final evaluation.
+    assert_eq!(report["backend"]["name"], "openvino-ir", "{report}");
     let because = report["backend"]["chosen_because"].as_str().unwrap();
     assert!(
         because.starts_with("auto: OpenVINO") && because.ends_with("was found"),
         "{because}"
     );
-    // The saved IR itself is judged on OpenVINO's IR reader.
     assert_eq!(report["deployed"]["engine"], "openvino-ir");
+    assert_eq!(report["deployed"]["reused"], true, "{report}");
 }
 
 #[test]
@@ -129,7 +131,7 @@ fn auto_with_onnx_runtime_hidden_still_searches_an_ir_output_on_openvino() {
         &["--output-format", "ir", "--no-deployed-check"],
         &[("ORT_DYLIB_PATH", "")],
     );
-    assert_eq!(read_report(dir.path())["backend"]["name"], "openvino");
+    assert_eq!(read_report(dir.path())["backend"]["name"], "openvino-ir");
 }
 
 #[test]

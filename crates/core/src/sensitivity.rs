@@ -5,12 +5,14 @@
 //! only that op's quantizers enabled (every other op in FP32) is compared with the FP32 model on the first
 //! few samples of the calibration set, by the normalised squared error of all outputs (NMSE, the `nmse`
 //! metric: scale-free, so ops compare with each other). Each op's *share* is its NMSE over the sum of all
-//! ops' NMSE. It costs one small evaluation per op (the cheap evaluation form, a handful of samples), so it
-//! runs after the search and can be skipped ([`RunOptions::sensitivity_samples`](crate::params::RunOptions)).
+//! ops' NMSE. It costs one small evaluation per op (the cheap evaluation form, a handful of samples, the ops
+//! on all cores), so it runs after the search and can be skipped
+//! ([`RunOptions::sensitivity_samples`](crate::params::RunOptions)).
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::backend::Backend;
@@ -84,9 +86,12 @@ pub fn analyze(
         )?;
         Ok(evaluator.evaluate(&model, &indices, "sensitivity")?.value())
     };
+    // First, alone: it fills the evaluator's cache of FP32 outputs that every op's evaluation then reads.
     let all_quantized_nmse = error_with(BTreeSet::new())?;
+    // Each op's model is built and prepared on its own core: with a handful of samples, building and
+    // preparing (single-threaded in the engines) is most of the cost.
     let errors = ops
-        .iter()
+        .par_iter()
         .map(|(only, _)| {
             error_with(
                 ops.iter()

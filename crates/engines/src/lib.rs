@@ -68,8 +68,8 @@ impl EngineName {
     /// one. A named engine is opened as named (its absence is an error). `auto` opens the engine `format` is
     /// deployed on when it is found, else tract; on a device other than the CPU it is OpenVINO, the only engine
     /// with devices. Only OpenVINO has other devices: a named engine refuses any but the CPU rather than ignore
-    /// it. For an IR output OpenVINO reads the search's models as QDQ ONNX, not as IR ([`deployed_engine`]
-    /// reads the saved IR): calibration and the analyses build fake-quantized models that have no IR form.
+    /// it. For an IR output OpenVINO reads the search's candidates as the IR they are saved as, as
+    /// [`deployed_engine`] does (`openvino-ir`): its conversion of the same QDQ ONNX can compute otherwise.
     pub fn choose(self, format: OutputFormat, device: Option<&str>) -> Result<ChosenBackend> {
         let on_cpu = device.is_none_or(|d| d == aquant_openvino::DEFAULT_DEVICE);
         let device = device.unwrap_or(aquant_openvino::DEFAULT_DEVICE);
@@ -82,11 +82,11 @@ impl EngineName {
         match self {
             EngineName::Tract => named(Box::new(aquant_tract::TractBackend::new())),
             EngineName::Ort => named(Box::new(aquant_ort::OrtBackend::new()?)),
-            EngineName::Openvino => named(Box::new(aquant_openvino::OpenvinoBackend::new(device)?)),
+            EngineName::Openvino => named(openvino(format, device)?),
             EngineName::Auto if !on_cpu => {
-                let engine = aquant_openvino::OpenvinoBackend::new(device)?;
+                let engine = openvino(format, device)?;
                 Ok(ChosenBackend {
-                    engine: Box::new(engine),
+                    engine,
                     because: format!("auto: device {device}, which only OpenVINO runs on"),
                 })
             }
@@ -104,8 +104,7 @@ fn auto(format: OutputFormat) -> ChosenBackend {
         ),
         OutputFormat::Ir => (
             "OpenVINO, where an IR output runs,",
-            aquant_openvino::OpenvinoBackend::new(aquant_openvino::DEFAULT_DEVICE)
-                .map(|b| Box::new(b) as Box<dyn Backend>),
+            openvino(format, aquant_openvino::DEFAULT_DEVICE),
         ),
     };
     match opened {
@@ -118,6 +117,15 @@ fn auto(format: OutputFormat) -> ChosenBackend {
             because: format!("auto: {engine} was not found ({error}); tract is embedded"),
         },
     }
+}
+
+/// OpenVINO on `device`, reading models as `format` saves them: as the IR for an IR output.
+fn openvino(format: OutputFormat, device: &str) -> Result<Box<dyn Backend>> {
+    let engine = aquant_openvino::OpenvinoBackend::new(device)?;
+    Ok(match format {
+        OutputFormat::Onnx => Box::new(engine),
+        OutputFormat::Ir => Box::new(engine.reading_ir()),
+    })
 }
 
 impl fmt::Display for EngineName {
@@ -172,10 +180,7 @@ pub fn deployed_engine(
         OutputFormat::Onnx => ("ONNX Runtime", EngineName::Ort.open()),
         OutputFormat::Ir => (
             "OpenVINO",
-            aquant_openvino::OpenvinoBackend::new(
-                device.unwrap_or(aquant_openvino::DEFAULT_DEVICE),
-            )
-            .map(|b| Box::new(b.reading_ir()) as Box<dyn Backend>),
+            openvino(format, device.unwrap_or(aquant_openvino::DEFAULT_DEVICE)),
         ),
     };
     opened.map_err(|error| DeployedEngineMissing { engine, error })

@@ -139,6 +139,22 @@ pub fn count_output(pairs: &[RiskyPair], fetch: impl Fn(usize) -> i32) -> (bool,
     (saturated > 0, saturated)
 }
 
+/// [`count_output`] for an output whose window lies inside the input, the hot path: the activations of pair
+/// `i` are `codes[corner + offsets[i][0]]` and `codes[corner + offsets[i][1]]`.
+pub fn count_inside(
+    pairs: &[RiskyPair],
+    offsets: &[[usize; 2]],
+    codes: &[i32],
+    corner: usize,
+) -> (bool, u64) {
+    let saturated = pairs
+        .iter()
+        .zip(offsets)
+        .filter(|(p, [a, b])| saturates(pair_sum([codes[corner + a], codes[corner + b]], p.w)))
+        .count() as u64;
+    (saturated > 0, saturated)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use aquant_onnx::{attr, NodeProto};
 use ndarray::ArrayD;
 use serde::Serialize;
 
-use super::kernel::{count_output, risky_pairs, Counts, RiskyPair, StaticRisk};
+use super::kernel::{count_inside, count_output, risky_pairs, Counts, RiskyPair, StaticRisk};
 use crate::error::{Error, Result};
 use crate::ops::Reduction;
 
@@ -166,28 +166,47 @@ impl Layer {
             let ky = k / cg / g.kernel[1];
             (ic, ky, kx)
         };
+        let span = [0, 1].map(|axis| g.dilations[axis] * (g.kernel[axis] - 1) + 1);
         let mut counts = Counts::default();
-        for b in 0..n {
-            for (oc, risky) in self.risky.iter().enumerate() {
-                if risky.is_empty() {
-                    continue;
-                }
-                let base_c = (oc / m_per_group) * cg;
+        for (oc, risky) in self.risky.iter().enumerate() {
+            if risky.is_empty() {
+                continue;
+            }
+            let base_c = (oc / m_per_group) * cg;
+            // Where each product's activation is relative to the window's corner in the sample's codes: decoded
+            // once per channel, not once per output value.
+            let offset = |k: usize| {
+                let (ic, ky, kx) = decode(k);
+                ((base_c + ic) * h + ky * g.dilations[0]) * w + kx * g.dilations[1]
+            };
+            let offsets: Vec<[usize; 2]> = risky
+                .iter()
+                .map(|p| [offset(p.k), offset(p.k + 1)])
+                .collect();
+            for b in 0..n {
+                let sample = &codes[b * c * h * w..(b + 1) * c * h * w];
                 for oy in 0..oh {
                     for ox in 0..ow {
-                        let fetch = |k: usize| {
-                            let (ic, ky, kx) = decode(k);
-                            let iy = (oy * g.strides[0] + ky * g.dilations[0]) as isize
-                                - pads[0] as isize;
-                            let ix = (ox * g.strides[1] + kx * g.dilations[1]) as isize
-                                - pads[1] as isize;
-                            if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
-                                pad_code
-                            } else {
-                                codes[((b * c + base_c + ic) * h + iy as usize) * w + ix as usize]
-                            }
+                        let iy = (oy * g.strides[0]) as isize - pads[0] as isize;
+                        let ix = (ox * g.strides[1]) as isize - pads[1] as isize;
+                        let inside = iy >= 0
+                            && ix >= 0
+                            && iy as usize + span[0] <= h
+                            && ix as usize + span[1] <= w;
+                        let (hit, k) = if inside {
+                            count_inside(risky, &offsets, sample, iy as usize * w + ix as usize)
+                        } else {
+                            count_output(risky, |k| {
+                                let (ic, ky, kx) = decode(k);
+                                let y = iy + (ky * g.dilations[0]) as isize;
+                                let x = ix + (kx * g.dilations[1]) as isize;
+                                if y < 0 || x < 0 || y as usize >= h || x as usize >= w {
+                                    pad_code
+                                } else {
+                                    sample[((base_c + ic) * h + y as usize) * w + x as usize]
+                                }
+                            })
                         };
-                        let (hit, k) = count_output(risky, fetch);
                         counts.saturated_outputs += hit as u64;
                         counts.saturated_pairs += k;
                     }
@@ -471,6 +490,110 @@ mod tests {
             }
             .padding(),
             128
+        );
+    }
+
+    /// The counts of a strided, padded, dilated, grouped 3×3 convolution over two samples are those of the
+    /// definition: every output's every weight pair, its activations looked up one by one (zero point outside
+    /// the input). Both the windows inside the input and those over its border are counted.
+    #[test]
+    fn conv_counts_equal_a_direct_count_of_every_pair() {
+        let (groups, cg, m, k) = (2, 3, 4, 3);
+        let mut seed = 7u32;
+        let mut next = |range: u32| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (seed >> 16) % range
+        };
+        let weights: Vec<i32> = (0..m * cg * k * k)
+            .map(|_| next(255) as i32 - 127)
+            .collect();
+        let ints = |name: &str, ints: Vec<i64>| aquant_onnx::AttributeProto {
+            name: Some(name.into()),
+            ints,
+            r#type: Some(aquant_onnx::proto::attribute_proto::AttributeType::Ints as i32),
+            ..Default::default()
+        };
+        let node = NodeProto {
+            op_type: Some("Conv".into()),
+            name: Some("conv".into()),
+            attribute: vec![
+                attr::make_int("group", groups as i64),
+                ints("strides", vec![2, 1]),
+                ints("pads", vec![1, 2, 0, 1]),
+                ints("dilations", vec![1, 2]),
+            ],
+            ..Default::default()
+        };
+        let act = ActivationCodes {
+            scale: 1.0,
+            zero_point: 3,
+            signed: false,
+        };
+        let dims = [m, cg, k, k];
+        let layer = layer(
+            &node,
+            Reduction::Convolution,
+            "x".into(),
+            act,
+            &dims,
+            weights,
+            None,
+        )
+        .unwrap();
+        let (n, h, w) = (2, 7, 9);
+        let x: Vec<f32> = (0..n * groups * cg * h * w)
+            .map(|_| next(256) as f32 - 3.0)
+            .collect();
+        let measured = layer
+            .measure(&ArrayD::from_shape_vec(vec![n, groups * cg, h, w], x.clone()).unwrap())
+            .unwrap();
+
+        let code = |b: usize, c: usize, y: isize, x_: isize| -> i32 {
+            if y < 0 || x_ < 0 || y >= h as isize || x_ >= w as isize {
+                return act.padding();
+            }
+            act.code(x[((b * groups * cg + c) * h + y as usize) * w + x_ as usize])
+        };
+        let (oh, ow) = ((h + 1 - 3) / 2 + 1, (w + 3 - 5) + 1);
+        let mut direct = Counts::default();
+        for b in 0..n {
+            for (oc, row) in layer.rows.iter().enumerate() {
+                let group = oc / (m / groups);
+                for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
+                    let activation = |r: usize| {
+                        let (ic, kx, ky) = (r % cg, (r / cg) % k, r / cg / k);
+                        let y = (oy * 2 + ky) as isize - 1;
+                        let x_ = (ox + kx * 2) as isize - 2;
+                        code(b, group * cg + ic, y, x_)
+                    };
+                    let hits = (0..row.len() / 2)
+                        .filter(|j| super::super::kernel::can_saturate(row[2 * j], row[2 * j + 1]))
+                        .filter(|j| {
+                            let sum = activation(2 * j) * row[2 * j]
+                                + activation(2 * j + 1) * row[2 * j + 1];
+                            !(i16::MIN as i32..=i16::MAX as i32).contains(&sum)
+                        })
+                        .count() as u64;
+                    direct.saturated_outputs += (hits > 0) as u64;
+                    direct.saturated_pairs += hits;
+                }
+            }
+        }
+        assert!(
+            direct.saturated_pairs > 0,
+            "the weights and codes make some pairs saturate"
+        );
+        assert_eq!(
+            (
+                measured.saturated_outputs,
+                measured.saturated_pairs,
+                measured.outputs
+            ),
+            (
+                direct.saturated_outputs,
+                direct.saturated_pairs,
+                (n * m * oh * ow) as u64
+            )
         );
     }
 

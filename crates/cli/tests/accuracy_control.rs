@@ -12,7 +12,7 @@ use aquant::search::worker::{LocalExecutor, Worker};
 use aquant::search::{AccuracyControlParams, Levers, Report, RunOptions};
 use aquant::{metric, Metric, NoProgress};
 use aquant_tract::TractBackend;
-use common::{aquant, assets, ort_eval, read_report, write};
+use common::{aquant, assets, ort_eval, quantize_mobilenet_v2, read_report, write};
 
 /// Deterministic pseudo-random numbers in [-1, 1).
 fn noise(n: usize, seed: u64) -> Vec<f32> {
@@ -437,22 +437,10 @@ fn mobilenet_v2_max_drop_0_003_is_met_in_onnx_runtime() {
         assets().join("imagenet/mobilenet_v2.onnx"),
         assets().join("imagenet/val.json"),
     );
-    let result = aquant(&[
-        "quantize",
-        "--model",
-        model.to_str().unwrap(),
-        "--calib",
-        val.to_str().unwrap(),
-        "--val",
-        val.to_str().unwrap(),
-        "--metric",
-        "top1",
-        "--max-drop",
-        "0.003",
-        "-o",
-        dir.path().to_str().unwrap(),
-        "--quiet",
-    ]);
+    let result = quantize_mobilenet_v2(
+        dir.path(),
+        &["--metric", "top1", "--max-drop", "0.003", "--quiet"],
+    );
     assert_eq!(
         result.status.code(),
         Some(0),

@@ -266,32 +266,23 @@ pub fn i64_npy(values: &[i64]) -> Vec<u8> {
 /// `aquant quantize` of the bundled MobileNetV2 into `out`, its 300 ImageNet samples both calibrating and
 /// validating, then `extra`.
 pub fn quantize_mobilenet_v2(out: &Path, extra: &[&str]) -> Output {
-    let (model, val) = (
-        assets().join("imagenet/mobilenet_v2.onnx"),
-        assets().join("imagenet/val.json"),
-    );
-    let mut args = vec![
-        "quantize",
-        "--model",
-        model.to_str().unwrap(),
-        "--calib",
-        val.to_str().unwrap(),
-        "--val",
-        val.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    aquant(&args)
+    let val = assets().join("imagenet/val.json");
+    quantize_bundled("imagenet/mobilenet_v2.onnx", &val, &val, out, extra)
 }
 
 /// `aquant quantize` of the bundled MNIST CNN with its calibration and validation data into `out`, then `extra`.
 pub fn quantize_mnist(out: &Path, extra: &[&str]) -> Output {
-    let (model, calib, val) = (
-        assets().join("mnist_cnn/mnist_cnn.onnx"),
+    let (calib, val) = (
         assets().join("mnist_cnn/calib.json"),
         assets().join("mnist_cnn/val.json"),
     );
+    quantize_bundled("mnist_cnn/mnist_cnn.onnx", &calib, &val, out, extra)
+}
+
+/// `aquant quantize` of the bundled `model` (a path under assets/) with `calib` and `val` into `out`, then
+/// `extra`.
+fn quantize_bundled(model: &str, calib: &Path, val: &Path, out: &Path, extra: &[&str]) -> Output {
+    let model = assets().join(model);
     let mut args = vec![
         "quantize",
         "--model",

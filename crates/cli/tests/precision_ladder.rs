@@ -9,7 +9,10 @@ use std::path::Path;
 use aquant::quantize::{ModelForm, Precision, Precisions, QuantizationParams, RestoreMode};
 use aquant::Backend;
 use aquant_tract::TractBackend;
-use common::{aquant, assert_clean_error, assets, npy_f32, ort_eval, ort_eval_with, read_report};
+use common::{
+    assert_clean_error, assets, npy_f32, ort_eval, ort_eval_with, quantize_mobilenet_v2,
+    read_report,
+};
 
 fn quantize_mnist(out: &Path, extra: &[&str]) -> std::process::Output {
     common::quantize_mnist(out, &[extra, &["--quiet"]].concat())
@@ -225,28 +228,10 @@ fn a_mixed_precision_evaluation_form_is_what_onnx_runtime_computes() {
 /// opset-21 model scored by ONNX Runtime as the report says. Prints the numbers (bench/RESULTS.md has them).
 fn mobilenet_v2_ladder(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let (model, val) = (
-        assets().join("imagenet/mobilenet_v2.onnx"),
-        assets().join("imagenet/val.json"),
-    );
-    let mut args = vec![
-        "quantize",
-        "--model",
-        model.to_str().unwrap(),
-        "--calib",
-        val.to_str().unwrap(),
-        "--val",
-        val.to_str().unwrap(),
-        "--metric",
-        "top1",
-        "--max-drop",
-        "0.003",
-        "-o",
-        dir.path().to_str().unwrap(),
-        "--quiet",
-    ];
+    let val = assets().join("imagenet/val.json");
+    let mut args = vec!["--metric", "top1", "--max-drop", "0.003", "--quiet"];
     args.extend_from_slice(extra);
-    let result = aquant(&args);
+    let result = quantize_mobilenet_v2(dir.path(), &args);
     let stdout = String::from_utf8_lossy(&result.stdout);
     println!("{stdout}");
     let r = read_report(dir.path());

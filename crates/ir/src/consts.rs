@@ -1,7 +1,7 @@
 //! Const layers: element types and the bytes of the .bin they point at.
 
 use aquant_onnx::proto::tensor_proto::DataType;
-use aquant_onnx::TensorProto;
+use aquant_onnx::{Bytes, TensorProto};
 
 use crate::xml::Layer;
 use crate::IrError;
@@ -71,13 +71,14 @@ pub struct Constant {
     pub element: Element,
     /// Shape.
     pub dims: Vec<usize>,
-    /// Little-endian elements, `dims` product × element size bytes.
-    pub bytes: Vec<u8>,
+    /// Little-endian elements, `dims` product × element size bytes: for a Const of the `.bin`, a slice of
+    /// the `.bin` itself (mapped by [`crate::load_ir`]), never a copy.
+    pub bytes: Bytes,
 }
 
 /// Reads Const `layer`'s value from `bin`, checking that its bytes lie inside the file and match its shape;
 /// returns it with the end of its bytes in the file.
-pub fn read(layer: &Layer, bin: &[u8]) -> Result<(Constant, usize), IrError> {
+pub fn read(layer: &Layer, bin: &Bytes) -> Result<(Constant, usize), IrError> {
     let type_name = layer.attr("element_type")?;
     let element = Element::parse(type_name)
         .ok_or_else(|| layer.malformed(&format!("element type '{type_name}' is not supported")))?;
@@ -110,7 +111,7 @@ pub fn read(layer: &Layer, bin: &[u8]) -> Result<(Constant, usize), IrError> {
     let value = Constant {
         element,
         dims,
-        bytes: bin[offset..end].to_vec(),
+        bytes: bin.slice(offset..end),
     };
     Ok((value, end))
 }
@@ -122,7 +123,7 @@ impl Constant {
             name: Some(name.to_owned()),
             dims: self.dims.iter().map(|&d| d as i64).collect(),
             data_type: Some(self.element.onnx() as i32),
-            raw_data: Some(self.bytes.clone().into()),
+            raw_data: Some(self.bytes.clone()),
             ..Default::default()
         }
     }
@@ -157,7 +158,7 @@ impl Constant {
     /// aquant can quantize); `None` for a conversion to f16, which stays a Cast.
     pub fn converted(&self, element: Element) -> Option<Constant> {
         let values = self.values();
-        let bytes = match element {
+        let bytes: Vec<u8> = match element {
             Element::F32 => values
                 .iter()
                 .flat_map(|&v| (v as f32).to_le_bytes())
@@ -178,7 +179,7 @@ impl Constant {
         Some(Constant {
             element,
             dims: self.dims.clone(),
-            bytes,
+            bytes: bytes.into(),
         })
     }
 
@@ -187,7 +188,11 @@ impl Constant {
         Constant {
             element: Element::I64,
             dims: vec![values.len()],
-            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            bytes: values
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
         }
     }
 
@@ -196,7 +201,11 @@ impl Constant {
         Constant {
             element: Element::F32,
             dims: dims.to_vec(),
-            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            bytes: values
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
         }
     }
 }

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use aquant_onnx::proto::tensor_shape_proto::{dimension, Dimension};
 use aquant_onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
 use aquant_onnx::proto::{AttributeProto, OperatorSetIdProto, TensorShapeProto};
-use aquant_onnx::{GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto};
+use aquant_onnx::{
+    Bytes, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
+};
 
 use crate::consts::{self, Constant, Element};
 use crate::ops;
@@ -100,7 +102,7 @@ impl Builder {
 }
 
 /// Converts a parsed net whose Consts point into `bin`.
-pub fn onnx_model(net: &Net, bin: &[u8]) -> Result<ModelProto, IrError> {
+pub fn onnx_model(net: &Net, bin: &Bytes) -> Result<ModelProto, IrError> {
     let order = topological_order(net)?;
     let by_id: HashMap<u64, &Layer> = net.layers.iter().map(|l| (l.id, l)).collect();
     let mut builder = Builder::default();

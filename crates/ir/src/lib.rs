@@ -21,7 +21,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-use aquant_onnx::ModelProto;
+use aquant_onnx::{Bytes, ModelProto};
 
 pub use graph::OPSET;
 pub use write::{write_ir, WrittenIr};
@@ -96,9 +96,10 @@ pub fn weights_beside(xml: &Path) -> PathBuf {
     xml.with_extension("bin")
 }
 
-/// Converts an IR given as its XML text and its weights.
+/// Converts an IR given as its XML text and its weights (copied once: the model's initializers are slices of
+/// that copy).
 pub fn read_ir(xml: &str, bin: &[u8]) -> Result<ModelProto, IrError> {
-    graph::onnx_model(&xml::parse(xml)?, bin)
+    graph::onnx_model(&xml::parse(xml)?, &Bytes::copy_from_slice(bin))
 }
 
 /// Reads the IR graph at `xml` with its weights `bin` (default: [`weights_beside`]).
@@ -109,6 +110,8 @@ pub fn load_ir(xml: &Path, bin: Option<&Path>) -> Result<ModelProto, IrError> {
         move |source| IrError::Io { path, source }
     };
     let text = std::fs::read_to_string(xml).map_err(io(xml))?;
-    let weights = std::fs::read(&bin).map_err(io(&bin))?;
-    read_ir(&text, &weights)
+    // Mapped, not read: every initializer of the model is a slice of the mapping, so the weights are never
+    // copied on the way in, and pages are read only when a stage touches them.
+    let weights = aquant_onnx::map_file(&bin).map_err(io(&bin))?;
+    graph::onnx_model(&xml::parse(&text)?, &weights)
 }

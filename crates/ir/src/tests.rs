@@ -120,6 +120,36 @@ fn each_kind_of_damage_is_one_error() {
     assert!(error("<notnet/>", &bin).contains("not <net>"));
 }
 
+/// A loaded IR's initializers are slices of one mapping of its `.bin`: the weights are not copied on the way in.
+#[test]
+fn loaded_weights_are_slices_of_the_mapped_bin() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml_path = dir.path().join("tiny.xml");
+    std::fs::write(&xml_path, xml(11, "ReLU")).unwrap();
+    std::fs::write(weights_beside(&xml_path), bin()).unwrap();
+    let model = load_ir(&xml_path, None).unwrap();
+    let graph = model.graph.unwrap();
+    let raw = |name: &str| {
+        graph
+            .initializer
+            .iter()
+            .find(|t| t.name.as_deref() == Some(name))
+            .and_then(|t| t.raw_data.clone())
+            .unwrap_or_else(|| panic!("initializer {name}"))
+    };
+    let conv = graph
+        .node
+        .iter()
+        .find(|n| n.op_type.as_deref() == Some("Conv"))
+        .unwrap();
+    let (weights, bias) = (raw(&conv.input[1]), raw(&conv.input[2]));
+    let whole = bin();
+    assert_eq!(&weights[..], &whole[..72]);
+    assert_eq!(&bias[..], &whole[72..80]);
+    // The bias (offset 72) sits 72 bytes after the weights (offset 0) in memory: one buffer, the file's.
+    assert_eq!(bias.as_ptr() as usize - weights.as_ptr() as usize, 72);
+}
+
 /// An ONNX Constant node has no input: it is written as the Const its readers take, not refused.
 #[test]
 fn a_constant_node_is_written_as_the_const_its_reader_takes() {

@@ -48,7 +48,7 @@ pub fn external_data_path(model: &Path) -> PathBuf {
 }
 
 /// Maps a whole file as shared bytes (an empty file is empty bytes: a zero-length map is refused by the OS).
-pub(crate) fn map_file(path: &Path) -> std::io::Result<Bytes> {
+pub fn map_file(path: &Path) -> std::io::Result<Bytes> {
     let file = File::open(path)?;
     if file.metadata()?.len() == 0 {
         return Ok(Bytes::new());

@@ -26,12 +26,16 @@ pub mod proto {
 }
 
 pub use error::OnnxError;
-pub use external::{external_data_path, save_model_external, INLINE_BELOW, PROTOBUF_LIMIT};
+pub use external::{
+    external_data_path, map_file, save_model_external, INLINE_BELOW, PROTOBUF_LIMIT,
+};
 pub use fs::{write_atomic, write_atomic_with};
 pub use io::{
     decode_model, default_opset, encode_model, encoded_len, load, load_model, save_model,
     LoadedModel, SUPPORTED_OPSETS,
 };
+/// The shared byte buffer tensors' `raw_data` is: a slice of a mapped file or of an owned buffer.
+pub use prost::bytes::Bytes;
 pub use proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
 };

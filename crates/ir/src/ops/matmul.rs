@@ -78,7 +78,7 @@ fn transposed(c: &Constant) -> Constant {
     Constant {
         element: c.element,
         dims: vec![cols, rows],
-        bytes,
+        bytes: bytes.into(),
     }
 }
 

@@ -186,6 +186,11 @@ fn auto_is_the_default_on_onnx_runtime_and_halves_exactly_the_layers_the_analysi
         assert_eq!(half(&weights[name]), flagged.contains(name), "{name}");
     }
     assert!(at_risk(&report).is_empty(), "after the fix: {report:#}");
+    let analysis = |report: &serde_json::Value| report["timings_s"]["overflow_analysis"].as_f64();
+    assert!(
+        analysis(&report) > Some(0.0),
+        "the analysis is timed: {report:#}"
+    );
 
     // Deployed on OpenVINO, whose kernels the analysis does not model: POT's and NNCF's first layer.
     let (_, order, report) = quantize(
@@ -195,6 +200,7 @@ fn auto_is_the_default_on_onnx_runtime_and_halves_exactly_the_layers_the_analysi
     );
     assert_eq!(report["overflow_fix"]["mode"], "first_layer");
     assert_eq!(half_range_layers(&report), vec![order[0].clone()]);
+    assert_eq!(analysis(&report), Some(0.0), "no analysis without auto");
 }
 
 /// `aquant inspect` on the full-range models measured on a CPU without VNNI (assets/saturation/README.md):

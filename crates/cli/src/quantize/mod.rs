@@ -213,12 +213,13 @@ fn print_profile(report: &search::Report) {
     say!("profile ({} backend):", report.backend.name);
     let stages = [
         ("calibration + bias correction", t.calibration),
+        ("overflow fix analysis", t.overflow_analysis),
         ("FP32 evaluation", t.fp32_eval),
         ("INT8 evaluation", t.int8_eval),
         ("ranking", t.ranking),
         ("revert steps", t.restore),
         ("deployed check + latency", t.deployed),
-        ("saturation analysis", t.saturation),
+        ("saturation analysis (saved)", t.saturation),
         ("sensitivity analysis", t.sensitivity),
         ("front (export + latency)", t.front),
     ];

@@ -126,6 +126,7 @@ pub fn quantize_with_accuracy_control(
     let fp32 = quantized.fp32().model().clone();
     let (mut verdict, ctx) = run.search(quantized, &fp32, summary.fp32_outputs, journal)?;
     verdict.timings.calibration = summary.calibration_seconds + summary.bias_correction_seconds;
+    verdict.timings.overflow_analysis = summary.overflow_analysis_seconds;
     let mut outcome = run.finish(ctx, verdict, model_name, start)?;
     if let Some(split) = split.as_ref().filter(|_| !outcome.report.interrupted) {
         outcome.report.confirmation = Some(Box::new(run.confirm(&fp32, &outcome.model, split)?));

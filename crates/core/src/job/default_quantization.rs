@@ -98,6 +98,8 @@ pub struct DefaultTimings {
     pub calibration: f64,
     /// Fast bias correction.
     pub bias_correction: f64,
+    /// The saturation analysis `overflow_fix: auto` chooses the half-range layers with (0 without it).
+    pub overflow_analysis: f64,
     /// The per-layer sensitivity analysis (0 when skipped).
     pub sensitivity: f64,
     /// The whole run.
@@ -204,6 +206,7 @@ pub fn quantize_default(
         timings_s: DefaultTimings {
             calibration: summary.calibration_seconds,
             bias_correction: summary.bias_correction_seconds,
+            overflow_analysis: summary.overflow_analysis_seconds,
             sensitivity: sensitivity.as_ref().map_or(0.0, |(_, seconds)| *seconds),
             total: start.elapsed().as_secs_f64(),
         },

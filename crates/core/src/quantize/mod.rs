@@ -53,6 +53,8 @@ pub struct QuantizationSummary {
     pub calibration_seconds: f64,
     /// Seconds spent on bias correction.
     pub bias_correction_seconds: f64,
+    /// Seconds of the saturation analysis `overflow_fix: auto` decides with (0 without it).
+    pub overflow_analysis_seconds: f64,
     /// The overflow fix applied (NNCF `overflow_fix`, after NNCF's default).
     pub overflow_fix: OverflowFix,
     /// Nodes whose weights use half the int8 range ([-64, 63], scale doubled), in graph order.
@@ -102,11 +104,13 @@ pub fn quantize(
     )?;
     let mut draft = Draft::fit(graph, placement, &stats, params)?;
     let fix = params.effective_overflow_fix();
-    let saturation = if fix == OverflowFix::Auto {
+    let (saturation, overflow_analysis_seconds) = if fix == OverflowFix::Auto {
+        let start = Instant::now();
         let samples = AUTO_SAMPLES.min(stats.samples);
-        Some(draft.saturation(backend, calibration, samples, batch_size)?)
+        let analysis = draft.saturation(backend, calibration, samples, batch_size)?;
+        (Some(analysis), start.elapsed().as_secs_f64())
     } else {
-        None
+        (None, 0.0)
     };
     let halved = draft.halve_weights(fix, saturation.as_ref());
     let start = Instant::now();
@@ -122,6 +126,7 @@ pub fn quantize(
         calibration_samples: stats.samples,
         calibration_seconds: stats.seconds,
         bias_correction_seconds: start.elapsed().as_secs_f64(),
+        overflow_analysis_seconds,
         overflow_fix: fix,
         half_range_layers: in_graph_order(&draft.placement, &halved),
         saturation,

@@ -356,6 +356,9 @@ pub struct EvaluationCounts {
 pub struct Timings {
     /// Calibration pass (and bias correction).
     pub calibration: f64,
+    /// The saturation analysis `overflow_fix: auto` chooses the half-range layers with, before the search (0
+    /// without it).
+    pub overflow_analysis: f64,
     /// FP32 evaluation.
     pub fp32_eval: f64,
     /// INT8 evaluation of the fully quantized model.

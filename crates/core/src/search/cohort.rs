@@ -71,6 +71,9 @@ struct CandidateRun {
 pub(crate) struct Cohort {
     states: Vec<CandidateRun>,
     tap: Option<Tap>,
+    /// The last chunk's boundary values (positions `from..to`): a best-first ranking advances a few members
+    /// a few samples at a time, and each advance would otherwise run the base model over the chunk again.
+    tapped: Option<(usize, usize, Vec<ChunkSample>)>,
 }
 
 /// One sample of a chunk: its dataset index, annotation, and the base model's boundary values.
@@ -98,7 +101,11 @@ impl Cohort {
             }),
             _ => None,
         };
-        Ok(Cohort { states, tap })
+        Ok(Cohort {
+            states,
+            tap,
+            tapped: None,
+        })
     }
 
     /// The members' ids.
@@ -122,11 +129,12 @@ impl Cohort {
         let progress = evaluator.progress();
         progress.start(&format!("ranking {participants} groups"), total);
         let mut inferred = 0;
-        while let Some(from) = self.next_chunk_start(subset.len()) {
+        while let Some(next) = self.next_chunk_start(subset.len()) {
             evaluator.check_interrupt()?;
-            let chunk = self.chunk(ctx, subset, from, metric)?;
+            let chunk = self.chunk(ctx, subset, next - next % CHUNK, metric)?;
             inferred += chunk.base_runs;
             inferred += self.run_members(ctx, &chunk, metric, keep_going)?;
+            self.tapped = Some((chunk.from, chunk.to, chunk.samples));
         }
         progress.finish();
         evaluator.count_inferred(inferred);
@@ -162,9 +170,10 @@ impl Cohort {
             .min()
     }
 
-    /// The chunk of `subset` from position `from`: what every member running in it reads.
+    /// The chunk of `subset` from position `from` (a multiple of [`CHUNK`]): what every member running in it
+    /// reads.
     fn chunk<'s>(
-        &self,
+        &mut self,
         ctx: &EngineLab,
         subset: &'s [usize],
         from: usize,
@@ -177,9 +186,15 @@ impl Cohort {
             true => evaluator.references(indices)?,
             false => Vec::new(),
         };
-        let (samples, base_runs) = match &self.tap {
-            Some(tap) => (tap.run(ctx, indices)?, indices.len()),
-            None => (Vec::new(), 0),
+        // The previous chunk's values are dropped before the next are tapped: never two chunks at once.
+        let tapped = self
+            .tapped
+            .take()
+            .filter(|(f, t, _)| (*f, *t) == (from, to));
+        let (samples, base_runs) = match (&self.tap, tapped) {
+            (Some(_), Some((_, _, samples))) => (samples, 0),
+            (Some(tap), None) => (tap.run(ctx, indices)?, indices.len()),
+            (None, _) => (Vec::new(), 0),
         };
         Ok(Chunk {
             subset,
@@ -192,7 +207,8 @@ impl Cohort {
     }
 
     /// Runs the members with samples left in `chunk`, in parallel, each through its part of it. Returns the
-    /// samples they ran.
+    /// samples they ran. A member running alone (a best-first ranking advances one at a time) runs its samples
+    /// on all cores instead.
     fn run_members(
         &mut self,
         ctx: &EngineLab,
@@ -200,11 +216,18 @@ impl Cohort {
         metric: usize,
         keep_going: &(dyn Fn(usize, &[f64]) -> bool + Sync),
     ) -> Result<usize> {
-        let runs: Vec<Result<usize>> = self
+        let mut live: Vec<&mut CandidateRun> = self
             .states
-            .par_iter_mut()
+            .iter_mut()
             .filter(|s| s.live(chunk.subset.len()) && s.next < chunk.to)
-            .map(|state| state.run_chunk(ctx, chunk, metric, keep_going))
+            .collect();
+        let wave = match live.len() {
+            1 => rayon::current_num_threads(),
+            _ => 1,
+        };
+        let runs: Vec<Result<usize>> = live
+            .par_iter_mut()
+            .map(|state| state.run_chunk(ctx, chunk, metric, keep_going, wave))
             .collect();
         let mut inferred = 0;
         for runs in runs {
@@ -229,36 +252,58 @@ impl CandidateRun {
         !self.stopped && self.next < len
     }
 
-    /// Runs it one sample at a time from its next position to the end of `chunk`, stopping at the sample
-    /// where `keep_going` answers false. Returns the samples it ran.
+    /// Runs it from its next position to the end of `chunk`, `wave` samples at a time in parallel, stopping
+    /// at the sample where `keep_going` answers false (the rest of that wave is dropped). Returns the samples
+    /// it ran.
     fn run_chunk(
         &mut self,
         ctx: &EngineLab,
         chunk: &Chunk,
         metric: usize,
         keep_going: &(dyn Fn(usize, &[f64]) -> bool + Sync),
+        wave: usize,
     ) -> Result<usize> {
         let evaluator = &ctx.evaluator;
         let mut runs = 0;
         while !self.stopped && self.next < chunk.to {
-            let index = chunk.subset[self.next];
-            let sample = chunk.samples.get(self.next - chunk.from);
-            let (outputs, annotation) = run_member(ctx, &mut self.runner, index, sample)?;
-            let reference = chunk
-                .references
-                .get(self.next - chunk.from)
-                .map(|r| r.as_slice());
-            self.values.push(evaluator.sample_value(
-                metric,
-                index,
-                &outputs,
-                &annotation,
-                reference,
-            )?);
-            self.next += 1;
-            runs += 1;
-            evaluator.progress().advance(1);
-            self.stopped = !keep_going(self.id, &self.values);
+            let sample = |position: usize| chunk.samples.get(position - chunk.from);
+            // A suffix is prepared on its first sample (the boundary values give it its shapes).
+            self.runner.prepare(ctx, sample(self.next))?;
+            // The first sample of a call alone: a best-first step often stops right after it.
+            let wave = if self.values.is_empty() {
+                1
+            } else {
+                wave.max(1)
+            };
+            let positions = self.next..(self.next + wave).min(chunk.to);
+            let runner = &self.runner;
+            let outputs: Vec<Result<(Vec<Tensor>, Annotation)>> = positions
+                .clone()
+                .into_par_iter()
+                .map(|p| runner.run(ctx, chunk.subset[p], sample(p)))
+                .collect();
+            for (position, result) in positions.zip(outputs) {
+                let (outputs, annotation) = result?;
+                let index = chunk.subset[position];
+                let reference = chunk
+                    .references
+                    .get(position - chunk.from)
+                    .map(|r| r.as_slice());
+                self.values.push(evaluator.sample_value(
+                    metric,
+                    index,
+                    &outputs,
+                    &annotation,
+                    reference,
+                )?);
+                self.next += 1;
+                runs += 1;
+                evaluator.progress().advance(1);
+                self.stopped = !keep_going(self.id, &self.values);
+                if self.stopped {
+                    break;
+                }
+            }
         }
         Ok(runs)
     }
@@ -378,36 +423,46 @@ impl Tap {
     }
 }
 
-/// One sample through one member's model: its outputs and the sample's annotation.
-fn run_member(
-    ctx: &EngineLab,
-    runner: &mut Runner,
-    index: usize,
-    sample: Option<&ChunkSample>,
-) -> Result<(Vec<Tensor>, Annotation)> {
-    match runner {
-        Runner::Suffix {
+impl Runner {
+    /// Prepares a suffix's session for the boundary values of `sample`, once; a whole model is prepared.
+    fn prepare(&mut self, ctx: &EngineLab, sample: Option<&ChunkSample>) -> Result<()> {
+        if let Runner::Suffix {
             suffix,
             taps,
-            session,
-        } => {
+            session: session @ None,
+        } = self
+        {
             let sample = sample.expect("suffix members run on tapped chunks");
-            debug_assert_eq!(sample.index, index);
+            let suffix = suffix
+                .take()
+                .expect("a suffix member has its suffix or its session");
             let inputs: Vec<Tensor> = taps.iter().map(|&t| sample.taps[t].clone()).collect();
-            let session = match (session, suffix.take()) {
-                (Some(session), _) => session,
-                (session, Some(suffix)) => {
-                    session.insert(ctx.evaluator.prepare(&suffix.model_for(&inputs)?, &[])?)
-                }
-                (None, None) => unreachable!("a suffix member has its suffix or its session"),
-            };
-            Ok((session.run(inputs)?, sample.annotation.clone()))
+            *session = Some(ctx.evaluator.prepare(&suffix.model_for(&inputs)?, &[])?);
         }
-        Runner::Whole { session, binding } => {
-            let mut sample = ctx.evaluator.dataset().get(index)?;
-            let annotation = std::mem::replace(&mut sample.annotation, Annotation::None);
-            let inputs = binding.bind(sample, index)?;
-            Ok((session.run(inputs)?, annotation))
+        Ok(())
+    }
+
+    /// One sample through the (prepared) model: its outputs and the sample's annotation.
+    fn run(
+        &self,
+        ctx: &EngineLab,
+        index: usize,
+        sample: Option<&ChunkSample>,
+    ) -> Result<(Vec<Tensor>, Annotation)> {
+        match self {
+            Runner::Suffix { taps, session, .. } => {
+                let sample = sample.expect("suffix members run on tapped chunks");
+                debug_assert_eq!(sample.index, index);
+                let inputs: Vec<Tensor> = taps.iter().map(|&t| sample.taps[t].clone()).collect();
+                let session = session.as_ref().expect("prepared before it runs");
+                Ok((session.run(inputs)?, sample.annotation.clone()))
+            }
+            Runner::Whole { session, binding } => {
+                let mut sample = ctx.evaluator.dataset().get(index)?;
+                let annotation = std::mem::replace(&mut sample.annotation, Annotation::None);
+                let inputs = binding.bind(sample, index)?;
+                Ok((session.run(inputs)?, annotation))
+            }
         }
     }
 }

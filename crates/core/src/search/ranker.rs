@@ -11,7 +11,9 @@
 //! ([`SampleMetric::sample_bounds`](crate::metric::SampleMetric::sample_bounds), e.g. accuracy), a candidate's evaluation stops as soon as even a perfect rest
 //! of the subset could not beat the best score already known exactly: that candidate cannot come first.
 //! Candidates are taken out best first ([`Ranking::next`]); a pruned candidate is resumed only when the ones
-//! ahead of it are gone and its bound still competes. The result is the order a full evaluation of every
+//! ahead of it are gone and its bound still competes. Until a first score is exact, the candidates are
+//! evaluated best first too (the one whose bound is highest, until it falls behind the next: A* on the
+//! bounds), so that the first score completed is the best one and prunes the most. The result is the order a full evaluation of every
 //! candidate gives (a property test checks it), at a fraction of the inferences.
 //!
 //! This module decides *what* to evaluate; a [`Scorer`] does it (cohorts with prefix evaluation, plain
@@ -188,9 +190,8 @@ impl<'m> Ranking<'m> {
                 (Some(i), _) if scorer.width() <= 1 => {
                     self.extend(scorer, &[i], self.subset_len, rival)?
                 }
-                // Nothing is known exactly yet: find a strong first score cheaply. The cohort is probed on
-                // the first (most telling) samples together; its leader is then evaluated to the end, so that
-                // the bound it sets prunes the others early.
+                // Nothing is known exactly yet: find the cohort's best score, and only it, to the end. The
+                // cohort is probed on the first (most telling) samples together, then evaluated best first.
                 (Some(_), None) => {
                     self.ensure_cohort(scorer.width(), None);
                     let members = self.cohort_challengers(None, self.subset_len);
@@ -198,11 +199,7 @@ impl<'m> Ranking<'m> {
                     if members.len() > 1 && !probes.is_empty() {
                         self.extend(scorer, &probes, PROBE, None)?;
                     } else {
-                        let leader = members
-                            .into_iter()
-                            .max_by(|&a, &b| self.by_promise(a, b))
-                            .expect("the cohort holds a challenger");
-                        self.extend(scorer, &[leader], self.subset_len, None)?;
+                        self.advance_front(scorer, members)?;
                     }
                 }
                 (Some(_), Some(_)) => {
@@ -224,6 +221,21 @@ impl<'m> Ranking<'m> {
                 (None, None) => return Ok(None),
             }
         }
+    }
+
+    /// One best-first step over `members` (incomplete, no exact score known): the most promising one is
+    /// evaluated for as long as it stays ahead of the next one. A member thus completes only while no other
+    /// could beat it, so the first score known exactly is the cohort's best, and every other member has been
+    /// evaluated only until its bound fell below that score — what pruning by that score costs, without
+    /// first completing a weaker leader whose score prunes less.
+    fn advance_front(&mut self, scorer: &mut dyn Scorer, mut members: Vec<usize>) -> Result<()> {
+        members.sort_by(|&a, &b| self.by_promise(b, a));
+        let next: Rival = members.get(1).map(|&i| {
+            let c = &self.candidates[i];
+            (self.bound(c), tie(c))
+        });
+        // The front member is ahead of `next` (sorted by promise), so it gets at least one more value.
+        self.extend(scorer, &members[..1], self.subset_len, next)
     }
 
     /// Indices of the cohort's members that are incomplete, have fewer than `until` values and could still

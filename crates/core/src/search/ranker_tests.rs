@@ -161,6 +161,43 @@ fn early_stop_scores_fewer_samples_for_the_same_order() {
     assert!(with_scored < without_scored / 4, "{with_scored}");
 }
 
+/// Only the cohort's best is evaluated to the end before it is taken out: a weaker member that looks as good
+/// on the probe is evaluated only until it falls behind.
+#[test]
+fn best_first_completes_only_the_best_before_taking_it() {
+    // Every group is perfect on the probe; group g < 7 then misses sample PROBE + g, group 7 misses nothing.
+    let table: Vec<Vec<f64>> = (0..8)
+        .map(|g| {
+            (0..60)
+                .map(|i| f64::from(g == 7 || i != PROBE + g))
+                .collect()
+        })
+        .collect();
+    let metric = FakeMetric::accuracy("top1");
+    let scored = Cell::new(0);
+    let mut scorer = Table {
+        values: &table,
+        width: 8,
+        scored: &scored,
+    };
+    let candidates = (0..8).map(|g| (g, vec![format!("g{g}")], 0)).collect();
+    let mut ranking = Ranking::new(candidates, 60, &metric, true);
+    assert_eq!(ranking.next(&mut scorer).unwrap().unwrap().group, 7);
+    // Group 0, the leader after the probe by its id, would have been completed first.
+    let exact: Vec<usize> = ranking
+        .entries()
+        .iter()
+        .filter(|e| e.exact)
+        .map(|e| e.group)
+        .collect();
+    assert_eq!(exact, [7]);
+    // The probe, each other group up to its miss, group 7 to the end.
+    assert_eq!(
+        scored.get(),
+        8 * PROBE + (1..=7).sum::<usize>() + (60 - PROBE)
+    );
+}
+
 /// A metric judged by its median is ranked by its median, and never pruned with mean bounds.
 #[test]
 fn groups_are_ranked_on_the_metric_s_own_aggregate() {

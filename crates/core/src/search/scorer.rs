@@ -56,25 +56,30 @@ impl Scorer for CohortScorer<'_, '_> {
         until: usize,
         keep_going: KeepGoing,
     ) -> Result<Vec<(usize, Vec<f64>)>> {
-        // One candidate alone runs whole, on every core: a cohort of one would run its suffix on one core
-        // after the base model's prefix, more work for nothing shared.
+        let in_cohort = |cohort: &Option<Cohort>, group: usize| {
+            cohort
+                .as_ref()
+                .is_some_and(|c| c.ids().any(|id| id == group))
+        };
+        // One candidate outside the prepared cohort runs whole, on every core: a cohort of one would run its
+        // suffix after the base model's prefix, more work for nothing shared. One inside it (a best-first
+        // ranking advances one member at a time) runs there, on every core too: its model is prepared.
         if let [job] = jobs {
-            let reverted = &self.members[&job.group];
-            let values = whole(
-                self.ctx,
-                reverted,
-                &self.key.2,
-                self.key.3,
-                *job,
-                until,
-                keep_going,
-            )?;
-            return Ok(vec![(job.group, values)]);
+            if !in_cohort(&self.cohort, job.group) {
+                let reverted = &self.members[&job.group];
+                let values = whole(
+                    self.ctx,
+                    reverted,
+                    &self.key.2,
+                    self.key.3,
+                    *job,
+                    until,
+                    keep_going,
+                )?;
+                return Ok(vec![(job.group, values)]);
+            }
         }
-        let prepared = self
-            .cohort
-            .as_ref()
-            .is_some_and(|c| jobs.iter().all(|j| c.ids().any(|id| id == j.group)));
+        let prepared = jobs.iter().all(|j| in_cohort(&self.cohort, j.group));
         if !prepared {
             self.cohort = None;
             let members: Vec<cohort::Member> = jobs

@@ -103,10 +103,21 @@ fn configure_cpu(core: &mut Core, threads: CpuThreads) -> Result<()> {
         .map_err(|e| backend_error("configuring the CPU", e))
 }
 
-/// A core on `device`, configured for `threads` on the CPU; an error naming the devices there are when
-/// OpenVINO has no `device`.
-fn open_core(device: &str, threads: CpuThreads) -> Result<Core> {
+/// A core on `device`, configured for `threads` on the CPU; `check`: first fail with the devices there are when
+/// OpenVINO has no `device` (a plugin query: a backend asks once, on its first core).
+fn open_core(device: &str, threads: CpuThreads, check: bool) -> Result<Core> {
     let mut core = Core::new().map_err(|e| backend_error("creating the OpenVINO core", e))?;
+    if check {
+        check_device(&core, device)?;
+    }
+    if device == DEFAULT_DEVICE {
+        configure_cpu(&mut core, threads)?;
+    }
+    Ok(core)
+}
+
+/// Fails with the devices there are when `core` has no `device`.
+fn check_device(core: &Core, device: &str) -> Result<()> {
     let available = core
         .available_devices()
         .map_err(|e| backend_error("listing devices", e))?;
@@ -117,10 +128,7 @@ fn open_core(device: &str, threads: CpuThreads) -> Result<Core> {
             format!("OpenVINO has no device '{device}' here (available: {names:?})"),
         ));
     }
-    if device == DEFAULT_DEVICE {
-        configure_cpu(&mut core, threads)?;
-    }
-    Ok(core)
+    Ok(())
 }
 
 impl OpenvinoBackend {
@@ -146,7 +154,7 @@ impl OpenvinoBackend {
             return Err(backend_error("loading OpenVINO", message));
         }
         let cores = (0..rayon::current_num_threads().max(1))
-            .map(|_| open_core(device, threads).map(Mutex::new))
+            .map(|i| open_core(device, threads, i == 0).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         Ok(OpenvinoBackend {
             cores: Arc::new(cores),

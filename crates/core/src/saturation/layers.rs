@@ -146,75 +146,42 @@ impl Layer {
             _ => return Err(self.shape_error(shape)),
         };
         let m = self.rows.len();
-        let cg = c / g.group.max(1);
-        let kernel_len = cg * g.kernel[0] * g.kernel[1];
+        let windows = Windows::new(g, c, [h, w]);
         if !c.is_multiple_of(g.group)
             || !m.is_multiple_of(g.group)
-            || self.rows.first().map(Vec::len) != Some(kernel_len)
+            || self.rows.first().map(Vec::len) != Some(windows.kernel_len())
         {
             return Err(self.shape_error(shape));
         }
-        let pads = pads(g, [h, w]);
-        let [oh, ow] = g.output_size([h, w], &pads);
         let m_per_group = m / g.group;
-        let pad_code = self.act.padding();
-        // Reduction index k = (ky·KW + kx)·Cg + ic: the (kh, kw, cin) order of MLAS' NHWC im2col and of its
-        // symmetric-conv weight packing.
-        let decode = |k: usize| {
-            let ic = k % cg;
-            let kx = (k / cg) % g.kernel[1];
-            let ky = k / cg / g.kernel[1];
-            (ic, ky, kx)
-        };
-        let span = [0, 1].map(|axis| g.dilations[axis] * (g.kernel[axis] - 1) + 1);
         let mut counts = Counts::default();
         for (oc, risky) in self.risky.iter().enumerate() {
             if risky.is_empty() {
                 continue;
             }
-            let base_c = (oc / m_per_group) * cg;
+            let base_c = (oc / m_per_group) * windows.cg;
             // Where each product's activation is relative to the window's corner in the sample's codes: decoded
             // once per channel, not once per output value.
-            let offset = |k: usize| {
-                let (ic, ky, kx) = decode(k);
-                ((base_c + ic) * h + ky * g.dilations[0]) * w + kx * g.dilations[1]
-            };
             let offsets: Vec<[usize; 2]> = risky
                 .iter()
-                .map(|p| [offset(p.k), offset(p.k + 1)])
+                .map(|p| [windows.offset(base_c, p.k), windows.offset(base_c, p.k + 1)])
                 .collect();
-            for b in 0..n {
-                let sample = &codes[b * c * h * w..(b + 1) * c * h * w];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let iy = (oy * g.strides[0]) as isize - pads[0] as isize;
-                        let ix = (ox * g.strides[1]) as isize - pads[1] as isize;
-                        let inside = iy >= 0
-                            && ix >= 0
-                            && iy as usize + span[0] <= h
-                            && ix as usize + span[1] <= w;
-                        let (hit, k) = if inside {
-                            count_inside(risky, &offsets, sample, iy as usize * w + ix as usize)
-                        } else {
-                            count_output(risky, |k| {
-                                let (ic, ky, kx) = decode(k);
-                                let y = iy + (ky * g.dilations[0]) as isize;
-                                let x = ix + (kx * g.dilations[1]) as isize;
-                                if y < 0 || x < 0 || y as usize >= h || x as usize >= w {
-                                    pad_code
-                                } else {
-                                    sample[((base_c + ic) * h + y as usize) * w + x as usize]
-                                }
-                            })
-                        };
-                        counts.saturated_outputs += hit as u64;
-                        counts.saturated_pairs += k;
-                    }
+            for sample in codes.chunks_exact((c * h * w).max(1)).take(n) {
+                for (iy, ix) in windows.corners() {
+                    let (hit, k) = match windows.inside(iy, ix) {
+                        Some(corner) => count_inside(risky, &offsets, sample, corner),
+                        None => count_output(risky, |k| {
+                            windows.code(sample, base_c, k, [iy, ix], self.act.padding())
+                        }),
+                    };
+                    counts.saturated_outputs += hit as u64;
+                    counts.saturated_pairs += k;
                 }
             }
         }
+        let [oh, ow] = windows.out;
         counts.outputs = (n * m * oh * ow) as u64;
-        counts.pairs = counts.outputs * kernel_len.div_ceil(2) as u64;
+        counts.pairs = counts.outputs * windows.kernel_len().div_ceil(2) as u64;
         Ok(counts)
     }
 
@@ -267,6 +234,91 @@ impl ConvGeometry {
             let span = self.dilations[axis] * (self.kernel[axis] - 1) + 1;
             (hw[axis] + pads[axis] + pads[axis + 2]).saturating_sub(span) / self.strides[axis] + 1
         })
+    }
+}
+
+/// Where a convolution's products read their activations, for one input shape. The reduction index is
+/// k = (ky·KW + kx)·Cg + ic: the (kh, kw, cin) order of MLAS' NHWC im2col and of its symmetric-conv weight
+/// packing.
+struct Windows<'g> {
+    g: &'g ConvGeometry,
+    /// Input channels per group.
+    cg: usize,
+    /// Input height and width.
+    hw: [usize; 2],
+    pads: [usize; 4],
+    /// Output height and width.
+    out: [usize; 2],
+    /// Rows and columns a window covers, dilations included.
+    span: [usize; 2],
+}
+
+impl<'g> Windows<'g> {
+    fn new(g: &'g ConvGeometry, channels: usize, hw: [usize; 2]) -> Self {
+        let pads = pads(g, hw);
+        Windows {
+            g,
+            cg: channels / g.group.max(1),
+            hw,
+            pads,
+            out: g.output_size(hw, &pads),
+            span: [0, 1].map(|axis| g.dilations[axis] * (g.kernel[axis] - 1) + 1),
+        }
+    }
+
+    /// Products per output value.
+    fn kernel_len(&self) -> usize {
+        self.cg * self.g.kernel[0] * self.g.kernel[1]
+    }
+
+    /// Product `k`'s input channel within its group and its row and column relative to the window's corner.
+    fn tap(&self, k: usize) -> (usize, usize, usize) {
+        let ic = k % self.cg;
+        let kx = (k / self.cg) % self.g.kernel[1];
+        let ky = k / self.cg / self.g.kernel[1];
+        (ic, ky * self.g.dilations[0], kx * self.g.dilations[1])
+    }
+
+    /// Where product `k` of an output channel reading input channels from `base_c` finds its activation in a
+    /// sample's codes, relative to the window's corner.
+    fn offset(&self, base_c: usize, k: usize) -> usize {
+        let (ic, dy, dx) = self.tap(k);
+        ((base_c + ic) * self.hw[0] + dy) * self.hw[1] + dx
+    }
+
+    /// Every output's window corner (row, column) in the input, in output order; negative in the padding.
+    fn corners(&self) -> impl Iterator<Item = (isize, isize)> + '_ {
+        let [oh, ow] = self.out;
+        (0..oh).flat_map(move |oy| {
+            (0..ow).map(move |ox| {
+                let iy = (oy * self.g.strides[0]) as isize - self.pads[0] as isize;
+                let ix = (ox * self.g.strides[1]) as isize - self.pads[1] as isize;
+                (iy, ix)
+            })
+        })
+    }
+
+    /// The corner's position in a sample's codes when the whole window lies inside the input.
+    fn inside(&self, iy: isize, ix: isize) -> Option<usize> {
+        let [h, w] = self.hw;
+        let inside = iy >= 0
+            && ix >= 0
+            && iy as usize + self.span[0] <= h
+            && ix as usize + self.span[1] <= w;
+        inside.then(|| iy as usize * w + ix as usize)
+    }
+
+    /// The code product `k` reads in a window cornered at `corner` (the padding code outside the input).
+    fn code(&self, sample: &[i32], base_c: usize, k: usize, corner: [isize; 2], pad: i32) -> i32 {
+        let (ic, dy, dx) = self.tap(k);
+        let [h, w] = self.hw;
+        let y = corner[0] + dy as isize;
+        let x = corner[1] + dx as isize;
+        if y < 0 || x < 0 || y as usize >= h || x as usize >= w {
+            pad
+        } else {
+            sample[((base_c + ic) * h + y as usize) * w + x as usize]
+        }
     }
 }
 
@@ -493,23 +545,109 @@ mod tests {
         );
     }
 
-    /// The counts of a strided, padded, dilated, grouped 3×3 convolution over two samples are those of the
-    /// definition: every output's every weight pair, its activations looked up one by one (zero point outside
-    /// the input). Both the windows inside the input and those over its border are counted.
+    /// The geometry of the convolution [`conv_counts_equal_a_direct_count_of_every_pair`] counts: strides,
+    /// begin pads and dilations (rows, columns); the end pads are one fewer than the begin pads.
+    const STRIDES: [usize; 2] = [2, 1];
+    const PADS: [usize; 2] = [1, 2];
+    const DILATIONS: [usize; 2] = [1, 2];
+
+    /// The test convolution's shapes: samples, groups, input channels per group, output channels, kernel side,
+    /// input height and width.
+    struct TestConv {
+        n: usize,
+        groups: usize,
+        cg: usize,
+        m: usize,
+        k: usize,
+        hw: [usize; 2],
+    }
+
+    impl TestConv {
+        fn out(&self) -> [usize; 2] {
+            let [h, w] = self.hw;
+            let spans = [0, 1].map(|a| DILATIONS[a] * (self.k - 1) + 1);
+            // End pads: PADS[0] - 1 rows and PADS[1] - 1 columns.
+            [
+                (h + 2 * PADS[0] - 1 - spans[0]) / STRIDES[0] + 1,
+                (w + 2 * PADS[1] - 1 - spans[1]) / STRIDES[1] + 1,
+            ]
+        }
+
+        /// Every output's every weight pair, its activations looked up one by one by the definition of a
+        /// convolution (the padding code outside the input).
+        fn count_directly(&self, rows: &[Vec<i32>], act: ActivationCodes, x: &[f32]) -> Counts {
+            let TestConv {
+                n,
+                groups,
+                cg,
+                m,
+                k,
+                hw: [h, w],
+            } = *self;
+            let code = |b: usize, c: usize, y: isize, x_: isize| -> i32 {
+                if y < 0 || x_ < 0 || y >= h as isize || x_ >= w as isize {
+                    return act.padding();
+                }
+                act.code(x[((b * groups * cg + c) * h + y as usize) * w + x_ as usize])
+            };
+            let [oh, ow] = self.out();
+            let mut direct = Counts::default();
+            for b in 0..n {
+                for (oc, row) in rows.iter().enumerate() {
+                    let group = oc / (m / groups);
+                    for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
+                        let activation = |r: usize| {
+                            let (ic, kx, ky) = (r % cg, (r / cg) % k, r / cg / k);
+                            let y =
+                                (oy * STRIDES[0] + ky * DILATIONS[0]) as isize - PADS[0] as isize;
+                            let x_ =
+                                (ox * STRIDES[1] + kx * DILATIONS[1]) as isize - PADS[1] as isize;
+                            code(b, group * cg + ic, y, x_)
+                        };
+                        let hits = (0..row.len() / 2)
+                            .filter(|j| {
+                                super::super::kernel::can_saturate(row[2 * j], row[2 * j + 1])
+                            })
+                            .filter(|j| {
+                                let sum = activation(2 * j) * row[2 * j]
+                                    + activation(2 * j + 1) * row[2 * j + 1];
+                                !(i16::MIN as i32..=i16::MAX as i32).contains(&sum)
+                            })
+                            .count() as u64;
+                        direct.saturated_outputs += (hits > 0) as u64;
+                        direct.saturated_pairs += hits;
+                    }
+                }
+            }
+            direct.outputs = (n * m * oh * ow) as u64;
+            direct
+        }
+    }
+
+    /// The convolution's counts, from windows decoded once per channel, equal a direct count by the
+    /// definition ([`TestConv::count_directly`]). Both the windows inside the input and those over its border
+    /// are counted.
     #[test]
     fn conv_counts_equal_a_direct_count_of_every_pair() {
-        let (groups, cg, m, k) = (2, 3, 4, 3);
+        let conv = TestConv {
+            n: 2,
+            groups: 2,
+            cg: 3,
+            m: 4,
+            k: 3,
+            hw: [7, 9],
+        };
         let mut seed = 7u32;
         let mut next = |range: u32| {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             (seed >> 16) % range
         };
-        let weights: Vec<i32> = (0..m * cg * k * k)
+        let weights: Vec<i32> = (0..conv.m * conv.cg * conv.k * conv.k)
             .map(|_| next(255) as i32 - 127)
             .collect();
-        let ints = |name: &str, ints: Vec<i64>| aquant_onnx::AttributeProto {
+        let ints = |name: &str, ints: Vec<usize>| aquant_onnx::AttributeProto {
             name: Some(name.into()),
-            ints,
+            ints: ints.into_iter().map(|i| i as i64).collect(),
             r#type: Some(aquant_onnx::proto::attribute_proto::AttributeType::Ints as i32),
             ..Default::default()
         };
@@ -517,10 +655,10 @@ mod tests {
             op_type: Some("Conv".into()),
             name: Some("conv".into()),
             attribute: vec![
-                attr::make_int("group", groups as i64),
-                ints("strides", vec![2, 1]),
-                ints("pads", vec![1, 2, 0, 1]),
-                ints("dilations", vec![1, 2]),
+                attr::make_int("group", conv.groups as i64),
+                ints("strides", STRIDES.to_vec()),
+                ints("pads", vec![PADS[0], PADS[1], PADS[0] - 1, PADS[1] - 1]),
+                ints("dilations", DILATIONS.to_vec()),
             ],
             ..Default::default()
         };
@@ -529,7 +667,7 @@ mod tests {
             zero_point: 3,
             signed: false,
         };
-        let dims = [m, cg, k, k];
+        let dims = [conv.m, conv.cg, conv.k, conv.k];
         let layer = layer(
             &node,
             Reduction::Convolution,
@@ -540,61 +678,21 @@ mod tests {
             None,
         )
         .unwrap();
-        let (n, h, w) = (2, 7, 9);
-        let x: Vec<f32> = (0..n * groups * cg * h * w)
+        let [h, w] = conv.hw;
+        let x: Vec<f32> = (0..conv.n * conv.groups * conv.cg * h * w)
             .map(|_| next(256) as f32 - 3.0)
             .collect();
+        let shape = vec![conv.n, conv.groups * conv.cg, h, w];
         let measured = layer
-            .measure(&ArrayD::from_shape_vec(vec![n, groups * cg, h, w], x.clone()).unwrap())
+            .measure(&ArrayD::from_shape_vec(shape, x.clone()).unwrap())
             .unwrap();
-
-        let code = |b: usize, c: usize, y: isize, x_: isize| -> i32 {
-            if y < 0 || x_ < 0 || y >= h as isize || x_ >= w as isize {
-                return act.padding();
-            }
-            act.code(x[((b * groups * cg + c) * h + y as usize) * w + x_ as usize])
-        };
-        let (oh, ow) = ((h + 1 - 3) / 2 + 1, (w + 3 - 5) + 1);
-        let mut direct = Counts::default();
-        for b in 0..n {
-            for (oc, row) in layer.rows.iter().enumerate() {
-                let group = oc / (m / groups);
-                for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
-                    let activation = |r: usize| {
-                        let (ic, kx, ky) = (r % cg, (r / cg) % k, r / cg / k);
-                        let y = (oy * 2 + ky) as isize - 1;
-                        let x_ = (ox + kx * 2) as isize - 2;
-                        code(b, group * cg + ic, y, x_)
-                    };
-                    let hits = (0..row.len() / 2)
-                        .filter(|j| super::super::kernel::can_saturate(row[2 * j], row[2 * j + 1]))
-                        .filter(|j| {
-                            let sum = activation(2 * j) * row[2 * j]
-                                + activation(2 * j + 1) * row[2 * j + 1];
-                            !(i16::MIN as i32..=i16::MAX as i32).contains(&sum)
-                        })
-                        .count() as u64;
-                    direct.saturated_outputs += (hits > 0) as u64;
-                    direct.saturated_pairs += hits;
-                }
-            }
-        }
+        let direct = conv.count_directly(&layer.rows, act, &x);
         assert!(
             direct.saturated_pairs > 0,
             "the weights and codes make some pairs saturate"
         );
-        assert_eq!(
-            (
-                measured.saturated_outputs,
-                measured.saturated_pairs,
-                measured.outputs
-            ),
-            (
-                direct.saturated_outputs,
-                direct.saturated_pairs,
-                (n * m * oh * ow) as u64
-            )
-        );
+        let key = |c: &Counts| (c.saturated_outputs, c.saturated_pairs, c.outputs);
+        assert_eq!(key(&measured), key(&direct));
     }
 
     #[test]

@@ -40,6 +40,7 @@
 //!
 //! Everything is integer arithmetic on codes, so the result is deterministic and the same on every CPU.
 
+mod conv;
 mod kernel;
 mod layers;
 mod sources;

@@ -276,3 +276,31 @@ def test_older_item_form_requests_numbers_and_init_logger(monkeypatch):
     assert [(a["progress"], a["workers"]) for a in asked] == [(False, None), (True, 4)]
     with pytest.raises(ValueError, match="unknown level 'LOUD'"):
         pot.init_logger(level="LOUD")
+
+
+class NamedInputItems(ArrayLoader):
+    """Items whose first element is a dict: POT's ``_process_batch`` reads it as ``{input name: data}`` (its
+    docstring's ``({img_id: label}, image)`` never reaches that code as an annotation)."""
+
+    def __getitem__(self, index):
+        return {"input": self._x[index]}, int(self._y[index])
+
+
+DEFAULT = [{"name": "DefaultQuantization", "params": {}}]
+
+
+def test_a_leading_dict_is_the_model_s_inputs_by_name():
+    model = load_model({"model_name": "mnist_cnn", "model": str(MNIST / "mnist_cnn.onnx")})
+    scores = []
+    for loader in (ArrayLoader, NamedInputItems):
+        engine = IEEngine({"device": "CPU"}, loader({"x": "val_x.npy", "y": "val_y.npy"}), Accuracy())
+        scores.append(create_pipeline(DEFAULT, engine).evaluate(model)["accuracy@top1"])
+    assert scores[0] == scores[1] > 0.5
+    with pytest.raises(ValueError, match="nope"):
+        engine = IEEngine({"device": "CPU"}, BadNames({"x": "val_x.npy", "y": "val_y.npy"}), Accuracy())
+        create_pipeline(DEFAULT, engine).evaluate(model)
+
+
+class BadNames(ArrayLoader):
+    def __getitem__(self, index):
+        return {"nope": self._x[index]}, int(self._y[index])

@@ -11,6 +11,7 @@
 //! (two threads inside one session are slower here than two sessions).
 #![deny(missing_docs)]
 
+mod lent;
 mod library;
 mod optimized;
 
@@ -20,6 +21,7 @@ use aquant::{
     Backend, EngineSettings, Error, ExternalPlan, FloatOps, OutputSource, Result, Session, Tensor,
 };
 use aquant_onnx::ModelProto;
+use lent::LentInitializers;
 use ndarray::{ArrayD, IxDyn};
 use ort::environment::Environment;
 use ort::logging::LogLevel;
@@ -81,10 +83,11 @@ impl OrtBackend {
         }
     }
 
-    fn new_session(&self, bytes: &[u8]) -> Result<ort::session::Session> {
+    /// A session of the encoded model `bytes`, with the initializers `lent` taken out of it.
+    fn new_session(&self, bytes: &[u8], lent: &LentInitializers) -> Result<ort::session::Session> {
         let context = "creating a session";
         let fail = |e: ort::Error<_>| backend_error(context, e);
-        ort::session::Session::builder(&self.environment)
+        let builder = ort::session::Session::builder(&self.environment)
             .map_err(|e| backend_error(context, e))?
             .with_intra_threads(self.intra_threads)
             .map_err(fail)?
@@ -93,7 +96,8 @@ impl OrtBackend {
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(fail)?
             .with_log_level(LogLevel::Error)
-            .map_err(fail)?
+            .map_err(fail)?;
+        lent.lend_to(builder)?
             .commit_from_memory(bytes)
             .map_err(|e| backend_error(context, e))
     }
@@ -177,8 +181,11 @@ impl Backend for OrtBackend {
             inputs,
             outputs,
         } = ExternalPlan::new(model, extra_outputs)?;
+        let mut model = model.into_owned();
+        let lent = LentInitializers::take(&mut model)?;
         let bytes = aquant_onnx::encode_model(&model);
-        let first = self.new_session(&bytes)?;
+        drop(model);
+        let first = self.new_session(&bytes, &lent)?;
         let session_inputs: Vec<String> =
             first.inputs().iter().map(|i| i.name().to_owned()).collect();
         if session_inputs != inputs {
@@ -193,17 +200,22 @@ impl Backend for OrtBackend {
             inputs,
             outputs,
             idle: Mutex::new(vec![first]),
+            lent,
         }))
     }
 }
 
-/// A prepared model: its encoded bytes, to open more sessions when threads run it at once, and the idle ones.
+/// A prepared model: its encoded bytes and lent initializers, to open more sessions when threads run it at once,
+/// and the idle ones.
 struct OrtSession {
     backend: OrtBackend,
+    /// The model without its lent initializers: kilobytes, whatever the weights weigh.
     bytes: Vec<u8>,
     inputs: Vec<String>,
     outputs: Vec<OutputSource>,
     idle: Mutex<Vec<ort::session::Session>>,
+    /// After `idle`: fields drop in order, so the sessions go before the buffers they may read.
+    lent: LentInitializers,
 }
 
 impl OrtSession {
@@ -215,7 +227,7 @@ impl OrtSession {
             .pop();
         match idle {
             Some(session) => Ok(session),
-            None => self.backend.new_session(&self.bytes),
+            None => self.backend.new_session(&self.bytes, &self.lent),
         }
     }
 

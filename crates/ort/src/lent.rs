@@ -91,7 +91,7 @@ fn lendable(tensor: &TensorProto) -> Option<(Bytes, TensorElementType)> {
     }
     let (element, size) = element_type(tensor.data_type?)?;
     let count: i64 = tensor.dims.iter().product();
-    let aligned = (data.as_ptr() as usize) % size == 0;
+    let aligned = (data.as_ptr() as usize).is_multiple_of(size);
     (aligned && usize::try_from(count).ok()? * size == data.len()).then(|| (data.clone(), element))
 }
 

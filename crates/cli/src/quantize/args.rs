@@ -82,6 +82,11 @@ pub struct QuantizeArgs {
     /// deployed on when it is found (ONNX Runtime for an ONNX output, OpenVINO for an IR output), else tract.
     #[arg(long, value_enum, default_value_t)]
     pub backend: EngineName,
+    /// Keep the run's memory under this size (8G, 512M): it runs on as many threads, with as large a cache of
+    /// FP32 outputs, as fit by the engine's measured memory per model byte, or stops at once with the least
+    /// it needs (exit 2). Default: no limit. ONNX Runtime and tract only.
+    #[arg(long, value_parser = aquant::job::parse_bytes)]
+    pub memory_limit: Option<u64>,
     /// Hide progress bars.
     #[arg(long, short)]
     pub quiet: bool,

@@ -45,6 +45,8 @@ fn run_options<'a>(
             false => aquant::sensitivity::DEFAULT_SAMPLES,
         },
         executor: None,
+        memory_limit: args.memory_limit,
+        reference_budget: aquant::DEFAULT_REFERENCE_BUDGET,
     }
 }
 

@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use crate::tensor::Tensor;
 
-/// Bytes of FP32 outputs kept by default: every output of the bundled models' sets many times over, and a
-/// fraction of a machine's memory.
-pub const DEFAULT_REFERENCE_BUDGET: usize = 1 << 30;
+pub use crate::params::DEFAULT_REFERENCE_BUDGET;
 
 struct Entry {
     outputs: Arc<Vec<Tensor>>,

@@ -222,7 +222,8 @@ impl Run<'_> {
             self.options.progress,
         )?
         .with_interrupt(self.options.interrupt)
-        .with_bootstrap(self.control.bootstrap_samples);
+        .with_bootstrap(self.control.bootstrap_samples)
+        .with_reference_budget(self.options.reference_budget);
         // FP32 outputs calibration already computed are the FP32 evaluation's when validation is calibration.
         let same_data = std::ptr::addr_eq(self.calibration as *const dyn Dataset, self.validation);
         let known_fp32 = known_fp32.filter(|_| same_data);
@@ -418,6 +419,7 @@ fn report(
         profile: ctx.evaluator.profile().report(),
         levers: ctx.levers,
         backend: BackendChoice::named(backend),
+        memory: None,
         output: None,
         deployed: verdict.deployed,
         overflow_fix: analyses.overflow_fix,

@@ -58,6 +58,9 @@ pub struct DefaultReport {
     pub parameters: QuantizationParams,
     /// The engine that calibrated, and why that one.
     pub backend: BackendChoice,
+    /// The threads and FP32-output cache a memory limit allowed, when one was given (set by [`crate::job::run`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<crate::params::MemoryPlan>,
     /// The overflow fix applied.
     pub overflow_fix: OverflowFixApplied,
     /// Where int16 saturation threatens the saved model on CPUs without VNNI
@@ -196,6 +199,7 @@ pub fn quantize_default(
         calibration_samples: summary.calibration_samples,
         parameters: params.clone(),
         backend: BackendChoice::named(backend),
+        memory: None,
         overflow_fix: OverflowFixApplied {
             mode: summary.overflow_fix.name(),
             half_range_layers: summary.half_range_layers,

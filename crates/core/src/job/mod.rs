@@ -11,10 +11,12 @@ mod default_quantization;
 mod deployed;
 mod front;
 mod holdout;
+mod memory;
 mod run;
 
 pub use accuracy_control::{quantize_with_accuracy_control, AccuracyControlOutcome};
 pub use deployed::check_deployed;
+pub use memory::{parse_bytes, MemoryNeeds};
 pub use run::{run, Algorithm, Destination, Finished, Request};
 
 pub use default_quantization::{

@@ -9,13 +9,14 @@ use aquant_onnx::ModelProto;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::job::memory::MemoryNeeds;
 use crate::job::{
     quantize_default, quantize_with_accuracy_control, AccuracyControlOutcome, DefaultOutcome,
     DeployedTarget,
 };
 use crate::metric::Metric;
 use crate::output::{ExternalData, OutputDir, OutputFormat};
-use crate::params::{AccuracyControlParams, QuantizationParams, RunOptions};
+use crate::params::{AccuracyControlParams, MemoryPlan, QuantizationParams, RunOptions};
 use crate::{BackendChoice, ChosenBackend};
 
 /// A compression algorithm with its parameters (POT's `{"name": ..., "params": {...}}`).
@@ -155,6 +156,42 @@ impl Finished {
 /// one keeps it, a finished one clears it once its model is saved. An interrupt before the quantized model was
 /// evaluated is [`Error::Interrupted`], with the state kept.
 pub fn run(mut request: Request) -> Result<Finished> {
+    match request.options.memory_limit {
+        None => run_within(request, None),
+        Some(limit) => {
+            let plan = plan_memory(&request, limit)?;
+            request.options.reference_budget = plan.reference_budget;
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(plan.threads)
+                .build()
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "memory_limit: starting {} threads: {e}",
+                        plan.threads
+                    ))
+                })?;
+            pool.install(|| run_within(request, Some(plan)))
+        }
+    }
+}
+
+/// The threads and FP32-output cache `request` fits in under `limit` bytes ([`MemoryNeeds::plan`]), before any
+/// output is created.
+fn plan_memory(request: &Request, limit: u64) -> Result<MemoryPlan> {
+    let sets: Vec<&dyn Dataset> = std::iter::once(request.calibration)
+        .chain(request.validation)
+        .collect();
+    MemoryNeeds {
+        engine: request.backend.engine.name(),
+        model_bytes: aquant_onnx::encoded_len(&request.model) as u64,
+        data_bytes: MemoryNeeds::data_bytes(&sets)?,
+        cores: rayon::current_num_threads(),
+    }
+    .plan(limit)
+}
+
+/// [`run`] on the current thread pool, `memory` the plan that chose it.
+fn run_within(mut request: Request, memory: Option<MemoryPlan>) -> Result<Finished> {
     // The model moves into the algorithm: a large model is never held twice.
     let model = std::mem::take(&mut request.model);
     let state = request.output.as_ref().and_then(|o| o.state.clone());
@@ -175,7 +212,12 @@ pub fn run(mut request: Request) -> Result<Finished> {
             control,
         )?)),
     };
-    name_inputs(&mut finished, request.model_name, request.backend.choice());
+    name_inputs(
+        &mut finished,
+        request.model_name,
+        request.backend.choice(),
+        memory,
+    );
     if let Some(output) = &request.output {
         save(&mut finished, output)?;
     }
@@ -245,16 +287,24 @@ fn clear_state(state: Option<&std::path::Path>) {
     }
 }
 
-/// The report names the input model as the front end does, and the engine with the front end's reason for it.
-fn name_inputs(finished: &mut Finished, model_name: String, backend: BackendChoice) {
+/// The report names the input model as the front end does, the engine with the front end's reason for it, and the memory
+/// plan a limit chose.
+fn name_inputs(
+    finished: &mut Finished,
+    model_name: String,
+    backend: BackendChoice,
+    memory: Option<MemoryPlan>,
+) {
     match finished {
         Finished::Default(outcome) => {
             outcome.report.model = model_name;
             outcome.report.backend = backend;
+            outcome.report.memory = memory;
         }
         Finished::AccuracyControl(outcome) => {
             outcome.report.model = model_name;
             outcome.report.backend = backend;
+            outcome.report.memory = memory;
         }
     }
 }

@@ -21,4 +21,7 @@ pub use quantization::{
     QuantizationParams, TargetDevice, WeightsParams,
 };
 pub use range::{Aggregator, Estimator, RangeEstimator, Statistic};
-pub use run::{Levers, RunOptions, DEFAULT_LATENCY_RUNS, DEFAULT_SENSITIVITY_SAMPLES};
+pub use run::{
+    Levers, MemoryPlan, RunOptions, DEFAULT_LATENCY_RUNS, DEFAULT_REFERENCE_BUDGET,
+    DEFAULT_SENSITIVITY_SAMPLES,
+};

@@ -17,6 +17,10 @@ use crate::progress::{NoProgress, Progress};
 /// ops; a few seconds on MobileNetV2).
 pub const DEFAULT_SENSITIVITY_SAMPLES: usize = 8;
 
+/// Bytes of FP32 outputs kept by default: every output of the bundled models' sets many times over, and a
+/// fraction of a machine's memory.
+pub const DEFAULT_REFERENCE_BUDGET: usize = 1 << 30;
+
 /// Timed runs of each model in the deployed check's latency measure, by default.
 pub const DEFAULT_LATENCY_RUNS: usize = 20;
 
@@ -58,6 +62,12 @@ pub struct RunOptions<'a> {
     /// Where candidates of the search are evaluated on samples of the validation set (a cluster, say);
     /// `None`: on this machine's cores, with cohorts and prefix caching. Decisions stay here either way.
     pub executor: Option<&'a dyn Executor>,
+    /// Bytes the run's resident memory should stay under (`None`: no limit): [`crate::job::run`] picks the
+    /// threads and the FP32-output cache that fit ([`MemoryPlan`]), or refuses to start.
+    pub memory_limit: Option<u64>,
+    /// Bytes of FP32 outputs the search keeps for metrics that compare with them (beyond it, the least
+    /// recently used are computed again when needed).
+    pub reference_budget: usize,
 }
 
 impl Default for RunOptions<'_> {
@@ -75,6 +85,8 @@ impl Default for RunOptions<'_> {
             latency_runs: DEFAULT_LATENCY_RUNS,
             sensitivity_samples: DEFAULT_SENSITIVITY_SAMPLES,
             executor: None,
+            memory_limit: None,
+            reference_budget: DEFAULT_REFERENCE_BUDGET,
         }
     }
 }
@@ -103,4 +115,17 @@ impl Default for Levers {
             prefix_cache: true,
         }
     }
+}
+
+/// How a run fits under its memory limit (report.json `memory`), as [`crate::job::MemoryNeeds::plan`] chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MemoryPlan {
+    /// The limit, in bytes.
+    pub limit: u64,
+    /// Threads evaluating at once.
+    pub threads: usize,
+    /// Bytes of FP32 outputs kept for the metrics that compare with them.
+    pub reference_budget: usize,
+    /// The estimated peak with these, in bytes.
+    pub estimate: u64,
 }

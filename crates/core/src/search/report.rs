@@ -434,6 +434,9 @@ pub struct Report {
     pub levers: Levers,
     /// The engine that calibrated and searched, and why that one.
     pub backend: BackendChoice,
+    /// The threads and FP32-output cache a memory limit allowed, when one was given (set by [`crate::job::run`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<crate::params::MemoryPlan>,
     /// Where the final model was written (set by the caller that saves it).
     pub output: Option<String>,
     /// The saved model on the engine it is deployed on, when one was given.

@@ -1,16 +1,27 @@
-//! Initializers ONNX Runtime reads from aquant's own buffers instead of from the encoded model.
+//! Initializers ONNX Runtime reads from aquant's own buffers instead of from the encoded model, and sessions
+//! that share their pre-packed weights.
 //!
 //! Encoding a model copies every weight into the encoded bytes, ONNX Runtime copies them again while it
 //! parses, and a prepared model kept its bytes to open one session per thread: a prepared model cost about
 //! three times its weights, twice more per thread (issue #27). Here the large initializers leave the encoded
-//! model: each is marked as external data and given to the session builder as an `OrtValue` over the buffer
-//! aquant already holds (`AddExternalInitializers`; for a memory-mapped input, a slice of the mapping). ONNX
-//! Runtime puts them in place of the external data before it optimizes the graph, so what it runs — fusions,
-//! constant folding, pre-packing — is what it would run on the whole model; it copies each into its session
-//! once, and frees that copy for the weights it pre-packs.
+//! model: each is marked as external data, and the session builder gets an `OrtValue` over the buffer aquant
+//! already holds (for a memory-mapped input, a slice of the mapping), one of two ways:
+//! - **shared** (`AddInitializer`), with a pre-packed weights container per prepared model: ONNX Runtime
+//!   reads the tensor in place, and the weights its kernels pre-pack are cached in the container, so the
+//!   sessions of the threads that run one model at once share one packed copy. (A container for the whole
+//!   run would share the FP32 weights between candidates too, but it keeps every packed weight until it is
+//!   dropped, and the variants a run goes through — int8, fake-quantized analyses' — would add up to several
+//!   models.) ONNX Runtime checks that the external-data file a shared initializer names exists, so an empty
+//!   one is made for it ([`Sharing`]);
+//! - **external** (`AddExternalInitializers`): ONNX Runtime puts the values in place of the external data
+//!   before it optimizes the graph and copies each into its session once (freeing the copy of what it
+//!   pre-packs). This is the fallback when ONNX Runtime refuses a model with shared initializers: a graph
+//!   optimization that reads a weight's data (folding a transpose, say) reads it from the graph, where a
+//!   shared initializer has none.
 
 use std::ffi::c_void;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use aquant::{Error, Result};
@@ -18,7 +29,7 @@ use aquant_onnx::proto::tensor_proto::{DataLocation, DataType};
 use aquant_onnx::proto::StringStringEntryProto;
 use aquant_onnx::{Bytes, ModelProto, TensorProto};
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
-use ort::session::builder::SessionBuilder;
+use ort::session::builder::{PrepackedWeights, SessionBuilder};
 use ort::value::{DynValue, TensorElementType, Value};
 use ort::AsPointer;
 
@@ -29,12 +40,64 @@ use crate::backend_error;
 const LENT_MIN_BYTES: usize = 64 * 1024;
 
 /// The external-data location lent initializers name. No file of that name is read: ONNX Runtime takes the
-/// lent values for them before it would open one.
+/// lent values in its place (an empty one exists for shared initializers, [`Sharing`]).
 const LENT_LOCATION: &str = "aquant-lent-initializer";
+
+/// The session option naming the folder external data is read from when a model comes from memory.
+const FOLDER_KEY: &str = "session.model_external_initializers_file_folder_path";
+
+/// What the sessions of one backend need to share initializers: the folder holding the empty file lent
+/// initializers name, and whether ONNX Runtime took shared initializers so far.
+pub(crate) struct Sharing {
+    folder: tempfile::TempDir,
+    /// Not yet known, yes, or no (then every session of the backend takes external initializers, without
+    /// trying again).
+    verdict: AtomicU8,
+}
+
+const UNKNOWN: u8 = 0;
+const SHARED: u8 = 1;
+const REFUSED: u8 = 2;
+
+impl Sharing {
+    /// The placeholder file; `None` when it cannot be made (sessions then take external initializers).
+    pub(crate) fn new() -> Option<Sharing> {
+        let folder = tempfile::Builder::new()
+            .prefix("aquant-ort-")
+            .tempdir()
+            .ok()?;
+        std::fs::File::create(folder.path().join(LENT_LOCATION)).ok()?;
+        Some(Sharing {
+            folder,
+            verdict: AtomicU8::new(UNKNOWN),
+        })
+    }
+
+    /// Whether to try sharing (not refused yet).
+    pub(crate) fn worth_trying(&self) -> bool {
+        self.verdict.load(Ordering::Relaxed) != REFUSED
+    }
+
+    /// Records whether a session with shared initializers was created.
+    pub(crate) fn record(&self, shared: bool) {
+        let verdict = if shared { SHARED } else { REFUSED };
+        let _ =
+            self.verdict
+                .compare_exchange(UNKNOWN, verdict, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Whether sessions share initializers (the test reads it).
+    #[cfg(test)]
+    pub(crate) fn shares(&self) -> bool {
+        self.verdict.load(Ordering::Relaxed) == SHARED
+    }
+}
 
 /// The initializers taken out of a model, as values over their buffers, for every session made from it.
 pub(crate) struct LentInitializers {
     values: Vec<(String, Arc<DynValue>)>,
+    /// The packed weights the sessions share when they share the initializers.
+    prepacked: PrepackedWeights,
     /// The buffers the values point into: they live as long as the prepared model, whose sessions may read
     /// them until they are dropped (the prepared model drops its sessions first).
     _buffers: Vec<Bytes>,
@@ -48,6 +111,7 @@ impl LentInitializers {
     pub(crate) fn take(model: &mut ModelProto) -> Result<LentInitializers> {
         let mut lent = LentInitializers {
             values: Vec::new(),
+            prepacked: PrepackedWeights::new(),
             _buffers: Vec::new(),
         };
         let Some(graph) = model.graph.as_mut() else {
@@ -59,21 +123,42 @@ impl LentInitializers {
             };
             let value = borrowed_value(&data, &tensor.dims, element)?;
             mark_external(tensor, data.len());
-            lent.values
-                .push((tensor.name.clone().unwrap_or_default(), Arc::new(value)));
+            let name = tensor.name.clone().unwrap_or_default();
+            lent.values.push((name, Arc::new(value)));
             lent._buffers.push(data);
         }
         Ok(lent)
     }
 
-    /// `builder` with every lent initializer given to it.
-    pub(crate) fn lend_to(&self, mut builder: SessionBuilder) -> Result<SessionBuilder> {
-        for (name, value) in &self.values {
+    /// `builder` with every lent initializer given to it: shared (with this model's container) when `sharing`
+    /// is given, else as external initializers.
+    pub(crate) fn lend_to(
+        &self,
+        mut builder: SessionBuilder,
+        sharing: Option<&Sharing>,
+    ) -> Result<SessionBuilder> {
+        let fail = |e: ort::Error<_>| backend_error("lending an initializer", e);
+        if let Some(sharing) = sharing {
             builder = builder
-                .with_external_initializer(name, Arc::clone(value))
-                .map_err(|e| backend_error("lending an initializer", e))?;
+                .with_prepacked_weights(&self.prepacked)
+                .map_err(fail)?
+                .with_config_entry(FOLDER_KEY, sharing.folder.path().to_string_lossy())
+                .map_err(fail)?;
+        }
+        for (name, value) in &self.values {
+            let value = Arc::clone(value);
+            builder = match sharing {
+                Some(_) => builder.with_initializer(name, value),
+                None => builder.with_external_initializer(name, value),
+            }
+            .map_err(fail)?;
         }
         Ok(builder)
+    }
+
+    /// Whether any initializer is lent.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.values.is_empty()
     }
 
     /// How many initializers are lent (the test reads it).
@@ -176,11 +261,26 @@ mod tests {
     const ROWS: usize = 128;
     const COLS: usize = 256;
 
-    /// `x [1, 128] → MatMul(w [128, 256]) → y`, `w` 128 KiB (lent), its buffer shifted by `shift` bytes.
-    fn matmul(weights: &[f32], shift: usize) -> ModelProto {
-        let mut model = ModelBuilder::new(13)
-            .input("x", &[Some(1), Some(ROWS)])
-            .initializer("w", &[ROWS, COLS], weights)
+    /// `x [1, 128] → MatMul(w [128, 256]) → y`, `w` 128 KiB (lent), its buffer shifted by `shift` bytes; with
+    /// `transposed`, `w` is stored as [256, 128] behind a Transpose, which ONNX Runtime folds while it
+    /// optimizes (reading the weight's data).
+    fn matmul(weights: &[f32], shift: usize, transposed: bool) -> ModelProto {
+        let builder = ModelBuilder::new(13).input("x", &[Some(1), Some(ROWS)]);
+        let builder = match transposed {
+            false => builder.initializer("w", &[ROWS, COLS], weights),
+            true => {
+                let stored: Vec<f32> = (0..COLS * ROWS)
+                    .map(|i| weights[(i % ROWS) * COLS + i / ROWS])
+                    .collect();
+                builder.initializer("w_t", &[COLS, ROWS], &stored).node(
+                    "Transpose",
+                    "transpose",
+                    &["w_t"],
+                    &["w"],
+                )
+            }
+        };
+        let mut model = builder
             .node("MatMul", "matmul", &["x", "w"], &["y"])
             .output("y", &[Some(1), Some(COLS)])
             .build();
@@ -190,6 +290,31 @@ mod tests {
         shifted.extend_from_slice(&bytes);
         tensor.raw_data = Some(Bytes::from(shifted).slice(shift..));
         model
+    }
+
+    /// Runs `model` on `x` from two threads at once (two sessions of one prepared model), checking `expected`.
+    fn assert_runs(
+        backend: &OrtBackend,
+        model: &ModelProto,
+        x: &[f32],
+        expected: &[f32],
+        case: &str,
+    ) {
+        let session = backend.prepare(model, &[]).unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    let input = ArrayD::from_shape_vec(IxDyn(&[1, ROWS]), x.to_vec()).unwrap();
+                    let got = session.run(vec![Tensor::from(input)]).unwrap().remove(0);
+                    for (a, b) in got.as_f32("y").unwrap().iter().zip(expected) {
+                        assert!(
+                            (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                            "{case}: {a} vs {b}"
+                        );
+                    }
+                });
+            }
+        });
     }
 
     #[test]
@@ -203,7 +328,7 @@ mod tests {
             .collect();
         let backend = OrtBackend::new().expect("ONNX Runtime (scripts/requirements.txt)");
         for (shift, lent_count) in [(0, 1), (1, 0)] {
-            let model = matmul(&weights, shift);
+            let model = matmul(&weights, shift, false);
             let mut taken = model.clone();
             let lent = LentInitializers::take(&mut taken).unwrap();
             assert_eq!(lent.len(), lent_count, "shift {shift}");
@@ -213,17 +338,23 @@ mod tests {
                 lent_count == 1,
                 "shift {shift}: {encoded} bytes encoded"
             );
-
-            let session = backend.prepare(&model, &[]).unwrap();
-            let input = ArrayD::from_shape_vec(IxDyn(&[1, ROWS]), x.clone()).unwrap();
-            let got = session.run(vec![Tensor::from(input)]).unwrap().remove(0);
-            let got = got.as_f32("y").unwrap();
-            for (a, b) in got.iter().zip(&expected) {
-                assert!(
-                    (a - b).abs() <= 1e-4 * b.abs().max(1.0),
-                    "shift {shift}: {a} vs {b}"
-                );
-            }
+            assert_runs(&backend, &model, &x, &expected, &format!("shift {shift}"));
         }
+        // The sessions shared the lent weight (a shared initializer, one packed copy for both threads).
+        assert!(backend.sharing.as_deref().unwrap().shares());
+        // A weight ONNX Runtime reads while it optimizes gives the same result, shared or not.
+        let fresh = OrtBackend::new().unwrap();
+        assert_runs(
+            &fresh,
+            &matmul(&weights, 0, true),
+            &x,
+            &expected,
+            "transposed",
+        );
+        let refused = !fresh.sharing.as_deref().unwrap().shares();
+        assert!(
+            refused,
+            "this case tests the fallback: ONNX Runtime must read the transposed weight to fold it"
+        );
     }
 }

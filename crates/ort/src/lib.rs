@@ -21,7 +21,7 @@ use aquant::{
     Backend, EngineSettings, Error, ExternalPlan, FloatOps, OutputSource, Result, Session, Tensor,
 };
 use aquant_onnx::ModelProto;
-use lent::LentInitializers;
+use lent::{LentInitializers, Sharing};
 use ndarray::{ArrayD, IxDyn};
 use ort::environment::Environment;
 use ort::logging::LogLevel;
@@ -37,6 +37,8 @@ pub struct OrtBackend {
     /// Intra-op threads of every session: 1 (aquant runs sessions in parallel instead), or 0 for ONNX
     /// Runtime's default (one per physical core), as [`Backend::at_default_threads`] measures a deployment.
     intra_threads: usize,
+    /// What this backend's sessions share (pre-packed weights); `None` when it could not be set up.
+    sharing: Option<Arc<Sharing>>,
 }
 
 impl std::fmt::Debug for OrtBackend {
@@ -75,6 +77,7 @@ impl OrtBackend {
             Ok(environment) => Ok(OrtBackend {
                 environment: environment.clone(),
                 intra_threads: 1,
+                sharing: Sharing::new().map(Arc::new),
             }),
             Err(message) => Err(Error::Backend {
                 backend: "ort".into(),
@@ -83,8 +86,26 @@ impl OrtBackend {
         }
     }
 
-    /// A session of the encoded model `bytes`, with the initializers `lent` taken out of it.
+    /// A session of the encoded model `bytes`, with the initializers `lent` taken out of it: shared with the
+    /// backend's other sessions unless ONNX Runtime refused that before, else as external initializers.
     fn new_session(&self, bytes: &[u8], lent: &LentInitializers) -> Result<ort::session::Session> {
+        let sharing = self.sharing.as_deref();
+        if let Some(sharing) = sharing.filter(|s| s.worth_trying() && !lent.is_empty()) {
+            let session = self.commit(bytes, lent, Some(sharing));
+            sharing.record(session.is_ok());
+            if let Ok(session) = session {
+                return Ok(session);
+            }
+        }
+        self.commit(bytes, lent, None)
+    }
+
+    fn commit(
+        &self,
+        bytes: &[u8],
+        lent: &LentInitializers,
+        sharing: Option<&Sharing>,
+    ) -> Result<ort::session::Session> {
         let context = "creating a session";
         let fail = |e: ort::Error<_>| backend_error(context, e);
         let builder = ort::session::Session::builder(&self.environment)
@@ -97,7 +118,7 @@ impl OrtBackend {
             .map_err(fail)?
             .with_log_level(LogLevel::Error)
             .map_err(fail)?;
-        lent.lend_to(builder)?
+        lent.lend_to(builder, sharing)?
             .commit_from_memory(bytes)
             .map_err(|e| backend_error(context, e))
     }

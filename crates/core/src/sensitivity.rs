@@ -5,8 +5,8 @@
 //! only that op's quantizers enabled (every other op in FP32) is compared with the FP32 model on the first
 //! few samples of the calibration set, by the normalised squared error of all outputs (NMSE, the `nmse`
 //! metric: scale-free, so ops compare with each other). Each op's *share* is its NMSE over the sum of all
-//! ops' NMSE. It costs one small evaluation per op (the cheap evaluation form, a handful of samples, the ops
-//! on all cores), so it runs after the search and can be skipped
+//! ops' NMSE. It costs one small evaluation per op (in the form the engine evaluates candidates in, a handful
+//! of samples, the ops on all cores), so it runs after the search and can be skipped
 //! ([`RunOptions::sensitivity_samples`](crate::params::RunOptions)).
 
 use std::collections::BTreeSet;
@@ -78,12 +78,9 @@ pub fn analyze(
         .iter()
         .map(|n| (n.name.as_str(), n.op_type.as_str()))
         .collect();
+    let form = ModelForm::evaluated_on(backend, true);
     let error_with = |reverted: BTreeSet<String>| -> Result<f64> {
-        let model = quantized.build(
-            &reverted,
-            RestoreMode::ActivationsAndWeights,
-            ModelForm::Evaluation,
-        )?;
+        let model = quantized.build(&reverted, RestoreMode::ActivationsAndWeights, form)?;
         Ok(evaluator.evaluate(&model, &indices, "sensitivity")?.value())
     };
     // First, alone: it fills the evaluator's cache of FP32 outputs that every op's evaluation then reads.

@@ -116,7 +116,11 @@ impl OrtBackend {
             .map_err(fail)?
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(fail)?
-            .with_log_level(LogLevel::Error)
+            // An attempt to share may fail, and is retried without: only an unexpected error is worth a log line.
+            .with_log_level(match sharing {
+                Some(_) => LogLevel::Fatal,
+                None => LogLevel::Error,
+            })
             .map_err(fail)?;
         lent.lend_to(builder, sharing)?
             .commit_from_memory(bytes)

@@ -187,7 +187,16 @@ pub fn quantize_default(
         (None, _) => None,
     };
     let samples = AUTO_SAMPLES.min(summary.calibration_samples);
-    let saturation = crate::saturation::analyze(&quantized, backend, calibration, samples, batch)?;
+    // An engine that runs Q/DQ natively analyses the saved model, as accuracy control does: its int8
+    // weights, where the evaluation form would build (and the engine hold) a fake-quantized FP32 copy of every
+    // weight. tract runs the evaluation form.
+    let saturation = match backend.runs_qdq_natively() {
+        true => {
+            let saved = crate::Graph::new(output_model.clone())?;
+            crate::saturation::analyze_qdq(&saved, backend, Some(calibration), samples, batch)?
+        }
+        false => crate::saturation::analyze(&quantized, backend, calibration, samples, batch)?,
+    };
     let sensitivity = crate::sensitivity::after_run(&quantized, backend, calibration, options)?;
     let report = DefaultReport {
         algorithm: DEFAULT_QUANTIZATION,

@@ -58,6 +58,17 @@ pub enum ModelForm {
     Evaluation,
 }
 
+impl ModelForm {
+    /// The form `engine` evaluates a candidate in: the deployable Q/DQ model where it runs Q/DQ natively (it
+    /// fuses it into its int8 kernels, as deployed, and holds int8 weights), else the evaluation form.
+    pub fn evaluated_on(engine: &dyn crate::Backend, compress_weights: bool) -> ModelForm {
+        match engine.runs_qdq_natively() {
+            true => ModelForm::Export { compress_weights },
+            false => ModelForm::Evaluation,
+        }
+    }
+}
+
 /// The FP32 model with everything needed to build its quantized forms.
 #[derive(Debug, Clone)]
 pub struct QuantizedModel {

@@ -88,13 +88,7 @@ impl<'a> EngineLab<'a> {
     /// Makes `backend` the judge: evaluations in the form it runs best, keyed by its name and version.
     fn judge_on(&mut self, backend: &'a dyn Backend) {
         self.evaluator.set_backend(backend);
-        self.evaluation_form = if backend.runs_qdq_natively() {
-            ModelForm::Export {
-                compress_weights: self.compress_weights,
-            }
-        } else {
-            ModelForm::Evaluation
-        };
+        self.evaluation_form = ModelForm::evaluated_on(backend, self.compress_weights);
         self.retag();
     }
 

@@ -165,38 +165,16 @@ pub fn quantize_default(
     };
     let precisions = crate::quantize::device_precisions(quantized.placement(), params);
     let output_model = quantized.build_with(&precisions, Default::default(), form)?;
-    let deployed = match (options.deployed, target) {
-        (Some(engine), Some(target)) => Some(check_deployed(
-            engine,
-            quantized.fp32().model(),
-            &output_model,
-            target.data,
-            target.metrics,
-            target.control,
-            options.deployed_batch,
-            options.latency_runs,
-            options.progress,
-        )?),
-        (Some(engine), None) => time_deployed(
-            engine,
-            quantized.fp32().model(),
-            &output_model,
-            calibration,
-            options.latency_runs,
-        )?,
-        (None, _) => None,
-    };
+    let deployed = judge_deployed(&quantized, &output_model, calibration, target, options)?;
     let samples = AUTO_SAMPLES.min(summary.calibration_samples);
-    // An engine that runs Q/DQ natively analyses the saved model, as accuracy control does: its int8
-    // weights, where the evaluation form would build (and the engine hold) a fake-quantized FP32 copy of every
-    // weight. tract runs the evaluation form.
-    let saturation = match backend.runs_qdq_natively() {
-        true => {
-            let saved = crate::Graph::new(output_model.clone())?;
-            crate::saturation::analyze_qdq(&saved, backend, Some(calibration), samples, batch)?
-        }
-        false => crate::saturation::analyze(&quantized, backend, calibration, samples, batch)?,
-    };
+    let saturation = analyze_saturation(
+        &quantized,
+        &output_model,
+        backend,
+        calibration,
+        samples,
+        batch,
+    )?;
     let sensitivity = crate::sensitivity::after_run(&quantized, backend, calibration, options)?;
     let report = DefaultReport {
         algorithm: DEFAULT_QUANTIZATION,
@@ -233,5 +211,53 @@ pub fn quantize_default(
         quantized,
         model: output_model,
         report,
+    })
+}
+
+/// The saturation analysis of the saved model. An engine that runs Q/DQ natively analyses the saved model
+/// itself, as accuracy control does: its int8 weights, where the evaluation form would build (and the engine
+/// hold) a fake-quantized FP32 copy of every weight. tract runs the evaluation form.
+fn analyze_saturation(
+    quantized: &QuantizedModel,
+    saved: &ModelProto,
+    backend: &dyn Backend,
+    calibration: &dyn Dataset,
+    samples: usize,
+    batch: usize,
+) -> Result<crate::saturation::SaturationReport> {
+    match backend.runs_qdq_natively() {
+        true => {
+            let saved = crate::Graph::new(saved.clone())?;
+            crate::saturation::analyze_qdq(&saved, backend, Some(calibration), samples, batch)
+        }
+        false => crate::saturation::analyze(quantized, backend, calibration, samples, batch),
+    }
+}
+
+/// The saved model on the deployed engine: judged on `target`'s data when there is one, else only timed.
+fn judge_deployed(
+    quantized: &QuantizedModel,
+    saved: &ModelProto,
+    calibration: &dyn Dataset,
+    target: Option<DeployedTarget>,
+    options: &RunOptions,
+) -> Result<Option<DeployedReport>> {
+    let fp32 = quantized.fp32().model();
+    Ok(match (options.deployed, target) {
+        (Some(engine), Some(target)) => Some(check_deployed(
+            engine,
+            fp32,
+            saved,
+            target.data,
+            target.metrics,
+            target.control,
+            options.deployed_batch,
+            options.latency_runs,
+            options.progress,
+        )?),
+        (Some(engine), None) => {
+            time_deployed(engine, fp32, saved, calibration, options.latency_runs)?
+        }
+        (None, _) => None,
     })
 }

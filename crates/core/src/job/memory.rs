@@ -28,12 +28,12 @@ struct EngineFactors {
 fn factors(engine: &str) -> Option<EngineFactors> {
     // Measured on the 420 MB MLP of bench/memory.sh (Xeon with AMX, avx512_vnni amx_int8, 2 cores,
     // 2026-12-06): peak RSS with RAYON_NUM_THREADS 1 and 2, less `FIXED`, over the model's bytes, rounded up.
-    // ONNX Runtime: 4.16 and 6.36 (DefaultQuantization and accuracy control alike); tract (DefaultQuantization):
+    // ONNX Runtime: 3.71 and 4.83 (DefaultQuantization and accuracy control alike); tract (DefaultQuantization):
     // 5.42 and 7.13. On an AVX2 EPYC tract measured less (bench/RESULTS.md): these are the larger.
     match engine {
         "ort" => Some(EngineFactors {
-            base: 2.1,
-            per_thread: 2.2,
+            base: 2.7,
+            per_thread: 1.2,
         }),
         "tract" => Some(EngineFactors {
             base: 3.8,

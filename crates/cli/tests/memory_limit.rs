@@ -52,7 +52,7 @@ fn a_limit_that_fits_sets_the_threads_and_the_cache_and_says_so() {
     // What is left under 400 MB after the engine, the model and the data is less than the cache's default.
     let cache = memory["reference_budget"].as_u64().unwrap();
     assert!(
-        cache >= 64 << 20 && cache < aquant::DEFAULT_REFERENCE_BUDGET as u64,
+        cache >= 64 << 20 && cache < aquant::params::DEFAULT_REFERENCE_BUDGET as u64,
         "{memory}"
     );
     // Without a limit, report.json has no plan.

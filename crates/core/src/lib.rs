@@ -40,7 +40,7 @@ pub use backend::{
 pub use cpu::CpuFeatures;
 pub use data::{open_dataset, Annotation, DataSpec, Dataset, Sample};
 pub use error::{Error, Result};
-pub use eval::{EvaluatedModel, Evaluation, Evaluator, MetricValue, DEFAULT_REFERENCE_BUDGET};
+pub use eval::{EvaluatedModel, Evaluation, Evaluator, MetricValue};
 pub use executor::{
     decode_samples, encode_samples, Blob, BlobKind, Executor, UnitValues, WorkUnit,
 };

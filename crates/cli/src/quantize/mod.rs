@@ -46,7 +46,7 @@ fn run_options<'a>(
         },
         executor: None,
         memory_limit: args.memory_limit,
-        reference_budget: aquant::DEFAULT_REFERENCE_BUDGET,
+        reference_budget: aquant::params::DEFAULT_REFERENCE_BUDGET,
     }
 }
 

@@ -17,10 +17,10 @@ mod scores;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::params::DEFAULT_REFERENCE_BUDGET;
 pub use latency::{measure_each, measure_latency, Latency, Timing};
 pub use model::EvaluatedModel;
 use reference::ReferenceCache;
-pub use reference::DEFAULT_REFERENCE_BUDGET;
 pub(crate) use scores::aggregate;
 use scores::{sample_value, Scores};
 use std::time::Instant;

@@ -11,8 +11,6 @@ use std::sync::Arc;
 
 use crate::tensor::Tensor;
 
-pub use crate::params::DEFAULT_REFERENCE_BUDGET;
-
 struct Entry {
     outputs: Arc<Vec<Tensor>>,
     bytes: usize,

@@ -78,6 +78,7 @@ pub fn analyze(
         .iter()
         .map(|n| (n.name.as_str(), n.op_type.as_str()))
         .collect();
+    // Int8 weights whatever form the model is saved in: the same numbers, a quarter of the weight bytes.
     let form = ModelForm::evaluated_on(backend, true);
     let error_with = |reverted: BTreeSet<String>| -> Result<f64> {
         let model = quantized.build(&reverted, RestoreMode::ActivationsAndWeights, form)?;

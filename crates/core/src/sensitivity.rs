@@ -53,6 +53,11 @@ pub struct SensitivityReport {
     pub layers: Vec<LayerSensitivity>,
 }
 
+/// The weight bytes of the op models prepared at once. An op's model is FP32 but for that op, so the engine
+/// holds (packs) about a copy of the model's weights for each: the ops of a model past half of this run one
+/// at a time, where the copies would otherwise dominate the run's peak memory (issue #27).
+const CONCURRENT_OP_MODELS_BYTES: usize = 256 << 20;
+
 /// What [`analyze`] measures, as the report says it.
 const MEASURE: &str =
     "NMSE of the outputs against FP32 with only this op quantized; share = its part of the sum";
@@ -86,10 +91,16 @@ pub fn analyze(
     };
     // First, alone: it fills the evaluator's cache of FP32 outputs that every op's evaluation then reads.
     let all_quantized_nmse = error_with(BTreeSet::new())?;
+    // Every op reads those cached outputs: the FP32 session would only hold its packed weights beside the ops'.
+    evaluator.release_reference_session();
     // Each op's model is built and prepared on its own core: with a handful of samples, building and
-    // preparing (single-threaded in the engines) is most of the cost.
+    // preparing (single-threaded in the engines) is most of the cost. Each holds about a copy of the
+    // model's weights in the engine, so no more run at once than fit in CONCURRENT_OP_MODELS_BYTES.
+    let at_once = (CONCURRENT_OP_MODELS_BYTES / quantized.weight_bytes().max(1))
+        .clamp(1, rayon::current_num_threads());
     let errors = ops
         .par_iter()
+        .with_min_len(ops.len().div_ceil(at_once))
         .map(|(only, _)| {
             error_with(
                 ops.iter()

@@ -186,6 +186,16 @@ impl<'a> Evaluator<'a> {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
 
+    /// Drops the FP32 model's session, prepared again if an output is missing from the cache later: a caller
+    /// whose reference outputs are all cached frees the FP32 weights the engine packed for it (the size of
+    /// the model, issue #27).
+    pub fn release_reference_session(&self) {
+        *self
+            .reference_session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
     /// Keeps at most `bytes` of FP32 outputs (default [`DEFAULT_REFERENCE_BUDGET`]); outputs dropped beyond it
     /// are computed again when needed.
     pub fn with_reference_budget(self, bytes: usize) -> Self {

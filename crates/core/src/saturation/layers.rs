@@ -81,8 +81,11 @@ pub struct Layer {
     /// The kernel.
     pub path: KernelPath,
     shape: Shape,
-    /// Per output channel: the s8 weights in reduction order.
-    rows: Vec<Vec<i32>>,
+    /// What the weights alone say. The weights themselves are not kept (as `i32` codes they would weigh as
+    /// much as the FP32 model, issue #27): measuring needs only the risky pairs.
+    static_risk: StaticRisk,
+    /// Weights per output channel along the reduction axis.
+    reduction_len: usize,
     /// Per output channel: the pairs that can saturate.
     risky: Vec<Vec<RiskyPair>>,
 }
@@ -90,7 +93,7 @@ pub struct Layer {
 impl Layer {
     /// The weights-only worst case.
     pub fn static_risk(&self) -> StaticRisk {
-        StaticRisk::of(self.rows.iter().map(Vec::as_slice))
+        self.static_risk
     }
 
     /// Whether measuring can find anything (some pair can saturate on a modelled kernel).
@@ -123,7 +126,7 @@ impl Layer {
                 counts.saturated_pairs += n;
             }
         }
-        counts.outputs = (rows * self.rows.len()) as u64;
+        counts.outputs = (rows * self.risky.len()) as u64;
         counts.pairs = counts.outputs * pairs_per_output;
         Ok(counts)
     }
@@ -134,11 +137,11 @@ impl Layer {
             [n, c, w] => (n, c, 1, w),
             _ => return Err(self.shape_error(shape)),
         };
-        let m = self.rows.len();
+        let m = self.risky.len();
         let windows = Windows::new(g, c, [h, w]);
         if !c.is_multiple_of(g.group)
             || !m.is_multiple_of(g.group)
-            || self.rows.first().map(Vec::len) != Some(windows.kernel_len())
+            || self.reduction_len != windows.kernel_len()
         {
             return Err(self.shape_error(shape));
         }
@@ -216,7 +219,8 @@ pub(super) fn layer(
         act,
         path,
         shape,
-        rows,
+        static_risk: StaticRisk::of(rows.iter().map(Vec::as_slice)),
+        reduction_len: rows.first().map_or(0, Vec::len),
         risky,
     })
 }
@@ -504,6 +508,7 @@ mod tests {
             signed: false,
         };
         let dims = [conv.m, conv.cg, conv.k, conv.k];
+        let (_, rows, _) = conv_rows(&node, &dims, &weights);
         let layer = layer(
             &node,
             Reduction::Convolution,
@@ -522,7 +527,7 @@ mod tests {
         let measured = layer
             .measure(&ArrayD::from_shape_vec(shape, x.clone()).unwrap())
             .unwrap();
-        let direct = conv.count_directly(&layer.rows, act, &x);
+        let direct = conv.count_directly(&rows, act, &x);
         assert!(
             direct.saturated_pairs > 0,
             "the weights and codes make some pairs saturate"

@@ -171,9 +171,15 @@ pub fn analyze(
     samples: usize,
     batch_size: usize,
 ) -> Result<SaturationReport> {
-    let layers = sources::from_quantized(quantized)?;
-    let model = quantized.build(&BTreeSet::new(), Default::default(), ModelForm::Evaluation)?;
+    let form = ModelForm::evaluated_on(backend, true);
+    let model = quantized.build(&BTreeSet::new(), Default::default(), form)?;
     let graph = Graph::new(model)?;
+    // The int8 Q/DQ model where the engine runs Q/DQ natively: its weights as int8 codes, where the
+    // evaluation form's fake-quantized copy is FP32, held twice (built, and packed by the engine; issue #27).
+    let layers = match form {
+        ModelForm::Evaluation => sources::from_quantized(quantized)?,
+        _ => sources::from_qdq(&graph)?,
+    };
     measure(&graph, layers, backend, Some(data), samples, batch_size)
 }
 

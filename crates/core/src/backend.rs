@@ -24,6 +24,19 @@ pub trait Backend: Send + Sync {
     /// (names of intermediate tensors), in that order.
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>>;
 
+    /// [`Backend::prepare`] for a model that runs a handful of samples (the analyses of a few calibration
+    /// samples): the engine may skip what pays off only over many runs. ONNX Runtime skips pre-packing
+    /// weights, which costs a packed copy of every weight and most of the time of preparing a large model
+    /// (issue #27); its float kernels then sum in another order (results differ in their last bits), so a
+    /// deployed model or a search's candidate is never measured this way.
+    fn prepare_for_few_runs(
+        &self,
+        model: &ModelProto,
+        extra_outputs: &[String],
+    ) -> Result<Arc<dyn Session>> {
+        self.prepare(model, extra_outputs)
+    }
+
     /// Whether the engine runs a QDQ model at least as fast as its fake-quantized FP32 form. Engines with
     /// int8 kernels (ONNX Runtime) do, and their QDQ numerics are then exactly what the deployed model
     /// computes; simulating engines (tract) are faster on the FP32 form, which gives the same numbers.

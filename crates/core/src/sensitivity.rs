@@ -53,9 +53,10 @@ pub struct SensitivityReport {
     pub layers: Vec<LayerSensitivity>,
 }
 
-/// The weight bytes of the op models prepared at once. An op's model is FP32 but for that op, so the engine
-/// holds (packs) about a copy of the model's weights for each: the ops of a model past half of this run one
-/// at a time, where the copies would otherwise dominate the run's peak memory (issue #27).
+/// The weight bytes of the op models prepared at once. An op's model is FP32 but for that op, and an engine
+/// that copies weights into its session (tract, OpenVINO; ONNX Runtime the weights it cannot read in place)
+/// holds about a copy of the model's weights for each: the ops of a model past half of this run one at a
+/// time, where the copies would otherwise dominate the run's peak memory (issue #27).
 const CONCURRENT_OP_MODELS_BYTES: usize = 256 << 20;
 
 /// What [`analyze`] measures, as the report says it.
@@ -75,7 +76,8 @@ pub fn analyze(
     let nmse = OutputError::nmse();
     let metrics: Vec<&dyn Metric> = vec![&nmse];
     let fp32 = quantized.fp32().model();
-    let evaluator = Evaluator::new(backend, data, metrics, Some(fp32), batch_size, &NoProgress)?;
+    let evaluator =
+        Evaluator::new(backend, data, metrics, Some(fp32), batch_size, &NoProgress)?.for_few_runs();
     let indices: Vec<usize> = (0..samples.min(data.len())).collect();
     let ops: Vec<(&str, &str)> = quantized
         .placement()

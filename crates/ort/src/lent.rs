@@ -357,4 +357,34 @@ mod tests {
             "this case tests the fallback: ONNX Runtime must read the transposed weight to fold it"
         );
     }
+
+    /// Skipping pre-packing ([`Backend::prepare_for_few_runs`]) changes how a kernel reads its weight, not what
+    /// it computes: float sums run in another order, so the outputs differ in their last bits (here at most
+    /// 1.7e-6 relative over 128 products), shared initializers or not.
+    #[test]
+    fn sessions_for_few_runs_compute_the_same_bits() {
+        let weights: Vec<f32> = (0..ROWS * COLS)
+            .map(|i| ((i * 104729) % 2001) as f32 / 1000.0 - 1.0)
+            .collect();
+        let x: Vec<f32> = (0..ROWS)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let backend = OrtBackend::new().expect("ONNX Runtime (scripts/requirements.txt)");
+        for transposed in [false, true] {
+            let model = matmul(&weights, 0, transposed);
+            let run = |session: Arc<dyn aquant::Session>| {
+                let input = ArrayD::from_shape_vec(IxDyn(&[1, ROWS]), x.clone()).unwrap();
+                let y = session.run(vec![Tensor::from(input)]).unwrap().remove(0);
+                y.as_f32("y").unwrap().iter().copied().collect::<Vec<f32>>()
+            };
+            let packed = run(backend.prepare(&model, &[]).unwrap());
+            let unpacked = run(backend.prepare_for_few_runs(&model, &[]).unwrap());
+            for (a, b) in packed.iter().zip(&unpacked) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                    "transposed {transposed}: {a} packed, {b} not"
+                );
+            }
+        }
+    }
 }

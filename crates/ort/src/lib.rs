@@ -53,6 +53,10 @@ static ENVIRONMENT: OnceLock<std::result::Result<Environment, String>> = OnceLoc
 /// The library file the environment was created from.
 static LIBRARY: OnceLock<std::path::PathBuf> = OnceLock::new();
 
+/// ONNX Runtime's session option that keeps kernels from pre-packing their weights
+/// (`kOrtSessionOptionsConfigDisablePrepacking`).
+const DISABLE_PREPACKING: &str = "session.disable_prepacking";
+
 fn backend_error(context: &str, error: impl std::fmt::Display) -> Error {
     let message = format!("{context}: {error}").replace('\n', " ");
     Error::Backend {
@@ -88,23 +92,31 @@ impl OrtBackend {
 
     /// A session of the encoded model `bytes`, with the initializers `lent` taken out of it: shared with the
     /// backend's other sessions unless ONNX Runtime refused that before, else as external initializers.
-    fn new_session(&self, bytes: &[u8], lent: &LentInitializers) -> Result<ort::session::Session> {
+    fn new_session(
+        &self,
+        bytes: &[u8],
+        lent: &LentInitializers,
+        prepack: bool,
+    ) -> Result<ort::session::Session> {
         let sharing = self.sharing.as_deref();
         if let Some(sharing) = sharing.filter(|s| s.worth_trying() && !lent.is_empty()) {
-            let session = self.commit(bytes, lent, Some(sharing));
+            let session = self.commit(bytes, lent, Some(sharing), prepack);
             sharing.record(session.is_ok());
             if let Ok(session) = session {
                 return Ok(session);
             }
         }
-        self.commit(bytes, lent, None)
+        self.commit(bytes, lent, None, prepack)
     }
 
+    /// A session of `bytes`; without `prepack`, its kernels read the weights as they are instead of a packed
+    /// copy ([`Backend::prepare_for_few_runs`]).
     fn commit(
         &self,
         bytes: &[u8],
         lent: &LentInitializers,
         sharing: Option<&Sharing>,
+        prepack: bool,
     ) -> Result<ort::session::Session> {
         let context = "creating a session";
         let fail = |e: ort::Error<_>| backend_error(context, e);
@@ -115,6 +127,8 @@ impl OrtBackend {
             .with_inter_threads(1)
             .map_err(fail)?
             .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(fail)?
+            .with_config_entry(DISABLE_PREPACKING, if prepack { "0" } else { "1" })
             .map_err(fail)?
             // An attempt to share may fail, and is retried without: only an unexpected error is worth a log line.
             .with_log_level(match sharing {
@@ -201,6 +215,26 @@ impl Backend for OrtBackend {
     }
 
     fn prepare(&self, model: &ModelProto, extra_outputs: &[String]) -> Result<Arc<dyn Session>> {
+        self.prepare_packed(model, extra_outputs, true)
+    }
+
+    fn prepare_for_few_runs(
+        &self,
+        model: &ModelProto,
+        extra_outputs: &[String],
+    ) -> Result<Arc<dyn Session>> {
+        self.prepare_packed(model, extra_outputs, false)
+    }
+}
+
+impl OrtBackend {
+    /// A prepared model whose sessions pre-pack their weights or not.
+    fn prepare_packed(
+        &self,
+        model: &ModelProto,
+        extra_outputs: &[String],
+        prepack: bool,
+    ) -> Result<Arc<dyn Session>> {
         let ExternalPlan {
             model,
             inputs,
@@ -210,7 +244,7 @@ impl Backend for OrtBackend {
         let lent = LentInitializers::take(&mut model)?;
         let bytes = aquant_onnx::encode_model(&model);
         drop(model);
-        let first = self.new_session(&bytes, &lent)?;
+        let first = self.new_session(&bytes, &lent, prepack)?;
         let session_inputs: Vec<String> =
             first.inputs().iter().map(|i| i.name().to_owned()).collect();
         if session_inputs != inputs {
@@ -225,6 +259,7 @@ impl Backend for OrtBackend {
             inputs,
             outputs,
             idle: Mutex::new(vec![first]),
+            prepack,
             lent,
         }))
     }
@@ -239,6 +274,8 @@ struct OrtSession {
     inputs: Vec<String>,
     outputs: Vec<OutputSource>,
     idle: Mutex<Vec<ort::session::Session>>,
+    /// Whether its sessions pre-pack their weights.
+    prepack: bool,
     /// After `idle`: fields drop in order, so the sessions go before the buffers they may read.
     lent: LentInitializers,
 }
@@ -252,7 +289,9 @@ impl OrtSession {
             .pop();
         match idle {
             Some(session) => Ok(session),
-            None => self.backend.new_session(&self.bytes, &self.lent),
+            None => self
+                .backend
+                .new_session(&self.bytes, &self.lent, self.prepack),
         }
     }
 

@@ -118,6 +118,8 @@ pub struct Evaluator<'a> {
     profile: Arc<Profile>,
     interrupt: Option<&'a AtomicBool>,
     bootstrap: usize,
+    /// Models run a handful of samples each ([`Evaluator::for_few_runs`]).
+    few_runs: bool,
 }
 
 impl<'a> Evaluator<'a> {
@@ -158,7 +160,15 @@ impl<'a> Evaluator<'a> {
             profile: Arc::default(),
             interrupt: None,
             bootstrap: 0,
+            few_runs: false,
         })
+    }
+
+    /// Prepares every model with [`Backend::prepare_for_few_runs`]: for an evaluator whose models each run a
+    /// handful of samples, where preparing for speed costs more than it saves.
+    pub fn for_few_runs(mut self) -> Self {
+        self.few_runs = true;
+        self
     }
 
     /// The engine models run on.
@@ -257,8 +267,10 @@ impl<'a> Evaluator<'a> {
         model: &ModelProto,
         extra_outputs: &[String],
     ) -> Result<Arc<dyn Session>> {
-        self.profile
-            .prepare(|| self.backend.prepare(model, extra_outputs))
+        self.profile.prepare(|| match self.few_runs {
+            true => self.backend.prepare_for_few_runs(model, extra_outputs),
+            false => self.backend.prepare(model, extra_outputs),
+        })
     }
 
     /// Where the time of this evaluator's work went.

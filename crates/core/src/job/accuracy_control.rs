@@ -285,7 +285,7 @@ impl Run<'_> {
         };
         verdict.timings.sensitivity = sensitivity.as_ref().map_or(0.0, |(_, seconds)| *seconds);
         let front_start = Instant::now();
-        let front = front::front(&ctx, &verdict, self.metrics)?;
+        let front = front::front(&ctx, &verdict, self.metrics, &model)?;
         let (targets, target_models) = match self.control.maximal_drop.several() {
             true => front::targets(
                 &ctx,

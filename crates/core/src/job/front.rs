@@ -26,12 +26,13 @@ fn label(step: Option<usize>) -> String {
     step.map_or("INT8".into(), |n| format!("step {n}"))
 }
 
-/// The front of `verdict`'s search: FP32, then every model of the path in order, the saved one marked; timed
-/// on the deployed engine `ctx` holds (`latency_runs` runs each) unless the run was interrupted.
+/// The front of `verdict`'s search: FP32, then every model of the path in order, the saved one (`saved`)
+/// marked; timed on the deployed engine `ctx` holds (`latency_runs` runs each) unless the run was interrupted.
 pub(crate) fn front(
     ctx: &EngineLab,
     verdict: &Verdict,
     metrics: &[&dyn Metric],
+    saved: &ModelProto,
 ) -> Result<Vec<FrontPoint>> {
     let chosen = (verdict.path.iter()).rposition(|p| p.kept && p.reverted == verdict.reverted);
     let mut points = vec![fp32_point(ctx, verdict, metrics)];
@@ -40,7 +41,11 @@ pub(crate) fn front(
         .deployed
         .filter(|_| verdict.stop != StopReason::Interrupted);
     for (i, point) in verdict.path.iter().enumerate() {
-        let model = ctx.export(&point.reverted)?;
+        // The saved model's point shares its weights instead of exporting them again.
+        let model = match point.reverted == verdict.reverted {
+            true => saved.clone(),
+            false => ctx.export(&point.reverted)?,
+        };
         points.push(path_point(ctx, point, &model, metrics, chosen == Some(i)));
         models.push(model);
         if models.len() == TIMED_TOGETHER || i + 1 == verdict.path.len() {

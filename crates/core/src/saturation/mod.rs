@@ -223,7 +223,7 @@ fn measure(
         .collect();
     let mut counts = vec![Counts::default(); layers.len()];
     if !observed.is_empty() {
-        let session = backend.prepare(graph.model(), &observed)?;
+        let session = backend.prepare_for_few_runs(graph.model(), &observed)?;
         let binding = InputBinding::new(graph)?;
         let outputs = graph.outputs().len();
         run_batches(

@@ -221,6 +221,7 @@ def quantize_with_accuracy_control(
     resume: bool = False,
     return_report: bool = False,
     executor: Any = None,
+    memory_limit: Union[int, str, None] = None,
 ):
     """NNCF's ``quantize_with_accuracy_control``, run by aquant. Returns what NNCF returns: the quantized model,
     of the same kind as ``model`` (an ``onnx.ModelProto``, an ``openvino.Model``, bytes, or for a path the path of
@@ -262,7 +263,9 @@ def quantize_with_accuracy_control(
     (``"auto"``, ``"always"`` or ``"never"``: whether ``output_dir`` gets the weights in ``model.onnx.data``, as
     ``--external-data``; auto when the input had external data or the model would pass 2 GiB), ``return_report``,
     ``executor`` (an :class:`aquant.ray.RayExecutor`: the search's evaluations run on a Ray cluster, the decisions
-    here).
+    here), ``memory_limit`` (bytes, or a size such as ``"8G"``, as ``--memory-limit``: the run picks its threads
+    and FP32 output cache to stay under it, or raises at once with the least it needs; ``report.memory`` says
+    what it chose).
     """
     if resume and output_dir is None:
         raise ValueError("resume=True continues the run in output_dir: give output_dir")
@@ -323,6 +326,7 @@ def quantize_with_accuracy_control(
         resume=resume,
         workers=restorer["num_ranking_workers"],
         executor=executor,
+        memory_limit=memory_limit,
     )
     return (model, report) if return_report else model
 
@@ -347,10 +351,11 @@ def quantize(
     output_dir: Optional[Union[str, os.PathLike]] = None,
     return_report: bool = False,
     external_data: str = "auto",
+    memory_limit: Union[int, str, None] = None,
 ):
     """NNCF's ``quantize`` (post-training INT8, no accuracy control), run by aquant: the quantized model as
     :func:`quantize_with_accuracy_control` returns it (the report in the output directory, :func:`last_report`, and
-    with ``return_report=True`` beside the model; ``external_data`` as there). ``mode`` (NNCF's FP8 modes) must be
+    with ``return_report=True`` beside the model; ``external_data`` and ``memory_limit`` as there). ``mode`` (NNCF's FP8 modes) must be
     None."""
     if mode is not None:
         raise ValueError(f"mode={mode!r} is not supported by aquant (INT8 only: leave mode=None)")
@@ -373,6 +378,7 @@ def quantize(
         progress=progress,
         output_dir=_output_dir(output_dir, progress),
         external_data=external_data,
+        memory_limit=memory_limit,
     )
     return (model, report) if return_report else model
 

@@ -74,6 +74,9 @@ class Report:
     #: With several targets (``max_drop=[...]``), each one's model, tightest first: ``max_drop``, ``point`` (its
     #: front label), ``metrics``, ``target_met``, ``deployed``, ``output``; empty with one target.
     targets: list[dict] = field(default_factory=list)
+    #: What a ``memory_limit`` allowed: ``limit``, ``threads``, ``reference_budget`` (bytes of FP32 outputs kept) and
+    #: the ``estimate`` of the peak, in bytes; ``None`` without a limit.
+    memory: Optional[dict] = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
     summary_line: str = field(default="", repr=False, compare=False)
 

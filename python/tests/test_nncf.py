@@ -168,6 +168,23 @@ def test_external_data_keyword_saves_weights_beside_the_model(mnist, tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+def test_memory_limit_sets_the_threads_or_refuses_with_the_least_it_needs(mnist, tmp_path):
+    # memory_limit (the command line's --memory-limit), as bytes or as a size: the report says what it chose; a
+    # limit below the least the run needs is refused before any work, naming that least.
+    calibration, _ = datasets(mnist)
+    _, report = aquant.quantize(str(mnist[0]), calibration, subset_size=100, output_dir=tmp_path / "8g",
+                                progress=False, return_report=True, memory_limit="8G")
+    assert report.memory["limit"] == 8 << 30 and report.memory["threads"] >= 1
+    assert report.memory["estimate"] <= 8 << 30
+    least = r"memory_limit 1 MiB is below the least this run needs on ort: about \d+ MiB"
+    with pytest.raises(ValueError, match=least):
+        aquant.quantize(str(mnist[0]), calibration, output_dir=tmp_path / "1m", progress=False,
+                        memory_limit=1 << 20)
+    assert not (tmp_path / "1m" / "model.onnx").exists()
+    with pytest.raises(ValueError, match="memory_limit"):
+        aquant.quantize(str(mnist[0]), calibration, progress=False, memory_limit="lots")
+
+
 def test_openvino_model_in_openvino_model_out(mnist, tmp_path, monkeypatch):
     # NNCF's OpenVINO flow: an ov.Model in, a validation_fn written for a CompiledModel (compiled(x)[output(0)]),
     # an ov.Model out — the IR aquant saved — which OpenVINO compiles and runs with the reported metric.

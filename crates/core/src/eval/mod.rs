@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::params::DEFAULT_REFERENCE_BUDGET;
-pub use latency::{measure_each, measure_latency, Latency, Timing};
+pub use latency::{measure_each, measure_latency, timed_together, Latency, Timing};
 pub use model::EvaluatedModel;
 use reference::ReferenceCache;
 pub(crate) use scores::aggregate;

@@ -10,16 +10,13 @@
 use aquant_onnx::ModelProto;
 
 use crate::error::Result;
-use crate::eval::measure_each;
+use crate::eval::{measure_each, timed_together};
 use crate::metric::Metric;
 use crate::quantize::{OpsByPrecision, Precision, Precisions};
 use crate::search::engine_lab::EngineLab;
 use crate::search::ladder;
 use crate::search::restorer::{PathPoint, TargetVerdict, Verdict};
 use crate::search::{DeployedMetric, FrontMetric, FrontPoint, StopReason, TargetReport};
-
-/// Models of the front exported and timed together.
-const TIMED_TOGETHER: usize = 4;
 
 /// "INT8" for the model the steps start from, "step N" for a step's candidate.
 fn label(step: Option<usize>) -> String {
@@ -40,7 +37,11 @@ pub(crate) fn front(
     let timed = ctx
         .deployed
         .filter(|_| verdict.stop != StopReason::Interrupted);
+    let together = timed_together(ctx.quantized.weight_bytes());
     for (i, point) in verdict.path.iter().enumerate() {
+        if models.len() == together {
+            time_last(ctx, timed, &mut points, &mut models)?;
+        }
         // The saved model's point shares its weights instead of exporting them again.
         let model = match point.reverted == verdict.reverted {
             true => saved.clone(),
@@ -48,22 +49,31 @@ pub(crate) fn front(
         };
         points.push(path_point(ctx, point, &model, metrics, chosen == Some(i)));
         models.push(model);
-        if models.len() == TIMED_TOGETHER || i + 1 == verdict.path.len() {
-            let first = points.len() - models.len();
-            if let Some(engine) = timed {
-                let data = ctx.evaluator.dataset();
-                let medians = measure_each(engine, &models, data, ctx.latency_runs)?;
-                for (point, ms) in points[first..]
-                    .iter_mut()
-                    .zip(medians.into_iter().flatten())
-                {
-                    point.latency_ms = Some(ms);
-                }
-            }
-            models.clear();
+    }
+    time_last(ctx, timed, &mut points, &mut models)?;
+    Ok(points)
+}
+
+/// Times `models`, the last points of `points`, on `engine` (when there is one) and empties it.
+fn time_last(
+    ctx: &EngineLab,
+    engine: Option<&dyn crate::Backend>,
+    points: &mut [FrontPoint],
+    models: &mut Vec<ModelProto>,
+) -> Result<()> {
+    if let Some(engine) = engine {
+        let first = points.len() - models.len();
+        let data = ctx.evaluator.dataset();
+        let medians = measure_each(engine, models, data, ctx.latency_runs)?;
+        for (point, ms) in points[first..]
+            .iter_mut()
+            .zip(medians.into_iter().flatten())
+        {
+            point.latency_ms = Some(ms);
         }
     }
-    Ok(points)
+    models.clear();
+    Ok(())
 }
 
 /// The FP32 end: its baselines (no drop), its size, every quantizable op in FP32.

@@ -355,8 +355,8 @@ def quantize(
 ):
     """NNCF's ``quantize`` (post-training INT8, no accuracy control), run by aquant: the quantized model as
     :func:`quantize_with_accuracy_control` returns it (the report in the output directory, :func:`last_report`, and
-    with ``return_report=True`` beside the model; ``external_data`` and ``memory_limit`` as there). ``mode`` (NNCF's FP8 modes) must be
-    None."""
+    with ``return_report=True`` beside the model; ``external_data`` and ``memory_limit`` as there). ``mode`` (NNCF's
+    FP8 modes) must be None."""
     if mode is not None:
         raise ValueError(f"mode={mode!r} is not supported by aquant (INT8 only: leave mode=None)")
     base, device = _base_params(

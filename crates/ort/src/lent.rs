@@ -362,7 +362,7 @@ mod tests {
     /// it computes: float sums run in another order, so the outputs differ in their last bits (here at most
     /// 1.7e-6 relative over 128 products), shared initializers or not.
     #[test]
-    fn sessions_for_few_runs_compute_the_same_bits() {
+    fn sessions_for_few_runs_compute_the_same_values_to_float_rounding() {
         let weights: Vec<f32> = (0..ROWS * COLS)
             .map(|i| ((i * 104729) % 2001) as f32 / 1000.0 - 1.0)
             .collect();

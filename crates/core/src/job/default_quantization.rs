@@ -215,8 +215,8 @@ pub fn quantize_default(
 }
 
 /// The saturation analysis of the saved model. An engine that runs Q/DQ natively analyses the saved model
-/// itself, as accuracy control does: its int8 weights, where the evaluation form would build (and the engine
-/// hold) a fake-quantized FP32 copy of every weight. tract runs the evaluation form.
+/// itself, as accuracy control does: exactly what is deployed, already built ([`crate::saturation::analyze`]
+/// would build its int8 Q/DQ form again). tract runs the evaluation form.
 fn analyze_saturation(
     quantized: &QuantizedModel,
     saved: &ModelProto,

@@ -31,8 +31,9 @@ fn factors(engine: &str) -> Option<EngineFactors> {
     // 2.20 and 2.21 (DefaultQuantization), 2.20 and 2.32 (accuracy control); 1.68 GB, 2 threads: 2.46
     // (DefaultQuantization). A thread costs little since its sessions share the lent weights and the analyses
     // skip pre-packing; where ONNX Runtime refuses to share them (convolutions, whose weights its optimizer
-    // rewrites) each thread's session copies them, which no large convolutional model measured yet. tract (DefaultQuantization, 420 MB): 5.42 and 7.13; on an AVX2 EPYC it measured less
-    // (bench/RESULTS.md): these are the larger.
+    // rewrites) each thread's session copies them, which no large convolutional model measured yet. tract
+    // (DefaultQuantization, 420 MB): 5.42 and 7.13; on an AVX2 EPYC it measured less (bench/RESULTS.md): these
+    // are the larger.
     match engine {
         "ort" => Some(EngineFactors {
             base: 2.4,

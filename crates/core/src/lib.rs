@@ -9,6 +9,7 @@ mod backend;
 mod error;
 mod eval;
 mod executor;
+mod heap;
 mod profile;
 mod progress;
 mod runner;

@@ -40,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "runtime_library",
             "builder",
             "executor",
+            "heap",
         ],
     ),
     ("params", &["params"]),

@@ -11,6 +11,7 @@ use crate::data::{Annotation, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::graph::Graph;
+use crate::heap;
 use crate::job::{front, holdout};
 use crate::metric::confidence::{DropInterval, IntervalParams};
 use crate::metric::{Direction, Metric, OutputError};
@@ -260,6 +261,9 @@ impl Run<'_> {
         let model = ctx.export(&verdict.reverted)?;
         let precisions = ladder::precisions(&verdict.reverted);
         let sixteen_bit = precisions.values().any(|p| p.is_sixteen_bit());
+        // Each analysis prepares sessions of its own, on other threads than the last one's: the pages the
+        // last one freed go back first (crate::heap).
+        heap::release_free_pages();
         let saturation_start = Instant::now();
         let saturation = analyze_saved(
             &model,
@@ -269,6 +273,7 @@ impl Run<'_> {
             verdict.stop,
         )?;
         verdict.timings.saturation = saturation_start.elapsed().as_secs_f64();
+        heap::release_free_pages();
         let sensitivity = match verdict.stop {
             // The user is waiting for an interrupted run to stop.
             StopReason::Interrupted => None,
@@ -284,6 +289,7 @@ impl Run<'_> {
             model_bytes: ModelBytes::of(ctx.quantized.fp32().model(), &model),
         };
         verdict.timings.sensitivity = sensitivity.as_ref().map_or(0.0, |(_, seconds)| *seconds);
+        heap::release_free_pages();
         let front_start = Instant::now();
         let front = front::front(&ctx, &verdict, self.metrics, &model)?;
         let (targets, target_models) = match self.control.maximal_drop.several() {

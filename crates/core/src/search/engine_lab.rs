@@ -11,6 +11,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::{measure_latency, Evaluation, Evaluator, Latency};
 use crate::executor::Executor;
+use crate::heap;
 use crate::quantize::{
     self, FP32Outputs, FittedQuantizers, ModelForm, QuantizationParams, QuantizedModel, RestoreMode,
 };
@@ -266,6 +267,11 @@ impl Bench for EngineLab<'_> {
             subset: subset.to_vec(),
             metric,
         }))
+    }
+
+    fn end_ranking(&mut self) {
+        self.parked = None;
+        heap::release_free_pages();
     }
 
     fn check_interrupt(&self) -> Result<()> {

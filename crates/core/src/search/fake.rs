@@ -282,6 +282,10 @@ impl Bench for Fake {
         }))
     }
 
+    fn end_ranking(&mut self) {
+        self.log.push("end ranking".into());
+    }
+
     fn check_interrupt(&self) -> Result<()> {
         match self.interrupt_at {
             Some(n) if self.work >= n => Err(Error::Interrupted),

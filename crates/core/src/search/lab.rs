@@ -62,6 +62,11 @@ pub(crate) trait Bench {
         metric: usize,
     ) -> Result<Box<dyn Scorer + 's>>;
 
+    /// The search ranks no more: whatever the bench keeps prepared for the next scorer of a ranking (a
+    /// cohort's engine sessions, a copy of the model's weights each) goes, before the deployed check
+    /// prepares FP32 and the saved model beside it (issue #27).
+    fn end_ranking(&mut self);
+
     /// [`Error::Interrupted`](crate::Error::Interrupted) once the run is asked to stop.
     fn check_interrupt(&self) -> Result<()>;
 }

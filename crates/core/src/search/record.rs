@@ -123,6 +123,10 @@ impl<L: Lab> Bench for Recorded<L> {
         }))
     }
 
+    fn end_ranking(&mut self) {
+        self.inner.end_ranking();
+    }
+
     fn check_interrupt(&self) -> Result<()> {
         self.inner.check_interrupt()
     }

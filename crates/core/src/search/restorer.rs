@@ -524,6 +524,10 @@ impl<'m, L: Lab> Restorer<'m, L> {
     /// Judges the model to be saved on the deployed engine. When the search met the target and the deployed
     /// engine does not, that engine becomes the judge and the loop goes on (once).
     fn deployed_check(&mut self, stop: StopReason) -> Result<Phase> {
+        // The search is over (a deployed miss starts a new ranking on another judge): what the lab keeps for
+        // the ranking's next scorer would only add to the peak of the deployed check and of the analyses.
+        self.ranking = None;
+        self.lab.end_ranking();
         if self.lab.deployed().is_none() {
             return Ok(Phase::Targets(stop));
         }
@@ -541,7 +545,6 @@ impl<'m, L: Lab> Restorer<'m, L> {
         if stop == StopReason::TargetMet && !met && !self.continued {
             self.continued = true;
             self.lab.judge_on_deployed()?;
-            self.ranking = None;
             let state =
                 self.evaluate_state(final_state.reverted, "re-evaluation (deployed engine)")?;
             self.best = Some(state.clone());

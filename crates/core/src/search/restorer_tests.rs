@@ -518,3 +518,27 @@ fn exact_at(max_drop: f64, confidence: f64) -> AccuracyControlParams {
         ..exact(max_drop)
     }
 }
+
+/// The candidates a ranking keeps prepared (a cohort: engine sessions, a copy of the weights each) are let go
+/// once the search is over: the deployed check prepares FP32 and the saved model, and they would only add to
+/// its peak memory (issue #27).
+#[test]
+fn the_ranking_ends_before_the_deployed_check() {
+    let mut s = script(&[0, 1], &[(&[0], &[]), (&[1], &[]), (&[], &[])]);
+    s.deployed = Some((0, vec![0.0; N]));
+    let (v, fake) = run(s, &exact(0.0));
+    assert_eq!(v.stop, StopReason::TargetMet);
+    let position = |prefix: &str, last: bool| {
+        let mut hits = fake
+            .log
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(prefix));
+        let hit = if last { hits.next_back() } else { hits.next() };
+        hit.map(|(i, _)| i)
+            .unwrap_or_else(|| panic!("no '{prefix}' in {:?}", fake.log))
+    };
+    let end = position("end ranking", false);
+    assert!(position("scorer", true) < end, "{:?}", fake.log);
+    assert!(end < position("deployed", false), "{:?}", fake.log);
+}

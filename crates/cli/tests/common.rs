@@ -100,6 +100,17 @@ pub fn assert_clean_error(output: &Output, needle: &str) {
     );
 }
 
+/// Asserts that a `quantize` run of `what` finished: exit 0 (target met) or 1 (not met, the best model found
+/// saved); otherwise shows its status and stderr.
+pub fn assert_finished(output: &Output, what: &str) {
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{what}: status {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Writes `contents` to `dir/name` and returns the path as a string.
 pub fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> String {
     let path = dir.join(name);

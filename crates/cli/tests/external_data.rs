@@ -7,7 +7,7 @@ mod ov_common;
 
 use std::path::{Path, PathBuf};
 
-use common::{aquant, assert_clean_error, assets, ort_eval, read_report};
+use common::{aquant, assert_clean_error, assert_finished, assets, ort_eval, read_report};
 use ov_common::ov_eval;
 
 /// The MNIST CNN saved with external data as `dir/name`; returns its path.
@@ -42,14 +42,6 @@ fn quantize(model: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     aquant(&[&args[..], extra].concat())
 }
 
-fn succeeded(output: &std::process::Output) {
-    assert!(
-        matches!(output.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// The external data entries of the saved model's initializers that have them.
 fn external_tensors(model: &Path) -> usize {
     let bytes = std::fs::read(model).unwrap();
@@ -72,7 +64,7 @@ fn external_data_in_gives_external_data_out_that_ort_and_openvino_load_and_measu
         std::fs::read(&input_data).unwrap(),
     );
     let out = dir.path().join("out");
-    succeeded(&quantize(&input, &out, &[]));
+    assert_finished(&quantize(&input, &out, &[]), "the external-data run");
     assert_eq!(
         (
             std::fs::read(&input).unwrap(),
@@ -102,13 +94,19 @@ fn external_data_flag_chooses_the_layout_and_an_inline_save_removes_a_stale_data
     let dir = tempfile::tempdir().unwrap();
     let inline = assets().join("mnist_cnn/mnist_cnn.onnx");
     let out = dir.path().join("out");
-    succeeded(&quantize(&inline, &out, &["--external-data", "always"]));
+    assert_finished(
+        &quantize(&inline, &out, &["--external-data", "always"]),
+        "the external-data run",
+    );
     let external = std::fs::read(out.join("model.onnx.data")).unwrap();
     assert!(external_tensors(&out.join("model.onnx")) > 0);
     let with_data = aquant_onnx::load_model(&out.join("model.onnx")).unwrap();
 
     // The same run saved inline: the same model, and the data file of the run before is gone.
-    succeeded(&quantize(&inline, &out, &["--external-data", "never"]));
+    assert_finished(
+        &quantize(&inline, &out, &["--external-data", "never"]),
+        "the external-data run",
+    );
     assert!(!out.join("model.onnx.data").exists());
     assert_eq!(external_tensors(&out.join("model.onnx")), 0);
     let inline_model = aquant_onnx::load_model(&out.join("model.onnx")).unwrap();
@@ -117,7 +115,10 @@ fn external_data_flag_chooses_the_layout_and_an_inline_save_removes_a_stale_data
 
     // An external input with `never` is saved inline too.
     let input = mnist_with_external_data(dir.path(), "fp32.onnx");
-    succeeded(&quantize(&input, &out, &["--external-data", "never"]));
+    assert_finished(
+        &quantize(&input, &out, &["--external-data", "never"]),
+        "the external-data run",
+    );
     assert!(!out.join("model.onnx.data").exists());
 }
 

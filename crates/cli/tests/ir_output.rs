@@ -13,7 +13,7 @@ mod ov_common;
 
 use std::path::Path;
 
-use common::{aquant, assets, read_report};
+use common::{aquant, assert_finished, assets, read_report};
 use ov_common::{int8_convolutions, make_ir, ov_eval_at};
 
 /// `aquant quantize` with accuracy control on `backend`; returns the report.
@@ -44,11 +44,7 @@ fn quantize(
     ];
     args.extend_from_slice(extra);
     let run = aquant(&args);
-    assert!(
-        matches!(run.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_finished(&run, "the IR run");
     read_report(out)
 }
 

@@ -16,7 +16,7 @@ mod ov_common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{aquant, assets, ort_fusion};
+use common::{aquant, assert_finished, assets, ort_fusion};
 
 /// Quantizes `model` with the defaults (plus `extra` arguments) into `out` and returns ONNX Runtime's view of
 /// the saved model.
@@ -33,11 +33,7 @@ fn quantize(model: &str, calib: &str, out: &Path, extra: &[&str]) -> serde_json:
         "--quiet",
     ];
     let result = aquant(&[&args[..], extra].concat());
-    assert!(
-        matches!(result.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert_finished(&result, "the ORT run");
     ort_fusion(&out.join("model.onnx"))
 }
 

@@ -6,6 +6,7 @@
 use crate::error::OnnxError;
 use crate::proto::tensor_proto::DataType;
 use crate::proto::TensorProto;
+use crate::Bytes;
 
 /// The tensor's dimensions as `usize`, rejecting negative ones.
 pub fn dims(tensor: &TensorProto) -> Result<Vec<usize>, OnnxError> {
@@ -121,13 +122,7 @@ pub fn to_i64(tensor: &TensorProto) -> Result<Vec<i64>, OnnxError> {
 }
 
 fn build(name: &str, dims: &[usize], data_type: DataType, raw: Vec<u8>) -> TensorProto {
-    TensorProto {
-        name: Some(name.to_string()),
-        dims: dims.iter().map(|&d| d as i64).collect(),
-        data_type: Some(data_type as i32),
-        raw_data: Some(raw.into()),
-        ..Default::default()
-    }
+    from_bytes(name, dims, data_type, raw.into())
 }
 
 /// A float32 tensor.
@@ -167,6 +162,12 @@ pub fn from_quantized(
     data_type: DataType,
     values: &[i32],
 ) -> TensorProto {
+    from_bytes(name, dims, data_type, quantized_bytes(data_type, values))
+}
+
+/// The raw (little-endian) bytes of `values` stored as the quantized type `data_type` (INT8, UINT8, INT16 or
+/// UINT16); values must already be in range.
+pub fn quantized_bytes(data_type: DataType, values: &[i32]) -> Bytes {
     let raw: Vec<u8> = match data_type {
         DataType::Int8 => values.iter().map(|&v| v as i8 as u8).collect(),
         DataType::Uint8 => values.iter().map(|&v| v as u8).collect(),
@@ -179,11 +180,22 @@ pub fn from_quantized(
             .flat_map(|&v| (v as u16).to_le_bytes())
             .collect(),
         other => panic!(
-            "from_quantized called with non-quantized type {}",
+            "quantized_bytes called with non-quantized type {}",
             other.as_str_name()
         ),
     };
-    build(name, dims, data_type, raw)
+    raw.into()
+}
+
+/// A tensor whose raw data is `raw`, shared with whoever else holds it (a reference count, not a copy).
+pub fn from_bytes(name: &str, dims: &[usize], data_type: DataType, raw: Bytes) -> TensorProto {
+    TensorProto {
+        name: Some(name.to_string()),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: Some(data_type as i32),
+        raw_data: Some(raw),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]

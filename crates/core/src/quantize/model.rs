@@ -10,6 +10,7 @@
 mod fusion;
 mod kernels;
 mod qdq;
+mod stored;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -22,6 +23,7 @@ use crate::params::{Precision, RestoreMode};
 use crate::quantize::placement::{ActivationQuantizer, ConstantSlot, Placement, QuantizedNode};
 use crate::quantize::precision::{widen, Precisions};
 use crate::quantize::Deploy;
+use stored::StoredWeights;
 
 /// Every quantizer fitted by calibration, and the biases bias correction found: with the FP32 model and the
 /// placement, everything a [`QuantizedModel`] is. (Named apart from the calibration *dataset*.)
@@ -81,6 +83,8 @@ pub struct QuantizedModel {
     /// Ops that quantize their input at run time (the ladder's `dynamic` step) instead of with its calibrated
     /// quantizer, which their tensor keeps for its other readers.
     dynamic: BTreeSet<String>,
+    /// The integer weights built so far, shared by every model built from this one (and its clones).
+    stored: StoredWeights,
 }
 
 impl QuantizedModel {
@@ -136,6 +140,7 @@ impl QuantizedModel {
             biases,
             deploy: Deploy::Ort,
             dynamic: BTreeSet::new(),
+            stored: StoredWeights::default(),
         })
     }
 
@@ -389,10 +394,10 @@ impl QuantizedModel {
             .initializer(&weight.initializer)
             .expect("placement checked it");
         let dims = tensor::dims(initializer)?;
-        let mut values = tensor::to_f32(initializer)?;
         let params = &self.weights[&node.name];
         let prefix = format!("{}.weight", node.name);
         let ModelForm::Export { compress_weights } = form else {
+            let mut values = tensor::to_f32(initializer)?;
             params.fake_quantize_tensor(&mut values, &dims)?;
             let name = format!("{prefix}_fake_quantized");
             patch.push(Edit::AddInitializer(tensor::from_f32(
@@ -403,12 +408,13 @@ impl QuantizedModel {
         let (scale, zero_point) = qdq::scale_and_zero_point(patch, &prefix, params);
         let source = format!("{prefix}_quantized");
         if compress_weights {
-            let q = params.quantize_tensor(&values, &dims)?;
-            patch.push(Edit::AddInitializer(tensor::from_quantized(
-                &source,
-                &dims,
-                qdq::storage_type(params),
-                &q,
+            let storage = qdq::storage_type(params);
+            let raw = self.stored.get_or_compute(&node.name, params, || {
+                let q = params.quantize_tensor(&tensor::to_f32(initializer)?, &dims)?;
+                Ok(tensor::quantized_bytes(storage, &q))
+            })?;
+            patch.push(Edit::AddInitializer(tensor::from_bytes(
+                &source, &dims, storage, raw,
             )));
         } else {
             patch.push(Edit::AddNode(qdq::qdq_node(

@@ -413,3 +413,34 @@ fn reverting_an_op_costs_the_kernels_whose_int8_chain_it_breaks() {
     assert_eq!(openvino.integer_kernels(&reverted(&[])), 2);
     assert_eq!(openvino.integer_kernels(&reverted(&["conv2"])), 1);
 }
+
+/// Every model built from one quantized model reads an op's integer weights from one buffer, computed once (the
+/// candidates of a search share them); a 16-bit step of the ladder gets its own, and the 8-bit ones stay.
+#[test]
+fn built_models_share_each_ops_integer_weights() {
+    let q = quantized_conv_relu_conv();
+    let form = ModelForm::Export {
+        compress_weights: true,
+    };
+    let weight = |model: &ModelProto| {
+        Graph::new(model.clone())
+            .unwrap()
+            .initializer("conv1.weight_quantized")
+            .unwrap()
+            .clone()
+    };
+    let all = q.build(&BTreeSet::new(), RestoreMode::default(), form).unwrap();
+    let fp32: BTreeSet<String> = ["conv2".to_string()].into();
+    let one = q.build(&fp32, RestoreMode::default(), form).unwrap();
+    let (a, b) = (weight(&all), weight(&one));
+    let (a_raw, b_raw) = (a.raw_data.as_ref().unwrap(), b.raw_data.as_ref().unwrap());
+    assert_eq!(a_raw.as_ptr(), b_raw.as_ptr(), "one buffer, not a copy");
+
+    let sixteen: Precisions = [("conv1".to_string(), Precision::W16A16)].into();
+    let wide = weight(&q.build_with(&sixteen, RestoreMode::default(), form).unwrap());
+    assert_eq!(wide.data_type, Some(5), "int16 weights");
+    assert_eq!(wide.raw_data.as_ref().unwrap().len(), 2 * a_raw.len());
+    let again = weight(&q.build(&BTreeSet::new(), RestoreMode::default(), form).unwrap());
+    assert_eq!(again.raw_data.as_ref().unwrap().as_ptr(), a_raw.as_ptr());
+    assert_eq!(again, a);
+}

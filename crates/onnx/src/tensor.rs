@@ -121,13 +121,9 @@ pub fn to_i64(tensor: &TensorProto) -> Result<Vec<i64>, OnnxError> {
     Ok(values)
 }
 
-fn build(name: &str, dims: &[usize], data_type: DataType, raw: Vec<u8>) -> TensorProto {
-    from_bytes(name, dims, data_type, raw.into())
-}
-
 /// A float32 tensor.
 pub fn from_f32(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
-    build(
+    from_bytes(
         name,
         dims,
         DataType::Float,
@@ -137,7 +133,7 @@ pub fn from_f32(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
 
 /// An int64 tensor.
 pub fn from_i64(name: &str, dims: &[usize], values: &[i64]) -> TensorProto {
-    build(
+    from_bytes(
         name,
         dims,
         DataType::Int64,
@@ -147,7 +143,7 @@ pub fn from_i64(name: &str, dims: &[usize], values: &[i64]) -> TensorProto {
 
 /// An int32 tensor.
 pub fn from_i32(name: &str, dims: &[usize], values: &[i32]) -> TensorProto {
-    build(
+    from_bytes(
         name,
         dims,
         DataType::Int32,

@@ -429,7 +429,9 @@ fn built_models_share_each_ops_integer_weights() {
             .unwrap()
             .clone()
     };
-    let all = q.build(&BTreeSet::new(), RestoreMode::default(), form).unwrap();
+    let all = q
+        .build(&BTreeSet::new(), RestoreMode::default(), form)
+        .unwrap();
     let fp32: BTreeSet<String> = ["conv2".to_string()].into();
     let one = q.build(&fp32, RestoreMode::default(), form).unwrap();
     let (a, b) = (weight(&all), weight(&one));
@@ -437,10 +439,16 @@ fn built_models_share_each_ops_integer_weights() {
     assert_eq!(a_raw.as_ptr(), b_raw.as_ptr(), "one buffer, not a copy");
 
     let sixteen: Precisions = [("conv1".to_string(), Precision::W16A16)].into();
-    let wide = weight(&q.build_with(&sixteen, RestoreMode::default(), form).unwrap());
+    let wide = weight(
+        &q.build_with(&sixteen, RestoreMode::default(), form)
+            .unwrap(),
+    );
     assert_eq!(wide.data_type, Some(5), "int16 weights");
     assert_eq!(wide.raw_data.as_ref().unwrap().len(), 2 * a_raw.len());
-    let again = weight(&q.build(&BTreeSet::new(), RestoreMode::default(), form).unwrap());
+    let again = weight(
+        &q.build(&BTreeSet::new(), RestoreMode::default(), form)
+            .unwrap(),
+    );
     assert_eq!(again.raw_data.as_ref().unwrap().as_ptr(), a_raw.as_ptr());
     assert_eq!(again, a);
 }

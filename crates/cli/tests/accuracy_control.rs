@@ -142,12 +142,17 @@ fn hostile_search(levers: Levers) -> Report {
 
 /// The hostile model's search with max_drop 0, carried out as `options` say.
 fn hostile_search_with(options: RunOptions) -> Report {
+    hostile_search_on(&TractBackend::new(), options)
+}
+
+/// The hostile model's search with max_drop 0 on `backend`, carried out as `options` say.
+fn hostile_search_on(backend: &dyn aquant::Backend, options: RunOptions) -> Report {
     let dir = tempfile::tempdir().unwrap();
     let calibration = npy_dataset(dir.path(), 64, 7);
     let validation = npy_dataset(dir.path(), 200, 8);
     let agreement = metric::builtin("agreement").unwrap();
     job::quantize_with_accuracy_control(
-        &TractBackend::new(),
+        backend,
         hostile_model(),
         calibration.as_ref(),
         validation.as_ref(),
@@ -212,6 +217,36 @@ fn evaluation_shortcuts_do_not_change_the_search() {
             report.levers
         );
     }
+}
+
+/// ONNX Runtime runs the QDQ candidates themselves, and its suffixes start at quantized values: the same
+/// search with the prefix cache as without, and the cache really ran (the base model's runs add samples).
+#[test]
+fn on_onnx_runtime_the_prefix_cache_does_not_change_the_search() {
+    let ort = aquant_ort::OrtBackend::new().expect("ONNX Runtime (scripts/requirements.txt)");
+    let search = |prefix_cache| {
+        let levers = Levers {
+            prefix_cache,
+            ..Levers::default()
+        };
+        hostile_search_on(
+            &ort,
+            RunOptions {
+                levers,
+                ..Default::default()
+            },
+        )
+    };
+    let (with, without) = (search(true), search(false));
+    assert!(with.steps.len() >= 2, "several rankings: {:?}", with.steps);
+    assert_eq!(with.ranking, without.ranking);
+    assert_eq!(with.steps, without.steps);
+    assert_eq!(with.metrics, without.metrics);
+    assert_eq!(with.reverted, without.reverted);
+    assert_ne!(
+        with.evaluations.samples_inferred, without.evaluations.samples_inferred,
+        "the base model ran for the suffixes"
+    );
 }
 
 /// In-process workers opening tract and the built-in metrics, `shard_size` samples a unit.

@@ -1,55 +1,60 @@
 //! Prefix caching is exact: a ranking candidate's suffix, run on the base model's tapped values, gives the
 //! outputs of the whole candidate bit for bit — on MobileNetV2, whose residual additions make the suffix
-//! read values from several places upstream.
+//! read values from several places upstream. On tract (quantization simulated in f32, cut anywhere) and on
+//! ONNX Runtime (the QDQ model fused into integer kernels, cut at quantized values only).
 
 mod common;
 
 use std::collections::BTreeSet;
 
-use aquant::graph::changed_suffix;
+use aquant::graph::{changed_suffix, Cut};
 use aquant::quantize::{self, ModelForm, QuantizationParams, RestoreMode};
 use aquant::{Backend, Graph, NoProgress, Tensor};
 use aquant_tract::TractBackend;
 use common::{assets, sample_inputs};
 
-#[test]
-fn suffixes_on_tapped_values_equal_whole_candidates_bit_for_bit() {
+/// Checks every suffix of a few of MobileNetV2's groups on `backend`, candidates built in `form` and cut
+/// where `cut` allows; returns the suffix boundaries, by group.
+fn suffixes_equal_whole_candidates(
+    backend: &dyn Backend,
+    form: ModelForm,
+    cut: Cut,
+) -> Vec<Vec<String>> {
     let model = Graph::load(&assets().join("imagenet/mobilenet_v2.onnx"))
         .unwrap()
         .into_model();
     let data = aquant::open_dataset(&assets().join("imagenet/val.json")).unwrap();
-    let backend = TractBackend::new();
     let params = QuantizationParams {
         stat_subset_size: 4,
         ..Default::default()
     };
     let (quantized, _) =
-        quantize::quantize(&backend, model, data.as_ref(), &params, 1, &NoProgress).unwrap();
+        quantize::quantize(backend, model, data.as_ref(), &params, 1, &NoProgress).unwrap();
     let groups = aquant::search::quantizer_groups(quantized.placement());
     let build = |reverted: &BTreeSet<String>| {
         quantized
-            .build(reverted, RestoreMode::default(), ModelForm::Evaluation)
+            .build(reverted, RestoreMode::default(), form)
             .unwrap()
     };
     // The base has one group reverted already, as after a first step of the search.
     let base_reverted: BTreeSet<String> = groups[5].nodes.iter().cloned().collect();
     let base = build(&base_reverted);
     let samples: Vec<Vec<Tensor>> = (0..2).map(|i| sample_inputs(data.as_ref(), i)).collect();
-    let mut checked = 0;
     let first_conv: BTreeSet<String> = base_reverted
         .iter()
         .chain(&groups[0].nodes)
         .cloned()
         .collect();
     assert!(
-        changed_suffix(&base, &build(&first_conv)).is_none(),
+        changed_suffix(&base, &build(&first_conv), cut).is_none(),
         "a change at the input leaves nothing to share"
     );
+    let mut boundaries = Vec::new();
     for group in [1, 3, 17, 30, groups.len() - 1] {
         let mut reverted = base_reverted.clone();
         reverted.extend(groups[group].nodes.iter().cloned());
         let candidate = build(&reverted);
-        let suffix = changed_suffix(&base, &candidate)
+        let suffix = changed_suffix(&base, &candidate, cut)
             .unwrap_or_else(|| panic!("group {group} has a suffix"));
         let total = candidate.graph.as_ref().unwrap().node.len();
         assert!(suffix.nodes < total, "group {group}: the suffix is smaller");
@@ -63,10 +68,35 @@ fn suffixes_on_tapped_values_equal_whole_candidates_bit_for_bit() {
                 .prepare(&suffix.model_for(&boundary).unwrap(), &[])
                 .unwrap();
             assert_eq!(part.run(boundary).unwrap(), expected, "group {group}");
-            checked += 1;
         }
+        eprintln!(
+            "group {group}: {} of {total} nodes, from {:?}",
+            suffix.nodes, suffix.boundary
+        );
+        boundaries.push(suffix.boundary);
     }
-    assert_eq!(checked, 10);
+    boundaries
+}
+
+#[test]
+fn suffixes_on_tapped_values_equal_whole_candidates_bit_for_bit() {
+    let boundaries =
+        suffixes_equal_whole_candidates(&TractBackend::new(), ModelForm::Evaluation, Cut::Anywhere);
+    assert_eq!(boundaries.len(), 5);
+}
+
+#[test]
+fn on_onnx_runtime_suffixes_start_at_quantized_values_and_equal_whole_candidates() {
+    let ort = aquant_ort::OrtBackend::new().expect("ONNX Runtime (scripts/requirements.txt)");
+    let form = ModelForm::Export {
+        compress_weights: true,
+    };
+    let boundaries = suffixes_equal_whole_candidates(&ort, form, Cut::AtQuantizedValues);
+    // Every value a suffix reads is what a QuantizeLinear writes (the export names them so): a float value
+    // between the ops of a fused group is never an output.
+    for value in boundaries.iter().flatten() {
+        assert!(value.ends_with("_quantized"), "{value} is not quantized");
+    }
 }
 
 #[test]
@@ -74,5 +104,7 @@ fn identical_models_have_no_suffix() {
     let model = Graph::load(&assets().join("mnist_cnn/mnist_cnn.onnx"))
         .unwrap()
         .into_model();
-    assert!(changed_suffix(&model, &model).is_none());
+    for cut in [Cut::Anywhere, Cut::AtQuantizedValues] {
+        assert!(changed_suffix(&model, &model, cut).is_none());
+    }
 }

@@ -44,6 +44,16 @@ pub trait Backend: Send + Sync {
         false
     }
 
+    /// Whether the quantized values of a QDQ model (what its `QuantizeLinear`s write) stay the same when they
+    /// are also outputs, and a model starting from them computes what the whole model does. Then a ranking
+    /// candidate runs only its part after its change, on the base model's quantized values
+    /// ([`Cut::AtQuantizedValues`](crate::graph::Cut)). True where the engine fuses each `DequantizeLinear →
+    /// op → QuantizeLinear` group on its own (ONNX Runtime, tested bit for bit); not where it moves
+    /// dequantization across ops (OpenVINO's low-precision transformations).
+    fn keeps_quantized_values_when_tapped(&self) -> bool {
+        false
+    }
+
     /// The conditions this engine runs every model under. A measure depends on them as well as on the model
     /// and the CPU (on AMX CPUs the kernels an engine picks, and so its int8 results, depend on the threads
     /// and batch; OpenVINO computes float layers in bf16 unless told f32), so a report names them and
@@ -185,8 +195,12 @@ pub struct ExternalPlan<'m> {
 /// Where one session output comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutputSource {
-    /// A graph output (or a tapped intermediate value) of the engine's model, by name.
+    /// A graph output of the model, by name. Integer outputs other than int64 come widened to f32, so
+    /// that metrics read them as they read scores.
     Output(String),
+    /// A tapped intermediate value (an extra graph output of the engine's model), by name, in its own element
+    /// type: the 8-bit quantized values a ranking candidate's suffix starts from stay 8-bit.
+    Tapped(String),
     /// Input number `i`, passed through.
     Input(usize),
 }
@@ -209,13 +223,18 @@ impl<'m> ExternalPlan<'m> {
             .filter(|name| !inputs.contains(name) && !model_outputs.contains(name))
             .cloned()
             .collect();
-        let outputs = model_outputs
-            .iter()
-            .chain(extra_outputs)
-            .map(|name| match inputs.iter().position(|i| i == name) {
-                Some(input) => OutputSource::Input(input),
-                None => OutputSource::Output(name.clone()),
-            })
+        let passed = |name: &String| {
+            inputs
+                .iter()
+                .position(|i| i == name)
+                .map(OutputSource::Input)
+        };
+        let outputs = (model_outputs.iter())
+            .map(|name| passed(name).unwrap_or_else(|| OutputSource::Output(name.clone())))
+            .chain(
+                (extra_outputs.iter())
+                    .map(|name| passed(name).unwrap_or_else(|| OutputSource::Tapped(name.clone()))),
+            )
             .collect();
         let model = match tapped.is_empty() {
             true => std::borrow::Cow::Borrowed(model),
@@ -229,13 +248,19 @@ impl<'m> ExternalPlan<'m> {
     }
 }
 
-/// A copy of `model` that also outputs the tensors `extra` (float tensors: the activations aquant taps).
+/// A copy of `model` that also outputs the tensors `extra`: the activations aquant taps, float unless declared
+/// otherwise or quantized (8-bit values the base model of a ranking hands its candidates' suffixes).
 fn with_extra_outputs(model: &ModelProto, extra: &[String]) -> ModelProto {
     use aquant_onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
     use aquant_onnx::{TypeProto, ValueInfoProto};
 
     let mut model = model.clone();
     let graph = model.graph.get_or_insert_with(Default::default);
+    let quantized: std::collections::HashMap<String, i32> = crate::graph::quantized_values(graph)
+        .into_iter()
+        .filter(|(value, _)| extra.iter().any(|e| e == value))
+        .map(|(value, elem_type)| (value.to_owned(), elem_type))
+        .collect();
     for name in extra {
         let declared = graph
             .value_info
@@ -246,7 +271,7 @@ fn with_extra_outputs(model: &ModelProto, extra: &[String]) -> ModelProto {
             name: Some(name.clone()),
             r#type: Some(declared.unwrap_or_else(|| TypeProto {
                 value: Some(TypeValue::TensorType(TensorType {
-                    elem_type: Some(1),
+                    elem_type: Some(quantized.get(name).copied().unwrap_or(1)),
                     shape: None,
                 })),
                 ..Default::default()

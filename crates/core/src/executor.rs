@@ -127,6 +127,13 @@ pub fn encode_samples(samples: &[(usize, Sample)]) -> Result<Vec<u8>> {
                     a.iter().for_each(|v| data.extend(v.to_le_bytes()));
                     "i64"
                 }
+                // Datasets give float32 and int64 samples; 8-bit tensors are only ever an engine's output.
+                other => {
+                    return Err(Error::data(format!(
+                        "sample {index}, input '{name}': {} samples are not sent to workers",
+                        other.dtype_name()
+                    )))
+                }
             };
             inputs.push(TensorHeader {
                 name: name.clone(),

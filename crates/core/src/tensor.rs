@@ -15,15 +15,29 @@ pub enum Tensor {
     F32(ArrayD<f32>),
     /// 64-bit integers: token ids, labels, indices.
     I64(ArrayD<i64>),
+    /// Unsigned 8-bit quantized values: what a QDQ model's `QuantizeLinear` writes, read where a ranking
+    /// candidate's suffix starts (engines hand a model's own integer outputs over widened to f32).
+    U8(ArrayD<u8>),
+    /// Signed 8-bit quantized values, as [`Tensor::U8`].
+    I8(ArrayD<i8>),
+}
+
+/// `$body` with `$a` bound to the array of whichever variant `$tensor` is.
+macro_rules! each_array {
+    ($tensor:expr, $a:ident => $body:expr) => {
+        match $tensor {
+            Tensor::F32($a) => $body,
+            Tensor::I64($a) => $body,
+            Tensor::U8($a) => $body,
+            Tensor::I8($a) => $body,
+        }
+    };
 }
 
 impl Tensor {
     /// The dimensions.
     pub fn shape(&self) -> &[usize] {
-        match self {
-            Tensor::F32(a) => a.shape(),
-            Tensor::I64(a) => a.shape(),
-        }
+        each_array!(self, a => a.shape())
     }
 
     /// The ONNX name of the element type, for messages.
@@ -31,6 +45,18 @@ impl Tensor {
         match self {
             Tensor::F32(_) => "float32",
             Tensor::I64(_) => "int64",
+            Tensor::U8(_) => "uint8",
+            Tensor::I8(_) => "int8",
+        }
+    }
+
+    /// The ONNX element type (`TensorProto.DataType`): what a model declares an input holding it as.
+    pub fn onnx_elem_type(&self) -> i32 {
+        match self {
+            Tensor::F32(_) => 1,
+            Tensor::U8(_) => 2,
+            Tensor::I8(_) => 3,
+            Tensor::I64(_) => 7,
         }
     }
 
@@ -60,6 +86,8 @@ impl Tensor {
         match self {
             Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), range.into()).to_owned()),
             Tensor::I64(a) => Tensor::I64(a.slice_axis(Axis(0), range.into()).to_owned()),
+            Tensor::U8(a) => Tensor::U8(a.slice_axis(Axis(0), range.into()).to_owned()),
+            Tensor::I8(a) => Tensor::I8(a.slice_axis(Axis(0), range.into()).to_owned()),
         }
     }
 
@@ -69,53 +97,45 @@ impl Tensor {
             .first()
             .ok_or_else(|| Error::data("cannot batch zero tensors"))?;
         let mismatch = |e: ndarray::ShapeError| Error::data(format!("cannot batch samples: {e}"));
+        macro_rules! concat {
+            ($variant:ident) => {{
+                let views = parts
+                    .iter()
+                    .map(|t| match t {
+                        Tensor::$variant(a) => Ok(a.view()),
+                        other => Err(Error::data(format!(
+                            "cannot batch {} with {}",
+                            first.dtype_name(),
+                            other.dtype_name()
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Tensor::$variant(
+                    ndarray::concatenate(Axis(0), &views).map_err(mismatch)?,
+                ))
+            }};
+        }
         match first {
-            Tensor::F32(_) => {
-                let views = parts
-                    .iter()
-                    .map(|t| match t {
-                        Tensor::F32(a) => Ok(a.view()),
-                        other => Err(Error::data(format!(
-                            "cannot batch float32 with {}",
-                            other.dtype_name()
-                        ))),
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Tensor::F32(
-                    ndarray::concatenate(Axis(0), &views).map_err(mismatch)?,
-                ))
-            }
-            Tensor::I64(_) => {
-                let views = parts
-                    .iter()
-                    .map(|t| match t {
-                        Tensor::I64(a) => Ok(a.view()),
-                        other => Err(Error::data(format!(
-                            "cannot batch int64 with {}",
-                            other.dtype_name()
-                        ))),
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Tensor::I64(
-                    ndarray::concatenate(Axis(0), &views).map_err(mismatch)?,
-                ))
-            }
+            Tensor::F32(_) => concat!(F32),
+            Tensor::I64(_) => concat!(I64),
+            Tensor::U8(_) => concat!(U8),
+            Tensor::I8(_) => concat!(I8),
         }
     }
 
     /// Bytes of element data held.
     pub fn byte_len(&self) -> usize {
-        match self {
-            Tensor::F32(a) => a.len() * std::mem::size_of::<f32>(),
-            Tensor::I64(a) => a.len() * std::mem::size_of::<i64>(),
+        fn bytes<T>(a: &ArrayD<T>) -> usize {
+            a.len() * std::mem::size_of::<T>()
         }
+        each_array!(self, a => bytes(a))
     }
 
     /// True when every element is finite (always true for integers).
     pub fn all_finite(&self) -> bool {
         match self {
             Tensor::F32(a) => a.iter().all(|v| v.is_finite()),
-            Tensor::I64(_) => true,
+            Tensor::I64(_) | Tensor::U8(_) | Tensor::I8(_) => true,
         }
     }
 }
@@ -146,6 +166,19 @@ mod tests {
         assert_eq!(rows[1].shape(), &[1, 2]);
         let refs: Vec<&Tensor> = rows.iter().collect();
         assert_eq!(Tensor::concat_rows(&refs).unwrap(), t);
+    }
+
+    #[test]
+    fn quantized_rows_concat_and_declare_their_onnx_type() {
+        let t = Tensor::U8(ArrayD::from_shape_fn(IxDyn(&[2, 3]), |i| {
+            (i[0] * 3 + i[1]) as u8
+        }));
+        let rows = [t.row(0), t.row(1)];
+        assert_eq!(Tensor::concat_rows(&[&rows[0], &rows[1]]).unwrap(), t);
+        assert_eq!((t.onnx_elem_type(), t.byte_len()), (2, 6));
+        let signed = Tensor::I8(ArrayD::zeros(IxDyn(&[2, 3])));
+        assert_eq!((signed.onnx_elem_type(), signed.dtype_name()), (3, "int8"));
+        assert!(Tensor::concat_rows(&[&t, &signed]).is_err());
     }
 
     #[test]

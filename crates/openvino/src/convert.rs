@@ -8,26 +8,24 @@ use crate::backend_error;
 
 /// An OpenVINO tensor holding a copy of `tensor`.
 pub fn to_openvino(tensor: &Tensor) -> Result<openvino::Tensor> {
-    let context = "passing an input";
-    let fail = |e: openvino::InferenceError| backend_error(context, e);
     match tensor {
-        Tensor::F32(a) => {
-            let mut value = new_tensor(ElementType::F32, a.shape())?;
-            let data = value.get_data_mut::<f32>().map_err(fail)?;
-            for (to, from) in data.iter_mut().zip(a.iter()) {
-                *to = *from;
-            }
-            Ok(value)
-        }
-        Tensor::I64(a) => {
-            let mut value = new_tensor(ElementType::I64, a.shape())?;
-            let data = value.get_data_mut::<i64>().map_err(fail)?;
-            for (to, from) in data.iter_mut().zip(a.iter()) {
-                *to = *from;
-            }
-            Ok(value)
-        }
+        Tensor::F32(a) => filled(ElementType::F32, a),
+        Tensor::I64(a) => filled(ElementType::I64, a),
+        Tensor::U8(a) => filled(ElementType::U8, a),
+        Tensor::I8(a) => filled(ElementType::I8, a),
     }
+}
+
+/// A new OpenVINO tensor of `element` (the type of `T`) holding a copy of `array`.
+fn filled<T: Copy>(element: ElementType, array: &ArrayD<T>) -> Result<openvino::Tensor> {
+    let mut value = new_tensor(element, array.shape())?;
+    let data = value
+        .get_data_mut::<T>()
+        .map_err(|e| backend_error("passing an input", e))?;
+    for (to, from) in data.iter_mut().zip(array.iter()) {
+        *to = *from;
+    }
+    Ok(value)
 }
 
 /// A u8 tensor holding `bytes`: how OpenVINO takes the weights of an IR read from memory.

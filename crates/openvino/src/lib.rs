@@ -330,7 +330,7 @@ impl OpenvinoSession {
             .iter()
             .map(|source| match source {
                 OutputSource::Input(i) => Ok(inputs[*i].clone()),
-                OutputSource::Output(name) => {
+                OutputSource::Output(name) | OutputSource::Tapped(name) => {
                     let value = request
                         .get_tensor(name)
                         .map_err(|e| backend_error(&format!("reading output '{name}'"), e))?;

@@ -170,6 +170,13 @@ impl Backend for OrtBackend {
         true
     }
 
+    /// Its QDQ selectors fuse each `DequantizeLinear → op → QuantizeLinear` group into one integer kernel and
+    /// allow the group's `QuantizeLinear` output to be a graph output; a model starting at that value keeps
+    /// the groups after it whole (`crates/cli/tests/prefix_cache.rs` checks it bit for bit on MobileNetV2).
+    fn keeps_quantized_values_when_tapped(&self) -> bool {
+        true
+    }
+
     /// As [`OrtBackend::new_session`] builds every session: one intra-op thread (or ONNX Runtime's default),
     /// one inter-op thread, `ORT_ENABLE_ALL` (the default of ONNX Runtime's Python sessions, so what a deployed
     /// model gets).
@@ -337,11 +344,12 @@ impl Session for OrtSession {
                     .iter()
                     .map(|source| match source {
                         OutputSource::Input(i) => Ok(passed[*i].clone().expect("kept above")),
-                        OutputSource::Output(name) => {
+                        OutputSource::Output(name) | OutputSource::Tapped(name) => {
                             let value = outputs.get(name).ok_or_else(|| {
                                 backend_error("running model", format!("no output '{name}'"))
                             })?;
-                            to_tensor(name, value)
+                            let widen = matches!(source, OutputSource::Output(_));
+                            to_tensor(name, value, widen)
                         }
                     })
                     .collect::<Result<Vec<Tensor>>>()
@@ -352,26 +360,38 @@ impl Session for OrtSession {
 }
 
 fn to_value(tensor: Tensor) -> Result<DynValue> {
-    let context = "passing an input";
     match tensor {
-        Tensor::F32(a) => {
-            let shape = a.shape().to_vec();
-            let data = a.as_standard_layout().iter().copied().collect::<Vec<f32>>();
-            ort::value::Tensor::from_array((shape, data))
-                .map(|t| t.into_dyn())
-                .map_err(|e| backend_error(context, e))
-        }
-        Tensor::I64(a) => {
-            let shape = a.shape().to_vec();
-            let data = a.as_standard_layout().iter().copied().collect::<Vec<i64>>();
-            ort::value::Tensor::from_array((shape, data))
-                .map(|t| t.into_dyn())
-                .map_err(|e| backend_error(context, e))
-        }
+        Tensor::F32(a) => value(a),
+        Tensor::I64(a) => value(a),
+        Tensor::U8(a) => value(a),
+        Tensor::I8(a) => value(a),
     }
 }
 
-fn to_tensor(name: &str, value: &DynValue) -> Result<Tensor> {
+/// An ONNX Runtime tensor holding the data of `array` (moved when it is laid out in order, else copied).
+fn value<T>(array: ArrayD<T>) -> Result<DynValue>
+where
+    T: ort::value::PrimitiveTensorElementType + Clone + std::fmt::Debug + 'static,
+{
+    let shape = array.shape().to_vec();
+    let len = array.len();
+    let data = match array.is_standard_layout() {
+        true => {
+            let (mut data, offset) = array.into_raw_vec_and_offset();
+            data.drain(..offset.unwrap_or(0));
+            data.truncate(len);
+            data
+        }
+        false => array.iter().cloned().collect(),
+    };
+    ort::value::Tensor::from_array((shape, data))
+        .map(|t| t.into_dyn())
+        .map_err(|e| backend_error("passing an input", e))
+}
+
+/// The aquant tensor of output `name`: f32 and i64 as they are; other integers widened to f32 when `widen`
+/// (a model's outputs, for metrics), else 8-bit ones as they are (tapped quantized values).
+fn to_tensor(name: &str, value: &DynValue, widen: bool) -> Result<Tensor> {
     let context = format!("reading output '{name}'");
     let element = match value.dtype() {
         ValueType::Tensor { ty, .. } => *ty,
@@ -395,6 +415,8 @@ fn to_tensor(name: &str, value: &DynValue) -> Result<Tensor> {
                 .map_err(|e| backend_error(&context, e))?;
             array(&context, shape, data.to_vec()).map(Tensor::I64)
         }
+        TensorElementType::Uint8 if !widen => native(&context, value).map(Tensor::U8),
+        TensorElementType::Int8 if !widen => native(&context, value).map(Tensor::I8),
         // Other outputs (int32 indices, uint8…) are widened to f32 so metrics can read them, as with tract.
         TensorElementType::Int32 => widened::<i32>(&context, value),
         TensorElementType::Uint8 => widened::<u8>(&context, value),
@@ -404,6 +426,16 @@ fn to_tensor(name: &str, value: &DynValue) -> Result<Tensor> {
             format!("element type {other:?} is not supported"),
         )),
     }
+}
+
+fn native<T>(context: &str, value: &DynValue) -> Result<ArrayD<T>>
+where
+    T: ort::value::PrimitiveTensorElementType + Copy,
+{
+    let (shape, data) = value
+        .try_extract_tensor::<T>()
+        .map_err(|e| backend_error(context, e))?;
+    array(context, shape, data.to_vec())
 }
 
 fn widened<T>(context: &str, value: &DynValue) -> Result<Tensor>

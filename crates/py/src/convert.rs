@@ -97,6 +97,8 @@ pub fn array<'py>(py: Python<'py>, tensor: &Tensor) -> Bound<'py, PyAny> {
     match tensor {
         Tensor::F32(a) => a.clone().into_pyarray(py).into_any(),
         Tensor::I64(a) => a.clone().into_pyarray(py).into_any(),
+        Tensor::U8(a) => a.clone().into_pyarray(py).into_any(),
+        Tensor::I8(a) => a.clone().into_pyarray(py).into_any(),
     }
 }
 
@@ -120,6 +122,14 @@ pub fn fingerprint<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> u64 {
             Tensor::I64(a) => {
                 hash.write_u8(7);
                 a.iter().for_each(|v| hash.write_i64(*v));
+            }
+            Tensor::U8(a) => {
+                hash.write_u8(2);
+                a.iter().for_each(|v| hash.write_u8(*v));
+            }
+            Tensor::I8(a) => {
+                hash.write_u8(3);
+                a.iter().for_each(|v| hash.write_i8(*v));
             }
         }
     }

@@ -256,6 +256,8 @@ impl Session for TractSession {
             .map(|t| match t {
                 Tensor::F32(a) => a.into_tensor().into_tvalue(),
                 Tensor::I64(a) => a.into_tensor().into_tvalue(),
+                Tensor::U8(a) => a.into_tensor().into_tvalue(),
+                Tensor::I8(a) => a.into_tensor().into_tvalue(),
             })
             .collect();
         let outputs = plan

@@ -22,7 +22,8 @@ use aquant_onnx::{GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
 use crate::error::{Error, Result};
 
 pub use patch::{Edit, Patch};
-pub use suffix::{changed_suffix, Suffix};
+pub(crate) use suffix::quantized_values;
+pub use suffix::{changed_suffix, Cut, Suffix};
 
 /// One dimension of a declared shape.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,10 @@
 //! to run. The suffix is found by comparing the two models node by node (a node is unchanged when an
 //! identical node produces the same value in the base and all its constant inputs are identical), so it is
 //! correct whatever changed, without knowing how the candidate was built.
+//!
+//! Where the suffix may start depends on the engine ([`Cut`]): anywhere for plain f32 ops, only at quantized
+//! values for an engine that fuses quantized ops, so that taking a value from the base changes nothing the
+//! engine computes.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -16,6 +20,21 @@ use aquant_onnx::{GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, Val
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+
+/// Where a suffix may start reading the base model's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// At any value: every node computes the same whatever reads its results (plain f32 ops, and quantization
+    /// simulated in f32, tract's evaluation form).
+    Anywhere,
+    /// Only at the graph's inputs and at 8-bit quantized values (what a `QuantizeLinear` writes). An engine that
+    /// fuses `DequantizeLinear → op → QuantizeLinear` into one integer kernel (ONNX Runtime) never computes
+    /// the float values in between, and computes them otherwise once they are outputs; the quantized value the
+    /// kernel writes is the same whether or not it is also an output, and a suffix starting there keeps every
+    /// fused group whole. A node whose results have other readers in the candidate than in the base runs in
+    /// the suffix too: whether the engine fuses it with its readers may differ.
+    AtQuantizedValues,
+}
 
 /// The changed part of a candidate model, runnable on its own.
 #[derive(Debug, Clone)]
@@ -30,34 +49,32 @@ pub struct Suffix {
     pub nodes: usize,
 }
 
-/// The suffix of `candidate` relative to `base`, or `None` when the whole model must run: nothing is
-/// shared, a graph output does not depend on the change, or a node has a subgraph (whose outer-scope
-/// reads are invisible here).
-pub fn changed_suffix(base: &ModelProto, candidate: &ModelProto) -> Option<Suffix> {
+/// The suffix of `candidate` relative to `base`, starting where `cut` allows, or `None` when the whole model
+/// must run: nothing is shared, a graph output does not depend on the change, or a node has a subgraph (whose
+/// outer-scope reads are invisible here).
+pub fn changed_suffix(base: &ModelProto, candidate: &ModelProto, cut: Cut) -> Option<Suffix> {
     let (base_graph, graph) = (base.graph.as_ref()?, candidate.graph.as_ref()?);
     if graph.node.iter().any(has_subgraph) {
         return None;
     }
     let constants = constants(graph);
     let (constant_values, constant_nodes) = constant_only(graph, &constants);
-    let changed_values = changed_values(base_graph, graph, &constants);
+    let mut computed = changed_values(base_graph, graph, &constants, cut);
+    if cut == Cut::AtQuantizedValues {
+        start_at_quantized_values(graph, &mut computed, &constant_values);
+    }
     if graph
         .output
         .iter()
-        .any(|o| !changed_values.contains(o.name.as_deref().unwrap_or("")))
+        .any(|o| !computed.contains(o.name.as_deref().unwrap_or("")))
     {
         return None;
     }
-    let suffix = suffix_nodes(graph, &changed_values, &constant_nodes);
+    let suffix = suffix_nodes(graph, &computed, &constant_nodes);
     if suffix.len() == graph.node.len() {
         return None;
     }
-    let boundary: BTreeSet<&str> = suffix
-        .iter()
-        .flat_map(|n| n.input.iter())
-        .map(String::as_str)
-        .filter(|i| !i.is_empty() && !constant_values.contains(i) && !changed_values.contains(i))
-        .collect();
+    let boundary = boundary(&suffix, &constant_values, &computed);
     if boundary.is_empty() {
         return None;
     }
@@ -69,6 +86,87 @@ pub fn changed_suffix(base: &ModelProto, candidate: &ModelProto) -> Option<Suffi
             ..candidate.clone_without_graph()
         },
     })
+}
+
+/// The values the suffix's nodes read from outside it: neither computed from constants nor by the suffix.
+fn boundary<'g>(
+    suffix: &[&'g NodeProto],
+    constant_values: &HashSet<&str>,
+    computed: &HashSet<&str>,
+) -> BTreeSet<&'g str> {
+    suffix
+        .iter()
+        .flat_map(|n| n.input.iter())
+        .map(String::as_str)
+        .filter(|i| !i.is_empty() && !constant_values.contains(i) && !computed.contains(i))
+        .collect()
+}
+
+/// The ONNX element type (uint8 or int8) of each value a `QuantizeLinear` writes at 8 bits: where a
+/// [`Cut::AtQuantizedValues`] may start. Its zero point says the type (uint8 when there is none, unless the
+/// node's `output_dtype` says otherwise).
+pub(crate) fn quantized_values(graph: &GraphProto) -> HashMap<&str, i32> {
+    const UINT8: i32 = 2;
+    const INT8: i32 = 3;
+    let constants = constants(graph);
+    graph
+        .node
+        .iter()
+        .filter(|n| {
+            n.op_type.as_deref() == Some("QuantizeLinear")
+                && n.domain.as_deref().unwrap_or("").is_empty()
+        })
+        .filter_map(|n| {
+            let zero_point = n.input.get(2).filter(|z| !z.is_empty());
+            let elem_type = match zero_point {
+                Some(z) => constants.get(z.as_str())?.data_type?,
+                None => n
+                    .attribute
+                    .iter()
+                    .find(|a| a.name.as_deref() == Some("output_dtype"))
+                    .and_then(|a| a.i)
+                    .map_or(UINT8, |t| t as i32),
+            };
+            let value = n.output.first()?;
+            matches!(elem_type, UINT8 | INT8).then_some((value.as_str(), elem_type))
+        })
+        .collect()
+}
+
+/// Grows `computed` upstream until every value the suffix reads from the base is a graph input, a constant
+/// or an 8-bit quantized value ([`Cut::AtQuantizedValues`]): the producer of any other value it reads runs in
+/// the suffix too, and so on up.
+fn start_at_quantized_values<'g>(
+    graph: &'g GraphProto,
+    computed: &mut HashSet<&'g str>,
+    constant_values: &HashSet<&str>,
+) {
+    let quantized = quantized_values(graph);
+    let producers: HashMap<&str, &NodeProto> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n)))
+        .collect();
+    let mut reads: Vec<&str> = graph
+        .node
+        .iter()
+        .filter(|n| n.output.iter().any(|o| computed.contains(o.as_str())))
+        .flat_map(|n| n.input.iter().map(String::as_str))
+        .collect();
+    while let Some(value) = reads.pop() {
+        if value.is_empty()
+            || computed.contains(value)
+            || constant_values.contains(value)
+            || quantized.contains_key(value)
+        {
+            continue;
+        }
+        // A graph input has no producer: the suffix reads it as it is.
+        if let Some(&producer) = producers.get(value) {
+            computed.extend(producer.output.iter().map(String::as_str));
+            reads.extend(producer.input.iter().map(String::as_str));
+        }
+    }
 }
 
 /// Values computed from constants alone (Constant nodes, shapes folded from initializers), and the nodes
@@ -97,11 +195,12 @@ fn constant_only<'g>(
 
 /// The values of `graph` that `base` does not compute identically. Nodes are in topological order: one
 /// pass marks every node that is new, edited, reads an edited constant, or reads a value a marked node
-/// produces.
+/// produces — and under [`Cut::AtQuantizedValues`] one whose results have other readers than in the base.
 fn changed_values<'g>(
     base: &GraphProto,
     graph: &'g GraphProto,
     constants: &HashMap<&str, &TensorProto>,
+    cut: Cut,
 ) -> HashSet<&'g str> {
     let base_producers: HashMap<&str, &NodeProto> = base
         .node
@@ -114,6 +213,14 @@ fn changed_values<'g>(
             .get(name)
             .is_some_and(|t| base_constants.get(name) != Some(t))
     };
+    let readers = (cut == Cut::AtQuantizedValues).then(|| (readers(base), readers(graph)));
+    let readers_differ = |node: &NodeProto| {
+        readers.as_ref().is_some_and(|(base, candidate)| {
+            node.output
+                .iter()
+                .any(|o| base.get(o.as_str()) != candidate.get(o.as_str()))
+        })
+    };
     let mut changed: HashSet<&str> = HashSet::new();
     for node in &graph.node {
         let same_node = node
@@ -122,6 +229,7 @@ fn changed_values<'g>(
             .and_then(|o| base_producers.get(o.as_str()))
             .is_some_and(|b| *b == node);
         if !same_node
+            || readers_differ(node)
             || node
                 .input
                 .iter()
@@ -133,24 +241,39 @@ fn changed_values<'g>(
     changed
 }
 
-/// The nodes the suffix runs, in graph order: those producing a changed value, and the unchanged
+/// Who reads each value: the first output of every node reading it, and `""` for the graph's outputs.
+fn readers(graph: &GraphProto) -> HashMap<&str, BTreeSet<&str>> {
+    let mut readers: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for node in &graph.node {
+        let reader = node.output.first().map_or("", String::as_str);
+        for input in node.input.iter().filter(|i| !i.is_empty()) {
+            readers.entry(input).or_default().insert(reader);
+        }
+    }
+    for output in &graph.output {
+        let name = output.name.as_deref().unwrap_or("");
+        readers.entry(name).or_default().insert("");
+    }
+    readers
+}
+
+/// The nodes the suffix runs, in graph order: those producing a value it computes, and the unchanged
 /// constant-only nodes they read (and what those read in turn).
 fn suffix_nodes<'g>(
     graph: &'g GraphProto,
-    changed_values: &HashSet<&str>,
+    computed: &HashSet<&str>,
     constant_nodes: &HashMap<&str, &'g NodeProto>,
 ) -> Vec<&'g NodeProto> {
-    let produces_changed =
-        |n: &NodeProto| n.output.iter().any(|o| changed_values.contains(o.as_str()));
+    let produces_computed = |n: &NodeProto| n.output.iter().any(|o| computed.contains(o.as_str()));
     let mut needed: Vec<&str> = graph
         .node
         .iter()
-        .filter(|n| produces_changed(n))
+        .filter(|n| produces_computed(n))
         .flat_map(|n| n.input.iter().map(String::as_str))
         .collect();
     let mut copied: HashSet<*const NodeProto> = HashSet::new();
     while let Some(value) = needed.pop() {
-        if changed_values.contains(value) {
+        if computed.contains(value) {
             continue;
         }
         if let Some(&node) = constant_nodes.get(value) {
@@ -162,7 +285,7 @@ fn suffix_nodes<'g>(
     graph
         .node
         .iter()
-        .filter(|n| copied.contains(&(*n as *const NodeProto)) || produces_changed(n))
+        .filter(|n| copied.contains(&(*n as *const NodeProto)) || produces_computed(n))
         .collect()
 }
 
@@ -217,13 +340,9 @@ impl Suffix {
         let mut model = self.model.clone();
         let graph = model.graph.as_mut().expect("suffix models have a graph");
         for (input, tensor) in graph.input.iter_mut().zip(boundary) {
-            let elem_type = match tensor {
-                Tensor::F32(_) => 1,
-                Tensor::I64(_) => 7,
-            };
             *input = declared(
                 input.name.as_deref().unwrap_or(""),
-                elem_type,
+                tensor.onnx_elem_type(),
                 tensor.shape(),
             );
         }

@@ -84,3 +84,45 @@ fn patch_inserts_node_and_failed_patch_leaves_graph_unchanged() {
     );
     assert_eq!(g.nodes().len(), before);
 }
+
+/// x → Q/DQ → MatMul → Q/DQ → Relu → Q/DQ → MatMul: three ops quantized in QDQ form, the last one reverted
+/// in the candidate (it reads Relu's float result, not its dequantized value).
+fn qdq_chain(last_reverted: bool) -> ModelProto {
+    let last_input = if last_reverted { "y2" } else { "y2d" };
+    ModelBuilder::new(13)
+        .input("x", &[Some(1), Some(4)])
+        .initializer("s", &[], &[0.1])
+        .initializer("w", &[4, 4], &[0.5; 16])
+        .node("QuantizeLinear", "q0", &["x", "s"], &["xq"])
+        .node("DequantizeLinear", "dq0", &["xq", "s"], &["xd"])
+        .node("MatMul", "op1", &["xd", "w"], &["y1"])
+        .node("QuantizeLinear", "q1", &["y1", "s"], &["y1q"])
+        .node("DequantizeLinear", "dq1", &["y1q", "s"], &["y1d"])
+        .node("Relu", "op2", &["y1d"], &["y2"])
+        .node("QuantizeLinear", "q2", &["y2", "s"], &["y2q"])
+        .node("DequantizeLinear", "dq2", &["y2q", "s"], &["y2d"])
+        .node("MatMul", "op3", &[last_input, "w"], &["out"])
+        .output("out", &[Some(1), Some(4)])
+        .build()
+}
+
+#[test]
+fn a_suffix_cut_anywhere_starts_at_the_changed_op() {
+    let suffix = changed_suffix(&qdq_chain(false), &qdq_chain(true), Cut::Anywhere).unwrap();
+    assert_eq!(suffix.boundary, ["y2"]);
+    assert_eq!(suffix.nodes, 1);
+}
+
+#[test]
+fn a_suffix_cut_at_quantized_values_starts_where_the_fused_groups_do() {
+    // Relu's result gained a reader (the reverted op), so an engine may no longer fuse Relu with its
+    // quantizer: Relu runs in the suffix, with the dequantization it reads, from the quantized value y1q.
+    let suffix =
+        changed_suffix(&qdq_chain(false), &qdq_chain(true), Cut::AtQuantizedValues).unwrap();
+    assert_eq!(suffix.boundary, ["y1q"]);
+    assert_eq!(suffix.nodes, 5, "dq1, op2, q2, dq2, op3");
+    assert_eq!(
+        quantized_values(qdq_chain(false).graph.as_ref().unwrap()).len(),
+        3
+    );
+}

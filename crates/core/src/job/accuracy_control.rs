@@ -571,6 +571,8 @@ impl Run<'_> {
                     match tensor {
                         Tensor::F32(a) => a.iter().for_each(|v| hash.write(&v.to_le_bytes())),
                         Tensor::I64(a) => a.iter().for_each(|v| hash.write(&v.to_le_bytes())),
+                        Tensor::U8(a) => a.iter().for_each(|v| hash.write(&v.to_le_bytes())),
+                        Tensor::I8(a) => a.iter().for_each(|v| hash.write(&v.to_le_bytes())),
                     }
                 }
                 if let Annotation::Label(label) = sample.annotation {

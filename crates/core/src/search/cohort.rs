@@ -7,9 +7,12 @@
 //! - **Prefix caching.** Every candidate computes exactly what the base model computes upstream of its own
 //!   group. The base model runs once per sample with those boundary values as extra outputs, and each
 //!   candidate runs only its [`Suffix`]. The boundary values of one chunk of samples are all that is kept.
-//!   This needs an engine whose results do not depend on where the graph is cut: simulated quantization in
-//!   f32 (tract's evaluation form). An engine that fuses quantized ops (ONNX Runtime on QDQ) computes an
-//!   unquantized intermediate differently once it is an output, so there every candidate runs whole.
+//!   Where the suffix may start depends on the engine ([`Cut`]): anywhere for simulated quantization in f32
+//!   (tract's evaluation form); only at the 8-bit values a `QuantizeLinear` writes for ONNX Runtime, which
+//!   fuses each quantized op with its quantizers and would compute a float value in between otherwise once
+//!   it is an output. On MobileNetV2 the later groups' suffixes cost a quarter of the whole model or less.
+//!   The base model's run pays off only for two suffixes or more in a chunk: a member running alone runs
+//!   its whole model.
 //! - **Both cores on independent work.** Candidates run in parallel, one sample at a time each, so each stops
 //!   at exactly the sample where its bound fails, and preparing the candidates' sessions (single-threaded in
 //!   the engines) is spread over the cores too.
@@ -25,7 +28,7 @@ use rayon::prelude::*;
 use crate::backend::Session;
 use crate::data::Annotation;
 use crate::error::Result;
-use crate::graph::{changed_suffix, Suffix};
+use crate::graph::{changed_suffix, Cut, Suffix};
 use crate::progress::NoProgress;
 use crate::runner::{run_batches, Flow, InputBinding};
 use crate::search::engine_lab::EngineLab;
@@ -50,16 +53,39 @@ enum Runner {
         taps: Vec<usize>,
         session: Option<Arc<dyn Session>>,
     },
-    /// The whole model, on the dataset's samples.
-    Whole {
-        session: Arc<dyn Session>,
-        binding: InputBinding,
-    },
+    /// The whole model, on the dataset's samples: a member without a suffix, or one that ran on a chunk left
+    /// untapped (from then on: one prepared model per member, whatever its samples).
+    Whole(Whole),
+}
+
+/// A member's whole model, prepared.
+struct Whole {
+    session: Arc<dyn Session>,
+    binding: InputBinding,
+}
+
+impl Whole {
+    fn new(ctx: &EngineLab, model: &ModelProto) -> Result<Whole> {
+        Ok(Whole {
+            session: ctx.evaluator.prepare(model, &[])?,
+            binding: InputBinding::from_model(model)?,
+        })
+    }
+
+    /// Sample `index` of the dataset through the model: its outputs and the sample's annotation.
+    fn run(&self, ctx: &EngineLab, index: usize) -> Result<(Vec<Tensor>, Annotation)> {
+        let mut sample = ctx.evaluator.dataset().get(index)?;
+        let annotation = std::mem::replace(&mut sample.annotation, Annotation::None);
+        let inputs = self.binding.bind(sample, index)?;
+        Ok((self.session.run(inputs)?, annotation))
+    }
 }
 
 /// One candidate's evaluation in progress: its runner, the next position in the subset, its values so far.
 struct CandidateRun {
     id: usize,
+    /// The ops it reverts: to build its whole model when it first runs alone.
+    reverted: BTreeSet<String>,
     runner: Runner,
     next: usize,
     values: Vec<f64>,
@@ -86,15 +112,14 @@ struct ChunkSample {
 impl Cohort {
     /// Builds and prepares `members`, candidates that each differ from the `base` state in a few ops.
     pub fn new(ctx: &EngineLab, base: &BTreeSet<String>, members: &[Member]) -> Result<Cohort> {
-        let base_model = if ctx.levers.prefix_cache && ctx.cut_invariant() {
-            Some(ctx.build(base)?)
-        } else {
-            None
+        let base_model = match ctx.cut().filter(|_| ctx.levers.prefix_cache) {
+            Some(cut) => Some((ctx.build(base)?, cut)),
+            None => None,
         };
         let mut states = prepare(ctx, base_model.as_ref(), members)?;
         let taps = tap_names(&mut states);
         let tap = match &base_model {
-            Some(model) if !taps.is_empty() => Some(Tap {
+            Some((model, _)) if !taps.is_empty() => Some(Tap {
                 session: ctx.evaluator.prepare(model, &taps)?,
                 binding: InputBinding::from_model(model)?,
                 model_outputs: model.graph.as_ref().map_or(0, |g| g.output.len()),
@@ -131,7 +156,11 @@ impl Cohort {
         let mut inferred = 0;
         while let Some(next) = self.next_chunk_start(subset.len()) {
             evaluator.check_interrupt()?;
-            let chunk = self.chunk(ctx, subset, next - next % CHUNK, metric)?;
+            let from = next - next % CHUNK;
+            // The base model's run pays off for two suffixes or more: one alone (a best-first step, the last
+            // candidate still above the best) runs whole rather than the base model and its suffix.
+            let tap_it = self.live_suffixes_in(from + CHUNK, subset.len()) > 1;
+            let chunk = self.chunk(ctx, subset, from, metric, tap_it)?;
             inferred += chunk.base_runs;
             inferred += self.run_members(ctx, &chunk, metric, keep_going)?;
             self.tapped = Some((chunk.from, chunk.to, chunk.samples));
@@ -161,6 +190,14 @@ impl Cohort {
         (participants, total)
     }
 
+    /// How many members still running start before position `to` and run a suffix.
+    fn live_suffixes_in(&self, to: usize, len: usize) -> usize {
+        self.states
+            .iter()
+            .filter(|s| s.live(len) && s.next < to && matches!(s.runner, Runner::Suffix { .. }))
+            .count()
+    }
+
     /// Where the next chunk starts: the first position a member still running has not run, if any.
     fn next_chunk_start(&self, len: usize) -> Option<usize> {
         self.states
@@ -171,13 +208,15 @@ impl Cohort {
     }
 
     /// The chunk of `subset` from position `from` (a multiple of [`CHUNK`]): what every member running in it
-    /// reads.
+    /// reads. Its boundary values are those kept from the last chunk when it is the same one, else the base
+    /// model's run over it when `tap_it`, else none (the members run whole).
     fn chunk<'s>(
         &mut self,
         ctx: &EngineLab,
         subset: &'s [usize],
         from: usize,
         metric: usize,
+        tap_it: bool,
     ) -> Result<Chunk<'s>> {
         let evaluator = &ctx.evaluator;
         let to = (from + CHUNK).min(subset.len());
@@ -190,11 +229,11 @@ impl Cohort {
         let tapped = self
             .tapped
             .take()
-            .filter(|(f, t, _)| (*f, *t) == (from, to));
+            .filter(|(f, t, samples)| (*f, *t) == (from, to) && !samples.is_empty());
         let (samples, base_runs) = match (&self.tap, tapped) {
             (Some(_), Some((_, _, samples))) => (samples, 0),
-            (Some(tap), None) => (tap.run(ctx, indices)?, indices.len()),
-            (None, _) => (Vec::new(), 0),
+            (Some(tap), None) if tap_it => (tap.run(ctx, indices)?, indices.len()),
+            _ => (Vec::new(), 0),
         };
         Ok(Chunk {
             subset,
@@ -268,7 +307,8 @@ impl CandidateRun {
         while !self.stopped && self.next < chunk.to {
             let sample = |position: usize| chunk.samples.get(position - chunk.from);
             // A suffix is prepared on its first sample (the boundary values give it its shapes).
-            self.runner.prepare(ctx, sample(self.next))?;
+            self.runner
+                .prepare(ctx, sample(self.next), &self.reverted)?;
             // The first sample of a call alone: a best-first step often stops right after it.
             let wave = if self.values.is_empty() {
                 1
@@ -325,26 +365,25 @@ struct Chunk<'s> {
 /// Builds every member's model and prepares what can be prepared, on all cores.
 fn prepare(
     ctx: &EngineLab,
-    base_model: Option<&ModelProto>,
+    base_model: Option<&(ModelProto, Cut)>,
     members: &[Member],
 ) -> Result<Vec<CandidateRun>> {
     members
         .par_iter()
         .map(|member| {
             let model = ctx.build(&member.reverted)?;
-            let runner = match base_model.and_then(|base| changed_suffix(base, &model)) {
+            let suffix = base_model.and_then(|(base, cut)| changed_suffix(base, &model, *cut));
+            let runner = match suffix {
                 Some(suffix) => Runner::Suffix {
                     suffix: Some(Box::new(suffix)),
                     taps: Vec::new(),
                     session: None,
                 },
-                None => Runner::Whole {
-                    session: ctx.evaluator.prepare(&model, &[])?,
-                    binding: InputBinding::from_model(&model)?,
-                },
+                None => Runner::Whole(Whole::new(ctx, &model)?),
             };
             Ok(CandidateRun {
                 id: member.id,
+                reverted: member.reverted.clone(),
                 runner,
                 next: 0,
                 values: Vec::new(),
@@ -424,20 +463,32 @@ impl Tap {
 }
 
 impl Runner {
-    /// Prepares a suffix's session for the boundary values of `sample`, once; a whole model is prepared.
-    fn prepare(&mut self, ctx: &EngineLab, sample: Option<&ChunkSample>) -> Result<()> {
-        if let Runner::Suffix {
+    /// Prepares what runs `sample`, once: a suffix's session for its boundary values, or without them (a
+    /// chunk left untapped) the whole candidate `reverted`, which replaces the suffix.
+    fn prepare(
+        &mut self,
+        ctx: &EngineLab,
+        sample: Option<&ChunkSample>,
+        reverted: &BTreeSet<String>,
+    ) -> Result<()> {
+        let Runner::Suffix {
             suffix,
             taps,
-            session: session @ None,
+            session,
         } = self
-        {
-            let sample = sample.expect("suffix members run on tapped chunks");
-            let suffix = suffix
-                .take()
-                .expect("a suffix member has its suffix or its session");
-            let inputs: Vec<Tensor> = taps.iter().map(|&t| sample.taps[t].clone()).collect();
-            *session = Some(ctx.evaluator.prepare(&suffix.model_for(&inputs)?, &[])?);
+        else {
+            return Ok(());
+        };
+        match sample {
+            Some(sample) if session.is_none() => {
+                let suffix = suffix
+                    .take()
+                    .expect("a suffix member has its suffix or its session");
+                let inputs: Vec<Tensor> = taps.iter().map(|&t| sample.taps[t].clone()).collect();
+                *session = Some(ctx.evaluator.prepare(&suffix.model_for(&inputs)?, &[])?);
+            }
+            Some(_) => {}
+            None => *self = Runner::Whole(Whole::new(ctx, &ctx.build(reverted)?)?),
         }
         Ok(())
     }
@@ -451,18 +502,13 @@ impl Runner {
     ) -> Result<(Vec<Tensor>, Annotation)> {
         match self {
             Runner::Suffix { taps, session, .. } => {
-                let sample = sample.expect("suffix members run on tapped chunks");
+                let sample = sample.expect("a suffix runs on tapped chunks");
                 debug_assert_eq!(sample.index, index);
                 let inputs: Vec<Tensor> = taps.iter().map(|&t| sample.taps[t].clone()).collect();
                 let session = session.as_ref().expect("prepared before it runs");
                 Ok((session.run(inputs)?, sample.annotation.clone()))
             }
-            Runner::Whole { session, binding } => {
-                let mut sample = ctx.evaluator.dataset().get(index)?;
-                let annotation = std::mem::replace(&mut sample.annotation, Annotation::None);
-                let inputs = binding.bind(sample, index)?;
-                Ok((session.run(inputs)?, annotation))
-            }
+            Runner::Whole(whole) => whole.run(ctx, index),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::{measure_latency, Evaluation, Evaluator, Latency};
 use crate::executor::Executor;
+use crate::graph::Cut;
 use crate::heap;
 use crate::quantize::{
     self, FP32Outputs, FittedQuantizers, ModelForm, QuantizationParams, QuantizedModel, RestoreMode,
@@ -125,11 +126,18 @@ impl<'a> EngineLab<'a> {
         })
     }
 
-    /// Whether a candidate's values upstream of its change can be taken from another model's run: true for
-    /// simulated quantization (plain f32 ops); not for QDQ on an engine that fuses it, whose intermediate
-    /// values change once they are outputs.
-    pub fn cut_invariant(&self) -> bool {
-        self.evaluation_form == ModelForm::Evaluation
+    /// Where a candidate's values upstream of its change can be taken from another model's run: anywhere for
+    /// simulated quantization (plain f32 ops); at quantized values for QDQ on an engine whose fused kernels
+    /// write them the same when they are outputs; nowhere otherwise.
+    pub fn cut(&self) -> Option<Cut> {
+        match self.evaluation_form {
+            ModelForm::Evaluation => Some(Cut::Anywhere),
+            ModelForm::Export { .. } => self
+                .evaluator
+                .backend()
+                .keeps_quantized_values_when_tapped()
+                .then_some(Cut::AtQuantizedValues),
+        }
     }
 
     /// How many ranking candidates are evaluated together: bounded so that their prepared models fit in

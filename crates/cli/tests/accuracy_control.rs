@@ -219,34 +219,93 @@ fn evaluation_shortcuts_do_not_change_the_search() {
     }
 }
 
-/// ONNX Runtime runs the QDQ candidates themselves, and its suffixes start at quantized values: the same
-/// search with the prefix cache as without, and the cache really ran (the base model's runs add samples).
+/// The hostile model with six more layers after mm3 (each ignoring the outlier channel too): enough groups
+/// for ranking cohorts whose suffixes save the base model's runs.
+fn deep_hostile_model() -> aquant_onnx::ModelProto {
+    let mut w2: Vec<f32> = noise(16 * 16, 2);
+    for row in 0..16 {
+        w2[row * 16 + 15] = 500.0;
+    }
+    let mut builder = ModelBuilder::new(13)
+        .input("x", &[None, Some(16)])
+        .initializer("w1", &[16, 16], &noise(16 * 16, 1))
+        .initializer("w2", &[16, 16], &w2)
+        .node("MatMul", "mm1", &["x", "w1"], &["h1"])
+        .node("Relu", "relu1", &["h1"], &["r1"])
+        .node("MatMul", "mm2", &["r1", "w2"], &["h2"]);
+    let mut last = "h2".to_string();
+    for layer in 3..9 {
+        let mut w = noise(16 * 16, layer);
+        for v in &mut w[15 * 16..] {
+            *v = 0.0;
+        }
+        let (weight, out, relu) = (
+            format!("w{layer}"),
+            format!("h{layer}"),
+            format!("r{layer}"),
+        );
+        builder = builder
+            .initializer(&weight, &[16, 16], &w)
+            .node("MatMul", &format!("mm{layer}"), &[&last, &weight], &[&out])
+            .node("Relu", &format!("relu{layer}"), &[&out], &[&relu]);
+        last = relu;
+    }
+    builder
+        .initializer("w_out", &[16, 4], &noise(16 * 4, 9))
+        .node("MatMul", "mm_out", &[&last, "w_out"], &["logits"])
+        .output("logits", &[None, Some(4)])
+        .build()
+}
+
+/// The prefix cache gives the search made without it, on both kinds of cut — tract's simulated quantization
+/// (anywhere) and ONNX Runtime's QDQ candidates (at quantized values) — and really runs: the base model's
+/// runs add samples.
 #[test]
-fn on_onnx_runtime_the_prefix_cache_does_not_change_the_search() {
+fn the_prefix_cache_does_not_change_the_search_and_really_runs() {
     let ort = aquant_ort::OrtBackend::new().expect("ONNX Runtime (scripts/requirements.txt)");
-    let search = |prefix_cache| {
-        let levers = Levers {
-            prefix_cache,
-            ..Levers::default()
+    let tract = TractBackend::new();
+    for backend in [&tract as &dyn aquant::Backend, &ort] {
+        let search = |prefix_cache| {
+            let dir = tempfile::tempdir().unwrap();
+            let calibration = npy_dataset(dir.path(), 64, 7);
+            let validation = npy_dataset(dir.path(), 200, 8);
+            let agreement = metric::builtin("agreement").unwrap();
+            let levers = Levers {
+                prefix_cache,
+                ..Levers::default()
+            };
+            job::quantize_with_accuracy_control(
+                backend,
+                deep_hostile_model(),
+                calibration.as_ref(),
+                validation.as_ref(),
+                &[agreement.as_ref()],
+                &full_range(),
+                &AccuracyControlParams {
+                    maximal_drop: 0.0.into(),
+                    max_iter_num: Some(3),
+                    ..Default::default()
+                },
+                &RunOptions {
+                    levers,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .report
         };
-        hostile_search_on(
-            &ort,
-            RunOptions {
-                levers,
-                ..Default::default()
-            },
-        )
-    };
-    let (with, without) = (search(true), search(false));
-    assert!(with.steps.len() >= 2, "several rankings: {:?}", with.steps);
-    assert_eq!(with.ranking, without.ranking);
-    assert_eq!(with.steps, without.steps);
-    assert_eq!(with.metrics, without.metrics);
-    assert_eq!(with.reverted, without.reverted);
-    assert_ne!(
-        with.evaluations.samples_inferred, without.evaluations.samples_inferred,
-        "the base model ran for the suffixes"
-    );
+        let (with, without) = (search(true), search(false));
+        let name = backend.name();
+        assert!(with.steps.len() >= 2, "{name}: several rankings");
+        assert_eq!(with.ranking, without.ranking, "{name}");
+        assert_eq!(with.steps, without.steps, "{name}");
+        assert_eq!(with.metrics, without.metrics, "{name}");
+        assert_eq!(with.reverted, without.reverted, "{name}");
+        assert_ne!(
+            with.evaluations.samples_inferred, without.evaluations.samples_inferred,
+            "{name}: the base model ran for the suffixes"
+        );
+    }
 }
 
 /// In-process workers opening tract and the built-in metrics, `shard_size` samples a unit.

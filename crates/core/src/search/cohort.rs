@@ -37,6 +37,16 @@ use crate::tensor::Tensor;
 /// Samples whose boundary values are held at once.
 const CHUNK: usize = 8;
 
+/// The least share of a candidate's nodes its suffix must leave out to be run at all: a suffix of nearly the
+/// whole model saves little per sample, and where it runs alone it would be prepared again whole.
+const MIN_SUFFIX_SAVING: f64 = 0.25;
+
+/// What a cohort's suffixes must save together (in whole models' runs per sample, by their shares of nodes)
+/// for its members to run them: one run pays for the base model's, the other for preparing it and them. A
+/// cohort of two large models (two members fit the memory budget) runs whole: on a deep MLP with 32 ranking
+/// samples its suffixes cost more to prepare than they saved.
+const MIN_COHORT_SAVING: f64 = 2.0;
+
 /// One candidate of a cohort: its id (the caller's) and the ops it reverts.
 pub(crate) struct Member {
     pub id: usize,
@@ -52,6 +62,8 @@ enum Runner {
         /// Where each boundary value is among the tapped values.
         taps: Vec<usize>,
         session: Option<Arc<dyn Session>>,
+        /// The part of the whole model's nodes it does not run: what it saves against running whole.
+        saves: f64,
     },
     /// The whole model, on the dataset's samples: a member without a suffix, or one that ran on a chunk left
     /// untapped (from then on: one prepared model per member, whatever its samples).
@@ -112,17 +124,20 @@ struct ChunkSample {
 impl Cohort {
     /// Builds and prepares `members`, candidates that each differ from the `base` state in a few ops.
     pub fn new(ctx: &EngineLab, base: &BTreeSet<String>, members: &[Member]) -> Result<Cohort> {
-        let base_model = match ctx.cut().filter(|_| ctx.levers.prefix_cache) {
+        // Each suffix saves less than a whole model's run: fewer members than that cannot save enough.
+        let can_pay = members.len() as f64 > MIN_COHORT_SAVING;
+        let base_model = match ctx.cut().filter(|_| ctx.levers.prefix_cache && can_pay) {
             Some(cut) => Some((ctx.build(base)?, cut)),
             None => None,
         };
         let mut states = prepare(ctx, base_model.as_ref(), members)?;
         let taps = tap_names(&mut states);
-        let tap = match &base_model {
+        let tap = match base_model {
             Some((model, _)) if !taps.is_empty() => Some(Tap {
-                session: ctx.evaluator.prepare(model, &taps)?,
-                binding: InputBinding::from_model(model)?,
+                binding: InputBinding::from_model(&model)?,
                 model_outputs: model.graph.as_ref().map_or(0, |g| g.output.len()),
+                base: Base::Built(Box::new(model)),
+                taps,
             }),
             _ => None,
         };
@@ -157,9 +172,10 @@ impl Cohort {
         while let Some(next) = self.next_chunk_start(subset.len()) {
             evaluator.check_interrupt()?;
             let from = next - next % CHUNK;
-            // The base model's run pays off for two suffixes or more: one alone (a best-first step, the last
-            // candidate still above the best) runs whole rather than the base model and its suffix.
-            let tap_it = self.live_suffixes_in(from + CHUNK, subset.len()) > 1;
+            // The base model's run pays off when the suffixes running in the chunk save more than a whole
+            // model's run together; otherwise they run whole (one alone: a best-first step, the last candidate
+            // still above the best).
+            let tap_it = self.suffix_savings_in(from + CHUNK, subset.len()) > 1.0;
             let chunk = self.chunk(ctx, subset, from, metric, tap_it)?;
             inferred += chunk.base_runs;
             inferred += self.run_members(ctx, &chunk, metric, keep_going)?;
@@ -190,12 +206,17 @@ impl Cohort {
         (participants, total)
     }
 
-    /// How many members still running start before position `to` and run a suffix.
-    fn live_suffixes_in(&self, to: usize, len: usize) -> usize {
+    /// What the suffixes of the members still running that start before position `to` save together, in
+    /// whole models' runs (each suffix's share of nodes not run: a proxy for its share of the time).
+    fn suffix_savings_in(&self, to: usize, len: usize) -> f64 {
         self.states
             .iter()
-            .filter(|s| s.live(len) && s.next < to && matches!(s.runner, Runner::Suffix { .. }))
-            .count()
+            .filter(|s| s.live(len) && s.next < to)
+            .map(|s| match s.runner {
+                Runner::Suffix { saves, .. } => saves,
+                Runner::Whole(_) => 0.0,
+            })
+            .sum()
     }
 
     /// Where the next chunk starts: the first position a member still running has not run, if any.
@@ -230,7 +251,7 @@ impl Cohort {
             .tapped
             .take()
             .filter(|(f, t, samples)| (*f, *t) == (from, to) && !samples.is_empty());
-        let (samples, base_runs) = match (&self.tap, tapped) {
+        let (samples, base_runs) = match (&mut self.tap, tapped) {
             (Some(_), Some((_, _, samples))) => (samples, 0),
             (Some(tap), None) if tap_it => (tap.run(ctx, indices)?, indices.len()),
             _ => (Vec::new(), 0),
@@ -362,24 +383,33 @@ struct Chunk<'s> {
     base_runs: usize,
 }
 
-/// Builds every member's model and prepares what can be prepared, on all cores.
+/// Builds every member's model and prepares what can be prepared, on all cores. Members run suffixes only
+/// where the base model's runs can pay off: when their suffixes together save [`MIN_COHORT_SAVING`].
 fn prepare(
     ctx: &EngineLab,
     base_model: Option<&(ModelProto, Cut)>,
     members: &[Member],
 ) -> Result<Vec<CandidateRun>> {
+    let suffixes: Vec<Option<(f64, Suffix)>> = match base_model {
+        Some((base, cut)) => members
+            .par_iter()
+            .map(|member| Ok(worthwhile_suffix(base, &ctx.build(&member.reverted)?, *cut)))
+            .collect::<Result<_>>()?,
+        None => members.iter().map(|_| None).collect(),
+    };
+    let savings: f64 = suffixes.iter().flatten().map(|(saves, _)| saves).sum();
     members
         .par_iter()
-        .map(|member| {
-            let model = ctx.build(&member.reverted)?;
-            let suffix = base_model.and_then(|(base, cut)| changed_suffix(base, &model, *cut));
-            let runner = match suffix {
-                Some(suffix) => Runner::Suffix {
+        .zip(suffixes)
+        .map(|(member, suffix)| {
+            let runner = match suffix.filter(|_| savings >= MIN_COHORT_SAVING) {
+                Some((saves, suffix)) => Runner::Suffix {
                     suffix: Some(Box::new(suffix)),
                     taps: Vec::new(),
                     session: None,
+                    saves,
                 },
-                None => Runner::Whole(Whole::new(ctx, &model)?),
+                None => Runner::Whole(Whole::new(ctx, &ctx.build(&member.reverted)?)?),
             };
             Ok(CandidateRun {
                 id: member.id,
@@ -391,6 +421,15 @@ fn prepare(
             })
         })
         .collect()
+}
+
+/// The suffix of `candidate` after `base`, with the share of the candidate's nodes it leaves out, when that
+/// share is at least [`MIN_SUFFIX_SAVING`].
+fn worthwhile_suffix(base: &ModelProto, candidate: &ModelProto, cut: Cut) -> Option<(f64, Suffix)> {
+    let total = candidate.graph.as_ref()?.node.len().max(1);
+    let suffix = changed_suffix(base, candidate, cut)?;
+    let saves = 1.0 - suffix.nodes as f64 / total as f64;
+    (saves >= MIN_SUFFIX_SAVING).then_some((saves, suffix))
 }
 
 /// The union of the suffixes' boundary values, in a fixed order; tells each suffix where its inputs are.
@@ -428,19 +467,35 @@ fn tap_names(states: &mut [CandidateRun]) -> Vec<String> {
     names
 }
 
-/// The base model, prepared to output the boundary values too.
+/// The base model, to output the boundary values too: prepared when a chunk is first tapped (a cohort whose
+/// suffixes never run two at a time never prepares it).
 struct Tap {
-    session: Arc<dyn Session>,
+    base: Base,
+    taps: Vec<String>,
     binding: InputBinding,
     model_outputs: usize,
 }
 
+/// The base model, before and after it is prepared.
+enum Base {
+    Built(Box<ModelProto>),
+    Prepared(Arc<dyn Session>),
+}
+
 impl Tap {
     /// Runs the base model over a chunk of samples, keeping the boundary values every suffix reads.
-    fn run(&self, ctx: &EngineLab, indices: &[usize]) -> Result<Vec<ChunkSample>> {
+    fn run(&mut self, ctx: &EngineLab, indices: &[usize]) -> Result<Vec<ChunkSample>> {
+        let session = match &self.base {
+            Base::Prepared(session) => session.clone(),
+            Base::Built(model) => {
+                let session = ctx.evaluator.prepare(model, &self.taps)?;
+                self.base = Base::Prepared(session.clone());
+                session
+            }
+        };
         let mut chunk = Vec::with_capacity(indices.len());
         run_batches(
-            self.session.as_ref(),
+            session.as_ref(),
             &self.binding,
             ctx.evaluator.dataset(),
             indices,
@@ -475,6 +530,7 @@ impl Runner {
             suffix,
             taps,
             session,
+            ..
         } = self
         else {
             return Ok(());

@@ -230,17 +230,12 @@ impl<'m> Ranking<'m> {
     /// first completing a weaker leader whose score prunes less.
     fn advance_front(&mut self, scorer: &mut dyn Scorer, mut members: Vec<usize>) -> Result<()> {
         members.sort_by(|&a, &b| self.by_promise(b, a));
-        let front = std::env::var("AQ_FRONT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1usize)
-            .min(members.len());
-        let next: Rival = members.get(front).map(|&i| {
+        let next: Rival = members.get(1).map(|&i| {
             let c = &self.candidates[i];
             (self.bound(c), tie(c))
         });
         // The front member is ahead of `next` (sorted by promise), so it gets at least one more value.
-        self.extend(scorer, &members[..front], self.subset_len, next)
+        self.extend(scorer, &members[..1], self.subset_len, next)
     }
 
     /// Indices of the cohort's members that are incomplete, have fewer than `until` values and could still

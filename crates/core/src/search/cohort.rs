@@ -390,26 +390,41 @@ fn prepare(
     base_model: Option<&(ModelProto, Cut)>,
     members: &[Member],
 ) -> Result<Vec<CandidateRun>> {
-    let suffixes: Vec<Option<(f64, Suffix)>> = match base_model {
-        Some((base, cut)) => members
-            .par_iter()
-            .map(|member| Ok(worthwhile_suffix(base, &ctx.build(&member.reverted)?, *cut)))
-            .collect::<Result<_>>()?,
-        None => members.iter().map(|_| None).collect(),
-    };
-    let savings: f64 = suffixes.iter().flatten().map(|(saves, _)| saves).sum();
+    let firsts: Vec<FirstLook> = members
+        .par_iter()
+        .map(|member| {
+            let model = ctx.build(&member.reverted)?;
+            match base_model.and_then(|(base, cut)| worthwhile_suffix(base, &model, *cut)) {
+                Some((saves, suffix)) => Ok(FirstLook::Suffix(saves, Box::new(suffix))),
+                None => Ok(FirstLook::Whole(Whole::new(ctx, &model)?)),
+            }
+        })
+        .collect::<Result<_>>()?;
+    let savings: f64 = firsts
+        .iter()
+        .map(|first| match first {
+            FirstLook::Suffix(saves, _) => *saves,
+            FirstLook::Whole(_) => 0.0,
+        })
+        .sum();
     members
         .par_iter()
-        .zip(suffixes)
-        .map(|(member, suffix)| {
-            let runner = match suffix.filter(|_| savings >= MIN_COHORT_SAVING) {
-                Some((saves, suffix)) => Runner::Suffix {
-                    suffix: Some(Box::new(suffix)),
-                    taps: Vec::new(),
-                    session: None,
-                    saves,
-                },
-                None => Runner::Whole(Whole::new(ctx, &ctx.build(&member.reverted)?)?),
+        .zip(firsts)
+        .map(|(member, first)| {
+            let runner = match first {
+                FirstLook::Whole(whole) => Runner::Whole(whole),
+                FirstLook::Suffix(saves, suffix) if savings >= MIN_COHORT_SAVING => {
+                    Runner::Suffix {
+                        suffix: Some(suffix),
+                        taps: Vec::new(),
+                        session: None,
+                        saves,
+                    }
+                }
+                // Built again rather than kept: a cohort's models would otherwise all be held at once.
+                FirstLook::Suffix(..) => {
+                    Runner::Whole(Whole::new(ctx, &ctx.build(&member.reverted)?)?)
+                }
             };
             Ok(CandidateRun {
                 id: member.id,
@@ -421,6 +436,13 @@ fn prepare(
             })
         })
         .collect()
+}
+
+/// A member once built: whole (prepared), or with a suffix worth running (what it saves, the suffix) if the
+/// cohort's suffixes together are.
+enum FirstLook {
+    Whole(Whole),
+    Suffix(f64, Box<Suffix>),
 }
 
 /// The suffix of `candidate` after `base`, with the share of the candidate's nodes it leaves out, when that

@@ -142,24 +142,30 @@ fn hostile_search(levers: Levers) -> Report {
 
 /// The hostile model's search with max_drop 0, carried out as `options` say.
 fn hostile_search_with(options: RunOptions) -> Report {
-    hostile_search_on(&TractBackend::new(), options)
+    zero_drop_search(&TractBackend::new(), hostile_model(), None, options)
 }
 
-/// The hostile model's search with max_drop 0 on `backend`, carried out as `options` say.
-fn hostile_search_on(backend: &dyn aquant::Backend, options: RunOptions) -> Report {
+/// `model`'s search on `backend` with max_drop 0 and at most `max_iter_num` steps, carried out as `options` say.
+fn zero_drop_search(
+    backend: &dyn aquant::Backend,
+    model: aquant_onnx::ModelProto,
+    max_iter_num: Option<usize>,
+    options: RunOptions,
+) -> Report {
     let dir = tempfile::tempdir().unwrap();
     let calibration = npy_dataset(dir.path(), 64, 7);
     let validation = npy_dataset(dir.path(), 200, 8);
     let agreement = metric::builtin("agreement").unwrap();
     job::quantize_with_accuracy_control(
         backend,
-        hostile_model(),
+        model,
         calibration.as_ref(),
         validation.as_ref(),
         &[agreement.as_ref()],
         &full_range(),
         &AccuracyControlParams {
             maximal_drop: 0.0.into(),
+            max_iter_num,
             ..Default::default()
         },
         &options,
@@ -266,33 +272,15 @@ fn the_prefix_cache_does_not_change_the_search_and_really_runs() {
     let tract = TractBackend::new();
     for backend in [&tract as &dyn aquant::Backend, &ort] {
         let search = |prefix_cache| {
-            let dir = tempfile::tempdir().unwrap();
-            let calibration = npy_dataset(dir.path(), 64, 7);
-            let validation = npy_dataset(dir.path(), 200, 8);
-            let agreement = metric::builtin("agreement").unwrap();
             let levers = Levers {
                 prefix_cache,
                 ..Levers::default()
             };
-            job::quantize_with_accuracy_control(
-                backend,
-                deep_hostile_model(),
-                calibration.as_ref(),
-                validation.as_ref(),
-                &[agreement.as_ref()],
-                &full_range(),
-                &AccuracyControlParams {
-                    maximal_drop: 0.0.into(),
-                    max_iter_num: Some(3),
-                    ..Default::default()
-                },
-                &RunOptions {
-                    levers,
-                    ..Default::default()
-                },
-            )
-            .unwrap()
-            .report
+            let options = RunOptions {
+                levers,
+                ..Default::default()
+            };
+            zero_drop_search(backend, deep_hostile_model(), Some(3), options)
         };
         let (with, without) = (search(true), search(false));
         let name = backend.name();

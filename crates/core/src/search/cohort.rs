@@ -313,8 +313,9 @@ impl CandidateRun {
     }
 
     /// Runs it from its next position to the end of `chunk`, `wave` samples at a time in parallel, stopping
-    /// at the sample where `keep_going` answers false (the rest of that wave is dropped). Returns the samples
-    /// it ran.
+    /// after the wave in which `keep_going` answers false. The rest of that wave is kept: each value is one
+    /// more exact value of the candidate, computed on a core that would otherwise have waited. Returns the
+    /// samples it ran.
     fn run_chunk(
         &mut self,
         ctx: &EngineLab,
@@ -330,13 +331,7 @@ impl CandidateRun {
             // A suffix is prepared on its first sample (the boundary values give it its shapes).
             self.runner
                 .prepare(ctx, sample(self.next), &self.reverted)?;
-            // The first sample of a call alone: a best-first step often stops right after it.
-            let wave = if self.values.is_empty() {
-                1
-            } else {
-                wave.max(1)
-            };
-            let positions = self.next..(self.next + wave).min(chunk.to);
+            let positions = self.next..(self.next + wave.max(1)).min(chunk.to);
             let runner = &self.runner;
             let outputs: Vec<Result<(Vec<Tensor>, Annotation)>> = positions
                 .clone()
@@ -360,10 +355,7 @@ impl CandidateRun {
                 self.next += 1;
                 runs += 1;
                 evaluator.progress().advance(1);
-                self.stopped = !keep_going(self.id, &self.values);
-                if self.stopped {
-                    break;
-                }
+                self.stopped = self.stopped || !keep_going(self.id, &self.values);
             }
         }
         Ok(runs)

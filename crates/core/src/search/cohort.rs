@@ -154,8 +154,8 @@ impl Cohort {
     }
 
     /// Evaluates the members for which `start(id)` gives a position, from there on `subset`, with metric
-    /// number `metric`, in lockstep, each until `keep_going(id, new values)` answers false or the subset
-    /// ends. Returns each participant's id and new values.
+    /// number `metric`, in lockstep, each until `keep_going(id, new values)` answers false (a member running
+    /// alone keeps the rest of its wave) or the subset ends. Returns each participant's id and new values.
     pub fn advance(
         &mut self,
         ctx: &EngineLab,

@@ -403,18 +403,8 @@ fn to_tensor(name: &str, value: &DynValue, widen: bool) -> Result<Tensor> {
         }
     };
     match element {
-        TensorElementType::Float32 => {
-            let (shape, data) = value
-                .try_extract_tensor::<f32>()
-                .map_err(|e| backend_error(&context, e))?;
-            array(&context, shape, data.to_vec()).map(Tensor::F32)
-        }
-        TensorElementType::Int64 => {
-            let (shape, data) = value
-                .try_extract_tensor::<i64>()
-                .map_err(|e| backend_error(&context, e))?;
-            array(&context, shape, data.to_vec()).map(Tensor::I64)
-        }
+        TensorElementType::Float32 => native(&context, value).map(Tensor::F32),
+        TensorElementType::Int64 => native(&context, value).map(Tensor::I64),
         TensorElementType::Uint8 if !widen => native(&context, value).map(Tensor::U8),
         TensorElementType::Int8 if !widen => native(&context, value).map(Tensor::I8),
         // Other outputs (int32 indices, uint8…) are widened to f32 so metrics can read them, as with tract.
@@ -428,6 +418,7 @@ fn to_tensor(name: &str, value: &DynValue, widen: bool) -> Result<Tensor> {
     }
 }
 
+/// The array of output `value`, in its own element type.
 fn native<T>(context: &str, value: &DynValue) -> Result<ArrayD<T>>
 where
     T: ort::value::PrimitiveTensorElementType + Copy,

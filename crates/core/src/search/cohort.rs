@@ -11,11 +11,12 @@
 //!   (tract's evaluation form); only at the 8-bit values a `QuantizeLinear` writes for ONNX Runtime, which
 //!   fuses each quantized op with its quantizers and would compute a float value in between otherwise once
 //!   it is an output. On MobileNetV2 the later groups' suffixes cost a quarter of the whole model or less.
-//!   The base model's run pays off only for two suffixes or more in a chunk: a member running alone runs
-//!   its whole model.
+//!   The base model's run is one more inference: a cohort runs suffixes only where they save at least two
+//!   whole runs together ([`MIN_COHORT_SAVING`]), a chunk is tapped only where its live suffixes save more
+//!   than one, and a member running alone runs its whole model.
 //! - **Both cores on independent work.** Candidates run in parallel, one sample at a time each, so each stops
 //!   at exactly the sample where its bound fails, and preparing the candidates' sessions (single-threaded in
-//!   the engines) is spread over the cores too.
+//!   the engines) is spread over the cores too. A member running alone runs a wave of samples, one per core.
 //!
 //! The values are those a separate evaluation of each candidate gives (tested bit for bit).
 

@@ -61,7 +61,9 @@ impl ConvGeometry {
 
 /// Where a convolution's products read their activations, for one input shape. The reduction index is
 /// k = (ky·KW + kx)·Cg + ic: the (kh, kw, cin) order of MLAS' NHWC im2col and of its symmetric-conv weight
-/// packing.
+/// packing. Activations are read from a *padded* copy of each sample (the padding code around every channel),
+/// so every window lies inside it and a product's activation sits at one offset from every window's corner:
+/// the count walks output positions in a straight line, which the compiler vectorises.
 pub(super) struct Windows<'g> {
     g: &'g ConvGeometry,
     /// Input channels per group.
@@ -71,8 +73,6 @@ pub(super) struct Windows<'g> {
     pads: [usize; 4],
     /// Output height and width.
     pub out: [usize; 2],
-    /// Rows and columns a window covers, dilations included.
-    span: [usize; 2],
 }
 
 impl<'g> Windows<'g> {
@@ -84,7 +84,6 @@ impl<'g> Windows<'g> {
             hw,
             pads,
             out: g.output_size(hw, &pads),
-            span: [0, 1].map(|axis| g.dilations[axis] * (g.kernel[axis] - 1) + 1),
         }
     }
 
@@ -93,61 +92,45 @@ impl<'g> Windows<'g> {
         self.cg * self.g.kernel[0] * self.g.kernel[1]
     }
 
-    /// Product `k`'s input channel within its group and its row and column relative to the window's corner.
-    fn tap(&self, k: usize) -> (usize, usize, usize) {
+    /// Height and width of the padded input.
+    fn padded_hw(&self) -> [usize; 2] {
+        [0, 1].map(|axis| self.hw[axis] + self.pads[axis] + self.pads[axis + 2])
+    }
+
+    /// How far apart the corners of neighbouring windows in an output row are.
+    pub fn column_stride(&self) -> usize {
+        self.g.strides[1]
+    }
+
+    /// A sample's codes (`channels` × height × width) with `pad` around every channel, as
+    /// [`Windows::offset`] and [`Windows::corner`] address them.
+    pub fn padded(&self, sample: &[u8], channels: usize, pad: u8) -> Vec<u8> {
+        let [h, w] = self.hw;
+        let [hp, wp] = self.padded_hw();
+        let mut padded = vec![pad; channels * hp * wp];
+        for c in 0..channels {
+            for y in 0..h {
+                let from = (c * h + y) * w;
+                let to = (c * hp + y + self.pads[0]) * wp + self.pads[1];
+                padded[to..to + w].copy_from_slice(&sample[from..from + w]);
+            }
+        }
+        padded
+    }
+
+    /// Where product `k` of an output channel reading input channels from `base_c` finds its activation in the
+    /// padded sample, relative to the window's corner.
+    pub fn offset(&self, base_c: usize, k: usize) -> usize {
         let ic = k % self.cg;
         let kx = (k / self.cg) % self.g.kernel[1];
         let ky = k / self.cg / self.g.kernel[1];
-        (ic, ky * self.g.dilations[0], kx * self.g.dilations[1])
+        let [hp, wp] = self.padded_hw();
+        ((base_c + ic) * hp + ky * self.g.dilations[0]) * wp + kx * self.g.dilations[1]
     }
 
-    /// Where product `k` of an output channel reading input channels from `base_c` finds its activation in a
-    /// sample's codes, relative to the window's corner.
-    pub fn offset(&self, base_c: usize, k: usize) -> usize {
-        let (ic, dy, dx) = self.tap(k);
-        ((base_c + ic) * self.hw[0] + dy) * self.hw[1] + dx
-    }
-
-    /// Every output's window corner (row, column) in the input, in output order; negative in the padding.
-    pub fn corners(&self) -> impl Iterator<Item = (isize, isize)> + '_ {
-        let [oh, ow] = self.out;
-        (0..oh).flat_map(move |oy| {
-            (0..ow).map(move |ox| {
-                let iy = (oy * self.g.strides[0]) as isize - self.pads[0] as isize;
-                let ix = (ox * self.g.strides[1]) as isize - self.pads[1] as isize;
-                (iy, ix)
-            })
-        })
-    }
-
-    /// The corner's position in a sample's codes when the whole window lies inside the input.
-    pub fn inside(&self, iy: isize, ix: isize) -> Option<usize> {
-        let [h, w] = self.hw;
-        let inside = iy >= 0
-            && ix >= 0
-            && iy as usize + self.span[0] <= h
-            && ix as usize + self.span[1] <= w;
-        inside.then(|| iy as usize * w + ix as usize)
-    }
-
-    /// The code product `k` reads in a window cornered at `corner` (the padding code outside the input).
-    pub fn code(
-        &self,
-        sample: &[i32],
-        base_c: usize,
-        k: usize,
-        corner: [isize; 2],
-        pad: i32,
-    ) -> i32 {
-        let (ic, dy, dx) = self.tap(k);
-        let [h, w] = self.hw;
-        let y = corner[0] + dy as isize;
-        let x = corner[1] + dx as isize;
-        if y < 0 || x < 0 || y as usize >= h || x as usize >= w {
-            pad
-        } else {
-            sample[((base_c + ic) * h + y as usize) * w + x as usize]
-        }
+    /// The corner in the padded sample of the first window of output row `oy`.
+    pub fn corner(&self, oy: usize) -> usize {
+        oy * self.g.strides[0] * self.padded_hw()[1]
     }
 }
 

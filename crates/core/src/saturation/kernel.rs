@@ -139,20 +139,35 @@ pub fn count_output(pairs: &[RiskyPair], fetch: impl Fn(usize) -> i32) -> (bool,
     (saturated > 0, saturated)
 }
 
-/// [`count_output`] for an output whose window lies inside the input, the hot path: the activations of pair
-/// `i` are `codes[corner + offsets[i][0]]` and `codes[corner + offsets[i][1]]`.
-pub fn count_inside(
-    pairs: &[RiskyPair],
-    offsets: &[[usize; 2]],
-    codes: &[i32],
-    corner: usize,
-) -> (bool, u64) {
-    let saturated = pairs
-        .iter()
-        .zip(offsets)
-        .filter(|(p, [a, b])| saturates(pair_sum([codes[corner + a], codes[corner + b]], p.w)))
-        .count() as u64;
-    (saturated > 0, saturated)
+/// Counts the saturated sums of `pair` along a line of output values, the hot path of a convolution:
+/// output `i` multiplies `first[i·stride]` and `second[i·stride]`, and `hit[i]` is set where its sum saturates.
+/// Risky pairs have weights of one sign, so the test is on magnitudes: `a0·|w0| + a1·|w1|` above 32767 (or
+/// 32768 for negative weights, whose sum leaves int16 below −32768).
+pub fn count_line(
+    pair: &RiskyPair,
+    first: &[u8],
+    second: &[u8],
+    stride: usize,
+    hit: &mut [bool],
+) -> u64 {
+    let [w0, w1] = pair.w.map(i32::abs);
+    let limit = if pair.w[0] > 0 { I16_MAX } else { -I16_MIN };
+    let mut saturated = 0;
+    let mut count = |(hit, (&a, &b)): (&mut bool, (&u8, &u8))| {
+        let saturates = a as i32 * w0 + b as i32 * w1 > limit;
+        *hit |= saturates;
+        saturated += saturates as u64;
+    };
+    if stride == 1 {
+        hit.iter_mut()
+            .zip(first.iter().zip(second))
+            .for_each(&mut count);
+    } else {
+        let first = first.iter().step_by(stride);
+        let second = second.iter().step_by(stride);
+        hit.iter_mut().zip(first.zip(second)).for_each(&mut count);
+    }
+    saturated
 }
 
 #[cfg(test)]
@@ -202,6 +217,27 @@ mod tests {
         assert_eq!(risk.pairs, 4);
         assert_eq!(risk.risky_pairs, 1);
         assert_eq!(risk.worst_pair_sum, 64770);
+    }
+
+    #[test]
+    fn counting_a_line_agrees_with_counting_each_output() {
+        let codes: Vec<u8> = (0..64).map(|i| (i * 37 % 256) as u8).collect();
+        for w in [[127, 100], [-120, -90], [70, 70]] {
+            let pair = RiskyPair { k: 0, w };
+            for stride in [1, 2, 3] {
+                let outputs = (codes.len() - 5) / stride;
+                let mut hit = vec![false; outputs];
+                let counted = count_line(&pair, &codes, &codes[5..], stride, &mut hit);
+                let each: Vec<bool> = (0..outputs)
+                    .map(|i| {
+                        let a = [codes[i * stride] as i32, codes[i * stride + 5] as i32];
+                        saturates(pair_sum(a, w))
+                    })
+                    .collect();
+                assert_eq!(hit, each, "weights {w:?}, stride {stride}");
+                assert_eq!(counted, each.iter().filter(|&&s| s).count() as u64);
+            }
+        }
     }
 
     #[test]

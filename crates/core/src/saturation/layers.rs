@@ -3,13 +3,13 @@
 //! each weight pair multiplies.
 
 use aquant_onnx::NodeProto;
-use ndarray::ArrayD;
 use serde::Serialize;
 
 use super::conv::{ConvGeometry, Windows};
-use super::kernel::{count_inside, count_output, risky_pairs, Counts, RiskyPair, StaticRisk};
+use super::kernel::{count_line, count_output, risky_pairs, Counts, RiskyPair, StaticRisk};
 use crate::error::{Error, Result};
 use crate::ops::Reduction;
+use crate::tensor::Tensor;
 
 /// Which ONNX Runtime (MLAS) kernel computes a layer on x86 without VNNI, as far as saturation goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,6 +55,19 @@ impl ActivationCodes {
     pub fn padding(&self) -> i32 {
         self.zero_point + self.shift()
     }
+
+    /// The u8 codes the kernel multiplies for a tapped activation: dequantized values, or the integers its
+    /// `QuantizeLinear` stored (int8 shifted by 128); `None` for integers of the other signedness.
+    fn codes(&self, x: &Tensor) -> Option<Vec<u8>> {
+        // Every code is in 0..=255: int8 and uint8 clamp to their range, and int8 is shifted by 128.
+        let byte = |code: i32| code as u8;
+        match (x, self.signed) {
+            (Tensor::F32(x), _) => Some(x.iter().map(|&v| byte(self.code(v))).collect()),
+            (Tensor::U8(q), false) => Some(q.iter().copied().collect()),
+            (Tensor::I8(q), true) => Some(q.iter().map(|&q| byte(q as i32 + 128)).collect()),
+            _ => None,
+        }
+    }
 }
 
 /// Where the reduction axis comes from.
@@ -67,6 +80,27 @@ enum Shape {
     },
 }
 
+/// The tensors a layer's activation input can be observed in.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The dequantized activation.
+    pub dequantized: String,
+    /// Its integer codes, where a `QuantizeLinear` of the model writes them: an engine that keeps quantized
+    /// values when they are tapped is observed there, its fused integer kernels left whole (and no codes are
+    /// recomputed from floats).
+    pub stored: Option<String>,
+}
+
+impl Observed {
+    /// A dequantized activation with no stored codes to observe.
+    pub fn dequantized(name: impl Into<String>) -> Observed {
+        Observed {
+            dequantized: name.into(),
+            stored: None,
+        }
+    }
+}
+
 /// One Conv/MatMul/Gemm as the kernel computes it.
 #[derive(Debug, Clone)]
 pub struct Layer {
@@ -74,8 +108,8 @@ pub struct Layer {
     pub node: String,
     /// ONNX op type.
     pub op_type: String,
-    /// The tensor holding the layer's dequantized activation input (observed when measuring).
-    pub observed: String,
+    /// Where its activation input is observed.
+    pub observed: Observed,
     /// The activation's codes.
     pub act: ActivationCodes,
     /// The kernel.
@@ -101,9 +135,26 @@ impl Layer {
         self.path == KernelPath::PairwiseInt16 && self.risky.iter().any(|r| !r.is_empty())
     }
 
-    /// Counts saturation on one batch of the observed tensor.
-    pub fn measure(&self, x: &ArrayD<f32>) -> Result<Counts> {
-        let codes: Vec<i32> = x.iter().map(|&v| self.act.code(v)).collect();
+    /// The tensor to observe: the stored codes where `backend` keeps them when tapped, else the dequantized
+    /// activation.
+    pub fn tapped(&self, keeps_quantized_values: bool) -> &str {
+        match &self.observed.stored {
+            Some(stored) if keeps_quantized_values => stored,
+            _ => &self.observed.dequantized,
+        }
+    }
+
+    /// Counts saturation on one batch of the observed tensor (dequantized values or stored codes).
+    pub fn measure(&self, x: &Tensor) -> Result<Counts> {
+        let codes = self.act.codes(x).ok_or_else(|| {
+            Error::data(format!(
+                "saturation analysis of node '{}' ({}): {} activation codes for a{} quantizer",
+                self.node,
+                self.op_type,
+                x.dtype_name(),
+                if self.act.signed { "n int8" } else { " uint8" }
+            ))
+        })?;
         let shape = x.shape();
         match &self.shape {
             Shape::Dense { k } => self.measure_dense(&codes, shape, *k),
@@ -111,7 +162,7 @@ impl Layer {
         }
     }
 
-    fn measure_dense(&self, codes: &[i32], shape: &[usize], k: usize) -> Result<Counts> {
+    fn measure_dense(&self, codes: &[u8], shape: &[usize], k: usize) -> Result<Counts> {
         if shape.last() != Some(&k) {
             return Err(self.shape_error(shape));
         }
@@ -121,7 +172,7 @@ impl Layer {
         for r in 0..rows {
             let a = &codes[r * k..(r + 1) * k];
             for risky in &self.risky {
-                let (hit, n) = count_output(risky, |i| a[i]);
+                let (hit, n) = count_output(risky, |i| a[i] as i32);
                 counts.saturated_outputs += hit as u64;
                 counts.saturated_pairs += n;
             }
@@ -131,7 +182,7 @@ impl Layer {
         Ok(counts)
     }
 
-    fn measure_conv(&self, codes: &[i32], shape: &[usize], g: &ConvGeometry) -> Result<Counts> {
+    fn measure_conv(&self, codes: &[u8], shape: &[usize], g: &ConvGeometry) -> Result<Counts> {
         let (n, c, h, w) = match *shape {
             [n, c, h, w] => (n, c, h, w),
             [n, c, w] => (n, c, 1, w),
@@ -145,35 +196,43 @@ impl Layer {
         {
             return Err(self.shape_error(shape));
         }
+        let [oh, ow] = windows.out;
+        let mut counts = Counts {
+            outputs: (n * m * oh * ow) as u64,
+            pairs: (n * m * oh * ow * windows.kernel_len().div_ceil(2)) as u64,
+            ..Default::default()
+        };
+        if oh * ow == 0 {
+            return Ok(counts);
+        }
         let m_per_group = m / g.group;
-        let mut counts = Counts::default();
-        for (oc, risky) in self.risky.iter().enumerate() {
-            if risky.is_empty() {
-                continue;
-            }
-            let base_c = (oc / m_per_group) * windows.cg;
-            // Where each product's activation is relative to the window's corner in the sample's codes: decoded
-            // once per channel, not once per output value.
-            let offsets: Vec<[usize; 2]> = risky
-                .iter()
-                .map(|p| [windows.offset(base_c, p.k), windows.offset(base_c, p.k + 1)])
-                .collect();
-            for sample in codes.chunks_exact((c * h * w).max(1)).take(n) {
-                for (iy, ix) in windows.corners() {
-                    let (hit, k) = match windows.inside(iy, ix) {
-                        Some(corner) => count_inside(risky, &offsets, sample, corner),
-                        None => count_output(risky, |k| {
-                            windows.code(sample, base_c, k, [iy, ix], self.act.padding())
-                        }),
-                    };
-                    counts.saturated_outputs += hit as u64;
-                    counts.saturated_pairs += k;
+        let pad = self.act.padding() as u8;
+        // Whether each output value of the channel being counted has a saturated pair.
+        let mut hit = vec![false; oh * ow];
+        for sample in codes.chunks_exact((c * h * w).max(1)).take(n) {
+            let padded = windows.padded(sample, c, pad);
+            for (oc, risky) in self.risky.iter().enumerate() {
+                if risky.is_empty() {
+                    continue;
                 }
+                let base_c = (oc / m_per_group) * windows.cg;
+                hit.fill(false);
+                for pair in risky {
+                    let [a, b] = [pair.k, pair.k + 1].map(|k| windows.offset(base_c, k));
+                    for (oy, line) in hit.chunks_exact_mut(ow).enumerate() {
+                        let corner = windows.corner(oy);
+                        counts.saturated_pairs += count_line(
+                            pair,
+                            &padded[corner + a..],
+                            &padded[corner + b..],
+                            windows.column_stride(),
+                            line,
+                        );
+                    }
+                }
+                counts.saturated_outputs += hit.iter().filter(|&&h| h).count() as u64;
             }
         }
-        let [oh, ow] = windows.out;
-        counts.outputs = (n * m * oh * ow) as u64;
-        counts.pairs = counts.outputs * windows.kernel_len().div_ceil(2) as u64;
         Ok(counts)
     }
 
@@ -190,7 +249,7 @@ impl Layer {
 pub(super) fn layer(
     node: &NodeProto,
     reduction: Reduction,
-    observed: String,
+    observed: Observed,
     act: ActivationCodes,
     dims: &[usize],
     codes: Vec<i32>,
@@ -306,6 +365,7 @@ fn dense_rows(
 mod tests {
     use super::*;
     use aquant_onnx::attr;
+    use ndarray::ArrayD;
 
     fn conv(weights: Vec<i32>, dims: &[usize], signed: bool) -> Layer {
         let node = NodeProto {
@@ -321,7 +381,7 @@ mod tests {
         layer(
             &node,
             Reduction::Convolution,
-            "x".into(),
+            Observed::dequantized("x"),
             act,
             dims,
             weights,
@@ -343,7 +403,10 @@ mod tests {
         assert_eq!(layer.static_risk().pairs, 3);
         // NCHW [1, 3, 1, 2]: x[c][x].
         let x = |c2x0: f32, c0x1: f32| {
-            ArrayD::from_shape_vec(vec![1, 3, 1, 2], vec![0.0, c0x1, 0.0, 0.0, c2x0, 0.0]).unwrap()
+            Tensor::F32(
+                ArrayD::from_shape_vec(vec![1, 3, 1, 2], vec![0.0, c0x1, 0.0, 0.0, c2x0, 0.0])
+                    .unwrap(),
+            )
         };
         let counts = layer.measure(&x(200.0, 200.0)).unwrap();
         assert_eq!(
@@ -367,13 +430,31 @@ mod tests {
     fn signed_activations_reach_the_kernel_shifted_by_128_and_pad_with_it() {
         // One channel, kernel 1×2, weights 127, 127: a pair of codes (a, b) saturates when 127·(a + b) > 32767.
         let layer = conv(vec![127, 127], &[1, 1, 1, 2], true);
-        let x = |a: f32, b: f32| ArrayD::from_shape_vec(vec![1, 1, 1, 2], vec![a, b]).unwrap();
+        let x = |a: f32, b: f32| {
+            Tensor::F32(ArrayD::from_shape_vec(vec![1, 1, 1, 2], vec![a, b]).unwrap())
+        };
         // Real zero is code 128: 127·256 = 32512 fits, 127·(130 + 129) = 32893 does not.
         assert_eq!(layer.measure(&x(0.0, 0.0)).unwrap().saturated_pairs, 0);
         assert_eq!(layer.measure(&x(2.0, 1.0)).unwrap().saturated_pairs, 1);
         assert_eq!(layer.measure(&x(-100.0, 100.0)).unwrap().saturated_pairs, 0);
         let unsigned = conv(vec![127, 127], &[1, 1, 1, 2], false);
         assert_eq!(unsigned.measure(&x(2.0, 1.0)).unwrap().saturated_pairs, 0);
+        // The stored codes say the same as the dequantized values (scale 1, zero point 0).
+        let stored = |a: i8, b: i8| {
+            Tensor::I8(ArrayD::from_shape_vec(vec![1, 1, 1, 2], vec![a, b]).unwrap())
+        };
+        assert_eq!(layer.measure(&stored(2, 1)).unwrap().saturated_pairs, 1);
+        assert_eq!(layer.measure(&stored(0, 0)).unwrap().saturated_pairs, 0);
+        let unsigned_codes =
+            Tensor::U8(ArrayD::from_shape_vec(vec![1, 1, 1, 2], vec![2, 1]).unwrap());
+        assert!(
+            layer.measure(&unsigned_codes).is_err(),
+            "uint8 codes for an int8 quantizer are a model error, not silently shifted"
+        );
+        assert_eq!(
+            unsigned.measure(&unsigned_codes).unwrap().saturated_pairs,
+            0
+        );
         assert_eq!(
             ActivationCodes {
                 scale: 1.0,
@@ -512,7 +593,7 @@ mod tests {
         let layer = layer(
             &node,
             Reduction::Convolution,
-            "x".into(),
+            Observed::dequantized("x"),
             act,
             &dims,
             weights,
@@ -525,7 +606,9 @@ mod tests {
             .collect();
         let shape = vec![conv.n, conv.groups * conv.cg, h, w];
         let measured = layer
-            .measure(&ArrayD::from_shape_vec(shape, x.clone()).unwrap())
+            .measure(&Tensor::F32(
+                ArrayD::from_shape_vec(shape, x.clone()).unwrap(),
+            ))
             .unwrap();
         let direct = conv.count_directly(&rows, act, &x);
         assert!(
@@ -552,7 +635,7 @@ mod tests {
         let layer = layer(
             &node,
             Reduction::Convolution,
-            "x".into(),
+            Observed::dequantized("x"),
             act,
             &[2, 1, 1, 2],
             vec![127; 4],
@@ -582,8 +665,19 @@ mod tests {
             .unwrap()
             .reduction(&node)
             .unwrap();
-        let layer = layer(&node, reduction, "x".into(), act, &[2, 4], w, None).unwrap();
-        let x = ArrayD::from_shape_vec(vec![1, 4], vec![255.0, 255.0, 10.0, 10.0]).unwrap();
+        let layer = layer(
+            &node,
+            reduction,
+            Observed::dequantized("x"),
+            act,
+            &[2, 4],
+            w,
+            None,
+        )
+        .unwrap();
+        let x = Tensor::F32(
+            ArrayD::from_shape_vec(vec![1, 4], vec![255.0, 255.0, 10.0, 10.0]).unwrap(),
+        );
         let counts = layer.measure(&x).unwrap();
         assert_eq!(
             (counts.outputs, counts.saturated_outputs, counts.pairs),

@@ -213,11 +213,12 @@ fn measure(
         return Ok(report(layers, None, 0));
     };
     let indices: Vec<usize> = (0..samples.min(data.len())).collect();
+    let stored = backend.keeps_quantized_values_when_tapped();
     // Only layers some pair of which can saturate need their input observed.
     let observed: Vec<String> = layers
         .iter()
         .filter(|l| l.needs_data())
-        .map(|l| l.observed.clone())
+        .map(|l| l.tapped(stored).to_string())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -235,7 +236,7 @@ fn measure(
             &NoProgress,
             |_, tensors, _| {
                 let extra = tensors.get(outputs..).unwrap_or(&[]);
-                let batch = measure_batch(&layers, &observed, extra, backend)?;
+                let batch = measure_batch(&layers, &observed, extra, stored, backend)?;
                 for (total, c) in counts.iter_mut().zip(batch) {
                     total.add(c);
                 }
@@ -246,11 +247,13 @@ fn measure(
     Ok(report(layers, Some(counts), indices.len()))
 }
 
-/// Counts saturation in every layer on one batch; `observed` names the `tensors` (the extra outputs).
+/// Counts saturation in every layer on one batch; `observed` names the `tensors` (the extra outputs), which
+/// hold stored codes where `stored` says the engine keeps them.
 fn measure_batch(
     layers: &[Layer],
     observed: &[String],
     tensors: &[crate::Tensor],
+    stored: bool,
     backend: &dyn Backend,
 ) -> Result<Vec<Counts>> {
     layers
@@ -259,17 +262,15 @@ fn measure_batch(
             if !layer.needs_data() {
                 return Ok(Counts::default());
             }
+            let tapped = layer.tapped(stored);
             let at = observed
                 .iter()
-                .position(|o| *o == layer.observed)
+                .position(|o| o == tapped)
                 .expect("observed holds every measured layer's input");
-            let x = tensors
-                .get(at)
-                .ok_or_else(|| Error::Backend {
-                    backend: backend.name().to_string(),
-                    message: format!("no output '{}'", layer.observed),
-                })?
-                .as_f32(&layer.observed)?;
+            let x = tensors.get(at).ok_or_else(|| Error::Backend {
+                backend: backend.name().to_string(),
+                message: format!("no output '{tapped}'"),
+            })?;
             layer.measure(x)
         })
         .collect()

@@ -5,7 +5,7 @@
 use aquant_onnx::proto::tensor_proto::DataType;
 use aquant_onnx::{attr, tensor, NodeProto};
 
-use super::layers::{layer, ActivationCodes, Layer};
+use super::layers::{layer, ActivationCodes, Layer, Observed};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::numerics::Quantizer;
@@ -39,7 +39,7 @@ pub fn from_quantized(model: &QuantizedModel) -> Result<Vec<Layer>> {
         layers.push(layer(
             proto,
             reduction,
-            format!("{input}_dequantized"),
+            Observed::dequantized(format!("{input}_dequantized")),
             activation_codes(act),
             &dims,
             codes,
@@ -66,6 +66,13 @@ fn reduction(node: &NodeProto) -> Option<Reduction> {
 /// The layers of a QDQ model: nodes of a modelled kernel whose input and weight come from `DequantizeLinear`.
 pub fn from_qdq(graph: &Graph) -> Result<Vec<Layer>> {
     let mut layers = Vec::new();
+    // The 8-bit codes `QuantizeLinear`s write: where an activation's codes can be observed as stored.
+    let quantized = graph
+        .model()
+        .graph
+        .as_ref()
+        .map(crate::graph::quantized_values)
+        .unwrap_or_default();
     for node in graph.nodes() {
         let Some(reduction) = reduction(node).filter(|_| node.input.len() >= 2) else {
             continue;
@@ -90,7 +97,11 @@ pub fn from_qdq(graph: &Graph) -> Result<Vec<Layer>> {
         layers.push(layer(
             node,
             reduction,
-            node.input[0].clone(),
+            Observed {
+                dequantized: node.input[0].clone(),
+                stored: Some(act_dq.input[0].clone())
+                    .filter(|codes| quantized.contains_key(codes.as_str())),
+            },
             activation_codes(&act),
             &dims,
             codes,

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use ndarray::{ArrayD, Axis};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis};
 use rayon::prelude::*;
 
 use crate::backend::Backend;
@@ -64,20 +64,50 @@ struct RunningMean {
 }
 
 impl RunningMean {
+    /// Adds a batch: its samples summed in order (as `sum_axis` would), then into the running sum. A batch of
+    /// one is added as it is. This runs on every sample of every such input, so contiguous data is added as
+    /// plain slices, which the compiler vectorises (ndarray's `+=` on dynamic dimensions does not).
     fn add(&mut self, batch: &ArrayD<f32>) {
-        let batch_sum = batch.sum_axis(Axis(0)).insert_axis(Axis(0));
+        let mut samples = batch.axis_iter(Axis(0));
+        let Some(first) = samples.next() else {
+            return;
+        };
+        self.count += batch.shape()[0];
+        let batch_sum = match (samples.len(), &mut self.sum) {
+            (0, Some(sum)) if sum.len() == first.len() && sum.shape()[1..] == *first.shape() => {
+                add_into(sum.view_mut(), first);
+                return;
+            }
+            _ => {
+                let mut batch_sum = first.to_owned();
+                for sample in samples {
+                    add_into(batch_sum.view_mut(), sample);
+                }
+                batch_sum.insert_axis(Axis(0))
+            }
+        };
         match &mut self.sum {
             None => self.sum = Some(batch_sum),
-            Some(sum) if sum.shape() == batch_sum.shape() => *sum += &batch_sum,
+            Some(sum) if sum.shape() == batch_sum.shape() => {
+                add_into(sum.view_mut(), batch_sum.view())
+            }
             // Inputs whose shape varies between samples have no meaningful mean tensor.
             Some(_) => self.consistent = false,
         }
-        self.count += batch.shape()[0];
     }
 
     fn finish(self) -> Option<ArrayD<f32>> {
         let count = self.count as f32;
         self.sum.filter(|_| self.consistent).map(|s| s / count)
+    }
+}
+
+/// `sum += x`, element by element in logical order, for arrays of the same number of elements (`sum` may
+/// have a leading axis of one more).
+fn add_into(mut sum: ArrayViewMutD<f32>, x: ArrayViewD<f32>) {
+    match (sum.as_slice_mut(), x.as_slice()) {
+        (Some(sum), Some(x)) => sum.iter_mut().zip(x).for_each(|(s, x)| *s += x),
+        _ => sum.iter_mut().zip(x.iter()).for_each(|(s, x)| *s += x),
     }
 }
 

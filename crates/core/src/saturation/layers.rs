@@ -63,7 +63,10 @@ impl ActivationCodes {
         let byte = |code: i32| code as u8;
         match (x, self.signed) {
             (Tensor::F32(x), _) => Some(x.iter().map(|&v| byte(self.code(v))).collect()),
-            (Tensor::U8(q), false) => Some(q.iter().copied().collect()),
+            (Tensor::U8(q), false) => Some(
+                q.as_slice()
+                    .map_or_else(|| q.iter().copied().collect(), <[u8]>::to_vec),
+            ),
             (Tensor::I8(q), true) => Some(q.iter().map(|&q| byte(q as i32 + 128)).collect()),
             _ => None,
         }

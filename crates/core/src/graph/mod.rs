@@ -11,6 +11,7 @@
 //! input or an initializer, the nodes are acyclic, and `model.graph.node` is stored in topological order.
 
 mod patch;
+mod prefix;
 mod suffix;
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,7 @@ use aquant_onnx::{GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto
 use crate::error::{Error, Result};
 
 pub use patch::{Edit, Patch};
+pub use prefix::prefix;
 pub(crate) use suffix::quantized_values;
 pub use suffix::{changed_suffix, Cut, Suffix};
 

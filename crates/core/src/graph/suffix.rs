@@ -380,7 +380,7 @@ fn constants(graph: &GraphProto) -> HashMap<&str, &TensorProto> {
         .collect()
 }
 
-fn has_subgraph(node: &NodeProto) -> bool {
+pub(super) fn has_subgraph(node: &NodeProto) -> bool {
     node.attribute
         .iter()
         .any(|a| a.g.is_some() || !a.graphs.is_empty())

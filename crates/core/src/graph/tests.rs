@@ -126,3 +126,34 @@ fn a_suffix_cut_at_quantized_values_starts_where_the_fused_groups_do() {
         3
     );
 }
+
+#[test]
+fn a_prefix_keeps_only_what_its_values_depend_on() {
+    let model = qdq_chain(false);
+    let tapped = prefix(&model, &["y1q".to_string()]).unwrap();
+    let graph = tapped.graph.as_ref().unwrap();
+    let nodes: Vec<&str> = graph
+        .node
+        .iter()
+        .map(|n| n.name.as_deref().unwrap())
+        .collect();
+    assert_eq!(nodes, ["q0", "dq0", "op1", "q1"]);
+    assert!(graph.output.is_empty(), "the caller adds the values");
+    assert_eq!(graph.input.len(), 1);
+    let initializers: Vec<&str> = graph
+        .initializer
+        .iter()
+        .map(|t| t.name.as_deref().unwrap())
+        .collect();
+    assert_eq!(initializers, ["s", "w"]);
+    let first = prefix(&model, &["xq".to_string()]).unwrap().graph.unwrap();
+    assert_eq!(first.node.len(), 1);
+    assert_eq!(
+        first.initializer.len(),
+        1,
+        "the weights only op1 reads are left out"
+    );
+    // A graph input needs no node.
+    let input_only = prefix(&model, &["x".to_string()]).unwrap();
+    assert!(input_only.graph.unwrap().node.is_empty());
+}

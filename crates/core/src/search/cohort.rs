@@ -11,9 +11,11 @@
 //!   (tract's evaluation form); only at the 8-bit values a `QuantizeLinear` writes for ONNX Runtime, which
 //!   fuses each quantized op with its quantizers and would compute a float value in between otherwise once
 //!   it is an output. On MobileNetV2 the later groups' suffixes cost a quarter of the whole model or less.
-//!   The base model's run is one more inference: a cohort runs suffixes only where they save at least two
-//!   whole runs together ([`MIN_COHORT_SAVING`]), a chunk is tapped only where its live suffixes save more
-//!   than one, and a member running alone runs its whole model.
+//!   The base model's run is one more inference, cut after the last value a suffix reads ([`prefix`]): a
+//!   cohort runs suffixes only where they save at least two whole runs together ([`MIN_COHORT_SAVING`]), a
+//!   chunk is tapped only where the suffixes that will read it save more than one, and a member running alone
+//!   runs its whole model — unless it is one of a best-first *front*, whose members take turns in the same
+//!   chunks: those are tapped once and kept for the others ([`TAPPED_BYTES`]).
 //! - **Both cores on independent work.** Candidates run in parallel, one sample at a time each, so each stops
 //!   at exactly the sample where its bound fails, and preparing the candidates' sessions (single-threaded in
 //!   the engines) is spread over the cores too. A member running alone runs a wave of samples, one per core.
@@ -29,14 +31,20 @@ use rayon::prelude::*;
 use crate::backend::Session;
 use crate::data::Annotation;
 use crate::error::Result;
-use crate::graph::{changed_suffix, Cut, Suffix};
+use crate::graph::{changed_suffix, prefix, Cut, Suffix};
 use crate::progress::NoProgress;
 use crate::runner::{run_batches, Flow, InputBinding};
 use crate::search::engine_lab::EngineLab;
 use crate::tensor::Tensor;
 
-/// Samples whose boundary values are held at once.
+/// Samples whose boundary values are tapped at once.
 const CHUNK: usize = 8;
+
+/// The boundary values of tapped chunks kept for later calls, in bytes: a best-first ranking advances one
+/// member at a time, a few samples each, and the members it alternates between sit in the same few chunks.
+/// The least recently used chunk goes first, and before a chunk is tapped, room is made for one as large as
+/// the largest kept, so a model whose chunk alone outgrows this never holds two.
+const TAPPED_BYTES: usize = 64 << 20;
 
 /// The least share of a candidate's nodes its suffix must leave out to be run at all: a suffix of nearly the
 /// whole model saves little per sample, and where it runs alone it would be prepared again whole.
@@ -110,9 +118,18 @@ struct CandidateRun {
 pub(crate) struct Cohort {
     states: Vec<CandidateRun>,
     tap: Option<Tap>,
-    /// The last chunk's boundary values (positions `from..to`): a best-first ranking advances a few members
-    /// a few samples at a time, and each advance would otherwise run the base model over the chunk again.
-    tapped: Option<(usize, usize, Vec<ChunkSample>)>,
+    /// Recently tapped chunks, least recently used first ([`TAPPED_BYTES`]): a best-first ranking advances a
+    /// few members a few samples at a time, and each advance would otherwise run the base model over the
+    /// chunk again.
+    tapped: Vec<TappedChunk>,
+}
+
+/// A chunk's boundary values, kept between calls.
+struct TappedChunk {
+    from: usize,
+    to: usize,
+    samples: Vec<ChunkSample>,
+    bytes: usize,
 }
 
 /// One sample of a chunk: its dataset index, annotation, and the base model's boundary values.
@@ -134,18 +151,22 @@ impl Cohort {
         let mut states = prepare(ctx, base_model.as_ref(), members)?;
         let taps = tap_names(&mut states);
         let tap = match base_model {
-            Some((model, _)) if !taps.is_empty() => Some(Tap {
-                binding: InputBinding::from_model(&model)?,
-                model_outputs: model.graph.as_ref().map_or(0, |g| g.output.len()),
-                base: Base::Built(Box::new(model)),
-                taps,
-            }),
+            Some((model, _)) if !taps.is_empty() => {
+                // Only what the boundary values depend on runs: nothing after the last of them.
+                let model = prefix(&model, &taps).unwrap_or(model);
+                Some(Tap {
+                    binding: InputBinding::from_model(&model)?,
+                    model_outputs: model.graph.as_ref().map_or(0, |g| g.output.len()),
+                    base: Base::Built(Box::new(model)),
+                    taps,
+                })
+            }
             _ => None,
         };
         Ok(Cohort {
             states,
             tap,
-            tapped: None,
+            tapped: Vec::new(),
         })
     }
 
@@ -156,13 +177,16 @@ impl Cohort {
 
     /// Evaluates the members for which `start(id)` gives a position, from there on `subset`, with metric
     /// number `metric`, in lockstep, each until `keep_going(id, new values)` answers false (a member running
-    /// alone keeps the rest of its wave) or the subset ends. Returns each participant's id and new values.
+    /// alone keeps the rest of its wave) or the subset ends. `front`: the members a best-first ranking is
+    /// advancing one at a time, whose later calls will read the chunks this one taps. Returns each
+    /// participant's id and new values.
     pub fn advance(
         &mut self,
         ctx: &EngineLab,
         subset: &[usize],
         metric: usize,
         start: impl Fn(usize) -> Option<usize>,
+        front: &[usize],
         keep_going: &(dyn Fn(usize, &[f64]) -> bool + Sync),
     ) -> Result<Vec<(usize, Vec<f64>)>> {
         let (participants, total) = self.enter(subset.len(), start);
@@ -173,14 +197,13 @@ impl Cohort {
         while let Some(next) = self.next_chunk_start(subset.len()) {
             evaluator.check_interrupt()?;
             let from = next - next % CHUNK;
-            // The base model's run pays off when the suffixes running in the chunk save more than a whole
-            // model's run together; otherwise they run whole (one alone: a best-first step, the last candidate
-            // still above the best).
-            let tap_it = self.suffix_savings_in(from + CHUNK, subset.len()) > 1.0;
+            // The base model's run pays off when the suffixes that will read the chunk save more than a whole
+            // model's run together; otherwise they run whole (the last candidate still above the best).
+            let tap_it = self.suffix_savings_in(from, subset.len(), front) > 1.0;
             let chunk = self.chunk(ctx, subset, from, metric, tap_it)?;
             inferred += chunk.base_runs;
             inferred += self.run_members(ctx, &chunk, metric, keep_going)?;
-            self.tapped = Some((chunk.from, chunk.to, chunk.samples));
+            self.keep(chunk);
         }
         progress.finish();
         evaluator.count_inferred(inferred);
@@ -207,12 +230,19 @@ impl Cohort {
         (participants, total)
     }
 
-    /// What the suffixes of the members still running that start before position `to` save together, in
-    /// whole models' runs (each suffix's share of nodes not run: a proxy for its share of the time).
-    fn suffix_savings_in(&self, to: usize, len: usize) -> f64 {
+    /// What the suffixes of the members that will read the chunk from position `from` save together, in
+    /// whole models' runs (each suffix's share of nodes not run: a proxy for its share of the time): those
+    /// running that start before its end, and the members of the best-first `front` that stand in it (those
+    /// behind it reach it only if they overtake the leader).
+    fn suffix_savings_in(&self, from: usize, len: usize, front: &[usize]) -> f64 {
+        let to = from + CHUNK;
         self.states
             .iter()
-            .filter(|s| s.live(len) && s.next < to)
+            .filter(|s| {
+                let running = s.live(len) && s.next < to;
+                let waiting = front.contains(&s.id) && (from..to).contains(&s.next);
+                running || waiting
+            })
             .map(|s| match s.runner {
                 Runner::Suffix { saves, .. } => saves,
                 Runner::Whole(_) => 0.0,
@@ -230,8 +260,8 @@ impl Cohort {
     }
 
     /// The chunk of `subset` from position `from` (a multiple of [`CHUNK`]): what every member running in it
-    /// reads. Its boundary values are those kept from the last chunk when it is the same one, else the base
-    /// model's run over it when `tap_it`, else none (the members run whole).
+    /// reads. Its boundary values are those kept from an earlier call, else the base model's run over it when
+    /// `tap_it`, else none (the members run whole).
     fn chunk<'s>(
         &mut self,
         ctx: &EngineLab,
@@ -247,15 +277,18 @@ impl Cohort {
             true => evaluator.references(indices)?,
             false => Vec::new(),
         };
-        // The previous chunk's values are dropped before the next are tapped: never two chunks at once.
-        let tapped = self
+        let kept = self
             .tapped
-            .take()
-            .filter(|(f, t, samples)| (*f, *t) == (from, to) && !samples.is_empty());
-        let (samples, base_runs) = match (&mut self.tap, tapped) {
-            (Some(_), Some((_, _, samples))) => (samples, 0),
-            (Some(tap), None) if tap_it => (tap.run(ctx, indices)?, indices.len()),
-            _ => (Vec::new(), 0),
+            .iter()
+            .position(|c| (c.from, c.to) == (from, to));
+        let (samples, base_runs) = match (kept, tap_it && self.tap.is_some()) {
+            (Some(kept), _) => (self.tapped.remove(kept).samples, 0),
+            (None, true) => {
+                self.make_room();
+                let tap = self.tap.as_mut().expect("checked above");
+                (tap.run(ctx, indices)?, indices.len())
+            }
+            (None, false) => (Vec::new(), 0),
         };
         Ok(Chunk {
             subset,
@@ -295,6 +328,40 @@ impl Cohort {
             inferred += runs?;
         }
         Ok(inferred)
+    }
+
+    /// Keeps a tapped chunk for later calls, within [`TAPPED_BYTES`].
+    fn keep(&mut self, chunk: Chunk) {
+        if chunk.samples.is_empty() {
+            return;
+        }
+        let bytes = chunk
+            .samples
+            .iter()
+            .flat_map(|s| &s.taps)
+            .map(Tensor::byte_len)
+            .sum();
+        self.tapped.push(TappedChunk {
+            from: chunk.from,
+            to: chunk.to,
+            samples: chunk.samples,
+            bytes,
+        });
+        while self.tapped.len() > 1 && self.tapped_bytes() > TAPPED_BYTES {
+            self.tapped.remove(0);
+        }
+    }
+
+    /// Drops the least recently used chunks until one as large as the largest kept fits beside the rest.
+    fn make_room(&mut self) {
+        let largest = self.tapped.iter().map(|c| c.bytes).max().unwrap_or(0);
+        while !self.tapped.is_empty() && self.tapped_bytes() + largest > TAPPED_BYTES {
+            self.tapped.remove(0);
+        }
+    }
+
+    fn tapped_bytes(&self) -> usize {
+        self.tapped.iter().map(|c| c.bytes).sum()
     }
 
     /// Each participant's id and new values, taken from it.

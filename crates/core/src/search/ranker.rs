@@ -47,6 +47,12 @@ pub(crate) trait Scorer {
     /// How many candidates are best evaluated together (1: one at a time, each to its end).
     fn width(&self) -> usize;
 
+    /// Says which candidates the next calls advance one at a time, best first, until one of them completes
+    /// (none: the calls advance what they name). A hint for a scorer that shares work between candidates —
+    /// the boundary values of a chunk of samples serve every candidate that reaches it — and never a change
+    /// in the values.
+    fn expect(&mut self, _front: &[usize]) {}
+
     /// Evaluates each job's candidate on the subset from its `start`, in subset order, at least one sample
     /// each, until position `until` or until `keep_going(group, values of this call)` answers false (a few
     /// more values may come back). Returns the new values per group.
@@ -199,10 +205,14 @@ impl<'m> Ranking<'m> {
                     if members.len() > 1 && !probes.is_empty() {
                         self.extend(scorer, &probes, PROBE, None)?;
                     } else {
+                        let front: Vec<usize> =
+                            members.iter().map(|&i| self.candidates[i].group).collect();
+                        scorer.expect(&front);
                         self.advance_front(scorer, members)?;
                     }
                 }
                 (Some(_), Some(_)) => {
+                    scorer.expect(&[]);
                     self.ensure_cohort(scorer.width(), rival);
                     let members = self.cohort_challengers(rival, self.subset_len);
                     self.extend(scorer, &members, self.subset_len, rival)?;

@@ -8,16 +8,21 @@ use super::*;
 use crate::metric::Scoring;
 use crate::search::fake::FakeMetric;
 
-/// Values from a table `[group][sample]`, counting the samples scored.
+/// Values from a table `[group][sample]`, counting the samples scored and recording the fronts it is told.
 struct Table<'t> {
     values: &'t [Vec<f64>],
     width: usize,
     scored: &'t Cell<usize>,
+    fronts: Vec<Vec<usize>>,
 }
 
 impl Scorer for Table<'_> {
     fn width(&self) -> usize {
         self.width
+    }
+
+    fn expect(&mut self, front: &[usize]) {
+        self.fronts.push(front.to_vec());
     }
 
     fn extend(
@@ -66,6 +71,7 @@ fn order_with_costs(
         values: table,
         width,
         scored: &scored,
+        fronts: Vec::new(),
     };
     let candidates = (0..table.len())
         .map(|g| (g, vec![format!("g{g}")], costs[g]))
@@ -179,6 +185,7 @@ fn best_first_completes_only_the_best_before_taking_it() {
         values: &table,
         width: 8,
         scored: &scored,
+        fronts: Vec::new(),
     };
     let candidates = (0..8).map(|g| (g, vec![format!("g{g}")], 0)).collect();
     let mut ranking = Ranking::new(candidates, 60, &metric, true);
@@ -196,6 +203,18 @@ fn best_first_completes_only_the_best_before_taking_it() {
         scored.get(),
         8 * PROBE + (1..=7).sum::<usize>() + (60 - PROBE)
     );
+    // Each best-first step told the scorer the whole front (no group can be ruled out before a score is
+    // exact): the chunks one member taps serve the others.
+    let everyone: Vec<usize> = (0..8).collect();
+    assert!(!scorer.fronts.is_empty());
+    assert!(
+        scorer.fronts.iter().all(|f| *f == everyone),
+        "{:?}",
+        scorer.fronts
+    );
+    // The next step's front: those left.
+    ranking.next(&mut scorer).unwrap();
+    assert_eq!(scorer.fronts.last(), Some(&(0..7).collect()));
 }
 
 /// A metric judged by its median is ranked by its median, and never pruned with mean bounds.

@@ -228,6 +228,10 @@ impl Scorer for RecordedScorer<'_> {
         self.inner.width()
     }
 
+    fn expect(&mut self, front: &[usize]) {
+        self.inner.expect(front);
+    }
+
     fn extend(
         &mut self,
         jobs: &[ScoreRequest],

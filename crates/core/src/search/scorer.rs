@@ -19,6 +19,8 @@ pub(crate) struct CohortScorer<'s, 'a> {
     pub key: CohortKey,
     pub members: HashMap<usize, BTreeSet<String>>,
     pub cohort: Option<Cohort>,
+    /// The candidates a best-first ranking is advancing one at a time ([`Scorer::expect`]).
+    pub front: Vec<usize>,
 }
 
 impl<'s, 'a> CohortScorer<'s, 'a> {
@@ -41,6 +43,7 @@ impl<'s, 'a> CohortScorer<'s, 'a> {
             key,
             members: members.into_iter().collect(),
             cohort,
+            front: Vec::new(),
         }
     }
 }
@@ -48,6 +51,10 @@ impl<'s, 'a> CohortScorer<'s, 'a> {
 impl Scorer for CohortScorer<'_, '_> {
     fn width(&self) -> usize {
         self.ctx.cohort_size()
+    }
+
+    fn expect(&mut self, front: &[usize]) {
+        self.front = front.to_vec();
     }
 
     fn extend(
@@ -99,6 +106,7 @@ impl Scorer for CohortScorer<'_, '_> {
             subset,
             self.key.3,
             |id| starts.get(&id).copied(),
+            &self.front,
             keep_going,
         )?;
         self.ctx.counts.subset += jobs.len();

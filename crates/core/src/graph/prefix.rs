@@ -1,0 +1,44 @@
+//! The part of a model that computes some of its values, and nothing after them.
+//!
+//! A cohort's base model runs to hand its candidates' suffixes their boundary values ([`super::Suffix`]);
+//! the nodes downstream of the last boundary value would run for nothing. The prefix keeps only the nodes the
+//! values depend on, so a cohort of early groups taps a fraction of the model. Every kept node reads exactly
+//! what it read in the whole model, so it computes the same values.
+
+use std::collections::HashSet;
+
+use aquant_onnx::ModelProto;
+
+use super::suffix::has_subgraph;
+
+/// `model` reduced to the nodes `values` depend on, with no outputs of its own (the caller adds `values` as
+/// outputs when it prepares it); the graph's inputs and the initializers those nodes read are kept. `None`
+/// when a node holds a subgraph, whose outer-scope reads are not followed here.
+pub fn prefix(model: &ModelProto, values: &[String]) -> Option<ModelProto> {
+    let graph = model.graph.as_ref()?;
+    if graph.node.iter().any(has_subgraph) {
+        return None;
+    }
+    let mut needed: HashSet<&str> = values.iter().map(String::as_str).collect();
+    // Built models list nodes in topological order: walking them backwards reaches every producer after its
+    // readers.
+    let mut keep = vec![false; graph.node.len()];
+    for (i, node) in graph.node.iter().enumerate().rev() {
+        if node.output.iter().any(|o| needed.contains(o.as_str())) {
+            keep[i] = true;
+            needed.extend(node.input.iter().map(String::as_str));
+        }
+    }
+    let mut pruned = model.clone();
+    let pruned_graph = pruned.graph.as_mut()?;
+    let mut kept = keep.iter();
+    pruned_graph
+        .node
+        .retain(|_| *kept.next().expect("one flag per node"));
+    let needed: HashSet<String> = needed.into_iter().map(str::to_owned).collect();
+    let is_needed = |name: &Option<String>| name.as_ref().is_some_and(|n| needed.contains(n));
+    pruned_graph.initializer.retain(|t| is_needed(&t.name));
+    pruned_graph.value_info.retain(|v| is_needed(&v.name));
+    pruned_graph.output.clear();
+    Some(pruned)
+}

@@ -225,6 +225,30 @@ fn evaluation_shortcuts_do_not_change_the_search() {
     }
 }
 
+/// With a validation set no larger than the ranking subset (200 samples here), the first step after a
+/// ranking reverts the group it scored exactly on every sample: its evaluation is made of those values, no
+/// inference (the reuse lever; without it the step runs). Later steps of the same ranking stand on another
+/// base and run. The search is the same.
+#[test]
+fn a_step_the_ranking_scored_on_every_sample_runs_no_inference() {
+    let with = hostile_search(Levers::default());
+    let without = hostile_search(Levers {
+        reuse: false,
+        ..Levers::default()
+    });
+    assert_eq!(with.steps, without.steps);
+    assert_eq!(with.metrics, without.metrics);
+    let (with, without) = (&with.evaluations, &without.evaluations);
+    assert_eq!(with.subset, without.subset, "no ranking was repeated");
+    let saved = without.full - with.full;
+    assert!(saved >= 1, "{with:?} vs {without:?}");
+    assert_eq!(
+        without.samples_inferred - with.samples_inferred,
+        200 * saved,
+        "whole evaluations of the validation set saved"
+    );
+}
+
 /// The hostile model with six more layers after mm3 (each ignoring the outlier channel too): enough groups
 /// for ranking cohorts whose suffixes save the base model's runs.
 fn deep_hostile_model() -> aquant_onnx::ModelProto {

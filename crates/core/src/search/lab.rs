@@ -52,6 +52,18 @@ pub(crate) trait Bench {
         label: &str,
     ) -> Result<Evaluation>;
 
+    /// The evaluation of `indices` made of per-sample values already computed — `known(metric, index)` —
+    /// when every metric is scored per sample and each of its values on `indices` is known; `None` otherwise
+    /// (a bench that cannot tell says so). What a ranking that scored a candidate on every sample of an
+    /// evaluation leaves to compute: nothing (a validation set no larger than the ranking subset).
+    fn evaluation_from_values(
+        &self,
+        _indices: &[usize],
+        _known: &dyn Fn(usize, usize) -> Option<f64>,
+    ) -> Result<Option<Evaluation>> {
+        Ok(None)
+    }
+
     /// A scorer of `members` (candidates on top of the ops `base` reverts) by metric number `metric` on
     /// `subset`.
     fn scorer<'s>(

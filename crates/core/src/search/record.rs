@@ -97,8 +97,21 @@ impl<L: Lab> Bench for Recorded<L> {
         label: &str,
     ) -> Result<Evaluation> {
         let tag = self.inner.tag();
-        self.evaluation(tag, reverted, indices, |lab| {
-            lab.evaluate(reverted, indices, label)
+        // A ranking that scored this candidate on every sample asked for has made this evaluation already.
+        let ranked = match self.reuse {
+            true => {
+                let values = &self.values;
+                let known = |metric: usize, index: usize| {
+                    let key = (tag.clone(), metric, reverted.clone());
+                    values.get(&key)?.get(&index).copied()
+                };
+                self.inner.evaluation_from_values(indices, &known)?
+            }
+            false => None,
+        };
+        self.evaluation(tag, reverted, indices, |lab| match ranked {
+            Some(evaluation) => Ok(evaluation),
+            None => lab.evaluate(reverted, indices, label),
         })
     }
 

@@ -21,7 +21,7 @@ use crate::params::DEFAULT_REFERENCE_BUDGET;
 pub use latency::{measure_each, measure_latency, timed_together, Latency, Timing};
 pub use model::EvaluatedModel;
 use reference::ReferenceCache;
-pub(crate) use scores::aggregate;
+pub(crate) use scores::{aggregate, per_sample_value};
 use scores::{sample_value, Scores};
 use std::time::Instant;
 

@@ -74,12 +74,7 @@ impl<'m> Scores<'m> {
             .iter()
             .zip(self.per_sample)
             .map(|(metric, per_sample)| match metric.scoring() {
-                Scoring::PerSample(_) => Ok(MetricValue {
-                    name: metric.name().into(),
-                    value: aggregate(*metric, &per_sample)?,
-                    per_sample,
-                    resampled: Vec::new(),
-                }),
+                Scoring::PerSample(_) => per_sample_value(*metric, per_sample),
                 Scoring::WholeSet(set_metric) => {
                     let set = set_value(*metric, set_metric, &kept, model)?;
                     Ok(MetricValue {
@@ -171,6 +166,16 @@ fn guarded<T>(metric: &dyn Metric, what: &str, f: impl FnOnce() -> Result<T>) ->
             name: metric.name().into(),
             message: format!("panicked in {what}: {message}"),
         })
+    })
+}
+
+/// A per-sample metric's result from its values: their aggregate, beside them.
+pub(crate) fn per_sample_value(metric: &dyn Metric, per_sample: Vec<f64>) -> Result<MetricValue> {
+    Ok(MetricValue {
+        name: metric.name().into(),
+        value: aggregate(metric, &per_sample)?,
+        per_sample,
+        resampled: Vec::new(),
     })
 }
 

@@ -9,7 +9,7 @@ use aquant_onnx::ModelProto;
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::{aggregate, measure_latency, Evaluation, Evaluator, Latency, MetricValue};
+use crate::eval::{measure_latency, per_sample_value, Evaluation, Evaluator, Latency};
 use crate::executor::Executor;
 use crate::graph::Cut;
 use crate::heap;
@@ -271,12 +271,7 @@ impl Bench for EngineLab<'_> {
             else {
                 return Ok(None);
             };
-            metrics.push(MetricValue {
-                name: metric.name().into(),
-                value: aggregate(metric, &per_sample)?,
-                per_sample,
-                resampled: Vec::new(),
-            });
+            metrics.push(per_sample_value(metric, per_sample)?);
         }
         Ok(Some(Evaluation {
             indices: indices.to_vec(),

@@ -11,34 +11,34 @@ use aquant_onnx::ModelProto;
 
 use super::suffix::has_subgraph;
 
-/// `model` reduced to the nodes `values` depend on, with no outputs of its own (the caller adds `values` as
-/// outputs when it prepares it); the graph's inputs and the initializers those nodes read are kept. `None`
-/// when a node holds a subgraph, whose outer-scope reads are not followed here.
-pub fn prefix(model: &ModelProto, values: &[String]) -> Option<ModelProto> {
-    let graph = model.graph.as_ref()?;
+/// `model` reduced in place to the nodes `values` depend on, with no outputs of its own (the caller adds
+/// `values` as outputs when it prepares it); the graph's inputs and the initializers those nodes read are
+/// kept. A model with a node holding a subgraph, whose outer-scope reads are not followed here, comes back
+/// whole, outputs and all.
+pub fn prefix(mut model: ModelProto, values: &[String]) -> ModelProto {
+    let Some(graph) = model.graph.as_mut() else {
+        return model;
+    };
     if graph.node.iter().any(has_subgraph) {
-        return None;
+        return model;
     }
-    let mut needed: HashSet<&str> = values.iter().map(String::as_str).collect();
+    let mut needed: HashSet<String> = values.iter().cloned().collect();
     // Built models list nodes in topological order: walking them backwards reaches every producer after its
     // readers.
     let mut keep = vec![false; graph.node.len()];
     for (i, node) in graph.node.iter().enumerate().rev() {
-        if node.output.iter().any(|o| needed.contains(o.as_str())) {
+        if node.output.iter().any(|o| needed.contains(o)) {
             keep[i] = true;
-            needed.extend(node.input.iter().map(String::as_str));
+            needed.extend(node.input.iter().cloned());
         }
     }
-    let mut pruned = model.clone();
-    let pruned_graph = pruned.graph.as_mut()?;
-    let mut kept = keep.iter();
-    pruned_graph
+    let mut kept = keep.into_iter();
+    graph
         .node
-        .retain(|_| *kept.next().expect("one flag per node"));
-    let needed: HashSet<String> = needed.into_iter().map(str::to_owned).collect();
+        .retain(|_| kept.next().expect("one flag per node"));
     let is_needed = |name: &Option<String>| name.as_ref().is_some_and(|n| needed.contains(n));
-    pruned_graph.initializer.retain(|t| is_needed(&t.name));
-    pruned_graph.value_info.retain(|v| is_needed(&v.name));
-    pruned_graph.output.clear();
-    Some(pruned)
+    graph.initializer.retain(|t| is_needed(&t.name));
+    graph.value_info.retain(|v| is_needed(&v.name));
+    graph.output.clear();
+    model
 }

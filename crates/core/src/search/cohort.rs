@@ -153,7 +153,7 @@ impl Cohort {
         let tap = match base_model {
             Some((model, _)) if !taps.is_empty() => {
                 // Only what the boundary values depend on runs: nothing after the last of them.
-                let model = prefix(&model, &taps).unwrap_or(model);
+                let model = prefix(model, &taps);
                 Some(Tap {
                     binding: InputBinding::from_model(&model)?,
                     model_outputs: model.graph.as_ref().map_or(0, |g| g.output.len()),

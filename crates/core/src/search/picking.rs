@@ -33,8 +33,8 @@ impl<'m, L: Lab> Restorer<'m, L> {
                     return Ok(None);
                 }
                 let (index, metric) = self.ranking_metric(controlled)?;
-                let subset = self.subset_for(index, metric);
-                let ranking = Ranking::new(candidates, subset.len(), metric, self.early_stop);
+                let (subset, current) = self.subset_for(index, metric);
+                let ranking = Ranking::new(candidates, &current, metric, self.early_stop);
                 self.ranking = Some(Current {
                     ranking,
                     base: self.current().reverted.clone(),
@@ -127,8 +127,12 @@ impl<'m, L: Lab> Restorer<'m, L> {
     /// The ranking subset for evaluation entry `metric` (FP32 vs the current model, sample by sample),
     /// ordered worst-first for the current model so that early-stopping evaluations meet the decisive samples
     /// first. For the output NMSE, FP32's values are all 0: the samples the current model departs from FP32
-    /// most come first.
-    pub(crate) fn subset_for(&self, metric: usize, ranked_by: &dyn Metric) -> Vec<usize> {
+    /// most come first. The second value: the current model's per-sample values on it, in its order.
+    pub(crate) fn subset_for(
+        &self,
+        metric: usize,
+        ranked_by: &dyn Metric,
+    ) -> (Vec<usize>, Vec<f64>) {
         let current = &self.current().evaluation;
         let reference = self.reference.as_ref().expect("set by the Baselines state");
         let value = |i: usize| current.metrics[metric].per_sample[i];
@@ -153,6 +157,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
                 vb.total_cmp(&va)
             }
         });
-        subset
+        let values = subset.iter().map(|&i| value(i)).collect();
+        (subset, values)
     }
 }

@@ -55,16 +55,18 @@ fn order(
     early_stop: bool,
     width: usize,
 ) -> (Vec<usize>, usize) {
-    order_with_costs(table, &vec![0; table.len()], metric, early_stop, width)
+    order_with_costs(table, &vec![0; table.len()], metric, early_stop, width, 0)
 }
 
-/// [`order`] with a revert cost per group.
+/// [`order`] with a revert cost per group, the current model at its worst on the first `at_worst` samples
+/// and at its best on the rest.
 fn order_with_costs(
     table: &[Vec<f64>],
     costs: &[usize],
     metric: &dyn Metric,
     early_stop: bool,
     width: usize,
+    at_worst: usize,
 ) -> (Vec<usize>, usize) {
     let scored = Cell::new(0);
     let mut scorer = Table {
@@ -76,7 +78,14 @@ fn order_with_costs(
     let candidates = (0..table.len())
         .map(|g| (g, vec![format!("g{g}")], costs[g]))
         .collect();
-    let mut ranking = Ranking::new(candidates, table[0].len(), metric, early_stop);
+    let (worst, best) = match metric.direction() {
+        Direction::HigherBetter => (0.0, 1.0),
+        Direction::HigherWorse => (1.0, 0.0),
+    };
+    let current: Vec<f64> = (0..table[0].len())
+        .map(|i| if i < at_worst { worst } else { best })
+        .collect();
+    let mut ranking = Ranking::new(candidates, &current, metric, early_stop);
     let mut taken = Vec::new();
     let mut first = 0;
     while let Some(entry) = ranking.next(&mut scorer).unwrap() {
@@ -123,6 +132,7 @@ proptest! {
         }),
         width in 1usize..5,
         higher_worse in any::<bool>(),
+        at_worst in 0usize..40,
     ) {
         let metric = FakeMetric {
             name: "m",
@@ -130,7 +140,8 @@ proptest! {
             bounds: Some((0.0, 1.0)),
             median: false,
         };
-        let (taken, _) = order(&table, &metric, true, width);
+        let costs = vec![0; table.len()];
+        let (taken, _) = order_with_costs(&table, &costs, &metric, true, width, at_worst);
         prop_assert_eq!(taken, full_order(&table, &metric));
     }
 
@@ -143,11 +154,11 @@ proptest! {
         width in 1usize..5,
     ) {
         let metric = FakeMetric::accuracy("top1");
-        let (taken, _) = order_with_costs(&table, &costs, &metric, true, width);
+        let (taken, _) = order_with_costs(&table, &costs, &metric, true, width, 0);
         prop_assert_eq!(taken, full_order_with_costs(&table, &costs, &metric));
         // Equal costs, whatever they are, give the order of the scores alone.
         let equal = vec![costs[0]; 12];
-        let (taken, _) = order_with_costs(&table, &equal, &metric, true, width);
+        let (taken, _) = order_with_costs(&table, &equal, &metric, true, width, 0);
         prop_assert_eq!(taken, full_order(&table, &metric));
     }
 }
@@ -171,11 +182,11 @@ fn early_stop_scores_fewer_samples_for_the_same_order() {
 /// on the probe is evaluated only until it falls behind.
 #[test]
 fn best_first_completes_only_the_best_before_taking_it() {
-    // Every group is perfect on the probe; group g < 7 then misses sample PROBE + g, group 7 misses nothing.
+    // Every group is perfect on the probe; group g < 7 then misses sample MIN_PROBE + g, group 7 misses nothing.
     let table: Vec<Vec<f64>> = (0..8)
         .map(|g| {
             (0..60)
-                .map(|i| f64::from(g == 7 || i != PROBE + g))
+                .map(|i| f64::from(g == 7 || i != MIN_PROBE + g))
                 .collect()
         })
         .collect();
@@ -188,7 +199,7 @@ fn best_first_completes_only_the_best_before_taking_it() {
         fronts: Vec::new(),
     };
     let candidates = (0..8).map(|g| (g, vec![format!("g{g}")], 0)).collect();
-    let mut ranking = Ranking::new(candidates, 60, &metric, true);
+    let mut ranking = Ranking::new(candidates, &[1.0; 60], &metric, true);
     assert_eq!(ranking.next(&mut scorer).unwrap().unwrap().group, 7);
     // Group 0, the leader after the probe by its id, would have been completed first.
     let exact: Vec<usize> = ranking
@@ -201,7 +212,7 @@ fn best_first_completes_only_the_best_before_taking_it() {
     // The probe, each other group up to its miss, group 7 to the end.
     assert_eq!(
         scored.get(),
-        8 * PROBE + (1..=7).sum::<usize>() + (60 - PROBE)
+        8 * MIN_PROBE + (1..=7).sum::<usize>() + (60 - MIN_PROBE)
     );
     // Each best-first step told the scorer the whole front (no group can be ruled out before a score is
     // exact): the chunks one member taps serve the others.
@@ -215,6 +226,38 @@ fn best_first_completes_only_the_best_before_taking_it() {
     // The next step's front: those left.
     ranking.next(&mut scorer).unwrap();
     assert_eq!(scorer.fronts.last(), Some(&(0..7).collect()));
+}
+
+/// Where the current model is at its worst on the subset's first samples, every candidate is probed on them
+/// before any is completed: the best does better there, though a cheaper revert that ties it on every
+/// sample evaluated before would otherwise be completed first.
+#[test]
+fn every_candidate_is_probed_where_the_current_model_is_at_its_worst() {
+    // The current model misses the first 20 samples. Groups 0-8 (cost 0) miss them too, and group g misses
+    // sample 30 + g besides; group 9 (cost 1) gets samples 5, 10 and 15 right, and all after sample 20.
+    let table: Vec<Vec<f64>> = (0..10)
+        .map(|g| {
+            (0..60)
+                .map(|i| match g {
+                    9 => f64::from(i >= 20 || i % 5 == 0 && i > 0),
+                    _ => f64::from(i >= 20 && i != 30 + g),
+                })
+                .collect()
+        })
+        .collect();
+    let metric = FakeMetric::accuracy("top1");
+    let mut costs = vec![0; 10];
+    costs[9] = 1;
+    let (taken, scored) = order_with_costs(&table, &costs, &metric, true, 3, 20);
+    assert_eq!(taken, full_order_with_costs(&table, &costs, &metric));
+    assert_eq!(taken[0], 9);
+    // Every group probed on the 20 samples, then group 9 to the end; the others fall below its score there.
+    assert_eq!(scored, 10 * 20 + 40);
+    // Without the probe (the current model at its worst nowhere), the cheapest group 0 leads its cohort on
+    // the first samples and is completed before group 9 is evaluated.
+    let (taken, scored) = order_with_costs(&table, &costs, &metric, true, 3, 0);
+    assert_eq!(taken[0], 9);
+    assert!(scored > 10 * 20 + 40, "{scored}");
 }
 
 /// A metric judged by its median is ranked by its median, and never pruned with mean bounds.

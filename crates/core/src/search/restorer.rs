@@ -406,7 +406,7 @@ impl<'m, L: Lab> Restorer<'m, L> {
     fn tuning(&mut self) -> Result<Phase> {
         let controlled = self.limits.controlled(&self.current().judged);
         let (index, metric) = self.ranking_metric(controlled)?;
-        let subset = self.subset_for(index, metric);
+        let (subset, _) = self.subset_for(index, metric);
         if let Some(variant) =
             tuning::best_variant(&mut self.lab, metric, index, &self.params, &subset)?
         {

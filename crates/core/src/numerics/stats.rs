@@ -43,20 +43,35 @@ impl TensorStats {
                     &copy
                 }
             };
-            if values.is_empty() {
-                continue;
+            if !values.is_empty() {
+                self.push(values, Extremes::of(values, None))?;
             }
-            let extremes = Extremes::of(values);
-            if !extremes.finite {
-                return Err(Error::data(
-                    "non-finite activation (NaN or Inf) during calibration",
-                ));
-            }
-            self.mins
-                .push(reduce(values, &extremes, self.range.min, Side::Low));
-            self.maxs
-                .push(reduce(values, &extremes, self.range.max, Side::High));
         }
+        Ok(())
+    }
+
+    /// Observes one sample's contiguous `values` and adds them into `sum` (of the same length), element by
+    /// element, in the same pass: calibration reads each input of a bias-corrected layer once instead of
+    /// twice (the activations of a sample outgrow the caches).
+    pub fn observe_adding(&mut self, values: &[f32], sum: &mut [f32]) -> Result<()> {
+        assert_eq!(values.len(), sum.len(), "a sum has one value per element");
+        match values.is_empty() {
+            true => Ok(()),
+            false => self.push(values, Extremes::of(values, Some(sum))),
+        }
+    }
+
+    /// Keeps the statistics of one sample with these extremes.
+    fn push(&mut self, values: &[f32], extremes: Extremes) -> Result<()> {
+        if !extremes.finite {
+            return Err(Error::data(
+                "non-finite activation (NaN or Inf) during calibration",
+            ));
+        }
+        self.mins
+            .push(reduce(values, &extremes, self.range.min, Side::Low));
+        self.maxs
+            .push(reduce(values, &extremes, self.range.max, Side::High));
         Ok(())
     }
 
@@ -86,32 +101,70 @@ struct Extremes {
 
 impl Extremes {
     /// Lane-wise accumulators over fixed-size chunks, so the compiler vectorises the pass (calibration
-    /// reduces every activation of every sample: this is its hot loop).
-    fn of(values: &[f32]) -> Extremes {
-        const LANES: usize = 16;
-        let mut min = [f32::INFINITY; LANES];
-        let mut max = [f32::NEG_INFINITY; LANES];
-        let mut finite = [true; LANES];
+    /// reduces every activation of every sample: this is its hot loop). With `sum`, each value is also added
+    /// into it.
+    fn of(values: &[f32], sum: Option<&mut [f32]>) -> Extremes {
+        let mut lanes = Lanes::new();
         let mut chunks = values.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            for lane in 0..LANES {
-                let v = chunk[lane];
-                min[lane] = if v < min[lane] { v } else { min[lane] };
-                max[lane] = if v > max[lane] { v } else { max[lane] };
-                finite[lane] &= v.abs() <= f32::MAX;
+        match sum {
+            Some(sum) => {
+                let mut sums = sum.chunks_exact_mut(LANES);
+                for (chunk, sums) in (&mut chunks).zip(&mut sums) {
+                    lanes.take(chunk);
+                    for (s, v) in sums.iter_mut().zip(chunk) {
+                        *s += v;
+                    }
+                }
+                for (s, v) in sums.into_remainder().iter_mut().zip(chunks.remainder()) {
+                    *s += v;
+                }
             }
+            None => (&mut chunks).for_each(|chunk| lanes.take(chunk)),
         }
-        let mut extremes = Extremes {
-            min: min.iter().copied().fold(f32::INFINITY, f32::min),
-            max: max.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-            finite: finite.iter().all(|&f| f),
-        };
+        let mut extremes = lanes.extremes();
         for &v in chunks.remainder() {
             extremes.min = extremes.min.min(v);
             extremes.max = extremes.max.max(v);
             extremes.finite &= v.is_finite();
         }
         extremes
+    }
+}
+
+const LANES: usize = 16;
+
+/// Per-lane minimum, maximum and finiteness.
+struct Lanes {
+    min: [f32; LANES],
+    max: [f32; LANES],
+    finite: [bool; LANES],
+}
+
+impl Lanes {
+    fn new() -> Lanes {
+        Lanes {
+            min: [f32::INFINITY; LANES],
+            max: [f32::NEG_INFINITY; LANES],
+            finite: [true; LANES],
+        }
+    }
+
+    #[inline(always)]
+    fn take(&mut self, chunk: &[f32]) {
+        let lanes = self.min.iter_mut().zip(&mut self.max).zip(&mut self.finite);
+        for (((min, max), finite), &v) in lanes.zip(chunk) {
+            *min = if v < *min { v } else { *min };
+            *max = if v > *max { v } else { *max };
+            *finite &= v.abs() <= f32::MAX;
+        }
+    }
+
+    fn extremes(&self) -> Extremes {
+        Extremes {
+            min: self.min.iter().copied().fold(f32::INFINITY, f32::min),
+            max: self.max.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            finite: self.finite.iter().all(|&f| f),
+        }
     }
 }
 
@@ -312,14 +365,21 @@ mod tests {
             poison in proptest::option::of((0usize..100, proptest::sample::select(vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY]))),
         ) {
             let mut values = values;
-            let extremes = Extremes::of(&values);
+            let extremes = Extremes::of(&values, None);
             proptest::prop_assert_eq!(extremes.min, values.iter().copied().fold(f32::INFINITY, f32::min));
             proptest::prop_assert_eq!(extremes.max, values.iter().copied().fold(f32::NEG_INFINITY, f32::max));
             proptest::prop_assert!(extremes.finite);
+            // Adding into a sum in the same pass: the same extremes, and every element added once.
+            let start: Vec<f32> = (0..values.len()).map(|i| i as f32).collect();
+            let mut sum = start.clone();
+            let adding = Extremes::of(&values, Some(&mut sum));
+            proptest::prop_assert_eq!((adding.min, adding.max), (extremes.min, extremes.max));
+            let expected: Vec<f32> = start.iter().zip(&values).map(|(s, v)| s + v).collect();
+            proptest::prop_assert_eq!(sum, expected);
             if let Some((at, bad)) = poison {
                 let at = at % values.len();
                 values[at] = bad;
-                proptest::prop_assert!(!Extremes::of(&values).finite, "{bad} at {at} of {}", values.len());
+                proptest::prop_assert!(!Extremes::of(&values, None).finite, "{bad} at {at} of {}", values.len());
             }
         }
     }

@@ -96,6 +96,17 @@ impl RunningMean {
         }
     }
 
+    /// The running sum as a slice and `batch`'s values, when `batch` is one contiguous sample that adds
+    /// into the sum as a plain slice (what [`RunningMean::add`] would do); counts the sample.
+    fn running_sum_for<'b>(&mut self, batch: &'b ArrayD<f32>) -> Option<(&mut [f32], &'b [f32])> {
+        let sum = self.sum.as_mut()?;
+        let fits = batch.shape()[0] == 1 && sum.shape() == batch.shape();
+        let values = batch.as_slice().filter(|_| fits)?;
+        let sum = sum.as_slice_mut()?;
+        self.count += 1;
+        Some((sum, values))
+    }
+
     fn finish(self) -> Option<ArrayD<f32>> {
         let count = self.count as f32;
         self.sum.filter(|_| self.consistent).map(|s| s / count)
@@ -218,12 +229,16 @@ impl Observers {
             .zip(self.tensors.par_iter())
             .try_for_each(|(((stat, mean), output), name)| {
                 let data = output.as_f32(name)?;
-                stat.observe(data.view())
-                    .map_err(|e| Error::data(format!("calibration of tensor '{name}': {e}")))?;
-                if let Some(mean) = mean {
-                    mean.add(data);
-                }
-                Ok::<(), Error>(())
+                let observed = match mean.as_mut().and_then(|m| m.running_sum_for(data)) {
+                    // One sample added into the running sum as it is observed: one pass over it.
+                    Some((sum, values)) => stat.observe_adding(values, sum),
+                    None => stat.observe(data.view()).map(|()| {
+                        if let Some(mean) = mean {
+                            mean.add(data);
+                        }
+                    }),
+                };
+                observed.map_err(|e| Error::data(format!("calibration of tensor '{name}': {e}")))
             })
     }
 

@@ -108,3 +108,37 @@ fn identical_models_have_no_suffix() {
         assert!(changed_suffix(&model, &model, cut).is_none());
     }
 }
+
+/// The sensitivity analysis runs each op's model from where it departs from the FP32 model (the prefix-cache
+/// lever): on tract its figures are the whole models' bit for bit; on ONNX Runtime, which fuses some FP32
+/// nodes with their reader unless the value between them is an output, within float rounding of them.
+#[test]
+fn sensitivity_from_suffixes_equals_whole_models() {
+    let ort = aquant_ort::OrtBackend::new().expect("ONNX Runtime (scripts/requirements.txt)");
+    let tract = TractBackend::new();
+    let data = aquant::open_dataset(&assets().join("imagenet/val.json")).unwrap();
+    for (backend, tolerance) in [(&tract as &dyn Backend, 0.0), (&ort, 1e-4)] {
+        let model = Graph::load(&assets().join("imagenet/mobilenet_v2.onnx"))
+            .unwrap()
+            .into_model();
+        let params = QuantizationParams {
+            stat_subset_size: 4,
+            ..Default::default()
+        };
+        let (quantized, _) =
+            quantize::quantize(backend, model, data.as_ref(), &params, 1, &NoProgress).unwrap();
+        let analyze = |from_suffixes| {
+            aquant::sensitivity::analyze(&quantized, backend, data.as_ref(), 2, 1, from_suffixes)
+                .unwrap()
+                .0
+        };
+        let (whole, suffixes) = (analyze(false), analyze(true));
+        assert_eq!(whole.all_quantized_nmse, suffixes.all_quantized_nmse);
+        assert_eq!(whole.layers.len(), suffixes.layers.len());
+        for (w, s) in whole.layers.iter().zip(&suffixes.layers) {
+            assert_eq!(w.node, s.node);
+            let off = (w.nmse - s.nmse).abs() / w.nmse.abs().max(f64::MIN_POSITIVE);
+            assert!(off <= tolerance, "{}: {} vs {}", w.node, w.nmse, s.nmse);
+        }
+    }
+}

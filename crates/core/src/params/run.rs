@@ -102,7 +102,10 @@ pub struct Levers {
     pub reuse: bool,
     /// Evaluate ranking candidates together, in parallel, one sample at a time each.
     pub cohorts: bool,
-    /// In cohorts, run only the part of a candidate downstream of its change, on cached values of the rest.
+    /// In cohorts, run only the part of a candidate downstream of its change, on cached values of the rest;
+    /// likewise each op's model of the sensitivity analysis downstream of its op, on the FP32 model's values
+    /// (on ONNX Runtime its figures then differ from each op's whole model by float rounding: see
+    /// [`crate::sensitivity`]).
     pub prefix_cache: bool,
 }
 

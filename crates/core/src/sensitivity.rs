@@ -24,7 +24,7 @@ use crate::data::Annotation;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::eval::{aggregate, Evaluator};
-use crate::graph::{changed_suffix, prefix, Cut, Suffix};
+use crate::graph::{changed_suffix, prefix, Cut, Graph, Suffix};
 use crate::metric::{Metric, OutputError};
 use crate::params::RunOptions;
 use crate::progress::NoProgress;
@@ -178,6 +178,8 @@ struct OpSuffixes<'q, 'e> {
     form: ModelForm,
     /// Every op reverted: the FP32 model in the form the ops' models are built in.
     base: ModelProto,
+    /// `base`, indexed: who produces each value.
+    index: Graph,
     indices: &'e [usize],
     /// Ops whose suffixes are held at once.
     window: usize,
@@ -204,6 +206,7 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
             quantized,
             evaluator,
             form,
+            index: Graph::new(base.clone())?,
             base,
             indices,
             window,
@@ -243,7 +246,13 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
                     RestoreMode::ActivationsAndWeights,
                     self.form,
                 )?;
-                Ok(changed_suffix(&self.base, &model, Cut::Anywhere))
+                let suffix = changed_suffix(&self.base, &model, Cut::Anywhere);
+                // A value computed from shapes alone (int64, say) is not tapped: its type is unknown here.
+                Ok(suffix.filter(|s| {
+                    s.boundary
+                        .iter()
+                        .all(|b| self.index.carries_input_values(b))
+                }))
             })
             .collect::<Result<Vec<Option<Suffix>>>>()?;
         let taps: Vec<String> = suffixes
@@ -279,12 +288,10 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
         else {
             return true;
         };
-        let graph = self.base.graph.as_ref();
         node.activations.iter().any(|(_, input)| {
-            graph.into_iter().flat_map(|g| &g.node).any(|n| {
-                n.output.contains(input)
-                    && FUSED_WITH_READER.contains(&n.op_type.as_deref().unwrap_or(""))
-            })
+            self.index
+                .producer(input)
+                .is_some_and(|p| FUSED_WITH_READER.contains(&p.op_type.as_deref().unwrap_or("")))
         })
     }
 

@@ -111,8 +111,8 @@ fn identical_models_have_no_suffix() {
 
 /// The sensitivity analysis runs each op's model from where it departs from the FP32 model (the prefix-cache
 /// lever): on tract its figures are the whole models' bit for bit; on ONNX Runtime, which fuses some FP32
-/// nodes with their reader unless the value between them is an output, within float rounding of them. On
-/// EfficientNet-Lite0 a suffix would read a shape computed in the FP32 model (int64): those ops run whole.
+/// nodes with their reader unless the value between them is an output, within float rounding of them.
+/// EfficientNet-Lite0 computes shapes at run time, which suffixes would read (int64): its ops run whole.
 #[test]
 fn sensitivity_from_suffixes_equals_whole_models() {
     let ort = aquant_ort::OrtBackend::new().expect("ONNX Runtime (scripts/requirements.txt)");

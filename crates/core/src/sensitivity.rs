@@ -187,7 +187,9 @@ struct OpSuffixes<'q, 'e> {
 
 impl<'q, 'e> OpSuffixes<'q, 'e> {
     /// Set up with the FP32 model built in `form`, when windows of more than one op's models fit in
-    /// [`CONCURRENT_OP_MODELS_BYTES`] (`None`: a model that large runs its ops' models whole, one at a time).
+    /// [`CONCURRENT_OP_MODELS_BYTES`] and the model computes no shape at run time (`None`: the ops' models
+    /// run whole — one at a time for a model that large; and a suffix would read the shapes, int64 values
+    /// whose type is not known where they are tapped, which on EfficientNet-Lite0 every op's suffix does).
     fn new(
         quantized: &'q QuantizedModel,
         evaluator: &'e Evaluator<'e>,
@@ -202,11 +204,17 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
             .map(|n| n.name.clone())
             .collect();
         let base = quantized.build(&every_op, RestoreMode::ActivationsAndWeights, form)?;
+        let index = Graph::new(base.clone())?;
+        let computes_shapes =
+            (index.nodes().iter()).any(|n| matches!(n.op_type.as_deref(), Some("Shape" | "Size")));
+        if computes_shapes {
+            return Ok(None);
+        }
         Ok(Some(OpSuffixes {
             quantized,
             evaluator,
             form,
-            index: Graph::new(base.clone())?,
+            index,
             base,
             indices,
             window,
@@ -247,7 +255,7 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
                     self.form,
                 )?;
                 let suffix = changed_suffix(&self.base, &model, Cut::Anywhere);
-                // A value computed from shapes alone (int64, say) is not tapped: its type is unknown here.
+                // A value computed without the samples (from constants) is not tapped either.
                 Ok(suffix.filter(|s| {
                     s.boundary
                         .iter()

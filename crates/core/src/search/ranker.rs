@@ -307,28 +307,20 @@ impl<'m> Ranking<'m> {
         if !self.cohort_challengers(None, depth).is_empty() {
             return true;
         }
-        let mut unprobed: Vec<usize> = (0..self.candidates.len())
+        let unprobed = (0..self.candidates.len())
             .filter(|&i| self.candidates[i].values.len() < depth)
             .collect();
-        unprobed.sort_by(|&a, &b| self.by_promise(b, a));
-        unprobed.truncate(width.max(1));
-        self.cohort = unprobed.iter().map(|&i| self.candidates[i].group).collect();
+        self.cohort_of_most_promising(unprobed, width);
         !self.cohort.is_empty()
     }
 
     /// Keeps the current cohort while it holds the most promising candidate; otherwise takes the `width` most
     /// promising as the next one: the best-first steps then advance members already prepared.
     fn ensure_front_cohort(&mut self, width: usize) {
-        let mut order: Vec<usize> = (0..self.candidates.len()).collect();
-        order.sort_by(|&a, &b| self.by_promise(b, a));
-        let Some(&leader) = order.first() else {
-            return;
-        };
-        if self.cohort.contains(&self.candidates[leader].group) {
-            return;
+        let leader = (0..self.candidates.len()).max_by(|&a, &b| self.by_promise(a, b));
+        if leader.is_some_and(|i| !self.cohort.contains(&self.candidates[i].group)) {
+            self.cohort_of_most_promising((0..self.candidates.len()).collect(), width);
         }
-        order.truncate(width.max(1));
-        self.cohort = order.iter().map(|&i| self.candidates[i].group).collect();
     }
 
     /// Keeps the current cohort while one of its members could still beat `rival`; otherwise takes the
@@ -337,18 +329,20 @@ impl<'m> Ranking<'m> {
         if !self.cohort_challengers(rival, self.subset_len).is_empty() {
             return;
         }
-        let mut challengers: Vec<usize> = (0..self.candidates.len())
+        let challengers = (0..self.candidates.len())
             .filter(|&i| {
                 let c = &self.candidates[i];
                 !self.complete(c) && self.competes(&c.values, tie(c), rival)
             })
             .collect();
-        challengers.sort_by(|&a, &b| self.by_promise(b, a));
-        challengers.truncate(width.max(1));
-        self.cohort = challengers
-            .iter()
-            .map(|&i| self.candidates[i].group)
-            .collect();
+        self.cohort_of_most_promising(challengers, width);
+    }
+
+    /// Makes the `width` most promising of candidates `pool` the cohort.
+    fn cohort_of_most_promising(&mut self, mut pool: Vec<usize>, width: usize) {
+        pool.sort_by(|&a, &b| self.by_promise(b, a));
+        pool.truncate(width.max(1));
+        self.cohort = pool.iter().map(|&i| self.candidates[i].group).collect();
     }
 
     /// Evaluates candidates `indices` further, each until it has `until` values, completes, or can no

@@ -565,8 +565,7 @@ enum Base {
 }
 
 impl Tap {
-    /// Runs the base model over a chunk of samples, keeping the boundary values every suffix reads. The
-    /// samples are split over the cores: the members wait for the chunk.
+    /// Runs the base model over a chunk of samples, keeping the boundary values every suffix reads.
     fn run(&mut self, ctx: &EngineLab, indices: &[usize]) -> Result<Vec<ChunkSample>> {
         let session = match &self.base {
             Base::Prepared(session) => session.clone(),
@@ -576,24 +575,9 @@ impl Tap {
                 session
             }
         };
-        let part = indices.len().div_ceil(rayon::current_num_threads()).max(1);
-        let parts = indices
-            .par_chunks(part)
-            .map(|part| self.run_part(ctx, session.as_ref(), part))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(parts.into_iter().flatten().collect())
-    }
-
-    /// [`Tap::run`] over some of the chunk's samples, on one core.
-    fn run_part(
-        &self,
-        ctx: &EngineLab,
-        session: &dyn Session,
-        indices: &[usize],
-    ) -> Result<Vec<ChunkSample>> {
         let mut chunk = Vec::with_capacity(indices.len());
         run_batches(
-            session,
+            session.as_ref(),
             &self.binding,
             ctx.evaluator.dataset(),
             indices,

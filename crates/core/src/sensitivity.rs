@@ -29,7 +29,7 @@ use crate::metric::{Metric, OutputError};
 use crate::params::RunOptions;
 use crate::progress::NoProgress;
 use crate::quantize::{ModelForm, QuantizedModel, RestoreMode};
-use crate::runner::InputBinding;
+use crate::runner::{run_batches, Flow, InputBinding};
 use crate::tensor::Tensor;
 
 /// Samples compared when the caller does not say.
@@ -254,13 +254,7 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
                     RestoreMode::ActivationsAndWeights,
                     self.form,
                 )?;
-                let suffix = changed_suffix(&self.base, &model, Cut::Anywhere);
-                // A value computed without the samples (from constants) is not tapped either.
-                Ok(suffix.filter(|s| {
-                    s.boundary
-                        .iter()
-                        .all(|b| self.index.carries_input_values(b))
-                }))
+                Ok(changed_suffix(&self.base, &model, Cut::Anywhere))
             })
             .collect::<Result<Vec<Option<Suffix>>>>()?;
         let taps: Vec<String> = suffixes
@@ -312,15 +306,22 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
         let outputs = model.graph.as_ref().map_or(0, |g| g.output.len());
         let session = self.evaluator.prepare(&model, taps)?;
         let binding = InputBinding::from_model(&model)?;
-        self.indices
-            .par_iter()
-            .map(|&index| {
-                let mut sample = self.evaluator.dataset().get(index)?;
-                let annotation = std::mem::replace(&mut sample.annotation, Annotation::None);
-                let mut values = session.run(binding.bind(sample, index)?)?;
-                Ok((annotation, values.split_off(outputs)))
-            })
-            .collect()
+        let mut tapped = Vec::with_capacity(self.indices.len());
+        run_batches(
+            session.as_ref(),
+            &binding,
+            self.evaluator.dataset(),
+            self.indices,
+            1,
+            &NoProgress,
+            // Batches of one sample: the outputs are that sample's values whatever their shape.
+            |_, mut values, annotations| {
+                let annotation = annotations.into_iter().next().unwrap_or(Annotation::None);
+                tapped.push((annotation, values.split_off(outputs)));
+                Ok(Flow::Continue)
+            },
+        )?;
+        Ok(tapped)
     }
 
     /// The metric of `suffix` run on each sample's tapped values.

@@ -24,7 +24,7 @@ use crate::data::Annotation;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::eval::{aggregate, Evaluator};
-use crate::graph::{changed_suffix, prefix, Cut, Graph, Suffix};
+use crate::graph::{changed_suffix, prefix, Cut, Suffix};
 use crate::metric::{Metric, OutputError};
 use crate::params::RunOptions;
 use crate::progress::NoProgress;
@@ -166,20 +166,19 @@ fn all_but(ops: &[&str], only: &str) -> BTreeSet<String> {
 ///
 /// On an engine that computes every node the same whoever reads its result (tract) the figures are each op's
 /// whole model's, bit for bit. ONNX Runtime fuses an FP32 convolution with the residual Add reading it unless
-/// the value between them is an output, and the fused kernel rounds differently. So an op reading a
-/// convolution's or matrix product's result runs whole (tapping its input would unfuse the FP32 model every
-/// op of the window reads: MobileNetV2's figures moved by up to 4e-3 of their value); what remains is a
-/// residual block's FP32 convolution fused with its Add in the whole model, not where the Add reads a suffix
-/// input: 15 of MobileNetV2's 64 figures within 4e-5 of their value, the others equal (`prefix_cache` test).
-/// The search never reads these figures; the `prefix_cache` lever off runs whole models.
+/// the value between them is an output, and the fused kernel rounds differently (tapping it would unfuse the
+/// FP32 model every op of the window reads: MobileNetV2's figures moved by up to 4e-3 of their value). So
+/// a suffix never starts at a convolution's or matrix product's result ([`Cut::OutsideFloatFusions`]): an op
+/// reading one runs from that product's input on. What remains is a residual block's FP32 convolution fused
+/// with its Add in the whole model, not where the Add reads a suffix input: 15 of MobileNetV2's 64 figures
+/// within 4e-5 of their value, the others equal (`prefix_cache` test). The search never reads these
+/// figures; the `prefix_cache` lever off runs whole models.
 struct OpSuffixes<'q, 'e> {
     quantized: &'q QuantizedModel,
     evaluator: &'e Evaluator<'e>,
     form: ModelForm,
     /// Every op reverted: the FP32 model in the form the ops' models are built in.
     base: ModelProto,
-    /// `base`, indexed: who produces each value.
-    index: Graph,
     indices: &'e [usize],
     /// Ops whose suffixes are held at once.
     window: usize,
@@ -204,9 +203,8 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
             .map(|n| n.name.clone())
             .collect();
         let base = quantized.build(&every_op, RestoreMode::ActivationsAndWeights, form)?;
-        let index = Graph::new(base.clone())?;
-        let computes_shapes =
-            (index.nodes().iter()).any(|n| matches!(n.op_type.as_deref(), Some("Shape" | "Size")));
+        let computes_shapes = (base.graph.iter().flat_map(|g| &g.node))
+            .any(|n| matches!(n.op_type.as_deref(), Some("Shape" | "Size")));
         if computes_shapes {
             return Ok(None);
         }
@@ -214,7 +212,6 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
             quantized,
             evaluator,
             form,
-            index,
             base,
             indices,
             window,
@@ -246,15 +243,12 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
         let suffixes = window
             .par_iter()
             .map(|op| {
-                if self.reads_a_fusable_result(op) {
-                    return Ok(None);
-                }
                 let model = self.quantized.build(
                     &all_but(op),
                     RestoreMode::ActivationsAndWeights,
                     self.form,
                 )?;
-                Ok(changed_suffix(&self.base, &model, Cut::Anywhere))
+                Ok(changed_suffix(&self.base, &model, Cut::OutsideFloatFusions))
             })
             .collect::<Result<Vec<Option<Suffix>>>>()?;
         let taps: Vec<String> = suffixes
@@ -274,27 +268,6 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
                 None => whole(all_but(op)),
             })
             .collect()
-    }
-
-    /// Whether one of `op`'s inputs is the result of a node an engine may fuse with its reader in FP32 (a
-    /// convolution's or a matrix product's, into a residual Add): tapping it would stop that fusion in the
-    /// FP32 model every op of the window reads, so `op` runs whole.
-    fn reads_a_fusable_result(&self, op: &str) -> bool {
-        const FUSED_WITH_READER: [&str; 4] = ["Conv", "ConvTranspose", "MatMul", "Gemm"];
-        let Some(node) = self
-            .quantized
-            .placement()
-            .nodes
-            .iter()
-            .find(|n| n.name == op)
-        else {
-            return true;
-        };
-        node.activations.iter().any(|(_, input)| {
-            self.index
-                .producer(input)
-                .is_some_and(|p| FUSED_WITH_READER.contains(&p.op_type.as_deref().unwrap_or("")))
-        })
     }
 
     /// Each sample's annotation and the values `taps` of the FP32 model on it (the model cut after the last).

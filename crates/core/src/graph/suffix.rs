@@ -34,7 +34,15 @@ pub enum Cut {
     /// fused group whole. A node whose results have other readers in the candidate than in the base runs in
     /// the suffix too: whether the engine fuses it with its readers may differ.
     AtQuantizedValues,
+    /// At any value but the result of a node that an engine may fuse with its reader in float: a convolution's
+    /// or a matrix product's ([`FUSED_WITH_READER`]). ONNX Runtime fuses an FP32 convolution with the residual
+    /// `Add` reading it unless the value between them is an output, and the fused kernel rounds differently;
+    /// so that producer runs in the suffix too, and the value it reads is where the suffix starts.
+    OutsideFloatFusions,
 }
+
+/// The ops whose result an engine may fuse with its reader in float ([`Cut::OutsideFloatFusions`]).
+pub const FUSED_WITH_READER: [&str; 4] = ["Conv", "ConvTranspose", "MatMul", "Gemm"];
 
 /// The changed part of a candidate model, runnable on its own.
 #[derive(Debug, Clone)]
@@ -60,8 +68,19 @@ pub fn changed_suffix(base: &ModelProto, candidate: &ModelProto, cut: Cut) -> Op
     let constants = constants(graph);
     let (constant_values, constant_nodes) = constant_only(graph, &constants);
     let mut computed = changed_values(base_graph, graph, &constants, cut);
-    if cut == Cut::AtQuantizedValues {
-        start_at_quantized_values(graph, &mut computed, &constant_values);
+    match cut {
+        Cut::Anywhere => {}
+        Cut::AtQuantizedValues => {
+            let quantized = quantized_values(graph);
+            grow_upstream(graph, &mut computed, &constant_values, |value, _| {
+                quantized.contains_key(value)
+            });
+        }
+        Cut::OutsideFloatFusions => {
+            grow_upstream(graph, &mut computed, &constant_values, |_, producer| {
+                !FUSED_WITH_READER.contains(&producer.op_type.as_deref().unwrap_or(""))
+            })
+        }
     }
     if graph
         .output
@@ -134,14 +153,14 @@ pub(crate) fn quantized_values(graph: &GraphProto) -> HashMap<&str, i32> {
 }
 
 /// Grows `computed` upstream until every value the suffix reads from the base is a graph input, a constant
-/// or an 8-bit quantized value ([`Cut::AtQuantizedValues`]): the producer of any other value it reads runs in
-/// the suffix too, and so on up.
-fn start_at_quantized_values<'g>(
+/// or a value `may_start(value, its producer)` accepts: the producer of any other value it reads runs in the
+/// suffix too, and so on up.
+fn grow_upstream<'g>(
     graph: &'g GraphProto,
     computed: &mut HashSet<&'g str>,
     constant_values: &HashSet<&str>,
+    may_start: impl Fn(&str, &NodeProto) -> bool,
 ) {
-    let quantized = quantized_values(graph);
     let producers: HashMap<&str, &NodeProto> = graph
         .node
         .iter()
@@ -154,15 +173,11 @@ fn start_at_quantized_values<'g>(
         .flat_map(|n| n.input.iter().map(String::as_str))
         .collect();
     while let Some(value) = reads.pop() {
-        if value.is_empty()
-            || computed.contains(value)
-            || constant_values.contains(value)
-            || quantized.contains_key(value)
-        {
+        if value.is_empty() || computed.contains(value) || constant_values.contains(value) {
             continue;
         }
         // A graph input has no producer: the suffix reads it as it is.
-        if let Some(&producer) = producers.get(value) {
+        if let Some(&producer) = producers.get(value).filter(|p| !may_start(value, p)) {
             computed.extend(producer.output.iter().map(String::as_str));
             reads.extend(producer.input.iter().map(String::as_str));
         }

@@ -127,6 +127,39 @@ fn a_suffix_cut_at_quantized_values_starts_where_the_fused_groups_do() {
     );
 }
 
+/// x → Relu → MatMul → Add(·, x): a residual block in FP32; with `quantized`, the Add's first input goes
+/// through Q/DQ (the Add alone quantized, as the sensitivity analysis builds it).
+fn residual_block(quantized: bool) -> ModelProto {
+    let added = if quantized { "md" } else { "m" };
+    let builder = ModelBuilder::new(13)
+        .input("x", &[Some(1), Some(4)])
+        .initializer("s", &[], &[0.1])
+        .initializer("w", &[4, 4], &[0.5; 16])
+        .node("Relu", "relu", &["x"], &["r"])
+        .node("MatMul", "mm", &["r", "w"], &["m"]);
+    let builder = match quantized {
+        true => builder
+            .node("QuantizeLinear", "q", &["m", "s"], &["mq"])
+            .node("DequantizeLinear", "dq", &["mq", "s"], &["md"]),
+        false => builder,
+    };
+    builder
+        .node("Add", "add", &[added, "x"], &["out"])
+        .output("out", &[Some(1), Some(4)])
+        .build()
+}
+
+#[test]
+fn a_suffix_cut_outside_float_fusions_runs_the_product_its_change_reads() {
+    let (base, candidate) = (residual_block(false), residual_block(true));
+    let anywhere = changed_suffix(&base, &candidate, Cut::Anywhere).unwrap();
+    assert_eq!(anywhere.boundary, ["m", "x"]);
+    // The MatMul's result is where an engine fuses it with the Add in the base: the MatMul runs in the suffix.
+    let outside = changed_suffix(&base, &candidate, Cut::OutsideFloatFusions).unwrap();
+    assert_eq!(outside.boundary, ["r", "x"]);
+    assert_eq!(outside.nodes, 4, "mm, q, dq, add");
+}
+
 #[test]
 fn a_prefix_keeps_only_what_its_values_depend_on() {
     let model = qdq_chain(false);

@@ -35,14 +35,14 @@ pub enum Cut {
     /// the suffix too: whether the engine fuses it with its readers may differ.
     AtQuantizedValues,
     /// At any value but the result of a node that an engine may fuse with its reader in float: a convolution's
-    /// or a matrix product's ([`FUSED_WITH_READER`]). ONNX Runtime fuses an FP32 convolution with the residual
+    /// or a matrix product's (`Conv`, `ConvTranspose`, `MatMul`, `Gemm`). ONNX Runtime fuses an FP32 convolution with the residual
     /// `Add` reading it unless the value between them is an output, and the fused kernel rounds differently;
     /// so that producer runs in the suffix too, and the value it reads is where the suffix starts.
     OutsideFloatFusions,
 }
 
 /// The ops whose result an engine may fuse with its reader in float ([`Cut::OutsideFloatFusions`]).
-pub const FUSED_WITH_READER: [&str; 4] = ["Conv", "ConvTranspose", "MatMul", "Gemm"];
+const FUSED_WITH_READER: [&str; 4] = ["Conv", "ConvTranspose", "MatMul", "Gemm"];
 
 /// The changed part of a candidate model, runnable on its own.
 #[derive(Debug, Clone)]

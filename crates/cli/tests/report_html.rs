@@ -363,9 +363,10 @@ fn report_refuses_a_missing_directory_and_a_malformed_report() {
     assert!(!dir.path().join("report.html").exists());
 }
 
-/// The run of the acceptance criterion: MobileNetV2 at max_drop 0.003 (about 110 s with tract on 2 cores).
+/// The run of the acceptance criterion: MobileNetV2 at max_drop 0.003 (about 20 s on ONNX Runtime, 110 s on
+/// tract, 2 cores).
 #[test]
-#[ignore = "MobileNetV2 accuracy-aware run, ~110 s: cargo test --release -p aquant-cli --test report_html -- --ignored"]
+#[ignore = "MobileNetV2 accuracy-aware run, 20-110 s: cargo test --release -p aquant-cli --test report_html -- --ignored"]
 fn the_mobilenet_v2_report_shows_its_search() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -392,9 +393,23 @@ fn the_mobilenet_v2_report_shows_its_search() {
     check_search(&out, &svgs);
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    // One sensitivity figure per quantized op, and the ranking ranks groups of those ops: how many depends on
+    // the engine's placement (64 ops in 54 groups on ONNX Runtime, 53 on tract), not fixed here.
+    let layers: Vec<&str> = (report["sensitivity"]["layers"].as_array().unwrap().iter())
+        .map(|l| l["node"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        report["sensitivity"]["layers"].as_array().unwrap().len(),
-        53
+        layers.len() as u64,
+        report["quantized_ops"].as_u64().unwrap()
     );
-    assert_eq!(report["ranking"].as_array().unwrap().len(), 53);
+    let ranking = report["ranking"].as_array().unwrap();
+    assert!(
+        !ranking.is_empty(),
+        "MobileNetV2 misses 0.003 at INT8: a ranking"
+    );
+    for entry in ranking {
+        for node in entry["nodes"].as_array().unwrap() {
+            assert!(layers.contains(&node.as_str().unwrap()), "{node} is ranked");
+        }
+    }
 }

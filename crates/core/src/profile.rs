@@ -21,7 +21,7 @@ pub struct Profile {
     runs: AtomicU64,
 }
 
-/// A snapshot of a [`Profile`], for reports.
+/// A snapshot of a `Profile` (the run's timer, private to the crate), for reports.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ProfileReport {
     /// Seconds building candidate models (quantizing, reverting, writing the protobuf).

@@ -3,7 +3,7 @@
 //! 16-bit QuantizeLinear/DequantizeLinear exist in the standard domain only from opset 21 (ONNX Runtime rejects
 //! int16 Q/DQ at 13 and 19), so a model quantized with a 16-bit quantizer must declare opset 21. Declaring it
 //! changes the meaning of every node whose operator was redefined between the model's opset and 21. For each
-//! such redefinition this module knows one of three things ([`Change`]): the new version reads the old node the
+//! such redefinition this module knows one of three things (`Change`): the new version reads the old node the
 //! same way (types or attributes added with defaults that keep the old behaviour), the node must be rewritten
 //! (ReduceMean's `axes` attribute became an input at 18), or no faithful rewrite exists and the upgrade is
 //! refused, naming the op. An op this table does not know is refused too: a model ONNX Runtime would run

@@ -165,7 +165,7 @@ impl OpenvinoBackend {
     }
 
     /// This engine, reading every model that has an IR form as the OpenVINO IR aquant saves instead of as
-    /// ONNX (see [`Form::Ir`]). Its name is `openvino-ir`, so the search never mistakes it for the
+    /// ONNX (`Form::Ir`). Its name is `openvino-ir`, so the search never mistakes it for the
     /// ONNX-reading engine.
     pub fn reading_ir(self) -> OpenvinoBackend {
         OpenvinoBackend {

@@ -177,7 +177,7 @@ impl Backend for OrtBackend {
         true
     }
 
-    /// As [`OrtBackend::new_session`] builds every session: one intra-op thread (or ONNX Runtime's default),
+    /// As `OrtBackend::new_session` builds every session: one intra-op thread (or ONNX Runtime's default),
     /// one inter-op thread, `ORT_ENABLE_ALL` (the default of ONNX Runtime's Python sessions, so what a deployed
     /// model gets).
     fn settings(&self) -> EngineSettings {
@@ -197,7 +197,7 @@ impl Backend for OrtBackend {
         })))
     }
 
-    /// From the graph ONNX Runtime writes after optimizing at `ORT_ENABLE_EXTENDED` ([`optimized`]).
+    /// From the graph ONNX Runtime writes after optimizing at `ORT_ENABLE_EXTENDED` (the `optimized` module).
     fn float_ops(&self, model: &ModelProto) -> Result<Option<FloatOps>> {
         let context = "dumping the optimized graph";
         let dir = tempfile::tempdir().map_err(|e| backend_error(context, e))?;

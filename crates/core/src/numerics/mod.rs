@@ -1,8 +1,8 @@
 //! Quantization math and calibration statistics, independent of graphs and engines.
 //!
-//! [`quantizer`] holds the arithmetic, which must match ONNX `QuantizeLinear`/`DequantizeLinear` bit for bit
+//! `quantizer` holds the arithmetic, which must match ONNX `QuantizeLinear`/`DequantizeLinear` bit for bit
 //! (round half to even, saturation), because the evaluation model (fake-quantized FP32 weights) and the exported
-//! model (int8 weights behind `DequantizeLinear`) must give identical numbers. [`stats`] reduces calibration
+//! model (int8 weights behind `DequantizeLinear`) must give identical numbers. `stats` reduces calibration
 //! activations to ranges with POT's range estimators while keeping only a few numbers per sample.
 
 mod quantizer;

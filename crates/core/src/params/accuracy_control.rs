@@ -222,7 +222,7 @@ pub enum RestoreMode {
 pub struct AccuracyControlParams {
     /// Allowed drop of each metric (POT maximal_drop, NNCF max_drop); several comma-separated targets
     /// (0.001,0.003,0.01) run one search to the tightest and save, for each looser one, the first model on its
-    /// path that meets it (OUT/max_drop_<value>/).
+    /// path that meets it (`OUT/max_drop_<value>/`).
     #[serde(alias = "max_drop")]
     #[cfg_attr(
         feature = "clap",

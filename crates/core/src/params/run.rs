@@ -54,7 +54,7 @@ pub struct RunOptions<'a> {
     /// used for speed.
     pub deployed_batch: usize,
     /// Timed runs of the FP32 and the saved model on the deployed engine, one sample each, after the
-    /// deployed check ([`crate::eval::measure_latency`]); 0 skips the measure.
+    /// deployed check (`eval::measure_latency`); 0 skips the measure.
     pub latency_runs: usize,
     /// Calibration samples the per-layer sensitivity of the final model is measured on after the search
     /// ([`crate::sensitivity`]); 0 skips it.

@@ -32,7 +32,7 @@ pub struct CalibrationStats {
     /// Samples observed.
     pub samples: usize,
     /// The FP32 model's own outputs and the annotation of each calibration sample, in calibration order,
-    /// when they fit in [`KEPT_OUTPUTS_BYTES`]: a validation set equal to the calibration set needs no second
+    /// when they fit in `KEPT_OUTPUTS_BYTES`: a validation set equal to the calibration set needs no second
     /// FP32 pass.
     pub fp32_outputs: Option<FP32Outputs>,
     /// Wall time in seconds.

@@ -1,7 +1,7 @@
 //! The base algorithm: POT DefaultQuantization / NNCF `quantize`.
 //!
-//! Statistics collection is separate from applying the change, as in NNCF: [`placement`] decides which tensors
-//! must be observed, [`calibrate`](calibrate::calibrate) observes them in one FP32 pass, and the parameters are
+//! Statistics collection is separate from applying the change, as in NNCF: `placement` decides which tensors
+//! must be observed, `calibrate` observes them in one FP32 pass, and the parameters are
 //! then computed and stored in a [`QuantizedModel`], from which the QDQ ONNX model is built.
 
 mod bias;

@@ -145,7 +145,7 @@ impl QuantizedModel {
     }
 
     /// This model for `deploy` (ONNX Runtime when not said): the engine decides how the export form stores
-    /// activation integers ([`qdq::activation_storage`]).
+    /// activation integers (`qdq::activation_storage`).
     pub fn deployed_on(self, deploy: Deploy) -> Self {
         QuantizedModel { deploy, ..self }
     }
@@ -189,7 +189,7 @@ impl QuantizedModel {
     /// ([`widen`](super::precision::widen)), dynamic ones quantize their input at run time. The export form
     /// of a model with any 16-bit quantizer is raised to opset
     /// [`SIXTEEN_BIT_OPSET`](aquant_onnx::opset::SIXTEEN_BIT_OPSET), the first whose standard Q/DQ take 16
-    /// bits; a model with a dynamic op to [`DYNAMIC_OPSET`] in both forms, the first with
+    /// bits; a model with a dynamic op to `DYNAMIC_OPSET` in both forms, the first with
     /// `DynamicQuantizeLinear`.
     pub fn build_with(
         &self,
@@ -313,7 +313,7 @@ impl QuantizedModel {
     }
 
     /// How many placed ops the deployed engine runs in INT8 when the ops of `reverted` stay out of it. On
-    /// ONNX Runtime, the integer kernels of [`fusion`]'s model: a revert costs its own kernels and those of
+    /// ONNX Runtime, the integer kernels of the `fusion` module's model: a revert costs its own kernels and those of
     /// the neighbours whose int8 chain it breaks (a Conv whose output no longer reaches a quantizer stays in
     /// float). OpenVINO's low-precision transformations are not modelled: every op left quantized counts.
     pub fn integer_kernels(&self, reverted: &BTreeSet<String>) -> usize {

@@ -112,15 +112,16 @@ fn identical_models_have_no_suffix() {
 /// The sensitivity analysis runs each op's model from where it departs from the FP32 model (the prefix-cache
 /// lever): on tract its figures are the whole models' bit for bit; on ONNX Runtime, which fuses some FP32
 /// nodes with their reader unless the value between them is an output, within float rounding of them.
-/// EfficientNet-Lite0 computes shapes at run time, which suffixes would read (int64): its ops run whole.
+/// EfficientNet-Lite0 computes shapes at run time: its suffixes take them from the activations themselves.
 #[test]
 fn sensitivity_from_suffixes_equals_whole_models() {
     let ort = aquant_ort::OrtBackend::new().expect("ONNX Runtime (scripts/requirements.txt)");
     let tract = TractBackend::new();
     let data = aquant::open_dataset(&assets().join("imagenet/val.json")).unwrap();
-    let cases: [(&str, &dyn Backend, f64); 3] = [
+    let cases: [(&str, &dyn Backend, f64); 4] = [
         ("mobilenet_v2", &tract, 0.0),
         ("mobilenet_v2", &ort, 1e-4),
+        ("efficientnet_lite0", &tract, 0.0),
         ("efficientnet_lite0", &ort, 1e-4),
     ];
     for (name, backend, tolerance) in cases {

@@ -186,9 +186,7 @@ struct OpSuffixes<'q, 'e> {
 
 impl<'q, 'e> OpSuffixes<'q, 'e> {
     /// Set up with the FP32 model built in `form`, when windows of more than one op's models fit in
-    /// [`CONCURRENT_OP_MODELS_BYTES`] and the model computes no shape at run time (`None`: the ops' models
-    /// run whole — one at a time for a model that large; and a suffix would read the shapes, int64 values
-    /// whose type is not known where they are tapped, which on EfficientNet-Lite0 every op's suffix does).
+    /// [`CONCURRENT_OP_MODELS_BYTES`] (`None`: a model that large runs its ops' models whole, one at a time).
     fn new(
         quantized: &'q QuantizedModel,
         evaluator: &'e Evaluator<'e>,
@@ -203,11 +201,6 @@ impl<'q, 'e> OpSuffixes<'q, 'e> {
             .map(|n| n.name.clone())
             .collect();
         let base = quantized.build(&every_op, RestoreMode::ActivationsAndWeights, form)?;
-        let computes_shapes = (base.graph.iter().flat_map(|g| &g.node))
-            .any(|n| matches!(n.op_type.as_deref(), Some("Shape" | "Size")));
-        if computes_shapes {
-            return Ok(None);
-        }
         Ok(Some(OpSuffixes {
             quantized,
             evaluator,

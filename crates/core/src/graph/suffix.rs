@@ -68,20 +68,20 @@ pub fn changed_suffix(base: &ModelProto, candidate: &ModelProto, cut: Cut) -> Op
     let constants = constants(graph);
     let (constant_values, constant_nodes) = constant_only(graph, &constants);
     let mut computed = changed_values(base_graph, graph, &constants, cut);
-    match cut {
-        Cut::Anywhere => {}
-        Cut::AtQuantizedValues => {
-            let quantized = quantized_values(graph);
-            grow_upstream(graph, &mut computed, &constant_values, |value, _| {
-                quantized.contains_key(value)
-            });
-        }
-        Cut::OutsideFloatFusions => {
-            grow_upstream(graph, &mut computed, &constant_values, |_, producer| {
-                !FUSED_WITH_READER.contains(&producer.op_type.as_deref().unwrap_or(""))
-            })
-        }
-    }
+    // Shape values (int64, no batch axis) are never read from the base: the suffix takes them itself from the
+    // activation they are the shape of, whatever the cut.
+    let shapes = shape_values(graph, &constant_values);
+    let quantized = quantized_values(graph);
+    grow_upstream(graph, &mut computed, &constant_values, |value, producer| {
+        !shapes.contains(value)
+            && match cut {
+                Cut::Anywhere => true,
+                Cut::AtQuantizedValues => quantized.contains_key(value),
+                Cut::OutsideFloatFusions => {
+                    !FUSED_WITH_READER.contains(&producer.op_type.as_deref().unwrap_or(""))
+                }
+            }
+    });
     if graph
         .output
         .iter()
@@ -182,6 +182,25 @@ fn grow_upstream<'g>(
             reads.extend(producer.input.iter().map(String::as_str));
         }
     }
+}
+
+/// Values computed from the *shapes* of activations (through `Shape` or `Size`) and constants only: the same
+/// for every sample, int64 and without a batch axis, unlike the float values a suffix is handed.
+fn shape_values<'g>(graph: &'g GraphProto, constant_values: &HashSet<&str>) -> HashSet<&'g str> {
+    let mut shapes: HashSet<&str> = HashSet::new();
+    for node in &graph.node {
+        let of_shapes = matches!(node.op_type.as_deref(), Some("Shape" | "Size"))
+            || node.input.iter().any(|i| shapes.contains(i.as_str()))
+                && (node.input.iter()).all(|i| {
+                    i.is_empty()
+                        || shapes.contains(i.as_str())
+                        || constant_values.contains(i.as_str())
+                });
+        if of_shapes {
+            shapes.extend(node.output.iter().map(String::as_str));
+        }
+    }
+    shapes
 }
 
 /// Values computed from constants alone (Constant nodes, shapes folded from initializers), and the nodes

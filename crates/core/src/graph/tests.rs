@@ -161,6 +161,28 @@ fn a_suffix_cut_outside_float_fusions_runs_the_product_its_change_reads() {
 }
 
 #[test]
+fn a_suffix_takes_shape_values_from_the_activation_they_are_the_shape_of() {
+    // x → Relu → r; Shape(r) → Reshape(r2, shape): the candidate changes r2's producer only, so the Reshape
+    // reads the unchanged shape value, which a suffix computes itself from r rather than reading it.
+    let block = |changed: bool| {
+        ModelBuilder::new(13)
+            .input("x", &[Some(1), Some(4)])
+            .initializer("w", &[4, 4], &[if changed { 0.25 } else { 0.5 }; 16])
+            .node("Relu", "relu", &["x"], &["r"])
+            .node("Shape", "shape", &["r"], &["s"])
+            .node("MatMul", "mm", &["r", "w"], &["r2"])
+            .node("Reshape", "reshape", &["r2", "s"], &["out"])
+            .output("out", &[Some(1), Some(4)])
+            .build()
+    };
+    for cut in [Cut::Anywhere, Cut::OutsideFloatFusions] {
+        let suffix = changed_suffix(&block(false), &block(true), cut).unwrap();
+        assert_eq!(suffix.boundary, ["r"], "{cut:?}");
+        assert_eq!(suffix.nodes, 3, "shape, mm, reshape");
+    }
+}
+
+#[test]
 fn a_prefix_keeps_only_what_its_values_depend_on() {
     let model = qdq_chain(false);
     let tapped = prefix(model.clone(), &["y1q".to_string()]);

@@ -99,10 +99,36 @@ impl QuantizedModel {
 
     /// Bytes of the FP32 model's initializers (weights, mostly): what each prepared copy of it costs.
     pub fn weight_bytes(&self) -> usize {
+        self.fp32
+            .model()
+            .graph
+            .as_ref()
+            .map_or(0, |g| g.initializer.iter().map(initializer_bytes).sum())
+    }
+
+    /// Bytes of the initializers of the fully quantized model built in `form`: each quantized weight as its
+    /// integer codes where `form` stores them so (int8: a quarter of its FP32 bytes), every other initializer
+    /// as in the FP32 model. What a prepared copy of a candidate costs, give or take its reverted ops.
+    pub fn weight_bytes_in(&self, form: ModelForm) -> usize {
+        let ModelForm::Export {
+            compress_weights: true,
+        } = form
+        else {
+            return self.weight_bytes();
+        };
+        let codes: BTreeMap<&str, u8> = (self.placement.nodes.iter())
+            .filter_map(|n| Some((n.weight.as_ref()?, self.weights.get(&n.name)?)))
+            .map(|(slot, quantizer)| (slot.initializer.as_str(), quantizer.bits))
+            .collect();
         self.fp32.model().graph.as_ref().map_or(0, |g| {
-            g.initializer
-                .iter()
-                .map(|t| t.raw_data.as_ref().map_or(0, |raw| raw.len()) + 4 * t.float_data.len())
+            (g.initializer.iter())
+                .map(|t| {
+                    let bytes = initializer_bytes(t);
+                    match codes.get(t.name.as_deref().unwrap_or("")) {
+                        Some(&bits) => bytes * usize::from(bits.div_ceil(8)) / 4,
+                        None => bytes,
+                    }
+                })
                 .sum()
         })
     }
@@ -601,4 +627,9 @@ fn remove_unused(graph: Graph, candidates: &HashSet<String>) -> Result<Graph> {
         return Ok(graph);
     }
     graph.patched(&patch)
+}
+
+/// Bytes of an initializer's FP32 values.
+fn initializer_bytes(t: &aquant_onnx::TensorProto) -> usize {
+    t.raw_data.as_ref().map_or(0, |raw| raw.len()) + 4 * t.float_data.len()
 }

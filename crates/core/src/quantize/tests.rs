@@ -452,3 +452,20 @@ fn built_models_share_each_ops_integer_weights() {
     assert_eq!(again.raw_data.as_ref().unwrap().as_ptr(), a_raw.as_ptr());
     assert_eq!(again, a);
 }
+
+#[test]
+fn int8_weights_count_a_quarter_of_their_fp32_bytes_where_the_form_stores_codes() {
+    let q = quantized_conv_relu_conv();
+    // conv1: 4·2·9 weights, 4 biases; conv2: 3·4·9 weights, 3 biases; 4 bytes each in FP32.
+    let (w1, w2, biases) = (4 * 2 * 9 * 4, 3 * 4 * 9 * 4, (4 + 3) * 4);
+    assert_eq!(q.weight_bytes(), w1 + w2 + biases);
+    let compressed = ModelForm::Export {
+        compress_weights: true,
+    };
+    assert_eq!(q.weight_bytes_in(compressed), (w1 + w2) / 4 + biases);
+    let fp32_weights = ModelForm::Export {
+        compress_weights: false,
+    };
+    assert_eq!(q.weight_bytes_in(fp32_weights), q.weight_bytes());
+    assert_eq!(q.weight_bytes_in(ModelForm::Evaluation), q.weight_bytes());
+}

@@ -96,10 +96,14 @@ fn the_front_holds_every_model_with_what_it_costs() {
         chosen[0]["metrics"][0]["value"],
         report["metrics"][0]["final"]
     );
-    // ONNX Runtime is the deployed engine: every point is timed there.
+    // ONNX Runtime is the deployed engine: every point is timed there, FP32 and the saved model once, by the
+    // deployed check at the engine's default threads.
     assert!(front
         .iter()
         .all(|p| p["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0)));
+    let checked = &report["deployed"]["latency"]["default_threads"];
+    assert_eq!(front[0]["latency_ms"], checked["fp32_ms"]);
+    assert_eq!(chosen[0]["latency_ms"], checked["int8_ms"]);
     assert!(
         report.get("targets").is_none(),
         "one target: no per-target list"

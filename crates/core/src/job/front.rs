@@ -5,12 +5,13 @@
 //! restorer records the path with each model's metrics; here, after the search, each becomes a point with
 //! what it costs: its size, its ops by precision, and its latency on the deployed engine. Latency is measured
 //! at the end, not during the search, so the search stays as fast as without it; the timer is the deployed
-//! check's ([`measure_each`]), a few models at a time so that a large model's sessions stay small.
+//! check's ([`measure_each`]), a few models at a time, and FP32 and the saved model keep the times the
+//! deployed check measured.
 
 use aquant_onnx::ModelProto;
 
 use crate::error::Result;
-use crate::eval::{measure_each, timed_together};
+use crate::eval::{measure_each, timed_together, Timing};
 use crate::metric::Metric;
 use crate::quantize::{OpsByPrecision, Precision, Precisions};
 use crate::search::engine_lab::EngineLab;
@@ -25,6 +26,7 @@ fn label(step: Option<usize>) -> String {
 
 /// The front of `verdict`'s search: FP32, then every model of the path in order, the saved one (`saved`)
 /// marked; timed on the deployed engine `ctx` holds (`latency_runs` runs each) unless the run was interrupted.
+/// FP32 and the saved model keep the times the deployed check measured them at, the front's way.
 pub(crate) fn front(
     ctx: &EngineLab,
     verdict: &Verdict,
@@ -32,47 +34,65 @@ pub(crate) fn front(
     saved: &ModelProto,
 ) -> Result<Vec<FrontPoint>> {
     let chosen = (verdict.path.iter()).rposition(|p| p.kept && p.reverted == verdict.reverted);
-    let mut points = vec![fp32_point(ctx, verdict, metrics)];
-    let mut models = vec![ctx.fp32.clone()];
     let timed = ctx
         .deployed
         .filter(|_| verdict.stop != StopReason::Interrupted);
+    let known = timed.and_then(|_| deployed_timing(ctx, verdict));
+    let mut points = vec![fp32_point(ctx, verdict, metrics)];
+    // The models still to time, with their points' positions.
+    let mut untimed = Vec::new();
+    match known {
+        Some(timing) => points[0].latency_ms = Some(timing.fp32_ms),
+        None => untimed.push((0, ctx.fp32.clone())),
+    }
     let together = timed_together(ctx.quantized.weight_bytes());
     for (i, point) in verdict.path.iter().enumerate() {
-        if models.len() == together {
-            time_last(ctx, timed, &mut points, &mut models)?;
+        if untimed.len() == together {
+            time_untimed(ctx, timed, &mut points, &mut untimed)?;
         }
+        let is_saved = point.reverted == verdict.reverted;
         // The saved model's point shares its weights instead of exporting them again.
-        let model = match point.reverted == verdict.reverted {
+        let model = match is_saved {
             true => saved.clone(),
             false => ctx.export(&point.reverted)?,
         };
-        points.push(path_point(ctx, point, &model, metrics, chosen == Some(i)));
-        models.push(model);
+        let mut front_point = path_point(ctx, point, &model, metrics, chosen == Some(i));
+        match known.filter(|_| is_saved) {
+            Some(timing) => front_point.latency_ms = Some(timing.int8_ms),
+            None => untimed.push((points.len(), model)),
+        }
+        points.push(front_point);
     }
-    time_last(ctx, timed, &mut points, &mut models)?;
+    time_untimed(ctx, timed, &mut points, &mut untimed)?;
     Ok(points)
 }
 
-/// Times `models`, the last points of `points`, on `engine` (when there is one) and empties it.
-fn time_last(
+/// The deployed check's times of FP32 and the saved model where it measured them as [`measure_each`] does
+/// (at the engine's default threads, else as configured; as many runs): not measured twice, and the front
+/// agrees with `deployed.latency`.
+fn deployed_timing(ctx: &EngineLab, verdict: &Verdict) -> Option<Timing> {
+    let latency = verdict.deployed.as_ref()?.latency.as_ref()?;
+    (latency.runs == ctx.latency_runs && latency.batch == 1)
+        .then(|| latency.default_threads.unwrap_or(latency.one_thread))
+}
+
+/// Times the `untimed` models on `engine` (when there is one), each into its point of `points`, and empties
+/// it.
+fn time_untimed(
     ctx: &EngineLab,
     engine: Option<&dyn crate::Backend>,
     points: &mut [FrontPoint],
-    models: &mut Vec<ModelProto>,
+    untimed: &mut Vec<(usize, ModelProto)>,
 ) -> Result<()> {
-    if let Some(engine) = engine {
-        let first = points.len() - models.len();
+    if let (Some(engine), false) = (engine, untimed.is_empty()) {
+        let (positions, models): (Vec<usize>, Vec<ModelProto>) = untimed.drain(..).unzip();
         let data = ctx.evaluator.dataset();
-        let medians = measure_each(engine, models, data, ctx.latency_runs)?;
-        for (point, ms) in points[first..]
-            .iter_mut()
-            .zip(medians.into_iter().flatten())
-        {
-            point.latency_ms = Some(ms);
+        let medians = measure_each(engine, &models, data, ctx.latency_runs)?;
+        for (position, ms) in positions.into_iter().zip(medians.into_iter().flatten()) {
+            points[position].latency_ms = Some(ms);
         }
     }
-    models.clear();
+    untimed.clear();
     Ok(())
 }
 

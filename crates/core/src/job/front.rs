@@ -84,15 +84,14 @@ fn time_untimed(
     points: &mut [FrontPoint],
     untimed: &mut Vec<(usize, ModelProto)>,
 ) -> Result<()> {
-    if let (Some(engine), false) = (engine, untimed.is_empty()) {
-        let (positions, models): (Vec<usize>, Vec<ModelProto>) = untimed.drain(..).unzip();
-        let data = ctx.evaluator.dataset();
-        let medians = measure_each(engine, &models, data, ctx.latency_runs)?;
-        for (position, ms) in positions.into_iter().zip(medians.into_iter().flatten()) {
-            points[position].latency_ms = Some(ms);
-        }
+    let (positions, models): (Vec<usize>, Vec<ModelProto>) = untimed.drain(..).unzip();
+    let Some(engine) = engine.filter(|_| !models.is_empty()) else {
+        return Ok(());
+    };
+    let medians = measure_each(engine, &models, ctx.evaluator.dataset(), ctx.latency_runs)?;
+    for (position, ms) in positions.into_iter().zip(medians.into_iter().flatten()) {
+        points[position].latency_ms = Some(ms);
     }
-    untimed.clear();
     Ok(())
 }
 
